@@ -1,1 +1,773 @@
-//! (in progress)
+//! Every message a gestore generates (spec §3), built byte-exactly and signed.
+//!
+//! Inputs that vary — the time, the identifiers, the MIME boundaries — are passed in
+//! ([`Emission`]), so the same inputs always give the same bytes.
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::breve;
+use crate::daticert::{Data, Daticert, Destinatario, Errore, Tipo, TipoDestinatario, TipoRicevuta};
+use crate::mime::{base64_lines, encode_header_text, has_8bit, push_header, to_crlf};
+use crate::original::Original;
+use crate::smime::Signer;
+use crate::text::Body;
+use crate::{Error, Result};
+
+/// The facts every message of one PEC transaction repeats: the original's header data
+/// (daticert `intestazione`) and its identifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// The original sender (From address).
+    pub mittente: String,
+    /// Every To and Cc recipient, classified.
+    pub destinatari: Vec<Destinatario>,
+    /// The original's Reply-To, else the sender.
+    pub risposte: String,
+    /// The original's Subject.
+    pub oggetto: Option<String>,
+    /// The PEC msgid (Message-ID of the transport envelope), without angle brackets.
+    pub identificativo: String,
+    /// The client's Message-ID, with angle brackets.
+    pub msgid: Option<String>,
+    /// The delivery receipt variant the sender asked for.
+    pub ricevuta: TipoRicevuta,
+}
+
+impl Transaction {
+    /// The transaction described by a received `daticert.xml` (how the recipient gestore
+    /// learns the facts it must repeat in its receipts).
+    pub fn from_daticert(d: &Daticert) -> Transaction {
+        Transaction {
+            mittente: d.mittente.clone(),
+            destinatari: d.destinatari.clone(),
+            risposte: d.risposte.clone(),
+            oggetto: d.oggetto.clone(),
+            identificativo: d.identificativo.clone(),
+            msgid: d.msgid.clone(),
+            ricevuta: d.ricevuta.unwrap_or_default(),
+        }
+    }
+
+    /// The transaction of an original being accepted: sender, classified recipients,
+    /// Reply-To, Subject and client msgid from `original`; `identificativo` assigned by the
+    /// access point. `classify` tells whether an address is in a PEC domain.
+    pub fn from_original(
+        original: &Original<'_>,
+        identificativo: &str,
+        classify: impl Fn(&str) -> TipoDestinatario,
+    ) -> Transaction {
+        let mittente = original.from().first().cloned().unwrap_or_default();
+        let destinatari = original
+            .to()
+            .iter()
+            .chain(original.cc())
+            .map(|a| Destinatario {
+                indirizzo: a.clone(),
+                tipo: classify(a),
+            })
+            .collect();
+        Transaction {
+            risposte: original
+                .reply_to()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| mittente.clone()),
+            mittente,
+            destinatari,
+            oggetto: original.subject().map(str::to_string),
+            identificativo: identificativo.to_string(),
+            msgid: original.message_id(),
+            ricevuta: original.tipo_ricevuta(),
+        }
+    }
+
+    fn daticert(&self, tipo: Tipo, errore: Errore, e: &Emission<'_>) -> Daticert {
+        Daticert {
+            tipo,
+            errore,
+            mittente: self.mittente.clone(),
+            destinatari: self.destinatari.clone(),
+            risposte: self.risposte.clone(),
+            oggetto: self.oggetto.clone(),
+            gestore_emittente: e.gestore.to_string(),
+            data: Data::from_datetime(&e.time),
+            identificativo: self.identificativo.clone(),
+            msgid: self.msgid.clone(),
+            ricevuta: None,
+            consegna: None,
+            ricezione: Vec::new(),
+            errore_esteso: None,
+        }
+    }
+
+    fn subject(&self) -> &str {
+        self.oggetto.as_deref().unwrap_or("")
+    }
+}
+
+/// Who emits a message, when, and under which identifiers.
+pub struct Emission<'a> {
+    /// The gestore's signer; its address is the `From:` of the message.
+    pub signer: &'a dyn Signer,
+    /// The gestore's name (`gestore-emittente`, the index `providerName`).
+    pub gestore: &'a str,
+    /// The single temporal reference of the event, in Italian legal time.
+    pub time: DateTime<FixedOffset>,
+    /// The Message-ID of this message, without angle brackets (for the transport envelope
+    /// it is the PEC msgid).
+    pub message_id: &'a str,
+    /// A seed for the MIME boundaries, unique per message (e.g. random hex).
+    pub boundary: &'a str,
+}
+
+/// A notice about a transaction: every receipt and avviso of spec §3.5–§3.12.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice<'a> {
+    /// Ricevuta di accettazione.
+    Accettazione,
+    /// Avviso di non accettazione for a formal error, with its description.
+    NonAccettazione {
+        /// Why the message was not accepted.
+        reason: &'a str,
+    },
+    /// Avviso di non accettazione per virus.
+    NonAccettazioneVirus {
+        /// What the antivirus found.
+        virus: &'a str,
+    },
+    /// Ricevuta di presa in carico (to the sender gestore's `mailReceipt`).
+    PresaInCarico {
+        /// The local recipients this receipt covers.
+        ricezione: &'a [String],
+    },
+    /// Ricevuta di avvenuta consegna.
+    AvvenutaConsegna {
+        /// The recipient it is about.
+        recipient: &'a str,
+        /// The variant issued (see [`receipt_variant`]).
+        variant: TipoRicevuta,
+        /// The `postacert.eml` of the envelope (needed for completa and breve).
+        postacert: Option<&'a [u8]>,
+    },
+    /// Avviso di mancata consegna.
+    ErroreConsegna {
+        /// The recipient it is about.
+        recipient: &'a str,
+        /// `no-dest`, `no-dominio` or `altro`.
+        errore: Errore,
+        /// A short description (`errore-esteso`).
+        detail: &'a str,
+    },
+    /// Avviso di mancata consegna per virus (sender gestore, after a rilevazione virus).
+    ErroreConsegnaVirus {
+        /// The recipient it is about.
+        recipient: &'a str,
+        /// What the antivirus found.
+        virus: &'a str,
+    },
+    /// The 12 h notice: not delivered yet (`preavviso-errore-consegna`).
+    Preavviso12h {
+        /// The recipient it is about.
+        recipient: &'a str,
+    },
+    /// The 24 h notice: the transaction failed (`preavviso-errore-consegna`).
+    Preavviso24h {
+        /// The recipient it is about.
+        recipient: &'a str,
+    },
+    /// Avviso di rilevazione virus (to the sender gestore's `mailReceipt`).
+    RilevazioneVirus {
+        /// The recipient it is about.
+        recipient: &'a str,
+        /// What the antivirus found.
+        virus: &'a str,
+    },
+}
+
+/// Which delivery receipt a recipient gets (spec §3.8 table): Cc recipients always get a
+/// sintetica; To recipients, and those whose position is unknown, get the requested one.
+pub fn receipt_variant(requested: TipoRicevuta, in_cc: Option<bool>) -> TipoRicevuta {
+    match in_cc {
+        Some(true) => TipoRicevuta::Sintetica,
+        _ => requested,
+    }
+}
+
+/// The Subject prefixes of spec Appendix A.
+mod prefix {
+    pub const POSTA_CERTIFICATA: &str = "POSTA CERTIFICATA: ";
+    pub const ANOMALIA: &str = "ANOMALIA MESSAGGIO: ";
+    pub const ACCETTAZIONE: &str = "ACCETTAZIONE: ";
+    pub const NON_ACCETTAZIONE: &str = "AVVISO DI NON ACCETTAZIONE: ";
+    pub const NON_ACCETTAZIONE_VIRUS: &str = "AVVISO DI NON ACCETTAZIONE PER VIRUS: ";
+    pub const PRESA_IN_CARICO: &str = "PRESA IN CARICO: ";
+    pub const CONSEGNA: &str = "CONSEGNA: ";
+    pub const MANCATA_CONSEGNA: &str = "AVVISO DI MANCATA CONSEGNA: ";
+    pub const MANCATA_CONSEGNA_VIRUS: &str = "AVVISO DI MANCATA CONSEGNA PER VIRUS: ";
+    pub const TEMPO_MASSIMO: &str = "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: ";
+    pub const VIRUS: &str = "PROBLEMA DI SICUREZZA: ";
+}
+
+/// Every Subject prefix with the kind of message it announces, longest first so that a
+/// prefix is never taken for a shorter one it starts with.
+pub const SUBJECT_PREFIXES: [(&str, &str); 11] = [
+    (prefix::TEMPO_MASSIMO, "preavviso-errore-consegna"),
+    (prefix::NON_ACCETTAZIONE_VIRUS, "non-accettazione"),
+    (prefix::MANCATA_CONSEGNA_VIRUS, "errore-consegna"),
+    (prefix::NON_ACCETTAZIONE, "non-accettazione"),
+    (prefix::MANCATA_CONSEGNA, "errore-consegna"),
+    (prefix::POSTA_CERTIFICATA, "posta-certificata"),
+    (prefix::ANOMALIA, "anomalia"),
+    (prefix::ACCETTAZIONE, "accettazione"),
+    (prefix::PRESA_IN_CARICO, "presa-in-carico"),
+    (prefix::CONSEGNA, "avvenuta-consegna"),
+    (prefix::VIRUS, "rilevazione-virus"),
+];
+
+/// "Il giorno dd/mm/yyyy alle ore hh:mm:ss (+hhmm)", the opening of every body.
+fn when(t: &DateTime<FixedOffset>) -> String {
+    let d = Data::from_datetime(t);
+    format!("Il giorno {} alle ore {} ({})", d.giorno, d.ora, d.zona)
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn recipient_lines(tx: &Transaction, tagged: bool) -> Vec<String> {
+    tx.destinatari
+        .iter()
+        .map(|d| match (tagged, d.tipo) {
+            (false, _) => d.indirizzo.clone(),
+            (true, TipoDestinatario::Certificato) => {
+                format!("{} (\"posta certificata\")", d.indirizzo)
+            }
+            (true, TipoDestinatario::Esterno) => format!("{} (\"posta ordinaria\")", d.indirizzo),
+        })
+        .collect()
+}
+
+fn identificativo_line(tx: &Transaction) -> String {
+    format!("Identificativo messaggio: {}", tx.identificativo)
+}
+
+/// A MIME part of the signed `multipart/mixed`: its header lines and its content.
+struct Part {
+    headers: String,
+    content: Vec<u8>,
+}
+
+fn daticert_part(d: &Daticert) -> Part {
+    let b64 = base64_lines(d.to_xml().as_bytes());
+    Part {
+        headers: "Content-Type: application/xml; name=\"daticert.xml\"\r\n\
+                  Content-Disposition: inline; filename=\"daticert.xml\"\r\n\
+                  Content-Transfer-Encoding: base64\r\n"
+            .to_string(),
+        content: b64.trim_end().as_bytes().to_vec(),
+    }
+}
+
+fn message_part(message: &[u8]) -> Part {
+    let cte = if has_8bit(message) { "8bit" } else { "7bit" };
+    Part {
+        headers: format!(
+            "Content-Type: message/rfc822; name=\"postacert.eml\"\r\n\
+             Content-Disposition: inline; filename=\"postacert.eml\"\r\n\
+             Content-Transfer-Encoding: {cte}\r\n"
+        ),
+        content: to_crlf(message).into_owned(),
+    }
+}
+
+/// Boundaries derived from the seed, lengthened until none occurs in the content.
+struct Boundaries {
+    signed: String,
+    mixed: String,
+    alternative: String,
+}
+
+impl Boundaries {
+    fn new(seed: &str, contents: &[&[u8]]) -> Boundaries {
+        let mut seed = seed.to_string();
+        loop {
+            let b = Boundaries {
+                signed: format!("----=_smime_{seed}"),
+                mixed: format!("----=_mixed_{seed}"),
+                alternative: format!("----=_alt_{seed}"),
+            };
+            let clash = contents.iter().any(|c| {
+                [&b.signed, &b.mixed, &b.alternative]
+                    .iter()
+                    .any(|bd| contains(c, bd.as_bytes()))
+            });
+            if !clash {
+                return b;
+            }
+            seed.push('0');
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Assembles and signs a message: `headers` (already wire-safe, in order) followed by
+/// `MIME-Version` and the `multipart/signed` whose first part is a `multipart/mixed` of
+/// the text body and `parts`.
+fn assemble(
+    e: &Emission<'_>,
+    headers: &[(&str, String)],
+    body: &Body,
+    parts: &[Part],
+) -> Result<Vec<u8>> {
+    let contents: Vec<&[u8]> = parts.iter().map(|p| p.content.as_slice()).collect();
+    let b = Boundaries::new(e.boundary, &contents);
+    let eight_bit = parts.iter().any(|p| has_8bit(&p.content));
+
+    let mut inner = format!(
+        "Content-Type: multipart/mixed; boundary=\"{}\"\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+        b.mixed,
+        if eight_bit { "8bit" } else { "7bit" }
+    )
+    .into_bytes();
+    inner.extend_from_slice(format!("--{}\r\n", b.mixed).as_bytes());
+    inner.extend_from_slice(body.alternative_entity(&b.alternative).as_bytes());
+    for p in parts {
+        inner.extend_from_slice(format!("\r\n--{}\r\n{}\r\n", b.mixed, p.headers).as_bytes());
+        inner.extend_from_slice(&p.content);
+    }
+    inner.extend_from_slice(format!("\r\n--{}--\r\n", b.mixed).as_bytes());
+
+    let signature = e
+        .signer
+        .sign_detached(&inner, e.time.with_timezone(&chrono::Utc))?;
+
+    let mut out = Vec::with_capacity(inner.len() + signature.len() * 2 + 1024);
+    for (name, value) in headers {
+        push_header(&mut out, name, value);
+    }
+    push_header(&mut out, "MIME-Version", "1.0");
+    push_header(
+        &mut out,
+        "Content-Type",
+        &format!(
+            "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={}; boundary=\"{}\"",
+            e.signer.digest().micalg(),
+            b.signed
+        ),
+    );
+    out.extend_from_slice(b"\r\nThis is an S/MIME signed message\r\n\r\n");
+    out.extend_from_slice(format!("--{}\r\n", b.signed).as_bytes());
+    out.extend_from_slice(&inner);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{}\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n{}--{}--\r\n",
+            b.signed,
+            base64_lines(&signature),
+            b.signed
+        )
+        .as_bytes(),
+    );
+    Ok(out)
+}
+
+fn subject_header(prefix: &str, subject: &str) -> String {
+    format!("{prefix}{}", encode_header_text(subject))
+}
+
+fn angle(id: &str) -> String {
+    format!("<{id}>")
+}
+
+/// The `From:` of an envelope: `"Per conto di: <sender>" <service address>`.
+fn on_behalf_of(sender: &str, service: &str) -> String {
+    let display = format!("Per conto di: {sender}").replace(['"', '\\'], "");
+    format!("\"{}\" <{service}>", encode_header_text(&display))
+}
+
+/// Copies the raw fields `names` of `original`, in their original order, unfolded lines
+/// kept as they are (CRLF-normalised).
+fn copied_fields(original: &Original<'_>, names: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in original.fields() {
+        if names.iter().any(|n| f.name.eq_ignore_ascii_case(n)) {
+            out.extend_from_slice(&to_crlf(f.bytes));
+        }
+    }
+    out
+}
+
+fn check_address(what: &str, address: &str) -> Result<()> {
+    if address.contains('@') && !address.contains(['\r', '\n', '<', '>']) {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "{what} is not an address: {address:?}"
+        )))
+    }
+}
+
+/// The busta di trasporto (spec §3.3): the signed envelope carrying `daticert.xml` and the
+/// original as `postacert.eml`. Its Message-ID is `tx.identificativo`
+/// (`e.message_id` is ignored).
+pub fn transport_envelope(
+    e: &Emission<'_>,
+    tx: &Transaction,
+    original: &Original<'_>,
+) -> Result<Vec<u8>> {
+    check_address("the sender", &tx.mittente)?;
+    let postacert = original.with_pec_msgid(&tx.identificativo);
+    let mut d = tx.daticert(Tipo::PostaCertificata, Errore::Nessuno, e);
+    d.ricevuta = Some(tx.ricevuta);
+
+    let mut lines = vec![
+        format!("{} il messaggio", when(&e.time)),
+        format!(
+            "{} è stato inviato da {}",
+            quoted(tx.subject()),
+            quoted(&tx.mittente)
+        ),
+        "indirizzato a:".to_string(),
+    ];
+    lines.extend(recipient_lines(tx, false));
+    lines.push("Il messaggio originale è incluso in allegato.".to_string());
+    lines.push(identificativo_line(tx));
+    let body = Body {
+        title: "Messaggio di posta certificata".into(),
+        lines,
+    };
+
+    let mut headers: Vec<(&str, String)> = vec![
+        ("X-Trasporto", "posta-certificata".into()),
+        ("X-TipoRicevuta", tx.ricevuta.as_str().into()),
+    ];
+    if let Some(m) = &tx.msgid {
+        headers.push(("X-Riferimento-Message-ID", m.clone()));
+    }
+    headers.push(("Date", e.time.to_rfc2822()));
+    headers.push((
+        "Subject",
+        subject_header(prefix::POSTA_CERTIFICATA, tx.subject()),
+    ));
+    headers.push(("From", on_behalf_of(&tx.mittente, e.signer.address())));
+    if original.field("Reply-To").is_none() {
+        headers.push(("Reply-To", angle(&tx.mittente)));
+    }
+    headers.push(("Message-ID", angle(&tx.identificativo)));
+
+    let signed = assemble(
+        e,
+        &headers,
+        &body,
+        &[daticert_part(&d), message_part(&postacert)],
+    )?;
+    let mut out = copied_fields(
+        original,
+        &["Received", "Return-Path", "To", "Cc", "Reply-To"],
+    );
+    out.extend_from_slice(&signed);
+    Ok(out)
+}
+
+/// The busta di anomalia (spec §3.4): the whole `received` message wrapped for delivery,
+/// without `daticert.xml`. It keeps the received Message-ID (or uses `e.message_id` when
+/// there is none). `sender` is the original sender (its From address, else the SMTP reverse
+/// path); `error` says why the message is not certified.
+pub fn anomaly_envelope(
+    e: &Emission<'_>,
+    received: &[u8],
+    sender: &str,
+    error: &str,
+) -> Result<Vec<u8>> {
+    let original = Original::parse(received);
+    let subject = original.subject().unwrap_or("");
+    let mut lines = vec![
+        format!("{} è stato ricevuto", when(&e.time)),
+        format!(
+            "il messaggio {} proveniente da {}",
+            quoted(subject),
+            quoted(sender)
+        ),
+        "ed indirizzato a:".to_string(),
+    ];
+    lines.extend(original.to().iter().chain(original.cc()).cloned());
+    lines.push("Tali dati non sono stati certificati per il seguente errore:".to_string());
+    lines.push(error.to_string());
+    lines.push("Il messaggio originale è incluso in allegato.".to_string());
+    let body = Body {
+        title: "Anomalia nel messaggio".into(),
+        lines,
+    };
+
+    let mut headers: Vec<(&str, String)> = vec![
+        ("X-Trasporto", "errore".into()),
+        ("Date", e.time.to_rfc2822()),
+        ("Subject", subject_header(prefix::ANOMALIA, subject)),
+        ("From", on_behalf_of(sender, e.signer.address())),
+    ];
+    if original.field("Reply-To").is_none() && sender.contains('@') {
+        headers.push(("Reply-To", angle(sender)));
+    }
+    if original.field("Message-ID").is_none() {
+        headers.push(("Message-ID", angle(e.message_id)));
+    }
+    let signed = assemble(e, &headers, &body, &[message_part(received)])?;
+    let mut out = copied_fields(
+        &original,
+        &[
+            "Received",
+            "Return-Path",
+            "To",
+            "Cc",
+            "Reply-To",
+            "Message-ID",
+        ],
+    );
+    out.extend_from_slice(&signed);
+    Ok(out)
+}
+
+/// A receipt or avviso about `tx` (spec §3.5–§3.12), addressed to `to`: the original
+/// sender as given in the SMTP reverse path for user notices, the sender gestore's
+/// `mailReceipt` for presa in carico and rilevazione virus. Never taken from Reply-To.
+pub fn notice(
+    e: &Emission<'_>,
+    tx: &Transaction,
+    notice: &Notice<'_>,
+    to: &str,
+) -> Result<Vec<u8>> {
+    check_address("the receipt destination", to)?;
+    let subject = tx.subject();
+    let from_line = format!(
+        "{} proveniente da {}",
+        quoted(subject),
+        quoted(&tx.mittente)
+    );
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    let mut parts = Vec::new();
+    let (tipo, errore, prefix, title, mut lines, mut d_extra): (
+        Tipo,
+        Errore,
+        &str,
+        &str,
+        Vec<String>,
+        Daticert,
+    );
+    let base = |tipo, errore| tx.daticert(tipo, errore, e);
+    match *notice {
+        Notice::Accettazione => {
+            tipo = Tipo::Accettazione;
+            errore = Errore::Nessuno;
+            prefix = prefix::ACCETTAZIONE;
+            title = "Ricevuta di accettazione";
+            lines = vec![
+                format!("{} il messaggio", when(&e.time)),
+                from_line,
+                "ed indirizzato a:".into(),
+            ];
+            lines.extend(recipient_lines(tx, true));
+            lines.push("Il messaggio è stato accettato dal sistema ed inoltrato.".into());
+            d_extra = base(tipo, errore);
+        }
+        Notice::NonAccettazione { reason } => {
+            tipo = Tipo::NonAccettazione;
+            errore = Errore::Altro;
+            prefix = prefix::NON_ACCETTAZIONE;
+            title = "Errore nell'accettazione del messaggio";
+            lines = vec![
+                format!("{} nel messaggio", when(&e.time)),
+                from_line,
+                "ed indirizzato a:".into(),
+            ];
+            lines.extend(recipient_lines(tx, false));
+            lines.push("è stato rilevato un problema che ne impedisce l'accettazione".into());
+            lines.push(format!("a causa di: {reason}"));
+            lines.push("Il messaggio non è stato accettato.".into());
+            d_extra = base(tipo, errore);
+            d_extra.errore_esteso = Some(reason.to_string());
+        }
+        Notice::NonAccettazioneVirus { virus } => {
+            tipo = Tipo::NonAccettazione;
+            errore = Errore::Virus;
+            prefix = prefix::NON_ACCETTAZIONE_VIRUS;
+            title = "Errore nell'accettazione del messaggio per presenza di virus";
+            headers.push(("X-VerificaSicurezza", "errore".into()));
+            lines = vec![
+                format!("{} nel messaggio", when(&e.time)),
+                from_line,
+                "ed indirizzato a:".into(),
+            ];
+            lines.extend(recipient_lines(tx, false));
+            lines.push(format!(
+                "è stato rilevato un problema di sicurezza: {virus}"
+            ));
+            lines.push("Il messaggio non è stato accettato.".into());
+            d_extra = base(tipo, errore);
+            d_extra.errore_esteso = Some(virus.to_string());
+        }
+        Notice::PresaInCarico { ricezione } => {
+            tipo = Tipo::PresaInCarico;
+            errore = Errore::Nessuno;
+            prefix = prefix::PRESA_IN_CARICO;
+            title = "Ricevuta di presa in carico";
+            lines = vec![
+                format!("{} il messaggio", when(&e.time)),
+                from_line,
+                "ed indirizzato a:".into(),
+            ];
+            lines.extend(ricezione.iter().cloned());
+            lines.push("è stato accettato dal sistema.".into());
+            d_extra = base(tipo, errore);
+            d_extra.ricezione = ricezione.to_vec();
+        }
+        Notice::AvvenutaConsegna {
+            recipient,
+            variant,
+            postacert,
+        } => {
+            tipo = Tipo::AvvenutaConsegna;
+            errore = Errore::Nessuno;
+            prefix = prefix::CONSEGNA;
+            title = match variant {
+                TipoRicevuta::Completa => "Ricevuta di avvenuta consegna",
+                TipoRicevuta::Breve => "Ricevuta breve di avvenuta consegna",
+                TipoRicevuta::Sintetica => "Ricevuta sintetica di avvenuta consegna",
+            };
+            lines = vec![
+                format!("{} il messaggio", when(&e.time)),
+                from_line,
+                format!("ed indirizzato a {}", quoted(recipient)),
+                "è stato posto nella casella di destinazione.".into(),
+            ];
+            d_extra = base(tipo, errore);
+            d_extra.ricevuta = Some(tx.ricevuta);
+            d_extra.consegna = Some(recipient.to_string());
+            match (variant, postacert) {
+                (TipoRicevuta::Sintetica, _) => {}
+                (TipoRicevuta::Completa, Some(p)) => parts.push(message_part(p)),
+                (TipoRicevuta::Breve, Some(p)) => parts.push(message_part(&breve::shorten(p))),
+                (_, None) => {
+                    return Err(Error::Input(format!(
+                        "a {} delivery receipt needs the original message",
+                        variant.as_str()
+                    )));
+                }
+            }
+        }
+        Notice::ErroreConsegna {
+            recipient,
+            errore: err,
+            detail,
+        } => {
+            tipo = Tipo::ErroreConsegna;
+            errore = err;
+            prefix = prefix::MANCATA_CONSEGNA;
+            title = "Avviso di mancata consegna";
+            lines = vec![
+                format!("{} nel messaggio", when(&e.time)),
+                from_line,
+                format!("e destinato all'utente {}", quoted(recipient)),
+                format!("è stato rilevato un errore: {detail}"),
+                "Il messaggio è stato rifiutato dal sistema.".into(),
+            ];
+            d_extra = base(tipo, errore);
+            d_extra.consegna = Some(recipient.to_string());
+            d_extra.errore_esteso = Some(detail.to_string());
+        }
+        Notice::ErroreConsegnaVirus { recipient, virus } => {
+            tipo = Tipo::ErroreConsegna;
+            errore = Errore::Virus;
+            prefix = prefix::MANCATA_CONSEGNA_VIRUS;
+            title = "Errore di consegna per virus";
+            headers.push(("X-VerificaSicurezza", "errore".into()));
+            lines = vec![
+                format!("{} nel messaggio", when(&e.time)),
+                from_line,
+                format!("indirizzato a {}", quoted(recipient)),
+                format!("è stato rilevato un problema di sicurezza: {virus}"),
+                "Il messaggio non è stato consegnato.".into(),
+            ];
+            d_extra = base(tipo, errore);
+            d_extra.consegna = Some(recipient.to_string());
+            d_extra.errore_esteso = Some(virus.to_string());
+        }
+        Notice::Preavviso12h { recipient } | Notice::Preavviso24h { recipient } => {
+            let first = matches!(notice, Notice::Preavviso12h { .. });
+            tipo = Tipo::PreavvisoErroreConsegna;
+            errore = Errore::Altro;
+            prefix = prefix::TEMPO_MASSIMO;
+            title = "Avviso di mancata consegna";
+            lines = vec![
+                format!("{} il messaggio", when(&e.time)),
+                from_line,
+                format!("ed indirizzato a {}", quoted(recipient)),
+            ];
+            if first {
+                lines.push(
+                    "non è stato consegnato nelle prime 12 ore seguenti il suo invio.".into(),
+                );
+                lines.push(
+                    "Non è escluso che il messaggio possa essere consegnato in seguito,".into(),
+                );
+                lines.push("ma si ritiene utile considerare che l'invio potrebbe non avere esito positivo.".into());
+                lines.push(
+                    "Il sistema provvederà ad inviare un ulteriore avviso se nelle successive"
+                        .into(),
+                );
+                lines.push("dodici ore non riceverà conferma dal destinatario.".into());
+            } else {
+                lines.push("non è stato consegnato entro 24 ore dal suo invio.".into());
+                lines.push("La transazione è da ritenersi conclusa con esito negativo.".into());
+            }
+            d_extra = base(tipo, errore);
+            d_extra.consegna = Some(recipient.to_string());
+            d_extra.errore_esteso = Some(
+                if first {
+                    "Mancata consegna entro 12 ore"
+                } else {
+                    "Mancata consegna entro 24 ore"
+                }
+                .to_string(),
+            );
+        }
+        Notice::RilevazioneVirus { recipient, virus } => {
+            tipo = Tipo::RilevazioneVirus;
+            errore = Errore::Virus;
+            prefix = prefix::VIRUS;
+            title = "Avviso di rilevazione virus";
+            headers.push(("X-Mittente", angle(&tx.mittente)));
+            lines = vec![
+                format!("{} nel messaggio", when(&e.time)),
+                from_line,
+                format!("ed indirizzato a {}", quoted(recipient)),
+                format!("è stato rilevato un problema di sicurezza: {virus}"),
+            ];
+            d_extra = base(tipo, errore);
+            d_extra.consegna = Some(recipient.to_string());
+            d_extra.errore_esteso = Some(virus.to_string());
+        }
+    }
+    debug_assert_eq!((d_extra.tipo, d_extra.errore), (tipo, errore));
+    lines.push(identificativo_line(tx));
+    parts.insert(0, daticert_part(&d_extra));
+
+    let mut all: Vec<(&str, String)> = vec![("X-Ricevuta", tipo.as_str().into())];
+    all.extend(headers);
+    if let Some(m) = &tx.msgid {
+        all.push(("X-Riferimento-Message-ID", m.clone()));
+    }
+    all.push(("Date", e.time.to_rfc2822()));
+    all.push(("Subject", subject_header(prefix, subject)));
+    all.push(("From", e.signer.address().to_string()));
+    all.push(("To", to.to_string()));
+    all.push(("Message-ID", angle(e.message_id)));
+    let body = Body {
+        title: title.to_string(),
+        lines,
+    };
+    assemble(e, &all, &body, &parts)
+}

@@ -58,7 +58,9 @@ impl Tipo {
     /// Reads a wire literal, ignoring case and surrounding whitespace.
     pub fn parse(s: &str) -> Option<Tipo> {
         let s = s.trim();
-        Tipo::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+        Tipo::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -102,7 +104,9 @@ impl Errore {
     /// Reads a wire literal, ignoring case and surrounding whitespace.
     pub fn parse(s: &str) -> Option<Errore> {
         let s = s.trim();
-        Errore::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+        Errore::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 }
 

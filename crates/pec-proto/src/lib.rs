@@ -5,6 +5,7 @@
 //! and boundaries are passed in, so the same inputs always give the same bytes.
 //! Spec references (§n) are to the project's PEC digest (`shared/spec/PEC.md`).
 
+pub mod breve;
 pub mod build;
 pub mod classify;
 pub mod daticert;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod index;
 pub mod labpki;
 pub mod mime;
+pub mod original;
 pub mod smime;
 pub mod text;
 

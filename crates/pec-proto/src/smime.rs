@@ -116,7 +116,6 @@ impl TrustAnchors {
         let _ = pem;
         Ok(TrustAnchors { _private: () })
     }
-
 }
 
 /// Whether `cert_der` is a gestore certificate at time `at`: its SHA-1 is in `index`, it is

@@ -1,0 +1,76 @@
+//! The `postacert.eml` of a ricevuta breve (spec §3.8): the original's MIME tree kept, every
+//! part with a `name` or `filename` replaced by a `text/plain` part `<name>.hash` holding the
+//! SHA-1 of the replaced part's body as transmitted (the encoded bytes), 40 lower-case hex
+//! characters.
+
+use mail_parser::{MessageParser, MessagePart, PartType};
+
+use crate::mime::{is_type, part_name};
+use openssl::sha::sha1;
+
+/// The breve form of `original`. A `multipart/signed` original is shortened inside its
+/// first part only (the signature part is kept byte-identical); an opaque
+/// `application/pkcs7-mime` original is returned unchanged, as is anything unparsable.
+pub fn shorten(original: &[u8]) -> Vec<u8> {
+    let Some(message) = MessageParser::default().parse(original) else {
+        return original.to_vec();
+    };
+    let mut replacements: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    collect(&message.parts, 0, true, original, &mut replacements, 0);
+    replacements.sort_by_key(|r| r.0);
+    let mut out = Vec::with_capacity(original.len());
+    let mut pos = 0;
+    for (start, end, bytes) in replacements {
+        if start < pos || end > original.len() {
+            continue;
+        }
+        out.extend_from_slice(&original[pos..start]);
+        out.extend_from_slice(&bytes);
+        pos = end;
+    }
+    out.extend_from_slice(original.get(pos..).unwrap_or_default());
+    out
+}
+
+fn collect(
+    parts: &[MessagePart<'_>],
+    id: usize,
+    is_root: bool,
+    raw: &[u8],
+    out: &mut Vec<(usize, usize, Vec<u8>)>,
+    depth: usize,
+) {
+    let Some(part) = parts.get(id) else { return };
+    if depth > 64 || is_type(part, "application", &["pkcs7-mime", "x-pkcs7-mime"]) {
+        return;
+    }
+    let name = if is_root {
+        None
+    } else {
+        part_name(part).map(|n| n.replace(['"', '\r', '\n', '\\'], ""))
+    };
+    if let Some(name) = name {
+        let (start, body, end) = (
+            part.offset_header as usize,
+            part.offset_body as usize,
+            part.offset_end as usize,
+        );
+        if let Some(content) = raw.get(body..end).filter(|_| start <= body) {
+            let hex: String = sha1(content).iter().map(|b| format!("{b:02x}")).collect();
+            let replacement = format!(
+                "Content-Type: text/plain; name=\"{name}.hash\"\r\n\
+                 Content-Disposition: attachment; filename=\"{name}.hash\"\r\n\
+                 Content-Transfer-Encoding: 7bit\r\n\r\n{hex}"
+            );
+            out.push((start, end, replacement.into_bytes()));
+        }
+        return;
+    }
+    if let PartType::Multipart(children) = &part.body {
+        let signed = is_type(part, "multipart", &["signed"]);
+        let take = if signed { 1 } else { children.len() };
+        for &child in children.iter().take(take) {
+            collect(parts, child as usize, false, raw, out, depth + 1);
+        }
+    }
+}
