@@ -74,3 +74,57 @@ fn collect(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha1_hex(data: &[u8]) -> String {
+        sha1(data).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn attached_message_is_hashed_whole() {
+        let inner = "From: a@b.it\r\nSubject: x\r\n\r\nhello\r\n";
+        let msg = format!(
+            "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\ntext\r\n\
+             --B\r\nContent-Type: message/rfc822; name=\"inoltro.eml\"\r\n\r\n{inner}\r\n--B--\r\n"
+        );
+        let out = String::from_utf8(shorten(msg.as_bytes())).unwrap();
+        assert!(out.contains("name=\"inoltro.eml.hash\""), "{out}");
+        assert!(out.contains(&sha1_hex(inner.as_bytes())), "{out}");
+        assert!(!out.contains("hello"));
+        assert!(
+            out.contains("text\r\n--B\r\n"),
+            "untouched parts stay: {out}"
+        );
+    }
+
+    #[test]
+    fn signed_original_is_shortened_in_the_first_part_only() {
+        let sig = "Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+                   Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\nAAAA";
+        let msg = format!(
+            "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=\"S\"\r\n\r\n\
+             --S\r\nContent-Type: multipart/mixed; boundary=\"M\"\r\n\r\n--M\r\nContent-Type: text/plain\r\n\r\nt\r\n\
+             --M\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--M--\r\n\
+             \r\n--S\r\n{sig}\r\n--S--\r\n"
+        );
+        let out = String::from_utf8(shorten(msg.as_bytes())).unwrap();
+        assert!(out.contains("a.pdf.hash"), "{out}");
+        assert!(out.contains(&sha1_hex(b"QUJD")));
+        assert!(
+            out.contains(sig),
+            "signature part kept byte-identical: {out}"
+        );
+        assert!(!out.contains("smime.p7s.hash"));
+    }
+
+    #[test]
+    fn opaque_pkcs7_is_left_alone() {
+        let msg =
+            b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n\
+                    Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n";
+        assert_eq!(shorten(msg), msg.to_vec());
+    }
+}

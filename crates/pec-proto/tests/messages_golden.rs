@@ -65,3 +65,80 @@ fn classification_finds_kind_and_exact_signed_bytes() {
         );
     }
 }
+
+#[test]
+fn daticert_of_every_message_is_read_back_and_valid_against_the_dtd() {
+    let tx = common::transaction();
+    let dtd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("daticert.dtd");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, kind, bytes) in all_messages(&FakeSigner::new()) {
+        let c = classify(&bytes);
+        assert!(c.problems.is_empty(), "{name}: {:?}", c.problems);
+        if kind == "anomalia" {
+            assert!(c.daticert.is_none(), "{name}");
+            assert!(c.postacert.as_deref() == Some(common::ORDINARY), "{name}");
+            continue;
+        }
+        let d = c.daticert.unwrap_or_else(|| panic!("{name}: no daticert"));
+        assert_eq!(d.tipo.as_str(), kind, "{name}");
+        assert_eq!(d.mittente, tx.mittente, "{name}");
+        assert_eq!(d.destinatari, tx.destinatari, "{name}");
+        assert_eq!(
+            d.oggetto.as_deref(),
+            Some("Fattura 12/2025 città"),
+            "{name}"
+        );
+        assert_eq!(d.identificativo, common::PEC_MSGID, "{name}");
+        assert_eq!(
+            d.msgid.as_deref(),
+            Some("<20250310.abc123@client.example>"),
+            "{name}"
+        );
+        assert_eq!(d.gestore_emittente, "Alfa PEC (lab)", "{name}");
+        assert_eq!(
+            (
+                d.data.giorno.as_str(),
+                d.data.ora.as_str(),
+                d.data.zona.as_str()
+            ),
+            ("10/03/2025", "10:30:15", "+0100"),
+            "{name}"
+        );
+        let xml = dir.path().join(format!("{name}.xml"));
+        std::fs::write(&xml, d.to_xml()).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout", "--dtdvalid"])
+            .arg(&dtd)
+            .arg(&xml)
+            .output()
+            .expect("xmllint is required: apt-get install libxml2-utils");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn postacert_and_variants_are_where_the_spec_wants_them() {
+    let original_with_id =
+        pec_proto::original::Original::parse(common::ORIGINAL).with_pec_msgid(common::PEC_MSGID);
+    for (name, kind, bytes) in all_messages(&FakeSigner::new()) {
+        let c = classify(&bytes);
+        let expected_postacert = match name {
+            "busta-trasporto" | "consegna-completa" => Some(original_with_id.clone()),
+            "busta-anomalia" => Some(common::ORDINARY.to_vec()),
+            "consegna-breve" => c.postacert.clone(),
+            _ => None,
+        };
+        assert_eq!(c.postacert, expected_postacert, "{name}");
+        let variant = c.consegna_variant.map(|v| v.as_str());
+        match name {
+            "consegna-completa" => assert_eq!(variant, Some("completa")),
+            "consegna-breve" => assert_eq!(variant, Some("breve")),
+            "consegna-sintetica" => assert_eq!(variant, Some("sintetica")),
+            _ => assert_eq!(variant, None, "{name} ({kind})"),
+        }
+    }
+}
