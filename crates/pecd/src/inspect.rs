@@ -9,7 +9,7 @@ use chrono::Utc;
 use pec_proto::classify::{Classified, classify};
 use pec_proto::daticert::Daticert;
 use pec_proto::index::ProviderIndex;
-use pec_proto::smime::{SignatureReport, TrustAnchors, Trust, trust};
+use pec_proto::smime::{SignatureReport, Trust, TrustAnchors, trust};
 use serde_json::{Value, json};
 
 /// Arguments of `pecd inspect`.
@@ -34,16 +34,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let index = match &args.index {
         Some(p) => {
-            let bytes =
-                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
             Some(ProviderIndex::parse_ldif(&bytes).with_context(|| p.display().to_string())?)
         }
         None => None,
     };
     let anchors = match &args.ca {
         Some(p) => {
-            let bytes =
-                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
             Some(TrustAnchors::from_pem(&bytes).with_context(|| p.display().to_string())?)
         }
         None => None,
@@ -178,14 +176,23 @@ fn summary(c: &Classified, report: Option<&SignatureReport>, trusted: Option<&Tr
     }
     match &c.daticert {
         Some(d) => {
-            line("daticert.xml:", &format!("tipo={} errore={}", d.tipo.as_str(), d.errore.as_str()));
+            line(
+                "daticert.xml:",
+                &format!("tipo={} errore={}", d.tipo.as_str(), d.errore.as_str()),
+            );
             line("  mittente:", &d.mittente);
             for x in &d.destinatari {
-                line("  destinatario:", &format!("{} ({})", x.indirizzo, x.tipo.as_str()));
+                line(
+                    "  destinatario:",
+                    &format!("{} ({})", x.indirizzo, x.tipo.as_str()),
+                );
             }
             line("  oggetto:", d.oggetto.as_deref().unwrap_or(""));
             line("  gestore:", &d.gestore_emittente);
-            line("  data:", &format!("{} {} {}", d.data.giorno, d.data.ora, d.data.zona));
+            line(
+                "  data:",
+                &format!("{} {} {}", d.data.giorno, d.data.ora, d.data.zona),
+            );
             line("  identificativo:", &d.identificativo);
             for (k, v) in [
                 ("  msgid:", d.msgid.as_deref()),
