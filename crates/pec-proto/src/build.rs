@@ -531,243 +531,284 @@ pub fn anomaly_envelope(
     Ok(out)
 }
 
-/// A receipt or avviso about `tx` (spec §3.5–§3.12), addressed to `to`: the original
-/// sender as given in the SMTP reverse path for user notices, the sender gestore's
-/// `mailReceipt` for presa in carico and rilevazione virus. Never taken from Reply-To.
-pub fn notice(
-    e: &Emission<'_>,
-    tx: &Transaction,
-    notice: &Notice<'_>,
-    to: &str,
-) -> Result<Vec<u8>> {
-    check_address("the receipt destination", to)?;
-    let subject = tx.subject();
-    let from_line = format!(
-        "{} proveniente da {}",
-        quoted(subject),
-        quoted(&tx.mittente)
-    );
-    let mut headers: Vec<(&str, String)> = Vec::new();
-    let mut parts = Vec::new();
-    let (tipo, errore, prefix, title, mut lines, mut d_extra): (
-        Tipo,
-        Errore,
-        &str,
-        &str,
-        Vec<String>,
-        Daticert,
-    );
-    let base = |tipo, errore| tx.daticert(tipo, errore, e);
-    match *notice {
-        Notice::Accettazione => {
-            tipo = Tipo::Accettazione;
-            errore = Errore::Nessuno;
-            prefix = prefix::ACCETTAZIONE;
-            title = "Ricevuta di accettazione";
-            lines = vec![
-                format!("{} il messaggio", when(&e.time)),
-                from_line,
-                "ed indirizzato a:".into(),
-            ];
-            lines.extend(recipient_lines(tx, true));
-            lines.push("Il messaggio è stato accettato dal sistema ed inoltrato.".into());
-            d_extra = base(tipo, errore);
+/// How one notice differs from the others: its daticert values, Subject prefix, text and
+/// extra headers and parts.
+struct Shape<'a> {
+    tipo: Tipo,
+    errore: Errore,
+    prefix: &'static str,
+    title: &'static str,
+    /// The line after the opening "Il giorno …" one: how the message is introduced.
+    opening: &'static str,
+    /// Recipient lines (all of the transaction, or the one concerned).
+    about: Vec<String>,
+    /// The lines after the recipients.
+    outcome: Vec<String>,
+    consegna: Option<&'a str>,
+    errore_esteso: Option<&'a str>,
+    ricezione: &'a [String],
+    ricevuta: bool,
+    extra_headers: Vec<(&'static str, String)>,
+    postacert: Option<Vec<u8>>,
+}
+
+impl<'a> Shape<'a> {
+    fn new(tipo: Tipo, errore: Errore, prefix: &'static str, title: &'static str) -> Self {
+        Shape {
+            tipo,
+            errore,
+            prefix,
+            title,
+            opening: "il messaggio",
+            about: Vec::new(),
+            outcome: Vec::new(),
+            consegna: None,
+            errore_esteso: None,
+            ricezione: &[],
+            ricevuta: false,
+            extra_headers: Vec::new(),
+            postacert: None,
         }
-        Notice::NonAccettazione { reason } => {
-            tipo = Tipo::NonAccettazione;
-            errore = Errore::Altro;
-            prefix = prefix::NON_ACCETTAZIONE;
-            title = "Errore nell'accettazione del messaggio";
-            lines = vec![
-                format!("{} nel messaggio", when(&e.time)),
-                from_line,
-                "ed indirizzato a:".into(),
-            ];
-            lines.extend(recipient_lines(tx, false));
-            lines.push("è stato rilevato un problema che ne impedisce l'accettazione".into());
-            lines.push(format!("a causa di: {reason}"));
-            lines.push("Il messaggio non è stato accettato.".into());
-            d_extra = base(tipo, errore);
-            d_extra.errore_esteso = Some(reason.to_string());
-        }
-        Notice::NonAccettazioneVirus { virus } => {
-            tipo = Tipo::NonAccettazione;
-            errore = Errore::Virus;
-            prefix = prefix::NON_ACCETTAZIONE_VIRUS;
-            title = "Errore nell'accettazione del messaggio per presenza di virus";
-            headers.push(("X-VerificaSicurezza", "errore".into()));
-            lines = vec![
-                format!("{} nel messaggio", when(&e.time)),
-                from_line,
-                "ed indirizzato a:".into(),
-            ];
-            lines.extend(recipient_lines(tx, false));
-            lines.push(format!(
-                "è stato rilevato un problema di sicurezza: {virus}"
-            ));
-            lines.push("Il messaggio non è stato accettato.".into());
-            d_extra = base(tipo, errore);
-            d_extra.errore_esteso = Some(virus.to_string());
-        }
-        Notice::PresaInCarico { ricezione } => {
-            tipo = Tipo::PresaInCarico;
-            errore = Errore::Nessuno;
-            prefix = prefix::PRESA_IN_CARICO;
-            title = "Ricevuta di presa in carico";
-            lines = vec![
-                format!("{} il messaggio", when(&e.time)),
-                from_line,
-                "ed indirizzato a:".into(),
-            ];
-            lines.extend(ricezione.iter().cloned());
-            lines.push("è stato accettato dal sistema.".into());
-            d_extra = base(tipo, errore);
-            d_extra.ricezione = ricezione.to_vec();
-        }
+    }
+}
+
+fn lines(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn virus_header() -> (&'static str, String) {
+    ("X-VerificaSicurezza", "errore".to_string())
+}
+
+/// The shape of each notice (texts of spec §3.5–§3.12).
+fn shape<'a>(tx: &Transaction, n: &Notice<'a>) -> Result<Shape<'a>> {
+    let every_recipient = |tagged| {
+        let mut v = vec!["ed indirizzato a:".to_string()];
+        v.extend(recipient_lines(tx, tagged));
+        v
+    };
+    let single = |intro: &str, r: &str| vec![format!("{intro} {}", quoted(r))];
+    let s = match *n {
+        Notice::Accettazione => Shape {
+            about: every_recipient(true),
+            outcome: lines(&["Il messaggio è stato accettato dal sistema ed inoltrato."]),
+            ..Shape::new(
+                Tipo::Accettazione,
+                Errore::Nessuno,
+                prefix::ACCETTAZIONE,
+                "Ricevuta di accettazione",
+            )
+        },
+        Notice::NonAccettazione { reason } => Shape {
+            opening: "nel messaggio",
+            about: every_recipient(false),
+            outcome: vec![
+                "è stato rilevato un problema che ne impedisce l'accettazione".into(),
+                format!("a causa di: {reason}"),
+                "Il messaggio non è stato accettato.".into(),
+            ],
+            errore_esteso: Some(reason),
+            ..Shape::new(
+                Tipo::NonAccettazione,
+                Errore::Altro,
+                prefix::NON_ACCETTAZIONE,
+                "Errore nell'accettazione del messaggio",
+            )
+        },
+        Notice::NonAccettazioneVirus { virus } => Shape {
+            opening: "nel messaggio",
+            about: every_recipient(false),
+            outcome: vec![
+                format!("è stato rilevato un problema di sicurezza: {virus}"),
+                "Il messaggio non è stato accettato.".into(),
+            ],
+            errore_esteso: Some(virus),
+            extra_headers: vec![virus_header()],
+            ..Shape::new(
+                Tipo::NonAccettazione,
+                Errore::Virus,
+                prefix::NON_ACCETTAZIONE_VIRUS,
+                "Errore nell'accettazione del messaggio per presenza di virus",
+            )
+        },
+        Notice::PresaInCarico { ricezione } => Shape {
+            about: std::iter::once("ed indirizzato a:".to_string())
+                .chain(ricezione.iter().cloned())
+                .collect(),
+            outcome: lines(&["è stato accettato dal sistema."]),
+            ricezione,
+            ..Shape::new(
+                Tipo::PresaInCarico,
+                Errore::Nessuno,
+                prefix::PRESA_IN_CARICO,
+                "Ricevuta di presa in carico",
+            )
+        },
         Notice::AvvenutaConsegna {
             recipient,
             variant,
             postacert,
         } => {
-            tipo = Tipo::AvvenutaConsegna;
-            errore = Errore::Nessuno;
-            prefix = prefix::CONSEGNA;
-            title = match variant {
-                TipoRicevuta::Completa => "Ricevuta di avvenuta consegna",
-                TipoRicevuta::Breve => "Ricevuta breve di avvenuta consegna",
-                TipoRicevuta::Sintetica => "Ricevuta sintetica di avvenuta consegna",
-            };
-            lines = vec![
-                format!("{} il messaggio", when(&e.time)),
-                from_line,
-                format!("ed indirizzato a {}", quoted(recipient)),
-                "è stato posto nella casella di destinazione.".into(),
-            ];
-            d_extra = base(tipo, errore);
-            d_extra.ricevuta = Some(tx.ricevuta);
-            d_extra.consegna = Some(recipient.to_string());
-            match (variant, postacert) {
-                (TipoRicevuta::Sintetica, _) => {}
-                (TipoRicevuta::Completa, Some(p)) => parts.push(message_part(p)),
-                (TipoRicevuta::Breve, Some(p)) => parts.push(message_part(&breve::shorten(p))),
+            let postacert = match (variant, postacert) {
+                (TipoRicevuta::Sintetica, _) => None,
+                (TipoRicevuta::Completa, Some(p)) => Some(p.to_vec()),
+                (TipoRicevuta::Breve, Some(p)) => Some(breve::shorten(p)),
                 (_, None) => {
                     return Err(Error::Input(format!(
                         "a {} delivery receipt needs the original message",
                         variant.as_str()
                     )));
                 }
+            };
+            let title = match variant {
+                TipoRicevuta::Completa => "Ricevuta di avvenuta consegna",
+                TipoRicevuta::Breve => "Ricevuta breve di avvenuta consegna",
+                TipoRicevuta::Sintetica => "Ricevuta sintetica di avvenuta consegna",
+            };
+            Shape {
+                about: single("ed indirizzato a", recipient),
+                outcome: lines(&["è stato posto nella casella di destinazione."]),
+                consegna: Some(recipient),
+                ricevuta: true,
+                postacert,
+                ..Shape::new(
+                    Tipo::AvvenutaConsegna,
+                    Errore::Nessuno,
+                    prefix::CONSEGNA,
+                    title,
+                )
             }
         }
         Notice::ErroreConsegna {
             recipient,
-            errore: err,
+            errore,
             detail,
-        } => {
-            tipo = Tipo::ErroreConsegna;
-            errore = err;
-            prefix = prefix::MANCATA_CONSEGNA;
-            title = "Avviso di mancata consegna";
-            lines = vec![
-                format!("{} nel messaggio", when(&e.time)),
-                from_line,
-                format!("e destinato all'utente {}", quoted(recipient)),
+        } => Shape {
+            opening: "nel messaggio",
+            about: single("e destinato all'utente", recipient),
+            outcome: vec![
                 format!("è stato rilevato un errore: {detail}"),
                 "Il messaggio è stato rifiutato dal sistema.".into(),
-            ];
-            d_extra = base(tipo, errore);
-            d_extra.consegna = Some(recipient.to_string());
-            d_extra.errore_esteso = Some(detail.to_string());
-        }
-        Notice::ErroreConsegnaVirus { recipient, virus } => {
-            tipo = Tipo::ErroreConsegna;
-            errore = Errore::Virus;
-            prefix = prefix::MANCATA_CONSEGNA_VIRUS;
-            title = "Errore di consegna per virus";
-            headers.push(("X-VerificaSicurezza", "errore".into()));
-            lines = vec![
-                format!("{} nel messaggio", when(&e.time)),
-                from_line,
-                format!("indirizzato a {}", quoted(recipient)),
+            ],
+            consegna: Some(recipient),
+            errore_esteso: Some(detail),
+            ..Shape::new(
+                Tipo::ErroreConsegna,
+                errore,
+                prefix::MANCATA_CONSEGNA,
+                "Avviso di mancata consegna",
+            )
+        },
+        Notice::ErroreConsegnaVirus { recipient, virus } => Shape {
+            opening: "nel messaggio",
+            about: single("indirizzato a", recipient),
+            outcome: vec![
                 format!("è stato rilevato un problema di sicurezza: {virus}"),
                 "Il messaggio non è stato consegnato.".into(),
-            ];
-            d_extra = base(tipo, errore);
-            d_extra.consegna = Some(recipient.to_string());
-            d_extra.errore_esteso = Some(virus.to_string());
-        }
-        Notice::Preavviso12h { recipient } | Notice::Preavviso24h { recipient } => {
-            let first = matches!(notice, Notice::Preavviso12h { .. });
-            tipo = Tipo::PreavvisoErroreConsegna;
-            errore = Errore::Altro;
-            prefix = prefix::TEMPO_MASSIMO;
-            title = "Avviso di mancata consegna";
-            lines = vec![
-                format!("{} il messaggio", when(&e.time)),
-                from_line,
-                format!("ed indirizzato a {}", quoted(recipient)),
-            ];
-            if first {
-                lines.push(
-                    "non è stato consegnato nelle prime 12 ore seguenti il suo invio.".into(),
-                );
-                lines.push(
-                    "Non è escluso che il messaggio possa essere consegnato in seguito,".into(),
-                );
-                lines.push("ma si ritiene utile considerare che l'invio potrebbe non avere esito positivo.".into());
-                lines.push(
-                    "Il sistema provvederà ad inviare un ulteriore avviso se nelle successive"
-                        .into(),
-                );
-                lines.push("dodici ore non riceverà conferma dal destinatario.".into());
-            } else {
-                lines.push("non è stato consegnato entro 24 ore dal suo invio.".into());
-                lines.push("La transazione è da ritenersi conclusa con esito negativo.".into());
-            }
-            d_extra = base(tipo, errore);
-            d_extra.consegna = Some(recipient.to_string());
-            d_extra.errore_esteso = Some(
-                if first {
-                    "Mancata consegna entro 12 ore"
-                } else {
-                    "Mancata consegna entro 24 ore"
-                }
-                .to_string(),
-            );
-        }
-        Notice::RilevazioneVirus { recipient, virus } => {
-            tipo = Tipo::RilevazioneVirus;
-            errore = Errore::Virus;
-            prefix = prefix::VIRUS;
-            title = "Avviso di rilevazione virus";
-            headers.push(("X-Mittente", angle(&tx.mittente)));
-            lines = vec![
-                format!("{} nel messaggio", when(&e.time)),
-                from_line,
-                format!("ed indirizzato a {}", quoted(recipient)),
-                format!("è stato rilevato un problema di sicurezza: {virus}"),
-            ];
-            d_extra = base(tipo, errore);
-            d_extra.consegna = Some(recipient.to_string());
-            d_extra.errore_esteso = Some(virus.to_string());
-        }
-    }
-    debug_assert_eq!((d_extra.tipo, d_extra.errore), (tipo, errore));
-    lines.push(identificativo_line(tx));
-    parts.insert(0, daticert_part(&d_extra));
-
-    let mut all: Vec<(&str, String)> = vec![("X-Ricevuta", tipo.as_str().into())];
-    all.extend(headers);
-    if let Some(m) = &tx.msgid {
-        all.push(("X-Riferimento-Message-ID", m.clone()));
-    }
-    all.push(("Date", e.time.to_rfc2822()));
-    all.push(("Subject", subject_header(prefix, subject)));
-    all.push(("From", e.signer.address().to_string()));
-    all.push(("To", to.to_string()));
-    all.push(("Message-ID", angle(e.message_id)));
-    let body = Body {
-        title: title.to_string(),
-        lines,
+            ],
+            consegna: Some(recipient),
+            errore_esteso: Some(virus),
+            extra_headers: vec![virus_header()],
+            ..Shape::new(
+                Tipo::ErroreConsegna,
+                Errore::Virus,
+                prefix::MANCATA_CONSEGNA_VIRUS,
+                "Errore di consegna per virus",
+            )
+        },
+        Notice::Preavviso12h { recipient } => Shape {
+            about: single("ed indirizzato a", recipient),
+            outcome: lines(&[
+                "non è stato consegnato nelle prime 12 ore seguenti il suo invio.",
+                "Non è escluso che il messaggio possa essere consegnato in seguito,",
+                "ma si ritiene utile considerare che l'invio potrebbe non avere esito positivo.",
+                "Il sistema provvederà ad inviare un ulteriore avviso se nelle successive",
+                "dodici ore non riceverà conferma dal destinatario.",
+            ]),
+            consegna: Some(recipient),
+            errore_esteso: Some("Mancata consegna entro 12 ore"),
+            ..Shape::new(
+                Tipo::PreavvisoErroreConsegna,
+                Errore::Altro,
+                prefix::TEMPO_MASSIMO,
+                "Avviso di mancata consegna",
+            )
+        },
+        Notice::Preavviso24h { recipient } => Shape {
+            about: single("ed indirizzato a", recipient),
+            outcome: lines(&[
+                "non è stato consegnato entro 24 ore dal suo invio.",
+                "La transazione è da ritenersi conclusa con esito negativo.",
+            ]),
+            consegna: Some(recipient),
+            errore_esteso: Some("Mancata consegna entro 24 ore"),
+            ..Shape::new(
+                Tipo::PreavvisoErroreConsegna,
+                Errore::Altro,
+                prefix::TEMPO_MASSIMO,
+                "Avviso di mancata consegna",
+            )
+        },
+        Notice::RilevazioneVirus { recipient, virus } => Shape {
+            opening: "nel messaggio",
+            about: single("ed indirizzato a", recipient),
+            outcome: vec![format!(
+                "è stato rilevato un problema di sicurezza: {virus}"
+            )],
+            consegna: Some(recipient),
+            errore_esteso: Some(virus),
+            extra_headers: vec![("X-Mittente", angle(&tx.mittente))],
+            ..Shape::new(
+                Tipo::RilevazioneVirus,
+                Errore::Virus,
+                prefix::VIRUS,
+                "Avviso di rilevazione virus",
+            )
+        },
     };
-    assemble(e, &all, &body, &parts)
+    Ok(s)
+}
+
+/// A receipt or avviso about `tx` (spec §3.5–§3.12), addressed to `to`: the original
+/// sender as given in the SMTP reverse path for user notices, the sender gestore's
+/// `mailReceipt` for presa in carico and rilevazione virus. Never taken from Reply-To.
+pub fn notice(e: &Emission<'_>, tx: &Transaction, n: &Notice<'_>, to: &str) -> Result<Vec<u8>> {
+    check_address("the receipt destination", to)?;
+    let s = shape(tx, n)?;
+    let mut d = tx.daticert(s.tipo, s.errore, e);
+    d.ricevuta = s.ricevuta.then_some(tx.ricevuta);
+    d.consegna = s.consegna.map(str::to_string);
+    d.errore_esteso = s.errore_esteso.map(str::to_string);
+    d.ricezione = s.ricezione.to_vec();
+
+    let mut body_lines = vec![
+        format!("{} {}", when(&e.time), s.opening),
+        format!(
+            "{} proveniente da {}",
+            quoted(tx.subject()),
+            quoted(&tx.mittente)
+        ),
+    ];
+    body_lines.extend(s.about);
+    body_lines.extend(s.outcome);
+    body_lines.push(identificativo_line(tx));
+    let body = Body {
+        title: s.title.to_string(),
+        lines: body_lines,
+    };
+
+    let mut headers: Vec<(&str, String)> = vec![("X-Ricevuta", s.tipo.as_str().into())];
+    headers.extend(s.extra_headers);
+    if let Some(m) = &tx.msgid {
+        headers.push(("X-Riferimento-Message-ID", m.clone()));
+    }
+    headers.push(("Date", e.time.to_rfc2822()));
+    headers.push(("Subject", subject_header(s.prefix, tx.subject())));
+    headers.push(("From", e.signer.address().to_string()));
+    headers.push(("To", to.to_string()));
+    headers.push(("Message-ID", angle(e.message_id)));
+
+    let mut parts = vec![daticert_part(&d)];
+    parts.extend(s.postacert.as_deref().map(message_part));
+    assemble(e, &headers, &body, &parts)
 }
