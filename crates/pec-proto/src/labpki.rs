@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use chrono::{DateTime, Utc};
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
     ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     NameConstraints, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize, SanType,
 };
@@ -77,7 +77,7 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
         (DnType::CountryName, "IT"),
         (DnType::OrganizationName, "PEC Lab"),
         (DnType::CommonName, CA_SUBJECT_CN),
-    ]);
+    ])?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params.name_constraints = Some(NameConstraints {
@@ -108,7 +108,7 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
                 DnType::CommonName,
                 &format!("Posta Certificata {}", g.provider_name),
             ),
-        ]);
+        ])?;
         sign.subject_alt_names = vec![SanType::Rfc822Name(
             format!("posta-certificata@{first}")
                 .try_into()
@@ -127,7 +127,7 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
             (DnType::CountryName, "IT"),
             (DnType::OrganizationName, &g.provider_name),
             (DnType::CommonName, &format!("mx.{first}")),
-        ]);
+        ])?;
         let mut names = Vec::new();
         for d in &g.domains {
             names.push(d.clone());
@@ -209,6 +209,11 @@ fn validate(gestori: &[GestoreSpec]) -> Result<()> {
             if !is_domain(d) {
                 return Err(Error::Pki(format!("gestore {:?}: bad domain {d:?}", g.id)));
             }
+            let twice = gestori[..i].iter().any(|o| o.domains.contains(d))
+                || g.domains.iter().filter(|x| *x == d).count() > 1;
+            if twice {
+                return Err(Error::Pki(format!("domain {d:?} given twice")));
+            }
         }
     }
     Ok(())
@@ -235,12 +240,18 @@ fn rsa_key() -> Result<KeyPair> {
     KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).map_err(pki)
 }
 
-fn dn(entries: &[(DnType, &str)]) -> DistinguishedName {
+/// A DN; countryName is a PrintableString as RFC 5280 requires, the rest UTF8String.
+fn dn(entries: &[(DnType, &str)]) -> Result<DistinguishedName> {
     let mut dn = DistinguishedName::new();
     for (t, v) in entries {
-        dn.push(t.clone(), *v);
+        if *t == DnType::CountryName {
+            let printable = rcgen::string::PrintableString::try_from(*v).map_err(pki)?;
+            dn.push(t.clone(), DnValue::PrintableString(printable));
+        } else {
+            dn.push(t.clone(), *v);
+        }
     }
-    dn
+    Ok(dn)
 }
 
 /// AKI and SKI on an end-entity certificate. rcgen writes SKI only on certificates with

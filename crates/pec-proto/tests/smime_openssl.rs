@@ -571,6 +571,20 @@ fn signing_certificate_has_the_pec_profile() {
             "sign.pem",
         ],
     ));
+    // countryName is a PrintableString (RFC 5280).
+    let subject = ok(&openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "sign.pem",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "show_type",
+        ],
+    ));
+    assert!(subject.contains("C=PRINTABLESTRING:IT"), "{subject}");
     ok(&openssl(
         d,
         &[
@@ -761,6 +775,9 @@ fn bad_specs_are_refused() {
     assert!(labpki::generate(&s, now, 10).is_err());
     let mut s = specs();
     s[0].domains[0] = "bad domain".into();
+    assert!(labpki::generate(&s, now, 10).is_err());
+    let mut s = specs();
+    s[1].domains.push("pec.alfa.test".into());
     assert!(labpki::generate(&s, now, 10).is_err());
     assert!(labpki::generate(&[], now, 10).is_err());
     assert!(labpki::generate(&specs(), now, 0).is_err());
