@@ -1,17 +1,276 @@
-//! `pecd certs`: the lab PKI on disk (in progress).
+//! `pecd certs`: the lab PKI on disk.
+//!
+//! `pecd certs init` writes a root CA, per-gestore signing and TLS certificates and the
+//! provider index LDIF made by [`pec_proto::labpki`], so that a lab of gestori can run with
+//! nothing installed beside the binary.
 
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use pec_proto::labpki::{self, GestoreSpec};
+
+/// What `--help` says about `pecd certs init`.
+const INIT_ABOUT: &str = "\
+Generate a LAB PKI: a root CA, per-gestore signing and TLS certificates, and the index LDIF.
+
+THIS IS A LAB PKI, NOT FOR PRODUCTION. A real gestore signs with a certificate issued by
+AgID's PEC CA and is listed in the official provider index; the keys written here are
+unprotected files.
+
+Files written under --dir:
+  ca.pem, ca.key          root CA 'PEC Lab Root CA (NOT FOR PRODUCTION)', RSA-2048,
+                          name-constrained (rfc822Name) to the gestori's domains
+  <id>/sign.pem, sign.key S/MIME signing certificate with the PEC profile (spec §5.3):
+                          O=<provider name>, CN=Posta Certificata <provider name>,
+                          SAN email posta-certificata@<first domain>, RSA-2048
+  <id>/tls.pem, tls.key   TLS server certificate for each domain, mx.<domain>,
+                          mail.<domain>, localhost and 127.0.0.1 (ECDSA P-256)
+  index.ldif              provider index listing every gestore (spec §9)
+
+Private keys are PKCS#8 PEM files with mode 0600. Existing files are not overwritten
+unless --force is given.";
 
 /// `pecd certs` subcommands.
 #[derive(clap::Subcommand)]
 pub enum CertsCommand {
     /// Generate a lab root CA, per-gestore signing and TLS certificates, and the index LDIF.
-    Init {},
+    #[command(long_about = INIT_ABOUT)]
+    Init {
+        /// Directory to write into (created if missing).
+        #[arg(long, value_name = "DIR", default_value = "certs/lab")]
+        dir: PathBuf,
+        /// A gestore, as ID=DOMAIN[,DOMAIN...][:PROVIDER NAME]; repeatable. The first domain
+        /// is the service domain. The provider name defaults to "<Id> PEC (lab)", e.g.
+        /// `--gestore alfa=pec.alfa.test` is "Alfa PEC (lab)". Default: one gestore
+        /// `demo=pec.demo.test`.
+        #[arg(long = "gestore", value_name = "ID=DOMAINS[:NAME]", value_parser = parse_gestore)]
+        gestori: Vec<GestoreSpec>,
+        /// Validity of every certificate, in days from now.
+        #[arg(long, value_name = "N", default_value_t = 825)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Runs a `pecd certs` subcommand.
 pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        CertsCommand::Init {} => anyhow::bail!("not implemented"),
+        CertsCommand::Init {
+            dir,
+            gestori,
+            days,
+            force,
+        } => init(&dir, gestori, days, force),
+    }
+}
+
+/// Parses `ID=DOMAIN[,DOMAIN...][:PROVIDER NAME]`.
+fn parse_gestore(s: &str) -> Result<GestoreSpec, String> {
+    let (id, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected ID=DOMAIN[,DOMAIN...][:PROVIDER NAME]"))?;
+    let (domains, name) = match rest.split_once(':') {
+        Some((d, n)) => (d, Some(n.trim())),
+        None => (rest, None),
+    };
+    let id = id.trim().to_owned();
+    let domains: Vec<String> = domains
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if id.is_empty() || domains.is_empty() {
+        return Err(format!("{s:?}: an ID and at least one domain are needed"));
+    }
+    let provider_name = match name {
+        Some(n) if !n.is_empty() => n.to_owned(),
+        Some(_) => return Err(format!("{s:?}: empty provider name after ':'")),
+        None => default_name(&id),
+    };
+    Ok(GestoreSpec {
+        id,
+        provider_name,
+        domains,
+    })
+}
+
+/// `alfa` → `Alfa PEC (lab)`.
+fn default_name(id: &str) -> String {
+    let mut chars = id.chars();
+    let capitalized: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    format!("{capitalized} PEC (lab)")
+}
+
+/// One file to write.
+struct Output {
+    path: PathBuf,
+    contents: String,
+    private: bool,
+}
+
+fn init(
+    dir: &Path,
+    mut gestori: Vec<GestoreSpec>,
+    days: u32,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    if gestori.is_empty() {
+        gestori.push(GestoreSpec {
+            id: "demo".into(),
+            provider_name: default_name("demo"),
+            domains: vec!["pec.demo.test".into()],
+        });
+    }
+    let pki =
+        labpki::generate(&gestori, chrono::Utc::now(), days).context("generating the lab PKI")?;
+
+    let mut outputs = vec![
+        Output {
+            path: dir.join("ca.pem"),
+            contents: pki.ca_cert_pem.clone(),
+            private: false,
+        },
+        Output {
+            path: dir.join("ca.key"),
+            contents: pki.ca_key_pem.clone(),
+            private: true,
+        },
+    ];
+    for g in &pki.gestori {
+        let sub = dir.join(&g.spec.id);
+        for (name, contents, private) in [
+            ("sign.pem", &g.sign_cert_pem, false),
+            ("sign.key", &g.sign_key_pem, true),
+            ("tls.pem", &g.tls_cert_pem, false),
+            ("tls.key", &g.tls_key_pem, true),
+        ] {
+            outputs.push(Output {
+                path: sub.join(name),
+                contents: contents.clone(),
+                private,
+            });
+        }
+    }
+    outputs.push(Output {
+        path: dir.join("index.ldif"),
+        contents: pki.index_ldif.clone(),
+        private: false,
+    });
+
+    // Refuse before writing anything, so a refused run changes nothing.
+    if !force {
+        let existing: Vec<String> = outputs
+            .iter()
+            .filter(|o| o.path.exists())
+            .map(|o| o.path.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            bail!(
+                "refusing to overwrite existing files (use --force): {}",
+                existing.join(", ")
+            );
+        }
+    }
+
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(pki.gestori.iter().map(|g| dir.join(&g.spec.id)));
+    for d in &dirs {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    for o in &outputs {
+        write_file(&o.path, o.contents.as_bytes(), o.private)?;
+    }
+    for d in &dirs {
+        sync_dir(d)?;
+    }
+
+    println!(
+        "Lab PKI written to {} (LAB PKI, NOT FOR PRODUCTION)",
+        dir.display()
+    );
+    for o in &outputs {
+        println!("  {}", o.path.display());
+    }
+    let index = pec_proto::index::ProviderIndex::parse_ldif(pki.index_ldif.as_bytes())
+        .context("reading back the index")?;
+    for p in &index.providers {
+        println!(
+            "  gestore {:?}: domains {}, signing certificate SHA-1 {}",
+            p.name,
+            p.managed_domains.join(", "),
+            p.certificate_hashes.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `path` through a temporary file in the same directory: created with mode 0600
+/// when `private`, fsynced, then renamed over the target.
+fn write_file(path: &Path, contents: &[u8], private: bool) -> anyhow::Result<()> {
+    let mut tmp_name = path.file_name().context("file name")?.to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if private { 0o600 } else { 0o644 });
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let mut file = options.open(&tmp)?;
+        #[cfg(unix)]
+        if private {
+            // A stale temporary file keeps its old mode: force it.
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+/// Makes the directory entries (new files, renames) durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gestore_argument() {
+        let g = parse_gestore("alfa=pec.alfa.test").unwrap();
+        assert_eq!(g.id, "alfa");
+        assert_eq!(g.provider_name, "Alfa PEC (lab)");
+        assert_eq!(g.domains, vec!["pec.alfa.test"]);
+        let g = parse_gestore("beta=PEC.Beta.test, pec.other.test:Beta Servizi S.p.A.").unwrap();
+        assert_eq!(g.provider_name, "Beta Servizi S.p.A.");
+        assert_eq!(g.domains, vec!["pec.beta.test", "pec.other.test"]);
+        assert!(parse_gestore("alfa").is_err());
+        assert!(parse_gestore("=pec.alfa.test").is_err());
+        assert!(parse_gestore("alfa=").is_err());
+        assert!(parse_gestore("alfa=pec.alfa.test:").is_err());
     }
 }

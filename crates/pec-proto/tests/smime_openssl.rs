@@ -1,0 +1,784 @@
+//! S/MIME signing, verification and trust, judged by the `openssl` command-line tool.
+//!
+//! The CLI is a hard requirement: if it is missing these tests fail rather than skip.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use pec_proto::index::ProviderIndex;
+use pec_proto::labpki::{self, GestoreSpec, LabPki};
+use pec_proto::smime::{self, Digest, OpensslSigner, Signer, TrustAnchors};
+
+/// The signed part of a real PEC message, CRLF line endings.
+const CONTENT: &[u8] = b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+Content-Transfer-Encoding: 7bit\r\n\
+MIME-Version: 1.0\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=\"iso-8859-1\"\r\n\
+\r\n\
+Ricevuta di accettazione\r\n\
+--b1--\r\n";
+
+fn signing_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 12, 5, 9, 42, 10).unwrap()
+}
+
+fn specs() -> Vec<GestoreSpec> {
+    vec![
+        GestoreSpec {
+            id: "alfa".into(),
+            provider_name: "Alfa PEC (lab)".into(),
+            domains: vec!["pec.alfa.test".into(), "pec.cliente.test".into()],
+        },
+        GestoreSpec {
+            id: "beta".into(),
+            provider_name: "Beta PEC (lab)".into(),
+            domains: vec!["pec.beta.test".into()],
+        },
+    ]
+}
+
+fn pki_at(now: DateTime<Utc>, days: u32) -> LabPki {
+    labpki::generate(&specs(), now, days).unwrap()
+}
+
+fn signer(pki: &LabPki, i: usize, digest: Digest) -> OpensslSigner {
+    let g = &pki.gestori[i];
+    OpensslSigner::from_pem(
+        g.sign_cert_pem.as_bytes(),
+        g.sign_key_pem.as_bytes(),
+        None,
+        digest,
+    )
+    .unwrap()
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    openssl::x509::X509::from_pem(pem.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+/// Runs `openssl` with `args` in `dir`. Panics (test failure) if the tool is missing.
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command-line tool is required by these tests")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "openssl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes the PKI files of gestore `i` (`ca.pem`, `sign.pem`, `sign.key`, ...) into `dir`.
+fn write_pki(dir: &Path, pki: &LabPki, i: usize) {
+    let g = &pki.gestori[i];
+    std::fs::write(dir.join("ca.pem"), &pki.ca_cert_pem).unwrap();
+    std::fs::write(dir.join("ca.key"), &pki.ca_key_pem).unwrap();
+    std::fs::write(dir.join("sign.pem"), &g.sign_cert_pem).unwrap();
+    std::fs::write(dir.join("sign.key"), &g.sign_key_pem).unwrap();
+    std::fs::write(dir.join("tls.pem"), &g.tls_cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &g.tls_key_pem).unwrap();
+}
+
+#[test]
+fn our_signature_verifies_with_the_openssl_cli() {
+    let pki = pki_at(Utc::now(), 30);
+    let s = signer(&pki, 0, Digest::Sha256);
+    assert_eq!(s.address(), "posta-certificata@pec.alfa.test");
+    assert_eq!(s.digest(), Digest::Sha256);
+    let sig = s.sign_detached(CONTENT, signing_time()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pki(d, &pki, 0);
+    std::fs::write(d.join("data"), CONTENT).unwrap();
+    std::fs::write(d.join("sig.der"), &sig).unwrap();
+
+    ok(&openssl(
+        d,
+        &[
+            "cms", "-verify", "-binary", "-inform", "DER", "-in", "sig.der", "-content", "data",
+            "-CAfile", "ca.pem", "-purpose", "any", "-out", "out",
+        ],
+    ));
+    assert_eq!(std::fs::read(d.join("out")).unwrap(), CONTENT);
+    // The older S/MIME command too, with the S/MIME signing purpose.
+    ok(&openssl(
+        d,
+        &[
+            "smime",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "sig.der",
+            "-content",
+            "data",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "smimesign",
+            "-out",
+            "/dev/null",
+        ],
+    ));
+
+    let printed = ok(&openssl(
+        d,
+        &[
+            "cms", "-cmsout", "-print", "-inform", "DER", "-in", "sig.der",
+        ],
+    ));
+    assert!(
+        printed.contains("contentType: pkcs7-signedData"),
+        "{printed}"
+    );
+    assert!(printed.contains("eContentType: pkcs7-data"), "{printed}");
+    assert!(
+        printed.contains("eContent: <ABSENT>"),
+        "not detached:\n{printed}"
+    );
+    assert!(
+        printed.contains("algorithm: sha256 (2.16.840.1.101.3.4.2.1)"),
+        "{printed}"
+    );
+    assert!(!printed.contains("sha1"), "{printed}");
+    assert!(printed.contains("signingTime"), "{printed}");
+    assert!(
+        printed.contains("UTCTIME:Dec  5 09:42:10 2024 GMT"),
+        "signingTime is not the injected one:\n{printed}"
+    );
+    // Only the attributes observed in real PEC signatures (spec §5.2).
+    assert!(!printed.contains("SMIMECapabilities"), "{printed}");
+    let attrs = printed
+        .split("signedAttrs:")
+        .nth(1)
+        .and_then(|rest| rest.split("signatureAlgorithm:").next())
+        .unwrap();
+    assert_eq!(attrs.matches("object: ").count(), 3, "{attrs}");
+    assert!(
+        printed.contains("unsignedAttrs:\n          <ABSENT>"),
+        "{printed}"
+    );
+    // The signer certificate is included.
+    assert!(
+        printed.contains("Posta Certificata Alfa PEC (lab)"),
+        "{printed}"
+    );
+
+    let report = smime::verify_detached(CONTENT, &sig);
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.problem, None);
+    assert_eq!(report.digest, Some(Digest::Sha256));
+    assert_eq!(report.signing_time, Some(signing_time()));
+    let cert = report.signer.unwrap();
+    assert_eq!(cert.der, der_of(&pki.gestori[0].sign_cert_pem));
+    assert_eq!(cert.sha1_hex, smime::sha1_hex(&cert.der));
+    assert!(
+        cert.sha1_hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    );
+    assert_eq!(
+        cert.email.as_deref(),
+        Some("posta-certificata@pec.alfa.test")
+    );
+    assert_eq!(
+        cert.subject,
+        "C=IT, O=Alfa PEC (lab), CN=Posta Certificata Alfa PEC (lab)"
+    );
+}
+
+#[test]
+fn chain_certificates_are_included_and_sha1_can_be_emitted() {
+    let pki = pki_at(Utc::now(), 30);
+    let g = &pki.gestori[1];
+    let s = OpensslSigner::from_pem(
+        g.sign_cert_pem.as_bytes(),
+        g.sign_key_pem.as_bytes(),
+        Some(pki.ca_cert_pem.as_bytes()),
+        Digest::Sha1,
+    )
+    .unwrap();
+    let sig = s.sign_detached(CONTENT, signing_time()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("sig.der"), &sig).unwrap();
+    let certs = ok(&openssl(
+        d,
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "sig.der",
+            "-print_certs",
+            "-noout",
+        ],
+    ));
+    assert!(
+        certs.contains("Posta Certificata Beta PEC (lab)"),
+        "{certs}"
+    );
+    assert!(
+        certs.contains("PEC Lab Root CA (NOT FOR PRODUCTION)"),
+        "{certs}"
+    );
+    let report = smime::verify_detached(CONTENT, &sig);
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.digest, Some(Digest::Sha1));
+    assert_eq!(
+        report.signer.unwrap().email.as_deref(),
+        Some("posta-certificata@pec.beta.test")
+    );
+}
+
+#[test]
+fn a_flipped_byte_is_not_intact_for_us_nor_for_the_cli() {
+    let pki = pki_at(Utc::now(), 30);
+    let sig = signer(&pki, 0, Digest::Sha256)
+        .sign_detached(CONTENT, signing_time())
+        .unwrap();
+    let mut tampered = CONTENT.to_vec();
+    let i = tampered.len() - 12;
+    tampered[i] ^= 0x01;
+
+    let report = smime::verify_detached(&tampered, &sig);
+    assert!(!report.intact);
+    assert!(report.problem.is_some());
+    // Who signed is still reported.
+    assert!(report.signer.is_some());
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pki(d, &pki, 0);
+    std::fs::write(d.join("data"), &tampered).unwrap();
+    std::fs::write(d.join("sig.der"), &sig).unwrap();
+    let out = openssl(
+        d,
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "sig.der",
+            "-content",
+            "data",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    );
+    assert!(!out.status.success(), "the CLI accepted tampered content");
+
+    // Bare LF instead of CRLF is tampering too: no canonicalisation.
+    let lf: Vec<u8> = CONTENT.iter().copied().filter(|&b| b != b'\r').collect();
+    assert!(!smime::verify_detached(&lf, &sig).intact);
+}
+
+#[test]
+fn signatures_made_by_the_cli_are_read() {
+    let pki = pki_at(Utc::now(), 30);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pki(d, &pki, 0);
+    std::fs::write(d.join("data"), CONTENT).unwrap();
+    let want_der = der_of(&pki.gestori[0].sign_cert_pem);
+
+    let cases: [(&[&str], Digest); 4] = [
+        (
+            &[
+                "cms", "-sign", "-md", "sha1", "-binary", "-outform", "DER", "-signer", "sign.pem",
+                "-inkey", "sign.key", "-in", "data", "-out", "sig.der",
+            ],
+            Digest::Sha1,
+        ),
+        (
+            &[
+                "smime", "-sign", "-md", "sha1", "-binary", "-outform", "DER", "-signer",
+                "sign.pem", "-inkey", "sign.key", "-in", "data", "-out", "sig.der",
+            ],
+            Digest::Sha1,
+        ),
+        (
+            &[
+                "smime", "-sign", "-binary", "-outform", "DER", "-signer", "sign.pem", "-inkey",
+                "sign.key", "-in", "data", "-out", "sig.der",
+            ],
+            Digest::Sha256,
+        ),
+        // Streaming: indefinite-length BER, as some signers emit.
+        (
+            &[
+                "cms", "-sign", "-stream", "-md", "sha256", "-binary", "-outform", "DER",
+                "-signer", "sign.pem", "-inkey", "sign.key", "-in", "data", "-out", "sig.der",
+            ],
+            Digest::Sha256,
+        ),
+    ];
+    for (args, digest) in cases {
+        ok(&openssl(d, args));
+        let sig = std::fs::read(d.join("sig.der")).unwrap();
+        let report = smime::verify_detached(CONTENT, &sig);
+        assert!(report.intact, "{args:?}: {report:?}");
+        assert_eq!(report.digest, Some(digest), "{args:?}");
+        assert!(report.signing_time.is_some(), "{args:?}: {report:?}");
+        assert_eq!(report.signer.as_ref().unwrap().der, want_der, "{args:?}");
+        assert_eq!(report.problem, None, "{args:?}");
+        assert!(
+            !smime::verify_detached(&CONTENT[1..], &sig).intact,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn an_expired_certificate_is_intact_but_not_trusted() {
+    let then = Utc::now() - Duration::days(30);
+    let pki = pki_at(then, 1);
+    let sig = signer(&pki, 0, Digest::Sha256)
+        .sign_detached(CONTENT, then + Duration::hours(2))
+        .unwrap();
+    let report = smime::verify_detached(CONTENT, &sig);
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.signing_time, Some(trunc(then + Duration::hours(2))));
+
+    let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
+    let anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    let der = report.signer.unwrap().der;
+    let t = smime::trust(&der, &index, Some(&anchors), Utc::now());
+    assert!(!t.trusted);
+    assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
+    assert!(t.problem.unwrap().contains("validity"));
+    // At a time inside the validity period it was a gestore: the chain check uses `at`.
+    let t = smime::trust(&der, &index, Some(&anchors), then + Duration::hours(12));
+    assert!(t.trusted, "{t:?}");
+    // Not yet valid.
+    let t = smime::trust(&der, &index, None, then - Duration::hours(1));
+    assert!(!t.trusted);
+    assert!(t.problem.unwrap().contains("validity"));
+}
+
+fn trunc(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap()
+}
+
+#[test]
+fn trust_follows_the_index_and_the_anchors() {
+    let now = Utc::now();
+    let pki = pki_at(now, 30);
+    let other = pki_at(now, 30);
+    let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
+    assert_eq!(index.providers.len(), 2);
+    let anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    let other_anchors = TrustAnchors::from_pem(other.ca_cert_pem.as_bytes()).unwrap();
+    let alfa = der_of(&pki.gestori[0].sign_cert_pem);
+    let beta = der_of(&pki.gestori[1].sign_cert_pem);
+
+    let t = smime::trust(&alfa, &index, Some(&anchors), now);
+    assert!(t.trusted, "{t:?}");
+    assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
+    assert_eq!(t.problem, None);
+    let t = smime::trust(&beta, &index, Some(&anchors), now);
+    assert_eq!(t.provider.as_deref(), Some("Beta PEC (lab)"));
+    assert!(t.trusted);
+    assert!(smime::trust(&alfa, &index, None, now).trusted);
+
+    // Not in the index.
+    let stranger = der_of(&other.gestori[0].sign_cert_pem);
+    let t = smime::trust(&stranger, &index, Some(&anchors), now);
+    assert!(!t.trusted);
+    assert_eq!(t.provider, None);
+    assert!(t.problem.unwrap().contains("not in the provider index"));
+
+    // In the index, but another CA bundle.
+    let t = smime::trust(&alfa, &index, Some(&other_anchors), now);
+    assert!(!t.trusted);
+    assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
+    assert!(t.problem.unwrap().contains("chain"));
+
+    // The TLS certificate is not for S/MIME signing even if someone listed it.
+    let tls = der_of(&pki.gestori[0].tls_cert_pem);
+    let mut listed = index.clone();
+    listed.providers[0]
+        .certificate_hashes
+        .push(smime::sha1_hex(&tls));
+    listed.providers[0].certificates.push(tls.clone());
+    let t = smime::trust(&tls, &listed, Some(&anchors), now);
+    assert!(!t.trusted, "{t:?}");
+
+    // Hash listed, certificate bytes not (step 4).
+    let mut forged = index.clone();
+    forged.providers[1]
+        .certificate_hashes
+        .push(smime::sha1_hex(&stranger));
+    let t = smime::trust(&stranger, &forged, None, now);
+    assert!(!t.trusted);
+    assert_eq!(t.provider.as_deref(), Some("Beta PEC (lab)"));
+    assert!(t.problem.unwrap().contains("providerCertificate"));
+
+    // Hash compared case-insensitively.
+    let mut lower = index.clone();
+    for p in &mut lower.providers {
+        for h in &mut p.certificate_hashes {
+            *h = h.to_lowercase();
+        }
+    }
+    assert!(smime::trust(&alfa, &lower, Some(&anchors), now).trusted);
+
+    assert!(TrustAnchors::from_pem(b"no certificates here").is_err());
+}
+
+#[test]
+fn garbage_is_reported_never_a_panic() {
+    let pki = pki_at(Utc::now(), 30);
+    let sig = signer(&pki, 0, Digest::Sha256)
+        .sign_detached(CONTENT, signing_time())
+        .unwrap();
+    let inputs: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"hello".to_vec(),
+        vec![0x30, 0x80],
+        vec![0x30, 0x82, 0xff, 0xff, 0x06],
+        sig[..sig.len() / 2].to_vec(),
+        sig.iter().map(|b| b ^ 0x55).collect(),
+    ];
+    for input in inputs {
+        let r = smime::verify_detached(CONTENT, &input);
+        assert!(!r.intact);
+        assert!(r.problem.is_some());
+    }
+    // A signature over other bytes.
+    let other = signer(&pki, 0, Digest::Sha256)
+        .sign_detached(b"other\r\n", signing_time())
+        .unwrap();
+    assert!(!smime::verify_detached(CONTENT, &other).intact);
+    // Every single-byte corruption of the signature: never intact with a problem-free report.
+    for i in (0..sig.len()).step_by(7) {
+        let mut bad = sig.clone();
+        bad[i] ^= 0x80;
+        let r = smime::verify_detached(CONTENT, &bad);
+        assert!(r.intact || r.problem.is_some());
+    }
+}
+
+#[test]
+fn signer_refuses_bad_keys_and_certificates() {
+    let pki = pki_at(Utc::now(), 30);
+    let a = &pki.gestori[0];
+    let b = &pki.gestori[1];
+    // Key of another certificate.
+    assert!(
+        OpensslSigner::from_pem(
+            a.sign_cert_pem.as_bytes(),
+            b.sign_key_pem.as_bytes(),
+            None,
+            Digest::Sha256
+        )
+        .is_err()
+    );
+    // No rfc822Name in the SAN.
+    let e = OpensslSigner::from_pem(
+        a.tls_cert_pem.as_bytes(),
+        a.tls_key_pem.as_bytes(),
+        None,
+        Digest::Sha256,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("rfc822Name"), "{e}");
+    assert!(OpensslSigner::from_pem(b"x", b"y", None, Digest::Sha256).is_err());
+}
+
+#[test]
+fn signing_time_is_what_was_given() {
+    let pki = pki_at(Utc::now(), 30);
+    let s = signer(&pki, 0, Digest::Sha256);
+    for t in [
+        signing_time(),
+        Utc.with_ymd_and_hms(2051, 1, 2, 3, 4, 5).unwrap(), // GeneralizedTime range
+        Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap(),
+    ] {
+        let sig = s.sign_detached(CONTENT, t).unwrap();
+        let r = smime::verify_detached(CONTENT, &sig);
+        assert!(r.intact);
+        assert_eq!(r.signing_time, Some(t));
+    }
+}
+
+// ---- certificate profiles (spec §5.3), judged by `openssl x509 -text` and `openssl verify`.
+
+#[test]
+fn signing_certificate_has_the_pec_profile() {
+    let pki = pki_at(Utc::now(), 825);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pki(d, &pki, 0);
+    let text = ok(&openssl(d, &["x509", "-in", "sign.pem", "-noout", "-text"]));
+    assert!(
+        text.contains("Subject: C = IT, O = Alfa PEC (lab), CN = Posta Certificata Alfa PEC (lab)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Issuer: C = IT, O = PEC Lab, CN = PEC Lab Root CA (NOT FOR PRODUCTION)")
+    );
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    assert!(text.contains("rsaEncryption"));
+    assert!(
+        text.contains("X509v3 Key Usage: critical\n                Digital Signature\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Extended Key Usage: \n                E-mail Protection"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Subject Alternative Name: \n                email:posta-certificata@pec.alfa.test\n"), "{text}");
+    assert!(
+        text.contains("X509v3 Authority Key Identifier: \n"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Subject Key Identifier: \n"), "{text}");
+    assert!(!text.contains("Basic Constraints"), "{text}");
+    // Only keyUsage is critical.
+    assert_eq!(text.matches("critical").count(), 1, "{text}");
+    assert!(!text.contains("emailAddress"));
+
+    ok(&openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "smimesign",
+            "sign.pem",
+        ],
+    ));
+    // countryName is a PrintableString (RFC 5280).
+    let subject = ok(&openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "sign.pem",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "show_type",
+        ],
+    ));
+    assert!(subject.contains("C=PRINTABLESTRING:IT"), "{subject}");
+    ok(&openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslserver",
+            "tls.pem",
+        ],
+    ));
+    let out = openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslserver",
+            "sign.pem",
+        ],
+    );
+    assert!(!out.status.success());
+
+    // Key files are PKCS#8.
+    assert!(
+        pki.gestori[0]
+            .sign_key_pem
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    assert!(
+        pki.gestori[0]
+            .tls_key_pem
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    assert!(pki.ca_key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let key = ok(&openssl(d, &["pkey", "-in", "sign.key", "-noout", "-text"]));
+    assert!(key.contains("2048 bit"), "{key}");
+}
+
+#[test]
+fn ca_is_name_constrained_to_the_gestori_domains() {
+    let pki = pki_at(Utc::now(), 825);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pki(d, &pki, 0);
+    let text = ok(&openssl(d, &["x509", "-in", "ca.pem", "-noout", "-text"]));
+    assert!(
+        text.contains("Subject: C = IT, O = PEC Lab, CN = PEC Lab Root CA (NOT FOR PRODUCTION)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical\n                CA:TRUE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign\n"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
+    for d in ["pec.alfa.test", "pec.cliente.test", "pec.beta.test"] {
+        assert!(text.contains(&format!("email:{d}\n")), "{d}: {text}");
+    }
+
+    // A certificate for a foreign mail domain under this CA is refused by OpenSSL.
+    ok(&openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "evil.key",
+            "-subj",
+            "/C=IT/O=Evil/CN=Posta Certificata Evil",
+            "-addext",
+            "subjectAltName=email:posta-certificata@evil.test",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-x509",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-days",
+            "2",
+            "-out",
+            "evil.pem",
+        ],
+    ));
+    let out = openssl(d, &["verify", "-CAfile", "ca.pem", "evil.pem"]);
+    assert!(!out.status.success(), "name constraints not enforced");
+    let msg =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("subtree"), "{msg}");
+}
+
+#[test]
+fn tls_certificate_names() {
+    let pki = pki_at(Utc::now(), 825);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pki(d, &pki, 0);
+    let text = ok(&openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "tls.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+        ],
+    ));
+    for name in [
+        "DNS:pec.alfa.test",
+        "DNS:mx.pec.alfa.test",
+        "DNS:mail.pec.alfa.test",
+        "DNS:pec.cliente.test",
+        "DNS:mx.pec.cliente.test",
+        "DNS:mail.pec.cliente.test",
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "TLS Web Server Authentication",
+    ] {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+    for host in ["mx.pec.cliente.test", "localhost"] {
+        ok(&openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "ca.pem",
+                "-verify_hostname",
+                host,
+                "tls.pem",
+            ],
+        ));
+    }
+    ok(&openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-verify_ip",
+            "127.0.0.1",
+            "tls.pem",
+        ],
+    ));
+}
+
+#[test]
+fn index_lists_every_gestore() {
+    let pki = pki_at(Utc::now(), 825);
+    let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
+    assert!(pki.index_ldif.starts_with("dn: o=postacert\n"));
+    assert_eq!(index.providers.len(), 2);
+    for (p, g) in index.providers.iter().zip(&pki.gestori) {
+        let der = der_of(&g.sign_cert_pem);
+        assert_eq!(p.name, g.spec.provider_name);
+        assert_eq!(p.unit, None);
+        assert_eq!(p.certificates, vec![der.clone()]);
+        assert_eq!(p.certificate_hashes, vec![smime::sha1_hex(&der)]);
+        assert_eq!(p.mail_receipt, format!("ricevute@{}", g.spec.domains[0]));
+        assert_eq!(p.managed_domains, g.spec.domains);
+    }
+    assert_eq!(
+        index.by_domain("PEC.Cliente.TEST").unwrap().name,
+        "Alfa PEC (lab)"
+    );
+}
+
+#[test]
+fn bad_specs_are_refused() {
+    let now = Utc::now();
+    let mut s = specs();
+    s[1].id = "alfa".into();
+    assert!(labpki::generate(&s, now, 10).is_err());
+    let mut s = specs();
+    s[0].domains.clear();
+    assert!(labpki::generate(&s, now, 10).is_err());
+    let mut s = specs();
+    s[0].id = "../etc".into();
+    assert!(labpki::generate(&s, now, 10).is_err());
+    let mut s = specs();
+    s[0].domains[0] = "bad domain".into();
+    assert!(labpki::generate(&s, now, 10).is_err());
+    let mut s = specs();
+    s[1].domains.push("pec.alfa.test".into());
+    assert!(labpki::generate(&s, now, 10).is_err());
+    assert!(labpki::generate(&[], now, 10).is_err());
+    assert!(labpki::generate(&specs(), now, 0).is_err());
+}

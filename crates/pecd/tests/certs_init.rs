@@ -1,0 +1,252 @@
+//! `pecd certs init`, run as a user would, judged by the `openssl` command-line tool.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use pec_proto::index::ProviderIndex;
+
+fn pecd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pecd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `openssl` in `dir`; a missing tool fails the test.
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command-line tool is required by this test")
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const FILES: [&str; 11] = [
+    "ca.pem",
+    "ca.key",
+    "index.ldif",
+    "alfa/sign.pem",
+    "alfa/sign.key",
+    "alfa/tls.pem",
+    "alfa/tls.key",
+    "beta/sign.pem",
+    "beta/sign.key",
+    "beta/tls.pem",
+    "beta/tls.key",
+];
+
+fn snapshot(dir: &Path) -> Vec<Vec<u8>> {
+    FILES
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect()
+}
+
+#[test]
+fn init_writes_a_working_lab_pki() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lab");
+    let dir_s = dir.to_str().unwrap();
+    let args = [
+        "certs",
+        "init",
+        "--dir",
+        dir_s,
+        "--gestore",
+        "alfa=pec.alfa.test,pec.cliente.test",
+        "--gestore",
+        "beta=pec.beta.test:Beta Servizi PEC S.p.A.",
+        "--days",
+        "30",
+    ];
+    let out = pecd(&args);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT FOR PRODUCTION"));
+
+    for f in FILES {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    for id in ["alfa", "beta"] {
+        for purpose_file in [("smimesign", "sign.pem"), ("sslserver", "tls.pem")] {
+            let cert = format!("{id}/{}", purpose_file.1);
+            assert_ok(&openssl(
+                &dir,
+                &[
+                    "verify",
+                    "-CAfile",
+                    "ca.pem",
+                    "-purpose",
+                    purpose_file.0,
+                    &cert,
+                ],
+            ));
+        }
+        // Each key matches its certificate.
+        for (cert, key) in [("sign.pem", "sign.key"), ("tls.pem", "tls.key")] {
+            let a = openssl(
+                &dir,
+                &["x509", "-in", &format!("{id}/{cert}"), "-noout", "-pubkey"],
+            );
+            let b = openssl(&dir, &["pkey", "-in", &format!("{id}/{key}"), "-pubout"]);
+            assert_ok(&a);
+            assert_ok(&b);
+            assert_eq!(a.stdout, b.stdout);
+        }
+    }
+    let text = openssl(
+        &dir,
+        &[
+            "x509",
+            "-in",
+            "beta/sign.pem",
+            "-noout",
+            "-subject",
+            "-enddate",
+        ],
+    );
+    assert_ok(&text);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(
+            "O = Beta Servizi PEC S.p.A., CN = Posta Certificata Beta Servizi PEC S.p.A."
+        ),
+        "{text}"
+    );
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in FILES {
+            let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+            if f.ends_with(".key") {
+                assert_eq!(mode, 0o600, "{f}");
+            } else {
+                assert_eq!(mode & 0o077 & !0o044, 0, "{f}: {mode:o}");
+            }
+        }
+    }
+
+    let index = ProviderIndex::parse_ldif(&std::fs::read(dir.join("index.ldif")).unwrap()).unwrap();
+    assert_eq!(index.providers.len(), 2);
+    assert_eq!(
+        index.by_domain("pec.cliente.test").unwrap().name,
+        "Alfa PEC (lab)"
+    );
+    let beta = index.by_domain("PEC.BETA.TEST").unwrap();
+    assert_eq!(beta.name, "Beta Servizi PEC S.p.A.");
+    assert_eq!(beta.mail_receipt, "ricevute@pec.beta.test");
+    let der = openssl(&dir, &["x509", "-in", "beta/sign.pem", "-outform", "DER"]);
+    assert_ok(&der);
+    let beta_der = der.stdout;
+    assert_eq!(beta.certificates, vec![beta_der.clone()]);
+    assert_eq!(
+        beta.certificate_hashes,
+        vec![pec_proto::smime::sha1_hex(&beta_der)]
+    );
+
+    // A second run without --force fails and changes nothing.
+    let before = snapshot(&dir);
+    let out = pecd(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(snapshot(&dir), before);
+
+    // With --force, new keys.
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert_ok(&pecd(&forced));
+    let after = snapshot(&dir);
+    assert_ne!(after[1], before[1]);
+    assert_ok(&openssl(
+        &dir,
+        &["verify", "-CAfile", "ca.pem", "alfa/sign.pem"],
+    ));
+}
+
+#[test]
+fn init_defaults_to_one_demo_gestore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    assert_ok(&pecd(&["certs", "init", "--dir", dir.to_str().unwrap()]));
+    assert_ok(&openssl(
+        &dir,
+        &["verify", "-CAfile", "ca.pem", "demo/sign.pem"],
+    ));
+    let index = ProviderIndex::parse_ldif(&std::fs::read(dir.join("index.ldif")).unwrap()).unwrap();
+    assert_eq!(index.providers.len(), 1);
+    assert_eq!(index.providers[0].name, "Demo PEC (lab)");
+    assert_eq!(index.providers[0].managed_domains, vec!["pec.demo.test"]);
+    // Default validity: 825 days.
+    let out = openssl(
+        &dir,
+        &[
+            "x509",
+            "-in",
+            "demo/sign.pem",
+            "-noout",
+            "-checkend",
+            &(824 * 86400).to_string(),
+        ],
+    );
+    assert_ok(&out);
+    let out = openssl(
+        &dir,
+        &[
+            "x509",
+            "-in",
+            "demo/sign.pem",
+            "-noout",
+            "-checkend",
+            &(826 * 86400).to_string(),
+        ],
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn init_refuses_bad_arguments_and_documents_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("x");
+    let out = pecd(&[
+        "certs",
+        "init",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--gestore",
+        "nodomain",
+    ]);
+    assert!(!out.status.success());
+    let out = pecd(&[
+        "certs",
+        "init",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--gestore",
+        "a=bad domain",
+    ]);
+    assert!(!out.status.success());
+    assert!(!dir.exists());
+
+    let out = pecd(&["certs", "init", "--help"]);
+    assert_ok(&out);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "NOT FOR PRODUCTION",
+        "--gestore",
+        "--force",
+        "--days",
+        "index.ldif",
+        "0600",
+    ] {
+        assert!(help.contains(want), "{want}: {help}");
+    }
+}
