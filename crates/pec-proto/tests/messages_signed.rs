@@ -129,7 +129,10 @@ fn any_flipped_byte_in_the_signed_part_or_signature_is_detected() {
         for i in value_start..s.p7s.len() {
             let mut p7s = s.p7s.clone();
             p7s[i] ^= 0x01;
-            assert!(!verify_detached(&s.content, &p7s).intact, "{name}: signature byte {i}");
+            assert!(
+                !verify_detached(&s.content, &p7s).intact,
+                "{name}: signature byte {i}"
+            );
         }
         // The signer certificate: a flip there must at least show as another certificate.
         for i in (0..value_start).step_by(5) {
