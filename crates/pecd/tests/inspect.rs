@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use chrono::{FixedOffset, TimeZone};
+use chrono::FixedOffset;
 use pec_proto::build::{self, Emission, Notice, Transaction};
 use pec_proto::daticert::TipoDestinatario;
 use pec_proto::original::Original;
