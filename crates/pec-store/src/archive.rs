@@ -1,0 +1,92 @@
+//! The security archive (SQLite backend): a copy of PEC traffic per address,
+//! kept apart from mailboxes and outside quotas; purged by age on the
+//! caller's retention policy.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::blobs::Blobs;
+use crate::error::{Error, Result};
+use crate::lookup::{self, from_db, to_db};
+use crate::model::{ArchiveEntry, Direction};
+
+/// Columns read by [`to_entry`].
+const COLUMNS: &str = "id, address, blob, size, direction, kind, stored_at";
+
+/// Reads an [`ArchiveEntry`] from a row of [`COLUMNS`].
+fn to_entry(r: &rusqlite::Row<'_>) -> Result<ArchiveEntry> {
+    let direction: String = r.get(4)?;
+    Ok(ArchiveEntry {
+        id: r.get(0)?,
+        address: r.get(1)?,
+        hash: r.get(2)?,
+        size: from_db(r.get(3)?, "archive size")?,
+        direction: Direction::parse(&direction)
+            .ok_or_else(|| Error::Corrupt(format!("archive direction {direction:?}")))?,
+        kind: r.get(5)?,
+        stored_at: r.get(6)?,
+    })
+}
+
+/// Stores a copy of `bytes` (blob first, durable before the row commits).
+pub fn archive(
+    conn: &Connection,
+    blobs: &Blobs,
+    (addr, hash, bytes): (&str, &str, &[u8]),
+    direction: Direction,
+    kind: &str,
+    at: i64,
+) -> Result<ArchiveEntry> {
+    let (addr, _) = lookup::address(addr)?;
+    blobs.put_hashed(hash, bytes)?;
+    let id: i64 = conn.query_row(
+        "INSERT INTO archive (address, blob, size, direction, kind, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        params![
+            addr,
+            hash,
+            to_db(bytes.len() as u64),
+            direction.as_str(),
+            kind,
+            at
+        ],
+        |r| r.get(0),
+    )?;
+    get(conn, id)
+}
+
+/// One archive entry by id.
+pub fn get(conn: &Connection, id: i64) -> Result<ArchiveEntry> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM archive WHERE id = ?1"))?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => to_entry(r),
+        None => Err(Error::Corrupt(format!("archive entry {id} vanished"))),
+    }
+}
+
+/// Blob hash of an archive entry.
+pub fn blob_of(conn: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT blob FROM archive WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?)
+}
+
+/// An address's archive entries, oldest first.
+pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
+    let (addr, _) = lookup::address(addr)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM archive WHERE address = ?1 ORDER BY stored_at, id"
+    ))?;
+    let mut rows = stmt.query([addr])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(to_entry(r)?);
+    }
+    Ok(out)
+}
+
+/// Deletes entries stored before `cutoff`; returns how many.
+pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
+    let n = conn.execute("DELETE FROM archive WHERE stored_at < ?1", [cutoff])?;
+    Ok(n as u64)
+}

@@ -1,0 +1,92 @@
+//! The one error type of the crate, so callers map storage failures to a
+//! protocol reply in one place (SMTP 4xx/5xx, IMAP NO).
+
+use std::path::PathBuf;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory operation failed; the path says where.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The shared transaction of a group commit failed, so no job in it was stored.
+    #[error("group commit failed: {0}")]
+    Commit(String),
+    /// The writer thread is gone (the store is shutting down or it crashed).
+    #[error("the store's writer thread has stopped")]
+    WriterStopped,
+    /// The database was written by a newer version of this program.
+    #[error("database schema version {found} is newer than this program's {known}")]
+    SchemaTooNew {
+        /// Version recorded in the database.
+        found: i64,
+        /// Newest version this program knows.
+        known: i64,
+    },
+    /// A blob name is not 64 lowercase hex digits.
+    #[error("invalid blob hash {0:?}")]
+    InvalidHash(String),
+    /// A referenced blob file does not exist.
+    #[error("blob {0} is missing")]
+    BlobMissing(String),
+    /// The delivery would take the account over its quota; nothing was stored.
+    #[error("quota exceeded for {address}: {used} + {size} bytes > {quota}")]
+    QuotaExceeded {
+        /// The account.
+        address: String,
+        /// Bytes in use before the delivery.
+        used: u64,
+        /// Size of the refused message(s).
+        size: u64,
+        /// The account's quota.
+        quota: u64,
+    },
+    /// No domain with this name.
+    #[error("no such domain {0:?}")]
+    NoSuchDomain(String),
+    /// No account with this address.
+    #[error("no such account {0:?}")]
+    NoSuchAccount(String),
+    /// No folder with this name in the account.
+    #[error("no such folder {0:?}")]
+    NoSuchFolder(String),
+    /// No live message with this UID in the folder.
+    #[error("no such message uid {0}")]
+    NoSuchMessage(u32),
+    /// The name is already taken (domain, account or folder).
+    #[error("{0:?} already exists")]
+    AlreadyExists(String),
+    /// The domain still has accounts and cannot be removed.
+    #[error("domain {0:?} still has accounts")]
+    DomainNotEmpty(String),
+    /// The folder is created with the account (INBOX, Sent, ...) and cannot be renamed or deleted.
+    #[error("folder {0:?} is a system folder")]
+    SystemFolder(String),
+    /// An address, domain or folder name is malformed.
+    #[error("invalid name {0:?}")]
+    InvalidName(String),
+    /// A value in the database is outside its valid range (corruption or a bug).
+    #[error("corrupt value in database: {0}")]
+    Corrupt(String),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

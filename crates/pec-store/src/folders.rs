@@ -1,0 +1,101 @@
+//! Folder operations (SQLite backend): list, create, rename, delete,
+//! subscribe, and the counters SELECT reports.
+
+use rusqlite::{Connection, params};
+
+use crate::accounts::{insert_folder, unique};
+use crate::error::{Error, Result};
+use crate::lookup::{self, from_db, uid_from_db};
+use crate::model::{Folder, Selected};
+
+/// The account's folders, INBOX first then by name.
+pub fn list(conn: &Connection, addr: &str) -> Result<Vec<Folder>> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let mut stmt = conn.prepare(
+        "SELECT name, special_use, system, subscribed FROM folders WHERE account_id = ?1
+         ORDER BY name <> 'INBOX', name",
+    )?;
+    let rows = stmt.query_map([account_id], |r| {
+        Ok(Folder {
+            name: r.get(0)?,
+            special_use: r.get(1)?,
+            system: r.get(2)?,
+            subscribed: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Creates a user folder.
+pub fn create(conn: &Connection, addr: &str, name: &str) -> Result<()> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let name = lookup::folder_name(name)?;
+    insert_folder(conn, account_id, &name, None, false)
+}
+
+/// Refuses to change a folder created with the account.
+fn user_folder(conn: &Connection, folder_id: i64, name: &str) -> Result<()> {
+    let system: bool = conn.query_row(
+        "SELECT system FROM folders WHERE id = ?1",
+        [folder_id],
+        |r| r.get(0),
+    )?;
+    if system {
+        Err(Error::SystemFolder(name.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Renames a user folder; its messages, UIDs and UIDVALIDITY stay.
+pub fn rename(conn: &Connection, addr: &str, from: &str, to: &str) -> Result<()> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let folder_id = lookup::folder(conn, account_id, from)?;
+    user_folder(conn, folder_id, from)?;
+    let to = lookup::folder_name(to)?;
+    conn.execute(
+        "UPDATE folders SET name = ?1 WHERE id = ?2",
+        params![to, folder_id],
+    )
+    .map_err(|e| unique(e, &to))?;
+    Ok(())
+}
+
+/// Deletes a user folder and its messages.
+pub fn delete(conn: &Connection, addr: &str, name: &str) -> Result<()> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let folder_id = lookup::folder(conn, account_id, name)?;
+    user_folder(conn, folder_id, name)?;
+    conn.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
+    Ok(())
+}
+
+/// Sets or clears the subscribed mark.
+pub fn set_subscribed(conn: &Connection, addr: &str, name: &str, on: bool) -> Result<()> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let folder_id = lookup::folder(conn, account_id, name)?;
+    conn.execute(
+        "UPDATE folders SET subscribed = ?1 WHERE id = ?2",
+        params![on, folder_id],
+    )?;
+    Ok(())
+}
+
+/// UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the message count of a folder.
+pub fn select(conn: &Connection, addr: &str, name: &str) -> Result<Selected> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let folder_id = lookup::folder(conn, account_id, name)?;
+    let (uidvalidity, uidnext, highestmodseq, exists): (i64, i64, i64, i64) = conn.query_row(
+        "SELECT uidvalidity, uidnext, highestmodseq,
+                (SELECT count(*) FROM messages WHERE folder_id = f.id AND expunged = 0)
+         FROM folders f WHERE id = ?1",
+        [folder_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok(Selected {
+        uidvalidity: uid_from_db(uidvalidity, "uidvalidity")?,
+        uidnext: uid_from_db(uidnext, "uidnext")?,
+        highestmodseq: from_db(highestmodseq, "highestmodseq")?,
+        exists: uid_from_db(exists, "exists")?,
+    })
+}

@@ -1,0 +1,169 @@
+//! The database schema and its migrations, and how every connection is opened.
+//!
+//! The schema version is SQLite's `PRAGMA user_version`; [`MIGRATIONS`] is the
+//! ordered list of scripts, and version *n* means the first *n* have been applied.
+//! Each pending script runs in its own transaction together with the version bump,
+//! so a crash mid-migration leaves the previous version intact.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// The migration scripts, oldest first. Never edit a released one: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: domains, accounts, folders, messages, security archive.
+    "
+    CREATE TABLE domains (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        default_quota INTEGER NOT NULL CHECK (default_quota >= 0)
+    );
+    CREATE TABLE accounts (
+        id              INTEGER PRIMARY KEY,
+        domain_id       INTEGER NOT NULL REFERENCES domains(id) ON DELETE RESTRICT,
+        address         TEXT NOT NULL UNIQUE CHECK (address = lower(address)),
+        password_hash   TEXT NOT NULL,
+        quota           INTEGER NOT NULL CHECK (quota >= 0),
+        receipts_folder INTEGER NOT NULL DEFAULT 0
+    );
+    -- AUTOINCREMENT: ids are never reused, so uidvalidity (= id) grows even
+    -- when a folder is deleted and created again under the same name.
+    CREATE TABLE folders (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        special_use   TEXT,
+        system        INTEGER NOT NULL DEFAULT 0,
+        uidvalidity   INTEGER NOT NULL,
+        uidnext       INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        subscribed    INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+    -- expunged = 1 keeps a tombstone (uid, modseq) for QRESYNC VANISHED.
+    CREATE TABLE messages (
+        folder_id    INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid          INTEGER NOT NULL,
+        blob         TEXT NOT NULL,
+        size         INTEGER NOT NULL CHECK (size >= 0),
+        internaldate INTEGER NOT NULL,
+        flags        TEXT NOT NULL DEFAULT '',
+        modseq       INTEGER NOT NULL,
+        expunged     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_modseq ON messages(folder_id, modseq);
+    CREATE INDEX messages_blob ON messages(blob);
+    -- Security archive: a copy of PEC traffic, kept by address (not by account
+    -- id) so it outlives the mailbox; never counted in the quota.
+    CREATE TABLE archive (
+        id        INTEGER PRIMARY KEY,
+        address   TEXT NOT NULL,
+        blob      TEXT NOT NULL,
+        size      INTEGER NOT NULL CHECK (size >= 0),
+        direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+        kind      TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+    );
+    CREATE INDEX archive_address ON archive(address, stored_at);
+    CREATE INDEX archive_stored_at ON archive(stored_at);
+    CREATE INDEX archive_blob ON archive(blob);
+    ",
+];
+
+/// The schema version this program writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Opens a connection to the database at `path` with the settings every
+/// connection needs: WAL journal, `synchronous=FULL` (a commit is on disk when
+/// it returns), foreign keys enforced, and a busy timeout for the rare lock wait.
+pub fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Corrupt(format!(
+            "could not enable WAL journal, got {mode:?}"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Brings the database up to [`current_version`], applying each pending
+/// migration in its own transaction. Refuses a database from a newer program.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = current_version();
+    if found > known {
+        return Err(Error::SchemaTooNew { found, known });
+    }
+    for (i, script) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(script)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_sets_version_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = connect(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, current_version());
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+                 ('domains', 'accounts', 'folders', 'messages', 'archive')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn connection_settings_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = connect(&dir.path().join("t.db")).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        conn.pragma_update(None, "user_version", current_version() + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(Error::SchemaTooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,259 @@
+//! [`SqliteStore`]: the embedded backend — one SQLite database plus blob files
+//! under a root directory, with a group-commit writer thread.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+use crate::blobs::{self, Blobs};
+use crate::error::{Error, Result};
+use crate::messages::Delivery;
+use crate::model::{
+    Account, ArchiveEntry, CheckReport, Copied, Delivered, Direction, Domain, FlagOp, Folder,
+    MessageMeta, NewAccount, Selected, Usage,
+};
+use crate::store::Store;
+use crate::writer::Writer;
+use crate::{accounts, archive, folders, lookup, maintenance, messages, schema};
+
+/// The embedded store: `<root>/store.db` and `<root>/blobs/`.
+///
+/// Writes go to a single writer thread that commits concurrent requests
+/// together; reads use their own connection (WAL lets them run during writes).
+pub struct SqliteStore {
+    db_path: PathBuf,
+    blobs: Blobs,
+    reader: Mutex<Connection>,
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens the store at `root`, creating the directory, database and blob
+    /// directory if needed and applying pending schema migrations.
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let blobs = Blobs::open(root)?;
+        let db_path = root.join(maintenance::DB_FILE);
+        let mut conn = schema::connect(&db_path)?;
+        schema::migrate(&mut conn)?;
+        let writer = Writer::start(conn)?;
+        let reader = Mutex::new(schema::connect(&db_path)?);
+        Ok(SqliteStore {
+            db_path,
+            blobs,
+            reader,
+            writer,
+        })
+    }
+
+    /// Transactions committed so far; under concurrent writes this stays
+    /// below the number of writes (group commit). For tests and metrics.
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
+    /// Runs `f` in a read transaction, so it sees one consistent snapshot.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        // A panic elsewhere does not damage the connection: keep using it.
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.unchecked_transaction()?;
+        f(&tx)
+    }
+
+    /// Runs `f` on the writer thread; returns once it is durably committed.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.writer.submit(f)
+    }
+}
+
+impl Store for SqliteStore {
+    fn add_domain(&self, name: &str, default_quota: u64) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| accounts::add_domain(c, &name, default_quota))
+    }
+
+    fn list_domains(&self) -> Result<Vec<Domain>> {
+        self.read(accounts::list_domains)
+    }
+
+    fn remove_domain(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| accounts::remove_domain(c, &name))
+    }
+
+    fn create_account(&self, new: &NewAccount) -> Result<Account> {
+        let new = new.clone();
+        self.write(move |c| accounts::create_account(c, &new))
+    }
+
+    fn account(&self, address: &str) -> Result<Account> {
+        self.read(|c| accounts::get_account(c, address))
+    }
+
+    fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>> {
+        self.read(|c| accounts::list_accounts(c, domain))
+    }
+
+    fn remove_account(&self, address: &str) -> Result<()> {
+        let address = address.to_string();
+        self.write(move |c| accounts::remove_account(c, &address))
+    }
+
+    fn set_password_hash(&self, address: &str, hash: &str) -> Result<()> {
+        let (address, hash) = (address.to_string(), hash.to_string());
+        self.write(move |c| accounts::set_password_hash(c, &address, &hash))
+    }
+
+    fn set_quota(&self, address: &str, quota: u64) -> Result<()> {
+        let address = address.to_string();
+        self.write(move |c| accounts::set_quota(c, &address, quota))
+    }
+
+    fn usage(&self, address: &str) -> Result<Usage> {
+        self.read(|c| {
+            let (id, quota) = lookup::account(c, address)?;
+            Ok(Usage {
+                used: lookup::usage(c, id)?,
+                quota,
+            })
+        })
+    }
+
+    fn deliver(
+        &self,
+        address: &str,
+        folder: &str,
+        bytes: &[u8],
+        flags: &[String],
+        internaldate: i64,
+    ) -> Result<Delivered> {
+        let delivery = Delivery {
+            address: address.to_string(),
+            folder: folder.to_string(),
+            hash: blobs::hash_hex(bytes),
+            bytes: bytes.to_vec(),
+            flags: flags.to_vec(),
+            internaldate,
+        };
+        let blobs = self.blobs.clone();
+        self.write(move |c| messages::deliver(c, &blobs, &delivery))
+    }
+
+    fn list_folders(&self, address: &str) -> Result<Vec<Folder>> {
+        self.read(|c| folders::list(c, address))
+    }
+
+    fn create_folder(&self, address: &str, name: &str) -> Result<()> {
+        let (address, name) = (address.to_string(), name.to_string());
+        self.write(move |c| folders::create(c, &address, &name))
+    }
+
+    fn rename_folder(&self, address: &str, from: &str, to: &str) -> Result<()> {
+        let (address, from, to) = (address.to_string(), from.to_string(), to.to_string());
+        self.write(move |c| folders::rename(c, &address, &from, &to))
+    }
+
+    fn delete_folder(&self, address: &str, name: &str) -> Result<()> {
+        let (address, name) = (address.to_string(), name.to_string());
+        self.write(move |c| folders::delete(c, &address, &name))
+    }
+
+    fn set_subscribed(&self, address: &str, name: &str, subscribed: bool) -> Result<()> {
+        let (address, name) = (address.to_string(), name.to_string());
+        self.write(move |c| folders::set_subscribed(c, &address, &name, subscribed))
+    }
+
+    fn select(&self, address: &str, folder: &str) -> Result<Selected> {
+        self.read(|c| folders::select(c, address, folder))
+    }
+
+    fn messages(&self, address: &str, folder: &str) -> Result<Vec<MessageMeta>> {
+        self.read(|c| messages::list(c, address, folder))
+    }
+
+    fn expunged_since(&self, address: &str, folder: &str, modseq: u64) -> Result<Vec<u32>> {
+        self.read(|c| messages::expunged_since(c, address, folder, modseq))
+    }
+
+    fn fetch(&self, address: &str, folder: &str, uid: u32) -> Result<Vec<u8>> {
+        let hash = self.read(|c| messages::blob_of(c, address, folder, uid))?;
+        self.blobs.get(&hash)
+    }
+
+    fn store_flags(
+        &self,
+        address: &str,
+        folder: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &[String],
+    ) -> Result<Vec<MessageMeta>> {
+        let (address, folder) = (address.to_string(), folder.to_string());
+        let (uids, flags) = (uids.to_vec(), flags.to_vec());
+        self.write(move |c| messages::store_flags(c, &address, &folder, &uids, op, &flags))
+    }
+
+    fn expunge(&self, address: &str, folder: &str, uids: Option<&[u32]>) -> Result<Vec<u32>> {
+        let (address, folder) = (address.to_string(), folder.to_string());
+        let uids = uids.map(<[u32]>::to_vec);
+        self.write(move |c| messages::expunge(c, &address, &folder, uids.as_deref()))
+    }
+
+    fn copy(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied> {
+        let (address, from, to) = (address.to_string(), from.to_string(), to.to_string());
+        let uids = uids.to_vec();
+        self.write(move |c| messages::copy(c, &address, &from, &uids, &to, false))
+    }
+
+    fn move_messages(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied> {
+        let (address, from, to) = (address.to_string(), from.to_string(), to.to_string());
+        let uids = uids.to_vec();
+        self.write(move |c| messages::copy(c, &address, &from, &uids, &to, true))
+    }
+
+    fn archive(
+        &self,
+        address: &str,
+        bytes: &[u8],
+        direction: Direction,
+        kind: &str,
+        at: i64,
+    ) -> Result<ArchiveEntry> {
+        let (address, kind) = (address.to_string(), kind.to_string());
+        let hash = blobs::hash_hex(bytes);
+        let bytes = bytes.to_vec();
+        let blobs = self.blobs.clone();
+        self.write(move |c| {
+            archive::archive(c, &blobs, (&address, &hash, &bytes), direction, &kind, at)
+        })
+    }
+
+    fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>> {
+        self.read(|c| archive::list(c, address))
+    }
+
+    fn read_archive(&self, id: i64) -> Result<Vec<u8>> {
+        let hash = self
+            .read(|c| archive::blob_of(c, id))?
+            .ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))?;
+        self.blobs.get(&hash)
+    }
+
+    fn purge_archive(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| archive::purge(c, cutoff))
+    }
+
+    fn check(&self) -> Result<CheckReport> {
+        let (hashes, database) = self.read(maintenance::check_database)?;
+        maintenance::verify_blobs(&self.blobs, hashes, database)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<u64> {
+        maintenance::backup(&self.db_path, &self.blobs, dest)
+    }
+}

@@ -1,0 +1,446 @@
+//! Behaviour of the store through its public API.
+
+use std::sync::Arc;
+use std::thread;
+
+use pec_store::{Direction, Error, FlagOp, NewAccount, SqliteStore, Store};
+
+const ADDR: &str = "mario.rossi@pec.example.it";
+
+fn store_with_account(
+    quota: Option<u64>,
+    receipts_folder: bool,
+) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.add_domain("PEC.example.it", 1_000_000).unwrap();
+    store
+        .create_account(&NewAccount {
+            address: "Mario.Rossi@pec.example.it".into(),
+            password_hash: "$argon2id$v=19$fake".into(),
+            quota,
+            receipts_folder,
+        })
+        .unwrap();
+    (dir, store)
+}
+
+fn flags(f: &[&str]) -> Vec<String> {
+    f.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn account_gets_standard_folders_and_default_quota() {
+    let (_dir, store) = store_with_account(None, true);
+    let acc = store.account("MARIO.ROSSI@PEC.EXAMPLE.IT").unwrap();
+    assert_eq!(acc.address, ADDR);
+    assert_eq!(acc.domain, "pec.example.it");
+    assert_eq!(acc.quota, 1_000_000);
+    let folders: Vec<_> = store
+        .list_folders(ADDR)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name, f.special_use))
+        .collect();
+    let expect = [
+        ("INBOX", None),
+        ("Drafts", Some("\\Drafts")),
+        ("Junk", Some("\\Junk")),
+        ("Ricevute", None),
+        ("Sent", Some("\\Sent")),
+        ("Trash", Some("\\Trash")),
+    ];
+    let expect: Vec<_> = expect
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.map(str::to_string)))
+        .collect();
+    assert_eq!(folders, expect);
+}
+
+#[test]
+fn account_admin_operations() {
+    let (_dir, store) = store_with_account(Some(10), false);
+    assert!(matches!(
+        store.create_account(&NewAccount {
+            address: ADDR.into(),
+            password_hash: "x".into(),
+            quota: None,
+            receipts_folder: false,
+        }),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.create_account(&NewAccount {
+            address: "a@unknown.it".into(),
+            password_hash: "x".into(),
+            quota: None,
+            receipts_folder: false,
+        }),
+        Err(Error::NoSuchDomain(_))
+    ));
+    store.set_password_hash(ADDR, "new-hash").unwrap();
+    store.set_quota(ADDR, 42).unwrap();
+    let acc = store.account(ADDR).unwrap();
+    assert_eq!((acc.password_hash.as_str(), acc.quota), ("new-hash", 42));
+    assert_eq!(
+        store.list_accounts(Some("pec.example.it")).unwrap().len(),
+        1
+    );
+    assert!(matches!(
+        store.remove_domain("pec.example.it"),
+        Err(Error::DomainNotEmpty(_))
+    ));
+    store.remove_account(ADDR).unwrap();
+    assert!(matches!(store.account(ADDR), Err(Error::NoSuchAccount(_))));
+    store.remove_domain("pec.example.it").unwrap();
+    assert!(store.list_domains().unwrap().is_empty());
+}
+
+#[test]
+fn deliver_fetch_select_and_uids() {
+    let (_dir, store) = store_with_account(None, false);
+    let a = store
+        .deliver(ADDR, "inbox", b"first\r\n", &[], 1000)
+        .unwrap();
+    let b = store
+        .deliver(ADDR, "INBOX", b"second\r\n", &flags(&["\\Seen"]), 2000)
+        .unwrap();
+    assert_eq!((a.uid, b.uid), (1, 2));
+    assert_eq!(a.folder, "INBOX");
+    assert_eq!(store.fetch(ADDR, "INBOX", 2).unwrap(), b"second\r\n");
+    let sel = store.select(ADDR, "INBOX").unwrap();
+    assert_eq!(
+        (sel.exists, sel.uidnext, sel.uidvalidity),
+        (2, 3, a.uidvalidity)
+    );
+    assert_eq!(sel.highestmodseq, b.modseq);
+    let metas = store.messages(ADDR, "INBOX").unwrap();
+    assert_eq!(metas[1].flags, vec!["\\Seen"]);
+    assert_eq!(metas[0].internaldate, 1000);
+    assert_eq!(store.usage(ADDR).unwrap().used, 15);
+    assert!(matches!(
+        store.fetch(ADDR, "INBOX", 9),
+        Err(Error::NoSuchMessage(9))
+    ));
+    assert!(matches!(
+        store.deliver(ADDR, "Nope", b"x", &[], 0),
+        Err(Error::NoSuchFolder(_))
+    ));
+}
+
+#[test]
+fn flags_modseq_expunge_and_tombstones() {
+    let (_dir, store) = store_with_account(None, false);
+    for i in 0..3 {
+        store
+            .deliver(ADDR, "INBOX", format!("m{i}").as_bytes(), &[], 0)
+            .unwrap();
+    }
+    let before = store.select(ADDR, "INBOX").unwrap().highestmodseq;
+    let changed = store
+        .store_flags(
+            ADDR,
+            "INBOX",
+            &[1, 2, 99],
+            FlagOp::Add,
+            &flags(&["\\Deleted"]),
+        )
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    assert!(changed.iter().all(|m| m.modseq > before));
+    // Adding a flag already present changes nothing.
+    assert!(
+        store
+            .store_flags(ADDR, "INBOX", &[1], FlagOp::Add, &flags(&["\\Deleted"]))
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .store_flags(ADDR, "INBOX", &[2], FlagOp::Remove, &flags(&["\\Deleted"]))
+        .unwrap();
+    let mid = store.select(ADDR, "INBOX").unwrap().highestmodseq;
+    assert_eq!(store.expunge(ADDR, "INBOX", None).unwrap(), vec![1]);
+    let sel = store.select(ADDR, "INBOX").unwrap();
+    assert_eq!(sel.exists, 2);
+    assert!(sel.highestmodseq > mid);
+    assert_eq!(store.expunged_since(ADDR, "INBOX", mid).unwrap(), vec![1]);
+    assert!(
+        store
+            .expunged_since(ADDR, "INBOX", sel.highestmodseq)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.usage(ADDR).unwrap().used, 4);
+    assert!(matches!(
+        store.store_flags(ADDR, "INBOX", &[2], FlagOp::Add, &flags(&["bad flag"])),
+        Err(Error::InvalidName(_))
+    ));
+}
+
+#[test]
+fn copy_and_move_return_new_uids() {
+    let (_dir, store) = store_with_account(Some(100), false);
+    store.create_folder(ADDR, "Archivio").unwrap();
+    store.deliver(ADDR, "INBOX", b"0123456789", &[], 0).unwrap();
+    store.deliver(ADDR, "INBOX", b"abcdefghij", &[], 0).unwrap();
+    let copied = store.copy(ADDR, "INBOX", &[2, 1, 7], "Archivio").unwrap();
+    assert_eq!(copied.uids, vec![(1, 1), (2, 2)]);
+    assert_eq!(store.usage(ADDR).unwrap().used, 40);
+    let moved = store
+        .move_messages(ADDR, "INBOX", &[1], "Archivio")
+        .unwrap();
+    assert_eq!(moved.uids, vec![(1, 3)]);
+    assert_eq!(
+        moved.uidvalidity,
+        store.select(ADDR, "Archivio").unwrap().uidvalidity
+    );
+    assert_eq!(store.fetch(ADDR, "Archivio", 3).unwrap(), b"0123456789");
+    assert_eq!(store.select(ADDR, "INBOX").unwrap().exists, 1);
+    assert_eq!(store.usage(ADDR).unwrap().used, 40);
+    // A copy that would pass the quota is refused whole.
+    store.set_quota(ADDR, 45).unwrap();
+    assert!(matches!(
+        store.copy(ADDR, "Archivio", &[1, 2], "INBOX"),
+        Err(Error::QuotaExceeded { .. })
+    ));
+    assert_eq!(store.select(ADDR, "INBOX").unwrap().exists, 1);
+}
+
+#[test]
+fn user_folders_create_rename_delete() {
+    let (_dir, store) = store_with_account(None, false);
+    store.create_folder(ADDR, "Lavoro").unwrap();
+    assert!(matches!(
+        store.create_folder(ADDR, "Lavoro"),
+        Err(Error::AlreadyExists(_))
+    ));
+    let v1 = store.select(ADDR, "Lavoro").unwrap().uidvalidity;
+    store.deliver(ADDR, "Lavoro", b"x", &[], 0).unwrap();
+    store.rename_folder(ADDR, "Lavoro", "Progetti").unwrap();
+    assert_eq!(store.select(ADDR, "Progetti").unwrap().uidvalidity, v1);
+    assert_eq!(store.fetch(ADDR, "Progetti", 1).unwrap(), b"x");
+    store.set_subscribed(ADDR, "Progetti", false).unwrap();
+    assert!(
+        store
+            .list_folders(ADDR)
+            .unwrap()
+            .iter()
+            .any(|f| f.name == "Progetti" && !f.subscribed)
+    );
+    store.delete_folder(ADDR, "Progetti").unwrap();
+    assert_eq!(store.usage(ADDR).unwrap().used, 0);
+    store.create_folder(ADDR, "Progetti").unwrap();
+    assert!(store.select(ADDR, "Progetti").unwrap().uidvalidity > v1);
+    for system in ["INBOX", "Sent", "Trash"] {
+        assert!(matches!(
+            store.delete_folder(ADDR, system),
+            Err(Error::SystemFolder(_))
+        ));
+        assert!(matches!(
+            store.rename_folder(ADDR, system, "Other"),
+            Err(Error::SystemFolder(_))
+        ));
+    }
+}
+
+#[test]
+fn delivery_over_quota_is_refused_and_stores_nothing() {
+    let (dir, store) = store_with_account(Some(10), false);
+    store.deliver(ADDR, "INBOX", b"12345678", &[], 0).unwrap();
+    let commits = store.commits();
+    let err = store
+        .deliver(ADDR, "INBOX", b"too big", &[], 0)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                used: 8,
+                size: 7,
+                quota: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.usage(ADDR).unwrap().used, 8);
+    assert_eq!(store.select(ADDR, "INBOX").unwrap().exists, 1);
+    assert_eq!(store.select(ADDR, "INBOX").unwrap().uidnext, 2);
+    let refused = pec_store::blobs::hash_hex(b"too big");
+    let blob = dir
+        .path()
+        .join("blobs")
+        .join(&refused[..2])
+        .join(&refused[2..]);
+    assert!(!blob.exists(), "refused message left a blob");
+    // Exactly filling the quota is allowed.
+    store.deliver(ADDR, "INBOX", b"12", &[], 0).unwrap();
+    assert!(store.commits() > commits);
+}
+
+#[test]
+fn concurrent_deliveries_never_exceed_quota() {
+    let (_dir, store) = store_with_account(Some(1000), false);
+    let store = Arc::new(store);
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                let mut ok = 0u64;
+                for i in 0..20 {
+                    let body = format!("{t:02}-{i:02}-{}", "x".repeat(40));
+                    match store.deliver(ADDR, "INBOX", body.as_bytes(), &[], 0) {
+                        Ok(d) => ok += d.size,
+                        Err(Error::QuotaExceeded { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let delivered: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let usage = store.usage(ADDR).unwrap();
+    assert_eq!(usage.used, delivered);
+    assert!(usage.used <= 1000, "{usage:?}");
+    assert!(
+        usage.used > 1000 - 46,
+        "quota should be nearly full: {usage:?}"
+    );
+}
+
+#[test]
+fn group_commit_shares_transactions() {
+    let (_dir, store) = store_with_account(None, false);
+    let store = Arc::new(store);
+    let start = store.commits();
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                for i in 0..10 {
+                    let body = format!("thread {t} message {i}");
+                    store
+                        .deliver(ADDR, "INBOX", body.as_bytes(), &[], 0)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let commits = store.commits() - start;
+    let metas = store.messages(ADDR, "INBOX").unwrap();
+    assert_eq!(metas.len(), 200);
+    let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, (1..=200).collect::<Vec<_>>());
+    assert!(commits < 200, "no grouping happened: {commits} commits");
+}
+
+#[test]
+fn archive_is_outside_quota_and_purged_by_age() {
+    let (_dir, store) = store_with_account(Some(5), false);
+    let e1 = store
+        .archive(
+            ADDR,
+            b"envelope bytes",
+            Direction::Sent,
+            "posta-certificata",
+            100,
+        )
+        .unwrap();
+    store
+        .archive(
+            ADDR,
+            b"receipt bytes",
+            Direction::Received,
+            "accettazione",
+            200,
+        )
+        .unwrap();
+    assert_eq!(store.usage(ADDR).unwrap().used, 0);
+    assert_eq!(store.read_archive(e1.id).unwrap(), b"envelope bytes");
+    let list = store.list_archive(ADDR).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].direction, list[0].size), (Direction::Sent, 14));
+    assert_eq!(store.purge_archive(150).unwrap(), 1);
+    let list = store.list_archive(ADDR).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].kind, "accettazione");
+    // The archive outlives the mailbox.
+    store.remove_account(ADDR).unwrap();
+    assert_eq!(store.list_archive(ADDR).unwrap().len(), 1);
+}
+
+#[test]
+fn check_reports_missing_and_corrupt_blobs() {
+    let (dir, store) = store_with_account(None, false);
+    let a = store.deliver(ADDR, "INBOX", b"alpha", &[], 0).unwrap();
+    let b = store.deliver(ADDR, "INBOX", b"beta", &[], 0).unwrap();
+    store
+        .archive(ADDR, b"alpha", Direction::Sent, "k", 0)
+        .unwrap();
+    let report = store.check().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.blobs_checked, 2);
+    let path = |h: &str| dir.path().join("blobs").join(&h[..2]).join(&h[2..]);
+    std::fs::remove_file(path(&a.hash)).unwrap();
+    std::fs::write(path(&b.hash), b"BETA").unwrap();
+    let report = store.check().unwrap();
+    assert_eq!(report.missing, vec![a.hash]);
+    assert_eq!(report.corrupt, vec![b.hash]);
+    assert!(!report.is_ok());
+}
+
+#[test]
+fn backup_while_writing_opens_and_checks() {
+    let (dir, store) = store_with_account(None, false);
+    let store = Arc::new(store);
+    for i in 0..20 {
+        store
+            .deliver(ADDR, "INBOX", format!("before {i}").as_bytes(), &[], 0)
+            .unwrap();
+    }
+    let writer = {
+        let store = Arc::clone(&store);
+        thread::spawn(move || {
+            for i in 0..50 {
+                store
+                    .deliver(ADDR, "INBOX", format!("during {i}").as_bytes(), &[], 0)
+                    .unwrap();
+            }
+        })
+    };
+    let dest = dir.path().join("backup");
+    let copied = store.backup(&dest).unwrap();
+    writer.join().unwrap();
+    assert!(copied >= 20);
+    let restored = SqliteStore::open(&dest).unwrap();
+    let report = restored.check().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.blobs_checked, copied);
+    let metas = restored.messages(ADDR, "INBOX").unwrap();
+    assert_eq!(metas.len() as u64, copied);
+    assert_eq!(restored.fetch(ADDR, "INBOX", 1).unwrap(), b"before 0");
+    assert!(matches!(store.backup(&dest), Err(Error::AlreadyExists(_))));
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.add_domain("x.it", 100).unwrap();
+        store
+            .create_account(&NewAccount {
+                address: "a@x.it".into(),
+                password_hash: "h".into(),
+                quota: None,
+                receipts_folder: false,
+            })
+            .unwrap();
+        store.deliver("a@x.it", "Sent", b"kept", &[], 5).unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.fetch("a@x.it", "Sent", 1).unwrap(), b"kept");
+    assert!(store.check().unwrap().is_ok());
+}
