@@ -75,10 +75,12 @@ impl ProviderIndex {
             if first {
                 first = false;
                 if let Some((n, l)) = lines.first()
-                    && l.len() >= 8
-                    && l[..8].eq_ignore_ascii_case("version:")
+                    && let Some(version) = l
+                        .get(..8)
+                        .filter(|p| p.eq_ignore_ascii_case("version:"))
+                        .and_then(|_| l.get(8..))
                 {
-                    if l[8..].trim() != "1" {
+                    if version.trim() != "1" {
                         return Err(Error::Index(format!("line {n}: unsupported LDIF {l:?}")));
                     }
                     lines = &lines[1..];
