@@ -142,3 +142,49 @@ fn postacert_and_variants_are_where_the_spec_wants_them() {
         }
     }
 }
+
+#[test]
+fn reply_to_never_becomes_a_receipt_destination() {
+    use pec_proto::build::{self, Notice, Transaction};
+    use pec_proto::original::Original;
+    let raw = String::from_utf8_lossy(common::ORIGINAL).replacen(
+        "Cc: ",
+        "Reply-To: segreteria@posta.ordinaria.test\r\nCc: ",
+        1,
+    );
+    let original = Original::parse(raw.as_bytes());
+    let tx = Transaction::from_original(&original, common::PEC_MSGID, common::classify_domain);
+    assert_eq!(tx.risposte, "segreteria@posta.ordinaria.test");
+    let signer = FakeSigner::new();
+    let e = common::emission(&signer, "id-1@pec.alfa.test");
+    // The envelope keeps the user's Reply-To (copied) and adds none of its own.
+    let envelope = build::transport_envelope(&e, &tx, &original).unwrap();
+    let c = classify(&envelope);
+    assert_eq!(
+        c.daticert.unwrap().risposte,
+        "segreteria@posta.ordinaria.test"
+    );
+    let text = String::from_utf8_lossy(&envelope);
+    let header_block = &text[..text.find("\r\n\r\n").unwrap()];
+    assert_eq!(
+        header_block.matches("Reply-To:").count(),
+        1,
+        "{header_block}"
+    );
+    // Every user notice goes to the reverse path given, never to Reply-To.
+    let reverse_path = "mario.rossi@pec.alfa.test";
+    for n in [
+        Notice::Accettazione,
+        Notice::NonAccettazione { reason: "x" },
+        Notice::Preavviso12h {
+            recipient: "anna.bianchi@pec.beta.test",
+        },
+    ] {
+        let bytes = build::notice(&e, &tx, &n, reverse_path).unwrap();
+        let c = classify(&bytes);
+        assert_eq!(c.headers.to.as_deref(), Some(reverse_path));
+        let text = String::from_utf8_lossy(&bytes);
+        let headers = &text[..text.find("\r\n\r\n").unwrap()];
+        assert!(!headers.contains("segreteria@"), "{headers}");
+    }
+}
