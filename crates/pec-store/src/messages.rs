@@ -81,6 +81,32 @@ fn next_uid(conn: &Connection, folder_id: i64) -> Result<(u32, u32, u64)> {
     ))
 }
 
+/// Adds a message row under the folder's next UID: `(uidvalidity, uid, modseq)`.
+fn insert_message(
+    conn: &Connection,
+    folder_id: i64,
+    hash: &str,
+    size: u64,
+    internaldate: i64,
+    flags: &str,
+) -> Result<(u32, u32, u64)> {
+    let (uidvalidity, uid, modseq) = next_uid(conn, folder_id)?;
+    conn.execute(
+        "INSERT INTO messages (folder_id, uid, blob, size, internaldate, flags, modseq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            folder_id,
+            uid,
+            hash,
+            to_db(size),
+            internaldate,
+            flags,
+            to_db(modseq)
+        ],
+    )?;
+    Ok((uidvalidity, uid, modseq))
+}
+
 /// Takes the next modification sequence of a folder.
 fn next_modseq(conn: &Connection, folder_id: i64) -> Result<i64> {
     Ok(conn.query_row(
@@ -116,19 +142,13 @@ pub fn deliver(conn: &Connection, blobs: &Blobs, d: &Delivery) -> Result<Deliver
     let size = d.bytes.len() as u64;
     lookup::check_quota(conn, &d.address, account_id, quota, size)?;
     blobs.put_hashed(&d.hash, &d.bytes)?;
-    let (uidvalidity, uid, modseq) = next_uid(conn, folder_id)?;
-    conn.execute(
-        "INSERT INTO messages (folder_id, uid, blob, size, internaldate, flags, modseq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            folder_id,
-            uid,
-            d.hash,
-            to_db(size),
-            d.internaldate,
-            flags_text(&flags),
-            to_db(modseq)
-        ],
+    let (uidvalidity, uid, modseq) = insert_message(
+        conn,
+        folder_id,
+        &d.hash,
+        size,
+        d.internaldate,
+        &flags_text(&flags),
     )?;
     Ok(Delivered {
         folder: lookup::folder_name(&d.folder)?,
@@ -303,21 +323,15 @@ pub fn copy(
     )?;
     let mut pairs = Vec::with_capacity(sources.len());
     for m in &sources {
-        let (validity, uid, modseq) = next_uid(conn, dst)?;
-        uidvalidity = validity;
-        conn.execute(
-            "INSERT INTO messages (folder_id, uid, blob, size, internaldate, flags, modseq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                dst,
-                uid,
-                m.hash,
-                to_db(m.size),
-                m.internaldate,
-                m.flags.join(" "),
-                to_db(modseq)
-            ],
+        let (validity, uid, _) = insert_message(
+            conn,
+            dst,
+            &m.hash,
+            m.size,
+            m.internaldate,
+            &m.flags.join(" "),
         )?;
+        uidvalidity = validity;
         pairs.push((m.uid, uid));
     }
     if remove_source {
