@@ -1,0 +1,12 @@
+//! The one error type of this crate.
+
+/// What can go wrong while applying the PEC rules.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Building or signing a PEC message failed.
+    #[error(transparent)]
+    Proto(#[from] pec_proto::Error),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,15 @@
+//! The three PEC points and their rules (spec §2): what the access point checks and emits
+//! for a submission, what the incoming point decides for a message from the network, and
+//! which receipt the delivery point issues for each recipient.
+//!
+//! The rules are plain functions from (identity, event, time) to messages and decisions;
+//! moving bytes over sockets and making them durable is the caller's job.
+
+pub mod access;
+pub mod clock;
+pub mod delivery;
+pub mod error;
+pub mod identity;
+pub mod incoming;
+
+pub use error::{Error, Result};

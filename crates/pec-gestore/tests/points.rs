@@ -1,0 +1,370 @@
+//! The access and incoming points on a two-gestore lab PKI: every formal check of
+//! spec §2.2, and the §2.3 decision table.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use pec_gestore::access::{Limits, Outcome, Submission, submit};
+use pec_gestore::identity::Identity;
+use pec_gestore::incoming::{Verdict, examine};
+use pec_proto::build::{self, Emission, Notice, Transaction};
+use pec_proto::classify::{Kind, classify};
+use pec_proto::daticert::TipoDestinatario;
+use pec_proto::index::ProviderIndex;
+use pec_proto::labpki::{self, GestoreSpec, LabPki};
+use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
+
+fn lab() -> LabPki {
+    let specs = [
+        GestoreSpec {
+            id: "alfa".into(),
+            provider_name: "Alfa PEC (lab)".into(),
+            domains: vec!["pec.alfa.test".into()],
+        },
+        GestoreSpec {
+            id: "beta".into(),
+            provider_name: "Beta PEC (lab)".into(),
+            domains: vec!["pec.beta.test".into()],
+        },
+    ];
+    labpki::generate(
+        &specs,
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+        3650,
+    )
+    .unwrap()
+}
+
+fn identity(pki: &LabPki, i: usize) -> Identity {
+    let g = &pki.gestori[i];
+    let signer = OpensslSigner::from_pem(
+        g.sign_cert_pem.as_bytes(),
+        g.sign_key_pem.as_bytes(),
+        None,
+        Digest::Sha256,
+    )
+    .unwrap();
+    Identity::new(
+        g.spec.provider_name.clone(),
+        Arc::new(signer),
+        ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap(),
+        Some(TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap()),
+    )
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 10, 9, 30, 15).unwrap()
+}
+
+const MSG: &str = "From: Mario <mario.rossi@pec.alfa.test>\r\nTo: anna.bianchi@pec.beta.test, paolo@posta.ordinaria.test\r\nCc: luca.verdi@pec.beta.test\r\nSubject: Prova\r\nMessage-ID: <m1@client>\r\nDate: Mon, 10 Mar 2025 10:30:00 +0100\r\n\r\nTesto\r\n";
+
+fn rcpts() -> Vec<String> {
+    [
+        "anna.bianchi@pec.beta.test",
+        "paolo@posta.ordinaria.test",
+        "Luca.Verdi@pec.beta.test",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn run(
+    id: &Identity,
+    raw: &str,
+    rcpt: &[String],
+    from: &str,
+    auth: &str,
+    virus: Option<&str>,
+) -> Outcome {
+    let sub = Submission {
+        raw: raw.as_bytes(),
+        mail_from: from,
+        rcpt_to: rcpt,
+        authenticated: auth,
+        virus,
+    };
+    submit(id, &sub, &Limits::default(), now()).unwrap()
+}
+
+fn refused(o: Outcome) -> pec_gestore::access::Refused {
+    match o {
+        Outcome::Refused(r) => r,
+        Outcome::Accepted(_) => panic!("accepted"),
+    }
+}
+
+#[test]
+fn a_good_submission_gets_receipt_and_envelope() {
+    let pki = lab();
+    let alfa = identity(&pki, 0);
+    let sender = "mario.rossi@pec.alfa.test";
+    let Outcome::Accepted(a) = run(&alfa, MSG, &rcpts(), sender, sender, None) else {
+        panic!("refused")
+    };
+    let r = classify(&a.receipt);
+    assert_eq!(r.kind, Kind::Accettazione);
+    assert_eq!(r.headers.to.as_deref(), Some(sender));
+    assert!(r.postacert.is_none(), "checklist 16");
+    let d = r.daticert.unwrap();
+    let kinds: Vec<_> = d
+        .destinatari
+        .iter()
+        .map(|x| (x.indirizzo.as_str(), x.tipo))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("anna.bianchi@pec.beta.test", TipoDestinatario::Certificato),
+            ("paolo@posta.ordinaria.test", TipoDestinatario::Esterno),
+            ("luca.verdi@pec.beta.test", TipoDestinatario::Certificato),
+        ]
+    );
+    let e = classify(&a.envelope);
+    assert_eq!(e.kind, Kind::PostaCertificata);
+    assert!(e.problems.is_empty(), "{:?}", e.problems);
+    assert_eq!(
+        e.daticert.unwrap().identificativo,
+        a.transaction.identificativo
+    );
+    assert_eq!(
+        a.certified,
+        ["anna.bianchi@pec.beta.test", "luca.verdi@pec.beta.test"]
+    );
+    assert!(a.transaction.identificativo.ends_with("@pec.alfa.test"));
+    // Checklist 17: a new PEC msgid every time.
+    let Outcome::Accepted(b) = run(&alfa, MSG, &rcpts(), sender, sender, None) else {
+        panic!()
+    };
+    assert_ne!(a.transaction.identificativo, b.transaction.identificativo);
+}
+
+#[test]
+fn each_formal_error_gets_a_non_acceptance_notice() {
+    let pki = lab();
+    let alfa = identity(&pki, 0);
+    let s = "mario.rossi@pec.alfa.test";
+    let cases: Vec<(String, Vec<String>, &str, &str, &str)> = vec![
+        (
+            MSG.into(),
+            rcpts(),
+            "other@pec.alfa.test",
+            "other@pec.alfa.test",
+            "mittente SMTP",
+        ),
+        (
+            MSG.into(),
+            rcpts(),
+            s,
+            "other@pec.alfa.test",
+            "utente autenticato",
+        ),
+        (
+            MSG.replace("From: Mario <mario.rossi@pec.alfa.test>\r\n", ""),
+            rcpts(),
+            s,
+            s,
+            "From",
+        ),
+        (
+            MSG.replace("<mario.rossi@pec.alfa.test>", "<mario.rossi>"),
+            rcpts(),
+            s,
+            s,
+            "mittente",
+        ),
+        (
+            MSG.replace(
+                "To: anna.bianchi@pec.beta.test, paolo@posta.ordinaria.test\r\n",
+                "",
+            ),
+            rcpts(),
+            s,
+            s,
+            "To",
+        ),
+        (
+            MSG.replace("paolo@posta.ordinaria.test", "paolo@"),
+            rcpts(),
+            s,
+            s,
+            "destinatari",
+        ),
+        (
+            MSG.replace("Subject:", "Bcc: x@pec.beta.test\r\nSubject:"),
+            rcpts(),
+            s,
+            s,
+            "Bcc",
+        ),
+        (MSG.into(), rcpts()[..2].to_vec(), s, s, "destinatari SMTP"),
+        (
+            MSG.into(),
+            [rcpts(), vec!["extra@pec.beta.test".into()]].concat(),
+            s,
+            s,
+            "destinatari SMTP",
+        ),
+    ];
+    for (raw, rcpt, from, auth, needle) in cases {
+        let r = refused(run(&alfa, &raw, &rcpt, from, auth, None));
+        assert!(r.reason.contains(needle), "{needle}: {}", r.reason);
+        assert!(!r.virus);
+        let c = classify(&r.notice);
+        assert_eq!(c.kind, Kind::NonAccettazione, "{needle}");
+        assert_eq!(c.headers.to.as_deref(), Some(from), "to the reverse path");
+        assert!(
+            c.headers
+                .subject
+                .as_deref()
+                .unwrap()
+                .starts_with("AVVISO DI NON ACCETTAZIONE: ")
+        );
+        assert!(c.postacert.is_none(), "checklist 13");
+        assert_eq!(
+            c.daticert.unwrap().errore_esteso.as_deref(),
+            Some(r.reason.as_str())
+        );
+    }
+}
+
+#[test]
+fn virus_and_size_limits() {
+    let pki = lab();
+    let alfa = identity(&pki, 0);
+    let s = "mario.rossi@pec.alfa.test";
+    let r = refused(run(&alfa, MSG, &rcpts(), s, s, Some("Eicar-Signature")));
+    assert!(r.virus);
+    let c = classify(&r.notice);
+    assert_eq!(c.headers.verifica_sicurezza.as_deref(), Some("errore"));
+    assert!(
+        c.headers
+            .subject
+            .unwrap()
+            .starts_with("AVVISO DI NON ACCETTAZIONE PER VIRUS: ")
+    );
+    assert_eq!(c.daticert.unwrap().errore.as_str(), "virus");
+
+    // Checklist 9: 50 recipients with size × 50 ≤ 30 MB are accepted; 10× the size is not.
+    let to: Vec<String> = (0..50).map(|i| format!("u{i}@pec.beta.test")).collect();
+    let body = "x".repeat(600 * 1024);
+    let raw = format!(
+        "From: {s}\r\nTo: {}\r\nSubject: tanti\r\n\r\n{body}\r\n",
+        to.join(", ")
+    );
+    assert!(matches!(
+        run(&alfa, &raw, &to, s, s, None),
+        Outcome::Accepted(_)
+    ));
+    let big = format!(
+        "From: {s}\r\nTo: {}\r\nSubject: tanti\r\n\r\n{}\r\n",
+        to.join(", "),
+        body.repeat(2)
+    );
+    assert!(
+        refused(run(&alfa, &big, &to, s, s, None))
+            .reason
+            .contains("dimensione")
+    );
+}
+
+#[test]
+fn incoming_decision_table() {
+    let pki = lab();
+    let (alfa, beta) = (identity(&pki, 0), identity(&pki, 1));
+    let s = "mario.rossi@pec.alfa.test";
+    let Outcome::Accepted(a) = run(&alfa, MSG, &rcpts(), s, s, None) else {
+        panic!()
+    };
+
+    match examine(&beta, &a.envelope, now()) {
+        Verdict::Envelope {
+            daticert,
+            mail_receipt,
+            provider,
+        } => {
+            assert_eq!(mail_receipt, "ricevute@pec.alfa.test");
+            assert_eq!(provider, "Alfa PEC (lab)");
+            assert_eq!(daticert.identificativo, a.transaction.identificativo);
+        }
+        v => panic!("{v:?}"),
+    }
+    assert!(matches!(
+        examine(&beta, &a.receipt, now()),
+        Verdict::Receipt {
+            kind: Kind::Accettazione,
+            ..
+        }
+    ));
+    // Unsigned (ordinary) mail.
+    assert!(matches!(
+        examine(&beta, MSG.as_bytes(), now()),
+        Verdict::Ordinary { .. }
+    ));
+    // Tampered signed content.
+    let tampered = String::from_utf8_lossy(&a.envelope).replacen("Testo\r\n", "Testa\r\n", 1);
+    assert!(matches!(
+        examine(&beta, tampered.as_bytes(), now()),
+        Verdict::Ordinary { .. }
+    ));
+    // A signer that is not in the index.
+    let other = labpki::generate(
+        &[GestoreSpec {
+            id: "x".into(),
+            provider_name: "X".into(),
+            domains: vec!["pec.x.test".into()],
+        }],
+        now(),
+        10,
+    )
+    .unwrap();
+    let stranger = identity(
+        &LabPki {
+            index_ldif: pki.index_ldif.clone(),
+            ..other
+        },
+        0,
+    );
+    let Outcome::Accepted(x) = run(
+        &stranger,
+        &MSG.replace("pec.alfa.test", "pec.x.test"),
+        &rcpts(),
+        "mario.rossi@pec.x.test",
+        "mario.rossi@pec.x.test",
+        None,
+    ) else {
+        panic!()
+    };
+    assert!(matches!(
+        examine(&beta, &x.envelope, now()),
+        Verdict::Ordinary { .. }
+    ));
+    // Signed by a listed gestore but malformed: a notice whose daticert tipo contradicts its header.
+    let tx = Transaction::from_original(
+        &pec_proto::original::Original::parse(MSG.as_bytes()),
+        "id1@pec.alfa.test",
+        |_| TipoDestinatario::Certificato,
+    );
+    let e = Emission {
+        signer: alfa.signer.as_ref(),
+        gestore: "Alfa PEC (lab)",
+        time: now().fixed_offset(),
+        message_id: "n1@pec.alfa.test",
+        boundary: "b",
+    };
+    let receipt = build::notice(&e, &tx, &Notice::Accettazione, s).unwrap();
+    let lying = String::from_utf8_lossy(&receipt).replacen(
+        "X-Ricevuta: accettazione",
+        "X-Ricevuta: avvenuta-consegna",
+        1,
+    );
+    assert!(matches!(
+        examine(&beta, lying.as_bytes(), now()),
+        Verdict::Anomaly { .. }
+    ));
+    // Expired signer certificate: intact but not trusted → ordinary.
+    let later = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap();
+    assert!(matches!(
+        examine(&beta, &a.envelope, later),
+        Verdict::Ordinary { .. }
+    ));
+}
