@@ -1,8 +1,11 @@
 //! `pecd`: the PEC provider and its admin tool.
 
+mod admin;
 mod certs;
+mod config;
 mod inspect;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -11,6 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "pecd", version, about)]
 struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "conf/pecd.toml")]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +28,12 @@ enum Command {
     Certs(certs::CertsCommand),
     /// Print what a message is: kind, PEC headers, daticert.xml fields, signature verdict.
     Inspect(inspect::InspectArgs),
+    /// The hosted PEC domains.
+    #[command(subcommand)]
+    Domain(admin::DomainCommand),
+    /// The hosted mailboxes.
+    #[command(subcommand)]
+    Mailbox(admin::MailboxCommand),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +41,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Certs(cmd) => certs::run(cmd),
         Command::Inspect(args) => inspect::run(args),
+        Command::Domain(cmd) => {
+            config::Config::load(&cli.config).and_then(|c| admin::domain(&c, cmd))
+        }
+        Command::Mailbox(cmd) => {
+            config::Config::load(&cli.config).and_then(|c| admin::mailbox(&c, cmd))
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,172 @@
+//! `pecd domain …` and `pecd mailbox …`: the administrator's commands on the hosted
+//! domains and mailboxes.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+use pec_store::{NewAccount, SqliteStore, Store};
+
+use crate::config::{Config, parse_size};
+
+/// `pecd domain` subcommands.
+#[derive(clap::Subcommand)]
+pub enum DomainCommand {
+    /// Host a PEC domain (e.g. `pec.comune.example.it`).
+    Add {
+        /// The domain name.
+        name: String,
+        /// Default quota of its new mailboxes (e.g. `2GiB`); the configured default otherwise.
+        #[arg(long)]
+        quota: Option<String>,
+    },
+    /// List the hosted domains.
+    List,
+    /// Stop hosting a domain (it must have no mailboxes left).
+    Remove {
+        /// The domain name.
+        name: String,
+    },
+}
+
+/// `pecd mailbox` subcommands.
+#[derive(clap::Subcommand)]
+pub enum MailboxCommand {
+    /// Create a mailbox; the password is read from standard input.
+    Add {
+        /// The address, in a hosted domain.
+        address: String,
+        /// Read the password from standard input (required: passwords never go on the
+        /// command line, where other users can see them).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Quota (e.g. `3GiB`); the domain's default otherwise.
+        #[arg(long)]
+        quota: Option<String>,
+        /// File PEC receipts into a `Ricevute` folder instead of INBOX.
+        #[arg(long)]
+        ricevute: bool,
+    },
+    /// List mailboxes with their usage.
+    List {
+        /// Only this domain's.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Delete a mailbox (its security archive is kept).
+    Remove {
+        /// The address.
+        address: String,
+    },
+    /// Change a mailbox's password, read from standard input.
+    Passwd {
+        /// The address.
+        address: String,
+        /// Read the password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn open(config: &Config) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&config.gestore.data_dir).with_context(|| {
+        format!(
+            "cannot open the store in {}",
+            config.gestore.data_dir.display()
+        )
+    })
+}
+
+/// Reads a password: the first line of standard input, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    let password = input.lines().next().unwrap_or("").to_string();
+    if password.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    Ok(password)
+}
+
+/// An argon2id PHC string for `password`, with a fresh random salt.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+}
+
+/// Runs a `pecd domain` subcommand.
+pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    match cmd {
+        DomainCommand::Add { name, quota } => {
+            let quota = match quota {
+                Some(q) => parse_size(&q)?,
+                None => config.default_quota(),
+            };
+            store.add_domain(&name, quota)?;
+            println!(
+                "domain {} added (default quota {quota} bytes)",
+                name.to_lowercase()
+            );
+        }
+        DomainCommand::List => {
+            for d in store.list_domains()? {
+                println!("{}\t{}", d.name, d.default_quota);
+            }
+        }
+        DomainCommand::Remove { name } => {
+            store.remove_domain(&name)?;
+            println!("domain {} removed", name.to_lowercase());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `pecd mailbox` subcommand.
+pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    match cmd {
+        MailboxCommand::Add {
+            address,
+            quota,
+            ricevute,
+            ..
+        } => {
+            let password = read_password()?;
+            let quota = quota.as_deref().map(parse_size).transpose()?;
+            let account = store.create_account(&NewAccount {
+                address,
+                password_hash: hash_password(&password)?,
+                quota,
+                receipts_folder: ricevute,
+            })?;
+            println!(
+                "mailbox {} created (quota {} bytes)",
+                account.address, account.quota
+            );
+        }
+        MailboxCommand::List { domain } => {
+            for a in store.list_accounts(domain.as_deref())? {
+                let usage = store.usage(&a.address)?;
+                println!("{}\t{}\t{}", a.address, usage.used, usage.quota);
+            }
+        }
+        MailboxCommand::Remove { address } => {
+            store.remove_account(&address)?;
+            println!("mailbox {} removed", address.to_lowercase());
+        }
+        MailboxCommand::Passwd { address, .. } => {
+            let password = read_password()?;
+            store.set_password_hash(&address, &hash_password(&password)?)?;
+            println!("password of {} changed", address.to_lowercase());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
