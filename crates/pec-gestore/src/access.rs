@@ -3,13 +3,12 @@
 //! accettazione.
 
 use chrono::{DateTime, Utc};
-use pec_proto::build::{self, Emission, Notice, Transaction};
+use pec_proto::build::{Notice, Transaction};
 use pec_proto::daticert::{Destinatario, TipoDestinatario};
 use pec_proto::mime::bare_address;
 use pec_proto::original::Original;
 
 use crate::Result;
-use crate::clock::italian;
 use crate::identity::Identity;
 
 /// The provider's limits on submissions (spec §7.1: at least 50 recipients and
@@ -195,17 +194,6 @@ pub fn submit(
             })
             .collect();
     }
-    let time = italian(now);
-    let boundary = id.new_boundary();
-    let notice_id = id.new_id(now);
-    let emission = Emission {
-        signer: id.signer.as_ref(),
-        gestore: &id.name,
-        time,
-        message_id: &notice_id,
-        boundary: &boundary,
-    };
-
     let refusal = match (sub.virus, formal_check(&original, sub, limits)) {
         (Some(virus), _) => Some((virus.to_string(), true)),
         (None, Err(reason)) => Some((reason, false)),
@@ -217,24 +205,19 @@ pub fn submit(
         } else {
             Notice::NonAccettazione { reason: &reason }
         };
-        let notice = build::notice(&emission, &transaction, &n, sub.mail_from)?;
+        let notice = id.notice(&transaction, &n, sub.mail_from, now)?;
         return Ok(Outcome::Refused(Refused {
             transaction,
             time: now,
             reason,
             virus,
-            notice,
-            notice_id,
+            notice: notice.bytes,
+            notice_id: notice.message_id,
         }));
     }
 
-    let receipt = build::notice(
-        &emission,
-        &transaction,
-        &Notice::Accettazione,
-        sub.mail_from,
-    )?;
-    let envelope = build::transport_envelope(&emission, &transaction, &original)?;
+    let receipt = id.notice(&transaction, &Notice::Accettazione, sub.mail_from, now)?;
+    let envelope = id.transport_envelope(&transaction, &original, now)?;
     let certified = transaction
         .destinatari
         .iter()
@@ -244,8 +227,8 @@ pub fn submit(
     Ok(Outcome::Accepted(Accepted {
         transaction,
         time: now,
-        receipt,
-        receipt_id: notice_id,
+        receipt: receipt.bytes,
+        receipt_id: receipt.message_id,
         envelope,
         certified,
     }))

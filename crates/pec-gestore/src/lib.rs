@@ -8,6 +8,7 @@
 pub mod access;
 pub mod clock;
 pub mod delivery;
+pub mod emit;
 pub mod error;
 pub mod identity;
 pub mod incoming;
