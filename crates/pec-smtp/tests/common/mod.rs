@@ -100,9 +100,8 @@ impl TestServer {
 
 pub fn config(pki: &Pki) -> ServerConfig {
     let mut config = ServerConfig::new("mx.test.invalid");
-    config.tls = Some(
-        pec_smtp::server_tls_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap(),
-    );
+    config.tls =
+        Some(pec_smtp::server_tls_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap());
     config.auth_failure_delay = Duration::from_millis(10);
     config.timeouts.shutdown_grace = Duration::from_secs(2);
     config
@@ -134,24 +133,40 @@ pub async fn start(mode: Mode, tweak: impl FnOnce(&mut ServerConfig)) -> TestSer
     }
 }
 
-/// A raw plaintext SMTP client for the protocol-edge tests.
+pub trait RawIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> RawIo for T {}
+
+/// A raw SMTP client for the protocol-edge tests, over plaintext or implicit TLS.
 pub struct Raw {
-    pub reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    pub writer: tokio::net::tcp::OwnedWriteHalf,
+    pub stream: BufReader<Box<dyn RawIo>>,
 }
 
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let (r, w) = stream.into_split();
         Raw {
-            reader: BufReader::new(r),
-            writer: w,
+            stream: BufReader::new(Box::new(stream)),
+        }
+    }
+
+    /// Connect with implicit TLS, trusting the test CA.
+    pub async fn connect_tls(addr: SocketAddr, ca_pem: &str) -> Raw {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let config = pec_smtp::client_tls_config(ca_pem.as_bytes()).unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        Raw {
+            stream: BufReader::new(Box::new(tls)),
         }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).await.unwrap();
+        let w = self.stream.get_mut();
+        w.write_all(bytes).await.unwrap();
+        w.flush().await.unwrap();
     }
 
     /// One whole reply (all its lines), or "" at EOF.
@@ -159,10 +174,10 @@ impl Raw {
         let mut all = String::new();
         loop {
             let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+            let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut line))
                 .await
                 .expect("reply timeout")
-                .unwrap();
+                .unwrap_or(0);
             if n == 0 {
                 return all;
             }
@@ -182,7 +197,7 @@ impl Raw {
     pub async fn closed(&mut self) -> bool {
         let mut buf = [0u8; 64];
         matches!(
-            tokio::time::timeout(Duration::from_secs(10), self.reader.read(&mut buf)).await,
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut buf)).await,
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
