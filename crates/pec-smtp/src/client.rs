@@ -212,6 +212,13 @@ impl Relay {
         rcpt_to: &[String],
         message: &[u8],
     ) -> Result<DeliveryOutcome, Error> {
+        let bad = |a: &str| a.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'<' | b'>'));
+        if let Some(address) = std::iter::once(mail_from)
+            .chain(rcpt_to.iter().map(String::as_str))
+            .find(|a| bad(a))
+        {
+            return Err(Error::InvalidAddress(address.to_owned()));
+        }
         let tcp = timeout(self.timeout, TcpStream::connect(target))
             .await
             .map_err(|_| Error::Timeout("connecting"))??;
@@ -337,6 +344,11 @@ impl Relay {
         if data_reply.code == 354 {
             conn.send(&dot_stuff(message)).await?;
             data_reply = conn.reply().await?;
+        } else if data_reply.is_positive() {
+            // A positive reply other than 354 would leave the content unsent.
+            return Err(Error::Protocol(format!(
+                "unexpected reply to DATA: {data_reply}"
+            )));
         }
         if !data_reply.is_positive() {
             for r in &mut recipients {

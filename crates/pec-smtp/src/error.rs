@@ -33,6 +33,9 @@ pub enum Error {
     /// The policy requires STARTTLS and the remote server does not offer it.
     #[error("STARTTLS required but not offered by the remote server")]
     TlsUnavailable,
+    /// An address given to the relay client cannot be written into an SMTP command.
+    #[error("address {0:?} cannot be used in an SMTP command")]
+    InvalidAddress(String),
     /// The message has 8-bit bytes and the remote server lacks 8BITMIME: converting would
     /// alter signed content, so the message cannot be sent there.
     #[error("message has 8-bit content and the remote server does not support 8BITMIME")]
@@ -50,7 +53,7 @@ impl Error {
             | Error::Protocol(_)
             | Error::TlsUnavailable => true,
             Error::Rejected { reply, .. } => reply.is_transient(),
-            Error::Config(_) | Error::EightBitUnsupported => false,
+            Error::Config(_) | Error::InvalidAddress(_) | Error::EightBitUnsupported => false,
         }
     }
 }

@@ -105,6 +105,14 @@ async fn relay_errors_are_classified() {
     assert!(matches!(err, Error::Io(_)), "{err}");
     assert!(err.is_temporary());
 
+    // An address that would inject a command: permanent, nothing connects.
+    let err = relay(ClientTls::None)
+        .deliver(&closed, "a@x.test", &["b@y.test>\r\nRSET".into()], b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidAddress(_)), "{err}");
+    assert!(!err.is_temporary());
+
     // TLS required but the server has none: temporary.
     let server = start(Mode::Mx, |c| c.tls = None).await;
     let tls = client_tls_config(server.pki.ca_pem.as_bytes()).unwrap();
