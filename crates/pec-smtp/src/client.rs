@@ -1,0 +1,397 @@
+//! The relay client: hands one message to a remote SMTP server (another gestore's MX or an
+//! ordinary MTA) and reports the outcome per recipient, for the transport queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_START_TLS, EhloResponse};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tracing::{debug, info};
+
+use crate::io::{Line, MAX_LINE, Stream, buffered, read_line};
+use crate::{Error, Reply};
+
+/// Most lines accepted in one reply (EHLO replies are the longest); bounds memory.
+const MAX_REPLY_LINES: usize = 100;
+
+/// How the relay client uses TLS. PEC traffic between gestori must be encrypted (spec
+/// §8.3), ordinary Internet mail may fall back to plaintext.
+#[derive(Clone)]
+pub enum ClientTls {
+    /// Use STARTTLS, and fail (temporarily) when the server does not offer it.
+    RequireStartTls(Arc<rustls::ClientConfig>),
+    /// Use STARTTLS when offered, plaintext otherwise. A failed handshake is still an error.
+    Opportunistic(Arc<rustls::ClientConfig>),
+    /// Never use TLS.
+    None,
+}
+
+/// The relay client's settings, shared by every delivery a queue worker makes.
+#[derive(Clone)]
+pub struct Relay {
+    /// The name we give in EHLO.
+    pub helo_name: String,
+    /// TLS policy and trust roots.
+    pub tls: ClientTls,
+    /// Limit for each step: connecting, each reply, the TLS handshake, sending the content.
+    pub timeout: Duration,
+}
+
+/// What happened to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientStatus {
+    /// The server took responsibility for the message for this recipient.
+    Accepted,
+    /// Refused with a `4xx` (at RCPT or DATA): try again later.
+    TemporaryFailure(Reply),
+    /// Refused with a `5xx` (at RCPT or DATA): do not retry.
+    PermanentFailure(Reply),
+}
+
+/// The outcome for one recipient of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    /// The forward path as given to [`Relay::deliver`].
+    pub rcpt: String,
+    /// Accepted or why not.
+    pub status: RecipientStatus,
+}
+
+/// The result of a transaction that reached the recipients stage: what the queue needs to
+/// decide, per recipient, between done, retry and give up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    /// One entry per recipient, in the order given. A recipient accepted at RCPT but whose
+    /// DATA was refused carries the DATA reply.
+    pub recipients: Vec<RecipientOutcome>,
+    /// The reply to the end of data (or to the DATA command when it was refused); `None`
+    /// when no recipient was accepted and no content was sent.
+    pub data_reply: Option<Reply>,
+}
+
+fn status_for(reply: &Reply) -> RecipientStatus {
+    if reply.is_positive() {
+        RecipientStatus::Accepted
+    } else if reply.is_transient() {
+        RecipientStatus::TemporaryFailure(reply.clone())
+    } else {
+        RecipientStatus::PermanentFailure(reply.clone())
+    }
+}
+
+/// The message with SMTP dot-stuffing applied, ending in CRLF, followed by the final dot.
+fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
+    let mut line_start = true;
+    for (i, &b) in message.iter().enumerate() {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n' && i > 0 && message[i - 1] == b'\r';
+    }
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// The host part of `host:port` (brackets of an IPv6 literal removed), for TLS.
+fn host_of(target: &str) -> &str {
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// One client connection.
+struct Conn {
+    stream: Stream,
+    step: Duration,
+}
+
+impl Conn {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let stream = self.stream.get_mut();
+        timeout(self.step, async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| Error::Timeout("sending to the remote server"))??;
+        Ok(())
+    }
+
+    /// The raw bytes of one whole (possibly multi-line) reply.
+    async fn read_raw(&mut self) -> Result<Vec<u8>, Error> {
+        let mut raw = Vec::new();
+        for _ in 0..MAX_REPLY_LINES {
+            let line = timeout(self.step, read_line(&mut self.stream, MAX_LINE))
+                .await
+                .map_err(|_| Error::Timeout("waiting for a reply"))??;
+            let line = match line {
+                Line::Full(line) => line,
+                Line::TooLong => return Err(Error::Protocol("reply line too long".into())),
+                Line::Eof => return Err(Error::Protocol("connection closed by the server".into())),
+            };
+            let last = line.get(3) != Some(&b'-');
+            raw.extend_from_slice(&line);
+            if last {
+                return Ok(raw);
+            }
+        }
+        Err(Error::Protocol("reply has too many lines".into()))
+    }
+
+    fn parse(raw: &[u8]) -> Result<Reply, Error> {
+        let response = ResponseReceiver::default()
+            .parse(&mut raw.iter())
+            .map_err(|e| {
+                Error::Protocol(format!(
+                    "unparsable reply {:?}: {e:?}",
+                    String::from_utf8_lossy(raw)
+                ))
+            })?;
+        let enhanced = (response.esc != [0, 0, 0]).then(|| {
+            let [class, subject, detail] = response.esc;
+            format!("{class}.{subject}.{detail}")
+        });
+        Ok(Reply {
+            code: response.code,
+            enhanced,
+            text: response.message,
+        })
+    }
+
+    async fn reply(&mut self) -> Result<Reply, Error> {
+        let raw = self.read_raw().await?;
+        Self::parse(&raw)
+    }
+
+    /// Send a command and require a positive reply, else fail the whole transaction.
+    async fn expect(&mut self, command: &str, stage: &'static str) -> Result<Reply, Error> {
+        self.send(command.as_bytes()).await?;
+        let reply = self.reply().await?;
+        if reply.is_positive() {
+            Ok(reply)
+        } else {
+            Err(Error::Rejected { stage, reply })
+        }
+    }
+
+    async fn ehlo(&mut self, helo_name: &str) -> Result<EhloResponse<String>, Error> {
+        self.send(format!("EHLO {helo_name}\r\n").as_bytes())
+            .await?;
+        let raw = self.read_raw().await?;
+        let reply = Self::parse(&raw)?;
+        if reply.code != 250 {
+            return Err(Error::Rejected {
+                stage: "EHLO",
+                reply,
+            });
+        }
+        EhloResponse::parse(&mut raw.iter())
+            .map_err(|e| Error::Protocol(format!("unparsable EHLO reply: {e:?}")))
+    }
+}
+
+impl Relay {
+    /// Deliver `message` from `mail_from` to `rcpt_to` through the SMTP server at `target`
+    /// (`host:port`; the host is also the TLS server name).
+    ///
+    /// Returns the per-recipient outcome once the transaction reached the recipients; an
+    /// `Err` means nobody got the message, and [`Error::is_temporary`] says whether to retry.
+    /// The content is dot-stuffed on the way; `BODY=8BITMIME` is sent when it has 8-bit bytes.
+    pub async fn deliver(
+        &self,
+        target: &str,
+        mail_from: &str,
+        rcpt_to: &[String],
+        message: &[u8],
+    ) -> Result<DeliveryOutcome, Error> {
+        let bad = |a: &str| a.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'<' | b'>'));
+        if let Some(address) = std::iter::once(mail_from)
+            .chain(rcpt_to.iter().map(String::as_str))
+            .find(|a| bad(a))
+        {
+            return Err(Error::InvalidAddress(address.to_owned()));
+        }
+        let tcp = timeout(self.timeout, TcpStream::connect(target))
+            .await
+            .map_err(|_| Error::Timeout("connecting"))??;
+        let mut conn = Conn {
+            stream: buffered(Box::new(tcp)),
+            step: self.timeout,
+        };
+        let greeting = conn.reply().await?;
+        if greeting.code != 220 {
+            return Err(Error::Rejected {
+                stage: "greeting",
+                reply: greeting,
+            });
+        }
+        let mut ehlo = conn.ehlo(&self.helo_name).await?;
+        let tls_config = match &self.tls {
+            ClientTls::RequireStartTls(config) => {
+                if ehlo.capabilities & EXT_START_TLS == 0 {
+                    return Err(Error::TlsUnavailable);
+                }
+                Some(config)
+            }
+            ClientTls::Opportunistic(config) => {
+                (ehlo.capabilities & EXT_START_TLS != 0).then_some(config)
+            }
+            ClientTls::None => None,
+        };
+        if let Some(config) = tls_config {
+            conn.expect("STARTTLS\r\n", "STARTTLS").await?;
+            let name = rustls_pki_types::ServerName::try_from(host_of(target).to_owned())
+                .map_err(|e| Error::Config(format!("invalid TLS server name: {e}")))?;
+            let (placeholder, _) = tokio::io::duplex(1);
+            let plain = std::mem::replace(&mut conn.stream, buffered(Box::new(placeholder)));
+            let tls = timeout(
+                self.timeout,
+                TlsConnector::from(Arc::clone(config)).connect(name, plain.into_inner()),
+            )
+            .await
+            .map_err(|_| Error::Timeout("TLS handshake"))??;
+            conn.stream = buffered(Box::new(tls));
+            ehlo = conn.ehlo(&self.helo_name).await?;
+            debug!(target, "STARTTLS done");
+        }
+        self.transaction(&mut conn, &ehlo, mail_from, rcpt_to, message)
+            .await
+    }
+
+    async fn transaction(
+        &self,
+        conn: &mut Conn,
+        ehlo: &EhloResponse<String>,
+        mail_from: &str,
+        rcpt_to: &[String],
+        message: &[u8],
+    ) -> Result<DeliveryOutcome, Error> {
+        let mut mail = format!("MAIL FROM:<{mail_from}>");
+        if ehlo.capabilities & EXT_SIZE != 0 {
+            mail.push_str(&format!(" SIZE={}", message.len()));
+        }
+        if !message.is_ascii() {
+            if ehlo.capabilities & EXT_8BIT_MIME == 0 {
+                return Err(Error::EightBitUnsupported);
+            }
+            mail.push_str(" BODY=8BITMIME");
+        }
+        mail.push_str("\r\n");
+        let rcpt_commands: Vec<String> = rcpt_to
+            .iter()
+            .map(|rcpt| format!("RCPT TO:<{rcpt}>\r\n"))
+            .collect();
+
+        let mail_reply;
+        let mut rcpt_replies = Vec::with_capacity(rcpt_to.len());
+        if ehlo.capabilities & EXT_PIPELINING != 0 {
+            // RFC 2920: MAIL and every RCPT in one write, then the replies in order.
+            let mut batch = mail.into_bytes();
+            for command in &rcpt_commands {
+                batch.extend_from_slice(command.as_bytes());
+            }
+            conn.send(&batch).await?;
+            mail_reply = conn.reply().await?;
+            for _ in &rcpt_commands {
+                rcpt_replies.push(conn.reply().await?);
+            }
+        } else {
+            conn.send(mail.as_bytes()).await?;
+            mail_reply = conn.reply().await?;
+            if mail_reply.is_positive() {
+                for command in &rcpt_commands {
+                    conn.send(command.as_bytes()).await?;
+                    rcpt_replies.push(conn.reply().await?);
+                }
+            }
+        }
+        if !mail_reply.is_positive() {
+            return Err(Error::Rejected {
+                stage: "MAIL FROM",
+                reply: mail_reply,
+            });
+        }
+
+        let mut recipients: Vec<RecipientOutcome> = rcpt_to
+            .iter()
+            .zip(&rcpt_replies)
+            .map(|(rcpt, reply)| RecipientOutcome {
+                rcpt: rcpt.clone(),
+                status: status_for(reply),
+            })
+            .collect();
+        let accepted = recipients
+            .iter()
+            .any(|r| r.status == RecipientStatus::Accepted);
+        if !accepted {
+            let _ = conn.send(b"QUIT\r\n").await;
+            return Ok(DeliveryOutcome {
+                recipients,
+                data_reply: None,
+            });
+        }
+
+        conn.send(b"DATA\r\n").await?;
+        let mut data_reply = conn.reply().await?;
+        if data_reply.code == 354 {
+            conn.send(&dot_stuff(message)).await?;
+            data_reply = conn.reply().await?;
+        } else if data_reply.is_positive() {
+            // A positive reply other than 354 would leave the content unsent.
+            return Err(Error::Protocol(format!(
+                "unexpected reply to DATA: {data_reply}"
+            )));
+        }
+        if !data_reply.is_positive() {
+            for r in &mut recipients {
+                if r.status == RecipientStatus::Accepted {
+                    r.status = status_for(&data_reply);
+                }
+            }
+        }
+        info!(from = mail_from, data_reply = %data_reply, "relay transaction done");
+        let _ = conn.send(b"QUIT\r\n").await;
+        Ok(DeliveryOutcome {
+            recipients,
+            data_reply: Some(data_reply),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(
+            dot_stuff(b".a\r\nb\r\n..c\r\n"),
+            b"..a\r\nb\r\n...c\r\n.\r\n"
+        );
+        assert_eq!(dot_stuff(b"no final crlf"), b"no final crlf\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\n.b\r\n"), b"a\n.b\r\n.\r\n");
+    }
+
+    #[test]
+    fn host_part() {
+        assert_eq!(host_of("mx.example.it:25"), "mx.example.it");
+        assert_eq!(host_of("[::1]:25"), "::1");
+        assert_eq!(host_of("127.0.0.1:2525"), "127.0.0.1");
+    }
+
+    #[test]
+    fn parses_multiline_reply_with_enhanced_code() {
+        let reply = Conn::parse(b"250-2.1.5 first\r\n250 2.1.5 second\r\n").unwrap();
+        assert_eq!(reply.code, 250);
+        assert_eq!(reply.enhanced.as_deref(), Some("2.1.5"));
+        assert!(reply.text.contains("first") && reply.text.contains("second"));
+    }
+}

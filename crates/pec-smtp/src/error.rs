@@ -1,0 +1,59 @@
+//! The one error type of the crate.
+
+use crate::Reply;
+
+/// Everything that can go wrong in this crate: server configuration and I/O, and the
+/// failures of a relay attempt, which the queue must sort into "retry later" and "give up"
+/// (see [`Error::is_temporary`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot work (for example submission without TLS).
+    #[error("invalid SMTP configuration: {0}")]
+    Config(String),
+    /// Network or socket failure, including a refused connection.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS setup or certificate problem.
+    #[error("TLS error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The peer did not answer in time.
+    #[error("timed out while {0}")]
+    Timeout(&'static str),
+    /// The remote server refused a step of the transaction that concerns all recipients.
+    #[error("remote server refused {stage}: {reply}")]
+    Rejected {
+        /// The command that was refused (`greeting`, `EHLO`, `MAIL FROM`, ...).
+        stage: &'static str,
+        /// What the server answered.
+        reply: Reply,
+    },
+    /// The remote server said something that is not SMTP.
+    #[error("SMTP protocol error: {0}")]
+    Protocol(String),
+    /// The policy requires STARTTLS and the remote server does not offer it.
+    #[error("STARTTLS required but not offered by the remote server")]
+    TlsUnavailable,
+    /// An address given to the relay client cannot be written into an SMTP command.
+    #[error("address {0:?} cannot be used in an SMTP command")]
+    InvalidAddress(String),
+    /// The message has 8-bit bytes and the remote server lacks 8BITMIME: converting would
+    /// alter signed content, so the message cannot be sent there.
+    #[error("message has 8-bit content and the remote server does not support 8BITMIME")]
+    EightBitUnsupported,
+}
+
+impl Error {
+    /// True when a later attempt may succeed (connection problems, timeouts, `4xx`), false
+    /// when retrying is pointless (`5xx`, configuration, unsupported content).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Io(_)
+            | Error::Tls(_)
+            | Error::Timeout(_)
+            | Error::Protocol(_)
+            | Error::TlsUnavailable => true,
+            Error::Rejected { reply, .. } => reply.is_transient(),
+            Error::Config(_) | Error::InvalidAddress(_) | Error::EightBitUnsupported => false,
+        }
+    }
+}
