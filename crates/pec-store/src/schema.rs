@@ -222,6 +222,39 @@ mod tests {
     }
 
     #[test]
+    fn version_1_database_upgrades_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO domains (name, default_quota) VALUES ('x.it', 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+                 ('legal_log', 'legal_log_chain', 'queue', 'timers', 'virus_store', 'domains')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 6);
+        let genesis: (i64, String) = conn
+            .query_row("SELECT head_seq, head_hash FROM legal_log_chain", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(genesis, (0, crate::legal_log::GENESIS.to_string()));
+        let domains: i64 = conn
+            .query_row("SELECT count(*) FROM domains", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(domains, 1);
+    }
+
+    #[test]
     fn connection_settings_are_durable() {
         let dir = tempfile::tempdir().unwrap();
         let conn = connect(&dir.path().join("t.db")).unwrap();
