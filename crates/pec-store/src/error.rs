@@ -73,6 +73,28 @@ pub enum Error {
     /// An address, domain or folder name is malformed.
     #[error("invalid name {0:?}")]
     InvalidName(String),
+    /// No outbound queue entry with this id.
+    #[error("no such queue entry {0}")]
+    NoSuchQueueEntry(i64),
+    /// No virus store entry with this id.
+    #[error("no such virus store entry {0}")]
+    NoSuchVirusEntry(i64),
+    /// No timer for this identificativo and recipient.
+    #[error("no timer for {recipient:?} in {identificativo:?}")]
+    NoSuchTimer {
+        /// The transaction.
+        identificativo: String,
+        /// The recipient.
+        recipient: String,
+    },
+    /// One item of a [`crate::Batch`] failed, so nothing of the batch was stored.
+    #[error("batch item {item}: {source}")]
+    BatchItem {
+        /// Which item, e.g. `deliveries[2]`.
+        item: String,
+        /// Why it failed.
+        source: Box<Error>,
+    },
     /// A value in the database is outside its valid range (corruption or a bug).
     #[error("corrupt value in database: {0}")]
     Corrupt(String),

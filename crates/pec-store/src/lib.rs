@@ -1,5 +1,6 @@
 //! Durable state of the PEC provider: mail domains, accounts, folders, messages,
-//! flags, quotas and the security archive.
+//! flags, quotas, the security archive, the hash-chained legal message log,
+//! the outbound queue, the 12 h / 24 h timers and the virus store.
 //!
 //! Callers program against the [`Store`] trait. The embedded backend,
 //! [`SqliteStore`], keeps metadata in SQLite (WAL, `synchronous=FULL`) and
@@ -8,22 +9,33 @@
 
 mod accounts;
 mod archive;
+mod batch;
 pub mod blobs;
 pub mod error;
+mod export;
 mod folders;
+mod legal_log;
 mod lookup;
 mod maintenance;
 mod messages;
 pub mod model;
+mod queue;
 pub mod schema;
 mod sqlite;
 mod store;
+mod timers;
+mod virus;
 mod writer;
 
 pub use error::{Error, Result};
+pub use export::{CSV_LIST_SEPARATOR, write_log_csv, write_log_jsonl};
+pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
-    Account, ArchiveEntry, CheckReport, Copied, Delivered, Direction, Domain, FlagOp, Folder,
-    MessageMeta, NewAccount, Selected, Usage,
+    Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
+    DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord, LogVerification,
+    MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry,
+    NoticeKind, Outcome, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
+    VirusEntry,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

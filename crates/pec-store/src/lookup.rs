@@ -66,6 +66,16 @@ pub fn uid_from_db(v: i64, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Corrupt(format!("{what} = {v}")))
 }
 
+/// A list of strings as stored in the database: a JSON array.
+pub fn list_to_db(items: &[String]) -> Result<String> {
+    serde_json::to_string(items).map_err(|e| Error::Corrupt(format!("list not encodable: {e}")))
+}
+
+/// A list of strings read back from the database.
+pub fn list_from_db(text: &str, what: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|_| Error::Corrupt(format!("{what} = {text:?}")))
+}
+
 /// Row id and quota of the account with this address.
 pub fn account(conn: &Connection, addr: &str) -> Result<(i64, u64)> {
     let (addr, _) = address(addr)?;
@@ -159,5 +169,16 @@ mod tests {
         assert_eq!(to_db(u64::MAX), i64::MAX);
         assert!(from_db(-1, "x").is_err());
         assert!(uid_from_db(1 << 33, "uid").is_err());
+    }
+
+    #[test]
+    fn lists_roundtrip_and_refuse_garbage() {
+        let items = vec!["a@x.it".to_string(), "b, \"c\"".to_string()];
+        assert_eq!(
+            list_from_db(&list_to_db(&items).unwrap(), "l").unwrap(),
+            items
+        );
+        assert!(list_from_db("not json", "l").is_err());
+        assert!(list_from_db("[1]", "l").is_err());
     }
 }

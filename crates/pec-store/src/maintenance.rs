@@ -16,10 +16,14 @@ use crate::model::CheckReport;
 /// File name of the database inside a store's root directory.
 pub const DB_FILE: &str = "store.db";
 
-/// Distinct blobs the database references: live messages and archive entries.
+/// Distinct blobs the database references: live messages, archive entries,
+/// queued messages, timer envelopes and virus store entries.
 fn referenced(conn: &Connection) -> Result<BTreeSet<String>> {
-    let mut stmt = conn
-        .prepare("SELECT blob FROM messages WHERE expunged = 0 UNION SELECT blob FROM archive")?;
+    let mut stmt = conn.prepare(
+        "SELECT blob FROM messages WHERE expunged = 0 UNION SELECT blob FROM archive
+         UNION SELECT blob FROM queue UNION SELECT blob FROM virus_store
+         UNION SELECT envelope_blob FROM timers WHERE envelope_blob IS NOT NULL",
+    )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

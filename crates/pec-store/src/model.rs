@@ -192,3 +192,402 @@ impl CheckReport {
         self.missing.is_empty() && self.corrupt.is_empty() && self.database.is_empty()
     }
 }
+
+/// What the caller records in the legal message log (spec §8.1): one
+/// operation on one message, kept unmodified for 30 months.
+///
+/// Strings that do not apply are empty; lists keep the caller's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// When the event happened, seconds since the Unix epoch.
+    pub at: i64,
+    /// The same instant as the gestore's single temporal reference shows it
+    /// (ISO 8601 local time with offset), as the caller formatted it.
+    pub at_local: String,
+    /// Event type: `accettazione`, `non-accettazione`, `ricezione`,
+    /// `presa-in-carico`, `consegna`, `errore-consegna`, `preavviso`,
+    /// `virus`, `anomalia`, `invio`, ...
+    pub event: String,
+    /// The PEC identificativo of the message the event concerns.
+    pub msgid: String,
+    /// The Message-ID the sender's client gave the original message.
+    pub original_msgid: String,
+    /// Sender of the original message.
+    pub sender: String,
+    /// Recipients of the original message.
+    pub recipients: Vec<String>,
+    /// Subject of the original message.
+    pub subject: String,
+    /// Message-IDs of the receipts and envelopes the event produced.
+    pub generated_ids: Vec<String>,
+    /// The sending gestore.
+    pub gestore: String,
+    /// Free text: error reason, virus name, remote reply, ...
+    pub detail: String,
+}
+
+/// A stored legal log record: the entry, its place in the chain and its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogRecord {
+    /// Position in the log, from 1, without gaps (purge removes a prefix).
+    pub seq: u64,
+    /// What was recorded.
+    #[serde(flatten)]
+    pub entry: LogEntry,
+    /// Hex SHA-256 of the previous record's hash and this record's canonical
+    /// form, so no record can be changed, removed or moved unnoticed.
+    pub hash: String,
+}
+
+/// Which legal log records [`crate::Store::search_log`] returns; every field
+/// given must match (an empty query returns the whole log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Matches the record's `msgid` or `original_msgid` exactly.
+    pub msgid: Option<String>,
+    /// Matches the sender or any recipient, ignoring ASCII case.
+    pub address: Option<String>,
+    /// Only records with `at >= from`.
+    pub from: Option<i64>,
+    /// Only records with `at < to`.
+    pub to: Option<i64>,
+}
+
+/// A point of the legal log's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    /// Sequence number of the record (0 before the first one).
+    pub seq: u64,
+    /// Its hash (the genesis value, 64 zeros, before the first record).
+    pub hash: String,
+}
+
+/// The first inconsistency [`crate::Store::verify_log`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFault {
+    /// The record's hash does not follow from its contents and its
+    /// predecessor: it was edited, moved, or a neighbour was replaced.
+    Altered {
+        /// The record.
+        seq: u64,
+    },
+    /// Sequence numbers do not continue: records were removed (`found >
+    /// expected`) or inserted (`found < expected`).
+    OutOfSequence {
+        /// The sequence number the chain needed next.
+        expected: u64,
+        /// The one stored there.
+        found: u64,
+    },
+    /// The log ends before the last record ever appended: its tail was removed.
+    Truncated {
+        /// Last record present (the checkpoint's if none).
+        last: u64,
+        /// Last record appended.
+        head: u64,
+    },
+    /// The records chain correctly but do not end in the recorded head hash.
+    HeadMismatch {
+        /// The last record.
+        seq: u64,
+    },
+}
+
+impl LogFault {
+    /// The first sequence number that is not as it was written.
+    pub fn seq(&self) -> u64 {
+        match *self {
+            LogFault::Altered { seq } | LogFault::HeadMismatch { seq } => seq,
+            LogFault::OutOfSequence { expected, found } => expected.min(found),
+            LogFault::Truncated { last, .. } => last + 1,
+        }
+    }
+}
+
+/// Outcome of [`crate::Store::verify_log`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogVerification {
+    /// Records whose hash was recomputed.
+    pub checked: u64,
+    /// Where the chain starts: the last purged record, or genesis.
+    pub checkpoint: LogHead,
+    /// The last record appended. Publishing or time-stamping this hash (spec
+    /// §8.1, daily marca temporale) is what protects the log against someone
+    /// able to recompute the whole chain.
+    pub head: LogHead,
+    /// The first problem found, if any.
+    pub fault: Option<LogFault>,
+}
+
+impl LogVerification {
+    /// True when every record is as it was appended.
+    pub fn is_ok(&self) -> bool {
+        self.fault.is_none()
+    }
+}
+
+/// A message for the outbound queue: one per destination domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQueueEntry {
+    /// The Message-ID of the message to send (envelope or receipt).
+    pub msgid: String,
+    /// SMTP `MAIL FROM`.
+    pub mail_from: String,
+    /// SMTP `RCPT TO`, all in `domain`.
+    pub rcpt_to: Vec<String>,
+    /// The destination domain (the relay resolves its MX).
+    pub domain: String,
+    /// The bytes to send, stored unchanged.
+    pub message: Vec<u8>,
+    /// When it was queued; it is due at once.
+    pub created_at: i64,
+    /// When to give up (spec §7.3: 24 h after `created_at`).
+    pub expires_at: i64,
+}
+
+/// A queued outbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Stable identifier of the entry.
+    pub id: i64,
+    /// The Message-ID of the message to send.
+    pub msgid: String,
+    /// SMTP `MAIL FROM`.
+    pub mail_from: String,
+    /// SMTP `RCPT TO`.
+    pub rcpt_to: Vec<String>,
+    /// The destination domain.
+    pub domain: String,
+    /// SHA-256 hex of the message (read it with [`crate::Store::read_blob`]).
+    pub hash: String,
+    /// Size of the message in bytes.
+    pub size: u64,
+    /// When it was queued.
+    pub created_at: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When to give up.
+    pub expires_at: i64,
+}
+
+impl QueueEntry {
+    /// True once the entry should be given up (and the sender notified).
+    pub fn is_expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// Seconds after dispatch when the first (12 h) preavviso is due (spec §7.3).
+pub const TWELVE_HOURS: i64 = 12 * 3600;
+/// Seconds after dispatch by which the 24 h notice must be sent (spec §7.3);
+/// the caller may send it from 22 h on.
+pub const TWENTY_FOUR_HOURS: i64 = 24 * 3600;
+
+/// Starts the 12 h / 24 h tracking of one PEC recipient of a dispatched envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTimer {
+    /// The PEC identificativo of the transaction.
+    pub identificativo: String,
+    /// The PEC recipient (stored lowercase).
+    pub recipient: String,
+    /// The original sender, to whom notices go.
+    pub sender: String,
+    /// The original subject, repeated in the notices.
+    pub subject: String,
+    /// When the envelope was dispatched.
+    pub dispatched_at: i64,
+    /// Hash of the stored transport envelope, to rebuild notices from later.
+    pub envelope: Option<String>,
+}
+
+/// The final outcome of one recipient of a transaction (spec §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still waiting: timers run.
+    Pending,
+    /// Ricevuta di avvenuta consegna received.
+    Delivered,
+    /// Avviso di mancata consegna received.
+    Error,
+    /// Mancata consegna per virus received.
+    Virus,
+    /// The 24 h notice was sent; tracking ended.
+    Timeout24,
+}
+
+impl Outcome {
+    /// The spelling stored in the database.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Delivered => "delivered",
+            Outcome::Error => "error",
+            Outcome::Virus => "virus",
+            Outcome::Timeout24 => "timeout24",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            Outcome::Pending,
+            Outcome::Delivered,
+            Outcome::Error,
+            Outcome::Virus,
+            Outcome::Timeout24,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// The tracking state of one (identificativo, recipient).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// The PEC identificativo of the transaction.
+    pub identificativo: String,
+    /// The PEC recipient, lowercase.
+    pub recipient: String,
+    /// The original sender.
+    pub sender: String,
+    /// The original subject.
+    pub subject: String,
+    /// Hash of the stored transport envelope, if given.
+    pub envelope: Option<String>,
+    /// When the envelope was dispatched.
+    pub dispatched_at: i64,
+    /// When the first presa in carico covering the recipient arrived.
+    pub presa_in_carico_at: Option<i64>,
+    /// Whether an avvenuta consegna arrived (even after the 24 h notice).
+    pub delivered: bool,
+    /// The first final outcome; [`Outcome::Pending`] while timers run.
+    pub outcome: Outcome,
+    /// The 12 h preavviso was sent.
+    pub notice12_sent: bool,
+    /// The 24 h notice was sent.
+    pub notice24_sent: bool,
+}
+
+/// Which of the two notices of spec §7.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// The 12 h preavviso (no presa in carico, no outcome yet).
+    Twelve,
+    /// The 24 h notice (no outcome); sending it ends tracking.
+    TwentyFour,
+}
+
+/// A notice the timer worker must send now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueNotice {
+    /// Which notice.
+    pub kind: NoticeKind,
+    /// The recipient's state, with what the notice needs.
+    pub timer: Timer,
+}
+
+/// An infected message for the virus store (spec §8.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVirusEntry {
+    /// When the virus was detected.
+    pub at: i64,
+    /// Message-ID (or identificativo) of the infected message.
+    pub msgid: String,
+    /// Its sender.
+    pub sender: String,
+    /// Its recipients.
+    pub recipients: Vec<String>,
+    /// What the scanner called the virus.
+    pub virus: String,
+    /// The infected message, stored unchanged.
+    pub message: Vec<u8>,
+}
+
+/// An entry of the virus store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirusEntry {
+    /// Stable identifier of the entry.
+    pub id: i64,
+    /// When the virus was detected.
+    pub stored_at: i64,
+    /// Message-ID (or identificativo) of the infected message.
+    pub msgid: String,
+    /// Its sender.
+    pub sender: String,
+    /// Its recipients.
+    pub recipients: Vec<String>,
+    /// What the scanner called the virus.
+    pub virus: String,
+    /// SHA-256 hex of the message (read it with [`crate::Store::read_blob`]).
+    pub hash: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A mailbox delivery inside a [`Batch`] (same meaning as [`crate::Store::deliver`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Account address.
+    pub address: String,
+    /// Destination folder.
+    pub folder: String,
+    /// The message, stored unchanged.
+    pub bytes: Vec<u8>,
+    /// Initial flags.
+    pub flags: Vec<String>,
+    /// INTERNALDATE, seconds since the Unix epoch.
+    pub internaldate: i64,
+}
+
+/// A security archive copy inside a [`Batch`] (same meaning as [`crate::Store::archive`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArchiveCopy {
+    /// Account address the traffic concerns.
+    pub address: String,
+    /// The message, stored unchanged.
+    pub bytes: Vec<u8>,
+    /// Sent or received.
+    pub direction: Direction,
+    /// Caller's classification.
+    pub kind: String,
+    /// When it was archived.
+    pub at: i64,
+}
+
+/// Everything one PEC step must make durable before it answers (e.g. the
+/// access point before its `250`): applied by [`crate::Store::commit_batch`]
+/// in one transaction, all or nothing, in the order of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Messages for mailboxes (quota checked: one refusal refuses the batch).
+    pub deliveries: Vec<NewDelivery>,
+    /// Security archive copies.
+    pub archive: Vec<NewArchiveCopy>,
+    /// Outbound queue entries.
+    pub queue: Vec<NewQueueEntry>,
+    /// Virus store entries.
+    pub virus: Vec<NewVirusEntry>,
+    /// Timers to start (their envelope blob may come from `queue` above).
+    pub timers: Vec<NewTimer>,
+    /// Legal log entries, appended in order.
+    pub log: Vec<LogEntry>,
+}
+
+/// What [`crate::Store::commit_batch`] stored, item for item in the batch's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// One per delivery.
+    pub delivered: Vec<Delivered>,
+    /// One per archive copy.
+    pub archived: Vec<ArchiveEntry>,
+    /// One per queue entry.
+    pub queued: Vec<QueueEntry>,
+    /// One per virus store entry.
+    pub virus: Vec<VirusEntry>,
+    /// One per log entry.
+    pub logged: Vec<LogRecord>,
+}

@@ -72,6 +72,88 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX archive_stored_at ON archive(stored_at);
     CREATE INDEX archive_blob ON archive(blob);
     ",
+    // 2: legal message log (hash-chained), outbound queue, 12 h / 24 h timers, virus store.
+    "
+    -- The legal log: append-only; hash = SHA-256(previous hash || canonical record).
+    -- Lists are JSON arrays of strings.
+    CREATE TABLE legal_log (
+        seq            INTEGER PRIMARY KEY,
+        at             INTEGER NOT NULL,
+        at_local       TEXT NOT NULL,
+        event          TEXT NOT NULL,
+        msgid          TEXT NOT NULL,
+        original_msgid TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        recipients     TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        generated_ids  TEXT NOT NULL,
+        gestore        TEXT NOT NULL,
+        detail         TEXT NOT NULL,
+        hash           TEXT NOT NULL
+    );
+    CREATE INDEX legal_log_msgid ON legal_log(msgid);
+    CREATE INDEX legal_log_original_msgid ON legal_log(original_msgid);
+    CREATE INDEX legal_log_at ON legal_log(at);
+    -- Where the chain starts (the last purged record, or genesis) and where it
+    -- ends (the last appended record): one row, updated with every append/purge.
+    CREATE TABLE legal_log_chain (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        checkpoint_seq  INTEGER NOT NULL,
+        checkpoint_hash TEXT NOT NULL,
+        head_seq        INTEGER NOT NULL,
+        head_hash       TEXT NOT NULL
+    );
+    INSERT INTO legal_log_chain VALUES
+        (1, 0, lower(hex(zeroblob(32))), 0, lower(hex(zeroblob(32))));
+    -- Outbound queue: one entry per destination domain, deleted when done.
+    CREATE TABLE queue (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        msgid           TEXT NOT NULL,
+        mail_from       TEXT NOT NULL,
+        rcpt_to         TEXT NOT NULL,
+        domain          TEXT NOT NULL,
+        blob            TEXT NOT NULL,
+        size            INTEGER NOT NULL CHECK (size >= 0),
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_error      TEXT,
+        expires_at      INTEGER NOT NULL
+    );
+    CREATE INDEX queue_next_attempt ON queue(next_attempt_at, id);
+    -- 12 h / 24 h timers, one row per (identificativo, PEC recipient).
+    CREATE TABLE timers (
+        identificativo     TEXT NOT NULL,
+        recipient          TEXT NOT NULL CHECK (recipient = lower(recipient)),
+        sender             TEXT NOT NULL,
+        subject            TEXT NOT NULL,
+        envelope_blob      TEXT,
+        dispatched_at      INTEGER NOT NULL,
+        presa_in_carico_at INTEGER,
+        delivered          INTEGER NOT NULL DEFAULT 0,
+        outcome            TEXT NOT NULL DEFAULT 'pending'
+            CHECK (outcome IN ('pending', 'delivered', 'error', 'virus', 'timeout24')),
+        notice12_sent      INTEGER NOT NULL DEFAULT 0,
+        notice24_sent      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (identificativo, recipient)
+    ) WITHOUT ROWID;
+    CREATE INDEX timers_pending ON timers(dispatched_at) WHERE outcome = 'pending';
+    CREATE INDEX timers_envelope ON timers(envelope_blob);
+    -- Virus store: infected messages, kept 30 months apart from any mailbox.
+    CREATE TABLE virus_store (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        stored_at  INTEGER NOT NULL,
+        msgid      TEXT NOT NULL,
+        sender     TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        virus      TEXT NOT NULL,
+        blob       TEXT NOT NULL,
+        size       INTEGER NOT NULL CHECK (size >= 0)
+    );
+    CREATE INDEX virus_store_stored_at ON virus_store(stored_at);
+    CREATE INDEX virus_store_blob ON virus_store(blob);
+    CREATE INDEX queue_blob ON queue(blob);
+    ",
 ];
 
 /// The schema version this program writes.
@@ -137,6 +219,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn version_1_database_upgrades_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO domains (name, default_quota) VALUES ('x.it', 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+                 ('legal_log', 'legal_log_chain', 'queue', 'timers', 'virus_store', 'domains')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 6);
+        let genesis: (i64, String) = conn
+            .query_row("SELECT head_seq, head_hash FROM legal_log_chain", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(genesis, (0, crate::legal_log::GENESIS.to_string()));
+        let domains: i64 = conn
+            .query_row("SELECT count(*) FROM domains", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(domains, 1);
     }
 
     #[test]

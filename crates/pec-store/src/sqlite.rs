@@ -11,12 +11,17 @@ use crate::blobs::{self, Blobs};
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, ArchiveEntry, CheckReport, Copied, Delivered, Direction, Domain, FlagOp, Folder,
-    MessageMeta, NewAccount, Selected, Usage,
+    Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
+    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
+    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
+    Timer, Usage, VirusEntry,
 };
 use crate::store::Store;
 use crate::writer::Writer;
-use crate::{accounts, archive, folders, lookup, maintenance, messages, schema};
+use crate::{
+    accounts, archive, batch, folders, legal_log, lookup, maintenance, messages, queue, schema,
+    timers, virus,
+};
 
 /// The embedded store: `<root>/store.db` and `<root>/blobs/`.
 ///
@@ -246,6 +251,124 @@ impl Store for SqliteStore {
 
     fn purge_archive(&self, cutoff: i64) -> Result<u64> {
         self.write(move |c| archive::purge(c, cutoff))
+    }
+
+    fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
+        self.blobs.get(hash)
+    }
+
+    fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>> {
+        let entries = entries.to_vec();
+        self.write(move |c| legal_log::append(c, &entries))
+    }
+
+    fn verify_log(&self) -> Result<LogVerification> {
+        self.read(legal_log::verify)
+    }
+
+    fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>> {
+        self.read(|c| legal_log::search(c, query))
+    }
+
+    fn purge_log(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| legal_log::purge(c, cutoff))
+    }
+
+    fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry> {
+        let hash = blobs::hash_hex(&entry.message);
+        let entry = entry.clone();
+        let blobs = self.blobs.clone();
+        self.write(move |c| queue::enqueue(c, &blobs, &hash, &entry))
+    }
+
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
+        self.read(|c| queue::due(c, now, limit))
+    }
+
+    fn queue_complete(&self, id: i64) -> Result<()> {
+        self.write(move |c| queue::complete(c, id))
+    }
+
+    fn queue_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry> {
+        let error = error.to_string();
+        self.write(move |c| queue::retry(c, id, next_attempt_at, &error))
+    }
+
+    fn queue_fail(&self, id: i64) -> Result<QueueEntry> {
+        self.write(move |c| queue::fail(c, id))
+    }
+
+    fn list_queue(&self) -> Result<Vec<QueueEntry>> {
+        self.read(queue::list)
+    }
+
+    fn start_timers(&self, new: &[NewTimer]) -> Result<()> {
+        let new = new.to_vec();
+        let blobs = self.blobs.clone();
+        self.write(move |c| timers::start(c, &blobs, &new))
+    }
+
+    fn mark_presa_in_carico(
+        &self,
+        identificativo: &str,
+        recipients: &[String],
+        at: i64,
+    ) -> Result<u64> {
+        let (id, recipients) = (identificativo.to_string(), recipients.to_vec());
+        self.write(move |c| timers::mark_presa_in_carico(c, &id, &recipients, at))
+    }
+
+    fn mark_outcome(
+        &self,
+        identificativo: &str,
+        recipient: &str,
+        outcome: Outcome,
+    ) -> Result<Timer> {
+        let (id, recipient) = (identificativo.to_string(), recipient.to_string());
+        self.write(move |c| timers::mark_outcome(c, &id, &recipient, outcome))
+    }
+
+    fn due_notices(&self, now: i64, twenty_four_after: i64) -> Result<Vec<DueNotice>> {
+        self.read(|c| timers::due_notices(c, now, twenty_four_after))
+    }
+
+    fn mark_notice_sent(
+        &self,
+        identificativo: &str,
+        recipient: &str,
+        kind: NoticeKind,
+    ) -> Result<()> {
+        let (id, recipient) = (identificativo.to_string(), recipient.to_string());
+        self.write(move |c| timers::mark_notice_sent(c, &id, &recipient, kind))
+    }
+
+    fn timers(&self, identificativo: &str) -> Result<Vec<Timer>> {
+        self.read(|c| timers::list(c, identificativo))
+    }
+
+    fn store_virus(&self, entry: &NewVirusEntry) -> Result<VirusEntry> {
+        let hash = blobs::hash_hex(&entry.message);
+        let entry = entry.clone();
+        let blobs = self.blobs.clone();
+        self.write(move |c| virus::store(c, &blobs, &hash, &entry))
+    }
+
+    fn list_virus(&self) -> Result<Vec<VirusEntry>> {
+        self.read(virus::list)
+    }
+
+    fn virus_entry(&self, id: i64) -> Result<VirusEntry> {
+        self.read(|c| virus::get(c, id))
+    }
+
+    fn purge_virus(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| virus::purge(c, cutoff))
+    }
+
+    fn commit_batch(&self, batch: Batch) -> Result<Committed> {
+        let prepared = batch::Prepared::new(batch);
+        let blobs = self.blobs.clone();
+        self.write(move |c| batch::apply(c, &blobs, &prepared))
     }
 
     fn check(&self) -> Result<CheckReport> {

@@ -5,11 +5,14 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::model::{
-    Account, ArchiveEntry, CheckReport, Copied, Delivered, Direction, Domain, FlagOp, Folder,
-    MessageMeta, NewAccount, Selected, Usage,
+    Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
+    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
+    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
+    Timer, Usage, VirusEntry,
 };
 
-/// Durable mailbox storage. Every method that changes state returns only
+/// Durable state of the gestore: mailboxes, security archive, legal log,
+/// outbound queue, 12 h / 24 h timers and virus store. Every method that changes state returns only
 /// after the change is durable; a method that fails changed nothing.
 /// Addresses are case-insensitive; times are seconds since the Unix epoch.
 pub trait Store: Send + Sync {
@@ -96,6 +99,84 @@ pub trait Store: Send + Sync {
     fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
     /// Deletes archive entries stored before `cutoff`; returns how many.
     fn purge_archive(&self, cutoff: i64) -> Result<u64>;
+
+    /// The bytes of any stored blob by hash (queued messages, timer envelopes,
+    /// virus store entries).
+    fn read_blob(&self, hash: &str) -> Result<Vec<u8>>;
+
+    /// Appends entries to the legal log in one transaction, in order; returns
+    /// the records with their sequence numbers and chain hashes.
+    fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>>;
+    /// Recomputes the log's hash chain from the checkpoint to the head and
+    /// reports the first record that is not as it was appended.
+    fn verify_log(&self) -> Result<LogVerification>;
+    /// Log records matching the query, by sequence number.
+    fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>>;
+    /// Removes the log's oldest records up to the first one at or after
+    /// `cutoff`, keeping the chain verifiable from a checkpoint; refuses if
+    /// the records to remove fail verification. Returns how many.
+    fn purge_log(&self, cutoff: i64) -> Result<u64>;
+
+    /// Queues a message for relay to another domain.
+    fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
+    /// Queue entries due at `now` (expired ones included: the caller checks
+    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`. Meant
+    /// for one dispatcher: it does not lease the entries it returns.
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// Removes a queue entry that was relayed.
+    fn queue_complete(&self, id: i64) -> Result<()>;
+    /// Records a failed attempt and when to try again (never after expiry).
+    fn queue_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry>;
+    /// Removes a queue entry given up on and returns it, for the notice.
+    fn queue_fail(&self, id: i64) -> Result<QueueEntry>;
+    /// Every queue entry, oldest first (admin).
+    fn list_queue(&self) -> Result<Vec<QueueEntry>>;
+
+    /// Starts the 12 h / 24 h timers of PEC recipients, all or none.
+    fn start_timers(&self, timers: &[NewTimer]) -> Result<()>;
+    /// Records a presa in carico at `at` covering `recipients` of a
+    /// transaction; returns how many timers it changed.
+    fn mark_presa_in_carico(
+        &self,
+        identificativo: &str,
+        recipients: &[String],
+        at: i64,
+    ) -> Result<u64>;
+    /// Records a final outcome (delivered, error, virus) for a recipient,
+    /// which stops its timers; returns its state.
+    fn mark_outcome(
+        &self,
+        identificativo: &str,
+        recipient: &str,
+        outcome: Outcome,
+    ) -> Result<Timer>;
+    /// Notices due at `now`; the 24 h one from `twenty_four_after` seconds
+    /// after dispatch (spec: between 22 h and 24 h).
+    fn due_notices(&self, now: i64, twenty_four_after: i64) -> Result<Vec<DueNotice>>;
+    /// Records that a notice was sent (the 24 h one ends tracking).
+    fn mark_notice_sent(
+        &self,
+        identificativo: &str,
+        recipient: &str,
+        kind: NoticeKind,
+    ) -> Result<()>;
+    /// The timers of a transaction, by recipient.
+    fn timers(&self, identificativo: &str) -> Result<Vec<Timer>>;
+
+    /// Keeps an infected message in the virus store.
+    fn store_virus(&self, entry: &NewVirusEntry) -> Result<VirusEntry>;
+    /// Every virus store entry, oldest first.
+    fn list_virus(&self) -> Result<Vec<VirusEntry>>;
+    /// One virus store entry.
+    fn virus_entry(&self, id: i64) -> Result<VirusEntry>;
+    /// Deletes virus store entries stored before `cutoff`; returns how many.
+    fn purge_virus(&self, cutoff: i64) -> Result<u64>;
+
+    /// Stores everything in `batch` in one transaction, all or nothing: if
+    /// any item fails (a delivery over quota, a timer already started, ...)
+    /// nothing is stored and [`crate::Error::BatchItem`] names the item.
+    /// The access point calls this before its `250`.
+    fn commit_batch(&self, batch: Batch) -> Result<Committed>;
 
     /// Verifies every referenced blob and the database's integrity.
     fn check(&self) -> Result<CheckReport>;

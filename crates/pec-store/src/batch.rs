@@ -1,0 +1,111 @@
+//! Atomic acceptance (SQLite backend): a [`Batch`] — deliveries, archive
+//! copies, queue entries, virus store entries, timers and log records — is
+//! applied inside one job of the writer, hence one savepoint of one
+//! transaction: if any item fails, every item is rolled back and the error
+//! names the item. Blob files written before the failure stay as unreferenced
+//! files (content-addressed, so harmless and reused if the bytes come again).
+
+use rusqlite::Connection;
+
+use crate::blobs::{self, Blobs};
+use crate::error::{Error, Result};
+use crate::messages::{self, Delivery};
+use crate::model::{Batch, Committed};
+use crate::{archive, legal_log, queue, timers, virus};
+
+/// A batch with every blob hash computed, ready for the writer thread.
+pub struct Prepared {
+    /// Deliveries, with their hashes.
+    deliveries: Vec<Delivery>,
+    /// Hashes of the archive copies, in order.
+    archive_hashes: Vec<String>,
+    /// Hashes of the queued messages, in order.
+    queue_hashes: Vec<String>,
+    /// Hashes of the infected messages, in order.
+    virus_hashes: Vec<String>,
+    /// The rest of the batch (its `deliveries` moved out above).
+    batch: Batch,
+}
+
+impl Prepared {
+    /// Hashes every message of `batch` (off the writer thread).
+    pub fn new(mut batch: Batch) -> Self {
+        let deliveries = std::mem::take(&mut batch.deliveries)
+            .into_iter()
+            .map(|d| Delivery {
+                hash: blobs::hash_hex(&d.bytes),
+                address: d.address,
+                folder: d.folder,
+                bytes: d.bytes,
+                flags: d.flags,
+                internaldate: d.internaldate,
+            })
+            .collect();
+        Prepared {
+            deliveries,
+            archive_hashes: batch
+                .archive
+                .iter()
+                .map(|a| blobs::hash_hex(&a.bytes))
+                .collect(),
+            queue_hashes: batch
+                .queue
+                .iter()
+                .map(|q| blobs::hash_hex(&q.message))
+                .collect(),
+            virus_hashes: batch
+                .virus
+                .iter()
+                .map(|v| blobs::hash_hex(&v.message))
+                .collect(),
+            batch,
+        }
+    }
+}
+
+/// Names the failing item of a batch.
+fn item(list: &str, index: usize) -> impl FnOnce(Error) -> Error {
+    let item = format!("{list}[{index}]");
+    move |source| Error::BatchItem {
+        item,
+        source: Box::new(source),
+    }
+}
+
+/// Applies a prepared batch in the caller's transaction (savepoint); any
+/// error means the caller must roll back, which the writer does.
+pub fn apply(conn: &Connection, blobs: &Blobs, p: &Prepared) -> Result<Committed> {
+    let mut done = Committed::default();
+    for (i, d) in p.deliveries.iter().enumerate() {
+        done.delivered
+            .push(messages::deliver(conn, blobs, d).map_err(item("deliveries", i))?);
+    }
+    for (i, (a, hash)) in p.batch.archive.iter().zip(&p.archive_hashes).enumerate() {
+        let entry = archive::archive(
+            conn,
+            blobs,
+            (&a.address, hash, &a.bytes),
+            a.direction,
+            &a.kind,
+            a.at,
+        )
+        .map_err(item("archive", i))?;
+        done.archived.push(entry);
+    }
+    for (i, (q, hash)) in p.batch.queue.iter().zip(&p.queue_hashes).enumerate() {
+        done.queued
+            .push(queue::enqueue(conn, blobs, hash, q).map_err(item("queue", i))?);
+    }
+    for (i, (v, hash)) in p.batch.virus.iter().zip(&p.virus_hashes).enumerate() {
+        done.virus
+            .push(virus::store(conn, blobs, hash, v).map_err(item("virus", i))?);
+    }
+    for (i, t) in p.batch.timers.iter().enumerate() {
+        timers::start(conn, blobs, std::slice::from_ref(t)).map_err(item("timers", i))?;
+    }
+    done.logged = legal_log::append(conn, &p.batch.log).map_err(|source| Error::BatchItem {
+        item: "log".into(),
+        source: Box::new(source),
+    })?;
+    Ok(done)
+}

@@ -1,0 +1,267 @@
+//! Atomic acceptance: everything of one PEC step stored in one transaction,
+//! all or nothing; and the virus store.
+
+use pec_store::{
+    Batch, Direction, Error, LogEntry, LogQuery, NewAccount, NewArchiveCopy, NewDelivery,
+    NewQueueEntry, NewTimer, NewVirusEntry, Outcome, SqliteStore, Store, blobs,
+};
+
+const SENDER: &str = "mario.rossi@pec.example.it";
+const T0: i64 = 1_700_000_000;
+
+/// A store with the sender's account, whose quota is `quota` bytes.
+fn store(quota: u64) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.add_domain("pec.example.it", quota).unwrap();
+    store
+        .create_account(&NewAccount {
+            address: SENDER.into(),
+            password_hash: "$argon2id$v=19$fake".into(),
+            quota: None,
+            receipts_folder: false,
+        })
+        .unwrap();
+    (dir, store)
+}
+
+/// What the access point stores for one accepted message to two PEC
+/// recipients at another gestore.
+fn acceptance(receipt: &[u8]) -> Batch {
+    let envelope = b"busta di trasporto\r\n".to_vec();
+    let envelope_hash = blobs::hash_hex(&envelope);
+    let recipients = vec!["a@pec.other.it".to_string(), "b@pec.other.it".to_string()];
+    let log = |event: &str, generated: &str| LogEntry {
+        at: T0,
+        at_local: "2023-11-14T23:13:20+01:00".into(),
+        event: event.into(),
+        msgid: "opec.1@pec.example.it".into(),
+        original_msgid: "<c.1@example.it>".into(),
+        sender: SENDER.into(),
+        recipients: recipients.clone(),
+        subject: "Contratto".into(),
+        generated_ids: vec![generated.into()],
+        gestore: "Example PEC".into(),
+        detail: String::new(),
+    };
+    Batch {
+        deliveries: vec![NewDelivery {
+            address: SENDER.into(),
+            folder: "INBOX".into(),
+            bytes: receipt.to_vec(),
+            flags: vec![],
+            internaldate: T0,
+        }],
+        archive: vec![NewArchiveCopy {
+            address: SENDER.into(),
+            bytes: b"messaggio originale\r\n".to_vec(),
+            direction: Direction::Sent,
+            kind: "posta-certificata".into(),
+            at: T0,
+        }],
+        queue: vec![NewQueueEntry {
+            msgid: "<opec.1@pec.example.it>".into(),
+            mail_from: SENDER.into(),
+            rcpt_to: recipients.clone(),
+            domain: "pec.other.it".into(),
+            message: envelope,
+            created_at: T0,
+            expires_at: T0 + 86_400,
+        }],
+        virus: vec![],
+        timers: recipients
+            .iter()
+            .map(|r| NewTimer {
+                identificativo: "opec.1@pec.example.it".into(),
+                recipient: r.clone(),
+                sender: SENDER.into(),
+                subject: "Contratto".into(),
+                dispatched_at: T0,
+                envelope: Some(envelope_hash.clone()),
+            })
+            .collect(),
+        log: vec![
+            log("accettazione", "<ric.1@pec.example.it>"),
+            log("invio", "<opec.1@pec.example.it>"),
+        ],
+    }
+}
+
+/// Asserts that nothing of a batch is in the store.
+fn assert_nothing_stored(store: &SqliteStore) {
+    assert!(store.messages(SENDER, "INBOX").unwrap().is_empty());
+    assert!(store.list_archive(SENDER).unwrap().is_empty());
+    assert!(store.list_queue().unwrap().is_empty());
+    assert!(store.timers("opec.1@pec.example.it").unwrap().is_empty());
+    assert!(store.list_virus().unwrap().is_empty());
+    assert!(store.search_log(&LogQuery::default()).unwrap().is_empty());
+    let v = store.verify_log().unwrap();
+    assert!(v.is_ok());
+    assert_eq!(v.head.seq, 0);
+}
+
+#[test]
+fn batch_stores_everything_together() {
+    let (dir, store) = store(1_000_000);
+    let done = store.commit_batch(acceptance(b"ricevuta\r\n")).unwrap();
+    assert_eq!(done.delivered.len(), 1);
+    assert_eq!(done.archived.len(), 1);
+    assert_eq!(done.queued.len(), 1);
+    assert_eq!(
+        done.logged.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    drop(store);
+
+    // Everything is there after a restart.
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.fetch(SENDER, "INBOX", done.delivered[0].uid).unwrap(),
+        b"ricevuta\r\n"
+    );
+    assert_eq!(store.list_archive(SENDER).unwrap(), done.archived);
+    assert_eq!(store.list_queue().unwrap(), done.queued);
+    let timers = store.timers("opec.1@pec.example.it").unwrap();
+    assert_eq!(timers.len(), 2);
+    assert!(timers.iter().all(|t| t.outcome == Outcome::Pending));
+    let envelope = timers[0].envelope.as_deref().unwrap();
+    assert_eq!(envelope, done.queued[0].hash);
+    assert_eq!(
+        store.read_blob(envelope).unwrap(),
+        b"busta di trasporto\r\n"
+    );
+    assert_eq!(store.search_log(&LogQuery::default()).unwrap(), done.logged);
+    assert!(store.verify_log().unwrap().is_ok());
+    assert!(store.check().unwrap().is_ok());
+}
+
+#[test]
+fn quota_refusal_inside_a_batch_stores_nothing() {
+    let receipt = vec![b'x'; 600];
+    let (_dir, store) = store(1000);
+    let mut batch = acceptance(&receipt);
+    // The second delivery takes the account over quota.
+    batch.deliveries.push(batch.deliveries[0].clone());
+    let err = store.commit_batch(batch).unwrap_err();
+    match err {
+        Error::BatchItem { item, source } => {
+            assert_eq!(item, "deliveries[1]");
+            assert!(matches!(*source, Error::QuotaExceeded { .. }), "{source}");
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert_nothing_stored(&store);
+    assert_eq!(store.usage(SENDER).unwrap().used, 0);
+}
+
+#[test]
+fn failure_of_the_last_item_rolls_back_the_earlier_ones() {
+    let (_dir, store) = store(1_000_000);
+    let mut batch = acceptance(b"ricevuta\r\n");
+    // A timer started twice: the failure comes after deliveries, archive,
+    // queue and the first timers were written.
+    batch.timers.push(batch.timers[0].clone());
+    let err = store.commit_batch(batch).unwrap_err();
+    assert!(
+        matches!(&err, Error::BatchItem { item, source }
+            if item == "timers[2]" && matches!(**source, Error::AlreadyExists(_))),
+        "{err}"
+    );
+    assert_nothing_stored(&store);
+
+    // The same batch without the fault goes through, and the log starts at 1.
+    let done = store.commit_batch(acceptance(b"ricevuta\r\n")).unwrap();
+    assert_eq!(done.logged[0].seq, 1);
+    assert!(store.verify_log().unwrap().is_ok());
+}
+
+#[test]
+fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
+    let (_dir, store) = store(1_000_000);
+    let mut batch = acceptance(b"r");
+    batch.deliveries[0].address = "nobody@pec.example.it".into();
+    assert!(matches!(
+        store.commit_batch(batch),
+        Err(Error::BatchItem { item, .. }) if item == "deliveries[0]"
+    ));
+    assert_nothing_stored(&store);
+
+    let mut batch = acceptance(b"r");
+    batch.queue.clear();
+    assert!(matches!(
+        store.commit_batch(batch),
+        Err(Error::BatchItem { item, source })
+            if item == "timers[0]" && matches!(*source, Error::BlobMissing(_))
+    ));
+    assert_nothing_stored(&store);
+}
+
+fn infected(n: u8, at: i64) -> NewVirusEntry {
+    NewVirusEntry {
+        at,
+        msgid: format!("<v.{n}@example.it>"),
+        sender: "someone@pec.other.it".into(),
+        recipients: vec![SENDER.into()],
+        virus: "Eicar-Test-Signature".into(),
+        message: vec![b'v', n],
+    }
+}
+
+#[test]
+fn virus_store_list_get_purge_and_backup() {
+    let (dir, store) = store(1_000_000);
+    let old = store.store_virus(&infected(1, 100)).unwrap();
+    let mut batch = Batch::default();
+    batch.virus.push(infected(2, 200));
+    let recent = store.commit_batch(batch).unwrap().virus.remove(0);
+    assert_eq!(
+        store.list_virus().unwrap(),
+        vec![old.clone(), recent.clone()]
+    );
+    assert_eq!(store.virus_entry(recent.id).unwrap(), recent);
+    assert_eq!(store.read_blob(&recent.hash).unwrap(), vec![b'v', 2]);
+    assert_eq!(recent.virus, "Eicar-Test-Signature");
+    assert_eq!(recent.size, 2);
+
+    // Backups carry the virus store's blobs (and the queue's, the timers').
+    store.commit_batch(acceptance(b"r")).unwrap();
+    let copy = dir.path().join("backup");
+    store.backup(&copy).unwrap();
+    let restored = SqliteStore::open(&copy).unwrap();
+    assert!(restored.check().unwrap().is_ok());
+    assert_eq!(restored.read_blob(&old.hash).unwrap(), vec![b'v', 1]);
+    let queued = &restored.list_queue().unwrap()[0];
+    assert_eq!(
+        restored.read_blob(&queued.hash).unwrap(),
+        b"busta di trasporto\r\n"
+    );
+
+    assert_eq!(store.purge_virus(150).unwrap(), 1);
+    assert_eq!(store.list_virus().unwrap(), vec![recent]);
+    assert!(matches!(
+        store.virus_entry(old.id),
+        Err(Error::NoSuchVirusEntry(id)) if id == old.id
+    ));
+    assert_eq!(store.purge_virus(150).unwrap(), 0);
+}
+
+#[test]
+fn check_sees_missing_blobs_of_the_new_tables() {
+    let (dir, store) = store(1_000_000);
+    let v = store.store_virus(&infected(1, 100)).unwrap();
+    let q = store
+        .commit_batch(acceptance(b"r"))
+        .unwrap()
+        .queued
+        .remove(0);
+    for hash in [&v.hash, &q.hash] {
+        let path = dir.path().join("blobs").join(&hash[..2]).join(&hash[2..]);
+        std::fs::remove_file(path).unwrap();
+    }
+    let report = store.check().unwrap();
+    let mut missing = report.missing.clone();
+    missing.sort();
+    let mut expect = vec![v.hash.clone(), q.hash.clone()];
+    expect.sort();
+    assert_eq!(missing, expect);
+}
