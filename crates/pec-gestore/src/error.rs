@@ -6,6 +6,9 @@ pub enum Error {
     /// Building or signing a PEC message failed.
     #[error(transparent)]
     Proto(#[from] pec_proto::Error),
+    /// The store refused or failed.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 /// Result with this crate's [`Error`].

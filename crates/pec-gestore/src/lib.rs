@@ -11,7 +11,11 @@ pub mod clock;
 pub mod delivery;
 pub mod emit;
 pub mod error;
+pub mod handlers;
 pub mod identity;
 pub mod incoming;
+pub mod reception;
+pub mod service;
+pub mod workers;
 
 pub use error::{Error, Result};

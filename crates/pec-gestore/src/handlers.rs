@@ -1,0 +1,237 @@
+//! The SMTP faces of the gestore: the submission handler (access point) and the MX
+//! handler (incoming point), plugged into `pec-smtp`'s sessions.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
+use pec_store::{Batch, Direction, NewTimer, NewVirusEntry};
+use tracing::{info, warn};
+
+use crate::access::{Outcome, Submission, submit};
+use crate::antivirus::{Scanner, Verdict as Scan};
+use crate::service::{Gestore, domain_of};
+
+/// Checks a password against the argon2 PHC string stored for a mailbox.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+async fn authenticate<S: Scanner>(
+    g: &Arc<Gestore<S>>,
+    user: &str,
+    password: &str,
+) -> Option<String> {
+    let account = g.store.account(user).ok()?;
+    let password = password.to_string();
+    // Argon2 is deliberately slow: keep it off the async workers.
+    let phc = account.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&phc, &password))
+        .await
+        .unwrap_or(false);
+    ok.then_some(account.address)
+}
+
+fn temporary(e: impl std::fmt::Display) -> Reply {
+    warn!("submission not stored: {e}");
+    Reply::new(
+        451,
+        "4.3.0",
+        "Errore temporaneo del gestore, riprovare più tardi",
+    )
+}
+
+/// The access point over SMTP submission.
+pub struct SubmissionHandler<S: Scanner>(pub Arc<Gestore<S>>);
+
+impl<S: Scanner> Handler for SubmissionHandler<S> {
+    async fn authenticate(&self, user: &str, password: &str) -> Option<String> {
+        authenticate(&self.0, user, password).await
+    }
+
+    async fn mail_from(&self, session: &SessionInfo, from: &str) -> Result<(), Reply> {
+        match &session.authenticated {
+            Some(user) if user.eq_ignore_ascii_case(from) => Ok(()),
+            _ => Err(Reply::new(
+                553,
+                "5.7.1",
+                "Il mittente deve coincidere con la casella autenticata",
+            )),
+        }
+    }
+
+    async fn rcpt_to(&self, _session: &SessionInfo, _from: &str, to: &str) -> Result<(), Reply> {
+        if pec_proto::mime::bare_address(to).is_some() {
+            Ok(())
+        } else {
+            Err(Reply::new(
+                553,
+                "5.1.3",
+                "Indirizzo del destinatario non valido",
+            ))
+        }
+    }
+
+    async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+        let g = &self.0;
+        let Some(user) = session.authenticated.as_deref() else {
+            return Reply::new(530, "5.7.0", "Autenticazione richiesta");
+        };
+        let virus = match g.scanner.scan(&message).await {
+            Ok(Scan::Clean) => None,
+            Ok(Scan::Infected(name)) => Some(name),
+            Err(e) => return temporary(e),
+        };
+        let sub = Submission {
+            raw: &message,
+            mail_from: &envelope.mail_from,
+            rcpt_to: &envelope.rcpt_to,
+            authenticated: user,
+            virus: virus.as_deref(),
+        };
+        let now = g.now();
+        let outcome = match submit(&g.id, &sub, &g.settings.limits, now) {
+            Ok(o) => o,
+            Err(e) => return temporary(e),
+        };
+        let sender = envelope.mail_from.to_ascii_lowercase();
+        let mut b = Batch::default();
+        match outcome {
+            Outcome::Accepted(a) => {
+                let tx = &a.transaction;
+                b.deliveries
+                    .push(g.delivery(&sender, g.receipt_folder(&sender), &a.receipt));
+                b.archive.push(g.archive_copy(
+                    &sender,
+                    &a.receipt,
+                    Direction::Received,
+                    "accettazione",
+                ));
+                b.archive.push(g.archive_copy(
+                    &sender,
+                    &a.envelope,
+                    Direction::Sent,
+                    "posta-certificata",
+                ));
+                b.queue.extend(g.queue_entries(
+                    &tx.identificativo,
+                    &envelope.mail_from,
+                    &envelope.rcpt_to,
+                    &a.envelope,
+                ));
+                let envelope_hash = pec_store::blobs::hash_hex(&a.envelope);
+                b.timers.extend(a.certified.iter().map(|r| NewTimer {
+                    identificativo: tx.identificativo.clone(),
+                    recipient: r.to_ascii_lowercase(),
+                    sender: sender.clone(),
+                    subject: tx.oggetto.clone().unwrap_or_default(),
+                    dispatched_at: now.timestamp(),
+                    envelope: Some(envelope_hash.clone()),
+                }));
+                b.log.push(g.log(
+                    "accettazione",
+                    tx,
+                    &[&a.receipt_id, &tx.identificativo],
+                    &g.id.name,
+                    "",
+                ));
+                match g.commit(b) {
+                    Ok(_) => {
+                        info!(identificativo = %tx.identificativo, from = %sender, "accepted");
+                        Reply::ok(format!(
+                            "Ok: messaggio accettato, identificativo {}",
+                            tx.identificativo
+                        ))
+                    }
+                    Err(pec_store::Error::BatchItem { source, .. })
+                        if matches!(*source, pec_store::Error::QuotaExceeded { .. }) =>
+                    {
+                        Reply::new(
+                            452,
+                            "4.2.2",
+                            "La casella del mittente è piena: impossibile consegnare la ricevuta",
+                        )
+                    }
+                    Err(e) => temporary(e),
+                }
+            }
+            Outcome::Refused(r) => {
+                let tx = &r.transaction;
+                b.deliveries
+                    .push(g.delivery(&sender, g.receipt_folder(&sender), &r.notice));
+                b.archive.push(g.archive_copy(
+                    &sender,
+                    &r.notice,
+                    Direction::Received,
+                    "non-accettazione",
+                ));
+                if r.virus {
+                    b.virus.push(NewVirusEntry {
+                        at: now.timestamp(),
+                        msgid: tx.identificativo.clone(),
+                        sender: sender.clone(),
+                        recipients: envelope.rcpt_to.clone(),
+                        virus: r.reason.clone(),
+                        message: message.clone(),
+                    });
+                }
+                b.log.push(g.log(
+                    "non-accettazione",
+                    tx,
+                    &[&r.notice_id],
+                    &g.id.name,
+                    &r.reason,
+                ));
+                match g.commit(b) {
+                    Ok(_) => {
+                        info!(from = %sender, reason = %r.reason, "not accepted");
+                        Reply::new(
+                            550,
+                            "5.7.1",
+                            format!(
+                                "Messaggio non accettato: {} (avviso di non accettazione inviato)",
+                                r.reason
+                            ),
+                        )
+                    }
+                    Err(e) => temporary(e),
+                }
+            }
+        }
+    }
+}
+
+/// The incoming point over SMTP (the MX of the hosted domains).
+pub struct MxHandler<S: Scanner>(pub Arc<Gestore<S>>);
+
+impl<S: Scanner> Handler for MxHandler<S> {
+    async fn authenticate(&self, _user: &str, _password: &str) -> Option<String> {
+        None
+    }
+
+    async fn mail_from(&self, _session: &SessionInfo, _from: &str) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    async fn rcpt_to(&self, _session: &SessionInfo, _from: &str, to: &str) -> Result<(), Reply> {
+        if self.0.hosts(&domain_of(to)) {
+            Ok(())
+        } else {
+            Err(Reply::new(
+                550,
+                "5.7.1",
+                "Relay non consentito: dominio non gestito",
+            ))
+        }
+    }
+
+    async fn data(&self, _session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+        self.0
+            .receive(&envelope.mail_from, &envelope.rcpt_to, &message)
+            .await
+    }
+}

@@ -1,0 +1,240 @@
+//! The running gestore: the state the three points share (identity, store, clock,
+//! antivirus, settings) and the steps that turn a decision into durable state.
+//!
+//! Every message the gestore generates for someone else goes through the outbound queue,
+//! local domains included (spec §2.6: mail between two domains of the same gestore takes
+//! the same path as mail between gestori); the queue worker hands local entries to the
+//! incoming point directly instead of over SMTP.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use pec_proto::build::Transaction;
+use pec_store::{Batch, Direction, LogEntry, NewArchiveCopy, NewDelivery, NewQueueEntry, Store};
+use tokio::sync::Notify;
+
+use crate::access::Limits;
+use crate::antivirus::Scanner;
+use crate::clock::{Clock, italian};
+use crate::emit::Generated;
+use crate::identity::Identity;
+
+/// Seconds in 24 hours: the life of a queued PEC message (spec §2.3, §7.3).
+pub const DAY: i64 = 24 * 3600;
+
+/// What the operator configures beyond identity and storage.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The host name in SMTP greetings and `Received:` lines.
+    pub hostname: String,
+    /// Limits of the access point.
+    pub limits: Limits,
+    /// Domains or single mailboxes that accept ordinary mail, wrapped in the busta di
+    /// anomalia; everyone else accepts only PEC (the default, as the provinces announce).
+    pub accept_ordinary: Vec<String>,
+    /// Static routes: recipient domain → `host:port` of its MX.
+    pub routes: BTreeMap<String, String>,
+    /// First retry delay of the queue, doubled at each attempt.
+    pub retry_base_secs: i64,
+    /// Longest retry delay.
+    pub retry_max_secs: i64,
+    /// How long a queued message is tried before it fails (24 h by law).
+    pub queue_lifetime_secs: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            hostname: "localhost".into(),
+            limits: Limits::default(),
+            accept_ordinary: Vec::new(),
+            routes: BTreeMap::new(),
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            queue_lifetime_secs: DAY,
+        }
+    }
+}
+
+/// A callback told the address of every mailbox that got new mail (IMAP IDLE).
+pub type DeliveryHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The gestore at run time.
+pub struct Gestore<S: Scanner> {
+    /// Who it is.
+    pub id: Identity,
+    /// Its durable state.
+    pub store: Arc<dyn Store>,
+    /// Its clock.
+    pub clock: Arc<dyn Clock>,
+    /// Its antivirus.
+    pub scanner: S,
+    /// Its settings.
+    pub settings: Settings,
+    /// Wakes the queue worker when something was queued.
+    pub queued: Notify,
+    /// Told about every mailbox delivery.
+    pub on_delivery: Option<DeliveryHook>,
+}
+
+/// The domain of an address, lower case.
+pub fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or(address, |(_, d)| d)
+        .trim()
+        .to_ascii_lowercase()
+}
+
+impl<S: Scanner> Gestore<S> {
+    /// Now, from the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Whether this gestore hosts `domain`.
+    pub fn hosts(&self, domain: &str) -> bool {
+        let domain = domain.trim().to_ascii_lowercase();
+        self.store
+            .list_domains()
+            .is_ok_and(|ds| ds.iter().any(|d| d.name == domain))
+            || domain_of(self.id.address()) == domain
+    }
+
+    /// Whether `address` is one of this gestore's service addresses (posta-certificata@,
+    /// and the `mailReceipt` of its index record).
+    pub fn is_service_address(&self, address: &str) -> bool {
+        address.eq_ignore_ascii_case(self.id.address())
+            || self
+                .id
+                .index
+                .providers
+                .iter()
+                .filter(|p| p.name == self.id.name)
+                .any(|p| p.mail_receipt.eq_ignore_ascii_case(address))
+    }
+
+    /// Whether `address` accepts ordinary mail (as an anomaly envelope).
+    pub fn accepts_ordinary(&self, address: &str) -> bool {
+        let domain = domain_of(address);
+        self.settings
+            .accept_ordinary
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(address) || a.eq_ignore_ascii_case(&domain))
+    }
+
+    /// The folder receipts go to for `address`: `Ricevute` when the mailbox asked for it.
+    pub fn receipt_folder(&self, address: &str) -> &'static str {
+        match self.store.account(address) {
+            Ok(a) if a.receipts_folder => "Ricevute",
+            _ => "INBOX",
+        }
+    }
+
+    /// A delivery of `bytes` into `address`'s `folder`.
+    pub fn delivery(&self, address: &str, folder: &str, bytes: &[u8]) -> NewDelivery {
+        NewDelivery {
+            address: address.to_ascii_lowercase(),
+            folder: folder.to_string(),
+            bytes: bytes.to_vec(),
+            flags: Vec::new(),
+            internaldate: self.now().timestamp(),
+        }
+    }
+
+    /// A security archive copy for `address`.
+    pub fn archive_copy(
+        &self,
+        address: &str,
+        bytes: &[u8],
+        direction: Direction,
+        kind: &str,
+    ) -> NewArchiveCopy {
+        NewArchiveCopy {
+            address: address.to_ascii_lowercase(),
+            bytes: bytes.to_vec(),
+            direction,
+            kind: kind.to_string(),
+            at: self.now().timestamp(),
+        }
+    }
+
+    /// Queue entries sending `bytes` from `mail_from` to `rcpt_to`, one per domain.
+    pub fn queue_entries(
+        &self,
+        msgid: &str,
+        mail_from: &str,
+        rcpt_to: &[String],
+        bytes: &[u8],
+    ) -> Vec<NewQueueEntry> {
+        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rcpt_to {
+            by_domain.entry(domain_of(r)).or_default().push(r.clone());
+        }
+        let now = self.now().timestamp();
+        by_domain
+            .into_iter()
+            .map(|(domain, rcpt_to)| NewQueueEntry {
+                msgid: msgid.to_string(),
+                mail_from: mail_from.to_string(),
+                rcpt_to,
+                domain,
+                message: bytes.to_vec(),
+                created_at: now,
+                expires_at: now + self.settings.queue_lifetime_secs,
+            })
+            .collect()
+    }
+
+    /// Queues a generated message from the gestore's service address.
+    pub fn send(&self, batch: &mut Batch, msgid: &str, g: &Generated) {
+        batch.queue.extend(self.queue_entries(
+            msgid,
+            self.id.address(),
+            std::slice::from_ref(&g.to),
+            &g.bytes,
+        ));
+    }
+
+    /// A legal log record of an event about `tx`.
+    pub fn log(
+        &self,
+        event: &str,
+        tx: &Transaction,
+        generated: &[&str],
+        gestore: &str,
+        detail: &str,
+    ) -> LogEntry {
+        let now = self.now();
+        LogEntry {
+            at: now.timestamp(),
+            at_local: italian(now).to_rfc3339(),
+            event: event.to_string(),
+            msgid: tx.identificativo.clone(),
+            original_msgid: tx.msgid.clone().unwrap_or_default(),
+            sender: tx.mittente.clone(),
+            recipients: tx.destinatari.iter().map(|d| d.indirizzo.clone()).collect(),
+            subject: tx.oggetto.clone().unwrap_or_default(),
+            generated_ids: generated.iter().map(|s| s.to_string()).collect(),
+            gestore: gestore.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Stores a batch, then wakes the queue worker and IDLE sessions.
+    pub fn commit(&self, batch: Batch) -> pec_store::Result<pec_store::Committed> {
+        let wake_queue = !batch.queue.is_empty();
+        let delivered: Vec<String> = batch.deliveries.iter().map(|d| d.address.clone()).collect();
+        let committed = self.store.commit_batch(batch)?;
+        if wake_queue {
+            self.queued.notify_one();
+        }
+        if let Some(hook) = &self.on_delivery {
+            for a in delivered {
+                hook(&a);
+            }
+        }
+        Ok(committed)
+    }
+}

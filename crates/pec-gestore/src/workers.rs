@@ -1,0 +1,337 @@
+//! The background work of a gestore: the outbound queue (relay with retries and the 24 h
+//! limit, local domains through the incoming point) and the 12 h / 24 h timers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pec_proto::build::{Notice, Transaction};
+use pec_proto::classify::classify;
+use pec_proto::daticert::{Errore, TipoDestinatario};
+use pec_smtp::{RecipientStatus, Relay, Reply};
+use pec_store::{Batch, Direction, DueNotice, NoticeKind, Outcome as TimerOutcome, QueueEntry};
+use tracing::{info, warn};
+
+use crate::antivirus::Scanner;
+use crate::service::Gestore;
+
+/// How often the workers look for due work when nothing wakes them.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// The relay clients: PEC traffic to other gestori must use TLS (spec §8.3), ordinary
+/// Internet mail uses it when offered.
+#[derive(Clone)]
+pub struct Relays {
+    /// For domains in the provider index.
+    pub pec: Relay,
+    /// For every other domain.
+    pub ordinary: Relay,
+}
+
+impl<S: Scanner> Gestore<S> {
+    /// One pass over the due queue entries; returns how many were handled.
+    pub async fn run_queue_once(&self, relays: &Relays) -> usize {
+        let now = self.now().timestamp();
+        let due = match self.store.queue_due(now, 64) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("cannot read the queue: {e}");
+                return 0;
+            }
+        };
+        let n = due.len();
+        for entry in due {
+            self.relay_entry(relays, entry).await;
+        }
+        n
+    }
+
+    async fn relay_entry(&self, relays: &Relays, entry: QueueEntry) {
+        let now = self.now().timestamp();
+        let bytes = match self.store.read_blob(&entry.hash) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(id = entry.id, "queued message unreadable: {e}");
+                return;
+            }
+        };
+        if entry.is_expired(now) {
+            // The 24 h notices of PEC recipients come from their timers.
+            warn!(id = entry.id, domain = %entry.domain, "gave up after the queue lifetime");
+            if let Err(e) = self.store.queue_fail(entry.id) {
+                warn!("cannot fail queue entry {}: {e}", entry.id);
+            }
+            return;
+        }
+        let results: Vec<(String, Result<(), Reply>)> = if self.hosts(&entry.domain) {
+            let reply = self.receive(&entry.mail_from, &entry.rcpt_to, &bytes).await;
+            let r = if reply.is_positive() {
+                Ok(())
+            } else {
+                Err(reply)
+            };
+            entry
+                .rcpt_to
+                .iter()
+                .map(|t| (t.clone(), r.clone()))
+                .collect()
+        } else {
+            match self.settings.routes.get(&entry.domain) {
+                None => entry
+                    .rcpt_to
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.clone(),
+                            Err(Reply::new(
+                                550,
+                                "5.1.2",
+                                "dominio non raggiungibile: nessuna rotta",
+                            )),
+                        )
+                    })
+                    .collect(),
+                Some(target) => {
+                    let relay = if self.id.index.by_domain(&entry.domain).is_some() {
+                        &relays.pec
+                    } else {
+                        &relays.ordinary
+                    };
+                    match relay
+                        .deliver(target, &entry.mail_from, &entry.rcpt_to, &bytes)
+                        .await
+                    {
+                        Ok(outcome) => outcome
+                            .recipients
+                            .into_iter()
+                            .map(|o| match o.status {
+                                RecipientStatus::Accepted => (o.rcpt, Ok(())),
+                                RecipientStatus::TemporaryFailure(r)
+                                | RecipientStatus::PermanentFailure(r) => (o.rcpt, Err(r)),
+                            })
+                            .collect(),
+                        Err(e) => {
+                            let code = if e.is_temporary() { 451 } else { 554 };
+                            let reply = Reply::new(
+                                code,
+                                if code == 451 { "4.4.1" } else { "5.4.0" },
+                                e.to_string(),
+                            );
+                            entry
+                                .rcpt_to
+                                .iter()
+                                .map(|t| (t.clone(), Err(reply.clone())))
+                                .collect()
+                        }
+                    }
+                }
+            }
+        };
+        self.settle(entry, &bytes, results);
+    }
+
+    /// Records a delivery attempt: done, retried later for temporary failures, or given up
+    /// with a mancata consegna for PEC recipients refused permanently.
+    fn settle(&self, entry: QueueEntry, bytes: &[u8], results: Vec<(String, Result<(), Reply>)>) {
+        let now = self.now();
+        let temporary: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_err_and(|r| r.is_transient()))
+            .map(|(t, _)| t.clone())
+            .collect();
+        let permanent: Vec<(String, Reply)> = results
+            .into_iter()
+            .filter_map(|(t, r)| r.err().filter(|r| !r.is_transient()).map(|r| (t, r)))
+            .collect();
+        if temporary.len() == entry.rcpt_to.len() {
+            let backoff = (self.settings.retry_base_secs << entry.attempts.min(16))
+                .min(self.settings.retry_max_secs);
+            let error = temporary.join(", ");
+            if let Err(e) = self
+                .store
+                .queue_retry(entry.id, now.timestamp() + backoff, &error)
+            {
+                warn!("cannot reschedule queue entry {}: {e}", entry.id);
+            }
+            return;
+        }
+        let mut b = Batch::default();
+        if !temporary.is_empty() {
+            let mut rest = self.queue_entries(&entry.msgid, &entry.mail_from, &temporary, bytes);
+            for q in &mut rest {
+                q.expires_at = entry.expires_at;
+            }
+            b.queue.extend(rest);
+        }
+        if !permanent.is_empty() {
+            self.refusal_notices(&mut b, bytes, &permanent);
+        }
+        if let Err(e) = self.commit(b) {
+            warn!("cannot record the outcome of queue entry {}: {e}", entry.id);
+            return;
+        }
+        if let Err(e) = self.store.queue_complete(entry.id) {
+            warn!("cannot complete queue entry {}: {e}", entry.id);
+        }
+        info!(id = entry.id, domain = %entry.domain, refused = permanent.len(), retried = temporary.len(), "relayed");
+    }
+
+    /// For a transport envelope refused permanently by the recipient's server, the sender
+    /// gets an avviso di mancata consegna for each PEC recipient (no-dominio when the
+    /// domain cannot be reached at all).
+    fn refusal_notices(&self, b: &mut Batch, bytes: &[u8], refused: &[(String, Reply)]) {
+        let c = classify(bytes);
+        let Some(d) = c
+            .daticert
+            .filter(|d| d.tipo == pec_proto::daticert::Tipo::PostaCertificata)
+        else {
+            return;
+        };
+        let tx = Transaction::from_daticert(&d);
+        let now = self.now();
+        for (r, reply) in refused {
+            let certified = tx.destinatari.iter().any(|x| {
+                x.indirizzo.eq_ignore_ascii_case(r) && x.tipo == TipoDestinatario::Certificato
+            });
+            if !certified {
+                continue;
+            }
+            let errore = match reply.enhanced.as_deref() {
+                Some("5.1.2") => Errore::NoDominio,
+                Some("5.1.1") => Errore::NoDest,
+                _ => Errore::Altro,
+            };
+            let detail = format!("{} {}", reply.code, reply.text);
+            match self.id.notice(
+                &tx,
+                &Notice::ErroreConsegna {
+                    recipient: r,
+                    errore,
+                    detail: &detail,
+                },
+                &tx.mittente,
+                now,
+            ) {
+                Ok(g) => {
+                    if let Err(e) =
+                        self.store
+                            .mark_outcome(&tx.identificativo, r, TimerOutcome::Error)
+                    {
+                        info!("no timer for {r}: {e}");
+                    }
+                    b.deliveries.push(self.delivery(
+                        &tx.mittente,
+                        self.receipt_folder(&tx.mittente),
+                        &g.bytes,
+                    ));
+                    b.archive.push(self.archive_copy(
+                        &tx.mittente,
+                        &g.bytes,
+                        Direction::Received,
+                        "errore-consegna",
+                    ));
+                    b.log.push(self.log(
+                        "errore-consegna",
+                        &tx,
+                        &[&g.message_id],
+                        &self.id.name,
+                        &detail,
+                    ));
+                }
+                Err(e) => warn!("cannot build a mancata consegna: {e}"),
+            }
+        }
+    }
+
+    /// One pass over the due 12 h / 24 h notices; returns how many were sent.
+    pub fn run_timers_once(&self) -> usize {
+        let now = self.now();
+        let due = match self
+            .store
+            .due_notices(now.timestamp(), pec_store::TWENTY_FOUR_HOURS)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("cannot read the timers: {e}");
+                return 0;
+            }
+        };
+        let mut sent = 0;
+        for notice in due {
+            match self.timeout_notice(&notice) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    warn!(identificativo = %notice.timer.identificativo, "timeout notice not sent: {e}")
+                }
+            }
+        }
+        sent
+    }
+
+    fn timeout_notice(&self, due: &DueNotice) -> crate::Result<()> {
+        let t = &due.timer;
+        let envelope = t
+            .envelope
+            .as_deref()
+            .ok_or_else(|| crate::Error::Store("timer without its envelope".into()))
+            .and_then(|h| {
+                self.store
+                    .read_blob(h)
+                    .map_err(|e| crate::Error::Store(e.to_string()))
+            })?;
+        let d = classify(&envelope)
+            .daticert
+            .ok_or_else(|| crate::Error::Store("stored envelope without daticert".into()))?;
+        let tx = Transaction::from_daticert(&d);
+        let n = match due.kind {
+            NoticeKind::Twelve => Notice::Preavviso12h {
+                recipient: &t.recipient,
+            },
+            NoticeKind::TwentyFour => Notice::Preavviso24h {
+                recipient: &t.recipient,
+            },
+        };
+        let g = self.id.notice(&tx, &n, &t.sender, self.now())?;
+        let mut b = Batch::default();
+        b.deliveries
+            .push(self.delivery(&t.sender, self.receipt_folder(&t.sender), &g.bytes));
+        b.archive.push(self.archive_copy(
+            &t.sender,
+            &g.bytes,
+            Direction::Received,
+            "preavviso-errore-consegna",
+        ));
+        b.log.push(self.log(
+            "preavviso-errore-consegna",
+            &tx,
+            &[&g.message_id],
+            &self.id.name,
+            &t.recipient,
+        ));
+        self.commit(b)
+            .map_err(|e| crate::Error::Store(e.to_string()))?;
+        self.store
+            .mark_notice_sent(&t.identificativo, &t.recipient, due.kind)
+            .map_err(|e| crate::Error::Store(e.to_string()))
+    }
+}
+
+/// Runs the queue and timer workers until `shutdown` resolves.
+pub async fn run_workers<S: Scanner>(
+    g: Arc<Gestore<S>>,
+    relays: Relays,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let worked = g.run_queue_once(&relays).await;
+        g.run_timers_once();
+        if worked >= 64 {
+            continue;
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = g.queued.notified() => {}
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
