@@ -12,7 +12,7 @@ use imap_codec::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
     SpecificFields,
 };
-use imap_codec::imap_types::core::{IString, NString, Quoted, Vec1};
+use imap_codec::imap_types::core::{AString, IString, NString, Quoted, Vec1};
 use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{Address, ContentType, HeaderName, HeaderValue, Message, MessagePart, PartType};
@@ -128,7 +128,11 @@ fn message_at<'m, 'x>(top: Ctx<'m, 'x>, path: Option<&[NonZeroU32]>) -> Option<C
 }
 
 /// The bytes of a FETCH body section; `None` when the section does not exist.
-pub(crate) fn section(raw: &[u8], msg: Option<&Message<'_>>, section: Option<&Section<'_>>) -> Option<Vec<u8>> {
+pub(crate) fn section(
+    raw: &[u8],
+    msg: Option<&Message<'_>>,
+    section: Option<&Section<'_>>,
+) -> Option<Vec<u8>> {
     let Some(section) = section else {
         return Some(raw.to_vec());
     };
@@ -226,6 +230,12 @@ pub(crate) fn istring(bytes: impl Into<Vec<u8>>) -> IString<'static> {
         }
     }
     IString::try_from(bytes).unwrap_or(IString::Quoted(Quoted::unvalidated("")))
+}
+
+/// An IMAP astring (quoted when it cannot be an atom, `""` included).
+pub(crate) fn astring(text: &str) -> AString<'static> {
+    AString::try_from(text.to_string())
+        .unwrap_or(AString::String(IString::Quoted(Quoted::unvalidated(""))))
 }
 
 /// An IMAP nstring: `NIL` for `None`.
@@ -437,12 +447,9 @@ fn structure(ctx: Ctx<'_, '_>, id: usize, depth: usize) -> BodyStructure<'static
             subtype: subtype("OCTET-STREAM"),
         },
     };
-    let disposition = part.content_disposition().map(|d| {
-        (
-            istring(d.c_type.to_ascii_uppercase()),
-            params(Some(d)),
-        )
-    });
+    let disposition = part
+        .content_disposition()
+        .map(|d| (istring(d.c_type.to_ascii_uppercase()), params(Some(d))));
     BodyStructure::Single {
         body: Body { basic, specific },
         extension_data: Some(SinglePartExtensionData {
@@ -510,7 +517,11 @@ pub(crate) fn header_text(msg: Option<&Message<'_>>, name: &str) -> String {
         return String::new();
     };
     let mut out = String::new();
-    for h in root.headers.iter().filter(|h| h.name.as_str().eq_ignore_ascii_case(name)) {
+    for h in root
+        .headers
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+    {
         match &h.value {
             HeaderValue::Text(t) => out.push_str(t),
             HeaderValue::TextList(l) => l.iter().for_each(|t| out.push_str(t)),
@@ -563,7 +574,8 @@ mod tests {
     use super::*;
     use imap_codec::imap_types::fetch::Part;
 
-    pub(crate) const PEC: &[u8] = b"From: \"Per conto di: mario@pec.it\" <posta-certificata@pec.it>\r\n\
+    pub(crate) const PEC: &[u8] =
+        b"From: \"Per conto di: mario@pec.it\" <posta-certificata@pec.it>\r\n\
 To: anna@pec.it\r\n\
 Subject: POSTA CERTIFICATA: prova\r\n\
 Message-ID: <env1@pec.it>\r\n\
@@ -608,10 +620,21 @@ JVBERi0=\r\n\
 
     #[test]
     fn sections_of_nested_message() {
-        assert_eq!(sec(Section::Part(part(&[1]))), b"Messaggio di posta certificata");
+        assert_eq!(
+            sec(Section::Part(part(&[1]))),
+            b"Messaggio di posta certificata"
+        );
         let inner = sec(Section::Part(part(&[2])));
-        assert!(inner.starts_with(b"From: mario@pec.it\r\n"), "{}", String::from_utf8_lossy(&inner));
-        assert!(inner.ends_with(b"--b2--\r\n"), "{}", String::from_utf8_lossy(&inner));
+        assert!(
+            inner.starts_with(b"From: mario@pec.it\r\n"),
+            "{}",
+            String::from_utf8_lossy(&inner)
+        );
+        assert!(
+            inner.ends_with(b"--b2--\r\n"),
+            "{}",
+            String::from_utf8_lossy(&inner)
+        );
         assert_eq!(sec(Section::Part(part(&[2, 1]))), b"Ciao Anna");
         assert_eq!(sec(Section::Part(part(&[2, 2]))), b"JVBERi0=");
         let h = sec(Section::Header(Some(part(&[2]))));
@@ -659,7 +682,10 @@ JVBERi0=\r\n\
     #[test]
     fn header_fields_split() {
         let h = b"A: 1\r\nB: 2\r\n  cont\r\nC: 3\r\n\r\nbody";
-        assert_eq!(split_fields(h), vec![&b"A: 1\r\n"[..], b"B: 2\r\n  cont\r\n", b"C: 3\r\n"]);
+        assert_eq!(
+            split_fields(h),
+            vec![&b"A: 1\r\n"[..], b"B: 2\r\n  cont\r\n", b"C: 3\r\n"]
+        );
         assert_eq!(header_fields(h, &[b"b"], true), b"B: 2\r\n  cont\r\n\r\n");
         assert_eq!(header_fields(h, &[b"b"], false), b"A: 1\r\nC: 3\r\n\r\n");
         assert_eq!(split_header(h).1, b"body");

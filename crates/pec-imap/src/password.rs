@@ -2,8 +2,8 @@
 //! admin tool computes with [`hash_password`], and the IMAP and POP3 servers
 //! check logins with [`verify_password`].
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::error::{Error, Result};
 
