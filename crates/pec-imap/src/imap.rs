@@ -1445,13 +1445,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         MessageDataItem::Body(mime::body_structure(&raw, parsed.as_ref()))
                     }
                     MessageDataItemName::Rfc822 => {
-                        MessageDataItem::Rfc822(mime::nstring(Some(raw.clone())))
+                        MessageDataItem::Rfc822(mime::literal(raw.clone()))
                     }
-                    MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(
-                        mime::nstring(Some(mime::split_header(&raw).0)),
-                    ),
+                    MessageDataItemName::Rfc822Header => {
+                        MessageDataItem::Rfc822Header(mime::literal(mime::split_header(&raw).0))
+                    }
                     MessageDataItemName::Rfc822Text => {
-                        MessageDataItem::Rfc822Text(mime::nstring(Some(mime::split_header(&raw).1)))
+                        MessageDataItem::Rfc822Text(mime::literal(mime::split_header(&raw).1))
                     }
                     MessageDataItemName::BodyExt {
                         section, partial, ..
@@ -1467,7 +1467,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         MessageDataItem::BodyExt {
                             section: section.clone(),
                             origin,
-                            data: mime::nstring(Some(bytes)),
+                            data: mime::literal(bytes),
                         }
                     }
                     MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {

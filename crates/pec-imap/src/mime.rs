@@ -12,7 +12,7 @@ use imap_codec::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
     SpecificFields,
 };
-use imap_codec::imap_types::core::{AString, IString, NString, Quoted, Vec1};
+use imap_codec::imap_types::core::{AString, IString, Literal, NString, Quoted, Vec1};
 use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{Address, ContentType, HeaderName, HeaderValue, Message, MessagePart, PartType};
@@ -236,6 +236,20 @@ pub(crate) fn istring(bytes: impl Into<Vec<u8>>) -> IString<'static> {
 pub(crate) fn astring(text: &str) -> AString<'static> {
     AString::try_from(text.to_string())
         .unwrap_or(AString::String(IString::Quoted(Quoted::unvalidated(""))))
+}
+
+/// Message data for FETCH, always as a literal (what clients expect for
+/// body sections, whatever their length); NUL bytes become spaces.
+pub(crate) fn literal(bytes: impl Into<Vec<u8>>) -> NString<'static> {
+    let mut bytes: Vec<u8> = bytes.into();
+    bytes
+        .iter_mut()
+        .filter(|b| **b == 0)
+        .for_each(|b| *b = b' ');
+    match Literal::try_from(bytes) {
+        Ok(l) => NString(Some(IString::Literal(l))),
+        Err(_) => NString(Some(IString::Quoted(Quoted::unvalidated("")))),
+    }
 }
 
 /// An IMAP nstring: `NIL` for `None`.

@@ -42,7 +42,8 @@ JVBERi0xLjQ=\r\n\
 --in--\r\n";
 
 fn pec_envelope() -> Vec<u8> {
-    let mut m = b"From: \"Per conto di: mario@pec.example.it\" <posta-certificata@pec.example.it>\r\n\
+    let mut m =
+        b"From: \"Per conto di: mario@pec.example.it\" <posta-certificata@pec.example.it>\r\n\
 To: anna@pec.example.it\r\n\
 Subject: POSTA CERTIFICATA: Contratto firmato\r\n\
 X-Trasporto: posta-certificata\r\n\
@@ -57,7 +58,7 @@ Messaggio di posta certificata\r\n\
 Content-Type: message/rfc822; name=\"postacert.eml\"\r\n\
 Content-Disposition: inline; filename=\"postacert.eml\"\r\n\
 \r\n"
-        .to_vec();
+            .to_vec();
     m.extend_from_slice(INNER);
     m.extend_from_slice(b"\r\n--env--\r\n");
     m
@@ -87,16 +88,35 @@ fn lab(rt: &tokio::runtime::Runtime) -> Lab {
             })
             .unwrap();
     }
-    store.deliver(ANNA, "INBOX", PLAIN_MSG, &[], 1_740_992_400).unwrap();
-    store.deliver(ANNA, "INBOX", &pec_envelope(), &[], 1_740_992_500).unwrap();
-    store.deliver(MARIO, "INBOX", b"Subject: solo per mario\r\n\r\nprivato\r\n", &[], 1_740_992_600).unwrap();
     store
-        .archive(ANNA, &pec_envelope(), Direction::Received, "posta-certificata", 1_740_992_500)
+        .deliver(ANNA, "INBOX", PLAIN_MSG, &[], 1_740_992_400)
+        .unwrap();
+    store
+        .deliver(ANNA, "INBOX", &pec_envelope(), &[], 1_740_992_500)
+        .unwrap();
+    store
+        .deliver(
+            MARIO,
+            "INBOX",
+            b"Subject: solo per mario\r\n\r\nprivato\r\n",
+            &[],
+            1_740_992_600,
+        )
+        .unwrap();
+    store
+        .archive(
+            ANNA,
+            &pec_envelope(),
+            Direction::Received,
+            "posta-certificata",
+            1_740_992_500,
+        )
         .unwrap();
 
     let files = dir.path().join("files");
     std::fs::create_dir_all(&files).unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     std::fs::write(files.join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(files.join("plain.eml"), PLAIN_MSG).unwrap();
     std::fs::write(files.join("inner.eml"), INNER).unwrap();
@@ -136,12 +156,20 @@ fn lab(rt: &tokio::runtime::Runtime) -> Lab {
             }
         });
     }
-    Lab { _dir: dir, files, store, notifier, ports }
+    Lab {
+        _dir: dir,
+        files,
+        store,
+        notifier,
+        ports,
+    }
 }
 
 /// Runs a Python client script; `on_line` sees each line it prints.
 fn python(script: &str, args: &[String], mut on_line: impl FnMut(&str)) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
     let mut child = Command::new("python3")
         .arg(&path)
         .args(args)
@@ -172,7 +200,13 @@ fn imap_first_sync_with_python_imaplib() {
         if line == "IDLE_READY" {
             // A delivery from the delivery point, as the gestore makes it.
             lab.store
-                .deliver(ANNA, "INBOX", b"Subject: nuova\r\n\r\narrivata durante IDLE\r\n", &[], 1_740_999_999)
+                .deliver(
+                    ANNA,
+                    "INBOX",
+                    b"Subject: nuova\r\n\r\narrivata durante IDLE\r\n",
+                    &[],
+                    1_740_999_999,
+                )
                 .unwrap();
             lab.notifier.changed(ANNA, "INBOX");
             woke = true;

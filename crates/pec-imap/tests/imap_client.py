@@ -132,6 +132,7 @@ assert "MESSAGES 1" in status and "UNSEEN 0" in status, status
 typ, data = m.uid("MOVE", "1", "Trash")
 assert typ == "OK", data
 assert any(b"COPYUID" in r for r in m.untagged_responses.get("OK", [])), m.untagged_responses
+assert m.untagged_responses.pop("EXPUNGE") == [b"1"]
 status = ok(m.status("Trash", "(MESSAGES)"))[0].decode()
 assert "MESSAGES 1" in status, status
 ok(m.noop())
@@ -152,9 +153,13 @@ quota = b" ".join(x for d in data for x in d).decode()
 assert "STORAGE" in quota and "9765" in quota, quota
 
 # the security archive: read-only
-typ, data = m.select('"Archivio di sicurezza"')
+try:
+    m.select('"Archivio di sicurezza"')
+    raise AssertionError("archive selected read-write")
+except imaplib.IMAP4.readonly:  # imaplib saw [READ-ONLY]
+    pass
+typ, data = m.select('"Archivio di sicurezza"', readonly=True)
 assert typ == "OK" and data == [b"1"], (typ, data)
-assert "READ-ONLY" in m.untagged_responses, m.untagged_responses
 data = ok(m.fetch("1", "(BODY.PEEK[2])"))
 assert data[0][1] == inner
 assert m.store("1", "+FLAGS", "(\\Seen)")[0] == "NO"
@@ -191,7 +196,7 @@ typ, data = m.select("INBOX")
 assert data == [b"1"], data
 assert ok(m.search(None, "SUBJECT", "Riunione"))[0] == b""
 assert ok(m.search(None, "SUBJECT", "mario"))[0] == b"1"
-typ, data = m.select('"Archivio di sicurezza"')
+typ, data = m.select('"Archivio di sicurezza"', readonly=True)
 assert data == [b"0"], data
 assert m.logout()[0] == "BYE"
 print("imap ok")
