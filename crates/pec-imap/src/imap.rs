@@ -987,19 +987,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         for (i, m) in sel.messages.iter_mut().enumerate() {
-            if let Some(f) = by_uid.get(&m.uid) {
-                if f.flags != m.flags {
-                    m.flags = f.flags.clone();
-                    m.modseq = f.modseq;
-                    let items = vec![
-                        MessageDataItem::Uid(nz(m.uid)?),
-                        MessageDataItem::Flags(flags_fetch(&m.flags)),
-                    ];
-                    responses.push(Data::Fetch {
-                        seq: seq_of(i)?,
-                        items: Vec1::try_from(items).map_err(response_err)?,
-                    });
-                }
+            if let Some(f) = by_uid.get(&m.uid)
+                && f.flags != m.flags
+            {
+                m.flags = f.flags.clone();
+                m.modseq = f.modseq;
+                let items = vec![
+                    MessageDataItem::Uid(nz(m.uid)?),
+                    MessageDataItem::Flags(flags_fetch(&m.flags)),
+                ];
+                responses.push(Data::Fetch {
+                    seq: seq_of(i)?,
+                    items: Vec1::try_from(items).map_err(response_err)?,
+                });
             }
         }
         let last = sel.messages.last().map_or(0, |m| m.uid);
@@ -1069,10 +1069,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             } else {
                 "HasNoChildren"
             }))];
-            if let Some(special) = f.special_use.as_deref().and_then(|s| s.strip_prefix('\\')) {
-                if let Ok(a) = Atom::try_from(special.to_string()) {
-                    items.push(FlagNameAttribute::from(a));
-                }
+            if let Some(special) = f.special_use.as_deref().and_then(|s| s.strip_prefix('\\'))
+                && let Ok(a) = Atom::try_from(special.to_string())
+            {
+                items.push(FlagNameAttribute::from(a));
             }
             let mailbox = to_mailbox(&f.name)?;
             let delimiter = Some(QuotedChar::unvalidated('/'));

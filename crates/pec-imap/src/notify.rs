@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+/// A folder of an account: (lowercase address, folder name).
+type FolderKey = (String, String);
+
 /// Wakes the sessions watching a folder. Cheap to clone; the delivery point
 /// calls [`Notifier::changed`] after it stored a message, and the IMAP and
 /// POP3 sessions call it after their own changes.
 #[derive(Clone, Default)]
 pub struct Notifier {
-    folders: Arc<Mutex<HashMap<(String, String), watch::Sender<u64>>>>,
+    folders: Arc<Mutex<HashMap<FolderKey, watch::Sender<u64>>>>,
 }
 
 impl Notifier {
@@ -22,7 +25,7 @@ impl Notifier {
     }
 
     /// Key of a folder: the address is case-insensitive, `INBOX` too.
-    fn key(address: &str, folder: &str) -> (String, String) {
+    fn key(address: &str, folder: &str) -> FolderKey {
         let folder = if folder.eq_ignore_ascii_case("INBOX") {
             "INBOX".to_string()
         } else {
