@@ -63,12 +63,18 @@ a6 LOGOUT\r\n",
     )
     .await;
     session.await.unwrap().unwrap();
-    assert!(out.starts_with("* OK [CAPABILITY IMAP4REV1 AUTH=PLAIN SASL-IR"), "{out}");
+    assert!(
+        out.starts_with("* OK [CAPABILITY IMAP4REV1 AUTH=PLAIN SASL-IR"),
+        "{out}"
+    );
     assert!(out.contains("a0 BAD"), "{out}");
     assert!(out.contains("a1 OK"), "{out}");
     assert!(out.contains("a2 NO [TOOBIG]"), "{out}");
     assert!(out.contains("a3 OK [APPENDUID"), "{out}");
-    assert!(out.contains("* 1 EXISTS") && out.contains("a4 OK [READ-WRITE]"), "{out}");
+    assert!(
+        out.contains("* 1 EXISTS") && out.contains("a4 OK [READ-WRITE]"),
+        "{out}"
+    );
     assert!(out.contains("BODY[HEADER] {12}\r\nSubject: x\r\n"), "{out}");
     assert!(out.contains("FLAGS (\\Seen)"), "BODY[] sets \\Seen: {out}");
     assert!(out.contains("* BYE") && out.contains("a6 OK"), "{out}");
@@ -86,7 +92,10 @@ async fn plaintext_session_refuses_login() {
     .await;
     session.await.unwrap().unwrap();
     assert!(out.contains("LOGINDISABLED"), "{out}");
-    assert!(out.contains("a1 NO") && out.contains("a2 NO") && out.contains("a3 NO"), "{out}");
+    assert!(
+        out.contains("a1 NO") && out.contains("a2 NO") && out.contains("a3 NO"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +118,13 @@ async fn pop3_over_pipe() {
     let (_dir, config) = config();
     config
         .store
-        .deliver("anna@pec.example.it", "INBOX", b"Subject: a\r\n\r\n.dot\r\n", &[], 0)
+        .deliver(
+            "anna@pec.example.it",
+            "INBOX",
+            b"Subject: a\r\n\r\n.dot\r\n",
+            &[],
+            0,
+        )
         .unwrap();
     let (mut client, server) = tokio::io::duplex(64 * 1024);
     let session = tokio::spawn(pop3_session(server, true, config));
