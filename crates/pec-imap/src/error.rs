@@ -1,0 +1,28 @@
+//! The one error type of the crate, so the servers map every failure to an
+//! IMAP or POP3 reply (or a closed connection) in one place.
+
+/// Why a session or a server operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing the connection failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The mailbox store refused or failed an operation.
+    #[error("store error: {0}")]
+    Store(#[from] pec_store::Error),
+    /// A blocking store task could not complete (the runtime is shutting down).
+    #[error("background task failed: {0}")]
+    Task(String),
+    /// A password hash could not be computed or parsed.
+    #[error("password hashing failed: {0}")]
+    Password(String),
+    /// A response could not be built from the data (a bug or corrupt data).
+    #[error("cannot build response: {0}")]
+    Response(String),
+    /// The client broke the protocol badly enough to end the session.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,1732 @@
+//! One IMAP4rev1 session: framing with the `imap-codec` fragmentizer,
+//! commands decoded and responses encoded by the codec, state over the store.
+
+use std::collections::HashMap;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
+
+use imap_codec::encode::Encoder;
+use imap_codec::fragmentizer::{
+    DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
+};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{AString, Atom, LiteralMode, QuotedChar, Tag, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::namespace::Namespace;
+use imap_codec::imap_types::extensions::quota::{QuotaGet, Resource};
+use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+};
+use imap_codec::imap_types::flag::{
+    Flag, FlagFetch, FlagNameAttribute, FlagPerm, StoreResponse, StoreType,
+};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{
+    Capability, Code, CommandContinuationRequest, Data, Response, Status, StatusKind,
+};
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec, ResponseCodec};
+use pec_store::{FlagOp, MessageMeta};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::mime;
+use crate::server::{Config, Conn, sasl_plain};
+
+/// The read-only folder that shows the account's security archive.
+pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
+
+/// Bytes read from the socket at a time (the fragmentizer keeps at most one
+/// message, bounded by the literal limit).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The folder a session has selected, and what the client knows of it.
+struct Selected {
+    name: String,
+    read_only: bool,
+    /// The archive folder: UIDs are archive entry ids, nothing is writable.
+    archive: bool,
+    /// Messages in sequence order, as last reported to the client.
+    messages: Vec<MessageMeta>,
+    changes: watch::Receiver<u64>,
+}
+
+/// How a command ended, for the tagged response.
+struct Done {
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    text: String,
+}
+
+impl Done {
+    fn ok(text: impl Into<String>) -> Self {
+        Done {
+            kind: StatusKind::Ok,
+            code: None,
+            text: text.into(),
+        }
+    }
+    fn ok_code(code: Code<'static>, text: impl Into<String>) -> Self {
+        Done {
+            kind: StatusKind::Ok,
+            code: Some(code),
+            text: text.into(),
+        }
+    }
+    fn no(text: impl Into<String>) -> Self {
+        Done {
+            kind: StatusKind::No,
+            code: None,
+            text: text.into(),
+        }
+    }
+    fn bad(text: impl Into<String>) -> Self {
+        Done {
+            kind: StatusKind::Bad,
+            code: None,
+            text: text.into(),
+        }
+    }
+}
+
+/// What the session loop does after a command.
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Session<S> {
+    conn: Conn<S>,
+    secure: bool,
+    config: Arc<Config>,
+    frag: Fragmentizer,
+    out: Vec<u8>,
+    user: Option<String>,
+    selected: Option<Selected>,
+    auth_failures: u32,
+}
+
+/// Runs a session to its end (LOGOUT, disconnect, timeout or too many failures).
+pub(crate) async fn session<S>(conn: Conn<S>, secure: bool, config: Arc<Config>) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let frag = Fragmentizer::new(config.limits.max_literal.saturating_add(64 * 1024));
+    let mut s = Session {
+        conn,
+        secure,
+        config,
+        frag,
+        out: Vec::new(),
+        user: None,
+        selected: None,
+        auth_failures: 0,
+    };
+    let caps = s.capabilities();
+    s.untagged(
+        StatusKind::Ok,
+        Some(Code::Capability(caps)),
+        "pecd IMAP4rev1 ready",
+    )?;
+    s.flush().await?;
+    s.run().await
+}
+
+fn response_err(e: impl std::fmt::Debug) -> Error {
+    Error::Response(format!("{e:?}"))
+}
+
+fn atom(s: &'static str) -> Atom<'static> {
+    Atom::unvalidated(s)
+}
+
+fn mailbox_name(m: &Mailbox<'_>) -> String {
+    match m {
+        Mailbox::Inbox => "INBOX".to_string(),
+        Mailbox::Other(o) => String::from_utf8_lossy(o.inner().as_ref()).into_owned(),
+    }
+}
+
+fn to_mailbox(name: &str) -> Result<Mailbox<'static>> {
+    Mailbox::try_from(name.to_string()).map_err(response_err)
+}
+
+fn is_archive(name: &str) -> bool {
+    name == ARCHIVE_FOLDER
+}
+
+fn flag_of(s: &str) -> Option<Flag<'static>> {
+    match s.strip_prefix('\\') {
+        Some(sys) => Atom::try_from(sys.to_string()).ok().map(Flag::system),
+        None => Atom::try_from(s.to_string()).ok().map(Flag::keyword),
+    }
+}
+
+fn flags_fetch(flags: &[String]) -> Vec<FlagFetch<'static>> {
+    flags
+        .iter()
+        .filter_map(|f| flag_of(f))
+        .map(FlagFetch::Flag)
+        .collect()
+}
+
+fn has_flag(meta: &MessageMeta, flag: &str) -> bool {
+    meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+fn value(s: &SeqOrUid, largest: u32) -> u32 {
+    match s {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => largest,
+    }
+}
+
+/// Whether `n` is in the set, `*` standing for `largest`.
+fn in_set(set: &SequenceSet, n: u32, largest: u32) -> bool {
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(v) => value(v, largest) == n,
+        Sequence::Range(a, b) => {
+            let (a, b) = (value(a, largest), value(b, largest));
+            a.min(b) <= n && n <= a.max(b)
+        }
+    })
+}
+
+fn nz(n: u32) -> Result<NonZeroU32> {
+    NonZeroU32::new(n)
+        .ok_or_else(|| Error::Response("zero where IMAP needs a positive number".into()))
+}
+
+fn seq_of(index: usize) -> Result<NonZeroU32> {
+    nz(u32::try_from(index + 1).map_err(response_err)?)
+}
+
+fn uid_set(uids: &[u32]) -> Result<UidSet> {
+    let elems: Vec<UidElement> = uids
+        .iter()
+        .map(|&u| nz(u).map(UidElement::Single))
+        .collect::<Result<_>>()?;
+    Ok(UidSet(Vec1::try_from(elems).map_err(response_err)?))
+}
+
+fn internal_date(ts: i64) -> Result<DateTime> {
+    let dt = chrono::DateTime::from_timestamp(ts, 0)
+        .ok_or_else(|| Error::Response(format!("internaldate {ts} out of range")))?;
+    DateTime::try_from(dt.fixed_offset()).map_err(response_err)
+}
+
+/// LIST pattern matching: `*` matches anything, `%` anything but the delimiter.
+fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| wildcard(rest, &name[i..])),
+        Some((b'%', rest)) => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != b'/')
+            .any(|i| wildcard(rest, &name[i..])),
+        Some((c, rest)) => name.first() == Some(c) && wildcard(rest, &name[1..]),
+    }
+}
+
+fn date_of(ts: i64) -> Option<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(ts, 0).map(|d| d.date_naive())
+}
+
+/// A message being searched, its bytes loaded only if the criteria need them.
+struct Candidate<'a> {
+    seq: u32,
+    largest_seq: u32,
+    largest_uid: u32,
+    meta: &'a MessageMeta,
+    raw: &'a [u8],
+    parsed: Option<&'a mail_parser::Message<'a>>,
+}
+
+fn needs_bytes(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_bytes),
+        SearchKey::Not(k) => needs_bytes(k),
+        SearchKey::Or(a, b) => needs_bytes(a) || needs_bytes(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
+    let header = |name: &str, needle: &AString<'_>| {
+        mime::contains_ci(
+            mime::header_text(c.parsed, name).as_bytes(),
+            needle.as_ref(),
+        )
+    };
+    let sent = || mime::sent_date(c.parsed).and_then(date_of);
+    let internal = date_of(c.meta.internaldate);
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
+        SearchKey::SequenceSet(set) => in_set(set, c.seq, c.largest_seq),
+        SearchKey::Uid(set) => in_set(set, c.meta.uid, c.largest_uid),
+        SearchKey::All => true,
+        SearchKey::Answered => has_flag(c.meta, "\\Answered"),
+        SearchKey::Unanswered => !has_flag(c.meta, "\\Answered"),
+        SearchKey::Deleted => has_flag(c.meta, "\\Deleted"),
+        SearchKey::Undeleted => !has_flag(c.meta, "\\Deleted"),
+        SearchKey::Draft => has_flag(c.meta, "\\Draft"),
+        SearchKey::Undraft => !has_flag(c.meta, "\\Draft"),
+        SearchKey::Flagged => has_flag(c.meta, "\\Flagged"),
+        SearchKey::Unflagged => !has_flag(c.meta, "\\Flagged"),
+        SearchKey::Seen | SearchKey::Old => has_flag(c.meta, "\\Seen"),
+        SearchKey::Unseen => !has_flag(c.meta, "\\Seen"),
+        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Keyword(k) => has_flag(c.meta, k.as_ref()),
+        SearchKey::Unkeyword(k) => !has_flag(c.meta, k.as_ref()),
+        SearchKey::Larger(n) => c.meta.size > u64::from(*n),
+        SearchKey::Smaller(n) => c.meta.size < u64::from(*n),
+        SearchKey::Before(d) => internal.is_some_and(|i| i < *d.as_ref()),
+        SearchKey::On(d) => internal.is_some_and(|i| i == *d.as_ref()),
+        SearchKey::Since(d) => internal.is_some_and(|i| i >= *d.as_ref()),
+        SearchKey::SentBefore(d) => sent().is_some_and(|i| i < *d.as_ref()),
+        SearchKey::SentOn(d) => sent().is_some_and(|i| i == *d.as_ref()),
+        SearchKey::SentSince(d) => sent().is_some_and(|i| i >= *d.as_ref()),
+        SearchKey::From(s) => header("From", s),
+        SearchKey::To(s) => header("To", s),
+        SearchKey::Cc(s) => header("Cc", s),
+        SearchKey::Bcc(s) => header("Bcc", s),
+        SearchKey::Subject(s) => header("Subject", s),
+        SearchKey::Header(name, s) => header(&String::from_utf8_lossy(name.as_ref()), s),
+        SearchKey::Body(s) => mime::contains_ci(mime::split_header(c.raw).1, s.as_ref()),
+        SearchKey::Text(s) => mime::contains_ci(c.raw, s.as_ref()),
+        SearchKey::Not(k) => !matches(k, c),
+        SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
+        _ => false,
+    }
+}
+
+/// Maps a store refusal to the NO the client sees; internal failures are
+/// logged and shown as a generic error.
+fn store_refusal(e: &pec_store::Error) -> Done {
+    use pec_store::Error as E;
+    match e {
+        E::NoSuchFolder(_) => Done {
+            kind: StatusKind::No,
+            code: Some(Code::TryCreate),
+            text: "No such mailbox".into(),
+        },
+        E::QuotaExceeded { .. } => Done {
+            kind: StatusKind::No,
+            code: Some(Code::OverQuota),
+            text: "Quota exceeded".into(),
+        },
+        E::AlreadyExists(_) => Done::no("Mailbox already exists"),
+        E::SystemFolder(_) => Done::no("System mailboxes cannot be renamed or deleted"),
+        E::InvalidName(_) => Done::no("Invalid mailbox name"),
+        E::NoSuchMessage(_) => Done::no("No such message"),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Done::no("Internal server error, try again later")
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    fn capabilities(&self) -> Vec1<Capability<'static>> {
+        let mut caps = vec![Capability::Imap4Rev1];
+        if self.user.is_none() {
+            if !self.secure {
+                if self.config.tls.is_some() {
+                    caps.push(Capability::StartTls);
+                }
+                caps.push(Capability::LoginDisabled);
+            } else {
+                caps.push(Capability::Auth(AuthMechanism::Plain));
+                caps.push(Capability::SaslIr);
+            }
+        } else {
+            caps.extend([
+                Capability::Namespace,
+                Capability::UidPlus,
+                Capability::Move,
+                Capability::Unselect,
+                Capability::Quota,
+                Capability::from(atom("SPECIAL-USE")),
+                Capability::from(atom("CHILDREN")),
+            ]);
+        }
+        caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
+        Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+    }
+
+    fn push(&mut self, response: &Response<'_>) {
+        let bytes = ResponseCodec::default().encode(response).dump();
+        self.out.extend_from_slice(&bytes);
+    }
+
+    fn data(&mut self, data: Data<'_>) {
+        self.push(&Response::Data(data));
+    }
+
+    fn untagged(
+        &mut self,
+        kind: StatusKind,
+        code: Option<Code<'static>>,
+        text: &str,
+    ) -> Result<()> {
+        let status = Status::new(None, kind, code, text.to_string()).map_err(response_err)?;
+        self.push(&Response::Status(status));
+        Ok(())
+    }
+
+    fn tagged(&mut self, tag: Tag<'static>, done: Done) -> Result<()> {
+        let text = if done.text.is_empty() {
+            "done".to_string()
+        } else {
+            done.text
+        };
+        let status = Status::new(Some(tag), done.kind, done.code, text).map_err(response_err)?;
+        self.push(&Response::Status(status));
+        Ok(())
+    }
+
+    fn bye(&mut self, text: &str) -> Result<()> {
+        let status = Status::bye(None, text.to_string()).map_err(response_err)?;
+        self.push(&Response::Status(status));
+        Ok(())
+    }
+
+    fn continuation(&mut self, text: &str) -> Result<()> {
+        let req =
+            CommandContinuationRequest::basic(None, text.to_string()).map_err(response_err)?;
+        self.push(&Response::CommandContinuationRequest(req));
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.conn.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.conn.flush().await?;
+        Ok(())
+    }
+
+    /// Reads until the fragmentizer holds a complete message; `false` at
+    /// end of stream or timeout. Sync literals are accepted with `+` when
+    /// within the limit and refused otherwise.
+    async fn read_message(&mut self) -> Result<bool> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let Some(info) = self.frag.progress() else {
+                let read =
+                    tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut buf))
+                        .await;
+                match read {
+                    Err(_) => {
+                        self.bye("Autologout: idle for too long")?;
+                        self.flush().await?;
+                        return Ok(false);
+                    }
+                    Ok(Ok(0)) => return Ok(false),
+                    Ok(Ok(n)) => self.frag.enqueue_bytes(&buf[..n]),
+                    Ok(Err(e)) => return Err(e.into()),
+                }
+                continue;
+            };
+            if let FragmentInfo::Line {
+                announcement: Some(LiteralAnnouncement { mode, length }),
+                ..
+            } = info
+            {
+                if length > self.config.limits.max_literal {
+                    match (mode, self.frag.decode_tag().map(|t| t.into_static())) {
+                        (LiteralMode::Sync, Some(tag)) => {
+                            self.tagged(
+                                tag,
+                                Done {
+                                    kind: StatusKind::No,
+                                    code: Some(Code::TooBig),
+                                    text: "Literal too large".into(),
+                                },
+                            )?;
+                            self.flush().await?;
+                            self.frag.skip_message();
+                        }
+                        // A non-sync literal comes anyway: let the
+                        // fragmentizer drop it and refuse the command then.
+                        _ => self.frag.poison_message(),
+                    }
+                    continue;
+                }
+                if mode == LiteralMode::Sync {
+                    self.continuation("Ready for literal data")?;
+                    self.flush().await?;
+                }
+                continue;
+            }
+            if self.frag.is_message_complete() {
+                return Ok(true);
+            }
+        }
+    }
+
+    async fn run(&mut self) -> Result<()> {
+        loop {
+            if !self.read_message().await? {
+                return Ok(());
+            }
+            let decoded = self
+                .frag
+                .decode_message(&CommandCodec::default())
+                .map(|c| c.into_static());
+            let command = match decoded {
+                Ok(command) => command,
+                Err(e) => {
+                    let tag = self.frag.decode_tag().map(|t| t.into_static());
+                    let text = match e {
+                        DecodeMessageError::MessageTooLong { .. } => "Command too long",
+                        _ => "Syntax error or unknown command",
+                    };
+                    match tag {
+                        Some(tag) => self.tagged(tag, Done::bad(text))?,
+                        None => self.untagged(StatusKind::Bad, None, text)?,
+                    }
+                    self.flush().await?;
+                    continue;
+                }
+            };
+            let flow = self.command(command).await?;
+            self.flush().await?;
+            if let Flow::Close = flow {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn command(&mut self, command: Command<'static>) -> Result<Flow> {
+        let Command { tag, body } = command;
+        let name = body.name();
+        tracing::debug!(command = name, user = ?self.user, "imap command");
+        let result = match body {
+            CommandBody::Capability => {
+                let caps = self.capabilities();
+                self.data(Data::Capability(caps));
+                Ok(Done::ok("CAPABILITY completed"))
+            }
+            CommandBody::Noop | CommandBody::Check => {
+                self.refresh(true).await?;
+                Ok(Done::ok("NOOP completed"))
+            }
+            CommandBody::Logout => {
+                self.bye("Logging out")?;
+                self.tagged(tag, Done::ok("LOGOUT completed"))?;
+                return Ok(Flow::Close);
+            }
+            CommandBody::StartTLS => return self.starttls(tag).await,
+            CommandBody::Id { .. } => {
+                let params = vec![(mime::istring("name"), mime::nstring(Some("pecd")))];
+                self.data(Data::Id {
+                    parameters: Some(params),
+                });
+                Ok(Done::ok("ID completed"))
+            }
+            CommandBody::Enable { .. } => {
+                self.data(Data::Enabled {
+                    capabilities: Vec::new(),
+                });
+                Ok(Done::ok("ENABLE completed"))
+            }
+            CommandBody::Login { username, password } if self.user.is_none() => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                return self.login(tag, user, pass).await;
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } if self.user.is_none() => {
+                return self
+                    .authenticate(
+                        tag,
+                        mechanism,
+                        initial_response.map(|r| r.declassify().to_vec()),
+                    )
+                    .await;
+            }
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                Ok(Done::bad("Already authenticated"))
+            }
+            _ if self.user.is_none() => Ok(Done::no("Log in first")),
+            other => self.authenticated(&tag, other).await,
+        };
+        let done = match result {
+            Ok(done) => done,
+            Err(Error::Store(e)) => store_refusal(&e),
+            Err(e) => return Err(e),
+        };
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.changes.has_changed().unwrap_or(false))
+        {
+            // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1).
+            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH");
+            self.refresh(allow_expunge).await?;
+        }
+        self.tagged(tag, done)?;
+        Ok(Flow::Continue)
+    }
+
+    async fn starttls(&mut self, tag: Tag<'static>) -> Result<Flow> {
+        let Some(tls) = self.config.tls.clone().filter(|_| !self.secure) else {
+            self.tagged(tag, Done::bad("STARTTLS not available"))?;
+            return Ok(Flow::Continue);
+        };
+        self.tagged(tag, Done::ok("Begin TLS negotiation now"))?;
+        self.flush().await?;
+        self.conn.start_tls(tls).await?;
+        self.secure = true;
+        // Anything the client sent before the handshake is discarded (RFC 3501 6.2.1).
+        self.frag = Fragmentizer::new(self.config.limits.max_literal.saturating_add(64 * 1024));
+        Ok(Flow::Continue)
+    }
+
+    async fn login(&mut self, tag: Tag<'static>, user: String, pass: String) -> Result<Flow> {
+        if !self.secure {
+            self.tagged(
+                tag,
+                Done {
+                    kind: StatusKind::No,
+                    code: Some(Code::Other(
+                        imap_codec::imap_types::response::CodeOther::unvalidated(
+                            b"PRIVACYREQUIRED".as_slice(),
+                        ),
+                    )),
+                    text: "Use STARTTLS first".into(),
+                },
+            )?;
+            return Ok(Flow::Continue);
+        }
+        match self.config.check_login(&user, &pass).await? {
+            Some(address) => {
+                tracing::info!(user = %address, "imap login");
+                self.user = Some(address);
+                let caps = self.capabilities();
+                self.tagged(tag, Done::ok_code(Code::Capability(caps), "Logged in"))?;
+                Ok(Flow::Continue)
+            }
+            None => {
+                self.auth_failures += 1;
+                tracing::warn!(user = %user, failures = self.auth_failures, "imap login failed");
+                tokio::time::sleep(self.config.limits.auth_failure_delay).await;
+                self.tagged(
+                    tag,
+                    Done {
+                        kind: StatusKind::No,
+                        code: Some(Code::Other(
+                            imap_codec::imap_types::response::CodeOther::unvalidated(
+                                b"AUTHENTICATIONFAILED".as_slice(),
+                            ),
+                        )),
+                        text: "Invalid credentials".into(),
+                    },
+                )?;
+                if self.auth_failures >= self.config.limits.max_auth_failures {
+                    self.bye("Too many failed logins")?;
+                    return Ok(Flow::Close);
+                }
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        tag: Tag<'static>,
+        mechanism: AuthMechanism<'static>,
+        initial: Option<Vec<u8>>,
+    ) -> Result<Flow> {
+        if !self.secure {
+            self.tagged(tag, Done::no("Use STARTTLS first"))?;
+            return Ok(Flow::Continue);
+        }
+        if mechanism != AuthMechanism::Plain {
+            self.tagged(tag, Done::no("Unsupported mechanism"))?;
+            return Ok(Flow::Continue);
+        }
+        let data = match initial {
+            Some(data) => data,
+            None => {
+                self.push(&Response::CommandContinuationRequest(
+                    CommandContinuationRequest::Base64(Vec::new().into()),
+                ));
+                self.flush().await?;
+                if !self.read_message().await? {
+                    return Ok(Flow::Close);
+                }
+                match self.frag.decode_message(&AuthenticateDataCodec::default()) {
+                    Ok(AuthenticateData::Continue(data)) => data.declassify().to_vec(),
+                    Ok(AuthenticateData::Cancel) => {
+                        self.tagged(tag, Done::bad("Authentication cancelled"))?;
+                        return Ok(Flow::Continue);
+                    }
+                    Err(_) => {
+                        self.tagged(tag, Done::bad("Invalid base64 data"))?;
+                        return Ok(Flow::Continue);
+                    }
+                }
+            }
+        };
+        match sasl_plain(&data) {
+            Some((user, pass)) => self.login(tag, user, pass).await,
+            None => {
+                self.tagged(tag, Done::bad("Malformed PLAIN data"))?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    fn user(&self) -> Result<String> {
+        self.user
+            .clone()
+            .ok_or_else(|| Error::Protocol("not authenticated".into()))
+    }
+
+    async fn authenticated(
+        &mut self,
+        tag: &Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Result<Done> {
+        let user = self.user()?;
+        match body {
+            CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
+            CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&reference, &mailbox_wildcard, false).await,
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&reference, &mailbox_wildcard, true).await,
+            CommandBody::Namespace => {
+                let personal = vec![Namespace {
+                    prefix: mime::istring(""),
+                    delimiter: Some(QuotedChar::unvalidated('/')),
+                    extensions: Vec::new(),
+                }];
+                self.data(Data::Namespace {
+                    personal,
+                    other: Vec::new(),
+                    shared: Vec::new(),
+                });
+                Ok(Done::ok("NAMESPACE completed"))
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(&mailbox, &item_names).await,
+            CommandBody::Create { mailbox } => {
+                let name = mailbox_name(&mailbox).trim_end_matches('/').to_string();
+                if is_archive(&name) {
+                    return Ok(Done::no("Mailbox already exists"));
+                }
+                self.config
+                    .store(move |s| s.create_folder(&user, &name))
+                    .await?;
+                Ok(Done::ok("CREATE completed"))
+            }
+            CommandBody::Delete { mailbox } => {
+                let name = mailbox_name(&mailbox);
+                if is_archive(&name) {
+                    return Ok(Done::no("The security archive cannot be deleted"));
+                }
+                self.config
+                    .store(move |s| s.delete_folder(&user, &name))
+                    .await?;
+                Ok(Done::ok("DELETE completed"))
+            }
+            CommandBody::Rename { from, to } => {
+                let (from, to) = (mailbox_name(&from), mailbox_name(&to));
+                if is_archive(&from) || is_archive(&to) {
+                    return Ok(Done::no("The security archive cannot be renamed"));
+                }
+                self.config
+                    .store(move |s| s.rename_folder(&user, &from, &to))
+                    .await?;
+                Ok(Done::ok("RENAME completed"))
+            }
+            CommandBody::Subscribe { mailbox } | CommandBody::Unsubscribe { mailbox }
+                if is_archive(&mailbox_name(&mailbox)) =>
+            {
+                Ok(Done::ok("Done"))
+            }
+            CommandBody::Subscribe { mailbox } => {
+                let name = mailbox_name(&mailbox);
+                self.config
+                    .store(move |s| s.set_subscribed(&user, &name, true))
+                    .await?;
+                Ok(Done::ok("SUBSCRIBE completed"))
+            }
+            CommandBody::Unsubscribe { mailbox } => {
+                let name = mailbox_name(&mailbox);
+                self.config
+                    .store(move |s| s.set_subscribed(&user, &name, false))
+                    .await?;
+                Ok(Done::ok("UNSUBSCRIBE completed"))
+            }
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                self.append(
+                    &mailbox,
+                    flags,
+                    date,
+                    match message {
+                        LiteralOrLiteral8::Literal(l) => l.into_inner().to_vec(),
+                        LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
+                    },
+                )
+                .await
+            }
+            CommandBody::GetQuotaRoot { mailbox } => {
+                let usage = self.config.store(move |s| s.usage(&user)).await?;
+                self.data(Data::QuotaRoot {
+                    mailbox,
+                    roots: vec![mime::astring("")],
+                });
+                self.quota_data(usage)?;
+                Ok(Done::ok("GETQUOTAROOT completed"))
+            }
+            CommandBody::GetQuota { root } => {
+                if !root.as_ref().is_empty() {
+                    return Ok(Done::no("No such quota root"));
+                }
+                let usage = self.config.store(move |s| s.usage(&user)).await?;
+                self.quota_data(usage)?;
+                Ok(Done::ok("GETQUOTA completed"))
+            }
+            CommandBody::SetQuota { .. } => Ok(Done::no("Quotas are set by the provider")),
+            CommandBody::Idle => self.idle(tag).await,
+            other => self.selected_command(other).await,
+        }
+    }
+
+    fn quota_data(&mut self, usage: pec_store::Usage) -> Result<()> {
+        let quota = QuotaGet {
+            resource: Resource::Storage,
+            usage: usage.used.div_ceil(1024),
+            limit: usage.quota / 1024,
+        };
+        self.data(Data::Quota {
+            root: mime::astring(""),
+            quotas: Vec1::from(quota),
+        });
+        Ok(())
+    }
+
+    /// The folder's messages from the store (the archive's entries for the archive).
+    async fn load(&self, folder: &str) -> Result<Vec<MessageMeta>> {
+        let user = self.user()?;
+        if is_archive(folder) {
+            let entries = self.config.store(move |s| s.list_archive(&user)).await?;
+            return Ok(entries
+                .into_iter()
+                .filter_map(|e| {
+                    Some(MessageMeta {
+                        uid: u32::try_from(e.id).ok().filter(|&u| u > 0)?,
+                        hash: e.hash,
+                        size: e.size,
+                        internaldate: e.stored_at,
+                        flags: Vec::new(),
+                        modseq: 1,
+                    })
+                })
+                .collect());
+        }
+        let folder = folder.to_string();
+        self.config.store(move |s| s.messages(&user, &folder)).await
+    }
+
+    async fn fetch_bytes(&self, sel_archive: bool, folder: &str, uid: u32) -> Result<Vec<u8>> {
+        let user = self.user()?;
+        let folder = folder.to_string();
+        if sel_archive {
+            return self
+                .config
+                .store(move |s| {
+                    // Only entries of this account are readable.
+                    let mine = s
+                        .list_archive(&user)?
+                        .iter()
+                        .any(|e| e.id == i64::from(uid));
+                    if !mine {
+                        return Err(pec_store::Error::NoSuchMessage(uid));
+                    }
+                    s.read_archive(i64::from(uid))
+                })
+                .await;
+        }
+        self.config
+            .store(move |s| s.fetch(&user, &folder, uid))
+            .await
+    }
+
+    async fn select(&mut self, mailbox: &Mailbox<'_>, examine: bool) -> Result<Done> {
+        self.selected = None;
+        let user = self.user()?;
+        let name = mailbox_name(mailbox);
+        let archive = is_archive(&name);
+        let (uidvalidity, uidnext, highestmodseq) = if archive {
+            (1, 0, 0)
+        } else {
+            let (u, f) = (user.clone(), name.clone());
+            let sel = self.config.store(move |s| s.select(&u, &f)).await?;
+            (sel.uidvalidity, sel.uidnext, sel.highestmodseq)
+        };
+        let changes = self.config.notifier.watch(&user, &name);
+        let messages = self.load(&name).await?;
+        let uidnext = if archive {
+            messages.last().map_or(1, |m| m.uid.saturating_add(1))
+        } else {
+            uidnext
+        };
+        let read_only = examine || archive;
+        let exists = u32::try_from(messages.len()).map_err(response_err)?;
+        let system = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+        let flags: Vec<Flag<'static>> = system.iter().filter_map(|f| flag_of(f)).collect();
+        self.data(Data::Flags(flags.clone()));
+        self.data(Data::Exists(exists));
+        self.data(Data::Recent(0));
+        if let Some(first_unseen) = messages.iter().position(|m| !has_flag(m, "\\Seen")) {
+            self.untagged(
+                StatusKind::Ok,
+                Some(Code::Unseen(seq_of(first_unseen)?)),
+                "First unseen",
+            )?;
+        }
+        self.untagged(
+            StatusKind::Ok,
+            Some(Code::UidValidity(nz(uidvalidity)?)),
+            "UIDs valid",
+        )?;
+        self.untagged(
+            StatusKind::Ok,
+            Some(Code::UidNext(nz(uidnext.max(1))?)),
+            "Predicted next UID",
+        )?;
+        let perm: Vec<FlagPerm<'static>> = if read_only {
+            Vec::new()
+        } else {
+            flags
+                .into_iter()
+                .map(FlagPerm::Flag)
+                .chain([FlagPerm::Asterisk])
+                .collect()
+        };
+        self.untagged(
+            StatusKind::Ok,
+            Some(Code::PermanentFlags(perm)),
+            "Flags permitted",
+        )?;
+        if let Some(h) = NonZeroU64::new(highestmodseq) {
+            self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
+        }
+        self.selected = Some(Selected {
+            name,
+            read_only,
+            archive,
+            messages,
+            changes,
+        });
+        Ok(if read_only {
+            Done::ok_code(Code::ReadOnly, "EXAMINE completed")
+        } else {
+            Done::ok_code(Code::ReadWrite, "SELECT completed")
+        })
+    }
+
+    /// Reports what changed in the selected folder since the client last
+    /// heard: EXPUNGE (if allowed now), FETCH FLAGS, EXISTS.
+    async fn refresh(&mut self, allow_expunge: bool) -> Result<()> {
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        sel.changes.borrow_and_update();
+        let name = sel.name.clone();
+        let fresh = self.load(&name).await?;
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let by_uid: HashMap<u32, &MessageMeta> = fresh.iter().map(|m| (m.uid, m)).collect();
+        let mut responses = Vec::new();
+        if allow_expunge {
+            let mut i = sel.messages.len();
+            while i > 0 {
+                i -= 1;
+                if !by_uid.contains_key(&sel.messages[i].uid) {
+                    sel.messages.remove(i);
+                    responses.push(Data::Expunge(seq_of(i)?));
+                }
+            }
+        }
+        for (i, m) in sel.messages.iter_mut().enumerate() {
+            if let Some(f) = by_uid.get(&m.uid)
+                && f.flags != m.flags
+            {
+                m.flags = f.flags.clone();
+                m.modseq = f.modseq;
+                let items = vec![
+                    MessageDataItem::Uid(nz(m.uid)?),
+                    MessageDataItem::Flags(flags_fetch(&m.flags)),
+                ];
+                responses.push(Data::Fetch {
+                    seq: seq_of(i)?,
+                    items: Vec1::try_from(items).map_err(response_err)?,
+                });
+            }
+        }
+        let last = sel.messages.last().map_or(0, |m| m.uid);
+        let before = sel.messages.len();
+        sel.messages
+            .extend(fresh.iter().filter(|m| m.uid > last).cloned());
+        if sel.messages.len() != before {
+            responses.push(Data::Exists(
+                u32::try_from(sel.messages.len()).map_err(response_err)?,
+            ));
+            responses.push(Data::Recent(0));
+        }
+        for r in responses {
+            self.data(r);
+        }
+        Ok(())
+    }
+
+    async fn list(
+        &mut self,
+        reference: &Mailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+    ) -> Result<Done> {
+        let user = self.user()?;
+        let pattern = match pattern {
+            ListMailbox::Token(t) => t.as_ref().to_vec(),
+            ListMailbox::String(s) => s.as_ref().to_vec(),
+        };
+        let reference = match reference {
+            Mailbox::Inbox => b"INBOX".to_vec(),
+            Mailbox::Other(o) => o.inner().as_ref().to_vec(),
+        };
+        if pattern.is_empty() && !lsub {
+            self.data(Data::List {
+                items: vec![FlagNameAttribute::Noselect],
+                delimiter: Some(QuotedChar::unvalidated('/')),
+                mailbox: to_mailbox("")?,
+            });
+            return Ok(Done::ok("LIST completed"));
+        }
+        let full: Vec<u8> = [reference, pattern].concat();
+        let mut folders = self.config.store(move |s| s.list_folders(&user)).await?;
+        folders.push(pec_store::Folder {
+            name: ARCHIVE_FOLDER.to_string(),
+            special_use: None,
+            system: true,
+            subscribed: true,
+        });
+        let names: Vec<String> = folders.iter().map(|f| f.name.clone()).collect();
+        for f in &folders {
+            if lsub && !f.subscribed {
+                continue;
+            }
+            let matched = if f.name == "INBOX" {
+                wildcard(&full.to_ascii_uppercase(), b"INBOX")
+            } else {
+                wildcard(&full, f.name.as_bytes())
+            };
+            if !matched {
+                continue;
+            }
+            let prefix = format!("{}/", f.name);
+            let children = names.iter().any(|n| n.starts_with(&prefix));
+            let mut items = vec![FlagNameAttribute::from(atom(if children {
+                "HasChildren"
+            } else {
+                "HasNoChildren"
+            }))];
+            if let Some(special) = f.special_use.as_deref().and_then(|s| s.strip_prefix('\\'))
+                && let Ok(a) = Atom::try_from(special.to_string())
+            {
+                items.push(FlagNameAttribute::from(a));
+            }
+            let mailbox = to_mailbox(&f.name)?;
+            let delimiter = Some(QuotedChar::unvalidated('/'));
+            self.data(if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            });
+        }
+        Ok(Done::ok(if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        }))
+    }
+
+    async fn status(
+        &mut self,
+        mailbox: &Mailbox<'static>,
+        names: &[StatusDataItemName],
+    ) -> Result<Done> {
+        let user = self.user()?;
+        let name = mailbox_name(mailbox);
+        let messages = self.load(&name).await?;
+        let sel = if is_archive(&name) {
+            pec_store::Selected {
+                uidvalidity: 1,
+                uidnext: messages.last().map_or(1, |m| m.uid.saturating_add(1)),
+                highestmodseq: 1,
+                exists: u32::try_from(messages.len()).map_err(response_err)?,
+            }
+        } else {
+            let n = name.clone();
+            self.config.store(move |s| s.select(&user, &n)).await?
+        };
+        let count = |f: &dyn Fn(&MessageMeta) -> bool| {
+            u32::try_from(messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+        };
+        let mut items = Vec::new();
+        for n in names {
+            items.push(match n {
+                StatusDataItemName::Messages => StatusDataItem::Messages(sel.exists),
+                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(sel.uidnext.max(1))?),
+                StatusDataItemName::UidValidity => {
+                    StatusDataItem::UidValidity(nz(sel.uidvalidity)?)
+                }
+                StatusDataItemName::Unseen => {
+                    StatusDataItem::Unseen(count(&|m| !has_flag(m, "\\Seen")))
+                }
+                StatusDataItemName::Deleted => {
+                    StatusDataItem::Deleted(count(&|m| has_flag(m, "\\Deleted")))
+                }
+                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(
+                    messages
+                        .iter()
+                        .filter(|m| has_flag(m, "\\Deleted"))
+                        .map(|m| m.size)
+                        .sum(),
+                ),
+                StatusDataItemName::HighestModSeq => {
+                    StatusDataItem::HighestModSeq(sel.highestmodseq)
+                }
+            });
+        }
+        self.data(Data::Status {
+            mailbox: mailbox.clone(),
+            items: items.into(),
+        });
+        Ok(Done::ok("STATUS completed"))
+    }
+
+    async fn append(
+        &mut self,
+        mailbox: &Mailbox<'_>,
+        flags: Vec<Flag<'static>>,
+        date: Option<DateTime>,
+        bytes: Vec<u8>,
+    ) -> Result<Done> {
+        let user = self.user()?;
+        let name = mailbox_name(mailbox);
+        if is_archive(&name) {
+            return Ok(Done::no("The security archive is read-only"));
+        }
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let when = date.map_or_else(
+            || chrono::Utc::now().timestamp(),
+            |d| d.as_ref().timestamp(),
+        );
+        let (u, f) = (user.clone(), name.clone());
+        let delivered = self
+            .config
+            .store(move |s| s.deliver(&u, &f, &bytes, &flags, when))
+            .await?;
+        self.config.notifier.changed(&user, &delivered.folder);
+        Ok(Done::ok_code(
+            Code::AppendUid {
+                uid_validity: nz(delivered.uidvalidity)?,
+                uid: nz(delivered.uid)?,
+            },
+            "APPEND completed",
+        ))
+    }
+
+    async fn idle(&mut self, tag: &Tag<'static>) -> Result<Done> {
+        let _ = tag;
+        self.continuation("idling")?;
+        self.flush().await?;
+        let mut changes = self.selected.as_ref().map(|s| s.changes.clone());
+        let mut buf = vec![0u8; 1024];
+        loop {
+            // Check for a complete DONE line already buffered.
+            while let Some(info) = self.frag.progress() {
+                let _ = info;
+                if self.frag.is_message_complete() {
+                    return Ok(match self.frag.decode_message(&IdleDoneCodec::default()) {
+                        Ok(_) => Done::ok("IDLE terminated"),
+                        Err(_) => Done::bad("Expected DONE"),
+                    });
+                }
+            }
+            let changed = async {
+                match changes.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut buf)) => {
+                    match read {
+                        Err(_) | Ok(Ok(0)) => return Err(Error::Protocol("connection closed in IDLE".into())),
+                        Ok(Ok(n)) => self.frag.enqueue_bytes(&buf[..n]),
+                        Ok(Err(e)) => return Err(e.into()),
+                    }
+                }
+                alive = changed => {
+                    if !alive {
+                        changes = None;
+                    }
+                    self.refresh(true).await?;
+                    self.flush().await?;
+                }
+            }
+        }
+    }
+
+    async fn selected_command(&mut self, body: CommandBody<'static>) -> Result<Done> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        let writable = !sel.read_only;
+        match body {
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => self.fetch(&sequence_set, macro_or_item_names, uid).await,
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => {
+                if !writable {
+                    return Ok(Done::no("Mailbox is read-only"));
+                }
+                self.store(&sequence_set, kind, response, flags, uid).await
+            }
+            CommandBody::Search { criteria, uid, .. } => self.search(criteria, uid).await,
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(&sequence_set, &mailbox, uid, false).await,
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                if !writable {
+                    return Ok(Done::no("Mailbox is read-only"));
+                }
+                self.copy(&sequence_set, &mailbox, uid, true).await
+            }
+            CommandBody::Expunge => {
+                if !writable {
+                    return Ok(Done::no("Mailbox is read-only"));
+                }
+                self.expunge(None).await
+            }
+            CommandBody::ExpungeUid { sequence_set } => {
+                if !writable {
+                    return Ok(Done::no("Mailbox is read-only"));
+                }
+                self.expunge(Some(sequence_set)).await
+            }
+            CommandBody::Close => {
+                if writable {
+                    let user = self.user()?;
+                    let name = sel.name.clone();
+                    let (u, n) = (user.clone(), name.clone());
+                    let gone = self.config.store(move |s| s.expunge(&u, &n, None)).await?;
+                    if !gone.is_empty() {
+                        self.config.notifier.changed(&user, &name);
+                    }
+                }
+                self.selected = None;
+                Ok(Done::ok("CLOSE completed"))
+            }
+            CommandBody::Unselect => {
+                self.selected = None;
+                Ok(Done::ok("UNSELECT completed"))
+            }
+            _ => Ok(Done::bad("Command not supported")),
+        }
+    }
+
+    /// Indices (in sequence order) of the messages a set designates.
+    fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Vec::new();
+        };
+        let largest_uid = sel.messages.last().map_or(0, |m| m.uid);
+        let largest_seq = u32::try_from(sel.messages.len()).unwrap_or(u32::MAX);
+        sel.messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                if uid {
+                    in_set(set, m.uid, largest_uid)
+                } else {
+                    u32::try_from(i + 1).is_ok_and(|seq| in_set(set, seq, largest_seq))
+                }
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    async fn fetch(
+        &mut self,
+        set: &SequenceSet,
+        names: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+    ) -> Result<Done> {
+        let mut names = match names {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                let mut v = vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                ];
+                match m {
+                    Macro::Fast => {}
+                    Macro::All => v.push(MessageDataItemName::Envelope),
+                    _ => v.extend([MessageDataItemName::Envelope, MessageDataItemName::Body]),
+                }
+                v
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+        };
+        if uid && !names.contains(&MessageDataItemName::Uid) {
+            names.insert(0, MessageDataItemName::Uid);
+        }
+        if names.iter().any(|n| {
+            matches!(
+                n,
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+            )
+        }) {
+            return Ok(Done::bad("BINARY is not supported"));
+        }
+        let needs_bytes = names.iter().any(|n| {
+            !matches!(
+                n,
+                MessageDataItemName::Flags
+                    | MessageDataItemName::Uid
+                    | MessageDataItemName::Rfc822Size
+                    | MessageDataItemName::InternalDate
+                    | MessageDataItemName::ModSeq
+            )
+        });
+        let (folder, archive, read_only) = match self.selected.as_ref() {
+            Some(s) => (s.name.clone(), s.archive, s.read_only),
+            None => return Ok(Done::bad("No mailbox selected")),
+        };
+        let marks_seen = !read_only
+            && names.iter().any(|n| {
+                matches!(
+                    n,
+                    MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Rfc822
+                        | MessageDataItemName::Rfc822Text
+                )
+            });
+        let user = self.user()?;
+        for index in self.resolve(set, uid) {
+            let Some(mut meta) = self
+                .selected
+                .as_ref()
+                .and_then(|s| s.messages.get(index))
+                .cloned()
+            else {
+                continue;
+            };
+            let raw = if needs_bytes {
+                match self.fetch_bytes(archive, &folder, meta.uid).await {
+                    Ok(raw) => raw,
+                    // Expunged by another session, not yet announced.
+                    Err(Error::Store(pec_store::Error::NoSuchMessage(_))) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                Vec::new()
+            };
+            let mut set_seen = false;
+            if marks_seen && !has_flag(&meta, "\\Seen") {
+                let (u, f, id) = (user.clone(), folder.clone(), meta.uid);
+                let changed = self
+                    .config
+                    .store(move |s| {
+                        s.store_flags(&u, &f, &[id], FlagOp::Add, &["\\Seen".to_string()])
+                    })
+                    .await?;
+                if let Some(c) = changed.into_iter().next() {
+                    meta = c;
+                    set_seen = true;
+                    if let Some(slot) = self
+                        .selected
+                        .as_mut()
+                        .and_then(|s| s.messages.get_mut(index))
+                    {
+                        *slot = meta.clone();
+                    }
+                    self.config.notifier.changed(&user, &folder);
+                }
+            }
+            let parsed = if needs_bytes { mime::parse(&raw) } else { None };
+            let mut items = Vec::new();
+            for name in &names {
+                items.push(match name {
+                    MessageDataItemName::Uid => MessageDataItem::Uid(nz(meta.uid)?),
+                    MessageDataItemName::Flags => MessageDataItem::Flags(flags_fetch(&meta.flags)),
+                    MessageDataItemName::InternalDate => {
+                        MessageDataItem::InternalDate(internal_date(meta.internaldate)?)
+                    }
+                    MessageDataItemName::Rfc822Size => {
+                        MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
+                    }
+                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
+                        NonZeroU64::new(meta.modseq).unwrap_or(NonZeroU64::MIN),
+                    ),
+                    MessageDataItemName::Envelope => {
+                        MessageDataItem::Envelope(mime::envelope(parsed.as_ref()))
+                    }
+                    MessageDataItemName::BodyStructure => {
+                        MessageDataItem::BodyStructure(mime::body_structure(&raw, parsed.as_ref()))
+                    }
+                    MessageDataItemName::Body => {
+                        MessageDataItem::Body(mime::body_structure(&raw, parsed.as_ref()))
+                    }
+                    MessageDataItemName::Rfc822 => {
+                        MessageDataItem::Rfc822(mime::literal(raw.clone()))
+                    }
+                    MessageDataItemName::Rfc822Header => {
+                        MessageDataItem::Rfc822Header(mime::literal(mime::split_header(&raw).0))
+                    }
+                    MessageDataItemName::Rfc822Text => {
+                        MessageDataItem::Rfc822Text(mime::literal(mime::split_header(&raw).1))
+                    }
+                    MessageDataItemName::BodyExt {
+                        section, partial, ..
+                    } => {
+                        let mut bytes = mime::section(&raw, parsed.as_ref(), section.as_ref())
+                            .unwrap_or_default();
+                        let origin = partial.map(|(start, len)| {
+                            let start_at = (start as usize).min(bytes.len());
+                            let end = start_at.saturating_add(len.get() as usize).min(bytes.len());
+                            bytes = bytes[start_at..end].to_vec();
+                            start
+                        });
+                        MessageDataItem::BodyExt {
+                            section: section.clone(),
+                            origin,
+                            data: mime::literal(bytes),
+                        }
+                    }
+                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                        continue;
+                    }
+                });
+            }
+            if set_seen && !names.contains(&MessageDataItemName::Flags) {
+                items.push(MessageDataItem::Flags(flags_fetch(&meta.flags)));
+            }
+            let Ok(items) = Vec1::try_from(items) else {
+                continue;
+            };
+            self.data(Data::Fetch {
+                seq: seq_of(index)?,
+                items,
+            });
+        }
+        Ok(Done::ok("FETCH completed"))
+    }
+
+    async fn store(
+        &mut self,
+        set: &SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flags: Vec<Flag<'static>>,
+        uid: bool,
+    ) -> Result<Done> {
+        let user = self.user()?;
+        let indices = self.resolve(set, uid);
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        let folder = sel.name.clone();
+        let uids: Vec<u32> = indices
+            .iter()
+            .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
+            .collect();
+        let op = match kind {
+            StoreType::Add => FlagOp::Add,
+            StoreType::Remove => FlagOp::Remove,
+            StoreType::Replace => FlagOp::Replace,
+        };
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let (u, f) = (user.clone(), folder.clone());
+        let changed = self
+            .config
+            .store(move |s| s.store_flags(&u, &f, &uids, op, &flags))
+            .await?;
+        if !changed.is_empty() {
+            self.config.notifier.changed(&user, &folder);
+        }
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        for c in changed {
+            if let Some(m) = sel.messages.iter_mut().find(|m| m.uid == c.uid) {
+                *m = c;
+            }
+        }
+        if response == StoreResponse::Answer {
+            let mut out = Vec::new();
+            for &i in &indices {
+                if let Some(m) = sel.messages.get(i) {
+                    let mut items = vec![MessageDataItem::Flags(flags_fetch(&m.flags))];
+                    if uid {
+                        items.push(MessageDataItem::Uid(nz(m.uid)?));
+                    }
+                    out.push(Data::Fetch {
+                        seq: seq_of(i)?,
+                        items: Vec1::try_from(items).map_err(response_err)?,
+                    });
+                }
+            }
+            for d in out {
+                self.data(d);
+            }
+        }
+        Ok(Done::ok("STORE completed"))
+    }
+
+    async fn search(&mut self, criteria: Vec1<SearchKey<'static>>, uid: bool) -> Result<Done> {
+        let key = SearchKey::And(criteria);
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        let (folder, archive) = (sel.name.clone(), sel.archive);
+        let messages = sel.messages.clone();
+        let largest_uid = messages.last().map_or(0, |m| m.uid);
+        let largest_seq = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        let load = needs_bytes(&key);
+        let mut hits = Vec::new();
+        for (i, meta) in messages.iter().enumerate() {
+            let raw = if load {
+                match self.fetch_bytes(archive, &folder, meta.uid).await {
+                    Ok(raw) => raw,
+                    Err(Error::Store(pec_store::Error::NoSuchMessage(_))) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                Vec::new()
+            };
+            let parsed = if load { mime::parse(&raw) } else { None };
+            let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let c = Candidate {
+                seq,
+                largest_seq,
+                largest_uid,
+                meta,
+                raw: &raw,
+                parsed: parsed.as_ref(),
+            };
+            if matches(&key, &c) {
+                hits.push(nz(if uid { meta.uid } else { seq })?);
+            }
+        }
+        self.data(Data::Search(hits, None));
+        Ok(Done::ok("SEARCH completed"))
+    }
+
+    async fn copy(
+        &mut self,
+        set: &SequenceSet,
+        mailbox: &Mailbox<'_>,
+        uid: bool,
+        is_move: bool,
+    ) -> Result<Done> {
+        let user = self.user()?;
+        let dest = mailbox_name(mailbox);
+        if is_archive(&dest) {
+            return Ok(Done::no("The security archive is read-only"));
+        }
+        let indices = self.resolve(set, uid);
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        if sel.archive {
+            return Ok(Done::no(
+                "Messages cannot be copied out of the security archive",
+            ));
+        }
+        let folder = sel.name.clone();
+        let uids: Vec<u32> = indices
+            .iter()
+            .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
+            .collect();
+        if uids.is_empty() {
+            return Ok(Done::ok("Nothing to do"));
+        }
+        let (u, f, d) = (user.clone(), folder.clone(), dest.clone());
+        let copied = self
+            .config
+            .store(move |s| {
+                if is_move {
+                    s.move_messages(&u, &f, &uids, &d)
+                } else {
+                    s.copy(&u, &f, &uids, &d)
+                }
+            })
+            .await?;
+        self.config.notifier.changed(&user, &dest);
+        let (src, dst): (Vec<u32>, Vec<u32>) = copied.uids.iter().copied().unzip();
+        let code = match (uid_set(&src), uid_set(&dst)) {
+            (Ok(source), Ok(destination)) => Some(Code::CopyUid {
+                uid_validity: nz(copied.uidvalidity)?,
+                source,
+                destination,
+            }),
+            _ => None,
+        };
+        if !is_move {
+            return Ok(Done {
+                kind: StatusKind::Ok,
+                code,
+                text: "COPY completed".into(),
+            });
+        }
+        self.config.notifier.changed(&user, &folder);
+        self.untagged(StatusKind::Ok, code, "Moved")?;
+        self.forget(&src)?;
+        Ok(Done::ok("MOVE completed"))
+    }
+
+    /// Drops expunged UIDs from the snapshot, announcing each with EXPUNGE.
+    fn forget(&mut self, uids: &[u32]) -> Result<()> {
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        let mut i = sel.messages.len();
+        while i > 0 {
+            i -= 1;
+            if uids.contains(&sel.messages[i].uid) {
+                sel.messages.remove(i);
+                out.push(Data::Expunge(seq_of(i)?));
+            }
+        }
+        for d in out {
+            self.data(d);
+        }
+        Ok(())
+    }
+
+    async fn expunge(&mut self, uids: Option<SequenceSet>) -> Result<Done> {
+        let user = self.user()?;
+        let only: Option<Vec<u32>> = match &uids {
+            Some(set) => {
+                let indices = self.resolve(set, true);
+                let sel = self.selected.as_ref();
+                Some(
+                    indices
+                        .iter()
+                        .filter_map(|&i| sel.and_then(|s| s.messages.get(i)).map(|m| m.uid))
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        let folder = sel.name.clone();
+        let (u, f) = (user.clone(), folder.clone());
+        let gone = self
+            .config
+            .store(move |s| s.expunge(&u, &f, only.as_deref()))
+            .await?;
+        if !gone.is_empty() {
+            self.config.notifier.changed(&user, &folder);
+        }
+        self.forget(&gone)?;
+        Ok(Done::ok("EXPUNGE completed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(wildcard(b"*", b"Sent/2024"));
+        assert!(!wildcard(b"%", b"Sent/2024"));
+        assert!(wildcard(b"%", b"Sent"));
+        assert!(wildcard(b"Sent/%", b"Sent/2024"));
+        assert!(wildcard(b"S*t", b"Sent"));
+        assert!(!wildcard(b"Tr", b"Trash"));
+    }
+
+    #[test]
+    fn sets_with_star() {
+        let set = SequenceSet::try_from("5:*").unwrap();
+        assert!(
+            in_set(&set, 3, 3),
+            "n:* with n above the largest still names the largest"
+        );
+        assert!(!in_set(&set, 2, 3));
+        let set = SequenceSet::try_from("1,4:6").unwrap();
+        assert!(in_set(&set, 5, 9) && in_set(&set, 1, 9) && !in_set(&set, 2, 9));
+    }
+}

@@ -1,0 +1,27 @@
+//! IMAP4rev1 and POP3 servers over the PEC mailbox store, for the users'
+//! mail clients (Thunderbird, Outlook, phones).
+//!
+//! Start a server with [`serve_imap`] / [`serve_pop3`] on a bound listener,
+//! sharing one [`Config`] (store, [`Notifier`], TLS, [`Limits`]); call
+//! [`Notifier::changed`] after delivering to a folder so IDLE clients see it
+//! at once. [`imap_session`] and [`pop3_session`] run one session over any
+//! byte stream (tests, fuzzing). Logins are refused until the connection
+//! is private (implicit TLS or STARTTLS/STLS); passwords are argon2 PHC
+//! strings made with [`hash_password`].
+//!
+//! The security archive is shown over IMAP as the read-only folder
+//! [`ARCHIVE_FOLDER`].
+
+pub mod error;
+mod imap;
+mod mime;
+mod notify;
+mod password;
+mod pop3;
+mod server;
+
+pub use error::{Error, Result};
+pub use imap::ARCHIVE_FOLDER;
+pub use notify::Notifier;
+pub use password::{hash_password, verify_password};
+pub use server::{Config, Limits, imap_session, pop3_session, serve_imap, serve_pop3};

@@ -1,0 +1,707 @@
+//! What FETCH needs from a message's bytes: BODYSTRUCTURE, ENVELOPE and the
+//! bytes of a body section, including parts inside an attached
+//! `message/rfc822` (the `postacert.eml` every PEC envelope carries).
+//!
+//! The MIME tree comes from `mail-parser`; every section returned here is a
+//! slice of the stored bytes, never a re-serialization.
+
+use std::num::NonZeroU32;
+
+use base64::Engine;
+use imap_codec::imap_types::body::{
+    BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
+    SpecificFields,
+};
+use imap_codec::imap_types::core::{AString, IString, Literal, NString, Quoted, Vec1};
+use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
+use imap_codec::imap_types::fetch::Section;
+use mail_parser::{Address, ContentType, HeaderName, HeaderValue, Message, MessagePart, PartType};
+
+/// Parses a stored message; `None` when `mail-parser` finds nothing to parse
+/// (empty input), in which case callers treat the bytes as plain text.
+pub(crate) fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    mail_parser::MessageParser::default().parse(raw)
+}
+
+/// A message inside the tree: its parsed form and where its bytes end in
+/// its buffer (a nested message that was not transfer-encoded shares the
+/// buffer of its parent, so its end is its part's end, not the buffer's).
+#[derive(Clone, Copy)]
+struct Ctx<'m, 'x> {
+    msg: &'m Message<'x>,
+    end: usize,
+}
+
+impl<'m, 'x> Ctx<'m, 'x> {
+    fn top(msg: &'m Message<'x>) -> Self {
+        Ctx {
+            msg,
+            end: msg.raw_message.len(),
+        }
+    }
+
+    fn raw(&self) -> &'m [u8] {
+        self.msg.raw_message.as_ref()
+    }
+
+    /// The bytes in `start..end`, clamped to this message.
+    fn slice(&self, start: u32, end: u32) -> &'m [u8] {
+        let raw = self.raw();
+        let end = (end as usize).min(self.end).min(raw.len());
+        let start = (start as usize).min(end);
+        &raw[start..end]
+    }
+
+    fn part(&self, id: usize) -> Option<&'m MessagePart<'x>> {
+        self.msg.parts.get(id)
+    }
+
+    /// Header block of the message, blank line included.
+    fn header(&self) -> &'m [u8] {
+        self.part(0)
+            .map(|p| self.slice(p.offset_header, p.offset_body))
+            .unwrap_or_default()
+    }
+
+    /// Body of the message (everything after the header block).
+    fn text(&self) -> &'m [u8] {
+        self.part(0)
+            .map(|p| self.slice(p.offset_body, u32::MAX))
+            .unwrap_or_default()
+    }
+
+    /// The message attached in part `id`, if that part is `message/rfc822`.
+    fn nested(&self, id: usize) -> Option<Ctx<'m, 'x>> {
+        let part = self.part(id)?;
+        let PartType::Message(inner) = &part.body else {
+            return None;
+        };
+        let same_buffer = inner.raw_message.as_ptr() == self.raw().as_ptr();
+        let end = if same_buffer {
+            (part.offset_end as usize).min(self.end)
+        } else {
+            inner.raw_message.len()
+        };
+        Some(Ctx { msg: inner, end })
+    }
+
+    /// Part number `n` (1-based) of this message's body.
+    fn child(&self, n: NonZeroU32) -> Option<(Ctx<'m, 'x>, usize)> {
+        let root = self.part(0)?;
+        match &root.body {
+            PartType::Multipart(children) => {
+                let id = *children.get(n.get() as usize - 1)?;
+                Some((*self, id as usize))
+            }
+            _ if n.get() == 1 => Some((*self, 0)),
+            _ => None,
+        }
+    }
+}
+
+/// The part a section path (`2.1.3`) designates.
+fn resolve<'m, 'x>(top: Ctx<'m, 'x>, path: &[NonZeroU32]) -> Option<(Ctx<'m, 'x>, usize)> {
+    let (first, rest) = path.split_first()?;
+    let mut cur = top.child(*first)?;
+    for n in rest {
+        let (ctx, id) = cur;
+        let part = ctx.part(id)?;
+        cur = match &part.body {
+            PartType::Message(_) => ctx.nested(id)?.child(*n)?,
+            PartType::Multipart(children) => (ctx, *children.get(n.get() as usize - 1)? as usize),
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// The message a section path designates for HEADER/TEXT: the top one, or
+/// the one attached in a `message/rfc822` part.
+fn message_at<'m, 'x>(top: Ctx<'m, 'x>, path: Option<&[NonZeroU32]>) -> Option<Ctx<'m, 'x>> {
+    match path {
+        None => Some(top),
+        Some(path) => {
+            let (ctx, id) = resolve(top, path)?;
+            ctx.nested(id)
+        }
+    }
+}
+
+/// The bytes of a FETCH body section; `None` when the section does not exist.
+pub(crate) fn section(
+    raw: &[u8],
+    msg: Option<&Message<'_>>,
+    section: Option<&Section<'_>>,
+) -> Option<Vec<u8>> {
+    let Some(section) = section else {
+        return Some(raw.to_vec());
+    };
+    let Some(msg) = msg else {
+        // Unparsable bytes: everything is the body of part 1.
+        return match section {
+            Section::Part(p) if p.0.as_ref().len() == 1 && p.0.as_ref()[0].get() == 1 => {
+                Some(raw.to_vec())
+            }
+            Section::Text(None) => Some(raw.to_vec()),
+            _ => Some(Vec::new()),
+        };
+    };
+    let top = Ctx::top(msg);
+    let path = |p: &Option<imap_codec::imap_types::fetch::Part>| -> Option<Vec<NonZeroU32>> {
+        p.as_ref().map(|p| p.0.as_ref().to_vec())
+    };
+    match section {
+        Section::Part(p) => {
+            let (ctx, id) = resolve(top, p.0.as_ref())?;
+            let part = ctx.part(id)?;
+            Some(ctx.slice(part.offset_body, part.offset_end).to_vec())
+        }
+        Section::Mime(p) => {
+            let (ctx, id) = resolve(top, p.0.as_ref())?;
+            let part = ctx.part(id)?;
+            Some(ctx.slice(part.offset_header, part.offset_body).to_vec())
+        }
+        Section::Header(p) => Some(message_at(top, path(p).as_deref())?.header().to_vec()),
+        Section::Text(p) => Some(message_at(top, path(p).as_deref())?.text().to_vec()),
+        Section::HeaderFields(p, names) => {
+            let header = message_at(top, path(p).as_deref())?.header();
+            Some(header_fields(header, names.as_ref(), true))
+        }
+        Section::HeaderFieldsNot(p, names) => {
+            let header = message_at(top, path(p).as_deref())?.header();
+            Some(header_fields(header, names.as_ref(), false))
+        }
+    }
+}
+
+/// The fields of a header block whose names are (or, with `keep = false`,
+/// are not) in `names`, followed by the blank line, as HEADER.FIELDS wants.
+fn header_fields<N: AsRef<[u8]>>(header: &[u8], names: &[N], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in split_fields(header) {
+        let name = field.split(|&b| b == b':').next().unwrap_or_default();
+        let name = name.trim_ascii();
+        let listed = names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name));
+        if listed == keep {
+            out.extend_from_slice(field);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Splits a header block into fields (each with its continuation lines and
+/// line ends), stopping at the blank line.
+fn split_fields(header: &[u8]) -> Vec<&[u8]> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    while pos < header.len() {
+        let line_end = header[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(header.len(), |i| pos + i + 1);
+        let line = &header[pos..line_end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation && pos > start {
+            fields.push(&header[start..pos]);
+            start = pos;
+        }
+        pos = line_end;
+    }
+    if pos > start {
+        fields.push(&header[start..pos]);
+    }
+    fields
+}
+
+/// An IMAP string for any text: a literal when it cannot be quoted; NUL
+/// bytes, which no IMAP string may carry, become spaces.
+pub(crate) fn istring(bytes: impl Into<Vec<u8>>) -> IString<'static> {
+    let mut bytes: Vec<u8> = bytes.into();
+    if bytes.contains(&0) {
+        for b in &mut bytes {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+    }
+    IString::try_from(bytes).unwrap_or(IString::Quoted(Quoted::unvalidated("")))
+}
+
+/// An IMAP astring (quoted when it cannot be an atom, `""` included).
+pub(crate) fn astring(text: &str) -> AString<'static> {
+    AString::try_from(text.to_string())
+        .unwrap_or(AString::String(IString::Quoted(Quoted::unvalidated(""))))
+}
+
+/// Message data for FETCH, always as a literal (what clients expect for
+/// body sections, whatever their length); NUL bytes become spaces.
+pub(crate) fn literal(bytes: impl Into<Vec<u8>>) -> NString<'static> {
+    let mut bytes: Vec<u8> = bytes.into();
+    bytes
+        .iter_mut()
+        .filter(|b| **b == 0)
+        .for_each(|b| *b = b' ');
+    match Literal::try_from(bytes) {
+        Ok(l) => NString(Some(IString::Literal(l))),
+        Err(_) => NString(Some(IString::Quoted(Quoted::unvalidated("")))),
+    }
+}
+
+/// An IMAP nstring: `NIL` for `None`.
+pub(crate) fn nstring(value: Option<impl Into<Vec<u8>>>) -> NString<'static> {
+    NString(value.map(istring))
+}
+
+/// A header field's value as it appears (unfolded, trimmed), as ENVELOPE wants.
+fn raw_header(ctx: Ctx<'_, '_>, part: &MessagePart<'_>, name: HeaderName<'_>) -> Option<Vec<u8>> {
+    let h = part.headers.iter().find(|h| h.name == name)?;
+    let value = ctx.slice(h.offset_start, h.offset_end);
+    let unfolded: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    Some(unfolded.trim_ascii().to_vec())
+}
+
+/// A display name as ENVELOPE carries it: ASCII as is, otherwise as an
+/// RFC 2047 encoded word (IMAP strings are not for raw UTF-8).
+fn display_name(name: &str) -> Vec<u8> {
+    if name.is_ascii() {
+        name.as_bytes().to_vec()
+    } else {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
+        format!("=?utf-8?b?{b64}?=").into_bytes()
+    }
+}
+
+fn address(name: Option<&str>, addr: Option<&str>) -> ImapAddress<'static> {
+    let (mailbox, host) = match addr.and_then(|a| a.rsplit_once('@')) {
+        Some((m, h)) => (Some(m.to_string()), Some(h.to_string())),
+        None => (addr.map(str::to_string), None),
+    };
+    ImapAddress {
+        name: nstring(name.map(display_name)),
+        adl: NString(None),
+        mailbox: nstring(mailbox),
+        host: nstring(host),
+    }
+}
+
+fn addresses(part: &MessagePart<'_>, name: HeaderName<'_>) -> Vec<ImapAddress<'static>> {
+    let Some(HeaderValue::Address(value)) = part
+        .headers
+        .iter()
+        .find(|h| h.name == name)
+        .map(|h| &h.value)
+    else {
+        return Vec::new();
+    };
+    match value {
+        Address::List(list) => list
+            .iter()
+            .map(|a| address(a.name.as_deref(), a.address.as_deref()))
+            .collect(),
+        Address::Group(groups) => {
+            let mut out = Vec::new();
+            for g in groups {
+                if let Some(gname) = &g.name {
+                    // RFC 3501 group syntax: a start marker, members, an end marker.
+                    out.push(ImapAddress {
+                        name: NString(None),
+                        adl: NString(None),
+                        mailbox: nstring(Some(display_name(gname))),
+                        host: NString(None),
+                    });
+                }
+                out.extend(
+                    g.addresses
+                        .iter()
+                        .map(|a| address(a.name.as_deref(), a.address.as_deref())),
+                );
+                if g.name.is_some() {
+                    out.push(ImapAddress {
+                        name: NString(None),
+                        adl: NString(None),
+                        mailbox: NString(None),
+                        host: NString(None),
+                    });
+                }
+            }
+            out
+        }
+    }
+}
+
+fn envelope_of(ctx: Ctx<'_, '_>) -> Envelope<'static> {
+    let Some(root) = ctx.part(0) else {
+        return empty_envelope();
+    };
+    let from = addresses(root, HeaderName::From);
+    let mut sender = addresses(root, HeaderName::Sender);
+    if sender.is_empty() {
+        sender = from.clone();
+    }
+    let mut reply_to = addresses(root, HeaderName::ReplyTo);
+    if reply_to.is_empty() {
+        reply_to = from.clone();
+    }
+    Envelope {
+        date: nstring(raw_header(ctx, root, HeaderName::Date)),
+        subject: nstring(raw_header(ctx, root, HeaderName::Subject)),
+        from,
+        sender,
+        reply_to,
+        to: addresses(root, HeaderName::To),
+        cc: addresses(root, HeaderName::Cc),
+        bcc: addresses(root, HeaderName::Bcc),
+        in_reply_to: nstring(raw_header(ctx, root, HeaderName::InReplyTo)),
+        message_id: nstring(raw_header(ctx, root, HeaderName::MessageId)),
+    }
+}
+
+fn empty_envelope() -> Envelope<'static> {
+    Envelope {
+        date: NString(None),
+        subject: NString(None),
+        from: Vec::new(),
+        sender: Vec::new(),
+        reply_to: Vec::new(),
+        to: Vec::new(),
+        cc: Vec::new(),
+        bcc: Vec::new(),
+        in_reply_to: NString(None),
+        message_id: NString(None),
+    }
+}
+
+/// The ENVELOPE of a message (`None` = unparsable bytes: all NIL).
+pub(crate) fn envelope(msg: Option<&Message<'_>>) -> Envelope<'static> {
+    match msg {
+        Some(msg) => envelope_of(Ctx::top(msg)),
+        None => empty_envelope(),
+    }
+}
+
+fn params(ct: Option<&ContentType<'_>>) -> Vec<(IString<'static>, IString<'static>)> {
+    ct.and_then(|ct| ct.attributes.as_ref())
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|a| (istring(a.name.as_bytes()), istring(a.value.as_bytes())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn lines(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
+}
+
+fn structure(ctx: Ctx<'_, '_>, id: usize, depth: usize) -> BodyStructure<'static> {
+    use mail_parser::MimeHeaders;
+    let Some(part) = ctx.part(id) else {
+        return plain_text(0, 0);
+    };
+    let ct = part.content_type();
+    let subtype = |default: &str| {
+        istring(
+            ct.and_then(|c| c.c_subtype.as_deref())
+                .unwrap_or(default)
+                .to_ascii_uppercase(),
+        )
+    };
+    if let PartType::Multipart(children) = &part.body {
+        let bodies: Vec<BodyStructure<'static>> = children
+            .iter()
+            .map(|&c| structure(ctx, c as usize, depth))
+            .collect();
+        if let Ok(bodies) = Vec1::try_from(bodies) {
+            return BodyStructure::Multi {
+                bodies,
+                subtype: subtype("MIXED"),
+                extension_data: Some(MultiPartExtensionData {
+                    parameter_list: params(ct),
+                    tail: None,
+                }),
+            };
+        }
+        // A multipart without parts: show it as an opaque leaf.
+    }
+    let body_bytes = ctx.slice(part.offset_body, part.offset_end);
+    let basic = BasicFields {
+        parameter_list: params(ct),
+        id: nstring(part.content_id().map(|s| format!("<{s}>"))),
+        description: nstring(part.content_description()),
+        content_transfer_encoding: istring(
+            part.content_transfer_encoding()
+                .unwrap_or("7BIT")
+                .to_ascii_uppercase(),
+        ),
+        size: u32::try_from(body_bytes.len()).unwrap_or(u32::MAX),
+    };
+    let main_type = ct.map(|c| c.c_type.as_ref()).unwrap_or("text");
+    let specific = match (&part.body, ctx.nested(id)) {
+        (PartType::Message(_), Some(inner)) if depth < MAX_DEPTH => SpecificFields::Message {
+            envelope: Box::new(envelope_of(inner)),
+            body_structure: Box::new(structure(inner, 0, depth + 1)),
+            number_of_lines: lines(body_bytes),
+        },
+        _ if main_type.eq_ignore_ascii_case("text") => SpecificFields::Text {
+            subtype: subtype("PLAIN"),
+            number_of_lines: lines(body_bytes),
+        },
+        _ => SpecificFields::Basic {
+            r#type: istring(main_type.to_ascii_uppercase()),
+            subtype: subtype("OCTET-STREAM"),
+        },
+    };
+    let disposition = part
+        .content_disposition()
+        .map(|d| (istring(d.c_type.to_ascii_uppercase()), params(Some(d))));
+    BodyStructure::Single {
+        body: Body { basic, specific },
+        extension_data: Some(SinglePartExtensionData {
+            md5: NString(None),
+            tail: Some(Disposition {
+                disposition,
+                tail: None,
+            }),
+        }),
+    }
+}
+
+/// Nesting beyond this is shown as opaque parts (mail-parser stops there too).
+const MAX_DEPTH: usize = 8;
+
+fn plain_text(size: u32, number_of_lines: u32) -> BodyStructure<'static> {
+    BodyStructure::Single {
+        body: Body {
+            basic: BasicFields {
+                parameter_list: vec![(istring("CHARSET"), istring("US-ASCII"))],
+                id: NString(None),
+                description: NString(None),
+                content_transfer_encoding: istring("7BIT"),
+                size,
+            },
+            specific: SpecificFields::Text {
+                subtype: istring("PLAIN"),
+                number_of_lines,
+            },
+        },
+        extension_data: None,
+    }
+}
+
+/// The BODYSTRUCTURE of a message (unparsable bytes: one text/plain part).
+pub(crate) fn body_structure(raw: &[u8], msg: Option<&Message<'_>>) -> BodyStructure<'static> {
+    match msg {
+        Some(msg) => structure(Ctx::top(msg), 0, 0),
+        None => plain_text(u32::try_from(raw.len()).unwrap_or(u32::MAX), lines(raw)),
+    }
+}
+
+/// Header and body of a message as POP3 TOP and SEARCH need them.
+pub(crate) fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
+    let mut pos = 0;
+    while pos < raw.len() {
+        let line_end = raw[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| pos + i + 1);
+        if &raw[pos..line_end] == b"\r\n" || &raw[pos..line_end] == b"\n" {
+            return (&raw[..line_end], &raw[line_end..]);
+        }
+        pos = line_end;
+    }
+    (raw, &[])
+}
+
+/// Decoded text of the named header fields of the top message, for SEARCH.
+pub(crate) fn header_text(msg: Option<&Message<'_>>, name: &str) -> String {
+    let Some(msg) = msg else {
+        return String::new();
+    };
+    let Some(root) = msg.parts.first() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for h in root
+        .headers
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+    {
+        match &h.value {
+            HeaderValue::Text(t) => out.push_str(t),
+            HeaderValue::TextList(l) => l.iter().for_each(|t| out.push_str(t)),
+            HeaderValue::Address(Address::List(l)) => {
+                for a in l {
+                    out.push_str(a.name.as_deref().unwrap_or_default());
+                    out.push_str(" <");
+                    out.push_str(a.address.as_deref().unwrap_or_default());
+                    out.push_str("> ");
+                }
+            }
+            HeaderValue::Address(Address::Group(groups)) => {
+                for a in groups.iter().flat_map(|g| g.addresses.iter()) {
+                    out.push_str(a.name.as_deref().unwrap_or_default());
+                    out.push_str(" <");
+                    out.push_str(a.address.as_deref().unwrap_or_default());
+                    out.push_str("> ");
+                }
+            }
+            _ => {}
+        }
+        let raw = msg
+            .raw_message
+            .get(h.offset_start as usize..h.offset_end as usize)
+            .unwrap_or_default();
+        out.push(' ');
+        out.push_str(&String::from_utf8_lossy(raw));
+    }
+    out
+}
+
+/// Seconds since the epoch of the Date header, for SENTSINCE/SENTBEFORE.
+pub(crate) fn sent_date(msg: Option<&Message<'_>>) -> Option<i64> {
+    msg?.date().map(|d| d.to_timestamp())
+}
+
+/// Lowercases for the simple case-insensitive substring SEARCH does.
+pub(crate) fn contains_ci(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let needle: Vec<u8> = needle.to_ascii_lowercase();
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(&needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imap_codec::imap_types::fetch::Part;
+
+    pub(crate) const PEC: &[u8] =
+        b"From: \"Per conto di: mario@pec.it\" <posta-certificata@pec.it>\r\n\
+To: anna@pec.it\r\n\
+Subject: POSTA CERTIFICATA: prova\r\n\
+Message-ID: <env1@pec.it>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Messaggio di posta certificata\r\n\
+--b1\r\n\
+Content-Type: message/rfc822; name=\"postacert.eml\"\r\n\
+Content-Disposition: inline; filename=\"postacert.eml\"\r\n\
+\r\n\
+From: mario@pec.it\r\n\
+To: anna@pec.it\r\n\
+Subject: prova\r\n\
+Content-Type: multipart/mixed; boundary=\"b2\"\r\n\
+\r\n\
+--b2\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Ciao Anna\r\n\
+--b2\r\n\
+Content-Type: application/pdf; name=\"a.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0=\r\n\
+--b2--\r\n\
+\r\n\
+--b1--\r\n";
+
+    fn sec(s: Section<'_>) -> Vec<u8> {
+        let msg = parse(PEC);
+        section(PEC, msg.as_ref(), Some(&s)).unwrap()
+    }
+
+    fn part(p: &[u32]) -> Part {
+        let v: Vec<NonZeroU32> = p.iter().map(|&n| NonZeroU32::new(n).unwrap()).collect();
+        Part(Vec1::try_from(v).unwrap())
+    }
+
+    #[test]
+    fn sections_of_nested_message() {
+        assert_eq!(
+            sec(Section::Part(part(&[1]))),
+            b"Messaggio di posta certificata"
+        );
+        let inner = sec(Section::Part(part(&[2])));
+        assert!(
+            inner.starts_with(b"From: mario@pec.it\r\n"),
+            "{}",
+            String::from_utf8_lossy(&inner)
+        );
+        assert!(
+            inner.ends_with(b"--b2--\r\n"),
+            "{}",
+            String::from_utf8_lossy(&inner)
+        );
+        assert_eq!(sec(Section::Part(part(&[2, 1]))), b"Ciao Anna");
+        assert_eq!(sec(Section::Part(part(&[2, 2]))), b"JVBERi0=");
+        let h = sec(Section::Header(Some(part(&[2]))));
+        assert!(h.starts_with(b"From: mario@pec.it\r\n") && h.ends_with(b"\r\n\r\n"));
+        let mime = sec(Section::Mime(part(&[2])));
+        assert!(mime.starts_with(b"Content-Type: message/rfc822"));
+        assert!(sec(Section::Header(None)).ends_with(b"multipart/mixed; boundary=\"b1\"\r\n\r\n"));
+        let names = Vec1::try_from(vec![
+            imap_codec::imap_types::core::AString::try_from("subject").unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(
+            sec(Section::HeaderFields(None, names)),
+            b"Subject: POSTA CERTIFICATA: prova\r\n\r\n"
+        );
+        assert!(section(PEC, parse(PEC).as_ref(), Some(&Section::Part(part(&[3])))).is_none());
+    }
+
+    #[test]
+    fn structure_shows_attached_message() {
+        let msg = parse(PEC);
+        let bs = body_structure(PEC, msg.as_ref());
+        let BodyStructure::Multi { bodies, .. } = bs else {
+            panic!("not multipart")
+        };
+        let second = &bodies.as_ref()[1];
+        let BodyStructure::Single { body, .. } = second else {
+            panic!("not single")
+        };
+        let SpecificFields::Message {
+            envelope,
+            body_structure,
+            ..
+        } = &body.specific
+        else {
+            panic!("not message/rfc822")
+        };
+        assert_eq!(envelope.subject, nstring(Some("prova")));
+        assert!(matches!(**body_structure, BodyStructure::Multi { .. }));
+        let env = super::envelope(msg.as_ref());
+        assert_eq!(env.subject, nstring(Some("POSTA CERTIFICATA: prova")));
+        assert_eq!(env.from[0].host, nstring(Some("pec.it")));
+    }
+
+    #[test]
+    fn header_fields_split() {
+        let h = b"A: 1\r\nB: 2\r\n  cont\r\nC: 3\r\n\r\nbody";
+        assert_eq!(
+            split_fields(h),
+            vec![&b"A: 1\r\n"[..], b"B: 2\r\n  cont\r\n", b"C: 3\r\n"]
+        );
+        assert_eq!(header_fields(h, &[b"b"], true), b"B: 2\r\n  cont\r\n\r\n");
+        assert_eq!(header_fields(h, &[b"b"], false), b"A: 1\r\nC: 3\r\n\r\n");
+        assert_eq!(split_header(h).1, b"body");
+    }
+}
