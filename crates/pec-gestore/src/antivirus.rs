@@ -88,6 +88,24 @@ impl Scanner for Clamd {
     }
 }
 
+/// The scanner chosen by configuration.
+#[derive(Debug, Clone)]
+pub enum Configured {
+    /// No antivirus (a lab without clamd).
+    None,
+    /// clamd.
+    Clamd(Clamd),
+}
+
+impl Scanner for Configured {
+    async fn scan(&self, bytes: &[u8]) -> Result<Verdict, ScanError> {
+        match self {
+            Configured::None => NoScanner.scan(bytes).await,
+            Configured::Clamd(c) => c.scan(bytes).await,
+        }
+    }
+}
+
 /// Reads clamd's answer: `stream: OK`, `stream: <name> FOUND`, or `... ERROR`.
 fn parse_reply(reply: &str) -> Result<Verdict, ScanError> {
     let body = reply.strip_prefix("stream:").unwrap_or(reply).trim();

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
 use pec_store::{Batch, Direction, NewTimer, NewVirusEntry};
 use tracing::{info, warn};
@@ -11,15 +10,6 @@ use tracing::{info, warn};
 use crate::access::{Outcome, Submission, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::service::{Gestore, domain_of};
-
-/// Checks a password against the argon2 PHC string stored for a mailbox.
-pub fn verify_password(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
 
 async fn authenticate<S: Scanner>(
     g: &Arc<Gestore<S>>,
@@ -30,7 +20,7 @@ async fn authenticate<S: Scanner>(
     let password = password.to_string();
     // Argon2 is deliberately slow: keep it off the async workers.
     let phc = account.password_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&phc, &password))
+    let ok = tokio::task::spawn_blocking(move || pec_imap::verify_password(&password, &phc))
         .await
         .unwrap_or(false);
     ok.then_some(account.address)

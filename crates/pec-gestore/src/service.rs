@@ -57,8 +57,8 @@ impl Default for Settings {
     }
 }
 
-/// A callback told the address of every mailbox that got new mail (IMAP IDLE).
-pub type DeliveryHook = Arc<dyn Fn(&str) + Send + Sync>;
+/// A callback told the address and folder of every mailbox delivery (IMAP IDLE).
+pub type DeliveryHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// The gestore at run time.
 pub struct Gestore<S: Scanner> {
@@ -225,14 +225,18 @@ impl<S: Scanner> Gestore<S> {
     /// Stores a batch, then wakes the queue worker and IDLE sessions.
     pub fn commit(&self, batch: Batch) -> pec_store::Result<pec_store::Committed> {
         let wake_queue = !batch.queue.is_empty();
-        let delivered: Vec<String> = batch.deliveries.iter().map(|d| d.address.clone()).collect();
+        let delivered: Vec<(String, String)> = batch
+            .deliveries
+            .iter()
+            .map(|d| (d.address.clone(), d.folder.clone()))
+            .collect();
         let committed = self.store.commit_batch(batch)?;
         if wake_queue {
             self.queued.notify_one();
         }
         if let Some(hook) = &self.on_delivery {
-            for a in delivered {
-                hook(&a);
+            for (address, folder) in delivered {
+                hook(&address, &folder);
             }
         }
         Ok(committed)

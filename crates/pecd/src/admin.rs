@@ -5,7 +5,6 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use pec_store::{NewAccount, SqliteStore, Store};
 
 use crate::config::{Config, parse_size};
@@ -92,15 +91,6 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// An argon2id PHC string for `password`, with a fresh random salt.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
-}
-
 /// Runs a `pecd domain` subcommand.
 pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
     let store = open(config)?;
@@ -143,7 +133,7 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
             let quota = quota.as_deref().map(parse_size).transpose()?;
             let account = store.create_account(&NewAccount {
                 address,
-                password_hash: hash_password(&password)?,
+                password_hash: pec_imap::hash_password(&password)?,
                 quota,
                 receipts_folder: ricevute,
             })?;
@@ -164,7 +154,7 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
         }
         MailboxCommand::Passwd { address, .. } => {
             let password = read_password()?;
-            store.set_password_hash(&address, &hash_password(&password)?)?;
+            store.set_password_hash(&address, &pec_imap::hash_password(&password)?)?;
             println!("password of {} changed", address.to_lowercase());
         }
     }

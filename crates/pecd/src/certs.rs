@@ -116,12 +116,37 @@ struct Output {
     private: bool,
 }
 
-fn init(
+fn init(dir: &Path, gestori: Vec<GestoreSpec>, days: u32, force: bool) -> anyhow::Result<ExitCode> {
+    let (pki, paths) = write_lab(dir, gestori, days, force)?;
+    println!(
+        "Lab PKI written to {} (LAB PKI, NOT FOR PRODUCTION)",
+        dir.display()
+    );
+    for p in &paths {
+        println!("  {}", p.display());
+    }
+    let index = pec_proto::index::ProviderIndex::parse_ldif(pki.index_ldif.as_bytes())
+        .context("reading back the index")?;
+    for p in &index.providers {
+        println!(
+            "  gestore {:?}: domains {}, signing certificate SHA-1 {}",
+            p.name,
+            p.managed_domains.join(", "),
+            p.certificate_hashes.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Generates a lab PKI for `gestori` (one `demo` gestore for `pec.demo.test` when empty)
+/// and writes it under `dir` in the layout `pecd serve` reads: `ca.pem`, `ca.key`,
+/// `index.ldif`, `<id>/{sign,tls}.{pem,key}`. Refuses to overwrite unless `force`.
+pub fn write_lab(
     dir: &Path,
     mut gestori: Vec<GestoreSpec>,
     days: u32,
     force: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<(labpki::LabPki, Vec<PathBuf>)> {
     if gestori.is_empty() {
         gestori.push(GestoreSpec {
             id: "demo".into(),
@@ -192,24 +217,7 @@ fn init(
         sync_dir(d)?;
     }
 
-    println!(
-        "Lab PKI written to {} (LAB PKI, NOT FOR PRODUCTION)",
-        dir.display()
-    );
-    for o in &outputs {
-        println!("  {}", o.path.display());
-    }
-    let index = pec_proto::index::ProviderIndex::parse_ldif(pki.index_ldif.as_bytes())
-        .context("reading back the index")?;
-    for p in &index.providers {
-        println!(
-            "  gestore {:?}: domains {}, signing certificate SHA-1 {}",
-            p.name,
-            p.managed_domains.join(", "),
-            p.certificate_hashes.join(", ")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((pki, outputs.into_iter().map(|o| o.path).collect()))
 }
 
 /// Writes `path` through a temporary file in the same directory: created with mode 0600

@@ -1,5 +1,7 @@
 //! `pecd.toml`: every setting of a gestore, documented key by key in `conf/pecd.toml`.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -11,21 +13,214 @@ use serde::Deserialize;
 pub struct Config {
     /// Who the gestore is and where its state lives.
     pub gestore: GestoreConfig,
+    /// Where its keys, certificates and provider index are.
+    #[serde(default)]
+    pub certificates: CertificatesConfig,
+    /// The listening sockets.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// Size, recipient and connection limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Who accepts ordinary mail.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Static routes: recipient domain → `host:port`.
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    /// The virus scanner.
+    #[serde(default)]
+    pub antivirus: AntivirusConfig,
+    /// Retries of the outbound queue.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// Conveniences of a lab set-up.
+    #[serde(default)]
+    pub lab: LabConfig,
 }
 
 /// The `[gestore]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GestoreConfig {
-    /// Directory of the durable state (mailboxes, queue, log); relative to the file.
+    /// `providerName` in the index, `gestore-emittente` in daticert.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Host name in SMTP greetings.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Directory of the durable state (mailboxes, queue, log).
     pub data_dir: PathBuf,
     /// Default quota of new mailboxes, e.g. `"2GiB"`.
     #[serde(default = "default_quota")]
     pub default_quota: String,
+    /// Domains hosted from the start (created in the store if missing).
+    #[serde(default)]
+    pub domains: Vec<String>,
 }
 
+/// The `[certificates]` table: the layout `pecd certs init` writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatesConfig {
+    /// Directory with `ca.pem`, `index.ldif` and `<id>/{sign,tls}.{pem,key}`.
+    #[serde(default = "default_cert_dir")]
+    pub dir: PathBuf,
+    /// This gestore's sub-directory.
+    #[serde(default = "default_id")]
+    pub id: String,
+    /// Generate a lab PKI there when the files are missing. Never in production.
+    #[serde(default)]
+    pub lab_generate: bool,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> Self {
+        CertificatesConfig {
+            dir: default_cert_dir(),
+            id: default_id(),
+            lab_generate: false,
+        }
+    }
+}
+
+/// The `[listen]` table; a missing key disables that listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Submission with implicit TLS (port 465 in production).
+    pub submission_tls: Option<SocketAddr>,
+    /// Submission with STARTTLS (port 587).
+    pub submission: Option<SocketAddr>,
+    /// The MX for other gestori and the Internet (port 25).
+    pub mx: Option<SocketAddr>,
+    /// IMAP with implicit TLS (993).
+    pub imaps: Option<SocketAddr>,
+    /// IMAP with STARTTLS (143).
+    pub imap: Option<SocketAddr>,
+    /// POP3 with implicit TLS (995).
+    pub pop3s: Option<SocketAddr>,
+    /// POP3 with STLS (110).
+    pub pop3: Option<SocketAddr>,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest message accepted over SMTP.
+    #[serde(default = "default_max_size")]
+    pub max_message_size: String,
+    /// Most recipients of one message (at least 50 by law).
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Size × recipients allowed at the access point (30 MB at least by law).
+    #[serde(default = "default_size_times")]
+    pub max_size_times_recipients: String,
+    /// Simultaneous connections from one address.
+    #[serde(default = "default_conns")]
+    pub max_connections_per_ip: usize,
+    /// Failed logins before a session is closed.
+    #[serde(default = "default_auth_failures")]
+    pub max_auth_failures: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_size: default_max_size(),
+            max_recipients: default_max_recipients(),
+            max_size_times_recipients: default_size_times(),
+            max_connections_per_ip: default_conns(),
+            max_auth_failures: default_auth_failures(),
+        }
+    }
+}
+
+/// The `[policy]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Domains or mailboxes that receive ordinary mail wrapped in the busta di anomalia.
+    /// Everyone else accepts only PEC: ordinary mail is refused during the SMTP session.
+    #[serde(default)]
+    pub accept_ordinary: Vec<String>,
+}
+
+/// The `[antivirus]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntivirusConfig {
+    /// `host:port` of clamd (TCPSocket); without it nothing is scanned (a warning at start).
+    pub clamd: Option<String>,
+}
+
+/// The `[queue]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// First retry delay in seconds, doubled at each attempt.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: i64,
+    /// Longest retry delay in seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: i64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            retry_base_secs: default_retry_base(),
+            retry_max_secs: default_retry_max(),
+        }
+    }
+}
+
+/// The `[lab]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabConfig {
+    /// Mailboxes created at start when missing, with password `secret-<local part>`.
+    /// For demos and the interoperability lab only.
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
+}
+
+fn default_name() -> String {
+    "Demo PEC (lab)".into()
+}
+fn default_hostname() -> String {
+    "localhost".into()
+}
 fn default_quota() -> String {
     "2GiB".into()
+}
+fn default_cert_dir() -> PathBuf {
+    PathBuf::from("certs")
+}
+fn default_id() -> String {
+    "demo".into()
+}
+fn default_max_size() -> String {
+    "40MiB".into()
+}
+fn default_max_recipients() -> usize {
+    100
+}
+fn default_size_times() -> String {
+    "30MiB".into()
+}
+fn default_conns() -> usize {
+    20
+}
+fn default_auth_failures() -> u32 {
+    3
+}
+fn default_retry_base() -> i64 {
+    60
+}
+fn default_retry_max() -> i64 {
+    3600
 }
 
 impl Config {
@@ -38,14 +233,31 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.gestore.data_dir = base.join(&config.gestore.data_dir);
-        parse_size(&config.gestore.default_quota)
-            .with_context(|| format!("gestore.default_quota in {}", path.display()))?;
+        config.certificates.dir = base.join(&config.certificates.dir);
+        for (key, value) in [
+            ("gestore.default_quota", &config.gestore.default_quota),
+            ("limits.max_message_size", &config.limits.max_message_size),
+            (
+                "limits.max_size_times_recipients",
+                &config.limits.max_size_times_recipients,
+            ),
+        ] {
+            parse_size(value).with_context(|| format!("{key} in {}", path.display()))?;
+        }
+        if config.limits.max_recipients < 50 {
+            bail!("limits.max_recipients must be at least 50 (PEC rules)");
+        }
         Ok(config)
     }
 
     /// The default quota in bytes.
     pub fn default_quota(&self) -> u64 {
         parse_size(&self.gestore.default_quota).unwrap_or(2 << 30)
+    }
+
+    /// A file of this gestore's certificate directory.
+    pub fn own_file(&self, name: &str) -> PathBuf {
+        self.certificates.dir.join(&self.certificates.id).join(name)
     }
 }
 
@@ -85,5 +297,13 @@ mod tests {
         assert!(parse_size("2 parsecs").is_err());
         assert!(parse_size("GiB").is_err());
         assert!(parse_size("99999999999999TiB").is_err());
+    }
+
+    #[test]
+    fn the_shipped_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/pecd.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(c.certificates.lab_generate);
+        assert!(c.listen.submission_tls.is_some() && c.listen.mx.is_some());
     }
 }

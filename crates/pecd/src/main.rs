@@ -4,6 +4,7 @@ mod admin;
 mod certs;
 mod config;
 mod inspect;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Certs(certs::CertsCommand),
     /// Print what a message is: kind, PEC headers, daticert.xml fields, signature verdict.
     Inspect(inspect::InspectArgs),
+    /// Run the gestore: SMTP submission and MX, IMAP, POP3, queue and timers.
+    Serve,
     /// The hosted PEC domains.
     #[command(subcommand)]
     Domain(admin::DomainCommand),
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Certs(cmd) => certs::run(cmd),
         Command::Inspect(args) => inspect::run(args),
+        Command::Serve => config::Config::load(&cli.config).and_then(|c| serve::run(&c)),
         Command::Domain(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::domain(&c, cmd))
         }

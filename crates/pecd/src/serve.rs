@@ -1,0 +1,286 @@
+//! `pecd serve`: the gestore itself — SMTP submission and MX, IMAP, POP3, the queue and
+//! timer workers — until SIGTERM or SIGINT.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pec_gestore::antivirus::{Clamd, Configured};
+use pec_gestore::clock::SystemClock;
+use pec_gestore::handlers::{MxHandler, SubmissionHandler};
+use pec_gestore::identity::Identity;
+use pec_gestore::service::{Gestore, Settings};
+use pec_gestore::workers::{Relays, run_workers};
+use pec_proto::index::ProviderIndex;
+use pec_proto::labpki::GestoreSpec;
+use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
+use pec_smtp::{ClientTls, Mode, Relay, ServerConfig};
+use pec_store::{NewAccount, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{Config, parse_size};
+
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Runs the gestore described by `config` until a termination signal.
+pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes the lab PKI when asked to and it is missing.
+fn ensure_lab_pki(config: &Config) -> anyhow::Result<()> {
+    if !config.certificates.lab_generate || config.own_file("sign.pem").exists() {
+        return Ok(());
+    }
+    warn!(
+        dir = %config.certificates.dir.display(),
+        "LAB SETUP: generating a lab PKI (self-made CA, NOT FOR PRODUCTION)"
+    );
+    let spec = GestoreSpec {
+        id: config.certificates.id.clone(),
+        provider_name: config.gestore.name.clone(),
+        domains: config.gestore.domains.clone(),
+    };
+    crate::certs::write_lab(&config.certificates.dir, vec![spec], 825, false)?;
+    Ok(())
+}
+
+/// Creates the configured domains and lab mailboxes that do not exist yet.
+fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    let existing = store.list_domains()?;
+    for d in &config.gestore.domains {
+        if !existing.iter().any(|e| e.name.eq_ignore_ascii_case(d)) {
+            store.add_domain(d, config.default_quota())?;
+            info!(domain = %d, "domain added");
+        }
+    }
+    for address in &config.lab.mailboxes {
+        if store.account(address).is_ok() {
+            continue;
+        }
+        let local = address.split('@').next().unwrap_or(address);
+        store.create_account(&NewAccount {
+            address: address.clone(),
+            password_hash: pec_imap::hash_password(&format!("secret-{local}"))?,
+            quota: None,
+            receipts_folder: false,
+        })?;
+        warn!(mailbox = %address, "LAB SETUP: mailbox created with password secret-{local}");
+    }
+    Ok(())
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    ensure_lab_pki(config)?;
+    let dir = &config.certificates.dir;
+    let signer = OpensslSigner::from_pem(
+        &read(&config.own_file("sign.pem"))?,
+        &read(&config.own_file("sign.key"))?,
+        None,
+        Digest::Sha256,
+    )
+    .context("the signing certificate and key")?;
+    let ca_pem = read(&dir.join("ca.pem"))?;
+    let index =
+        ProviderIndex::parse_ldif(&read(&dir.join("index.ldif"))?).context("the provider index")?;
+    let anchors = TrustAnchors::from_pem(&ca_pem).context("the CA bundle")?;
+    let tls = pec_smtp::server_tls_config(
+        &read(&config.own_file("tls.pem"))?,
+        &read(&config.own_file("tls.key"))?,
+    )
+    .context("the TLS certificate and key")?;
+
+    std::fs::create_dir_all(&config.gestore.data_dir)
+        .with_context(|| format!("cannot create {}", config.gestore.data_dir.display()))?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&config.gestore.data_dir).context("cannot open the store")?);
+    ensure_accounts(config, store.as_ref())?;
+
+    let scanner = match &config.antivirus.clamd {
+        Some(address) => Configured::Clamd(Clamd {
+            address: address.clone(),
+            timeout: Duration::from_secs(60),
+        }),
+        None => {
+            warn!("no antivirus configured ([antivirus] clamd): messages are not scanned");
+            Configured::None
+        }
+    };
+    let notifier = pec_imap::Notifier::new();
+    let hook_notifier = notifier.clone();
+    let gestore = Arc::new(Gestore {
+        id: Identity::new(
+            config.gestore.name.clone(),
+            Arc::new(signer),
+            index,
+            Some(anchors),
+        ),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        scanner,
+        settings: Settings {
+            hostname: config.gestore.hostname.clone(),
+            limits: pec_gestore::access::Limits {
+                max_recipients: config.limits.max_recipients,
+                max_size_times_recipients: usize::try_from(parse_size(
+                    &config.limits.max_size_times_recipients,
+                )?)
+                .unwrap_or(usize::MAX),
+            },
+            accept_ordinary: config.policy.accept_ordinary.clone(),
+            routes: config.routes.clone(),
+            retry_base_secs: config.queue.retry_base_secs,
+            retry_max_secs: config.queue.retry_max_secs,
+            queue_lifetime_secs: pec_gestore::service::DAY,
+        },
+        queued: tokio::sync::Notify::new(),
+        on_delivery: Some(Arc::new(move |address: &str, folder: &str| {
+            hook_notifier.changed(address, folder)
+        })),
+    });
+
+    let client_tls = pec_smtp::client_tls_config(&ca_pem).context("the CA bundle")?;
+    let relay = |tls| Relay {
+        helo_name: config.gestore.hostname.clone(),
+        tls,
+        timeout: Duration::from_secs(60),
+    };
+    let relays = Relays {
+        pec: relay(ClientTls::RequireStartTls(client_tls.clone())),
+        ordinary: relay(ClientTls::Opportunistic(client_tls)),
+    };
+
+    let mut smtp = ServerConfig::new(config.gestore.hostname.clone());
+    smtp.max_message_size =
+        usize::try_from(parse_size(&config.limits.max_message_size)?).unwrap_or(usize::MAX);
+    smtp.max_recipients = config.limits.max_recipients;
+    smtp.max_connections_per_ip = config.limits.max_connections_per_ip;
+    smtp.max_auth_failures = config.limits.max_auth_failures;
+    smtp.tls = Some(tls.clone());
+    let smtp = Arc::new(smtp);
+    let imap = Arc::new(pec_imap::Config {
+        store: store.clone(),
+        notifier,
+        tls: Some(tls),
+        limits: pec_imap::Limits::default(),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let l = &config.listen;
+    let submission = Arc::new(SubmissionHandler(gestore.clone()));
+    let mx = Arc::new(MxHandler(gestore.clone()));
+    for (addr, mode) in [
+        (l.submission_tls, Mode::Submission { implicit_tls: true }),
+        (
+            l.submission,
+            Mode::Submission {
+                implicit_tls: false,
+            },
+        ),
+    ] {
+        if let Some(addr) = addr {
+            let listener = bind(addr).await?;
+            let (c, h, s) = (smtp.clone(), submission.clone(), stopped());
+            tasks.spawn(named(
+                "submission",
+                pec_smtp::serve(listener, mode, c, h, s),
+            ));
+        }
+    }
+    if let Some(addr) = l.mx {
+        let listener = bind(addr).await?;
+        let (c, h, s) = (smtp.clone(), mx.clone(), stopped());
+        tasks.spawn(named("mx", pec_smtp::serve(listener, Mode::Mx, c, h, s)));
+    }
+    for (addr, implicit) in [(l.imaps, true), (l.imap, false)] {
+        if let Some(addr) = addr {
+            let listener = bind(addr).await?;
+            let (c, s) = (imap.clone(), stopped());
+            tasks.spawn(named(
+                "imap",
+                pec_imap::serve_imap(listener, c, implicit, s),
+            ));
+        }
+    }
+    for (addr, implicit) in [(l.pop3s, true), (l.pop3, false)] {
+        if let Some(addr) = addr {
+            let listener = bind(addr).await?;
+            let (c, s) = (imap.clone(), stopped());
+            tasks.spawn(named(
+                "pop3",
+                pec_imap::serve_pop3(listener, c, implicit, s),
+            ));
+        }
+    }
+    let workers = tokio::spawn(run_workers(gestore.clone(), relays, stopped()));
+    info!(gestore = %config.gestore.name, "pecd ready");
+
+    tokio::select! {
+        _ = termination() => info!("stopping"),
+        Some(done) = tasks.join_next() => {
+            warn!("a listener stopped: {done:?}");
+        }
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    let _ = workers.await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Logs a listener's end.
+async fn named<E: std::fmt::Display>(
+    what: &'static str,
+    f: impl Future<Output = Result<(), E>>,
+) -> &'static str {
+    if let Err(e) = f.await {
+        warn!("{what} listener failed: {e}");
+    }
+    what
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
