@@ -1,10 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-mod admin;
-mod certs;
-mod config;
-mod inspect;
-mod serve;
+use pecd::{admin, certs, config, inspect, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,25 +1,22 @@
 //! `pecd serve`: the gestore itself — SMTP submission and MX, IMAP, POP3, the queue and
 //! timer workers — until SIGTERM or SIGINT.
 
-use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use pec_gestore::antivirus::{Clamd, Configured};
-use pec_gestore::clock::SystemClock;
-use pec_gestore::handlers::{MxHandler, SubmissionHandler};
+use pec_gestore::clock::{Clock, SystemClock};
 use pec_gestore::identity::Identity;
+use pec_gestore::runtime::{self, Listen, Parts};
 use pec_gestore::service::{Gestore, Settings};
-use pec_gestore::workers::{Relays, run_workers};
+use pec_gestore::workers::Relays;
 use pec_proto::index::ProviderIndex;
 use pec_proto::labpki::GestoreSpec;
 use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
-use pec_smtp::{ClientTls, Mode, Relay, ServerConfig};
+use pec_smtp::{ClientTls, Relay, ServerConfig};
 use pec_store::{NewAccount, SqliteStore, Store};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{Config, parse_size};
@@ -87,7 +84,9 @@ fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: &Config) -> anyhow::Result<()> {
+/// Builds everything a gestore runs with from its configuration, with `clock` as its
+/// time source (the system clock in production, a manual one in tests).
+pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<Configured>> {
     ensure_lab_pki(config)?;
     let dir = &config.certificates.dir;
     let signer = OpensslSigner::from_pem(
@@ -133,7 +132,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             Some(anchors),
         ),
         store: store.clone(),
-        clock: Arc::new(SystemClock),
+        clock,
         scanner,
         settings: Settings {
             hostname: config.gestore.hostname.clone(),
@@ -182,91 +181,36 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         limits: pec_imap::Limits::default(),
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-    let mut tasks = tokio::task::JoinSet::new();
     let l = &config.listen;
-    let submission = Arc::new(SubmissionHandler(gestore.clone()));
-    let mx = Arc::new(MxHandler(gestore.clone()));
-    for (addr, mode) in [
-        (l.submission_tls, Mode::Submission { implicit_tls: true }),
-        (
-            l.submission,
-            Mode::Submission {
-                implicit_tls: false,
-            },
-        ),
-    ] {
-        if let Some(addr) = addr {
-            let listener = bind(addr).await?;
-            let (c, h, s) = (smtp.clone(), submission.clone(), stopped());
-            tasks.spawn(named(
-                "submission",
-                pec_smtp::serve(listener, mode, c, h, s),
-            ));
-        }
-    }
-    if let Some(addr) = l.mx {
-        let listener = bind(addr).await?;
-        let (c, h, s) = (smtp.clone(), mx.clone(), stopped());
-        tasks.spawn(named("mx", pec_smtp::serve(listener, Mode::Mx, c, h, s)));
-    }
-    for (addr, implicit) in [(l.imaps, true), (l.imap, false)] {
-        if let Some(addr) = addr {
-            let listener = bind(addr).await?;
-            let (c, s) = (imap.clone(), stopped());
-            tasks.spawn(named(
-                "imap",
-                pec_imap::serve_imap(listener, c, implicit, s),
-            ));
-        }
-    }
-    for (addr, implicit) in [(l.pop3s, true), (l.pop3, false)] {
-        if let Some(addr) = addr {
-            let listener = bind(addr).await?;
-            let (c, s) = (imap.clone(), stopped());
-            tasks.spawn(named(
-                "pop3",
-                pec_imap::serve_pop3(listener, c, implicit, s),
-            ));
-        }
-    }
-    let workers = tokio::spawn(run_workers(gestore.clone(), relays, stopped()));
-    info!(gestore = %config.gestore.name, "pecd ready");
+    Ok(Parts {
+        gestore,
+        smtp,
+        imap,
+        relays,
+        listen: Listen {
+            submission_tls: l.submission_tls,
+            submission: l.submission,
+            mx: l.mx,
+            imaps: l.imaps,
+            imap: l.imap,
+            pop3s: l.pop3s,
+            pop3: l.pop3,
+        },
+    })
+}
 
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let parts = assemble(config, Arc::new(SystemClock))?;
+    let mut running = runtime::start(parts)
+        .await
+        .context("cannot start the listeners")?;
+    info!(gestore = %config.gestore.name, "pecd ready");
     tokio::select! {
         _ = termination() => info!("stopping"),
-        Some(done) = tasks.join_next() => {
-            warn!("a listener stopped: {done:?}");
-        }
+        name = running.failed() => warn!("the {name} listener stopped; stopping"),
     }
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    let _ = workers.await;
-    info!("stopped");
+    running.stop().await;
     Ok(())
-}
-
-async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))
-}
-
-/// Logs a listener's end.
-async fn named<E: std::fmt::Display>(
-    what: &'static str,
-    f: impl Future<Output = Result<(), E>>,
-) -> &'static str {
-    if let Err(e) = f.await {
-        warn!("{what} listener failed: {e}");
-    }
-    what
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,0 +1,170 @@
+//! A running gestore: its listeners (SMTP submission and MX, IMAP, POP3) and workers,
+//! started together and stopped together. `pecd serve` runs one; the end-to-end tests
+//! run several in one process, with an injected clock.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pec_smtp::{Mode, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{info, warn};
+
+use crate::antivirus::Scanner;
+use crate::handlers::{MxHandler, SubmissionHandler};
+use crate::service::Gestore;
+use crate::workers::{Relays, run_workers};
+
+/// Where to listen; `None` disables a service. Port 0 picks a free port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listen {
+    /// Submission with implicit TLS.
+    pub submission_tls: Option<SocketAddr>,
+    /// Submission with STARTTLS.
+    pub submission: Option<SocketAddr>,
+    /// The MX.
+    pub mx: Option<SocketAddr>,
+    /// IMAP with implicit TLS.
+    pub imaps: Option<SocketAddr>,
+    /// IMAP with STARTTLS.
+    pub imap: Option<SocketAddr>,
+    /// POP3 with implicit TLS.
+    pub pop3s: Option<SocketAddr>,
+    /// POP3 with STLS.
+    pub pop3: Option<SocketAddr>,
+}
+
+/// Everything a gestore runs with.
+pub struct Parts<S: Scanner> {
+    /// The PEC rules and state.
+    pub gestore: Arc<Gestore<S>>,
+    /// SMTP settings (TLS included).
+    pub smtp: Arc<ServerConfig>,
+    /// IMAP and POP3 settings.
+    pub imap: Arc<pec_imap::Config>,
+    /// Relay clients of the queue.
+    pub relays: Relays,
+    /// Where to listen.
+    pub listen: Listen,
+}
+
+/// A started gestore.
+pub struct Running {
+    /// The addresses actually bound (useful with port 0).
+    pub bound: Listen,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<&'static str>,
+    workers: JoinHandle<()>,
+}
+
+async fn bind(addr: Option<SocketAddr>) -> std::io::Result<Option<(TcpListener, SocketAddr)>> {
+    match addr {
+        None => Ok(None),
+        Some(a) => {
+            let l = TcpListener::bind(a).await?;
+            let local = l.local_addr()?;
+            Ok(Some((l, local)))
+        }
+    }
+}
+
+/// Logs a listener's end and names it.
+async fn named<E: std::fmt::Display>(
+    what: &'static str,
+    f: impl Future<Output = Result<(), E>>,
+) -> &'static str {
+    if let Err(e) = f.await {
+        warn!("{what} listener failed: {e}");
+    }
+    what
+}
+
+/// Binds every listener, then starts them and the workers.
+pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
+    let l = parts.listen;
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let submission_tls = bind(l.submission_tls).await?;
+    let submission = bind(l.submission).await?;
+    let mx = bind(l.mx).await?;
+    let imaps = bind(l.imaps).await?;
+    let imap = bind(l.imap).await?;
+    let pop3s = bind(l.pop3s).await?;
+    let pop3 = bind(l.pop3).await?;
+    let addr = |b: &Option<(TcpListener, SocketAddr)>| b.as_ref().map(|(_, a)| *a);
+    let bound = Listen {
+        submission_tls: addr(&submission_tls),
+        submission: addr(&submission),
+        mx: addr(&mx),
+        imaps: addr(&imaps),
+        imap: addr(&imap),
+        pop3s: addr(&pop3s),
+        pop3: addr(&pop3),
+    };
+
+    let mut tasks = JoinSet::new();
+    let sub_handler = Arc::new(SubmissionHandler(parts.gestore.clone()));
+    for (b, implicit_tls) in [(submission_tls, true), (submission, false)] {
+        if let Some((listener, _)) = b {
+            let f = pec_smtp::serve(
+                listener,
+                Mode::Submission { implicit_tls },
+                parts.smtp.clone(),
+                sub_handler.clone(),
+                stopped(),
+            );
+            tasks.spawn(named("submission", f));
+        }
+    }
+    if let Some((listener, _)) = mx {
+        let h = Arc::new(MxHandler(parts.gestore.clone()));
+        let f = pec_smtp::serve(listener, Mode::Mx, parts.smtp.clone(), h, stopped());
+        tasks.spawn(named("mx", f));
+    }
+    for (b, implicit) in [(imaps, true), (imap, false)] {
+        if let Some((listener, _)) = b {
+            let f = pec_imap::serve_imap(listener, parts.imap.clone(), implicit, stopped());
+            tasks.spawn(named("imap", f));
+        }
+    }
+    for (b, implicit) in [(pop3s, true), (pop3, false)] {
+        if let Some((listener, _)) = b {
+            let f = pec_imap::serve_pop3(listener, parts.imap.clone(), implicit, stopped());
+            tasks.spawn(named("pop3", f));
+        }
+    }
+    let workers = tokio::spawn(run_workers(parts.gestore.clone(), parts.relays, stopped()));
+    info!(gestore = %parts.gestore.id.name, "gestore running");
+    Ok(Running {
+        bound,
+        stop,
+        tasks,
+        workers,
+    })
+}
+
+impl Running {
+    /// Resolves when a listener stops by itself (a failure), naming it.
+    pub async fn failed(&mut self) -> &'static str {
+        match self.tasks.join_next().await {
+            Some(Ok(name)) => name,
+            Some(Err(_)) => "a listener task",
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops accepting, lets sessions finish their grace period, stops the workers.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        let _ = self.workers.await;
+        info!("gestore stopped");
+    }
+}

@@ -1,0 +1,8 @@
+//! The `pecd` binary's commands as a library, so that end-to-end tests can assemble and
+//! run gestori in one process (with an injected clock) exactly as `pecd serve` does.
+
+pub mod admin;
+pub mod certs;
+pub mod config;
+pub mod inspect;
+pub mod serve;
