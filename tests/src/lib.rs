@@ -1,0 +1,332 @@
+//! A lab of gestori for end-to-end tests: alfa (`pec.alfa.test`) and beta
+//! (`pec.beta.test`, `pec.comune.beta.test`) sharing one lab CA and provider index, run in
+//! this process exactly as `pecd serve` runs them (same configuration file format, same
+//! assembly), with one manual clock so that 24 hours pass in milliseconds. Messages are
+//! submitted with Python's smtplib, a client we did not write.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use pec_gestore::clock::ManualClock;
+use pec_gestore::runtime::{self, Running};
+use pec_proto::classify::{Classified, classify};
+use pec_proto::labpki::GestoreSpec;
+use pec_store::Store;
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One running gestore of the lab.
+pub struct Node {
+    /// Its short name (`alfa`, `beta`).
+    pub id: String,
+    /// Its store, for assertions.
+    pub store: Arc<dyn Store>,
+    /// Submission with implicit TLS.
+    pub submission_port: u16,
+    /// The MX.
+    pub mx_port: u16,
+    /// IMAPS.
+    pub imaps_port: u16,
+    running: Option<Running>,
+}
+
+/// The lab.
+pub struct Lab {
+    /// Its directory (certificates, data).
+    pub dir: tempfile::TempDir,
+    /// The shared clock.
+    pub clock: Arc<ManualClock>,
+    /// The gestori.
+    pub nodes: Vec<Node>,
+}
+
+/// What a lab node is made of.
+pub struct NodeSpec {
+    /// Short name.
+    pub id: &'static str,
+    /// Its domains.
+    pub domains: &'static [&'static str],
+    /// Lab mailboxes (password `secret-<local part>`).
+    pub mailboxes: &'static [&'static str],
+    /// Extra TOML appended to its configuration (e.g. `[antivirus]`, `[policy]`).
+    pub extra: String,
+}
+
+/// The two standard lab gestori.
+pub fn standard() -> Vec<NodeSpec> {
+    vec![
+        NodeSpec {
+            id: "alfa",
+            domains: &["pec.alfa.test"],
+            mailboxes: &["mario.rossi@pec.alfa.test"],
+            extra: String::new(),
+        },
+        NodeSpec {
+            id: "beta",
+            domains: &["pec.beta.test", "pec.comune.beta.test"],
+            mailboxes: &[
+                "anna.bianchi@pec.beta.test",
+                "luca.verdi@pec.beta.test",
+                "ufficio.protocollo@pec.comune.beta.test",
+            ],
+            extra: String::new(),
+        },
+    ]
+}
+
+fn name_of(id: &str) -> String {
+    let mut c = id.chars();
+    let first: String = c
+        .next()
+        .map(|f| f.to_uppercase().collect())
+        .unwrap_or_default();
+    format!("{first}{} PEC (lab)", c.as_str())
+}
+
+impl Lab {
+    /// Starts the gestori of `specs`; `extra_index` names gestori that exist only in the
+    /// provider index (no server), with their domains.
+    pub async fn start(specs: Vec<NodeSpec>, extra_index: &[(&str, &[&str])]) -> Lab {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The lab PKI is valid from the real now: the lab clock starts there.
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let mut gestori: Vec<GestoreSpec> = specs
+            .iter()
+            .map(|s| GestoreSpec {
+                id: s.id.into(),
+                provider_name: name_of(s.id),
+                domains: s.domains.iter().map(|d| d.to_string()).collect(),
+            })
+            .collect();
+        gestori.extend(extra_index.iter().map(|(id, domains)| GestoreSpec {
+            id: id.to_string(),
+            provider_name: name_of(id),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+        }));
+        let pki_dir = dir.path().join("pki");
+        pecd::certs::write_lab(&pki_dir, gestori, 3650, false).expect("lab PKI");
+        let ports: Vec<[u16; 3]> = specs
+            .iter()
+            .map(|_| [free_port(), free_port(), free_port()])
+            .collect();
+        let mut routes = String::from("[routes]\n");
+        for (s, p) in specs.iter().zip(&ports) {
+            for d in s.domains {
+                routes.push_str(&format!("\"{d}\" = \"127.0.0.1:{}\"\n", p[1]));
+            }
+        }
+        let mut nodes = Vec::new();
+        for (s, p) in specs.iter().zip(&ports) {
+            let config_path = dir.path().join(format!("{}.toml", s.id));
+            let mailboxes: Vec<String> = s.mailboxes.iter().map(|m| format!("\"{m}\"")).collect();
+            let domains: Vec<String> = s.domains.iter().map(|m| format!("\"{m}\"")).collect();
+            let text = format!(
+                "[gestore]\nname = \"{name}\"\nhostname = \"mx.{d0}\"\ndata_dir = \"data-{id}\"\ndomains = [{domains}]\n\n\
+                 [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
+                 [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\nimaps = \"127.0.0.1:{p2}\"\n\n\
+                 [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n\
+                 [lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
+                name = name_of(s.id),
+                d0 = s.domains[0],
+                id = s.id,
+                domains = domains.join(", "),
+                p0 = p[0],
+                p1 = p[1],
+                p2 = p[2],
+                mailboxes = mailboxes.join(", "),
+                extra = s.extra,
+            );
+            std::fs::write(&config_path, text).expect("write config");
+            let config = pecd::config::Config::load(&config_path).expect("config");
+            let parts = pecd::serve::assemble(&config, clock.clone()).expect("assemble");
+            let store = parts.gestore.store.clone();
+            let running = runtime::start(parts).await.expect("start");
+            nodes.push(Node {
+                id: s.id.into(),
+                store,
+                submission_port: p[0],
+                mx_port: p[1],
+                imaps_port: p[2],
+                running: Some(running),
+            });
+        }
+        Lab { dir, clock, nodes }
+    }
+
+    /// The node named `id`.
+    pub fn node(&self, id: &str) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("no such node")
+    }
+
+    /// The lab CA certificate file.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("pki/ca.pem")
+    }
+
+    /// Moves the lab clock forward.
+    pub fn advance(&self, d: chrono::Duration) {
+        self.clock.advance(d);
+    }
+
+    /// Stops a node (its store stays readable).
+    pub async fn stop(&mut self, id: &str) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.id == id)
+            && let Some(r) = n.running.take()
+        {
+            r.stop().await;
+        }
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        for n in &mut self.nodes {
+            if let Some(r) = n.running.take() {
+                r.stop().await;
+            }
+        }
+    }
+}
+
+/// Submits `message` with Python's smtplib over implicit TLS, authenticated as `user`
+/// (password `secret-<local part>`). `Err` carries smtplib's error.
+pub fn submit(
+    port: u16,
+    ca: &Path,
+    user: &str,
+    rcpt: &[&str],
+    message: &str,
+) -> Result<(), String> {
+    let local = user.split('@').next().unwrap_or(user);
+    let script = r#"
+import smtplib, ssl, sys
+port, ca, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+rcpt = sys.argv[5:]
+msg = sys.stdin.buffer.read()
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+try:
+    s = smtplib.SMTP_SSL("127.0.0.1", port, context=ctx, timeout=30)
+    s.login(user, password)
+    s.sendmail(user, rcpt, msg)
+    s.quit()
+except smtplib.SMTPException as e:
+    print(e, file=sys.stderr)
+    sys.exit(3)
+"#;
+    run_python(
+        script,
+        &[
+            &port.to_string(),
+            &ca.display().to_string(),
+            user,
+            &format!("secret-{local}"),
+        ],
+        rcpt,
+        message.as_bytes(),
+    )
+}
+
+/// Sends `message` to an MX without authentication (another server or the Internet).
+pub fn send_to_mx(port: u16, mail_from: &str, rcpt: &[&str], message: &[u8]) -> Result<(), String> {
+    let script = r#"
+import smtplib, sys
+port, mail_from = int(sys.argv[1]), sys.argv[2]
+rcpt = sys.argv[3:]
+msg = sys.stdin.buffer.read()
+try:
+    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    s.sendmail(mail_from, rcpt, msg)
+    s.quit()
+except smtplib.SMTPException as e:
+    print(e, file=sys.stderr)
+    sys.exit(3)
+"#;
+    run_python(script, &[&port.to_string(), mail_from], rcpt, message)
+}
+
+fn run_python(script: &str, args: &[&str], rest: &[&str], stdin: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is required");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("python3");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The messages of `address`'s `folder`, as stored.
+pub fn mailbox(store: &dyn Store, address: &str, folder: &str) -> Vec<Vec<u8>> {
+    store
+        .messages(address, folder)
+        .expect("folder")
+        .iter()
+        .map(|m| store.fetch(address, folder, m.uid).expect("message"))
+        .collect()
+}
+
+/// Waits (up to 20 s of real time) until `address`'s INBOX holds at least `n` messages.
+pub async fn wait_for(store: &dyn Store, address: &str, n: usize) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        let m = mailbox(store, address, "INBOX");
+        if m.len() >= n || start.elapsed() > Duration::from_secs(20) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The classified messages of a mailbox with the given kind.
+pub fn of_kind(messages: &[Vec<u8>], kind: &str) -> Vec<Classified> {
+    messages
+        .iter()
+        .map(|m| classify(m))
+        .filter(|c| c.kind.as_str() == kind)
+        .collect()
+}
+
+/// `openssl smime -verify` with the lab CA on a message: the independent judge.
+pub fn openssl_verifies(ca: &Path, message: &[u8]) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, message).map_err(|e| e.to_string())?;
+    let out = Command::new("openssl")
+        .args(["smime", "-verify", "-purpose", "any", "-CAfile"])
+        .arg(ca)
+        .arg("-in")
+        .arg(&file)
+        .args(["-out", "/dev/null"])
+        .output()
+        .map_err(|e| format!("openssl CLI required: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
