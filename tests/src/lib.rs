@@ -330,3 +330,67 @@ pub fn openssl_verifies(ca: &Path, message: &[u8]) -> Result<(), String> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// The EICAR anti-virus test string.
+pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// A clamd started for a test, with only an offline signature for the EICAR string
+/// (freshclam cannot download here, and need not). Killed when dropped.
+pub struct Clamd {
+    child: std::process::Child,
+    /// Its `host:port`.
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts clamd and waits until it answers.
+pub fn start_clamd() -> Clamd {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    std::fs::create_dir(&db).expect("db dir");
+    let hex: String = EICAR.bytes().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        db.join("pec-lab.ndb"),
+        format!("Eicar-Test-Signature:0:*:{hex}\n"),
+    )
+    .expect("signature");
+    let port = free_port();
+    let conf = dir.path().join("clamd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "DatabaseDirectory {}\nTCPSocket {port}\nTCPAddr 127.0.0.1\nForeground yes\nLogFile {}\n",
+            db.display(),
+            dir.path().join("clamd.log").display()
+        ),
+    )
+    .expect("clamd.conf");
+    let child = Command::new("clamd")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("clamd is required: apt-get install clamav-daemon");
+    let address = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "clamd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Clamd {
+        child,
+        address,
+        _dir: dir,
+    }
+}
