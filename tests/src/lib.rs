@@ -394,3 +394,31 @@ pub fn start_clamd() -> Clamd {
         _dir: dir,
     }
 }
+
+/// The `pecd` binary of this build (`cargo test --workspace` builds it).
+pub fn pecd_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let bin = dir.join("pecd");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the suite with `cargo test --workspace` (or `cargo build -p pecd`)",
+        bin.display()
+    );
+    bin
+}
+
+impl Lab {
+    /// Runs `pecd --config <node's config> ARGS`.
+    pub fn pecd(&self, node: &str, args: &[&str]) -> std::process::Output {
+        Command::new(pecd_binary())
+            .arg("--config")
+            .arg(self.dir.path().join(format!("{node}.toml")))
+            .args(args)
+            .output()
+            .expect("run pecd")
+    }
+}

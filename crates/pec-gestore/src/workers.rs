@@ -315,16 +315,56 @@ impl<S: Scanner> Gestore<S> {
     }
 }
 
-/// Runs the queue and timer workers until `shutdown` resolves.
+/// How long the legal log, the security archive and the virus store keep records
+/// (spec §8.1, §8.2).
+pub const RETENTION_MONTHS: u32 = 30;
+
+impl<S: Scanner> Gestore<S> {
+    /// Removes what is older than the retention period; returns (log, archive, virus)
+    /// records removed.
+    pub fn purge_expired(&self) -> (u64, u64, u64) {
+        let now = self.now();
+        let Some(cutoff) = now.checked_sub_months(chrono::Months::new(RETENTION_MONTHS)) else {
+            return (0, 0, 0);
+        };
+        let cutoff = cutoff.timestamp();
+        let count = |what: &str, r: pec_store::Result<u64>| {
+            r.unwrap_or_else(|e| {
+                warn!("cannot purge the {what}: {e}");
+                0
+            })
+        };
+        (
+            count("legal log", self.store.purge_log(cutoff)),
+            count("security archive", self.store.purge_archive(cutoff)),
+            count("virus store", self.store.purge_virus(cutoff)),
+        )
+    }
+}
+
+/// Runs the queue and timer workers until `shutdown` resolves; purges expired records
+/// once an hour (of the gestore's clock).
 pub async fn run_workers<S: Scanner>(
     g: Arc<Gestore<S>>,
     relays: Relays,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut last_purge: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         let worked = g.run_queue_once(&relays).await;
         g.run_timers_once();
+        let now = g.now();
+        if last_purge.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
+            let (log, archive, virus) = g.purge_expired();
+            if log + archive + virus > 0 {
+                info!(
+                    log,
+                    archive, virus, "purged records older than {RETENTION_MONTHS} months"
+                );
+            }
+            last_purge = Some(now);
+        }
         if worked >= 64 {
             continue;
         }

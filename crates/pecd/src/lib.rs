@@ -5,4 +5,5 @@ pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod inspect;
+pub mod log;
 pub mod serve;

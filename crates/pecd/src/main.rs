@@ -1,6 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-use pecd::{admin, certs, config, inspect, serve};
+use pecd::{admin, certs, config, inspect, log, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +27,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the gestore: SMTP submission and MX, IMAP, POP3, queue and timers.
     Serve,
+    /// The legal message log: verify, search, export.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// The hosted PEC domains.
     #[command(subcommand)]
     Domain(admin::DomainCommand),
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Certs(cmd) => certs::run(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Serve => config::Config::load(&cli.config).and_then(|c| serve::run(&c)),
+        Command::Log(cmd) => config::Config::load(&cli.config).and_then(|c| log::run(&c, cmd)),
         Command::Domain(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::domain(&c, cmd))
         }
