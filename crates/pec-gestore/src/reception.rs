@@ -33,6 +33,17 @@ fn temporary(e: impl std::fmt::Display) -> Reply {
     )
 }
 
+/// The final outcome a receipt reports for its recipient's timers.
+fn outcome_of(kind: Kind, d: &Daticert) -> Option<TimerOutcome> {
+    match kind {
+        Kind::AvvenutaConsegna => Some(TimerOutcome::Delivered),
+        Kind::ErroreConsegna if d.errore == Errore::Virus => Some(TimerOutcome::Virus),
+        Kind::ErroreConsegna => Some(TimerOutcome::Error),
+        Kind::RilevazioneVirus => Some(TimerOutcome::Virus),
+        _ => None,
+    }
+}
+
 /// Why a recipient of an envelope did not get it.
 enum Failure {
     NoMailbox,
@@ -40,6 +51,19 @@ enum Failure {
 }
 
 impl<S: Scanner> Gestore<S> {
+    /// Whether the legal log already holds a record about `identificativo` matching
+    /// `pred`: how a message received twice (a retry after a crash, a duplicate relay) is
+    /// recognised, since the log record is stored in the same transaction as its effects.
+    fn logged(&self, identificativo: &str, pred: impl Fn(&pec_store::LogEntry) -> bool) -> bool {
+        let q = pec_store::LogQuery {
+            msgid: Some(identificativo.to_string()),
+            ..Default::default()
+        };
+        self.store
+            .search_log(&q)
+            .is_ok_and(|records| records.iter().any(|r| pred(&r.entry)))
+    }
+
     /// Processes one received message for its local recipients `rcpt_to` (already known to
     /// be in hosted domains); returns the SMTP reply. Everything it decides is durable
     /// before a positive reply.
@@ -76,7 +100,22 @@ impl<S: Scanner> Gestore<S> {
     ) -> Reply {
         let tx = Transaction::from_daticert(daticert);
         let now = self.now();
-        let local: Vec<String> = rcpt_to.iter().map(|r| r.to_ascii_lowercase()).collect();
+        let done = |r: &str| {
+            self.logged(&tx.identificativo, |e| {
+                matches!(
+                    e.event.as_str(),
+                    "consegna" | "errore-consegna" | "rilevazione-virus"
+                ) && e.detail.eq_ignore_ascii_case(r)
+            })
+        };
+        let local: Vec<String> = rcpt_to
+            .iter()
+            .map(|r| r.to_ascii_lowercase())
+            .filter(|r| !done(r))
+            .collect();
+        if local.is_empty() {
+            return Reply::ok(format!("Ok: già preso in carico {}", tx.identificativo));
+        }
         let presa = match self.id.notice(
             &tx,
             &Notice::PresaInCarico { ricezione: &local },
@@ -255,6 +294,25 @@ impl<S: Scanner> Gestore<S> {
         let tx = Transaction::from_daticert(d);
         let now = self.now();
         let provider = d.gestore_emittente.as_str();
+        let message_id = pec_proto::original::Original::parse(raw)
+            .message_id()
+            .unwrap_or_default();
+        let event = format!("ricezione {}", kind.as_str());
+        if !message_id.is_empty()
+            && self.logged(&tx.identificativo, |e| {
+                e.event == event && e.detail == message_id
+            })
+        {
+            // Delivered before a crash cut the rest short: settle the timer again (the
+            // first outcome wins, so this is harmless when it was settled).
+            if let Some(outcome) = outcome_of(kind, d) {
+                let recipient = d.consegna.clone().unwrap_or_default();
+                let _ = self
+                    .store
+                    .mark_outcome(&tx.identificativo, &recipient, outcome);
+            }
+            return Reply::ok("Ok: ricevuta già consegnata");
+        }
         let mut b = Batch::default();
         let recipient = d.consegna.clone().unwrap_or_default();
         let timer_update = match kind {
@@ -268,9 +326,6 @@ impl<S: Scanner> Gestore<S> {
                 }
                 None
             }
-            Kind::AvvenutaConsegna => Some(TimerOutcome::Delivered),
-            Kind::ErroreConsegna if d.errore == Errore::Virus => Some(TimerOutcome::Virus),
-            Kind::ErroreConsegna => Some(TimerOutcome::Error),
             Kind::RilevazioneVirus => {
                 let virus = d.errore_esteso.clone().unwrap_or_default();
                 match self.id.notice(
@@ -296,7 +351,7 @@ impl<S: Scanner> Gestore<S> {
                 }
                 Some(TimerOutcome::Virus)
             }
-            _ => None,
+            _ => outcome_of(kind, d),
         };
         for r in rcpt_to {
             if self.is_service_address(r) {
