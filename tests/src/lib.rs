@@ -97,6 +97,16 @@ impl Lab {
     /// Starts the gestori of `specs`; `extra_index` names gestori that exist only in the
     /// provider index (no server), with their domains.
     pub async fn start(specs: Vec<NodeSpec>, extra_index: &[(&str, &[&str])]) -> Lab {
+        Lab::start_with_routes(specs, extra_index, &[]).await
+    }
+
+    /// As [`Lab::start`], with extra static routes (domain, port on loopback), e.g. to an
+    /// ordinary mail server.
+    pub async fn start_with_routes(
+        specs: Vec<NodeSpec>,
+        extra_index: &[(&str, &[&str])],
+        extra_routes: &[(&str, u16)],
+    ) -> Lab {
         let dir = tempfile::tempdir().expect("temp dir");
         // The lab PKI is valid from the real now: the lab clock starts there.
         let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -120,6 +130,9 @@ impl Lab {
             .map(|_| [free_port(), free_port(), free_port()])
             .collect();
         let mut routes = String::from("[routes]\n");
+        for (domain, port) in extra_routes {
+            routes.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
+        }
         for (s, p) in specs.iter().zip(&ports) {
             for d in s.domains {
                 routes.push_str(&format!("\"{d}\" = \"127.0.0.1:{}\"\n", p[1]));
@@ -420,5 +433,74 @@ impl Lab {
             .args(args)
             .output()
             .expect("run pecd")
+    }
+}
+
+/// A private Postfix (`interop/postfix.sh`): the ordinary mail server of
+/// `posta.ordinaria.test`, delivering to a Maildir. Stopped when dropped.
+pub struct Postfix {
+    dir: tempfile::TempDir,
+    /// Its SMTP port.
+    pub port: u16,
+}
+
+impl Postfix {
+    /// Starts Postfix on `port`, relaying `routes` (domain, port on loopback), and waits
+    /// until it answers.
+    pub fn start(port: u16, routes: &[(&str, u16)]) -> Postfix {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/postfix.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .arg(dir.path().join("postfix"))
+            .arg(port.to_string())
+            .args(routes.iter().map(|(d, p)| format!("{d}=127.0.0.1:{p}")))
+            .status()
+            .expect("bash");
+        assert!(
+            status.success(),
+            "postfix did not start (apt-get install postfix)"
+        );
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postfix does not answer"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Postfix { dir, port }
+    }
+
+    /// The messages in the Maildir, waiting (up to 30 s) until there are at least `n`.
+    pub fn maildir(&self, n: usize) -> Vec<Vec<u8>> {
+        let new = self.dir.path().join("postfix/mail/ordinaria/new");
+        let start = Instant::now();
+        loop {
+            let mut files: Vec<Vec<u8>> = std::fs::read_dir(&new)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| std::fs::read(e.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if files.len() >= n || start.elapsed() > Duration::from_secs(30) {
+                files.sort();
+                return files;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/postfix.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .arg("down")
+            .arg(self.dir.path().join("postfix"))
+            .status();
     }
 }
