@@ -40,6 +40,9 @@ pop3s = "127.0.0.1:${p}995"
 [policy]
 accept_ordinary = [$ordinary]
 
+[dns]
+resolver = "off"
+
 [queue]
 retry_base_secs = 30
 retry_max_secs = 300

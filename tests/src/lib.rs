@@ -147,7 +147,7 @@ impl Lab {
                 "[gestore]\nname = \"{name}\"\nhostname = \"mx.{d0}\"\ndata_dir = \"data-{id}\"\ndomains = [{domains}]\n\n\
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
                  [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\nimaps = \"127.0.0.1:{p2}\"\n\n\
-                 [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n\
+                 [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n[dns]\nresolver = \"off\"\n\n\
                  [lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
                 name = name_of(s.id),
                 d0 = s.domains[0],

@@ -77,7 +77,7 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
             "[gestore]\nname = \"Alfa PEC (lab)\"\ndata_dir = \"data\"\ndomains = [\"pec.alfa.test\"]\n\n\
              [certificates]\ndir = \"certs\"\nid = \"alfa\"\nlab_generate = true\n\n\
              [listen]\nsubmission_tls = \"127.0.0.1:{sub}\"\nmx = \"127.0.0.1:{mx}\"\n\n\
-             [lab]\nmailboxes = [\"{MARIO}\", \"{ANNA}\"]\n"
+             [dns]\nresolver = \"off\"\n\n[lab]\nmailboxes = [\"{MARIO}\", \"{ANNA}\"]\n"
         ),
     )
     .unwrap();

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod identity;
 pub mod incoming;
 pub mod reception;
+pub mod routing;
 pub mod runtime;
 pub mod service;
 pub mod workers;

@@ -33,8 +33,6 @@ pub struct Settings {
     /// Domains or single mailboxes that accept ordinary mail, wrapped in the busta di
     /// anomalia; everyone else accepts only PEC (the default, as the provinces announce).
     pub accept_ordinary: Vec<String>,
-    /// Static routes: recipient domain → `host:port` of its MX.
-    pub routes: BTreeMap<String, String>,
     /// First retry delay of the queue, doubled at each attempt.
     pub retry_base_secs: i64,
     /// Longest retry delay.
@@ -49,7 +47,6 @@ impl Default for Settings {
             hostname: "localhost".into(),
             limits: Limits::default(),
             accept_ordinary: Vec::new(),
-            routes: BTreeMap::new(),
             retry_base_secs: 60,
             retry_max_secs: 3600,
             queue_lifetime_secs: DAY,
@@ -72,6 +69,8 @@ pub struct Gestore<S: Scanner> {
     pub scanner: S,
     /// Its settings.
     pub settings: Settings,
+    /// Where to relay mail for other domains.
+    pub router: crate::routing::Router,
     /// Wakes the queue worker when something was queued.
     pub queued: Notify,
     /// Told about every mailbox delivery.

@@ -12,6 +12,7 @@ use pec_store::{Batch, Direction, DueNotice, NoticeKind, Outcome as TimerOutcome
 use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
+use crate::routing::RouteError;
 use crate::service::Gestore;
 
 /// How often the workers look for due work when nothing wakes them.
@@ -75,58 +76,68 @@ impl<S: Scanner> Gestore<S> {
                 .map(|t| (t.clone(), r.clone()))
                 .collect()
         } else {
-            match self.settings.routes.get(&entry.domain) {
-                None => entry
-                    .rcpt_to
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.clone(),
-                            Err(Reply::new(
-                                550,
-                                "5.1.2",
-                                "dominio non raggiungibile: nessuna rotta",
-                            )),
-                        )
-                    })
-                    .collect(),
-                Some(target) => {
-                    let relay = if self.id.index.by_domain(&entry.domain).is_some() {
-                        &relays.pec
-                    } else {
-                        &relays.ordinary
-                    };
-                    match relay
-                        .deliver(target, &entry.mail_from, &entry.rcpt_to, &bytes)
-                        .await
-                    {
-                        Ok(outcome) => outcome
-                            .recipients
-                            .into_iter()
-                            .map(|o| match o.status {
-                                RecipientStatus::Accepted => (o.rcpt, Ok(())),
-                                RecipientStatus::TemporaryFailure(r)
-                                | RecipientStatus::PermanentFailure(r) => (o.rcpt, Err(r)),
-                            })
-                            .collect(),
-                        Err(e) => {
-                            let code = if e.is_temporary() { 451 } else { 554 };
-                            let reply = Reply::new(
-                                code,
-                                if code == 451 { "4.4.1" } else { "5.4.0" },
-                                e.to_string(),
-                            );
-                            entry
-                                .rcpt_to
-                                .iter()
-                                .map(|t| (t.clone(), Err(reply.clone())))
-                                .collect()
-                        }
-                    }
-                }
-            }
+            self.relay_remote(relays, &entry, &bytes).await
         };
         self.settle(entry, &bytes, results);
+    }
+
+    /// Relays to the domain's targets in order until one takes the transaction; the
+    /// outcome per recipient.
+    async fn relay_remote(
+        &self,
+        relays: &Relays,
+        entry: &QueueEntry,
+        bytes: &[u8],
+    ) -> Vec<(String, Result<(), Reply>)> {
+        let all = |reply: Reply| -> Vec<(String, Result<(), Reply>)> {
+            entry
+                .rcpt_to
+                .iter()
+                .map(|t| (t.clone(), Err(reply.clone())))
+                .collect()
+        };
+        let targets = match self.router.targets(&entry.domain).await {
+            Ok(t) => t,
+            Err(RouteError::NoDomain(d)) => {
+                return all(Reply::new(
+                    550,
+                    "5.1.2",
+                    format!("dominio {d} non raggiungibile"),
+                ));
+            }
+            Err(e) => return all(Reply::new(451, "4.4.3", e.to_string())),
+        };
+        let relay = if self.id.index.by_domain(&entry.domain).is_some() {
+            &relays.pec
+        } else {
+            &relays.ordinary
+        };
+        let mut last = Reply::new(451, "4.4.1", "nessun server raggiungibile");
+        for t in targets {
+            match relay
+                .deliver_to(&t.connect, &t.name, &entry.mail_from, &entry.rcpt_to, bytes)
+                .await
+            {
+                Ok(outcome) => {
+                    return outcome
+                        .recipients
+                        .into_iter()
+                        .map(|o| match o.status {
+                            RecipientStatus::Accepted => (o.rcpt, Ok(())),
+                            RecipientStatus::TemporaryFailure(r)
+                            | RecipientStatus::PermanentFailure(r) => (o.rcpt, Err(r)),
+                        })
+                        .collect();
+                }
+                // A server that refuses the whole transaction permanently decides for all.
+                Err(e) if !e.is_temporary() => return all(Reply::new(554, "5.4.0", e.to_string())),
+                Err(e) => {
+                    warn!(target = %t.connect, "relay attempt failed: {e}");
+                    last = Reply::new(451, "4.4.1", e.to_string());
+                }
+            }
+        }
+        all(last)
     }
 
     /// Records a delivery attempt: done, retried later for temporary failures, or given up

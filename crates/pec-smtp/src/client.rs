@@ -212,6 +212,20 @@ impl Relay {
         rcpt_to: &[String],
         message: &[u8],
     ) -> Result<DeliveryOutcome, Error> {
+        self.deliver_to(target, host_of(target), mail_from, rcpt_to, message)
+            .await
+    }
+
+    /// As [`Relay::deliver`], connecting to `connect_to` (an address already resolved, e.g.
+    /// from an MX look-up) while naming the server `server_name` for TLS.
+    pub async fn deliver_to(
+        &self,
+        connect_to: &str,
+        server_name: &str,
+        mail_from: &str,
+        rcpt_to: &[String],
+        message: &[u8],
+    ) -> Result<DeliveryOutcome, Error> {
         let bad = |a: &str| a.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'<' | b'>'));
         if let Some(address) = std::iter::once(mail_from)
             .chain(rcpt_to.iter().map(String::as_str))
@@ -219,7 +233,7 @@ impl Relay {
         {
             return Err(Error::InvalidAddress(address.to_owned()));
         }
-        let tcp = timeout(self.timeout, TcpStream::connect(target))
+        let tcp = timeout(self.timeout, TcpStream::connect(connect_to))
             .await
             .map_err(|_| Error::Timeout("connecting"))??;
         let mut conn = Conn {
@@ -248,7 +262,7 @@ impl Relay {
         };
         if let Some(config) = tls_config {
             conn.expect("STARTTLS\r\n", "STARTTLS").await?;
-            let name = rustls_pki_types::ServerName::try_from(host_of(target).to_owned())
+            let name = rustls_pki_types::ServerName::try_from(server_name.to_owned())
                 .map_err(|e| Error::Config(format!("invalid TLS server name: {e}")))?;
             let (placeholder, _) = tokio::io::duplex(1);
             let plain = std::mem::replace(&mut conn.stream, buffered(Box::new(placeholder)));
@@ -260,7 +274,7 @@ impl Relay {
             .map_err(|_| Error::Timeout("TLS handshake"))??;
             conn.stream = buffered(Box::new(tls));
             ehlo = conn.ehlo(&self.helo_name).await?;
-            debug!(target, "STARTTLS done");
+            debug!(server = server_name, "STARTTLS done");
         }
         self.transaction(&mut conn, &ehlo, mail_from, rcpt_to, message)
             .await

@@ -28,6 +28,9 @@ pub struct Config {
     /// Static routes: recipient domain → `host:port`.
     #[serde(default)]
     pub routes: BTreeMap<String, String>,
+    /// How other domains' mail servers are found.
+    #[serde(default)]
+    pub dns: DnsConfig,
     /// The virus scanner.
     #[serde(default)]
     pub antivirus: AntivirusConfig,
@@ -145,6 +148,35 @@ pub struct PolicyConfig {
     /// Everyone else accepts only PEC: ordinary mail is refused during the SMTP session.
     #[serde(default)]
     pub accept_ordinary: Vec<String>,
+}
+
+/// The `[dns]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `"system"` (resolv.conf), `"off"` (static routes only), or `"IP:PORT"` of a name
+    /// server to ask.
+    #[serde(default = "default_resolver")]
+    pub resolver: String,
+    /// The port of MX hosts found through DNS (25 outside a lab).
+    #[serde(default = "default_mx_port")]
+    pub mx_port: u16,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            resolver: default_resolver(),
+            mx_port: default_mx_port(),
+        }
+    }
+}
+
+fn default_resolver() -> String {
+    "system".into()
+}
+fn default_mx_port() -> u16 {
+    25
 }
 
 /// The `[antivirus]` table.

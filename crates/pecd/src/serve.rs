@@ -9,6 +9,7 @@ use anyhow::Context;
 use pec_gestore::antivirus::{Clamd, Configured};
 use pec_gestore::clock::{Clock, SystemClock};
 use pec_gestore::identity::Identity;
+use pec_gestore::routing::Router;
 use pec_gestore::runtime::{self, Listen, Parts};
 use pec_gestore::service::{Gestore, Settings};
 use pec_gestore::workers::Relays;
@@ -57,6 +58,21 @@ fn ensure_lab_pki(config: &Config) -> anyhow::Result<()> {
     };
     crate::certs::write_lab(&config.certificates.dir, vec![spec], 825, false)?;
     Ok(())
+}
+
+/// The router of `[routes]` and `[dns]`.
+fn router(config: &Config) -> anyhow::Result<Router> {
+    let routes = config.routes.clone();
+    Ok(match config.dns.resolver.as_str() {
+        "off" => Router::static_only(routes),
+        "system" => Router::with_system_dns(routes).context("the system DNS configuration")?,
+        server => {
+            let addr = server.parse().with_context(|| {
+                format!("dns.resolver {server:?} is not system, off or IP:PORT")
+            })?;
+            Router::with_dns_server(routes, addr, config.dns.mx_port)
+        }
+    })
 }
 
 /// Creates the configured domains and lab mailboxes that do not exist yet.
@@ -144,11 +160,11 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
                 .unwrap_or(usize::MAX),
             },
             accept_ordinary: config.policy.accept_ordinary.clone(),
-            routes: config.routes.clone(),
             retry_base_secs: config.queue.retry_base_secs,
             retry_max_secs: config.queue.retry_max_secs,
             queue_lifetime_secs: pec_gestore::service::DAY,
         },
+        router: router(config)?,
         queued: tokio::sync::Notify::new(),
         on_delivery: Some(Arc::new(move |address: &str, folder: &str| {
             hook_notifier.changed(address, folder)

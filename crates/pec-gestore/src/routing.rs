@@ -1,0 +1,152 @@
+//! Where to relay mail for a domain: a static route from the configuration, else the
+//! domain's MX records by preference (RFC 5321 §5.1), else its address records (the
+//! implicit MX). A domain that does not exist, or publishes a null MX (RFC 7505), cannot
+//! be reached: the sender then gets a mancata consegna with `no-dominio`.
+
+use std::collections::BTreeMap;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+
+/// Why no target could be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The domain does not exist or refuses mail: give up.
+    #[error("domain {0} cannot receive mail")]
+    NoDomain(String),
+    /// DNS did not answer: try again later.
+    #[error("DNS lookup for {0} failed: {1}")]
+    Temporary(String, String),
+}
+
+/// One place to relay to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The server's name: what its TLS certificate must carry.
+    pub name: String,
+    /// Where to connect (`host:port` or `ip:port`).
+    pub connect: String,
+}
+
+/// Finds relay targets for recipient domains.
+pub struct Router {
+    routes: BTreeMap<String, String>,
+    resolver: Option<TokioResolver>,
+    port: u16,
+}
+
+impl Router {
+    /// Static routes only (no DNS): a lab, or a gestore behind a smart host.
+    pub fn static_only(routes: BTreeMap<String, String>) -> Router {
+        Router {
+            routes,
+            resolver: None,
+            port: 25,
+        }
+    }
+
+    /// Static routes, then DNS through the system's resolver configuration.
+    pub fn with_system_dns(routes: BTreeMap<String, String>) -> Result<Router, RouteError> {
+        let builder = TokioResolver::builder_tokio()
+            .map_err(|e| RouteError::Temporary("resolv.conf".into(), e.to_string()))?;
+        Ok(Router {
+            routes,
+            resolver: Some(builder.build()),
+            port: 25,
+        })
+    }
+
+    /// Static routes, then DNS through the given name server; MX hosts are contacted on
+    /// `smtp_port` (25 in production). For tests and special set-ups.
+    pub fn with_dns_server(
+        routes: BTreeMap<String, String>,
+        server: std::net::SocketAddr,
+        smtp_port: u16,
+    ) -> Router {
+        let group = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
+        let config = ResolverConfig::from_parts(None, vec![], group);
+        let mut opts = ResolverOpts::default();
+        opts.attempts = 1;
+        opts.timeout = std::time::Duration::from_secs(3);
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(opts)
+                .build();
+        Router {
+            routes,
+            resolver: Some(resolver),
+            port: smtp_port,
+        }
+    }
+
+    /// The targets for `domain`, best first.
+    pub async fn targets(&self, domain: &str) -> Result<Vec<Target>, RouteError> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(route) = self.routes.get(&domain) {
+            let name = route.rsplit_once(':').map_or(route.as_str(), |(h, _)| h);
+            return Ok(vec![Target {
+                name: name.trim_matches(['[', ']']).to_string(),
+                connect: route.clone(),
+            }]);
+        }
+        let Some(resolver) = &self.resolver else {
+            return Err(RouteError::NoDomain(domain));
+        };
+        let fqdn = format!("{domain}.");
+        match resolver.mx_lookup(fqdn.as_str()).await {
+            Ok(mx) => {
+                let mut records: Vec<(u16, String)> = mx
+                    .iter()
+                    .map(|r| {
+                        let host = r.exchange().to_ascii();
+                        (r.preference(), host.trim_end_matches('.').to_string())
+                    })
+                    .collect();
+                records.sort();
+                // A single "." exchange is the null MX: the domain takes no mail.
+                if records.iter().any(|(_, h)| h.is_empty()) {
+                    return Err(RouteError::NoDomain(domain));
+                }
+                let mut targets = Vec::new();
+                for (_, host) in records {
+                    targets.extend(self.addresses(resolver, &host).await);
+                }
+                if targets.is_empty() {
+                    return Err(RouteError::Temporary(domain, "no MX host resolves".into()));
+                }
+                Ok(targets)
+            }
+            Err(e) if e.is_nx_domain() => Err(RouteError::NoDomain(domain)),
+            Err(e) if e.is_no_records_found() => match resolver.lookup_ip(fqdn.as_str()).await {
+                Ok(ips) if ips.iter().next().is_some() => Ok(ips
+                    .iter()
+                    .map(|ip| Target {
+                        name: domain.clone(),
+                        connect: std::net::SocketAddr::new(ip, self.port).to_string(),
+                    })
+                    .collect()),
+                Ok(_) => Err(RouteError::NoDomain(domain)),
+                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
+                    Err(RouteError::NoDomain(domain))
+                }
+                Err(e) => Err(RouteError::Temporary(domain, e.to_string())),
+            },
+            Err(e) => Err(RouteError::Temporary(domain, e.to_string())),
+        }
+    }
+
+    /// The addresses of an MX host, as targets named after it.
+    async fn addresses(&self, resolver: &TokioResolver, host: &str) -> Vec<Target> {
+        match resolver.lookup_ip(format!("{host}.").as_str()).await {
+            Ok(ips) => ips
+                .iter()
+                .map(|ip| Target {
+                    name: host.to_string(),
+                    connect: std::net::SocketAddr::new(ip, self.port).to_string(),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
