@@ -58,10 +58,10 @@ async fn name_server() -> std::net::SocketAddr {
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
         while let Ok((len, peer)) = socket.recv_from(&mut buf).await {
-            if let Ok(q) = Message::from_vec(&buf[..len]) {
-                if let Ok(bytes) = answer(&q).to_vec() {
-                    let _ = socket.send_to(&bytes, peer).await;
-                }
+            if let Ok(q) = Message::from_vec(&buf[..len])
+                && let Ok(bytes) = answer(&q).to_vec()
+            {
+                let _ = socket.send_to(&bytes, peer).await;
             }
         }
     });
