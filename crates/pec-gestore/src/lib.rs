@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod antivirus;
+pub mod autoconfig;
 pub mod clock;
 pub mod delivery;
 pub mod emit;
