@@ -330,9 +330,14 @@ pub fn mailbox(store: &dyn Store, address: &str, folder: &str) -> Vec<Vec<u8>> {
 
 /// Waits (up to 20 s of real time) until `address`'s INBOX holds at least `n` messages.
 pub async fn wait_for(store: &dyn Store, address: &str, n: usize) -> Vec<Vec<u8>> {
+    wait_in(store, address, "INBOX", n).await
+}
+
+/// Waits (up to 20 s of real time) until `address`'s `folder` holds at least `n` messages.
+pub async fn wait_in(store: &dyn Store, address: &str, folder: &str, n: usize) -> Vec<Vec<u8>> {
     let start = Instant::now();
     loop {
-        let m = mailbox(store, address, "INBOX");
+        let m = mailbox(store, address, folder);
         if m.len() >= n || start.elapsed() > Duration::from_secs(20) {
             return m;
         }
@@ -450,6 +455,29 @@ pub fn pecd_binary() -> PathBuf {
 }
 
 impl Lab {
+    /// The configuration file of node `id`.
+    pub fn config(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("{id}.toml"))
+    }
+
+    /// Runs `pecd --config <node's config> ARGS` with `stdin` as standard input.
+    pub fn pecd_with_input(&self, node: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(pecd_binary())
+            .arg("--config")
+            .arg(self.config(node))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run pecd");
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(stdin).expect("stdin");
+        }
+        child.wait_with_output().expect("pecd")
+    }
+
     /// Runs `pecd --config <node's config> ARGS`.
     pub fn pecd(&self, node: &str, args: &[&str]) -> std::process::Output {
         Command::new(pecd_binary())
