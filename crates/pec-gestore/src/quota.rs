@@ -3,8 +3,10 @@
 //! with a non-delivery receipt to the sender, so the user is told in time.
 //!
 //! The notice is sent once per crossing: a delivery warns only when the mailbox was
-//! below the threshold without it and is at or above it with it. A plain message from the
-//! gestore's service address, not signed: it is not a PEC receipt.
+//! below the threshold without it and is at or above it with it (usage is read after the
+//! commit, so two deliveries to one mailbox committed in the same instant may both see the
+//! crossing: at worst two notices). A plain message from the gestore's service address,
+//! not signed: it is not a PEC receipt.
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
