@@ -37,6 +37,10 @@ pub struct Node {
     pub mx_port: u16,
     /// IMAPS.
     pub imaps_port: u16,
+    /// POP3S.
+    pub pop3s_port: u16,
+    /// HTTP (client set-up: autoconfig, Autodiscover).
+    pub http_port: u16,
     running: Option<Running>,
 }
 
@@ -125,9 +129,17 @@ impl Lab {
         }));
         let pki_dir = dir.path().join("pki");
         pecd::certs::write_lab(&pki_dir, gestori, 3650, false).expect("lab PKI");
-        let ports: Vec<[u16; 3]> = specs
+        let ports: Vec<[u16; 5]> = specs
             .iter()
-            .map(|_| [free_port(), free_port(), free_port()])
+            .map(|_| {
+                [
+                    free_port(),
+                    free_port(),
+                    free_port(),
+                    free_port(),
+                    free_port(),
+                ]
+            })
             .collect();
         let mut routes = String::from("[routes]\n");
         for (domain, port) in extra_routes {
@@ -146,7 +158,8 @@ impl Lab {
             let text = format!(
                 "[gestore]\nname = \"{name}\"\nhostname = \"mx.{d0}\"\ndata_dir = \"data-{id}\"\ndomains = [{domains}]\n\n\
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
-                 [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\nimaps = \"127.0.0.1:{p2}\"\n\n\
+                 [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\nimaps = \"127.0.0.1:{p2}\"\n\
+                 pop3s = \"127.0.0.1:{p3}\"\nhttp = \"127.0.0.1:{p4}\"\n\n\
                  [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n[dns]\nresolver = \"off\"\n\n\
                  [lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
                 name = name_of(s.id),
@@ -156,6 +169,8 @@ impl Lab {
                 p0 = p[0],
                 p1 = p[1],
                 p2 = p[2],
+                p3 = p[3],
+                p4 = p[4],
                 mailboxes = mailboxes.join(", "),
                 extra = s.extra,
             );
@@ -170,6 +185,8 @@ impl Lab {
                 submission_port: p[0],
                 mx_port: p[1],
                 imaps_port: p[2],
+                pop3s_port: p[3],
+                http_port: p[4],
                 running: Some(running),
             });
         }
@@ -250,6 +267,7 @@ except smtplib.SMTPException as e:
         rcpt,
         message.as_bytes(),
     )
+    .map(drop)
 }
 
 /// Sends `message` to an MX without authentication (another server or the Internet).
@@ -267,10 +285,17 @@ except smtplib.SMTPException as e:
     print(e, file=sys.stderr)
     sys.exit(3)
 "#;
-    run_python(script, &[&port.to_string(), mail_from], rcpt, message)
+    run_python(script, &[&port.to_string(), mail_from], rcpt, message).map(drop)
 }
 
-fn run_python(script: &str, args: &[&str], rest: &[&str], stdin: &[u8]) -> Result<(), String> {
+/// Runs a Python 3 `script` with `args` then `rest` as arguments and `stdin` as standard
+/// input; `Ok` carries its standard output, `Err` its standard error.
+pub fn run_python(
+    script: &str,
+    args: &[&str],
+    rest: &[&str],
+    stdin: &[u8],
+) -> Result<String, String> {
     use std::io::Write;
     let mut child = Command::new("python3")
         .arg("-c")
@@ -287,7 +312,7 @@ fn run_python(script: &str, args: &[&str], rest: &[&str], stdin: &[u8]) -> Resul
     }
     let out = child.wait_with_output().expect("python3");
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
@@ -305,9 +330,14 @@ pub fn mailbox(store: &dyn Store, address: &str, folder: &str) -> Vec<Vec<u8>> {
 
 /// Waits (up to 20 s of real time) until `address`'s INBOX holds at least `n` messages.
 pub async fn wait_for(store: &dyn Store, address: &str, n: usize) -> Vec<Vec<u8>> {
+    wait_in(store, address, "INBOX", n).await
+}
+
+/// Waits (up to 20 s of real time) until `address`'s `folder` holds at least `n` messages.
+pub async fn wait_in(store: &dyn Store, address: &str, folder: &str, n: usize) -> Vec<Vec<u8>> {
     let start = Instant::now();
     loop {
-        let m = mailbox(store, address, "INBOX");
+        let m = mailbox(store, address, folder);
         if m.len() >= n || start.elapsed() > Duration::from_secs(20) {
             return m;
         }
@@ -425,6 +455,29 @@ pub fn pecd_binary() -> PathBuf {
 }
 
 impl Lab {
+    /// The configuration file of node `id`.
+    pub fn config(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("{id}.toml"))
+    }
+
+    /// Runs `pecd --config <node's config> ARGS` with `stdin` as standard input.
+    pub fn pecd_with_input(&self, node: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(pecd_binary())
+            .arg("--config")
+            .arg(self.config(node))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run pecd");
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(stdin).expect("stdin");
+        }
+        child.wait_with_output().expect("pecd")
+    }
+
     /// Runs `pecd --config <node's config> ARGS`.
     pub fn pecd(&self, node: &str, args: &[&str]) -> std::process::Output {
         Command::new(pecd_binary())

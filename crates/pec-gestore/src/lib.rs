@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod antivirus;
+pub mod autoconfig;
 pub mod clock;
 pub mod delivery;
 pub mod emit;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod identity;
 pub mod incoming;
+pub mod quota;
 pub mod reception;
 pub mod routing;
 pub mod runtime;

@@ -1,6 +1,6 @@
-//! A running gestore: its listeners (SMTP submission and MX, IMAP, POP3) and workers,
-//! started together and stopped together. `pecd serve` runs one; the end-to-end tests
-//! run several in one process, with an injected clock.
+//! A running gestore: its listeners (SMTP submission and MX, IMAP, POP3, HTTP for client
+//! set-up) and workers, started together and stopped together. `pecd serve` runs one; the
+//! end-to-end tests run several in one process, with an injected clock.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
+use crate::autoconfig::{ClientSetup, Http, serve_http};
 use crate::handlers::{MxHandler, SubmissionHandler};
 use crate::service::Gestore;
 use crate::workers::{Relays, run_workers};
@@ -34,6 +35,8 @@ pub struct Listen {
     pub pop3s: Option<SocketAddr>,
     /// POP3 with STLS.
     pub pop3: Option<SocketAddr>,
+    /// HTTP for client set-up (Thunderbird autoconfig, Outlook Autodiscover).
+    pub http: Option<SocketAddr>,
 }
 
 /// Everything a gestore runs with.
@@ -48,6 +51,8 @@ pub struct Parts<S: Scanner> {
     pub relays: Relays,
     /// Where to listen.
     pub listen: Listen,
+    /// What the client set-up documents announce.
+    pub client: ClientSetup,
 }
 
 /// A started gestore.
@@ -98,6 +103,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     let imap = bind(l.imap).await?;
     let pop3s = bind(l.pop3s).await?;
     let pop3 = bind(l.pop3).await?;
+    let http = bind(l.http).await?;
     let addr = |b: &Option<(TcpListener, SocketAddr)>| b.as_ref().map(|(_, a)| *a);
     let bound = Listen {
         submission_tls: addr(&submission_tls),
@@ -107,6 +113,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         imap: addr(&imap),
         pop3s: addr(&pop3s),
         pop3: addr(&pop3),
+        http: addr(&http),
     };
 
     let mut tasks = JoinSet::new();
@@ -139,6 +146,13 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             let f = pec_imap::serve_pop3(listener, parts.imap.clone(), implicit, stopped());
             tasks.spawn(named("pop3", f));
         }
+    }
+    if let Some((listener, _)) = http {
+        let h = Arc::new(Http {
+            setup: parts.client,
+            store: parts.gestore.store.clone(),
+        });
+        tasks.spawn(named("http", serve_http(listener, h, stopped())));
     }
     let workers = tokio::spawn(run_workers(parts.gestore.clone(), parts.relays, stopped()));
     info!(gestore = %parts.gestore.id.name, "gestore running");

@@ -221,7 +221,8 @@ impl<S: Scanner> Gestore<S> {
         }
     }
 
-    /// Stores a batch, then wakes the queue worker and IDLE sessions.
+    /// Stores a batch, then wakes the queue worker and IDLE sessions, and warns the
+    /// mailboxes the batch took past the quota warning threshold.
     pub fn commit(&self, batch: Batch) -> pec_store::Result<pec_store::Committed> {
         let wake_queue = !batch.queue.is_empty();
         let delivered: Vec<(String, String)> = batch
@@ -229,7 +230,14 @@ impl<S: Scanner> Gestore<S> {
             .iter()
             .map(|d| (d.address.clone(), d.folder.clone()))
             .collect();
+        let mut added: BTreeMap<String, u64> = BTreeMap::new();
+        for d in &batch.deliveries {
+            *added.entry(d.address.clone()).or_default() += d.bytes.len() as u64;
+        }
         let committed = self.store.commit_batch(batch)?;
+        for (address, bytes) in &added {
+            self.warn_if_nearly_full(address, *bytes);
+        }
         if wake_queue {
             self.queued.notify_one();
         }

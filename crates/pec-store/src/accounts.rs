@@ -200,3 +200,21 @@ pub fn set_quota(conn: &Connection, addr: &str, quota: u64) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Turns filing receipts in [`RECEIPTS_FOLDER`] on or off, creating the folder if needed.
+pub fn set_receipts_folder(conn: &Connection, addr: &str, on: bool) -> Result<()> {
+    let (id, _) = lookup::account(conn, addr)?;
+    conn.execute(
+        "UPDATE accounts SET receipts_folder = ?1 WHERE id = ?2",
+        params![on, id],
+    )?;
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM folders WHERE account_id = ?1 AND name = ?2)",
+        params![id, RECEIPTS_FOLDER],
+        |r| r.get(0),
+    )?;
+    if on && !exists {
+        insert_folder(conn, id, RECEIPTS_FOLDER, None, true)?;
+    }
+    Ok(())
+}

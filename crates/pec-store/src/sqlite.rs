@@ -119,6 +119,11 @@ impl Store for SqliteStore {
         self.write(move |c| accounts::set_quota(c, &address, quota))
     }
 
+    fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()> {
+        let address = address.to_string();
+        self.write(move |c| accounts::set_receipts_folder(c, &address, on))
+    }
+
     fn usage(&self, address: &str) -> Result<Usage> {
         self.read(|c| {
             let (id, quota) = lookup::account(c, address)?;

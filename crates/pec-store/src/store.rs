@@ -35,6 +35,9 @@ pub trait Store: Send + Sync {
     fn set_password_hash(&self, address: &str, hash: &str) -> Result<()>;
     /// Sets the quota in bytes.
     fn set_quota(&self, address: &str, quota: u64) -> Result<()>;
+    /// Files PEC receipts in `Ricevute` (created if missing) or, when `on` is false, in
+    /// INBOX again; the `Ricevute` folder and its messages stay either way.
+    fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()>;
     /// Bytes used and quota.
     fn usage(&self, address: &str) -> Result<Usage>;
 

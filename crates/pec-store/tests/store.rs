@@ -58,6 +58,32 @@ fn account_gets_standard_folders_and_default_quota() {
 }
 
 #[test]
+fn receipts_folder_can_be_turned_on_and_off() {
+    let (_dir, store) = store_with_account(None, false);
+    let has_ricevute = |s: &SqliteStore| {
+        s.list_folders(ADDR)
+            .unwrap()
+            .iter()
+            .any(|f| f.name == "Ricevute")
+    };
+    assert!(!has_ricevute(&store));
+    store.set_receipts_folder(ADDR, true).unwrap();
+    assert!(store.account(ADDR).unwrap().receipts_folder);
+    assert!(has_ricevute(&store));
+    store
+        .deliver(ADDR, "Ricevute", b"Subject: r\r\n\r\nx\r\n", &[], 0)
+        .unwrap();
+    store.set_receipts_folder(ADDR, true).unwrap();
+    store.set_receipts_folder(ADDR, false).unwrap();
+    assert!(!store.account(ADDR).unwrap().receipts_folder);
+    assert_eq!(store.messages(ADDR, "Ricevute").unwrap().len(), 1, "kept");
+    assert!(matches!(
+        store.set_receipts_folder("nessuno@pec.example.it", true),
+        Err(Error::NoSuchAccount(_))
+    ));
+}
+
+#[test]
 fn account_admin_operations() {
     let (_dir, store) = store_with_account(Some(10), false);
     assert!(matches!(

@@ -1,7 +1,8 @@
-//! `pecd domain …` and `pecd mailbox …`: the administrator's commands on the hosted
-//! domains and mailboxes.
+//! `pecd domain …`, `pecd mailbox …`, `pecd store check` and `pecd backup`: the
+//! administrator's commands on the hosted domains, the mailboxes and the store.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -57,6 +58,18 @@ pub enum MailboxCommand {
     Remove {
         /// The address.
         address: String,
+    },
+    /// Change a mailbox's settings.
+    Set {
+        /// The address.
+        address: String,
+        /// File PEC receipts in a `Ricevute` folder (`on`) or in INBOX (`off`); receipts
+        /// already filed stay where they are.
+        #[arg(long, value_parser = ["on", "off"])]
+        ricevute: Option<String>,
+        /// New quota (e.g. `3GiB`).
+        #[arg(long)]
+        quota: Option<String>,
     },
     /// Change a mailbox's password, read from standard input.
     Passwd {
@@ -152,11 +165,94 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
             store.remove_account(&address)?;
             println!("mailbox {} removed", address.to_lowercase());
         }
+        MailboxCommand::Set {
+            address,
+            ricevute,
+            quota,
+        } => {
+            if ricevute.is_none() && quota.is_none() {
+                bail!("nothing to change: give --ricevute on|off or --quota");
+            }
+            if let Some(q) = quota {
+                let q = parse_size(&q)?;
+                store.set_quota(&address, q)?;
+                println!("quota of {} set to {q} bytes", address.to_lowercase());
+            }
+            if let Some(r) = ricevute {
+                store.set_receipts_folder(&address, r == "on")?;
+                println!(
+                    "receipts of {} filed in {}",
+                    address.to_lowercase(),
+                    if r == "on" { "Ricevute" } else { "INBOX" }
+                );
+            }
+        }
         MailboxCommand::Passwd { address, .. } => {
             let password = read_password()?;
             store.set_password_hash(&address, &pec_imap::hash_password(&password)?)?;
             println!("password of {} changed", address.to_lowercase());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pecd store` subcommands.
+#[derive(clap::Subcommand)]
+pub enum StoreCommand {
+    /// Re-hash every referenced message file and run the database's integrity check;
+    /// fails (exit status 1) on any missing or corrupt file or database problem.
+    Check,
+}
+
+/// Arguments of `pecd backup`.
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the copy: a new or empty directory, laid out as a store (so
+    /// `gestore.data_dir` can point at it to restore).
+    pub dir: PathBuf,
+}
+
+/// Runs a `pecd store` subcommand.
+pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    match cmd {
+        StoreCommand::Check => {
+            let report = store.check().context("cannot check the store")?;
+            println!("message files checked: {}", report.blobs_checked);
+            for hash in &report.missing {
+                println!("missing: {hash}");
+            }
+            for hash in &report.corrupt {
+                println!("corrupt: {hash}");
+            }
+            for problem in &report.database {
+                println!("database: {problem}");
+            }
+            if report.is_ok() {
+                println!("store OK");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "store DAMAGED: {} missing, {} corrupt, {} database problems",
+                    report.missing.len(),
+                    report.corrupt.len(),
+                    report.database.len()
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+/// Runs `pecd backup`: a consistent copy of the store, taken while the server runs.
+pub fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    let blobs = store
+        .backup(&args.dir)
+        .with_context(|| format!("cannot back up the store into {}", args.dir.display()))?;
+    println!(
+        "store copied into {} ({blobs} message files)",
+        args.dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

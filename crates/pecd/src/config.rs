@@ -40,6 +40,9 @@ pub struct Config {
     /// Conveniences of a lab set-up.
     #[serde(default)]
     pub lab: LabConfig,
+    /// What users' mail clients are told by autoconfig and Autodiscover.
+    #[serde(default)]
+    pub client: ClientConfig,
 }
 
 /// The `[gestore]` table.
@@ -105,6 +108,27 @@ pub struct ListenConfig {
     pub pop3s: Option<SocketAddr>,
     /// POP3 with STLS (110).
     pub pop3: Option<SocketAddr>,
+    /// HTTP for mail client set-up: Thunderbird autoconfig, Outlook Autodiscover (80).
+    pub http: Option<SocketAddr>,
+}
+
+/// The `[client]` table: the public name and ports announced to mail clients, which
+/// differ from the `[listen]` addresses behind NAT or port forwarding.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Host name clients connect to; `gestore.hostname` by default.
+    pub host: Option<String>,
+    /// Public IMAPS port; the port of `listen.imaps` by default.
+    pub imaps_port: Option<u16>,
+    /// Public IMAP (STARTTLS) port; the port of `listen.imap` by default.
+    pub imap_port: Option<u16>,
+    /// Public POP3S port; the port of `listen.pop3s` by default.
+    pub pop3s_port: Option<u16>,
+    /// Public submission port with implicit TLS; the port of `listen.submission_tls` by default.
+    pub submission_tls_port: Option<u16>,
+    /// Public submission port with STARTTLS; the port of `listen.submission` by default.
+    pub submission_port: Option<u16>,
 }
 
 /// The `[limits]` table.

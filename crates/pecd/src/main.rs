@@ -36,6 +36,11 @@ enum Command {
     /// The hosted mailboxes.
     #[command(subcommand)]
     Mailbox(admin::MailboxCommand),
+    /// The mailbox store: integrity check.
+    #[command(subcommand)]
+    Store(admin::StoreCommand),
+    /// Copy the store consistently while the server runs.
+    Backup(admin::BackupArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,12 @@ fn main() -> ExitCode {
         }
         Command::Mailbox(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::mailbox(&c, cmd))
+        }
+        Command::Store(cmd) => {
+            config::Config::load(&cli.config).and_then(|c| admin::store(&c, cmd))
+        }
+        Command::Backup(args) => {
+            config::Config::load(&cli.config).and_then(|c| admin::backup(&c, args))
         }
     };
     match result {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pec_gestore::antivirus::{Clamd, Configured};
+use pec_gestore::autoconfig::ClientSetup;
 use pec_gestore::clock::{Clock, SystemClock};
 use pec_gestore::identity::Identity;
 use pec_gestore::routing::Router;
@@ -211,8 +212,31 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             imap: l.imap,
             pop3s: l.pop3s,
             pop3: l.pop3,
+            http: l.http,
         },
+        client: client_setup(config),
     })
+}
+
+/// The public host and ports announced to mail clients: `[client]`, else the ports of
+/// the `[listen]` addresses.
+fn client_setup(config: &Config) -> ClientSetup {
+    let (c, l) = (&config.client, &config.listen);
+    let port = |public: Option<u16>, bound: Option<std::net::SocketAddr>| {
+        public.or(bound.map(|a| a.port()))
+    };
+    ClientSetup {
+        host: c
+            .host
+            .clone()
+            .unwrap_or_else(|| config.gestore.hostname.clone()),
+        display_name: config.gestore.name.clone(),
+        imaps: port(c.imaps_port, l.imaps),
+        imap: port(c.imap_port, l.imap),
+        pop3s: port(c.pop3s_port, l.pop3s),
+        submission_tls: port(c.submission_tls_port, l.submission_tls),
+        submission: port(c.submission_port, l.submission),
+    }
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

@@ -1,0 +1,166 @@
+//! The notice a user gets in INBOX when deliveries take the mailbox past
+//! [`WARNING_PERCENT`] of its quota: once it is full, certified mail for it is refused
+//! with a non-delivery receipt to the sender, so the user is told in time.
+//!
+//! The notice is sent once per crossing: a delivery warns only when the mailbox was
+//! below the threshold without it and is at or above it with it (usage is read after the
+//! commit, so two deliveries to one mailbox committed in the same instant may both see the
+//! crossing: at worst two notices). A plain message from the gestore's service address,
+//! not signed: it is not a PEC receipt.
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::antivirus::Scanner;
+use crate::clock::italian;
+use crate::service::Gestore;
+
+/// The share of the quota, in percent, at which the user is warned.
+pub const WARNING_PERCENT: u64 = 90;
+
+/// Whether going from `before` to `after` bytes used crosses [`WARNING_PERCENT`] of `quota`.
+pub fn crosses(before: u64, after: u64, quota: u64) -> bool {
+    let threshold = u128::from(quota) * u128::from(WARNING_PERCENT);
+    quota > 0 && u128::from(before) * 100 < threshold && u128::from(after) * 100 >= threshold
+}
+
+/// `used` as a whole percentage of `quota` (rounded down).
+fn percent(used: u64, quota: u64) -> u64 {
+    if quota == 0 {
+        return 100;
+    }
+    u64::try_from(u128::from(used) * 100 / u128::from(quota)).unwrap_or(u64::MAX)
+}
+
+/// Bytes as megabytes with one decimal, Italian style (`12,5`).
+fn megabytes(bytes: u64) -> String {
+    let tenths = bytes.saturating_mul(10) / 1_000_000;
+    format!("{},{}", tenths / 10, tenths % 10)
+}
+
+/// The notice's bytes (Italian text, UTF-8).
+pub fn notice(
+    gestore: &str,
+    from: &str,
+    to: &str,
+    message_id: &str,
+    used: u64,
+    quota: u64,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    let pct = percent(used, quota);
+    let display: String = gestore
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
+        .collect();
+    format!(
+        "From: \"{display}\" <{from}>\r\n\
+         To: <{to}>\r\n\
+         Subject: Avviso: casella quasi piena ({pct} %)\r\n\
+         Date: {date}\r\n\
+         Message-ID: <{message_id}>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\
+         Auto-Submitted: auto-generated\r\n\
+         \r\n\
+         Gentile utente,\r\n\
+         \r\n\
+         la casella {to} occupa {used_mb} MB dei {quota_mb} MB disponibili ({pct} %).\r\n\
+         \r\n\
+         Quando la casella è piena i messaggi di posta elettronica certificata in arrivo\r\n\
+         non possono essere consegnati e il mittente riceve un avviso di mancata consegna.\r\n\
+         Si consiglia di eliminare i messaggi non più necessari, dopo averli salvati\r\n\
+         se occorre conservarli.\r\n\
+         \r\n\
+         Questo è un messaggio automatico: non rispondere.\r\n\
+         \r\n\
+         {gestore}\r\n",
+        date = italian(now).to_rfc2822(),
+        used_mb = megabytes(used),
+        quota_mb = megabytes(quota),
+    )
+    .into_bytes()
+}
+
+impl<S: Scanner> Gestore<S> {
+    /// After `added` bytes were delivered to `address`, puts the quota notice in its
+    /// INBOX if they took it past [`WARNING_PERCENT`]. Best effort: a failure is logged.
+    pub fn warn_if_nearly_full(&self, address: &str, added: u64) {
+        let usage = match self.store.usage(address) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(mailbox = address, "cannot read the usage: {e}");
+                return;
+            }
+        };
+        if !crosses(usage.used.saturating_sub(added), usage.used, usage.quota) {
+            return;
+        }
+        let now = self.now();
+        let bytes = notice(
+            &self.id.name,
+            self.id.address(),
+            address,
+            &self.id.new_id(now),
+            usage.used,
+            usage.quota,
+            now,
+        );
+        match self
+            .store
+            .deliver(address, "INBOX", &bytes, &[], now.timestamp())
+        {
+            Ok(_) => {
+                info!(
+                    mailbox = address,
+                    used = usage.used,
+                    quota = usage.quota,
+                    "quota notice delivered"
+                );
+                if let Some(hook) = &self.on_delivery {
+                    hook(address, "INBOX");
+                }
+            }
+            Err(e) => warn!(mailbox = address, "quota notice not delivered: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossing_is_detected_once() {
+        assert!(crosses(899, 900, 1000));
+        assert!(crosses(0, 1000, 1000));
+        assert!(!crosses(900, 950, 1000), "already past: no new notice");
+        assert!(!crosses(100, 899, 1000));
+        assert!(!crosses(0, 0, 0));
+        assert!(crosses(u64::MAX / 2, u64::MAX, u64::MAX), "no overflow");
+    }
+
+    #[test]
+    fn notice_text() {
+        let now = DateTime::parse_from_rfc3339("2025-03-01T10:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap();
+        let n = notice(
+            "Demo PEC",
+            "posta-certificata@pec.demo.test",
+            "mario@pec.demo.test",
+            "x@pec.demo.test",
+            1_900_000,
+            2_000_000,
+            now,
+        );
+        let text = String::from_utf8(n).unwrap();
+        assert!(text.contains("Subject: Avviso: casella quasi piena (95 %)\r\n"));
+        assert!(text.contains("occupa 1,9 MB dei 2,0 MB disponibili (95 %)"));
+        assert!(
+            text.contains("Date: Sat, 1 Mar 2025 11:00:00 +0100\r\n"),
+            "{text}"
+        );
+    }
+}

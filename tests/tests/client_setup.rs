@@ -1,0 +1,159 @@
+//! Mail client set-up over HTTP: Thunderbird's autoconfig and Outlook's Autodiscover,
+//! fetched with Python's urllib and parsed with Python's xml.etree (judges we did not
+//! write). alfa announces public ports from `[client]` (as behind NAT), beta the ports it
+//! listens on.
+
+use pec_e2e::{Lab, run_python, standard};
+
+/// Fetches a URL (POST when a body is given) and prints one line per service found:
+/// `kind protocol host port security`, or `HTTP <status>` on an HTTP error.
+const CLIENT: &str = r#"
+import sys, urllib.request, urllib.error, xml.etree.ElementTree as ET
+url, body = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None
+req = urllib.request.Request(url, data=body.encode() if body else None,
+                             headers={"Content-Type": "text/xml"} if body else {})
+try:
+    doc = urllib.request.urlopen(req, timeout=20).read()
+except urllib.error.HTTPError as e:
+    print("HTTP", e.code)
+    sys.exit(0)
+root = ET.fromstring(doc)
+if root.tag == "clientConfig":
+    p = root.find("emailProvider")
+    print("provider", p.get("id"), p.findtext("displayName"))
+    for kind in ("incomingServer", "outgoingServer"):
+        for s in p.findall(kind):
+            print(kind, s.get("type"), s.findtext("hostname"), s.findtext("port"),
+                  s.findtext("socketType"), s.findtext("username"))
+else:
+    ns = {"r": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
+    acc = root.find("r:Response/r:Account", ns)
+    print("account", acc.findtext("r:AccountType", namespaces=ns), acc.findtext("r:Action", namespaces=ns))
+    for p in acc.findall("r:Protocol", ns):
+        f = lambda n: p.findtext("r:" + n, namespaces=ns)
+        print("protocol", f("Type"), f("Server"), f("Port"), f("SSL"), f("Encryption"), f("LoginName"))
+"#;
+
+fn fetch(port: u16, path_and_query: &str, body: Option<&str>) -> Vec<String> {
+    let url = format!("http://127.0.0.1:{port}{path_and_query}");
+    let mut args = vec![url.as_str()];
+    if let Some(b) = body {
+        args.push(b);
+    }
+    run_python(CLIENT, &args, &[], b"")
+        .expect("python client")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn autodiscover_request(address: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
+         <Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\">\
+         <Request><EMailAddress>{address}</EMailAddress>\
+         <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>\
+         </Request></Autodiscover>"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thunderbird_autoconfig_and_outlook_autodiscover() {
+    let mut specs = standard();
+    specs[0].extra = "[client]\nhost = \"mail.pec.alfa.test\"\nimaps_port = 993\n\
+                      submission_tls_port = 465\npop3s_port = 995\n"
+        .into();
+    let lab = Lab::start(specs, &[]).await;
+    let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
+
+    // Thunderbird, both paths, on beta: the ports it listens on, its hostname.
+    let beta_expected = vec![
+        "provider pec.comune.beta.test Beta PEC (lab)".to_string(),
+        format!(
+            "incomingServer imap mx.pec.beta.test {} SSL %EMAILADDRESS%",
+            beta.imaps_port
+        ),
+        format!(
+            "incomingServer pop3 mx.pec.beta.test {} SSL %EMAILADDRESS%",
+            beta.pop3s_port
+        ),
+        format!(
+            "outgoingServer smtp mx.pec.beta.test {} SSL %EMAILADDRESS%",
+            beta.submission_port
+        ),
+    ];
+    for path in [
+        "/mail/config-v1.1.xml",
+        "/.well-known/autoconfig/mail/config-v1.1.xml",
+    ] {
+        let got = fetch(
+            beta.http_port,
+            &format!("{path}?emailaddress=ufficio.protocollo%40pec.comune.beta.test"),
+            None,
+        );
+        assert_eq!(got, beta_expected, "{path}");
+    }
+
+    // alfa announces the public ports of its [client] table.
+    let got = fetch(
+        alfa.http_port,
+        "/mail/config-v1.1.xml?emailaddress=mario.rossi@pec.alfa.test",
+        None,
+    );
+    assert_eq!(
+        got,
+        vec![
+            "provider pec.alfa.test Alfa PEC (lab)",
+            "incomingServer imap mail.pec.alfa.test 993 SSL %EMAILADDRESS%",
+            "incomingServer pop3 mail.pec.alfa.test 995 SSL %EMAILADDRESS%",
+            "outgoingServer smtp mail.pec.alfa.test 465 SSL %EMAILADDRESS%",
+        ]
+    );
+
+    // Outlook: POST with the request schema, and GET.
+    let expected = vec![
+        "account email settings",
+        "protocol IMAP mail.pec.alfa.test 993 on SSL mario.rossi@pec.alfa.test",
+        "protocol POP3 mail.pec.alfa.test 995 on SSL mario.rossi@pec.alfa.test",
+        "protocol SMTP mail.pec.alfa.test 465 on SSL mario.rossi@pec.alfa.test",
+    ];
+    let got = fetch(
+        alfa.http_port,
+        "/autodiscover/autodiscover.xml",
+        Some(&autodiscover_request("Mario.Rossi@pec.alfa.test")),
+    );
+    assert_eq!(got, expected);
+    let got = fetch(
+        alfa.http_port,
+        "/autodiscover/autodiscover.xml?emailaddress=mario.rossi%40pec.alfa.test",
+        None,
+    );
+    assert_eq!(got, expected);
+
+    // Only hosted domains: beta's domain at alfa, an unknown one, a malformed request.
+    for (path, body, status) in [
+        (
+            "/mail/config-v1.1.xml?emailaddress=anna.bianchi%40pec.beta.test",
+            None,
+            "HTTP 404",
+        ),
+        (
+            "/autodiscover/autodiscover.xml",
+            Some(autodiscover_request("chi@altro.example.it")),
+            "HTTP 404",
+        ),
+        (
+            "/autodiscover/autodiscover.xml",
+            Some("<Autodiscover><Request/></Autodiscover>".to_string()),
+            "HTTP 400",
+        ),
+        ("/index.html", None, "HTTP 404"),
+    ] {
+        assert_eq!(
+            fetch(alfa.http_port, path, body.as_deref()),
+            vec![status],
+            "{path}"
+        );
+    }
+    lab.shutdown().await;
+}
