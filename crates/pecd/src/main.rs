@@ -1,6 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-use pecd::{admin, certs, config, inspect, log, serve};
+use pecd::{admin, bench, certs, config, inspect, log, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,8 @@ enum Command {
     /// The hosted mailboxes.
     #[command(subcommand)]
     Mailbox(admin::MailboxCommand),
+    /// Measure throughput, latency, signing limit and RSS on this machine (BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Mailbox(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::mailbox(&c, cmd))
         }
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
