@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Idle IMAPS connections opened for the idle RSS figure.
     #[arg(long, default_value_t = 1000)]
     pub idle_connections: usize,
+    /// Only the main case (1 recipient, intra-gestore, 4 KB) and its half-load run: the
+    /// quick loop while profiling.
+    #[arg(long)]
+    pub main_only: bool,
     /// Skip the Postfix yardstick.
     #[arg(long)]
     pub no_postfix: bool,
@@ -212,7 +216,10 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         rate: None,
     };
     let mut cases = vec![full(Route::Intra, false, 1)];
-    for route in [Route::Intra, Route::Cross] {
+    for route in [Route::Intra, Route::Cross]
+        .into_iter()
+        .filter(|_| !args.main_only)
+    {
         for large in [false, true] {
             for recipients in [1, RECIPIENTS] {
                 if !(route == Route::Intra && !large && recipients == 1) {
