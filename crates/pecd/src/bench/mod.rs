@@ -155,6 +155,8 @@ const SIGNATURES_PER_MESSAGE: u32 = 4;
 
 /// Runs `pecd bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    // The gestori run here as under `pecd serve`.
+    crate::serve::return_large_blocks();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
