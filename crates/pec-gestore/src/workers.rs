@@ -21,7 +21,7 @@ pub const QUEUE_BATCH: usize = 256;
 
 /// Queue entries handled at the same time: enough to fill group commits, few enough to
 /// stay under a peer's per-address connection limit (20 by default).
-pub const QUEUE_CONCURRENCY: usize = 16;
+pub const QUEUE_CONCURRENCY: usize = 32;
 
 /// How often the workers look for due work when nothing wakes them.
 pub const TICK: Duration = Duration::from_millis(500);

@@ -544,14 +544,15 @@ fn collect_receipts(
     expected: u32,
     ledger: &Ledger,
 ) -> usize {
-    let Ok(list) = store.messages(sender, "INBOX") else {
+    // UIDs are given in order and never expunged here: read only the new ones, so the
+    // watcher's cost does not grow with the mailbox.
+    let Ok(selected) = store.select(sender, "INBOX") else {
         return 0;
     };
     let mut n = 0;
-    let seen = *last_uid;
-    for m in list.iter().filter(|m| m.uid > seen) {
-        *last_uid = m.uid;
-        let Ok(bytes) = store.fetch(sender, "INBOX", m.uid) else {
+    while *last_uid + 1 < selected.uidnext {
+        *last_uid += 1;
+        let Ok(bytes) = store.fetch(sender, "INBOX", *last_uid) else {
             continue;
         };
         let Some((kind, reference)) = receipt_header(&bytes) else {
