@@ -240,6 +240,8 @@ impl<S: Scanner> Gestore<S> {
             }
             return Ok(b);
         }
+        // The original message is found once, whatever the number of recipients.
+        let postacert = std::cell::OnceCell::new();
         for r in local {
             let failure = failures.iter().find(|(f, _)| f == r).map(|(_, why)| why);
             let failure = match failure {
@@ -257,7 +259,8 @@ impl<S: Scanner> Gestore<S> {
                         "posta-certificata",
                     ));
                     let variant = variant_for(raw, tx.ricevuta, r);
-                    let postacert = pec_proto::classify::classify(raw).postacert;
+                    let postacert =
+                        postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
                     let g = self.id.notice(
                         tx,
                         &Notice::AvvenutaConsegna {
