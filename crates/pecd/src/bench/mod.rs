@@ -37,6 +37,11 @@ pub struct BenchArgs {
     /// Stop each case after this many messages instead (still bounded by the time).
     #[arg(long)]
     pub messages: Option<u64>,
+    /// Each case stops once it has submitted this many MB (message size × recipients):
+    /// every delivery receipt of a 1 MB message carries the message again, and the disk
+    /// fills fast.
+    #[arg(long, default_value_t = 64)]
+    pub max_mb_per_case: u64,
     /// Concurrent submission clients (one SMTP session each, reused for every message).
     #[arg(long, default_value_t = 10)]
     pub clients: usize,
@@ -254,16 +259,28 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "signing: {rsa_signs_per_s:.0} RSA signatures/s on {cores} threads → {signing_limit_per_s:.0} msg/s"
     ));
 
+    let budget = args.max_mb_per_case.saturating_mul(1 << 20);
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        results.push(run_case(&gestori, i, case, clients, phase, args.messages).await?);
+        results.push(run_case(&gestori, i, case, clients, phase, args.messages, budget).await?);
     }
     let primary = results[0].clone();
     let half = Case {
         rate: Some((primary.accepted_per_s / 2.0).max(1.0)),
         ..cases[0]
     };
-    results.push(run_case(&gestori, cases.len(), &half, clients, phase, args.messages).await?);
+    results.push(
+        run_case(
+            &gestori,
+            cases.len(),
+            &half,
+            clients,
+            phase,
+            args.messages,
+            budget,
+        )
+        .await?,
+    );
 
     let (postfix, postfix_note) = if args.no_postfix {
         (None, Some("skipped (--no-postfix)".to_string()))
@@ -591,6 +608,7 @@ async fn run_case(
     clients: usize,
     time: Duration,
     max_messages: Option<u64>,
+    data_budget: u64,
 ) -> anyhow::Result<CaseResult> {
     let name = case.name();
     let from = lab::sender(index);
@@ -604,6 +622,8 @@ async fn run_case(
             .collect(),
     );
     let body = Arc::new(body(case.large));
+    let by_data = (data_budget / (body.len() * case.recipients).max(1) as u64).max(1);
+    let max_messages = Some(max_messages.map_or(by_data, |m| m.min(by_data)));
     let ledger: Ledger = Arc::default();
     let tls = pec_smtp::client_tls_config(
         &std::fs::read(lab::ca_file(g.dir.path())).context("the lab CA")?,
