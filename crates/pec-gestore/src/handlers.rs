@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::access::{Outcome, Submission, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
-use crate::service::{Gestore, domain_of};
+use crate::service::{Gestore, blocking, domain_of};
 
 async fn authenticate<S: Scanner>(
     g: &Arc<Gestore<S>>,
@@ -84,7 +84,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             virus: virus.as_deref(),
         };
         let now = g.now();
-        let outcome = match submit(&g.id, &sub, &g.settings.limits, now) {
+        let outcome = match blocking(|| submit(&g.id, &sub, &g.settings.limits, now)) {
             Ok(o) => o,
             Err(e) => return temporary(e),
         };

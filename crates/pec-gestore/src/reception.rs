@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::delivery::variant_for;
 use crate::incoming::{Verdict, examine};
-use crate::service::Gestore;
+use crate::service::{Gestore, blocking};
 
 /// The SMTP reply telling a sender of ordinary mail that the mailbox takes only PEC.
 pub fn pec_only_reply() -> Reply {
@@ -69,7 +69,7 @@ impl<S: Scanner> Gestore<S> {
     /// before a positive reply.
     pub async fn receive(&self, mail_from: &str, rcpt_to: &[String], raw: &[u8]) -> Reply {
         let now = self.now();
-        match examine(&self.id, raw, now) {
+        match blocking(|| examine(&self.id, raw, now)) {
             Verdict::Envelope {
                 daticert,
                 mail_receipt,
@@ -79,9 +79,11 @@ impl<S: Scanner> Gestore<S> {
                     .await
             }
             Verdict::Receipt { kind, daticert } => {
-                self.receive_receipt(rcpt_to, raw, kind, &daticert)
+                blocking(|| self.receive_receipt(rcpt_to, raw, kind, &daticert))
             }
-            Verdict::Anomaly { reason } => self.receive_anomaly(mail_from, rcpt_to, raw, &reason),
+            Verdict::Anomaly { reason } => {
+                blocking(|| self.receive_anomaly(mail_from, rcpt_to, raw, &reason))
+            }
             Verdict::Ordinary { reason } => {
                 self.receive_ordinary(mail_from, rcpt_to, raw, &reason)
                     .await
@@ -100,12 +102,19 @@ impl<S: Scanner> Gestore<S> {
     ) -> Reply {
         let tx = Transaction::from_daticert(daticert);
         let now = self.now();
+        // One look at the log for every recipient: those already delivered (a retry
+        // after a crash, a duplicate relay) are left out.
+        let q = pec_store::LogQuery {
+            msgid: Some(tx.identificativo.clone()),
+            ..Default::default()
+        };
+        let records = self.store.search_log(&q).unwrap_or_default();
         let done = |r: &str| {
-            self.logged(&tx.identificativo, |e| {
+            records.iter().any(|rec| {
                 matches!(
-                    e.event.as_str(),
+                    rec.entry.event.as_str(),
                     "consegna" | "errore-consegna" | "rilevazione-virus"
-                ) && e.detail.eq_ignore_ascii_case(r)
+                ) && rec.entry.detail.eq_ignore_ascii_case(r)
             })
         };
         let local: Vec<String> = rcpt_to
@@ -116,12 +125,14 @@ impl<S: Scanner> Gestore<S> {
         if local.is_empty() {
             return Reply::ok(format!("Ok: già preso in carico {}", tx.identificativo));
         }
-        let presa = match self.id.notice(
-            &tx,
-            &Notice::PresaInCarico { ricezione: &local },
-            mail_receipt,
-            now,
-        ) {
+        let presa = match blocking(|| {
+            self.id.notice(
+                &tx,
+                &Notice::PresaInCarico { ricezione: &local },
+                mail_receipt,
+                now,
+            )
+        }) {
             Ok(g) => g,
             Err(e) => return temporary(e),
         };
@@ -134,16 +145,18 @@ impl<S: Scanner> Gestore<S> {
         // Each pass either commits or learns one more recipient that cannot take the
         // message (a full mailbox), so it ends after at most one pass per recipient.
         for _ in 0..=local.len() {
-            let batch = match self.envelope_batch(
-                &tx,
-                mail_from,
-                &local,
-                raw,
-                &presa,
-                provider,
-                virus.as_deref(),
-                &failures,
-            ) {
+            let batch = match blocking(|| {
+                self.envelope_batch(
+                    &tx,
+                    mail_from,
+                    &local,
+                    raw,
+                    &presa,
+                    provider,
+                    virus.as_deref(),
+                    &failures,
+                )
+            }) {
                 Ok(b) => b,
                 Err(e) => return temporary(e),
             };
@@ -227,6 +240,8 @@ impl<S: Scanner> Gestore<S> {
             }
             return Ok(b);
         }
+        // The original message is found once, whatever the number of recipients.
+        let postacert = std::cell::OnceCell::new();
         for r in local {
             let failure = failures.iter().find(|(f, _)| f == r).map(|(_, why)| why);
             let failure = match failure {
@@ -244,7 +259,8 @@ impl<S: Scanner> Gestore<S> {
                         "posta-certificata",
                     ));
                     let variant = variant_for(raw, tx.ricevuta, r);
-                    let postacert = pec_proto::classify::classify(raw).postacert;
+                    let postacert =
+                        postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
                     let g = self.id.notice(
                         tx,
                         &Notice::AvvenutaConsegna {

@@ -77,6 +77,18 @@ pub struct Gestore<S: Scanner> {
     pub on_delivery: Option<DeliveryHook>,
 }
 
+/// Runs blocking work (signing, verifying, a durable commit) from async code without
+/// stalling the runtime. On a multi-thread runtime the worker first hands its other tasks
+/// to another thread (`block_in_place`), so that many sessions can wait on the same group
+/// commit of the store instead of one per worker thread; elsewhere it just runs `f`.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The domain of an address, lower case.
 pub fn domain_of(address: &str) -> String {
     address
@@ -222,8 +234,18 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// Stores a batch, then wakes the queue worker and IDLE sessions, and warns the
-    /// mailboxes the batch took past the quota warning threshold.
+    /// mailboxes the batch took past the quota warning threshold. An empty batch stores
+    /// nothing and costs no transaction.
     pub fn commit(&self, batch: Batch) -> pec_store::Result<pec_store::Committed> {
+        if batch.deliveries.is_empty()
+            && batch.archive.is_empty()
+            && batch.queue.is_empty()
+            && batch.virus.is_empty()
+            && batch.timers.is_empty()
+            && batch.log.is_empty()
+        {
+            return Ok(pec_store::Committed::default());
+        }
         let wake_queue = !batch.queue.is_empty();
         let delivered: Vec<(String, String)> = batch
             .deliveries
@@ -234,7 +256,7 @@ impl<S: Scanner> Gestore<S> {
         for d in &batch.deliveries {
             *added.entry(d.address.clone()).or_default() += d.bytes.len() as u64;
         }
-        let committed = self.store.commit_batch(batch)?;
+        let committed = blocking(|| self.store.commit_batch(batch))?;
         for (address, bytes) in &added {
             self.warn_if_nearly_full(address, *bytes);
         }

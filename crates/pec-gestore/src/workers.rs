@@ -9,11 +9,20 @@ use pec_proto::classify::classify;
 use pec_proto::daticert::{Errore, TipoDestinatario};
 use pec_smtp::{RecipientStatus, Relay, Reply};
 use pec_store::{Batch, Direction, DueNotice, NoticeKind, Outcome as TimerOutcome, QueueEntry};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
 use crate::routing::RouteError;
 use crate::service::Gestore;
+
+/// Queue entries read per pass.
+pub const QUEUE_BATCH: usize = 256;
+
+/// Queue entries handled at the same time: enough to fill group commits, few enough to
+/// stay under a peer's per-address connection limit (20 by default).
+pub const QUEUE_CONCURRENCY: usize = 32;
 
 /// How often the workers look for due work when nothing wakes them.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -29,10 +38,11 @@ pub struct Relays {
 }
 
 impl<S: Scanner> Gestore<S> {
-    /// One pass over the due queue entries; returns how many were handled.
-    pub async fn run_queue_once(&self, relays: &Relays) -> usize {
+    /// One pass over the due queue entries, [`QUEUE_CONCURRENCY`] at a time (so that
+    /// their durable steps share group commits); returns how many were handled.
+    pub async fn run_queue_once(self: &Arc<Self>, relays: &Relays) -> usize {
         let now = self.now().timestamp();
-        let due = match self.store.queue_due(now, 64) {
+        let due = match self.store.queue_due(now, QUEUE_BATCH) {
             Ok(d) => d,
             Err(e) => {
                 warn!("cannot read the queue: {e}");
@@ -40,8 +50,22 @@ impl<S: Scanner> Gestore<S> {
             }
         };
         let n = due.len();
+        let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
+        let mut tasks = JoinSet::new();
         for entry in due {
-            self.relay_entry(relays, entry).await;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (g, relays) = (self.clone(), relays.clone());
+            tasks.spawn(async move {
+                g.relay_entry(&relays, entry).await;
+                drop(slot);
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                warn!("a queue task failed: {e}");
+            }
         }
         n
     }
@@ -78,7 +102,7 @@ impl<S: Scanner> Gestore<S> {
         } else {
             self.relay_remote(relays, &entry, &bytes).await
         };
-        self.settle(entry, &bytes, results);
+        crate::service::blocking(|| self.settle(entry, &bytes, results));
     }
 
     /// Relays to the domain's targets in order until one takes the transaction; the
@@ -376,7 +400,7 @@ pub async fn run_workers<S: Scanner>(
             }
             last_purge = Some(now);
         }
-        if worked >= 64 {
+        if worked >= QUEUE_BATCH {
             continue;
         }
         tokio::select! {

@@ -4,6 +4,10 @@
 //! transaction: if any item fails, every item is rolled back and the error
 //! names the item. Blob files written before the failure stay as unreferenced
 //! files (content-addressed, so harmless and reused if the bytes come again).
+//!
+//! The blobs are written and fsynced by the caller ([`Prepared::write_blobs`]) before
+//! the job reaches the writer thread, so that concurrent callers fsync their files in
+//! parallel and the writer's group transaction pays only for SQLite's own commit.
 
 use rusqlite::Connection;
 
@@ -60,6 +64,40 @@ impl Prepared {
                 .collect(),
             batch,
         }
+    }
+}
+
+impl Prepared {
+    /// Writes (and fsyncs) every blob of the batch, in the caller's thread; the writer
+    /// then finds them present. A failure names the item, as [`apply`] does.
+    pub fn write_blobs(&self, blobs: &Blobs) -> Result<()> {
+        for (i, d) in self.deliveries.iter().enumerate() {
+            blobs
+                .put_hashed(&d.hash, &d.bytes)
+                .map_err(item("deliveries", i))?;
+        }
+        for (i, (a, hash)) in self
+            .batch
+            .archive
+            .iter()
+            .zip(&self.archive_hashes)
+            .enumerate()
+        {
+            blobs
+                .put_hashed(hash, &a.bytes)
+                .map_err(item("archive", i))?;
+        }
+        for (i, (q, hash)) in self.batch.queue.iter().zip(&self.queue_hashes).enumerate() {
+            blobs
+                .put_hashed(hash, &q.message)
+                .map_err(item("queue", i))?;
+        }
+        for (i, (v, hash)) in self.batch.virus.iter().zip(&self.virus_hashes).enumerate() {
+            blobs
+                .put_hashed(hash, &v.message)
+                .map_err(item("virus", i))?;
+        }
+        Ok(())
     }
 }
 

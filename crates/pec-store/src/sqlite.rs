@@ -372,6 +372,7 @@ impl Store for SqliteStore {
 
     fn commit_batch(&self, batch: Batch) -> Result<Committed> {
         let prepared = batch::Prepared::new(batch);
+        prepared.write_blobs(&self.blobs)?;
         let blobs = self.blobs.clone();
         self.write(move |c| batch::apply(c, &blobs, &prepared))
     }

@@ -2,6 +2,7 @@
 //! run gestori in one process (with an injected clock) exactly as `pecd serve` does.
 
 pub mod admin;
+pub mod bench;
 pub mod certs;
 pub mod config;
 pub mod inspect;

@@ -1,6 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-use pecd::{admin, certs, config, inspect, log, serve};
+use pecd::{admin, bench, certs, config, inspect, log, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,8 @@ enum Command {
     Store(admin::StoreCommand),
     /// Copy the store consistently while the server runs.
     Backup(admin::BackupArgs),
+    /// Measure throughput, latency, signing limit and RSS on this machine (BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => {
             config::Config::load(&cli.config).and_then(|c| admin::backup(&c, args))
         }
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

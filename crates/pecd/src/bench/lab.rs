@@ -1,0 +1,203 @@
+//! The gestori under test: alfa (`pec.alfa.test`) and beta (`pec.beta.test`), run in the
+//! benchmark's process on loopback with free ports and a temporary directory, built from
+//! a configuration file and [`crate::serve::assemble`] exactly as `pecd serve` builds them
+//! (system clock, real store with fsync, lab PKI).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use pec_gestore::clock::SystemClock;
+use pec_gestore::runtime::{self, Running};
+use pec_proto::labpki::GestoreSpec;
+use pec_proto::smime::{Digest, Signer};
+use pec_store::Store;
+
+/// Most recipients of one benchmark message; each domain has this many mailboxes.
+pub const RECIPIENTS: usize = 10;
+
+/// A signer that counts its signatures, so the benchmark reports signatures per second
+/// achieved by the gestori themselves.
+struct Counting {
+    inner: Arc<dyn Signer>,
+    count: Arc<AtomicU64>,
+}
+
+impl Signer for Counting {
+    fn address(&self) -> &str {
+        self.inner.address()
+    }
+    fn digest(&self) -> Digest {
+        self.inner.digest()
+    }
+    fn sign_detached(
+        &self,
+        content: &[u8],
+        signing_time: DateTime<Utc>,
+    ) -> pec_proto::Result<Vec<u8>> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.inner.sign_detached(content, signing_time)
+    }
+}
+
+/// One running gestore.
+pub struct Node {
+    /// Its store, to count receipts in the senders' mailboxes.
+    pub store: Arc<dyn Store>,
+    /// Submission with implicit TLS.
+    pub submission: SocketAddr,
+    /// IMAPS.
+    pub imaps: SocketAddr,
+    /// Its signer (without the counter), for the signing-limit measurement.
+    pub signer: Arc<dyn Signer>,
+    running: Running,
+}
+
+/// The two gestori, their directory and the signature counter they share.
+pub struct Gestori {
+    /// Certificates and data; removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// `pec.alfa.test`: every sender, and recipients of intra-gestore mail.
+    pub alfa: Node,
+    /// `pec.beta.test`: recipients of mail across two gestori.
+    pub beta: Node,
+    /// Signatures made by both gestori so far.
+    pub signatures: Arc<AtomicU64>,
+}
+
+/// A free loopback port (bound, then released for the gestore to bind).
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("no free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The sender mailbox of benchmark case `case` (one per case, so that its INBOX holds
+/// exactly that case's receipts).
+pub fn sender(case: usize) -> String {
+    format!("bench{case}@pec.alfa.test")
+}
+
+/// The lab password of a mailbox (`pecd serve`'s `[lab] mailboxes` convention).
+pub fn password(address: &str) -> String {
+    format!("secret-{}", address.split('@').next().unwrap_or(address))
+}
+
+/// Recipient `i` in `domain`.
+pub fn recipient(i: usize, domain: &str) -> String {
+    format!("dest{i}@{domain}")
+}
+
+/// The lab CA certificate.
+pub fn ca_file(dir: &Path) -> PathBuf {
+    dir.join("pki/ca.pem")
+}
+
+impl Gestori {
+    /// Writes the lab PKI and configurations and starts both gestori; `senders` sender
+    /// mailboxes are created in alfa, and `connections` simultaneous connections from
+    /// loopback allowed.
+    pub async fn start(senders: usize, connections: usize) -> anyhow::Result<Gestori> {
+        let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
+        let ids = [("alfa", "pec.alfa.test"), ("beta", "pec.beta.test")];
+        let specs = ids
+            .iter()
+            .map(|(id, domain)| GestoreSpec {
+                id: id.to_string(),
+                provider_name: name(id),
+                domains: vec![domain.to_string()],
+            })
+            .collect();
+        crate::certs::write_lab(&dir.path().join("pki"), specs, 30, false)?;
+        let ports: Vec<[u16; 3]> = ids
+            .iter()
+            .map(|_| Ok([free_port()?, free_port()?, free_port()?]))
+            .collect::<anyhow::Result<_>>()?;
+        let routes: String = ids
+            .iter()
+            .zip(&ports)
+            .map(|((_, d), p)| format!("\"{d}\" = \"127.0.0.1:{}\"\n", p[1]))
+            .collect();
+        let signatures = Arc::new(AtomicU64::new(0));
+        let mut nodes = Vec::new();
+        for ((id, domain), p) in ids.iter().zip(&ports) {
+            let mut mailboxes: Vec<String> =
+                (0..RECIPIENTS).map(|i| recipient(i, domain)).collect();
+            if *id == "alfa" {
+                mailboxes.extend((0..senders).map(sender));
+            }
+            let mailboxes: Vec<String> = mailboxes.iter().map(|m| format!("\"{m}\"")).collect();
+            let text = format!(
+                "[gestore]\nname = \"{name}\"\nhostname = \"mx.{domain}\"\ndata_dir = \"data-{id}\"\n\
+                 domains = [\"{domain}\"]\n\n\
+                 [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
+                 [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\n\
+                 imaps = \"127.0.0.1:{p2}\"\n\n\
+                 [limits]\nmax_connections_per_ip = {connections}\n\n\
+                 [queue]\nretry_base_secs = 2\nretry_max_secs = 10\n\n\
+                 [lab]\nmailboxes = [{mailboxes}]\n\n[routes]\n{routes}",
+                name = name(id),
+                p0 = p[0],
+                p1 = p[1],
+                p2 = p[2],
+                mailboxes = mailboxes.join(", "),
+            );
+            let path = dir.path().join(format!("{id}.toml"));
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let config = crate::config::Config::load(&path)?;
+            let mut parts = crate::serve::assemble(&config, Arc::new(SystemClock))?;
+            let gestore = Arc::get_mut(&mut parts.gestore)
+                .context("the assembled gestore is already shared")?;
+            let signer = gestore.id.signer.clone();
+            gestore.id.signer = Arc::new(Counting {
+                inner: signer.clone(),
+                count: signatures.clone(),
+            });
+            let store = parts.gestore.store.clone();
+            let running = runtime::start(parts)
+                .await
+                .context("cannot start the listeners")?;
+            let bound = |a: Option<SocketAddr>| a.context("a listener is missing");
+            nodes.push(Node {
+                store,
+                submission: bound(running.bound.submission_tls)?,
+                imaps: bound(running.bound.imaps)?,
+                signer,
+                running,
+            });
+        }
+        let beta = nodes.pop().context("beta")?;
+        let alfa = nodes.pop().context("alfa")?;
+        Ok(Gestori {
+            dir,
+            alfa,
+            beta,
+            signatures,
+        })
+    }
+
+    /// Whether both outbound queues are empty (nothing left in flight).
+    pub fn queues_empty(&self) -> bool {
+        [&self.alfa, &self.beta]
+            .iter()
+            .all(|n| n.store.list_queue().is_ok_and(|q| q.is_empty()))
+    }
+
+    /// Stops both gestori.
+    pub async fn stop(self) {
+        self.alfa.running.stop().await;
+        self.beta.running.stop().await;
+    }
+}
+
+fn name(id: &str) -> String {
+    let mut c = id.chars();
+    let first: String = c
+        .next()
+        .map(|f| f.to_uppercase().collect())
+        .unwrap_or_default();
+    format!("{first}{} PEC (bench)", c.as_str())
+}
