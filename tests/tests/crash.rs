@@ -1,7 +1,9 @@
 //! Killed with SIGKILL during a stream of submissions, the gestore loses nothing it
 //! acknowledged: after a restart every acknowledged message has exactly one acceptance
-//! receipt, one delivered envelope and one delivery receipt. The server is the real
-//! `pecd serve` process; the client is Python's smtplib.
+//! receipt, one delivered envelope and one delivery receipt. Killed during concurrent IMAP
+//! APPENDs and deliveries, every APPEND answered `OK` is in its folder after the restart
+//! and `pecd store check` passes. The server is the real `pecd serve` process; the clients
+//! are Python's smtplib and imaplib.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -14,6 +16,10 @@ use pec_store::{SqliteStore, Store};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.alfa.test";
+
+/// The tests of this file each load the machine with a server and a stream of clients;
+/// they run one at a time so that neither measures the other's load.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serve(config: &std::path::Path) -> Child {
     Command::new(pecd_binary())
@@ -80,35 +86,41 @@ fn count(counts: &HashMap<(String, u64), usize>, kind: &str, n: u64) -> usize {
     counts.get(&(kind.to_string(), n)).copied().unwrap_or(0)
 }
 
-#[test]
-fn sigkill_during_submissions_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sub, mx) = (free_port(), free_port());
-    let config = dir.path().join("pecd.toml");
+/// Writes the configuration of a lab gestore alfa with MARIO and ANNA into `dir`.
+fn write_config(
+    dir: &std::path::Path,
+    sub: u16,
+    mx: u16,
+    imaps: Option<u16>,
+) -> std::path::PathBuf {
+    let config = dir.join("pecd.toml");
+    let imaps = imaps
+        .map(|p| format!("imaps = \"127.0.0.1:{p}\"\n"))
+        .unwrap_or_default();
     std::fs::write(
         &config,
         format!(
             "[gestore]\nname = \"Alfa PEC (lab)\"\ndata_dir = \"data\"\ndomains = [\"pec.alfa.test\"]\n\n\
              [certificates]\ndir = \"certs\"\nid = \"alfa\"\nlab_generate = true\n\n\
-             [listen]\nsubmission_tls = \"127.0.0.1:{sub}\"\nmx = \"127.0.0.1:{mx}\"\n\n\
+             [listen]\nsubmission_tls = \"127.0.0.1:{sub}\"\nmx = \"127.0.0.1:{mx}\"\n{imaps}\n\
              [dns]\nresolver = \"off\"\n\n[lab]\nmailboxes = [\"{MARIO}\", \"{ANNA}\"]\n"
         ),
     )
     .unwrap();
-    let ca = dir.path().join("certs/ca.pem");
+    config
+}
 
-    let mut server = serve(&config);
-    wait_port(sub);
-    let mut client = Command::new("python3")
+/// Runs `script` with `args`, collecting the numbers it prints as `ACK n` on a thread.
+fn acknowledging(script: &str, args: &[String]) -> (Child, std::thread::JoinHandle<Vec<u64>>) {
+    let mut child = Command::new("python3")
         .arg("-c")
-        .arg(CLIENT)
-        .arg(sub.to_string())
-        .arg(&ca)
+        .arg(script)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("python3");
-    let stdout = client.stdout.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         BufReader::new(stdout)
             .lines()
@@ -116,6 +128,20 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
             .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
             .collect::<Vec<u64>>()
     });
+    (child, reader)
+}
+
+#[test]
+fn sigkill_during_submissions_loses_nothing_acknowledged() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (sub, mx) = (free_port(), free_port());
+    let config = write_config(dir.path(), sub, mx, None);
+    let ca = dir.path().join("certs/ca.pem");
+
+    let mut server = serve(&config);
+    wait_port(sub);
+    let (mut client, reader) = acknowledging(CLIENT, &[sub.to_string(), ca.display().to_string()]);
     // Let a stream of submissions run, then kill the server in the middle of it.
     std::thread::sleep(Duration::from_millis(2500));
     server.kill().unwrap();
@@ -142,10 +168,31 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
         if acked.iter().all(|&n| settled(&mario, &anna, n)) {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "not settled after restart"
-        );
+        if start.elapsed() > Duration::from_secs(120) {
+            let missing: Vec<u64> = acked
+                .iter()
+                .copied()
+                .filter(|&n| !settled(&mario, &anna, n))
+                .collect();
+            let detail: Vec<String> = missing
+                .iter()
+                .take(10)
+                .map(|&n| {
+                    format!(
+                        "{n}: accettazione {}, busta {}, consegna {}",
+                        count(&mario, "accettazione", n),
+                        count(&anna, "posta-certificata", n),
+                        count(&mario, "avvenuta-consegna", n)
+                    )
+                })
+                .collect();
+            panic!(
+                "not settled 120 s after restart: {} of {} acknowledged: {}",
+                missing.len(),
+                acked.len(),
+                detail.join("; ")
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     // Nothing twice, acknowledged or not.
@@ -177,4 +224,126 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
         assert!(start.elapsed() < Duration::from_secs(30), "no clean stop");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+const APPENDER: &str = r#"
+import imaplib, ssl, sys
+port, ca, folder, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+try:
+    c = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx, timeout=10)
+    c.login("mario.rossi@pec.alfa.test", "secret-mario.rossi")
+    for n in range(100000):
+        msg = ("From: mario.rossi@pec.alfa.test\r\nTo: anna.bianchi@pec.alfa.test\r\n"
+               "Subject: append %s %d\r\n\r\n" % (tag, n)) + ("riga %d\r\n" % n) * 200
+        typ, _ = c.append(folder, "(\\Seen)", None, msg.encode())
+        if typ == "OK":
+            print("ACK", n, flush=True)
+except Exception as e:
+    print("STOP", e, file=sys.stderr, flush=True)
+"#;
+
+/// The numbers `n` of the messages `Subject: append <tag> <n>` in `address`'s `folder`.
+fn appended(store: &dyn Store, folder: &str, tag: &str) -> Vec<u64> {
+    let prefix = format!("Subject: append {tag} ");
+    store
+        .messages(MARIO, folder)
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            let bytes = store.fetch(MARIO, folder, m.uid).unwrap();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix).and_then(|n| n.trim().parse().ok()))
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (sub, mx, imaps) = (free_port(), free_port(), free_port());
+    let config = write_config(dir.path(), sub, mx, Some(imaps));
+    let ca = dir.path().join("certs/ca.pem").display().to_string();
+
+    let mut server = serve(&config);
+    wait_port(sub);
+    wait_port(imaps);
+    // Three IMAP clients append to two folders while a submission stream delivers to ANNA
+    // and files receipts into MARIO's INBOX: all of them write to the store at once.
+    let appenders: Vec<_> = [("Sent", "s1"), ("Sent", "s2"), ("Drafts", "d1")]
+        .iter()
+        .map(|(folder, tag)| {
+            let args = [
+                imaps.to_string(),
+                ca.clone(),
+                folder.to_string(),
+                tag.to_string(),
+            ];
+            (*folder, *tag, acknowledging(APPENDER, &args))
+        })
+        .collect();
+    let (mut submitter, submitted) = acknowledging(CLIENT, &[sub.to_string(), ca.clone()]);
+    std::thread::sleep(Duration::from_millis(2500));
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let _ = submitter.wait();
+    let submitted = submitted.join().unwrap();
+    let mut acked = Vec::new();
+    for (folder, tag, (mut child, reader)) in appenders {
+        let _ = child.wait();
+        let ns = reader.join().unwrap();
+        assert!(
+            !ns.is_empty(),
+            "no APPEND of {tag} acknowledged before the kill"
+        );
+        acked.push((folder, tag, ns));
+    }
+
+    // Restart: the appends acknowledged are there, once each.
+    let mut server = serve(&config);
+    wait_port(sub);
+    let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+    for (folder, tag, ns) in &acked {
+        let found = appended(&store, folder, tag);
+        for n in ns {
+            assert_eq!(
+                found.iter().filter(|f| *f == n).count(),
+                1,
+                "APPEND {tag} {n} to {folder} acknowledged but not stored once"
+            );
+        }
+    }
+    // The deliveries acknowledged before the kill all arrive.
+    let start = Instant::now();
+    loop {
+        let anna = counts(&store, ANNA);
+        if submitted
+            .iter()
+            .all(|&n| count(&anna, "posta-certificata", n) == 1)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "deliveries not settled 120 s after restart"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // `pecd store check` on the running server's store: every message file intact.
+    let check = Command::new(pecd_binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["store", "check"])
+        .output()
+        .expect("pecd store check");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.contains("store OK"), "{report}");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

@@ -1,7 +1,7 @@
 //! The flows of spec §2.5–§2.9 across two gestori, driven by Python's smtplib; every
 //! receipt checked for headers, daticert and an `openssl smime -verify` with the lab CA.
 
-use pec_e2e::{Lab, mailbox, of_kind, openssl_verifies, standard, submit, wait_for};
+use pec_e2e::{Lab, mailbox, of_kind, openssl_verifies, send_to_mx, standard, submit, wait_for};
 use pec_proto::classify::classify;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
@@ -105,6 +105,35 @@ async fn pec_to_pec_across_gestori_to_and_cc() {
             .all(|t| t.presa_in_carico_at.is_some() && t.delivered),
         "{timers:?}"
     );
+
+    // Received again (a relay retried after a crash lost its completion), the envelope
+    // and the receipts are acknowledged and not stored a second time.
+    send_to_mx(
+        beta.mx_port,
+        "posta-certificata@pec.alfa.test",
+        &[ANNA],
+        &envelope,
+    )
+    .expect("the envelope again");
+    for receipt in inbox
+        .iter()
+        .filter(|m| classify(m).kind.as_str() == "avvenuta-consegna")
+    {
+        send_to_mx(
+            alfa.mx_port,
+            "posta-certificata@pec.beta.test",
+            &[MARIO],
+            receipt,
+        )
+        .expect("the receipt again");
+    }
+    assert_eq!(
+        mailbox(beta.store.as_ref(), ANNA, "INBOX").len(),
+        1,
+        "envelope once"
+    );
+    let again = mailbox(alfa.store.as_ref(), MARIO, "INBOX");
+    assert_eq!(again.len(), 4, "each receipt once");
     lab.shutdown().await;
 }
 

@@ -314,15 +314,24 @@ impl<S: Scanner> Gestore<S> {
             .message_id()
             .unwrap_or_default();
         let event = format!("ricezione {}", kind.as_str());
+        let recipient = d.consegna.clone().unwrap_or_default();
+        // The log record of a received receipt names the recipient it is about and the
+        // receipt's own Message-ID: how the same receipt received twice is recognised
+        // (a transaction has one presa in carico per destination gestore, so the
+        // recipient alone would not do).
+        let detail = if recipient.is_empty() {
+            message_id.clone()
+        } else {
+            format!("{recipient} {message_id}")
+        };
         if !message_id.is_empty()
             && self.logged(&tx.identificativo, |e| {
-                e.event == event && e.detail == message_id
+                e.event == event && e.detail == detail
             })
         {
             // Delivered before a crash cut the rest short: settle the timer again (the
             // first outcome wins, so this is harmless when it was settled).
             if let Some(outcome) = outcome_of(kind, d) {
-                let recipient = d.consegna.clone().unwrap_or_default();
                 let _ = self
                     .store
                     .mark_outcome(&tx.identificativo, &recipient, outcome);
@@ -330,7 +339,6 @@ impl<S: Scanner> Gestore<S> {
             return Reply::ok("Ok: ricevuta già consegnata");
         }
         let mut b = Batch::default();
-        let recipient = d.consegna.clone().unwrap_or_default();
         let timer_update = match kind {
             Kind::PresaInCarico => {
                 if let Err(e) = self.store.mark_presa_in_carico(
@@ -383,13 +391,7 @@ impl<S: Scanner> Gestore<S> {
             b.archive
                 .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
         }
-        b.log.push(self.log(
-            &format!("ricezione {}", kind.as_str()),
-            &tx,
-            &[],
-            provider,
-            &recipient,
-        ));
+        b.log.push(self.log(&event, &tx, &[], provider, &detail));
         if let Err(e) = self.commit(b) {
             return temporary(e);
         }
