@@ -178,11 +178,22 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
                 .iter()
                 .take(10)
                 .map(|&n| {
+                    let q = pec_store::LogQuery {
+                        msgid: Some(format!("<{n}@crash.test>")),
+                        ..Default::default()
+                    };
+                    let log: Vec<String> = store
+                        .search_log(&q)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|r| format!("{} [{}]", r.entry.event, r.entry.detail))
+                        .collect();
                     format!(
-                        "{n}: accettazione {}, busta {}, consegna {}",
+                        "{n}: accettazione {}, busta {}, consegna {}; log: {}",
                         count(&mario, "accettazione", n),
                         count(&anna, "posta-certificata", n),
-                        count(&mario, "avvenuta-consegna", n)
+                        count(&mario, "avvenuta-consegna", n),
+                        log.join(", ")
                     )
                 })
                 .collect();
