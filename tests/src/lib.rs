@@ -55,6 +55,8 @@ pub struct Node {
     pub submission_port: u16,
     /// The MX.
     pub mx_port: u16,
+    /// HTTPS (client set-up).
+    pub https_port: u16,
     /// IMAPS.
     pub imaps_port: u16,
     /// POP3S.
@@ -149,18 +151,7 @@ impl Lab {
         }));
         let pki_dir = dir.path().join("pki");
         pecd::certs::write_lab(&pki_dir, gestori, 3650, false).expect("lab PKI");
-        let ports: Vec<[u16; 5]> = specs
-            .iter()
-            .map(|_| {
-                [
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                ]
-            })
-            .collect();
+        let ports: Vec<[u16; 6]> = specs.iter().map(|_| [(); 6].map(|_| free_port())).collect();
         let mut routes = String::from("[routes]\n");
         for (domain, port) in extra_routes {
             routes.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
@@ -179,7 +170,7 @@ impl Lab {
                 "[gestore]\nname = \"{name}\"\nhostname = \"mx.{d0}\"\ndata_dir = \"data-{id}\"\ndomains = [{domains}]\n\n\
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
                  [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\nimaps = \"127.0.0.1:{p2}\"\n\
-                 pop3s = \"127.0.0.1:{p3}\"\nhttp = \"127.0.0.1:{p4}\"\n\n\
+                 pop3s = \"127.0.0.1:{p3}\"\nhttp = \"127.0.0.1:{p4}\"\nhttps = \"127.0.0.1:{p5}\"\n\n\
                  [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n[dns]\nresolver = \"off\"\n\n\
                  [lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
                 name = name_of(s.id),
@@ -191,6 +182,7 @@ impl Lab {
                 p2 = p[2],
                 p3 = p[3],
                 p4 = p[4],
+                p5 = p[5],
                 mailboxes = mailboxes.join(", "),
                 extra = s.extra,
             );
@@ -207,6 +199,7 @@ impl Lab {
                 imaps_port: p[2],
                 pop3s_port: p[3],
                 http_port: p[4],
+                https_port: p[5],
                 running: Some(running),
             });
         }

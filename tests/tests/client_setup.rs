@@ -1,19 +1,24 @@
 //! Mail client set-up over HTTP: Thunderbird's autoconfig and Outlook's Autodiscover,
 //! fetched with Python's urllib and parsed with Python's xml.etree (judges we did not
 //! write). alfa announces public ports from `[client]` (as behind NAT), beta the ports it
-//! listens on.
+//! listens on. Outlook asks Autodiscover over HTTPS: the same documents are served there,
+//! and Python verifies the certificate against the lab CA.
 
 use pec_e2e::{Lab, run_python, standard};
 
 /// Fetches a URL (POST when a body is given) and prints one line per service found:
 /// `kind protocol host port security`, or `HTTP <status>` on an HTTP error.
 const CLIENT: &str = r#"
-import sys, urllib.request, urllib.error, xml.etree.ElementTree as ET
-url, body = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None
+import ssl, sys, urllib.request, urllib.error, xml.etree.ElementTree as ET
+url, ca, body = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None
 req = urllib.request.Request(url, data=body.encode() if body else None,
                              headers={"Content-Type": "text/xml"} if body else {})
+ctx = None
+if ca:
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False  # the lab certificate names mx.<domain>, not 127.0.0.1
 try:
-    doc = urllib.request.urlopen(req, timeout=20).read()
+    doc = urllib.request.urlopen(req, timeout=20, context=ctx).read()
 except urllib.error.HTTPError as e:
     print("HTTP", e.code)
     sys.exit(0)
@@ -35,8 +40,16 @@ else:
 "#;
 
 fn fetch(port: u16, path_and_query: &str, body: Option<&str>) -> Vec<String> {
-    let url = format!("http://127.0.0.1:{port}{path_and_query}");
-    let mut args = vec![url.as_str()];
+    fetch_from(
+        &format!("http://127.0.0.1:{port}{path_and_query}"),
+        "",
+        body,
+    )
+}
+
+/// Fetches `url`, verifying an HTTPS server against the CA file `ca`.
+fn fetch_from(url: &str, ca: &str, body: Option<&str>) -> Vec<String> {
+    let mut args = vec![url, ca];
     if let Some(b) = body {
         args.push(b);
     }
@@ -129,6 +142,46 @@ async fn thunderbird_autoconfig_and_outlook_autodiscover() {
         None,
     );
     assert_eq!(got, expected);
+
+    // Over HTTPS, as Outlook asks, with a certificate chaining to the lab CA.
+    let ca = lab.ca().display().to_string();
+    let got = fetch_from(
+        &format!(
+            "https://127.0.0.1:{}/autodiscover/autodiscover.xml",
+            alfa.https_port
+        ),
+        &ca,
+        Some(&autodiscover_request("mario.rossi@pec.alfa.test")),
+    );
+    assert_eq!(got, expected);
+    let got = fetch_from(
+        &format!(
+            "https://127.0.0.1:{}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=mario.rossi%40pec.alfa.test",
+            alfa.https_port
+        ),
+        &ca,
+        None,
+    );
+    assert_eq!(got.len(), 4, "{got:?}");
+    // A client that does not trust the lab CA refuses the server.
+    let untrusted = run_python(
+        CLIENT,
+        &[
+            &format!(
+                "https://127.0.0.1:{}/autodiscover/autodiscover.xml",
+                alfa.https_port
+            ),
+            "/etc/ssl/certs/ca-certificates.crt",
+        ],
+        &[],
+        b"",
+    );
+    assert!(
+        untrusted
+            .as_ref()
+            .is_err_and(|e| e.contains("CERTIFICATE_VERIFY_FAILED")),
+        "{untrusted:?}"
+    );
 
     // Only hosted domains: beta's domain at alfa, an unknown one, a malformed request.
     for (path, body, status) in [

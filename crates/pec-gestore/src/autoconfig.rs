@@ -1,4 +1,4 @@
-//! Automatic set-up of users' mail clients over HTTP: Thunderbird's autoconfig
+//! Automatic set-up of users' mail clients over HTTP and HTTPS: Thunderbird's autoconfig
 //! (`/mail/config-v1.1.xml`, `/.well-known/autoconfig/mail/config-v1.1.xml`) and
 //! Outlook's Autodiscover (`/autodiscover/autodiscover.xml`), so that a municipality's
 //! employee types an address and a password and the client finds IMAP, POP3 and SMTP
@@ -22,8 +22,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use pec_store::Store;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 /// Thunderbird's autoconfig path on the mail domain's `autoconfig.` host.
@@ -298,10 +300,12 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 }
 
 /// Serves autoconfig and Autodiscover on `listener` until `stopped` resolves; open
-/// connections are then closed.
+/// connections are then closed. With `tls` every connection is HTTPS (Outlook asks
+/// Autodiscover only over HTTPS); without it, plain HTTP (Thunderbird, or behind a proxy).
 pub async fn serve_http(
     listener: TcpListener,
     http: Arc<Http>,
+    tls: Option<TlsAcceptor>,
     stopped: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
@@ -316,25 +320,43 @@ pub async fn serve_http(
             debug!(%peer, "too many HTTP connections: closed");
             continue;
         }
-        let http = http.clone();
+        let (http, tls) = (http.clone(), tls.clone());
         connections.spawn(async move {
-            let service = service_fn(move |req| {
-                let http = http.clone();
-                async move { Ok::<_, Infallible>(http.answer(req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(Duration::from_secs(60), conn).await {
-                Ok(Err(e)) => debug!(%peer, "HTTP connection: {e}"),
-                Err(_) => debug!(%peer, "HTTP connection closed after 60 s"),
-                Ok(Ok(())) => {}
+            let Some(tls) = tls else {
+                return serve_connection(stream, http, peer).await;
+            };
+            match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, http, peer).await,
+                Ok(Err(e)) => debug!(%peer, "HTTPS handshake failed: {e}"),
+                Err(_) => debug!(%peer, "HTTPS handshake timed out"),
             }
         });
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// Longest TLS handshake allowed to an HTTPS client.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Answers the requests of one connection, for at most a minute.
+async fn serve_connection<IO>(io: IO, http: Arc<Http>, peer: std::net::SocketAddr)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let http = http.clone();
+        async move { Ok::<_, Infallible>(http.answer(req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(io), service);
+    match tokio::time::timeout(Duration::from_secs(60), conn).await {
+        Ok(Err(e)) => debug!(%peer, "HTTP connection: {e}"),
+        Err(_) => debug!(%peer, "HTTP connection closed after 60 s"),
+        Ok(Ok(())) => {}
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub struct Listen {
     pub pop3: Option<SocketAddr>,
     /// HTTP for client set-up (Thunderbird autoconfig, Outlook Autodiscover).
     pub http: Option<SocketAddr>,
+    /// The same over HTTPS, with the TLS certificate of the other listeners.
+    pub https: Option<SocketAddr>,
 }
 
 /// Everything a gestore runs with.
@@ -86,6 +88,19 @@ async fn named<E: std::fmt::Display>(
     what
 }
 
+/// The TLS side of the HTTPS listener: the certificate of the mail listeners, offering
+/// HTTP/1.1 by ALPN.
+fn https_acceptor(smtp: &ServerConfig) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    let Some(tls) = &smtp.tls else {
+        return Err(std::io::Error::other(
+            "the HTTPS listener needs the TLS certificate of the gestore",
+        ));
+    };
+    let mut config = (**tls).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Binds every listener, then starts them and the workers.
 pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     let l = parts.listen;
@@ -104,6 +119,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     let pop3s = bind(l.pop3s).await?;
     let pop3 = bind(l.pop3).await?;
     let http = bind(l.http).await?;
+    let https = bind(l.https).await?;
     let addr = |b: &Option<(TcpListener, SocketAddr)>| b.as_ref().map(|(_, a)| *a);
     let bound = Listen {
         submission_tls: addr(&submission_tls),
@@ -114,6 +130,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         pop3s: addr(&pop3s),
         pop3: addr(&pop3),
         http: addr(&http),
+        https: addr(&https),
     };
 
     let mut tasks = JoinSet::new();
@@ -147,12 +164,20 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
+    let h = Arc::new(Http {
+        setup: parts.client,
+        store: parts.gestore.store.clone(),
+    });
     if let Some((listener, _)) = http {
-        let h = Arc::new(Http {
-            setup: parts.client,
-            store: parts.gestore.store.clone(),
-        });
-        tasks.spawn(named("http", serve_http(listener, h, stopped())));
+        tasks.spawn(named(
+            "http",
+            serve_http(listener, h.clone(), None, stopped()),
+        ));
+    }
+    if let Some((listener, _)) = https {
+        let acceptor = https_acceptor(&parts.smtp)?;
+        let f = serve_http(listener, h, Some(acceptor), stopped());
+        tasks.spawn(named("https", f));
     }
     let workers = tokio::spawn(run_workers(parts.gestore.clone(), parts.relays, stopped()));
     info!(gestore = %parts.gestore.id.name, "gestore running");

@@ -110,6 +110,9 @@ pub struct ListenConfig {
     pub pop3: Option<SocketAddr>,
     /// HTTP for mail client set-up: Thunderbird autoconfig, Outlook Autodiscover (80).
     pub http: Option<SocketAddr>,
+    /// The same over HTTPS with the gestore's TLS certificate (443): Outlook asks
+    /// Autodiscover only over HTTPS.
+    pub https: Option<SocketAddr>,
 }
 
 /// The `[client]` table: the public name and ports announced to mail clients, which

@@ -230,6 +230,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             pop3s: l.pop3s,
             pop3: l.pop3,
             http: l.http,
+            https: l.https,
         },
         client: client_setup(config),
     })
