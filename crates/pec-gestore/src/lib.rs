@@ -15,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod identity;
 pub mod incoming;
+pub mod inflight;
 pub mod quota;
 pub mod reception;
 pub mod routing;

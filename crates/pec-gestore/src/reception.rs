@@ -75,10 +75,19 @@ impl<S: Scanner> Gestore<S> {
                 mail_receipt,
                 provider,
             } => {
+                let key = format!("busta {} {}", daticert.identificativo, rcpt_to.join(","));
+                let _one = self.receiving.enter(key).await;
                 self.receive_envelope(mail_from, rcpt_to, raw, &daticert, &mail_receipt, &provider)
                     .await
             }
             Verdict::Receipt { kind, daticert } => {
+                let key = format!(
+                    "ricevuta {} {} {}",
+                    daticert.identificativo,
+                    kind.as_str(),
+                    daticert.consegna.as_deref().unwrap_or_default()
+                );
+                let _one = self.receiving.enter(key).await;
                 blocking(|| self.receive_receipt(rcpt_to, raw, kind, &daticert))
             }
             Verdict::Anomaly { reason } => {

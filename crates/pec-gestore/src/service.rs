@@ -75,6 +75,8 @@ pub struct Gestore<S: Scanner> {
     pub queued: Notify,
     /// Told about every mailbox delivery.
     pub on_delivery: Option<DeliveryHook>,
+    /// The receptions in progress, so the same message is not received twice at once.
+    pub receiving: crate::inflight::InFlight,
 }
 
 /// Runs blocking work (signing, verifying, a durable commit) from async code without
