@@ -18,9 +18,9 @@ use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{X509, X509PurposeId, X509Ref, X509StoreContext};
+use openssl::x509::{CrlStatus, X509, X509Crl, X509PurposeId, X509Ref, X509StoreContext};
 
 use crate::index::ProviderIndex;
 use crate::{Error, Result};
@@ -238,6 +238,23 @@ impl OpensslSigner {
     pub fn certificate_der(&self) -> Result<Vec<u8>> {
         Ok(self.cert.to_der()?)
     }
+
+    /// `content` inside a CMS SignedData that carries it, DER-encoded (a `.p7m`), signed
+    /// with the PEC key: how a gestore publishes its own provider-index record (spec §9.2).
+    pub fn sign_attached(&self, content: &[u8]) -> Result<Vec<u8>> {
+        let mut chain = Stack::new()?;
+        for c in &self.chain {
+            chain.push(c.clone())?;
+        }
+        let cms = CmsContentInfo::sign(
+            Some(&self.cert),
+            Some(&self.key),
+            Some(&chain),
+            Some(content),
+            CMSOptions::BINARY | CMSOptions::NOSMIMECAP,
+        )?;
+        Ok(cms.to_der()?)
+    }
 }
 
 impl Signer for OpensslSigner {
@@ -334,8 +351,12 @@ pub fn sha1_hex(der: &[u8]) -> String {
 
 /// The subject DN on one line, `C=IT, O=..., CN=...` in certificate order.
 fn subject_line(cert: &X509Ref) -> String {
-    cert.subject_name()
-        .entries()
+    name_line(cert.subject_name())
+}
+
+/// A distinguished name on one line, `C=IT, O=..., CN=...`.
+fn name_line(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
         .map(|e| {
             let key = e
                 .object()
@@ -519,13 +540,16 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
     report
 }
 
-/// Trust anchors (the PEC CAs) against which signer certificates are checked.
+/// Trust anchors (the PEC CAs) against which signer certificates are checked, with the
+/// certificate revocation lists the CAs publish.
 ///
 /// Every certificate of the bundle is an anchor (a chain may end at an intermediate such as
-/// AgID CA1 without its root).
+/// AgID CA1 without its root). A signer certificate listed as revoked in the CRL of its
+/// issuer is not trusted (spec §5.4 step 6).
 #[derive(Clone)]
 pub struct TrustAnchors {
     certs: Vec<X509>,
+    crls: Vec<std::sync::Arc<X509Crl>>,
 }
 
 impl fmt::Debug for TrustAnchors {
@@ -533,8 +557,28 @@ impl fmt::Debug for TrustAnchors {
         let subjects: Vec<String> = self.certs.iter().map(|c| subject_line(c)).collect();
         f.debug_struct("TrustAnchors")
             .field("subjects", &subjects)
+            .field("crls", &self.crls.len())
             .finish()
     }
+}
+
+/// The PEM blocks of `pem` labelled `label`, each with its armour lines.
+fn pem_blocks<'a>(pem: &'a str, label: &str) -> Vec<&'a str> {
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
+    let mut blocks = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(&begin) {
+        let Some(len) = rest[start..].find(&end) else {
+            break;
+        };
+        let stop = start + len + end.len();
+        blocks.push(&rest[start..stop]);
+        rest = &rest[stop..];
+    }
+    blocks
 }
 
 impl TrustAnchors {
@@ -547,7 +591,112 @@ impl TrustAnchors {
                 "trust anchors: no certificate in the bundle".into(),
             ));
         }
-        Ok(TrustAnchors { certs })
+        Ok(TrustAnchors {
+            certs,
+            crls: Vec::new(),
+        })
+    }
+
+    /// Adds the CRLs of a PEM file (one or more `X509 CRL` blocks). Each must be signed by
+    /// one of the anchors: a CRL nobody trusted issued is refused, not ignored.
+    pub fn add_crls_pem(&mut self, pem: &[u8]) -> Result<usize> {
+        let text =
+            std::str::from_utf8(pem).map_err(|_| Error::Smime("CRL file: not PEM text".into()))?;
+        let blocks = pem_blocks(text, "X509 CRL");
+        if blocks.is_empty() {
+            return Err(Error::Smime("CRL file: no X509 CRL block".into()));
+        }
+        for block in &blocks {
+            let crl = X509Crl::from_pem(block.as_bytes())
+                .map_err(|e| Error::Smime(format!("CRL: {e}")))?;
+            let signed_by_anchor = self.certs.iter().any(|ca| {
+                ca.subject_name()
+                    .try_cmp(crl.issuer_name())
+                    .is_ok_and(|o| o.is_eq())
+                    && ca
+                        .public_key()
+                        .and_then(|k| crl.verify(&k))
+                        .unwrap_or(false)
+            });
+            if !signed_by_anchor {
+                return Err(Error::Smime(format!(
+                    "CRL of {} is not signed by a trusted PEC CA",
+                    name_line(crl.issuer_name())
+                )));
+            }
+            self.crls.push(std::sync::Arc::new(crl));
+        }
+        Ok(blocks.len())
+    }
+
+    /// Why `cert` counts as revoked at `at` by the CRL of its issuer, if it does.
+    fn revoked(&self, cert: &X509, at: &Asn1Time) -> Option<String> {
+        self.crls
+            .iter()
+            .filter(|crl| {
+                crl.issuer_name()
+                    .try_cmp(cert.issuer_name())
+                    .is_ok_and(|o| o.is_eq())
+            })
+            .find_map(|crl| match crl.get_by_cert(cert) {
+                CrlStatus::Revoked(entry) if entry.revocation_date() <= at => Some(format!(
+                    "certificate revoked on {} (CRL of {} issued {})",
+                    entry.revocation_date(),
+                    name_line(crl.issuer_name()),
+                    crl.last_update()
+                )),
+                _ => None,
+            })
+    }
+
+    /// The anchors as an OpenSSL store for the S/MIME signing purpose, checking at
+    /// `check_time` (Unix seconds) or, without it, now.
+    fn store(&self, check_time: Option<i64>) -> std::result::Result<X509Store, ErrorStack> {
+        let mut builder = X509StoreBuilder::new()?;
+        for c in &self.certs {
+            builder.add_cert(c.clone())?;
+        }
+        let mut param = X509VerifyParam::new()?;
+        if let Some(t) = check_time {
+            param.set_time(t);
+        }
+        param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
+        builder.set_param(&param)?;
+        builder.set_purpose(X509PurposeId::SMIME_SIGN)?;
+        Ok(builder.build())
+    }
+
+    /// The content of a signed `.p7m` (CMS SignedData with its content, DER) whose
+    /// signature is intact and whose signer chains to the anchors now and is not revoked
+    /// by their CRLs: how a downloaded provider index is accepted (spec §9.1, checklist
+    /// item 73).
+    pub fn open_signed(&self, p7m_der: &[u8]) -> Result<Vec<u8>> {
+        let mut cms = CmsContentInfo::from_der(p7m_der)
+            .map_err(|e| Error::Smime(format!("not a CMS SignedData: {e}")))?;
+        let store = self.store(None)?;
+        let mut content = Vec::new();
+        cms.verify(
+            None,
+            Some(&store),
+            None,
+            Some(&mut content),
+            CMSOptions::BINARY,
+        )
+        .map_err(|e| Error::Smime(format!("signature not valid or not trusted: {e}")))?;
+        let now = Asn1Time::days_from_now(0)?;
+        let signer = signer_meta(p7m_der)
+            .ok()
+            .and_then(|m| m.signer)
+            .and_then(|s| X509::from_der(&s.der).ok());
+        match signer {
+            Some(cert) => match self.revoked(&cert, &now) {
+                Some(reason) => Err(Error::Smime(format!("signer of the file: {reason}"))),
+                None => Ok(content),
+            },
+            None => Err(Error::Smime(
+                "the signer certificate is not in the file".into(),
+            )),
+        }
     }
 
     /// Checks that `cert` chains to one of the anchors at time `at` (S/MIME signing purpose,
@@ -555,16 +704,7 @@ impl TrustAnchors {
     fn verify(&self, cert: &X509Ref, at: DateTime<Utc>) -> std::result::Result<(), String> {
         let check_time = unix_time(at).map_err(|e| e.to_string())?;
         let build = || -> std::result::Result<Option<String>, ErrorStack> {
-            let mut builder = X509StoreBuilder::new()?;
-            for c in &self.certs {
-                builder.add_cert(c.clone())?;
-            }
-            let mut param = X509VerifyParam::new()?;
-            param.set_time(check_time);
-            param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
-            builder.set_param(&param)?;
-            builder.set_purpose(X509PurposeId::SMIME_SIGN)?;
-            let store = builder.build();
+            let store = self.store(Some(check_time))?;
             let untrusted = Stack::new()?;
             let mut ctx = X509StoreContext::new()?;
             ctx.init(&store, cert, &untrusted, |c| {
@@ -587,7 +727,8 @@ impl TrustAnchors {
 /// SHA-1 is in `index`, it is byte-equal to a `providerCertificate` of that record, it is
 /// within its validity period, and, when `anchors` are given, it chains to them.
 ///
-/// CRL/OCSP checking (also step 6) is not done here.
+/// Revocation (also step 6) is checked against the CRLs added to `anchors`; OCSP is not
+/// used.
 pub fn trust(
     cert_der: &[u8],
     index: &ProviderIndex,
@@ -635,13 +776,16 @@ pub fn trust(
             ),
         );
     }
-    if let Some(anchors) = anchors
-        && let Err(reason) = anchors.verify(&cert, at)
-    {
-        return refuse(
-            provider,
-            format!("certificate does not chain to the trusted PEC CAs at {at}: {reason}"),
-        );
+    if let Some(anchors) = anchors {
+        if let Err(reason) = anchors.verify(&cert, at) {
+            return refuse(
+                provider,
+                format!("certificate does not chain to the trusted PEC CAs at {at}: {reason}"),
+            );
+        }
+        if let Some(reason) = anchors.revoked(&cert, &at_asn1) {
+            return refuse(provider, reason);
+        }
     }
     Trust {
         trusted: true,

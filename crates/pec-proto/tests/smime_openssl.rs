@@ -782,3 +782,168 @@ fn bad_specs_are_refused() {
     assert!(labpki::generate(&[], now, 10).is_err());
     assert!(labpki::generate(&specs(), now, 0).is_err());
 }
+
+/// A CRL made by `openssl ca` for the lab CA in `dir` (`ca.pem`, `ca.key`), revoking the
+/// certificate files `revoke`.
+fn crl_by_the_cli(dir: &Path, revoke: &[&str]) -> String {
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = lab\n[lab]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+         default_md = sha256\ndefault_crl_days = 7\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    for cert in revoke {
+        ok(&openssl(
+            dir,
+            &[
+                "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem", "-revoke", cert,
+            ],
+        ));
+    }
+    ok(&openssl(
+        dir,
+        &[
+            "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem", "-gencrl", "-out",
+            "crl.pem",
+        ],
+    ));
+    std::fs::read_to_string(dir.join("crl.pem")).unwrap()
+}
+
+#[test]
+fn a_certificate_revoked_in_the_crl_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let pki = pki_at(now - Duration::hours(1), 30);
+    write_pki(dir.path(), &pki, 0);
+    std::fs::write(dir.path().join("beta.pem"), &pki.gestori[1].sign_cert_pem).unwrap();
+    let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
+    let alfa = der_of(&pki.gestori[0].sign_cert_pem);
+    let beta = der_of(&pki.gestori[1].sign_cert_pem);
+
+    // The CA revokes alfa's signing certificate; beta's stays good.
+    let crl = crl_by_the_cli(dir.path(), &["sign.pem"]);
+    let mut anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    assert_eq!(anchors.add_crls_pem(crl.as_bytes()).unwrap(), 1);
+    let t = smime::trust(&alfa, &index, Some(&anchors), now + Duration::minutes(1));
+    assert!(!t.trusted, "{t:?}");
+    assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
+    assert!(t.problem.as_deref().unwrap().contains("revoked"), "{t:?}");
+    assert!(smime::trust(&beta, &index, Some(&anchors), now).trusted);
+    // The CLI agrees on both.
+    let check = |cert: &str| {
+        openssl(
+            dir.path(),
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "ca.pem",
+                "-CRLfile",
+                "crl.pem",
+                "-purpose",
+                "smimesign",
+                cert,
+            ],
+        )
+    };
+    let revoked = check("sign.pem");
+    assert!(!revoked.status.success());
+    assert!(
+        String::from_utf8_lossy(&revoked.stdout).contains("revoked")
+            || String::from_utf8_lossy(&revoked.stderr).contains("revoked")
+    );
+    ok(&check("beta.pem"));
+
+    // Without the CRL the same certificate is trusted: the CRL is what refuses it.
+    let plain = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    assert!(smime::trust(&alfa, &index, Some(&plain), now).trusted);
+
+    // A CRL not signed by an anchor is refused when loaded, as is garbage.
+    let other = pki_at(now, 30);
+    let other_dir = tempfile::tempdir().unwrap();
+    write_pki(other_dir.path(), &other, 0);
+    let foreign = crl_by_the_cli(other_dir.path(), &[]);
+    let mut anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    assert!(anchors.add_crls_pem(foreign.as_bytes()).is_err());
+    assert!(anchors.add_crls_pem(b"no CRL here").is_err());
+    assert!(anchors.add_crls_pem(&[0xff, 0xfe]).is_err());
+}
+
+#[test]
+fn signed_index_files_are_opened_only_when_signed_by_a_trusted_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki_at(Utc::now() - Duration::hours(1), 30);
+    write_pki(dir.path(), &pki, 0);
+    let anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    let ldif = pki.index_ldif.as_bytes();
+
+    // Ours, as `pecd` publishes its own record: the CLI opens it and finds the same bytes.
+    let p7m = signer(&pki, 0, Digest::Sha256).sign_attached(ldif).unwrap();
+    assert_eq!(anchors.open_signed(&p7m).unwrap(), ldif);
+    std::fs::write(dir.path().join("ours.p7m"), &p7m).unwrap();
+    let out = openssl(
+        dir.path(),
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "ours.p7m",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "smimesign",
+        ],
+    );
+    ok(&out);
+    assert_eq!(out.stdout, ldif);
+
+    // Made by the CLI (as the central index is): opened.
+    std::fs::write(dir.path().join("index.ldif"), ldif).unwrap();
+    ok(&openssl(
+        dir.path(),
+        &[
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-binary",
+            "-outform",
+            "DER",
+            "-in",
+            "index.ldif",
+            "-signer",
+            "sign.pem",
+            "-inkey",
+            "sign.key",
+            "-out",
+            "cli.p7m",
+        ],
+    ));
+    let cli = std::fs::read(dir.path().join("cli.p7m")).unwrap();
+    assert_eq!(anchors.open_signed(&cli).unwrap(), ldif);
+
+    // A changed byte of the content, a stranger's key, a revoked signer, garbage: refused.
+    let at = cli
+        .windows(ldif.len().min(40))
+        .position(|w| w == &ldif[..ldif.len().min(40)])
+        .expect("the content is inside the file");
+    let mut tampered = cli.clone();
+    tampered[at + 5] ^= 0x01;
+    assert!(anchors.open_signed(&tampered).is_err());
+    let stranger = pki_at(Utc::now() - Duration::hours(1), 30);
+    let foreign = signer(&stranger, 0, Digest::Sha256)
+        .sign_attached(ldif)
+        .unwrap();
+    assert!(anchors.open_signed(&foreign).is_err());
+    let crl = crl_by_the_cli(dir.path(), &["sign.pem"]);
+    let mut revoking = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    revoking.add_crls_pem(crl.as_bytes()).unwrap();
+    let err = revoking.open_signed(&p7m).unwrap_err().to_string();
+    assert!(err.contains("revoked"), "{err}");
+    assert!(anchors.open_signed(b"not DER at all").is_err());
+}
