@@ -1,13 +1,25 @@
 //! Who this gestore is: its name, signing key, service addresses and the provider index it
 //! trusts; and the identifiers it hands out.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use pec_proto::daticert::TipoDestinatario;
 use pec_proto::index::ProviderIndex;
 use pec_proto::smime::{Signer, TrustAnchors};
+
+/// What the gestore trusts: the provider index and the CAs with their CRLs. Refreshed
+/// as a whole while the server runs (the index at least daily, spec §9.1), so a message
+/// is judged against one consistent version.
+#[derive(Debug, Clone)]
+pub struct TrustMaterial {
+    /// The gestore's copy of the provider index.
+    pub index: ProviderIndex,
+    /// The CAs gestore certificates must chain to (the AgID PEC CA in production), with
+    /// the CRLs they publish.
+    pub anchors: Option<TrustAnchors>,
+}
 
 /// The gestore as the rules need it.
 pub struct Identity {
@@ -15,10 +27,8 @@ pub struct Identity {
     pub name: String,
     /// Signs everything the gestore emits; its address is the `From:` of all of it.
     pub signer: Arc<dyn Signer>,
-    /// The gestore's copy of the provider index.
-    pub index: ProviderIndex,
-    /// The CAs gestore certificates must chain to (the AgID PEC CA in production).
-    pub anchors: Option<TrustAnchors>,
+    /// The current trust material.
+    trust: RwLock<Arc<TrustMaterial>>,
     /// Makes identifiers unique.
     ids: IdGenerator,
 }
@@ -39,10 +49,20 @@ impl Identity {
         Identity {
             name,
             signer,
-            index,
-            anchors,
+            trust: RwLock::new(Arc::new(TrustMaterial { index, anchors })),
             ids: IdGenerator::new(domain),
         }
+    }
+
+    /// The trust material in force now.
+    pub fn trust(&self) -> Arc<TrustMaterial> {
+        // A writer cannot leave the Arc half-replaced, so a poisoned lock is still sound.
+        self.trust.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `material` in force for every message judged from now on.
+    pub fn replace_trust(&self, material: TrustMaterial) {
+        *self.trust.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(material);
     }
 
     /// The service address (`posta-certificata@…`), `From:` of every generated message.
@@ -52,7 +72,7 @@ impl Identity {
 
     /// Whether `address` is in a PEC domain of the index (case-insensitive).
     pub fn classify(&self, address: &str) -> TipoDestinatario {
-        if self.index.is_certified(address) {
+        if self.trust().index.is_certified(address) {
             TipoDestinatario::Certificato
         } else {
             TipoDestinatario::Esterno

@@ -61,7 +61,8 @@ pub fn examine(id: &Identity, raw: &[u8], now: DateTime<Utc>) -> Verdict {
             reason: "la firma non contiene il certificato del firmatario".into(),
         };
     };
-    let t = trust(&signer.der, &id.index, id.anchors.as_ref(), now);
+    let material = id.trust();
+    let t = trust(&signer.der, &material.index, material.anchors.as_ref(), now);
     let provider = match (t.trusted, t.provider) {
         (true, Some(p)) => p,
         _ => {
@@ -90,6 +91,7 @@ fn certified(c: Classified, provider: String, id: &Identity) -> Verdict {
     match c.kind {
         Kind::PostaCertificata => {
             let mail_receipt = id
+                .trust()
                 .index
                 .providers
                 .iter()

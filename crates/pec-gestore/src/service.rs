@@ -121,6 +121,7 @@ impl<S: Scanner> Gestore<S> {
         address.eq_ignore_ascii_case(self.id.address())
             || self
                 .id
+                .trust()
                 .index
                 .providers
                 .iter()

@@ -131,7 +131,7 @@ impl<S: Scanner> Gestore<S> {
             }
             Err(e) => return all(Reply::new(451, "4.4.3", e.to_string())),
         };
-        let relay = if self.id.index.by_domain(&entry.domain).is_some() {
+        let relay = if self.id.trust().index.by_domain(&entry.domain).is_some() {
             &relays.pec
         } else {
             &relays.ordinary

@@ -1,8 +1,10 @@
-//! `pecd certs`: the lab PKI on disk.
+//! `pecd certs`: the lab PKI on disk, and this gestore's signed index record.
 //!
 //! `pecd certs init` writes a root CA, per-gestore signing and TLS certificates and the
 //! provider index LDIF made by [`pec_proto::labpki`], so that a lab of gestori can run with
-//! nothing installed beside the binary.
+//! nothing installed beside the binary. `pecd certs publish` writes the gestore's own
+//! records of the provider index signed with its PEC key, the file each gestore publishes
+//! for the central index (spec §9.2).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -10,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use pec_proto::index::ProviderIndex;
 use pec_proto::labpki::{self, GestoreSpec};
+use pec_proto::smime::{Digest, OpensslSigner, sha1_hex};
+
+use crate::config::Config;
 
 /// What `--help` says about `pecd certs init`.
 const INIT_ABOUT: &str = "\
@@ -55,10 +61,17 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Write this gestore's records of the provider index (those named `gestore.name`),
+    /// signed with its PEC key, as the DER `.p7m` file to publish at its LDIFLocationURL.
+    Publish {
+        /// The file to write (e.g. `index-record.ldif.p7m`).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
-/// Runs a `pecd certs` subcommand.
-pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
+/// Runs a `pecd certs` subcommand; `config` is read only by the commands that need it.
+pub fn run(cmd: CertsCommand, config: &Path) -> anyhow::Result<ExitCode> {
     match cmd {
         CertsCommand::Init {
             dir,
@@ -66,7 +79,56 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
             days,
             force,
         } => init(&dir, gestori, days, force),
+        CertsCommand::Publish { out } => publish(&Config::load(config)?, &out),
     }
+}
+
+/// Signs and writes the gestore's own index records. Refuses when the index has no
+/// record of the gestore or when the records do not list the signing certificate: the
+/// central index would then reject every message the gestore signs.
+fn publish(config: &Config, out: &Path) -> anyhow::Result<ExitCode> {
+    let material = crate::trust::load(&config.certificates.dir)?;
+    let own: Vec<_> = material
+        .index
+        .providers
+        .into_iter()
+        .filter(|p| p.name == config.gestore.name)
+        .collect();
+    if own.is_empty() {
+        bail!(
+            "the provider index has no record named {:?} (gestore.name)",
+            config.gestore.name
+        );
+    }
+    let signer = OpensslSigner::from_pem(
+        &fs::read(config.own_file("sign.pem")).context("the signing certificate")?,
+        &fs::read(config.own_file("sign.key")).context("the signing key")?,
+        None,
+        Digest::Sha256,
+    )
+    .context("the signing certificate and key")?;
+    let hash = sha1_hex(&signer.certificate_der()?);
+    if !own.iter().any(|p| {
+        p.certificate_hashes
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&hash))
+    }) {
+        bail!(
+            "the records of {:?} do not list the signing certificate {hash}",
+            config.gestore.name
+        );
+    }
+    let records = own.len();
+    let ldif = ProviderIndex { providers: own }.to_ldif();
+    let p7m = signer.sign_attached(ldif.as_bytes())?;
+    fs::write(out, &p7m).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "{}: {records} record(s) of {:?}, {} bytes, signed by the certificate {hash}",
+        out.display(),
+        config.gestore.name,
+        p7m.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses `ID=DOMAIN[,DOMAIN...][:PROVIDER NAME]`.

@@ -8,3 +8,4 @@ pub mod config;
 pub mod inspect;
 pub mod log;
 pub mod serve;
+pub mod trust;

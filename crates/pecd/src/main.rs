@@ -48,7 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Certs(cmd) => certs::run(cmd),
+        Command::Certs(cmd) => certs::run(cmd, &cli.config),
         Command::Inspect(args) => inspect::run(args),
         Command::Serve => config::Config::load(&cli.config).and_then(|c| serve::run(&c)),
         Command::Log(cmd) => config::Config::load(&cli.config).and_then(|c| log::run(&c, cmd)),

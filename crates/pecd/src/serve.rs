@@ -14,9 +14,8 @@ use pec_gestore::routing::Router;
 use pec_gestore::runtime::{self, Listen, Parts};
 use pec_gestore::service::{Gestore, Settings};
 use pec_gestore::workers::Relays;
-use pec_proto::index::ProviderIndex;
 use pec_proto::labpki::GestoreSpec;
-use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
+use pec_proto::smime::{Digest, OpensslSigner};
 use pec_smtp::{ClientTls, Relay, ServerConfig};
 use pec_store::{NewAccount, SqliteStore, Store};
 use tracing::{info, warn};
@@ -131,9 +130,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     )
     .context("the signing certificate and key")?;
     let ca_pem = read(&dir.join("ca.pem"))?;
-    let index =
-        ProviderIndex::parse_ldif(&read(&dir.join("index.ldif"))?).context("the provider index")?;
-    let anchors = TrustAnchors::from_pem(&ca_pem).context("the CA bundle")?;
+    let material = crate::trust::load(dir)?;
     let tls = pec_smtp::server_tls_config(
         &read(&config.own_file("tls.pem"))?,
         &read(&config.own_file("tls.key"))?,
@@ -162,8 +159,8 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         id: Identity::new(
             config.gestore.name.clone(),
             Arc::new(signer),
-            index,
-            Some(anchors),
+            material.index,
+            material.anchors,
         ),
         store: store.clone(),
         clock,
@@ -260,6 +257,10 @@ fn client_setup(config: &Config) -> ClientSetup {
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let parts = assemble(config, Arc::new(SystemClock))?;
+    let trust = tokio::spawn(crate::trust::watch(
+        config.certificates.dir.clone(),
+        parts.gestore.clone(),
+    ));
     let mut running = runtime::start(parts)
         .await
         .context("cannot start the listeners")?;
@@ -268,6 +269,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         _ = termination() => info!("stopping"),
         name = running.failed() => warn!("the {name} listener stopped; stopping"),
     }
+    trust.abort();
     running.stop().await;
     Ok(())
 }

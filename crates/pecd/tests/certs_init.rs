@@ -250,3 +250,76 @@ fn init_refuses_bad_arguments_and_documents_itself() {
         assert!(help.contains(want), "{want}: {help}");
     }
 }
+
+#[test]
+fn publish_signs_only_our_own_index_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert_ok(&pecd(&[
+        "certs",
+        "init",
+        "--dir",
+        &dir.join("certs").display().to_string(),
+        "--gestore",
+        "alfa=pec.alfa.test,pec.comune.alfa.test",
+        "--gestore",
+        "beta=pec.beta.test",
+    ]));
+    let config = dir.join("pecd.toml");
+    std::fs::write(
+        &config,
+        "[gestore]\nname = \"Alfa PEC (lab)\"\ndata_dir = \"data\"\ndomains = [\"pec.alfa.test\"]\n\
+         [certificates]\ndir = \"certs\"\nid = \"alfa\"\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let p7m = dir.join("alfa.ldif.p7m").display().to_string();
+    assert_ok(&pecd(&[
+        "--config", &config, "certs", "publish", "--out", &p7m,
+    ]));
+
+    // openssl opens it with the lab CA: the record of alfa, with both domains, not beta's.
+    let out = openssl(
+        dir,
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "alfa.ldif.p7m",
+            "-CAfile",
+            "certs/ca.pem",
+            "-purpose",
+            "smimesign",
+        ],
+    );
+    assert_ok(&out);
+    let index = ProviderIndex::parse_ldif(&out.stdout).unwrap();
+    assert_eq!(index.providers.len(), 1);
+    assert_eq!(index.providers[0].name, "Alfa PEC (lab)");
+    assert_eq!(
+        index.providers[0].managed_domains,
+        ["pec.alfa.test", "pec.comune.alfa.test"]
+    );
+
+    // A gestore name the index does not know is refused.
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        "[gestore]\nname = \"Gamma PEC\"\ndata_dir = \"data\"\ndomains = [\"pec.alfa.test\"]\n\
+         [certificates]\ndir = \"certs\"\nid = \"alfa\"\n",
+    )
+    .unwrap();
+    let out = pecd(&[
+        "--config",
+        &wrong.display().to_string(),
+        "certs",
+        "publish",
+        "--out",
+        &p7m,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no record named"));
+}
