@@ -1,7 +1,7 @@
 //! One IMAP4rev1 session: framing with the `imap-codec` fragmentizer,
 //! commands decoded and responses encoded by the codec, state over the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
@@ -60,6 +60,36 @@ struct Selected {
     /// Messages in sequence order, as last reported to the client.
     messages: Vec<MessageMeta>,
     changes: watch::Receiver<u64>,
+    uidvalidity: u32,
+    /// UIDs that are `\Recent` in this session (it was the first told of them).
+    recent: HashSet<u32>,
+    /// Keywords the client was told of in FLAGS.
+    keywords: BTreeSet<String>,
+}
+
+impl Selected {
+    /// FLAGS of a message as this session shows them (`\Recent` included).
+    fn flags(&self, meta: &MessageMeta) -> Vec<FlagFetch<'static>> {
+        let mut flags = flags_fetch(&meta.flags);
+        if self.recent.contains(&meta.uid) {
+            flags.push(FlagFetch::Recent);
+        }
+        flags
+    }
+
+    /// Records keywords the messages carry that the client was not told of;
+    /// `true` if there were any (FLAGS must be announced again).
+    fn learn_keywords(&mut self) -> bool {
+        let before = self.keywords.len();
+        for m in &self.messages {
+            for f in m.flags.iter().filter(|f| !f.starts_with('\\')) {
+                if !self.keywords.contains(f) {
+                    self.keywords.insert(f.clone());
+                }
+            }
+        }
+        self.keywords.len() != before
+    }
 }
 
 /// How a command ended, for the tagged response.
@@ -187,6 +217,15 @@ fn flag_of(s: &str) -> Option<Flag<'static>> {
     }
 }
 
+/// The system flags and the folder's keywords, for FLAGS and PERMANENTFLAGS.
+fn flag_list(keywords: &BTreeSet<String>) -> Vec<Flag<'static>> {
+    ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
+        .into_iter()
+        .chain(keywords.iter().map(String::as_str))
+        .filter_map(flag_of)
+        .collect()
+}
+
 fn flags_fetch(flags: &[String]) -> Vec<FlagFetch<'static>> {
     flags
         .iter()
@@ -266,6 +305,8 @@ struct Candidate<'a> {
     largest_seq: u32,
     largest_uid: u32,
     meta: &'a MessageMeta,
+    /// `\Recent` in this session.
+    recent: bool,
     raw: &'a [u8],
     parsed: Option<&'a mail_parser::Message<'a>>,
 }
@@ -322,9 +363,11 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Undraft => !has_flag(c.meta, "\\Draft"),
         SearchKey::Flagged => has_flag(c.meta, "\\Flagged"),
         SearchKey::Unflagged => !has_flag(c.meta, "\\Flagged"),
-        SearchKey::Seen | SearchKey::Old => has_flag(c.meta, "\\Seen"),
+        SearchKey::Seen => has_flag(c.meta, "\\Seen"),
         SearchKey::Unseen => !has_flag(c.meta, "\\Seen"),
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has_flag(c.meta, "\\Seen"),
+        SearchKey::Old => !c.recent,
         SearchKey::Keyword(k) => has_flag(c.meta, k.as_ref()),
         SearchKey::Unkeyword(k) => !has_flag(c.meta, k.as_ref()),
         SearchKey::Larger(n) => c.meta.size > u64::from(*n),
@@ -1011,11 +1054,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let read_only = examine || archive;
         let exists = u32::try_from(messages.len()).map_err(response_err)?;
-        let system = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
-        let flags: Vec<Flag<'static>> = system.iter().filter_map(|f| flag_of(f)).collect();
+        let highest_uid = messages.last().map_or(0, |m| m.uid);
+        let claimed = if archive {
+            highest_uid
+        } else {
+            self.config
+                .notifier
+                .claim_recent(&user, &name, uidvalidity, highest_uid, !read_only)
+        };
+        let recent: HashSet<u32> = messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u > claimed)
+            .collect();
+        let mut sel = Selected {
+            name,
+            read_only,
+            archive,
+            messages,
+            changes,
+            uidvalidity,
+            recent,
+            keywords: BTreeSet::new(),
+        };
+        sel.learn_keywords();
+        let flags = flag_list(&sel.keywords);
         self.data(Data::Flags(flags.clone()));
         self.data(Data::Exists(exists));
-        self.data(Data::Recent(0));
+        self.data(Data::Recent(
+            u32::try_from(sel.recent.len()).map_err(response_err)?,
+        ));
+        let messages = &sel.messages;
         if let Some(first_unseen) = messages.iter().position(|m| !has_flag(m, "\\Seen")) {
             self.untagged(
                 StatusKind::Ok,
@@ -1050,13 +1119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(h) = NonZeroU64::new(highestmodseq) {
             self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
         }
-        self.selected = Some(Selected {
-            name,
-            read_only,
-            archive,
-            messages,
-            changes,
-        });
+        self.selected = Some(sel);
         Ok(if read_only {
             Done::ok_code(Code::ReadOnly, "EXAMINE completed")
         } else {
@@ -1074,6 +1137,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let name = sel.name.clone();
         let fresh = self.load(&name).await?;
         let condstore = self.condstore;
+        let user = self.user()?;
+        let notifier = self.config.notifier.clone();
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -1084,42 +1149,91 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             while i > 0 {
                 i -= 1;
                 if !by_uid.contains_key(&sel.messages[i].uid) {
-                    sel.messages.remove(i);
+                    let gone = sel.messages.remove(i);
+                    sel.recent.remove(&gone.uid);
                     responses.push(Data::Expunge(seq_of(i)?));
                 }
             }
         }
+        let mut changed = Vec::new();
         for (i, m) in sel.messages.iter_mut().enumerate() {
             if let Some(f) = by_uid.get(&m.uid)
                 && (f.flags != m.flags || (condstore && f.modseq != m.modseq))
             {
                 m.flags = f.flags.clone();
                 m.modseq = f.modseq;
-                let mut items = vec![
-                    MessageDataItem::Uid(nz(m.uid)?),
-                    MessageDataItem::Flags(flags_fetch(&m.flags)),
-                ];
-                if condstore {
-                    items.push(modseq_item(m));
-                }
-                responses.push(Data::Fetch {
-                    seq: seq_of(i)?,
-                    items: Vec1::try_from(items).map_err(response_err)?,
-                });
+                changed.push(i);
             }
         }
         let last = sel.messages.last().map_or(0, |m| m.uid);
         let before = sel.messages.len();
         sel.messages
             .extend(fresh.iter().filter(|m| m.uid > last).cloned());
+        let new_keywords = sel.learn_keywords();
+        for i in changed {
+            let Some(m) = sel.messages.get(i) else {
+                continue;
+            };
+            let mut items = vec![
+                MessageDataItem::Uid(nz(m.uid)?),
+                MessageDataItem::Flags(sel.flags(m)),
+            ];
+            if condstore {
+                items.push(modseq_item(m));
+            }
+            responses.push(Data::Fetch {
+                seq: seq_of(i)?,
+                items: Vec1::try_from(items).map_err(response_err)?,
+            });
+        }
         if sel.messages.len() != before {
+            let highest = sel.messages.last().map_or(0, |m| m.uid);
+            let claimed = if sel.archive {
+                highest
+            } else {
+                notifier.claim_recent(&user, &sel.name, sel.uidvalidity, highest, !sel.read_only)
+            };
+            let arrived: Vec<u32> = sel.messages[before..]
+                .iter()
+                .map(|m| m.uid)
+                .filter(|&u| u > claimed)
+                .collect();
+            sel.recent.extend(arrived);
             responses.push(Data::Exists(
                 u32::try_from(sel.messages.len()).map_err(response_err)?,
             ));
-            responses.push(Data::Recent(0));
+            responses.push(Data::Recent(
+                u32::try_from(sel.recent.len()).map_err(response_err)?,
+            ));
+        }
+        if new_keywords {
+            self.announce_flags()?;
         }
         for r in responses {
             self.data(r);
+        }
+        Ok(())
+    }
+
+    /// FLAGS and PERMANENTFLAGS again, after keywords new to the client appeared.
+    fn announce_flags(&mut self) -> Result<()> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let flags = flag_list(&sel.keywords);
+        let read_only = sel.read_only;
+        self.data(Data::Flags(flags.clone()));
+        if !read_only {
+            let perm = flags
+                .into_iter()
+                .map(FlagPerm::Flag)
+                .chain([FlagPerm::Asterisk])
+                .collect();
+            self.untagged(
+                StatusKind::Ok,
+                Some(Code::PermanentFlags(perm)),
+                "Flags permitted",
+            )?;
         }
         Ok(())
     }
@@ -1253,7 +1367,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for n in names {
             items.push(match n {
                 StatusDataItemName::Messages => StatusDataItem::Messages(sel.exists),
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => {
+                    let claimed = if is_archive(&name) {
+                        u32::MAX
+                    } else {
+                        self.config.notifier.claim_recent(
+                            &self.user()?,
+                            &name,
+                            sel.uidvalidity,
+                            0,
+                            false,
+                        )
+                    };
+                    StatusDataItem::Recent(count(&|m| m.uid > claimed))
+                }
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(sel.uidnext.max(1))?),
                 StatusDataItemName::UidValidity => {
                     StatusDataItem::UidValidity(nz(sel.uidvalidity)?)
@@ -1454,6 +1581,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// FLAGS of a message of the selected folder as this session shows them.
+    fn flags_of(&self, meta: &MessageMeta) -> Vec<FlagFetch<'static>> {
+        match self.selected.as_ref() {
+            Some(sel) => sel.flags(meta),
+            None => flags_fetch(&meta.flags),
+        }
+    }
+
     /// Indices (in sequence order) of the messages a set designates.
     fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
         let Some(sel) = self.selected.as_ref() else {
@@ -1593,7 +1728,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             for name in &names {
                 items.push(match name {
                     MessageDataItemName::Uid => MessageDataItem::Uid(nz(meta.uid)?),
-                    MessageDataItemName::Flags => MessageDataItem::Flags(flags_fetch(&meta.flags)),
+                    MessageDataItemName::Flags => MessageDataItem::Flags(self.flags_of(&meta)),
                     MessageDataItemName::InternalDate => {
                         MessageDataItem::InternalDate(internal_date(meta.internaldate)?)
                     }
@@ -1644,7 +1779,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 });
             }
             if set_seen && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(flags_fetch(&meta.flags)));
+                items.push(MessageDataItem::Flags(self.flags_of(&meta)));
                 if self.condstore && !names.contains(&MessageDataItemName::ModSeq) {
                     items.push(modseq_item(&meta));
                 }
@@ -1716,6 +1851,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 *m = c;
             }
         }
+        if sel.learn_keywords() {
+            self.announce_flags()?;
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
         let mut out = Vec::new();
         let mut modified_ids = Vec::new();
         for &i in &indices {
@@ -1728,7 +1869,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             let mut items = Vec::new();
             if req.response == StoreResponse::Answer {
-                items.push(MessageDataItem::Flags(flags_fetch(&m.flags)));
+                items.push(MessageDataItem::Flags(sel.flags(m)));
             } else if !(condstore && changed_uids.contains(&m.uid)) {
                 // .SILENT: only the new MODSEQ of changed messages (RFC 7162 3.1.3).
                 continue;
@@ -1770,6 +1911,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let (folder, archive) = (sel.name.clone(), sel.archive);
         let messages = sel.messages.clone();
+        let recent = sel.recent.clone();
         let largest_uid = messages.last().map_or(0, |m| m.uid);
         let largest_seq = u32::try_from(messages.len()).unwrap_or(u32::MAX);
         let load = needs_bytes(&key);
@@ -1796,6 +1938,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 largest_seq,
                 largest_uid,
                 meta,
+                recent: recent.contains(&meta.uid),
                 raw: &raw,
                 parsed: parsed.as_ref(),
             };

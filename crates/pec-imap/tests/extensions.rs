@@ -163,13 +163,13 @@ q2 STATUS INBOX (HIGHESTMODSEQ)\r\n",
     assert!(f1.contains(&"* 2 FETCH (UID 2 MODSEQ (3))"), "{out}");
     let t1 = lines_of(&out, "t1");
     assert!(
-        t1.contains(&"* 1 FETCH (FLAGS (\\Flagged) MODSEQ (4))"),
+        t1.contains(&"* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (4))"),
         "{out}"
     );
     let f2 = lines_of(&out, "f2");
     assert_eq!(f2.len(), 2, "only message 1 changed after 3: {out}");
     assert!(
-        f2[0].starts_with("* 1 FETCH (FLAGS (\\Flagged) MODSEQ (4))"),
+        f2[0].starts_with("* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (4))"),
         "{out}"
     );
     let t2 = lines_of(&out, "t2");
@@ -191,4 +191,47 @@ q2 STATUS INBOX (HIGHESTMODSEQ)\r\n",
     assert!(q1.contains(&"* SEARCH 2 (MODSEQ 5)"), "{out}");
     let q2 = lines_of(&out, "q2");
     assert!(q2.contains(&"* STATUS INBOX (HIGHESTMODSEQ 5)"), "{out}");
+}
+
+#[tokio::test]
+async fn recent_goes_to_the_first_session_and_keywords_join_flags() {
+    let (_dir, config) = config();
+    let first = session(
+        config.clone(),
+        "p1 APPEND INBOX {12}\r\nSubject: 1\r\n\r\n\
+p2 APPEND INBOX {12}\r\nSubject: 2\r\n\r\n\
+s1 SELECT INBOX\r\n\
+f1 FETCH 1 FLAGS\r\n\
+q1 SEARCH RECENT\r\n\
+t1 STORE 1 +FLAGS ($Pratica)\r\n",
+    )
+    .await;
+    assert!(lines_of(&first, "s1").contains(&"* 2 RECENT"), "{first}");
+    assert!(
+        lines_of(&first, "f1").contains(&"* 1 FETCH (FLAGS (\\Recent))"),
+        "{first}"
+    );
+    assert!(lines_of(&first, "q1").contains(&"* SEARCH 1 2"), "{first}");
+    let t1 = lines_of(&first, "t1");
+    assert_eq!(
+        t1[0], "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Pratica)",
+        "the new keyword is announced before it is used: {first}"
+    );
+    assert!(
+        t1.contains(&"* 1 FETCH (FLAGS ($Pratica \\Recent))"),
+        "{first}"
+    );
+
+    let second = session(config, "s2 SELECT INBOX\r\nq2 SEARCH OLD\r\n").await;
+    let s2 = lines_of(&second, "s2");
+    assert!(s2.contains(&"* 0 RECENT"), "{second}");
+    assert!(
+        s2.iter()
+            .any(|l| l.starts_with("* FLAGS") && l.contains("$Pratica")),
+        "{second}"
+    );
+    assert!(
+        lines_of(&second, "q2").contains(&"* SEARCH 1 2"),
+        "{second}"
+    );
 }
