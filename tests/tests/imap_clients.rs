@@ -34,10 +34,14 @@ typ, data = M.capability()
 show("capabilities", data[0])
 
 # First sync: folders with their special use (RFC 6154 puts the attributes in a plain
-# LIST; the `LIST (SPECIAL-USE)` form needs LIST-EXTENDED, not advertised), then INBOX.
+# LIST; the RFC 5258 `LIST (SPECIAL-USE)` form lists only those), then INBOX.
 typ, data = M.list('""', '"*"')
 for d in data:
     show("list", d)
+typ, data = M._simple_command("LIST", '(SPECIAL-USE)', '""', '"*"')
+show("list-special-use-status", typ)
+for d in M._untagged_response(typ, data, "LIST")[1]:
+    show("list-special-use", d)
 typ, data = M.select("INBOX")
 show("select", [typ, data[0]])
 typ, data = M.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE BODYSTRUCTURE)")
@@ -146,10 +150,22 @@ async fn thunderbird_like_session_idle_quota_archive_and_pop3() {
     for c in ["IDLE", "QUOTA", "SPECIAL-USE", "MOVE", "UIDPLUS"] {
         assert!(caps.split(' ').any(|x| x == c), "{c} in {caps}");
     }
-    assert!(
-        !caps.contains("LIST-EXTENDED"),
-        "then test `LIST (SPECIAL-USE)` too"
+    for c in ["LIST-EXTENDED", "CONDSTORE"] {
+        assert!(caps.split(' ').any(|x| x == c), "{c} in {caps}");
+    }
+    assert_eq!(one("list-special-use-status"), "OK");
+    let special = seen("list-special-use");
+    assert_eq!(
+        special.len(),
+        4,
+        "Sent, Drafts, Trash, Junk only: {special:?}"
     );
+    for flag in ["\\Sent", "\\Drafts", "\\Trash", "\\Junk"] {
+        assert!(
+            special.iter().any(|l| l.contains(flag)),
+            "{flag} in {special:?}"
+        );
+    }
     let list = seen("list").join("\n");
     for (flag, name) in [
         ("\\Sent", "Sent"),

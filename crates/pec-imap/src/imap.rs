@@ -1,7 +1,7 @@
 //! One IMAP4rev1 session: framing with the `imap-codec` fragmentizer,
 //! commands decoded and responses encoded by the codec, state over the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
@@ -11,10 +11,13 @@ use imap_codec::fragmentizer::{
 };
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
-use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::command::{
+    Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
+};
 use imap_codec::imap_types::core::{AString, Atom, LiteralMode, QuotedChar, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::extensions::quota::{QuotaGet, Resource};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
@@ -24,7 +27,7 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::flag::{
     Flag, FlagFetch, FlagNameAttribute, FlagPerm, StoreResponse, StoreType,
 };
-use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{
     Capability, Code, CommandContinuationRequest, Data, Response, Status, StatusKind,
 };
@@ -37,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::listext::{self, ListOptions};
 use crate::mime;
 use crate::server::{Config, Conn, sasl_plain};
 
@@ -56,6 +60,36 @@ struct Selected {
     /// Messages in sequence order, as last reported to the client.
     messages: Vec<MessageMeta>,
     changes: watch::Receiver<u64>,
+    uidvalidity: u32,
+    /// UIDs that are `\Recent` in this session (it was the first told of them).
+    recent: HashSet<u32>,
+    /// Keywords the client was told of in FLAGS.
+    keywords: BTreeSet<String>,
+}
+
+impl Selected {
+    /// FLAGS of a message as this session shows them (`\Recent` included).
+    fn flags(&self, meta: &MessageMeta) -> Vec<FlagFetch<'static>> {
+        let mut flags = flags_fetch(&meta.flags);
+        if self.recent.contains(&meta.uid) {
+            flags.push(FlagFetch::Recent);
+        }
+        flags
+    }
+
+    /// Records keywords the messages carry that the client was not told of;
+    /// `true` if there were any (FLAGS must be announced again).
+    fn learn_keywords(&mut self) -> bool {
+        let before = self.keywords.len();
+        for m in &self.messages {
+            for f in m.flags.iter().filter(|f| !f.starts_with('\\')) {
+                if !self.keywords.contains(f) {
+                    self.keywords.insert(f.clone());
+                }
+            }
+        }
+        self.keywords.len() != before
+    }
 }
 
 /// How a command ended, for the tagged response.
@@ -96,6 +130,16 @@ impl Done {
     }
 }
 
+/// A STORE command's arguments.
+struct StoreRequest {
+    kind: StoreType,
+    response: StoreResponse,
+    flags: Vec<Flag<'static>>,
+    uid: bool,
+    /// RFC 7162 UNCHANGEDSINCE.
+    unchanged_since: Option<u64>,
+}
+
 /// What the session loop does after a command.
 enum Flow {
     Continue,
@@ -111,6 +155,9 @@ struct Session<S> {
     user: Option<String>,
     selected: Option<Selected>,
     auth_failures: u32,
+    /// CONDSTORE is enabled (RFC 7162 3.1): FETCH responses carrying FLAGS
+    /// also carry MODSEQ.
+    condstore: bool,
 }
 
 /// Runs a session to its end (LOGOUT, disconnect, timeout or too many failures).
@@ -128,6 +175,7 @@ where
         user: None,
         selected: None,
         auth_failures: 0,
+        condstore: false,
     };
     let caps = s.capabilities();
     s.untagged(
@@ -169,12 +217,25 @@ fn flag_of(s: &str) -> Option<Flag<'static>> {
     }
 }
 
+/// The system flags and the folder's keywords, for FLAGS and PERMANENTFLAGS.
+fn flag_list(keywords: &BTreeSet<String>) -> Vec<Flag<'static>> {
+    ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
+        .into_iter()
+        .chain(keywords.iter().map(String::as_str))
+        .filter_map(flag_of)
+        .collect()
+}
+
 fn flags_fetch(flags: &[String]) -> Vec<FlagFetch<'static>> {
     flags
         .iter()
         .filter_map(|f| flag_of(f))
         .map(FlagFetch::Flag)
         .collect()
+}
+
+fn modseq_item(meta: &MessageMeta) -> MessageDataItem<'static> {
+    MessageDataItem::ModSeq(NonZeroU64::new(meta.modseq).unwrap_or(NonZeroU64::MIN))
 }
 
 fn has_flag(meta: &MessageMeta, flag: &str) -> bool {
@@ -244,6 +305,8 @@ struct Candidate<'a> {
     largest_seq: u32,
     largest_uid: u32,
     meta: &'a MessageMeta,
+    /// `\Recent` in this session.
+    recent: bool,
     raw: &'a [u8],
     parsed: Option<&'a mail_parser::Message<'a>>,
 }
@@ -264,6 +327,16 @@ fn needs_bytes(key: &SearchKey<'_>) -> bool {
         | SearchKey::Subject(_)
         | SearchKey::Text(_)
         | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+fn has_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(has_modseq),
+        SearchKey::Not(k) => has_modseq(k),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::ModSequence { .. } => true,
         _ => false,
     }
 }
@@ -290,9 +363,11 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Undraft => !has_flag(c.meta, "\\Draft"),
         SearchKey::Flagged => has_flag(c.meta, "\\Flagged"),
         SearchKey::Unflagged => !has_flag(c.meta, "\\Flagged"),
-        SearchKey::Seen | SearchKey::Old => has_flag(c.meta, "\\Seen"),
+        SearchKey::Seen => has_flag(c.meta, "\\Seen"),
         SearchKey::Unseen => !has_flag(c.meta, "\\Seen"),
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has_flag(c.meta, "\\Seen"),
+        SearchKey::Old => !c.recent,
         SearchKey::Keyword(k) => has_flag(c.meta, k.as_ref()),
         SearchKey::Unkeyword(k) => !has_flag(c.meta, k.as_ref()),
         SearchKey::Larger(n) => c.meta.size > u64::from(*n),
@@ -313,7 +388,7 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Text(s) => mime::contains_ci(c.raw, s.as_ref()),
         SearchKey::Not(k) => !matches(k, c),
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
-        _ => false,
+        SearchKey::ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
     }
 }
 
@@ -365,6 +440,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::Quota,
                 Capability::from(atom("SPECIAL-USE")),
                 Capability::from(atom("CHILDREN")),
+                Capability::ListExtended,
+                Capability::CondStore,
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
@@ -496,6 +573,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Ok(command) => command,
                 Err(e) => {
                     let tag = self.frag.decode_tag().map(|t| t.into_static());
+                    // The RFC 5258 form of LIST, which the codec does not decode.
+                    if let (Some(tag), Some(parsed)) =
+                        (tag.clone(), listext::parse(self.frag.message_bytes()))
+                    {
+                        let done = match parsed {
+                            Err(why) => Ok(Done::bad(why)),
+                            Ok(_) if self.user.is_none() => Ok(Done::no("Log in first")),
+                            Ok(options) => self.list(&options, false).await,
+                        };
+                        self.finish(tag, "LIST", done).await?;
+                        self.flush().await?;
+                        continue;
+                    }
                     let text = match e {
                         DecodeMessageError::MessageTooLong { .. } => "Command too long",
                         _ => "Syntax error or unknown command",
@@ -543,9 +633,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 });
                 Ok(Done::ok("ID completed"))
             }
-            CommandBody::Enable { .. } => {
+            CommandBody::Enable { capabilities } if self.user.is_some() => {
+                let mut enabled = Vec::new();
+                if capabilities
+                    .as_ref()
+                    .iter()
+                    .any(|c| matches!(c, CapabilityEnable::CondStore))
+                {
+                    self.condstore = true;
+                    enabled.push(CapabilityEnable::CondStore);
+                }
                 self.data(Data::Enabled {
-                    capabilities: Vec::new(),
+                    capabilities: enabled,
                 });
                 Ok(Done::ok("ENABLE completed"))
             }
@@ -572,6 +671,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             _ if self.user.is_none() => Ok(Done::no("Log in first")),
             other => self.authenticated(&tag, other).await,
         };
+        self.finish(tag, name, result).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Ends command `name`: store refusals become NO, pending changes of the
+    /// selected folder are announced, then the tagged response.
+    async fn finish(&mut self, tag: Tag<'static>, name: &str, result: Result<Done>) -> Result<()> {
         let done = match result {
             Ok(done) => done,
             Err(Error::Store(e)) => store_refusal(&e),
@@ -586,8 +692,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH");
             self.refresh(allow_expunge).await?;
         }
-        self.tagged(tag, done)?;
-        Ok(Flow::Continue)
+        self.tagged(tag, done)
     }
 
     async fn starttls(&mut self, tag: Tag<'static>) -> Result<Flow> {
@@ -712,16 +817,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> Result<Done> {
         let user = self.user()?;
         match body {
-            CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
-            CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, false, &parameters).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, true, &parameters).await,
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, false).await,
+            } => {
+                self.list(&ListOptions::plain(&reference, &mailbox_wildcard), false)
+                    .await
+            }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, true).await,
+            } => {
+                self.list(&ListOptions::plain(&reference, &mailbox_wildcard), true)
+                    .await
+            }
             CommandBody::Namespace => {
                 let personal = vec![Namespace {
                     prefix: mime::istring(""),
@@ -745,7 +862,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Ok(Done::no("Mailbox already exists"));
                 }
                 self.config
-                    .store(move |s| s.create_folder(&user, &name))
+                    .store(move |s| {
+                        // Superior hierarchy names are created as needed (RFC 3501 6.3.3).
+                        let mut parent = String::new();
+                        for part in name.split('/').take(name.split('/').count() - 1) {
+                            if !parent.is_empty() {
+                                parent.push('/');
+                            }
+                            parent.push_str(part);
+                            match s.create_folder(&user, &parent) {
+                                Ok(_) | Err(pec_store::Error::AlreadyExists(_)) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        s.create_folder(&user, &name)
+                    })
                     .await?;
                 Ok(Done::ok("CREATE completed"))
             }
@@ -888,13 +1019,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .await
     }
 
-    async fn select(&mut self, mailbox: &Mailbox<'_>, examine: bool) -> Result<Done> {
+    async fn select(
+        &mut self,
+        mailbox: &Mailbox<'_>,
+        examine: bool,
+        parameters: &[SelectParameter],
+    ) -> Result<Done> {
         self.selected = None;
+        for p in parameters {
+            match p {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync { .. } => {
+                    return Ok(Done::bad("QRESYNC is not supported"));
+                }
+            }
+        }
         let user = self.user()?;
         let name = mailbox_name(mailbox);
         let archive = is_archive(&name);
+        // Archive entries never change: one modification sequence for all.
         let (uidvalidity, uidnext, highestmodseq) = if archive {
-            (1, 0, 0)
+            (1, 0, 1)
         } else {
             let (u, f) = (user.clone(), name.clone());
             let sel = self.config.store(move |s| s.select(&u, &f)).await?;
@@ -909,11 +1054,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let read_only = examine || archive;
         let exists = u32::try_from(messages.len()).map_err(response_err)?;
-        let system = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
-        let flags: Vec<Flag<'static>> = system.iter().filter_map(|f| flag_of(f)).collect();
+        let highest_uid = messages.last().map_or(0, |m| m.uid);
+        let claimed = if archive {
+            highest_uid
+        } else {
+            self.config
+                .notifier
+                .claim_recent(&user, &name, uidvalidity, highest_uid, !read_only)
+        };
+        let recent: HashSet<u32> = messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u > claimed)
+            .collect();
+        let mut sel = Selected {
+            name,
+            read_only,
+            archive,
+            messages,
+            changes,
+            uidvalidity,
+            recent,
+            keywords: BTreeSet::new(),
+        };
+        sel.learn_keywords();
+        let flags = flag_list(&sel.keywords);
         self.data(Data::Flags(flags.clone()));
         self.data(Data::Exists(exists));
-        self.data(Data::Recent(0));
+        self.data(Data::Recent(
+            u32::try_from(sel.recent.len()).map_err(response_err)?,
+        ));
+        let messages = &sel.messages;
         if let Some(first_unseen) = messages.iter().position(|m| !has_flag(m, "\\Seen")) {
             self.untagged(
                 StatusKind::Ok,
@@ -948,13 +1119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(h) = NonZeroU64::new(highestmodseq) {
             self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
         }
-        self.selected = Some(Selected {
-            name,
-            read_only,
-            archive,
-            messages,
-            changes,
-        });
+        self.selected = Some(sel);
         Ok(if read_only {
             Done::ok_code(Code::ReadOnly, "EXAMINE completed")
         } else {
@@ -971,6 +1136,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         sel.changes.borrow_and_update();
         let name = sel.name.clone();
         let fresh = self.load(&name).await?;
+        let condstore = self.condstore;
+        let user = self.user()?;
+        let notifier = self.config.notifier.clone();
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -981,36 +1149,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             while i > 0 {
                 i -= 1;
                 if !by_uid.contains_key(&sel.messages[i].uid) {
-                    sel.messages.remove(i);
+                    let gone = sel.messages.remove(i);
+                    sel.recent.remove(&gone.uid);
                     responses.push(Data::Expunge(seq_of(i)?));
                 }
             }
         }
+        let mut changed = Vec::new();
         for (i, m) in sel.messages.iter_mut().enumerate() {
             if let Some(f) = by_uid.get(&m.uid)
-                && f.flags != m.flags
+                && (f.flags != m.flags || (condstore && f.modseq != m.modseq))
             {
                 m.flags = f.flags.clone();
                 m.modseq = f.modseq;
-                let items = vec![
-                    MessageDataItem::Uid(nz(m.uid)?),
-                    MessageDataItem::Flags(flags_fetch(&m.flags)),
-                ];
-                responses.push(Data::Fetch {
-                    seq: seq_of(i)?,
-                    items: Vec1::try_from(items).map_err(response_err)?,
-                });
+                changed.push(i);
             }
         }
         let last = sel.messages.last().map_or(0, |m| m.uid);
         let before = sel.messages.len();
         sel.messages
             .extend(fresh.iter().filter(|m| m.uid > last).cloned());
+        let new_keywords = sel.learn_keywords();
+        for i in changed {
+            let Some(m) = sel.messages.get(i) else {
+                continue;
+            };
+            let mut items = vec![
+                MessageDataItem::Uid(nz(m.uid)?),
+                MessageDataItem::Flags(sel.flags(m)),
+            ];
+            if condstore {
+                items.push(modseq_item(m));
+            }
+            responses.push(Data::Fetch {
+                seq: seq_of(i)?,
+                items: Vec1::try_from(items).map_err(response_err)?,
+            });
+        }
         if sel.messages.len() != before {
+            let highest = sel.messages.last().map_or(0, |m| m.uid);
+            let claimed = if sel.archive {
+                highest
+            } else {
+                notifier.claim_recent(&user, &sel.name, sel.uidvalidity, highest, !sel.read_only)
+            };
+            let arrived: Vec<u32> = sel.messages[before..]
+                .iter()
+                .map(|m| m.uid)
+                .filter(|&u| u > claimed)
+                .collect();
+            sel.recent.extend(arrived);
             responses.push(Data::Exists(
                 u32::try_from(sel.messages.len()).map_err(response_err)?,
             ));
-            responses.push(Data::Recent(0));
+            responses.push(Data::Recent(
+                u32::try_from(sel.recent.len()).map_err(response_err)?,
+            ));
+        }
+        if new_keywords {
+            self.announce_flags()?;
         }
         for r in responses {
             self.data(r);
@@ -1018,30 +1215,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    async fn list(
-        &mut self,
-        reference: &Mailbox<'_>,
-        pattern: &ListMailbox<'_>,
-        lsub: bool,
-    ) -> Result<Done> {
+    /// FLAGS and PERMANENTFLAGS again, after keywords new to the client appeared.
+    fn announce_flags(&mut self) -> Result<()> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let flags = flag_list(&sel.keywords);
+        let read_only = sel.read_only;
+        self.data(Data::Flags(flags.clone()));
+        if !read_only {
+            let perm = flags
+                .into_iter()
+                .map(FlagPerm::Flag)
+                .chain([FlagPerm::Asterisk])
+                .collect();
+            self.untagged(
+                StatusKind::Ok,
+                Some(Code::PermanentFlags(perm)),
+                "Flags permitted",
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn list(&mut self, opts: &ListOptions, lsub: bool) -> Result<Done> {
         let user = self.user()?;
-        let pattern = match pattern {
-            ListMailbox::Token(t) => t.as_ref().to_vec(),
-            ListMailbox::String(s) => s.as_ref().to_vec(),
+        let completed = if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
         };
-        let reference = match reference {
-            Mailbox::Inbox => b"INBOX".to_vec(),
-            Mailbox::Other(o) => o.inner().as_ref().to_vec(),
-        };
-        if pattern.is_empty() && !lsub {
+        if !lsub && opts.patterns.iter().all(|p| p.is_empty()) {
             self.data(Data::List {
                 items: vec![FlagNameAttribute::Noselect],
                 delimiter: Some(QuotedChar::unvalidated('/')),
                 mailbox: to_mailbox("")?,
             });
-            return Ok(Done::ok("LIST completed"));
+            return Ok(Done::ok(completed));
         }
-        let full: Vec<u8> = [reference, pattern].concat();
         let mut folders = self.config.store(move |s| s.list_folders(&user)).await?;
         folders.push(pec_store::Folder {
             name: ARCHIVE_FOLDER.to_string(),
@@ -1049,26 +1260,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             system: true,
             subscribed: true,
         });
-        let names: Vec<String> = folders.iter().map(|f| f.name.clone()).collect();
+        // What the selection options (and LSUB) ask for, patterns aside.
+        let selects = |f: &pec_store::Folder| {
+            (!(opts.subscribed || lsub) || f.subscribed)
+                && (!opts.special_use || f.special_use.is_some())
+        };
+        let matches_pattern = |name: &str| {
+            opts.patterns.iter().any(|p| {
+                let full = [opts.reference.as_slice(), p.as_slice()].concat();
+                if name == "INBOX" {
+                    wildcard(&full.to_ascii_uppercase(), b"INBOX")
+                } else {
+                    wildcard(&full, name.as_bytes())
+                }
+            })
+        };
+        let mut lines = Vec::new();
         for f in &folders {
-            if lsub && !f.subscribed {
-                continue;
-            }
-            let matched = if f.name == "INBOX" {
-                wildcard(&full.to_ascii_uppercase(), b"INBOX")
-            } else {
-                wildcard(&full, f.name.as_bytes())
-            };
-            if !matched {
+            if !matches_pattern(&f.name) {
                 continue;
             }
             let prefix = format!("{}/", f.name);
-            let children = names.iter().any(|n| n.starts_with(&prefix));
+            let mut descendants = folders.iter().filter(|c| c.name.starts_with(&prefix));
+            let children = descendants.clone().next().is_some();
+            // RFC 5258 RECURSIVEMATCH: a parent of selected mailboxes is listed
+            // (with CHILDINFO) even when it is not selected itself.
+            let child_info = opts.recursive_match && descendants.any(selects);
+            if !selects(f) && !child_info {
+                continue;
+            }
             let mut items = vec![FlagNameAttribute::from(atom(if children {
                 "HasChildren"
             } else {
                 "HasNoChildren"
             }))];
+            if (opts.subscribed || opts.return_subscribed) && f.subscribed {
+                items.push(FlagNameAttribute::from(atom("Subscribed")));
+            }
             if let Some(special) = f.special_use.as_deref().and_then(|s| s.strip_prefix('\\'))
                 && let Ok(a) = Atom::try_from(special.to_string())
             {
@@ -1076,7 +1304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             let mailbox = to_mailbox(&f.name)?;
             let delimiter = Some(QuotedChar::unvalidated('/'));
-            self.data(if lsub {
+            let data = if lsub {
                 Data::Lsub {
                     items,
                     delimiter,
@@ -1088,13 +1316,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     delimiter,
                     mailbox,
                 }
-            });
+            };
+            let mut line = ResponseCodec::default()
+                .encode(&Response::Data(data))
+                .dump();
+            if child_info && line.ends_with(b"\r\n") {
+                line.truncate(line.len() - 2);
+                let mut criteria = Vec::new();
+                if opts.subscribed {
+                    criteria.push("\"SUBSCRIBED\"");
+                }
+                if opts.special_use {
+                    criteria.push("\"SPECIAL-USE\"");
+                }
+                line.extend_from_slice(
+                    format!(" (\"CHILDINFO\" ({}))\r\n", criteria.join(" ")).as_bytes(),
+                );
+            }
+            lines.push(line);
         }
-        Ok(Done::ok(if lsub {
-            "LSUB completed"
-        } else {
-            "LIST completed"
-        }))
+        for line in lines {
+            self.out.extend_from_slice(&line);
+        }
+        Ok(Done::ok(completed))
     }
 
     async fn status(
@@ -1123,7 +1367,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for n in names {
             items.push(match n {
                 StatusDataItemName::Messages => StatusDataItem::Messages(sel.exists),
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => {
+                    let claimed = if is_archive(&name) {
+                        u32::MAX
+                    } else {
+                        self.config.notifier.claim_recent(
+                            &self.user()?,
+                            &name,
+                            sel.uidvalidity,
+                            0,
+                            false,
+                        )
+                    };
+                    StatusDataItem::Recent(count(&|m| m.uid > claimed))
+                }
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(sel.uidnext.max(1))?),
                 StatusDataItemName::UidValidity => {
                     StatusDataItem::UidValidity(nz(sel.uidvalidity)?)
@@ -1237,20 +1494,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => self.fetch(&sequence_set, macro_or_item_names, uid).await,
+                modifiers,
+            } => {
+                let mut changed_since = None;
+                for m in modifiers {
+                    match m {
+                        FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                        FetchModifier::Vanished => {
+                            return Ok(Done::bad("VANISHED needs QRESYNC, not supported"));
+                        }
+                    }
+                }
+                self.fetch(&sequence_set, macro_or_item_names, uid, changed_since)
+                    .await
+            }
             CommandBody::Store {
                 sequence_set,
                 kind,
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
                 if !writable {
                     return Ok(Done::no("Mailbox is read-only"));
                 }
-                self.store(&sequence_set, kind, response, flags, uid).await
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(n)| *n)
+                    .min();
+                let store = StoreRequest {
+                    kind,
+                    response,
+                    flags,
+                    uid,
+                    unchanged_since,
+                };
+                self.store(&sequence_set, store).await
             }
             CommandBody::Search { criteria, uid, .. } => self.search(criteria, uid).await,
             CommandBody::Copy {
@@ -1301,6 +1581,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// FLAGS of a message of the selected folder as this session shows them.
+    fn flags_of(&self, meta: &MessageMeta) -> Vec<FlagFetch<'static>> {
+        match self.selected.as_ref() {
+            Some(sel) => sel.flags(meta),
+            None => flags_fetch(&meta.flags),
+        }
+    }
+
     /// Indices (in sequence order) of the messages a set designates.
     fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
         let Some(sel) = self.selected.as_ref() else {
@@ -1327,6 +1615,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         set: &SequenceSet,
         names: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        changed_since: Option<u64>,
     ) -> Result<Done> {
         let mut names = match names {
             MacroOrMessageDataItemNames::Macro(m) => {
@@ -1346,6 +1635,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
+        }
+        // FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1).
+        if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
+        // With CONDSTORE on, FLAGS come with MODSEQ; CHANGEDSINCE implies it.
+        if (changed_since.is_some()
+            || (self.condstore && names.contains(&MessageDataItemName::Flags)))
+            && !names.contains(&MessageDataItemName::ModSeq)
+        {
+            names.push(MessageDataItemName::ModSeq);
         }
         if names.iter().any(|n| {
             matches!(
@@ -1388,6 +1688,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             else {
                 continue;
             };
+            if changed_since.is_some_and(|since| meta.modseq <= since) {
+                continue;
+            }
             let raw = if needs_bytes {
                 match self.fetch_bytes(archive, &folder, meta.uid).await {
                     Ok(raw) => raw,
@@ -1425,7 +1728,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             for name in &names {
                 items.push(match name {
                     MessageDataItemName::Uid => MessageDataItem::Uid(nz(meta.uid)?),
-                    MessageDataItemName::Flags => MessageDataItem::Flags(flags_fetch(&meta.flags)),
+                    MessageDataItemName::Flags => MessageDataItem::Flags(self.flags_of(&meta)),
                     MessageDataItemName::InternalDate => {
                         MessageDataItem::InternalDate(internal_date(meta.internaldate)?)
                     }
@@ -1476,7 +1779,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 });
             }
             if set_seen && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(flags_fetch(&meta.flags)));
+                items.push(MessageDataItem::Flags(self.flags_of(&meta)));
+                if self.condstore && !names.contains(&MessageDataItemName::ModSeq) {
+                    items.push(modseq_item(&meta));
+                }
             }
             let Ok(items) = Vec1::try_from(items) else {
                 continue;
@@ -1489,16 +1795,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(Done::ok("FETCH completed"))
     }
 
-    async fn store(
-        &mut self,
-        set: &SequenceSet,
-        kind: StoreType,
-        response: StoreResponse,
-        flags: Vec<Flag<'static>>,
-        uid: bool,
-    ) -> Result<Done> {
+    async fn store(&mut self, set: &SequenceSet, req: StoreRequest) -> Result<Done> {
         let user = self.user()?;
-        let indices = self.resolve(set, uid);
+        if req.unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let indices = self.resolve(set, req.uid);
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Done::bad("No mailbox selected"));
         };
@@ -1507,45 +1809,97 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .iter()
             .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
             .collect();
-        let op = match kind {
+        let op = match req.kind {
             StoreType::Add => FlagOp::Add,
             StoreType::Remove => FlagOp::Remove,
             StoreType::Replace => FlagOp::Replace,
         };
-        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let flags: Vec<String> = req.flags.iter().map(|f| f.to_string()).collect();
         let (u, f) = (user.clone(), folder.clone());
-        let changed = self
+        let unchanged_since = req.unchanged_since;
+        let (changed, modified) = self
             .config
-            .store(move |s| s.store_flags(&u, &f, &uids, op, &flags))
+            .store(move |s| {
+                // RFC 7162 UNCHANGEDSINCE: messages changed after the given
+                // modification sequence are left alone and reported MODIFIED.
+                let (allowed, modified): (Vec<u32>, Vec<u32>) = match unchanged_since {
+                    None => (uids, Vec::new()),
+                    Some(limit) => {
+                        let current: HashMap<u32, u64> = s
+                            .messages(&u, &f)?
+                            .into_iter()
+                            .map(|m| (m.uid, m.modseq))
+                            .collect();
+                        uids.into_iter()
+                            .partition(|uid| current.get(uid).is_none_or(|&m| m <= limit))
+                    }
+                };
+                let changed = s.store_flags(&u, &f, &allowed, op, &flags)?;
+                Ok((changed, modified))
+            })
             .await?;
         if !changed.is_empty() {
             self.config.notifier.changed(&user, &folder);
         }
+        let condstore = self.condstore;
         let Some(sel) = self.selected.as_mut() else {
             return Ok(Done::bad("No mailbox selected"));
         };
+        let changed_uids: Vec<u32> = changed.iter().map(|c| c.uid).collect();
         for c in changed {
             if let Some(m) = sel.messages.iter_mut().find(|m| m.uid == c.uid) {
                 *m = c;
             }
         }
-        if response == StoreResponse::Answer {
-            let mut out = Vec::new();
-            for &i in &indices {
-                if let Some(m) = sel.messages.get(i) {
-                    let mut items = vec![MessageDataItem::Flags(flags_fetch(&m.flags))];
-                    if uid {
-                        items.push(MessageDataItem::Uid(nz(m.uid)?));
-                    }
-                    out.push(Data::Fetch {
-                        seq: seq_of(i)?,
-                        items: Vec1::try_from(items).map_err(response_err)?,
-                    });
-                }
+        if sel.learn_keywords() {
+            self.announce_flags()?;
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        let mut out = Vec::new();
+        let mut modified_ids = Vec::new();
+        for &i in &indices {
+            let Some(m) = sel.messages.get(i) else {
+                continue;
+            };
+            if modified.contains(&m.uid) {
+                modified_ids.push(if req.uid { m.uid } else { seq_of(i)?.get() });
+                continue;
             }
-            for d in out {
-                self.data(d);
+            let mut items = Vec::new();
+            if req.response == StoreResponse::Answer {
+                items.push(MessageDataItem::Flags(sel.flags(m)));
+            } else if !(condstore && changed_uids.contains(&m.uid)) {
+                // .SILENT: only the new MODSEQ of changed messages (RFC 7162 3.1.3).
+                continue;
             }
+            if req.uid {
+                items.push(MessageDataItem::Uid(nz(m.uid)?));
+            }
+            if condstore {
+                items.push(modseq_item(m));
+            }
+            out.push(Data::Fetch {
+                seq: seq_of(i)?,
+                items: Vec1::try_from(items).map_err(response_err)?,
+            });
+        }
+        for d in out {
+            self.data(d);
+        }
+        if let Ok(ids) = Vec1::try_from(modified_ids) {
+            let set = SequenceSet(
+                ids.into_iter()
+                    .map(|id| nz(id).map(|n| Sequence::Single(SeqOrUid::Value(n))))
+                    .collect::<Result<Vec<_>>>()?
+                    .try_into()
+                    .map_err(response_err)?,
+            );
+            return Ok(Done::ok_code(
+                Code::Modified(set),
+                "Conditional STORE failed for some messages",
+            ));
         }
         Ok(Done::ok("STORE completed"))
     }
@@ -1557,10 +1911,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let (folder, archive) = (sel.name.clone(), sel.archive);
         let messages = sel.messages.clone();
+        let recent = sel.recent.clone();
         let largest_uid = messages.last().map_or(0, |m| m.uid);
         let largest_seq = u32::try_from(messages.len()).unwrap_or(u32::MAX);
         let load = needs_bytes(&key);
+        let with_modseq = has_modseq(&key);
+        if with_modseq {
+            self.condstore = true;
+        }
         let mut hits = Vec::new();
+        let mut highest = 0;
         for (i, meta) in messages.iter().enumerate() {
             let raw = if load {
                 match self.fetch_bytes(archive, &folder, meta.uid).await {
@@ -1578,14 +1938,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 largest_seq,
                 largest_uid,
                 meta,
+                recent: recent.contains(&meta.uid),
                 raw: &raw,
                 parsed: parsed.as_ref(),
             };
             if matches(&key, &c) {
                 hits.push(nz(if uid { meta.uid } else { seq })?);
+                highest = highest.max(meta.modseq);
             }
         }
-        self.data(Data::Search(hits, None));
+        // RFC 7162 3.1.5: a SEARCH with MODSEQ reports the highest one found.
+        let modseq = NonZeroU64::new(highest).filter(|_| with_modseq);
+        self.data(Data::Search(hits, modseq));
         Ok(Done::ok("SEARCH completed"))
     }
 

@@ -14,6 +14,7 @@
 
 pub mod error;
 mod imap;
+mod listext;
 mod mime;
 mod notify;
 mod password;

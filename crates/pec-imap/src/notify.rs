@@ -16,6 +16,10 @@ type FolderKey = (String, String);
 #[derive(Clone, Default)]
 pub struct Notifier {
     folders: Arc<Mutex<HashMap<FolderKey, watch::Sender<u64>>>>,
+    /// Per folder: its UIDVALIDITY and the highest UID a session has been
+    /// told of as `\Recent` (RFC 3501 2.3.2). Kept in memory: after a
+    /// restart the first session to select a folder sees its messages as recent.
+    recent: Arc<Mutex<HashMap<FolderKey, (u32, u32)>>>,
 }
 
 impl Notifier {
@@ -46,6 +50,31 @@ impl Notifier {
             .subscribe()
     }
 
+    /// The highest UID of `folder` already claimed as `\Recent` by a session;
+    /// with `claim`, UIDs up to `highest_uid` are claimed now, so no other
+    /// session will see them as recent.
+    pub(crate) fn claim_recent(
+        &self,
+        address: &str,
+        folder: &str,
+        uidvalidity: u32,
+        highest_uid: u32,
+        claim: bool,
+    ) -> u32 {
+        let mut map = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(Self::key(address, folder))
+            .or_insert((uidvalidity, 0));
+        if entry.0 != uidvalidity {
+            *entry = (uidvalidity, 0);
+        }
+        let before = entry.1;
+        if claim {
+            entry.1 = entry.1.max(highest_uid);
+        }
+        before
+    }
+
     /// Tells the watchers of `folder` in `address`'s mailbox that it changed.
     pub fn changed(&self, address: &str, folder: &str) {
         let map = self.folders.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,5 +99,16 @@ mod tests {
             .unwrap();
         n.changed("a@x.it", "Sent"); // no watcher: nothing happens
         assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn recent_is_claimed_once() {
+        let n = Notifier::new();
+        assert_eq!(n.claim_recent("a@x.it", "INBOX", 7, 3, false), 0);
+        assert_eq!(n.claim_recent("a@x.it", "inbox", 7, 3, true), 0);
+        assert_eq!(n.claim_recent("A@x.it", "INBOX", 7, 5, true), 3);
+        assert_eq!(n.claim_recent("a@x.it", "INBOX", 7, 5, true), 5);
+        // A recreated folder (new UIDVALIDITY) starts again.
+        assert_eq!(n.claim_recent("a@x.it", "INBOX", 8, 1, true), 0);
     }
 }

@@ -76,7 +76,10 @@ a6 LOGOUT\r\n",
         "{out}"
     );
     assert!(out.contains("BODY[HEADER] {12}\r\nSubject: x\r\n"), "{out}");
-    assert!(out.contains("FLAGS (\\Seen)"), "BODY[] sets \\Seen: {out}");
+    assert!(
+        out.contains("FLAGS (\\Seen \\Recent)"),
+        "BODY[] sets \\Seen; the message is \\Recent in its first session: {out}"
+    );
     assert!(out.contains("* BYE") && out.contains("a6 OK"), "{out}");
 }
 
