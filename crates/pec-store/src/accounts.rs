@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
+use crate::blobs;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db};
 use crate::model::{Account, Domain, NewAccount};
@@ -177,6 +178,14 @@ pub fn list_accounts(conn: &Connection, domain: Option<&str>) -> Result<Vec<Acco
 /// Removes an account with its folders and messages (its security archive stays).
 pub fn remove_account(conn: &Connection, addr: &str) -> Result<()> {
     let (id, _) = lookup::account(conn, addr)?;
+    // Folders and messages go with the account (ON DELETE CASCADE): delete the messages
+    // first, so their blobs are released.
+    blobs::unreference(
+        conn,
+        "DELETE FROM messages WHERE folder_id IN (SELECT id FROM folders WHERE account_id = ?1)
+         RETURNING blob",
+        [id],
+    )?;
     conn.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
     Ok(())
 }

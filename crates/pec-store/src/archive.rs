@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db};
 use crate::model::{ArchiveEntry, Direction};
@@ -37,7 +37,7 @@ pub fn archive(
     at: i64,
 ) -> Result<ArchiveEntry> {
     let (addr, _) = lookup::address(addr)?;
-    blobs.put_hashed(hash, bytes)?;
+    blobs.store(conn, hash, bytes)?;
     let id: i64 = conn.query_row(
         "INSERT INTO archive (address, blob, size, direction, kind, stored_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
@@ -87,6 +87,10 @@ pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
 
 /// Deletes entries stored before `cutoff`; returns how many.
 pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
-    let n = conn.execute("DELETE FROM archive WHERE stored_at < ?1", [cutoff])?;
+    let n = blobs::unreference(
+        conn,
+        "DELETE FROM archive WHERE stored_at < ?1 RETURNING blob",
+        [cutoff],
+    )?;
     Ok(n as u64)
 }

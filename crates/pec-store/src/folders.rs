@@ -4,6 +4,7 @@
 use rusqlite::{Connection, params};
 
 use crate::accounts::{insert_folder, unique};
+use crate::blobs;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, uid_from_db};
 use crate::model::{Folder, Selected};
@@ -66,6 +67,13 @@ pub fn delete(conn: &Connection, addr: &str, name: &str) -> Result<()> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, name)?;
     user_folder(conn, folder_id, name)?;
+    // The messages go with the folder (ON DELETE CASCADE): delete them first, so their
+    // blobs are released.
+    blobs::unreference(
+        conn,
+        "DELETE FROM messages WHERE folder_id = ?1 RETURNING blob",
+        [folder_id],
+    )?;
     conn.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
     Ok(())
 }

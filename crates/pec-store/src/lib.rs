@@ -4,8 +4,9 @@
 //!
 //! Callers program against the [`Store`] trait. The embedded backend,
 //! [`SqliteStore`], keeps metadata in SQLite (WAL, `synchronous=FULL`) and
-//! message bytes in content-addressed blob files; a write returns only once
-//! it is durable, and concurrent writes share one commit (group commit).
+//! message bytes as content-addressed blobs (inside the database up to 256 KiB,
+//! files beyond: see [`blobs`]); a write returns only once it is durable, and
+//! concurrent writes share one commit (group commit).
 
 mod accounts;
 mod archive;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
 use crate::model::{Copied, Delivered, FlagOp, MessageMeta};
@@ -141,7 +141,7 @@ pub fn deliver(conn: &Connection, blobs: &Blobs, d: &Delivery) -> Result<Deliver
     let flags = flag_set(d.flags.iter().map(String::as_str))?;
     let size = d.bytes.len() as u64;
     lookup::check_quota(conn, &d.address, account_id, quota, size)?;
-    blobs.put_hashed(&d.hash, &d.bytes)?;
+    blobs.store(conn, &d.hash, &d.bytes)?;
     let (uidvalidity, uid, modseq) = insert_message(
         conn,
         folder_id,
@@ -258,12 +258,13 @@ fn tombstone(conn: &Connection, folder_id: i64, uids: &[u32]) -> Result<()> {
         return Ok(());
     }
     let modseq = next_modseq(conn, folder_id)?;
-    let mut stmt = conn.prepare(
-        "UPDATE messages SET expunged = 1, modseq = ?1
-         WHERE folder_id = ?2 AND uid = ?3 AND expunged = 0",
-    )?;
     for uid in uids {
-        stmt.execute(params![modseq, folder_id, uid])?;
+        blobs::unreference(
+            conn,
+            "UPDATE messages SET expunged = 1, modseq = ?1
+             WHERE folder_id = ?2 AND uid = ?3 AND expunged = 0 RETURNING blob",
+            params![modseq, folder_id, uid],
+        )?;
     }
     Ok(())
 }

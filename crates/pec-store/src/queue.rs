@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{NewQueueEntry, QueueEntry};
@@ -65,7 +65,7 @@ pub fn enqueue(
     hash: &str,
     e: &NewQueueEntry,
 ) -> Result<QueueEntry> {
-    blobs.put_hashed(hash, &e.message)?;
+    blobs.store(conn, hash, &e.message)?;
     let id: i64 = conn.query_row(
         "INSERT INTO queue (msgid, mail_from, rcpt_to, domain, blob, size, created_at,
              next_attempt_at, expires_at)
@@ -106,11 +106,17 @@ pub fn list(conn: &Connection) -> Result<Vec<QueueEntry>> {
     )
 }
 
+/// Deletes an entry's row and releases its blob; `false` if there was no such entry.
+fn remove(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(blobs::unreference(conn, "DELETE FROM queue WHERE id = ?1 RETURNING blob", [id])? > 0)
+}
+
 /// Removes an entry the relay has delivered.
 pub fn complete(conn: &Connection, id: i64) -> Result<()> {
-    match conn.execute("DELETE FROM queue WHERE id = ?1", [id])? {
-        0 => Err(Error::NoSuchQueueEntry(id)),
-        _ => Ok(()),
+    if remove(conn, id)? {
+        Ok(())
+    } else {
+        Err(Error::NoSuchQueueEntry(id))
     }
 }
 
@@ -133,7 +139,7 @@ pub fn retry(conn: &Connection, id: i64, next_attempt_at: i64, error: &str) -> R
 /// send the non-delivery notice.
 pub fn fail(conn: &Connection, id: i64) -> Result<QueueEntry> {
     let entry = get(conn, id)?;
-    conn.execute("DELETE FROM queue WHERE id = ?1", [id])?;
+    remove(conn, id)?;
     Ok(entry)
 }
 

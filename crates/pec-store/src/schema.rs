@@ -154,6 +154,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX virus_store_blob ON virus_store(blob);
     CREATE INDEX queue_blob ON queue(blob);
     ",
+    // 3: blobs up to 256 KiB stored inside the database (larger ones stay files); a
+    // store written before keeps its files, which readers look for when no row exists.
+    "
+    CREATE TABLE blobs (
+        hash  TEXT PRIMARY KEY,
+        bytes BLOB NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this program writes.

@@ -82,7 +82,7 @@ pub fn start(conn: &Connection, blobs: &Blobs, timers: &[NewTimer]) -> Result<()
     for t in timers {
         let (recipient, _) = lookup::address(&t.recipient)?;
         if let Some(hash) = &t.envelope
-            && !blobs.path(hash)?.exists()
+            && !blobs.exists(conn, hash)?
         {
             return Err(Error::BlobMissing(hash.clone()));
         }

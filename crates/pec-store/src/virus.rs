@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{NewVirusEntry, VirusEntry};
@@ -35,7 +35,7 @@ pub fn store(
     hash: &str,
     e: &NewVirusEntry,
 ) -> Result<VirusEntry> {
-    blobs.put_hashed(hash, &e.message)?;
+    blobs.store(conn, hash, &e.message)?;
     let id: i64 = conn.query_row(
         "INSERT INTO virus_store (stored_at, msgid, sender, recipients, virus, blob, size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
@@ -79,6 +79,10 @@ pub fn list(conn: &Connection) -> Result<Vec<VirusEntry>> {
 
 /// Deletes entries stored before `cutoff`; returns how many.
 pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
-    let n = conn.execute("DELETE FROM virus_store WHERE stored_at < ?1", [cutoff])?;
+    let n = blobs::unreference(
+        conn,
+        "DELETE FROM virus_store WHERE stored_at < ?1 RETURNING blob",
+        [cutoff],
+    )?;
     Ok(n as u64)
 }

@@ -186,8 +186,8 @@ fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
     ));
     assert_nothing_stored(&store);
 
-    // A fresh store: the refused batch above already wrote its blobs (the envelope too),
-    // which stay as unreferenced files, as documented.
+    // A fresh store, so the envelope is surely absent (the refused batch above stored
+    // nothing: its blobs are small, hence inline rows rolled back with it).
     let (_dir, store) = self::store(1_000_000);
     let mut batch = acceptance(b"r");
     batch.queue.clear();
@@ -249,22 +249,30 @@ fn virus_store_list_get_purge_and_backup() {
 }
 
 #[test]
-fn check_sees_missing_blobs_of_the_new_tables() {
+fn check_sees_missing_and_corrupt_blobs_of_the_new_tables() {
     let (dir, store) = store(1_000_000);
-    let v = store.store_virus(&infected(1, 100)).unwrap();
+    // Too large to be inline: a file.
+    let mut large = infected(1, 100);
+    large.message = vec![b'v'; blobs::INLINE_MAX + 1];
+    let v = store.store_virus(&large).unwrap();
     let q = store
         .commit_batch(acceptance(b"r"))
         .unwrap()
         .queued
         .remove(0);
-    for hash in [&v.hash, &q.hash] {
-        let path = dir.path().join("blobs").join(&hash[..2]).join(&hash[2..]);
-        std::fs::remove_file(path).unwrap();
-    }
+    let path = dir
+        .path()
+        .join("blobs")
+        .join(&v.hash[..2])
+        .join(&v.hash[2..]);
+    std::fs::remove_file(path).unwrap();
+    // The queued envelope is inline: alter its row behind the store's back.
+    let db = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    let changed = db
+        .execute("UPDATE blobs SET bytes = x'00' WHERE hash = ?1", [&q.hash])
+        .unwrap();
+    assert_eq!(changed, 1);
     let report = store.check().unwrap();
-    let mut missing = report.missing.clone();
-    missing.sort();
-    let mut expect = vec![v.hash.clone(), q.hash.clone()];
-    expect.sort();
-    assert_eq!(missing, expect);
+    assert_eq!(report.missing, vec![v.hash.clone()]);
+    assert_eq!(report.corrupt, vec![q.hash.clone()]);
 }
