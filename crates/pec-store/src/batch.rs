@@ -1,6 +1,7 @@
 //! Atomic acceptance (SQLite backend): a [`Batch`] — deliveries, archive
-//! copies, queue entries, virus store entries, timers and log records — is
-//! applied inside one job of the writer, hence one savepoint of one transaction:
+//! copies, queue entries, virus store entries, timers, timer updates, completed
+//! queue entries and log records — is applied inside one job of the writer, hence
+//! one savepoint of one transaction:
 //! if any item fails, every item is rolled back and the error names the item. Blob
 //! files written before the failure stay as unreferenced files (content-addressed,
 //! so harmless and reused if the bytes come again).
@@ -137,6 +138,18 @@ pub fn apply(conn: &Connection, blobs: &Blobs, p: &Prepared) -> Result<Committed
     }
     for (i, t) in p.batch.timers.iter().enumerate() {
         timers::start(conn, blobs, std::slice::from_ref(t)).map_err(item("timers", i))?;
+    }
+    for (i, u) in p.batch.presa_in_carico.iter().enumerate() {
+        timers::mark_presa_in_carico(conn, &u.identificativo, &u.recipients, u.at)
+            .map_err(item("presa_in_carico", i))?;
+    }
+    for (i, u) in p.batch.outcomes.iter().enumerate() {
+        let recipient = u.recipient.trim().to_lowercase();
+        timers::record_outcome(conn, &u.identificativo, &recipient, u.outcome)
+            .map_err(item("outcomes", i))?;
+    }
+    for (i, id) in p.batch.completed.iter().enumerate() {
+        queue::complete(conn, *id).map_err(item("completed", i))?;
     }
     done.logged = legal_log::append(conn, &p.batch.log).map_err(|source| Error::BatchItem {
         item: "log".into(),

@@ -35,8 +35,8 @@ pub use model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord, LogVerification,
     MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry,
-    NoticeKind, Outcome, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
-    VirusEntry,
+    NoticeKind, Outcome, OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS,
+    TWENTY_FOUR_HOURS, Timer, Usage, VirusEntry,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

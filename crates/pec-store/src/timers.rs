@@ -129,21 +129,33 @@ pub fn mark_outcome(
     outcome: Outcome,
 ) -> Result<Timer> {
     let recipient = recipient.trim().to_lowercase();
-    let changed = conn.execute(
-        "UPDATE timers SET delivered = (delivered OR ?3),
-             outcome = CASE WHEN outcome = 'pending' THEN ?4 ELSE outcome END
-         WHERE identificativo = ?1 AND recipient = ?2",
-        params![
+    if !record_outcome(conn, identificativo, &recipient, outcome)? {
+        return Err(no_such(identificativo, &recipient));
+    }
+    get(conn, identificativo, &recipient)
+}
+
+/// What [`mark_outcome`] changes, for a recipient already in lower case; `false` if the
+/// recipient has no timer (nothing changed).
+pub fn record_outcome(
+    conn: &Connection,
+    identificativo: &str,
+    recipient: &str,
+    outcome: Outcome,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE timers SET delivered = (delivered OR ?3),
+                 outcome = CASE WHEN outcome = 'pending' THEN ?4 ELSE outcome END
+             WHERE identificativo = ?1 AND recipient = ?2",
+        )?
+        .execute(params![
             identificativo,
             recipient,
             outcome == Outcome::Delivered,
             outcome.as_str()
-        ],
-    )?;
-    if changed == 0 {
-        return Err(no_such(identificativo, &recipient));
-    }
-    get(conn, identificativo, &recipient)
+        ])?;
+    Ok(changed > 0)
 }
 
 /// The notices due at `now`, oldest dispatch first; `twenty_four_after` is
