@@ -12,6 +12,7 @@ mod accounts;
 mod archive;
 mod batch;
 pub mod blobs;
+mod cached;
 pub mod error;
 mod export;
 mod folders;

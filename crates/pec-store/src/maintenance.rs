@@ -24,12 +24,37 @@ fn referenced(conn: &Connection) -> Result<BTreeSet<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Runs SQLite's integrity check; returns its complaints (none when healthy).
+/// Runs SQLite's integrity check, and compares each account's usage counter with
+/// its messages; returns the complaints (none when healthy).
 fn integrity(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(lines.into_iter().filter(|l| l != "ok").collect())
+    let mut lines: Vec<String> = rows
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|l| l != "ok")
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT a.address, a.used, (SELECT COALESCE(SUM(m.size), 0) FROM messages m
+             JOIN folders f ON m.folder_id = f.id WHERE f.account_id = a.id AND m.expunged = 0)
+         FROM accounts a",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (address, used, sum) = row?;
+        if used != sum {
+            lines.push(format!(
+                "account {address}: usage counter {used}, messages {sum} bytes"
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 /// Checks the store at `db_path` on a connection of its own (the store's reader stays

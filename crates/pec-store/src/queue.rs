@@ -6,6 +6,7 @@
 use rusqlite::{Connection, Row, params};
 
 use crate::blobs::{self, Blobs};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{NewQueueEntry, QueueEntry};
@@ -66,7 +67,8 @@ pub fn enqueue(
     e: &NewQueueEntry,
 ) -> Result<QueueEntry> {
     blobs.store(conn, hash, &e.message)?;
-    let id: i64 = conn.query_row(
+    let id: i64 = cached::query_row(
+        conn,
         "INSERT INTO queue (msgid, mail_from, rcpt_to, domain, blob, size, created_at,
              next_attempt_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) RETURNING id",
@@ -123,7 +125,8 @@ pub fn complete(conn: &Connection, id: i64) -> Result<()> {
 /// Records a failed attempt and schedules the next one — never later than
 /// the expiry, so an entry that will not make it is due when it expires.
 pub fn retry(conn: &Connection, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry> {
-    let changed = conn.execute(
+    let changed = cached::execute(
+        conn,
         "UPDATE queue SET attempts = attempts + 1, last_error = ?2,
              next_attempt_at = min(?3, expires_at)
          WHERE id = ?1",

@@ -14,6 +14,7 @@ use rusqlite::{Connection, Row, params};
 
 use crate::accounts::unique;
 use crate::blobs::Blobs;
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup;
 use crate::model::{DueNotice, NewTimer, NoticeKind, Outcome, TWELVE_HOURS, Timer};
@@ -214,7 +215,7 @@ pub fn mark_notice_sent(
         }
     };
     let recipient = recipient.trim().to_lowercase();
-    match conn.execute(sql, params![identificativo, recipient])? {
+    match cached::execute(conn, sql, params![identificativo, recipient])? {
         0 => Err(no_such(identificativo, &recipient)),
         _ => Ok(()),
     }

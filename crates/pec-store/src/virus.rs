@@ -5,6 +5,7 @@
 use rusqlite::{Connection, Row, params};
 
 use crate::blobs::{self, Blobs};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{NewVirusEntry, VirusEntry};
@@ -36,7 +37,8 @@ pub fn store(
     e: &NewVirusEntry,
 ) -> Result<VirusEntry> {
     blobs.store(conn, hash, &e.message)?;
-    let id: i64 = conn.query_row(
+    let id: i64 = cached::query_row(
+        conn,
         "INSERT INTO virus_store (stored_at, msgid, sender, recipients, virus, blob, size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
@@ -66,7 +68,7 @@ pub fn get(conn: &Connection, id: i64) -> Result<VirusEntry> {
 
 /// Every entry, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<VirusEntry>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM virus_store ORDER BY stored_at, id"
     ))?;
     let mut rows = stmt.query([])?;
