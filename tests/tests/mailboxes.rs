@@ -30,12 +30,14 @@ async fn backup_of_a_live_store_passes_check_and_a_deleted_file_fails_it() {
     let lab = Lab::start(standard(), &[]).await;
     let alfa = lab.node("alfa");
     let (port, ca) = (alfa.submission_port, lab.ca());
+    // Larger than the blobs kept inside the database: its envelope and receipts are files.
+    let large = "riga di testo per un messaggio grande\r\n".repeat(8_000);
     submit(
         port,
         &ca,
         MARIO,
         &[ANNA],
-        &message(MARIO, ANNA, "Primo", "uno"),
+        &message(MARIO, ANNA, "Primo", &large),
     )
     .expect("submit");
     wait_for(alfa.store.as_ref(), MARIO, 2).await;

@@ -68,6 +68,22 @@ impl<S: Scanner> Gestore<S> {
     /// be in hosted domains); returns the SMTP reply. Everything it decides is durable
     /// before a positive reply.
     pub async fn receive(&self, mail_from: &str, rcpt_to: &[String], raw: &[u8]) -> Reply {
+        self.receive_with(mail_from, rcpt_to, raw, Batch::default())
+            .await
+    }
+
+    /// [`Gestore::receive`], storing `base` in the same durable step as the message, and
+    /// only with it: a positive reply means `base` is stored, any other reply means it is
+    /// not. The queue worker passes the completion of the entry the message came from,
+    /// so handling a local entry costs one transaction and a crash cannot separate the
+    /// two.
+    pub async fn receive_with(
+        &self,
+        mail_from: &str,
+        rcpt_to: &[String],
+        raw: &[u8],
+        base: Batch,
+    ) -> Reply {
         let now = self.now();
         match blocking(|| examine(&self.id, raw, now)) {
             Verdict::Envelope {
@@ -77,7 +93,8 @@ impl<S: Scanner> Gestore<S> {
             } => {
                 let key = format!("busta {} {}", daticert.identificativo, rcpt_to.join(","));
                 let _one = self.receiving.enter(key).await;
-                self.receive_envelope(mail_from, rcpt_to, raw, &daticert, &mail_receipt, &provider)
+                let from = (mail_from, mail_receipt.as_str(), provider.as_str());
+                self.receive_envelope(from, rcpt_to, raw, &daticert, base)
                     .await
             }
             Verdict::Receipt { kind, daticert } => {
@@ -88,26 +105,35 @@ impl<S: Scanner> Gestore<S> {
                     daticert.consegna.as_deref().unwrap_or_default()
                 );
                 let _one = self.receiving.enter(key).await;
-                blocking(|| self.receive_receipt(rcpt_to, raw, kind, &daticert))
+                blocking(|| self.receive_receipt(rcpt_to, raw, kind, &daticert, base))
             }
             Verdict::Anomaly { reason } => {
-                blocking(|| self.receive_anomaly(mail_from, rcpt_to, raw, &reason))
+                blocking(|| self.receive_anomaly(mail_from, rcpt_to, raw, &reason, base))
             }
             Verdict::Ordinary { reason } => {
-                self.receive_ordinary(mail_from, rcpt_to, raw, &reason)
+                self.receive_ordinary(mail_from, rcpt_to, raw, &reason, base)
                     .await
             }
         }
     }
 
+    /// Stores `base` alone, for a message recognised as already handled; the positive
+    /// `reply` if that worked.
+    fn settle_duplicate(&self, base: Batch, reply: Reply) -> Reply {
+        match self.commit(base) {
+            Ok(_) => reply,
+            Err(e) => temporary(e),
+        }
+    }
+
+    /// A valid transport envelope; `(mail_from, mail_receipt, provider)` say who sent it.
     async fn receive_envelope(
         &self,
-        mail_from: &str,
+        (mail_from, mail_receipt, provider): (&str, &str, &str),
         rcpt_to: &[String],
         raw: &[u8],
         daticert: &Daticert,
-        mail_receipt: &str,
-        provider: &str,
+        base: Batch,
     ) -> Reply {
         let tx = Transaction::from_daticert(daticert);
         let now = self.now();
@@ -132,7 +158,8 @@ impl<S: Scanner> Gestore<S> {
             .filter(|r| !done(r))
             .collect();
         if local.is_empty() {
-            return Reply::ok(format!("Ok: già preso in carico {}", tx.identificativo));
+            let reply = Reply::ok(format!("Ok: già preso in carico {}", tx.identificativo));
+            return blocking(|| self.settle_duplicate(base, reply));
         }
         let presa = match blocking(|| {
             self.id.notice(
@@ -156,12 +183,12 @@ impl<S: Scanner> Gestore<S> {
         for _ in 0..=local.len() {
             let batch = match blocking(|| {
                 self.envelope_batch(
+                    base.clone(),
                     &tx,
-                    mail_from,
+                    (mail_from, provider),
                     &local,
                     raw,
                     &presa,
-                    provider,
                     virus.as_deref(),
                     &failures,
                 )
@@ -200,22 +227,21 @@ impl<S: Scanner> Gestore<S> {
         temporary("could not settle the deliveries")
     }
 
-    /// The durable step for a valid transport envelope: presa in carico, then either the
-    /// virus path or one delivery and one receipt per recipient.
+    /// The durable step for a valid transport envelope, added to `b`: presa in carico,
+    /// then either the virus path or one delivery and one receipt per recipient.
     #[allow(clippy::too_many_arguments)]
     fn envelope_batch(
         &self,
+        mut b: Batch,
         tx: &Transaction,
-        mail_from: &str,
+        (mail_from, provider): (&str, &str),
         local: &[String],
         raw: &[u8],
         presa: &crate::emit::Generated,
-        provider: &str,
         virus: Option<&str>,
         failures: &[(String, Failure)],
     ) -> crate::Result<Batch> {
         let now = self.now();
-        let mut b = Batch::default();
         self.send(&mut b, &tx.identificativo, presa);
         b.log.push(self.log(
             "presa-in-carico",
@@ -315,7 +341,14 @@ impl<S: Scanner> Gestore<S> {
 
     /// A receipt from a gestore (ours included): delivered unchanged to the user it is
     /// addressed to; those for the service mailbox update the timers instead.
-    fn receive_receipt(&self, rcpt_to: &[String], raw: &[u8], kind: Kind, d: &Daticert) -> Reply {
+    fn receive_receipt(
+        &self,
+        rcpt_to: &[String],
+        raw: &[u8],
+        kind: Kind,
+        d: &Daticert,
+        mut b: Batch,
+    ) -> Reply {
         let tx = Transaction::from_daticert(d);
         let now = self.now();
         let provider = d.gestore_emittente.as_str();
@@ -333,30 +366,29 @@ impl<S: Scanner> Gestore<S> {
         } else {
             format!("{recipient} {message_id}")
         };
+        let outcome = |outcome| pec_store::OutcomeUpdate {
+            identificativo: tx.identificativo.clone(),
+            recipient: recipient.clone(),
+            outcome,
+        };
         if !message_id.is_empty()
             && self.logged(&tx.identificativo, |e| {
                 e.event == event && e.detail == detail
             })
         {
-            // Delivered before a crash cut the rest short: settle the timer again (the
-            // first outcome wins, so this is harmless when it was settled).
-            if let Some(outcome) = outcome_of(kind, d) {
-                let _ = self
-                    .store
-                    .mark_outcome(&tx.identificativo, &recipient, outcome);
-            }
-            return Reply::ok("Ok: ricevuta già consegnata");
+            // Delivered already (a duplicate relay, or a crash before this version stored
+            // the timer update with the delivery): settle the timer again (the first
+            // outcome wins, so this is harmless when it was settled).
+            b.outcomes.extend(outcome_of(kind, d).map(outcome));
+            return self.settle_duplicate(b, Reply::ok("Ok: ricevuta già consegnata"));
         }
-        let mut b = Batch::default();
         let timer_update = match kind {
             Kind::PresaInCarico => {
-                if let Err(e) = self.store.mark_presa_in_carico(
-                    &tx.identificativo,
-                    &d.ricezione,
-                    now.timestamp(),
-                ) {
-                    warn!("presa in carico for an unknown transaction: {e}");
-                }
+                b.presa_in_carico.push(pec_store::PresaInCaricoUpdate {
+                    identificativo: tx.identificativo.clone(),
+                    recipients: d.ricezione.clone(),
+                    at: now.timestamp(),
+                });
                 None
             }
             Kind::RilevazioneVirus => {
@@ -401,17 +433,11 @@ impl<S: Scanner> Gestore<S> {
                 .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
         }
         b.log.push(self.log(&event, &tx, &[], provider, &detail));
-        if let Err(e) = self.commit(b) {
-            return temporary(e);
+        b.outcomes.extend(timer_update.map(outcome));
+        match self.commit(b) {
+            Ok(_) => Reply::ok("Ok: ricevuta consegnata"),
+            Err(e) => temporary(e),
         }
-        if let Some(outcome) = timer_update
-            && let Err(e) = self
-                .store
-                .mark_outcome(&tx.identificativo, &recipient, outcome)
-        {
-            info!("receipt for a recipient without timers: {e}");
-        }
-        Reply::ok("Ok: ricevuta consegnata")
     }
 
     /// Signed by a gestore but not a correct PEC message: it must still be propagated, as
@@ -422,19 +448,23 @@ impl<S: Scanner> Gestore<S> {
         rcpt_to: &[String],
         raw: &[u8],
         reason: &str,
+        base: Batch,
     ) -> Reply {
-        match self.wrap_anomaly(mail_from, rcpt_to, raw, reason) {
+        match self.wrap_anomaly(mail_from, rcpt_to, raw, reason, base) {
             Ok(()) => Reply::ok("Ok: consegnato come anomalia"),
             Err(e) => temporary(e),
         }
     }
 
+    /// Wraps `raw` in an anomaly envelope for each recipient with a mailbox, stored with
+    /// `b`.
     fn wrap_anomaly(
         &self,
         mail_from: &str,
         rcpt_to: &[String],
         raw: &[u8],
         reason: &str,
+        mut b: Batch,
     ) -> crate::Result<()> {
         let now = self.now();
         let original = pec_proto::original::Original::parse(raw);
@@ -443,7 +473,6 @@ impl<S: Scanner> Gestore<S> {
             .first()
             .cloned()
             .unwrap_or_else(|| mail_from.to_string());
-        let mut b = Batch::default();
         for r in rcpt_to.iter().filter(|r| self.store.account(r).is_ok()) {
             let g = self.id.anomaly(raw, &sender, reason, r, now)?;
             b.deliveries.push(self.delivery(r, "INBOX", &g.bytes));
@@ -473,6 +502,7 @@ impl<S: Scanner> Gestore<S> {
         rcpt_to: &[String],
         raw: &[u8],
         reason: &str,
+        base: Batch,
     ) -> Reply {
         let accepting: Vec<String> = rcpt_to
             .iter()
@@ -490,7 +520,7 @@ impl<S: Scanner> Gestore<S> {
             }
             Err(e) => return temporary(e),
         }
-        match self.wrap_anomaly(mail_from, &accepting, raw, reason) {
+        match blocking(|| self.wrap_anomaly(mail_from, &accepting, raw, reason, base)) {
             Ok(()) => Reply::ok("Ok: consegnato come anomalia"),
             Err(e) => temporary(e),
         }

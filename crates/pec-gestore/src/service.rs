@@ -240,13 +240,7 @@ impl<S: Scanner> Gestore<S> {
     /// mailboxes the batch took past the quota warning threshold. An empty batch stores
     /// nothing and costs no transaction.
     pub fn commit(&self, batch: Batch) -> pec_store::Result<pec_store::Committed> {
-        if batch.deliveries.is_empty()
-            && batch.archive.is_empty()
-            && batch.queue.is_empty()
-            && batch.virus.is_empty()
-            && batch.timers.is_empty()
-            && batch.log.is_empty()
-        {
+        if batch.is_empty() {
             return Ok(pec_store::Committed::default());
         }
         let wake_queue = !batch.queue.is_empty();

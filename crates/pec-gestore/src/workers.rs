@@ -8,7 +8,9 @@ use pec_proto::build::{Notice, Transaction};
 use pec_proto::classify::classify;
 use pec_proto::daticert::{Errore, TipoDestinatario};
 use pec_smtp::{RecipientStatus, Relay, Reply};
-use pec_store::{Batch, Direction, DueNotice, NoticeKind, Outcome as TimerOutcome, QueueEntry};
+use pec_store::{
+    Batch, Direction, DueNotice, NoticeKind, Outcome as TimerOutcome, OutcomeUpdate, QueueEntry,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -88,16 +90,22 @@ impl<S: Scanner> Gestore<S> {
             return;
         }
         let results: Vec<(String, Result<(), Reply>)> = if self.hosts(&entry.domain) {
-            let reply = self.receive(&entry.mail_from, &entry.rcpt_to, &bytes).await;
-            let r = if reply.is_positive() {
-                Ok(())
-            } else {
-                Err(reply)
+            // The entry is completed in the same durable step as the message's handling.
+            let done = Batch {
+                completed: vec![entry.id],
+                ..Batch::default()
             };
+            let reply = self
+                .receive_with(&entry.mail_from, &entry.rcpt_to, &bytes, done)
+                .await;
+            if reply.is_positive() {
+                info!(id = entry.id, domain = %entry.domain, "delivered locally");
+                return;
+            }
             entry
                 .rcpt_to
                 .iter()
-                .map(|t| (t.clone(), r.clone()))
+                .map(|t| (t.clone(), Err(reply.clone())))
                 .collect()
         } else {
             self.relay_remote(relays, &entry, &bytes).await
@@ -165,7 +173,8 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// Records a delivery attempt: done, retried later for temporary failures, or given up
-    /// with a mancata consegna for PEC recipients refused permanently.
+    /// with a mancata consegna for PEC recipients refused permanently; the entry's
+    /// completion is stored with what replaces it (new entries, notices).
     fn settle(&self, entry: QueueEntry, bytes: &[u8], results: Vec<(String, Result<(), Reply>)>) {
         let now = self.now();
         let temporary: Vec<String> = results
@@ -189,7 +198,10 @@ impl<S: Scanner> Gestore<S> {
             }
             return;
         }
-        let mut b = Batch::default();
+        let mut b = Batch {
+            completed: vec![entry.id],
+            ..Batch::default()
+        };
         if !temporary.is_empty() {
             let mut rest = self.queue_entries(&entry.msgid, &entry.mail_from, &temporary, bytes);
             for q in &mut rest {
@@ -203,9 +215,6 @@ impl<S: Scanner> Gestore<S> {
         if let Err(e) = self.commit(b) {
             warn!("cannot record the outcome of queue entry {}: {e}", entry.id);
             return;
-        }
-        if let Err(e) = self.store.queue_complete(entry.id) {
-            warn!("cannot complete queue entry {}: {e}", entry.id);
         }
         info!(id = entry.id, domain = %entry.domain, refused = permanent.len(), retried = temporary.len(), "relayed");
     }
@@ -247,12 +256,11 @@ impl<S: Scanner> Gestore<S> {
                 now,
             ) {
                 Ok(g) => {
-                    if let Err(e) =
-                        self.store
-                            .mark_outcome(&tx.identificativo, r, TimerOutcome::Error)
-                    {
-                        info!("no timer for {r}: {e}");
-                    }
+                    b.outcomes.push(OutcomeUpdate {
+                        identificativo: tx.identificativo.clone(),
+                        recipient: r.clone(),
+                        outcome: TimerOutcome::Error,
+                    });
                     b.deliveries.push(self.delivery(
                         &tx.mittente,
                         self.receipt_folder(&tx.mittente),

@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
+use crate::blobs;
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db};
 use crate::model::{Account, Domain, NewAccount};
@@ -30,7 +32,8 @@ pub(crate) fn unique(e: rusqlite::Error, name: &str) -> Error {
 /// Adds a domain.
 pub fn add_domain(conn: &Connection, name: &str, default_quota: u64) -> Result<()> {
     let name = lookup::domain_name(name)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "INSERT INTO domains (name, default_quota) VALUES (?1, ?2)",
         params![name, to_db(default_quota)],
     )
@@ -40,7 +43,7 @@ pub fn add_domain(conn: &Connection, name: &str, default_quota: u64) -> Result<(
 
 /// All domains, by name.
 pub fn list_domains(conn: &Connection) -> Result<Vec<Domain>> {
-    let mut stmt = conn.prepare("SELECT name, default_quota FROM domains ORDER BY name")?;
+    let mut stmt = conn.prepare_cached("SELECT name, default_quota FROM domains ORDER BY name")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     rows.map(|row| {
         let (name, quota) = row?;
@@ -55,7 +58,8 @@ pub fn list_domains(conn: &Connection) -> Result<Vec<Domain>> {
 /// Removes a domain that has no accounts left.
 pub fn remove_domain(conn: &Connection, name: &str) -> Result<()> {
     let name = lookup::domain_name(name)?;
-    let has_accounts: bool = conn.query_row(
+    let has_accounts: bool = cached::query_row(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM accounts a JOIN domains d ON a.domain_id = d.id
          WHERE d.name = ?1)",
         [&name],
@@ -64,7 +68,7 @@ pub fn remove_domain(conn: &Connection, name: &str) -> Result<()> {
     if has_accounts {
         return Err(Error::DomainNotEmpty(name));
     }
-    match conn.execute("DELETE FROM domains WHERE name = ?1", [&name])? {
+    match cached::execute(conn, "DELETE FROM domains WHERE name = ?1", [&name])? {
         0 => Err(Error::NoSuchDomain(name)),
         _ => Ok(()),
     }
@@ -78,13 +82,15 @@ pub(crate) fn insert_folder(
     special_use: Option<&str>,
     system: bool,
 ) -> Result<()> {
-    conn.execute(
+    cached::execute(
+        conn,
         "INSERT INTO folders (account_id, name, special_use, system, uidvalidity)
          VALUES (?1, ?2, ?3, ?4, 0)",
         params![account_id, name, special_use, system],
     )
     .map_err(|e| unique(e, name))?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE folders SET uidvalidity = id WHERE id = ?1",
         [conn.last_insert_rowid()],
     )?;
@@ -106,7 +112,8 @@ pub fn create_account(conn: &Connection, new: &NewAccount) -> Result<Account> {
         Some(q) => q,
         None => from_db(default_quota, "default_quota")?,
     };
-    conn.execute(
+    cached::execute(
+        conn,
         "INSERT INTO accounts (domain_id, address, password_hash, quota, receipts_folder)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -167,7 +174,7 @@ pub fn get_account(conn: &Connection, addr: &str) -> Result<Account> {
 /// Accounts, by address; only those of `domain` if given.
 pub fn list_accounts(conn: &Connection, domain: Option<&str>) -> Result<Vec<Account>> {
     let domain = domain.map(lookup::domain_name).transpose()?;
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "{ACCOUNT_COLUMNS} WHERE ?1 IS NULL OR d.name = ?1 ORDER BY a.address"
     ))?;
     let rows = stmt.query_map([domain], account_row)?;
@@ -177,14 +184,23 @@ pub fn list_accounts(conn: &Connection, domain: Option<&str>) -> Result<Vec<Acco
 /// Removes an account with its folders and messages (its security archive stays).
 pub fn remove_account(conn: &Connection, addr: &str) -> Result<()> {
     let (id, _) = lookup::account(conn, addr)?;
-    conn.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
+    // Folders and messages go with the account (ON DELETE CASCADE): delete the messages
+    // first, so their blobs are released.
+    blobs::unreference(
+        conn,
+        "DELETE FROM messages WHERE folder_id IN (SELECT id FROM folders WHERE account_id = ?1)
+         RETURNING blob",
+        [id],
+    )?;
+    cached::execute(conn, "DELETE FROM accounts WHERE id = ?1", [id])?;
     Ok(())
 }
 
 /// Replaces the stored password hash.
 pub fn set_password_hash(conn: &Connection, addr: &str, hash: &str) -> Result<()> {
     let (id, _) = lookup::account(conn, addr)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
         params![hash, id],
     )?;
@@ -194,7 +210,8 @@ pub fn set_password_hash(conn: &Connection, addr: &str, hash: &str) -> Result<()
 /// Sets the quota; lowering it below current usage only refuses new deliveries.
 pub fn set_quota(conn: &Connection, addr: &str, quota: u64) -> Result<()> {
     let (id, _) = lookup::account(conn, addr)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE accounts SET quota = ?1 WHERE id = ?2",
         params![to_db(quota), id],
     )?;
@@ -204,11 +221,13 @@ pub fn set_quota(conn: &Connection, addr: &str, quota: u64) -> Result<()> {
 /// Turns filing receipts in [`RECEIPTS_FOLDER`] on or off, creating the folder if needed.
 pub fn set_receipts_folder(conn: &Connection, addr: &str, on: bool) -> Result<()> {
     let (id, _) = lookup::account(conn, addr)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE accounts SET receipts_folder = ?1 WHERE id = ?2",
         params![on, id],
     )?;
-    let exists: bool = conn.query_row(
+    let exists: bool = cached::query_row(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM folders WHERE account_id = ?1 AND name = ?2)",
         params![id, RECEIPTS_FOLDER],
         |r| r.get(0),

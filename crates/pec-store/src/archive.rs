@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db};
 use crate::model::{ArchiveEntry, Direction};
@@ -37,8 +38,9 @@ pub fn archive(
     at: i64,
 ) -> Result<ArchiveEntry> {
     let (addr, _) = lookup::address(addr)?;
-    blobs.put_hashed(hash, bytes)?;
-    let id: i64 = conn.query_row(
+    blobs.store(conn, hash, bytes)?;
+    let id: i64 = cached::query_row(
+        conn,
         "INSERT INTO archive (address, blob, size, direction, kind, stored_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         params![
@@ -56,7 +58,7 @@ pub fn archive(
 
 /// One archive entry by id.
 pub fn get(conn: &Connection, id: i64) -> Result<ArchiveEntry> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM archive WHERE id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM archive WHERE id = ?1"))?;
     let mut rows = stmt.query([id])?;
     match rows.next()? {
         Some(r) => to_entry(r),
@@ -74,7 +76,7 @@ pub fn blob_of(conn: &Connection, id: i64) -> Result<Option<String>> {
 /// An address's archive entries, oldest first.
 pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
     let (addr, _) = lookup::address(addr)?;
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM archive WHERE address = ?1 ORDER BY stored_at, id"
     ))?;
     let mut rows = stmt.query([addr])?;
@@ -87,6 +89,10 @@ pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
 
 /// Deletes entries stored before `cutoff`; returns how many.
 pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
-    let n = conn.execute("DELETE FROM archive WHERE stored_at < ?1", [cutoff])?;
+    let n = blobs::unreference(
+        conn,
+        "DELETE FROM archive WHERE stored_at < ?1 RETURNING blob",
+        [cutoff],
+    )?;
     Ok(n as u64)
 }

@@ -1,13 +1,16 @@
 //! Atomic acceptance (SQLite backend): a [`Batch`] — deliveries, archive
-//! copies, queue entries, virus store entries, timers and log records — is
-//! applied inside one job of the writer, hence one savepoint of one
-//! transaction: if any item fails, every item is rolled back and the error
-//! names the item. Blob files written before the failure stay as unreferenced
-//! files (content-addressed, so harmless and reused if the bytes come again).
+//! copies, queue entries, virus store entries, timers, timer updates, completed
+//! queue entries and log records — is applied inside one job of the writer, hence
+//! one savepoint of one transaction:
+//! if any item fails, every item is rolled back and the error names the item. Blob
+//! files written before the failure stay as unreferenced files (content-addressed,
+//! so harmless and reused if the bytes come again).
 //!
-//! The blobs are written and fsynced by the caller ([`Prepared::write_blobs`]) before
-//! the job reaches the writer thread, so that concurrent callers fsync their files in
-//! parallel and the writer's group transaction pays only for SQLite's own commit.
+//! Inline blobs (most of them: see [`crate::blobs`]) are rows written in the same
+//! transaction. The files of larger blobs are written and fsynced by the caller
+//! ([`Prepared::write_blobs`]) before the job reaches the writer thread, so that
+//! concurrent callers fsync their files in parallel and the writer's group transaction
+//! pays only for SQLite's own commit.
 
 use rusqlite::Connection;
 
@@ -68,12 +71,13 @@ impl Prepared {
 }
 
 impl Prepared {
-    /// Writes (and fsyncs) every blob of the batch, in the caller's thread; the writer
-    /// then finds them present. A failure names the item, as [`apply`] does.
+    /// Writes (and fsyncs) the file of every blob of the batch too large to be inline,
+    /// in the caller's thread; the writer then finds them present. A failure names the
+    /// item, as [`apply`] does.
     pub fn write_blobs(&self, blobs: &Blobs) -> Result<()> {
         for (i, d) in self.deliveries.iter().enumerate() {
             blobs
-                .put_hashed(&d.hash, &d.bytes)
+                .prepare(&d.hash, &d.bytes)
                 .map_err(item("deliveries", i))?;
         }
         for (i, (a, hash)) in self
@@ -83,19 +87,13 @@ impl Prepared {
             .zip(&self.archive_hashes)
             .enumerate()
         {
-            blobs
-                .put_hashed(hash, &a.bytes)
-                .map_err(item("archive", i))?;
+            blobs.prepare(hash, &a.bytes).map_err(item("archive", i))?;
         }
         for (i, (q, hash)) in self.batch.queue.iter().zip(&self.queue_hashes).enumerate() {
-            blobs
-                .put_hashed(hash, &q.message)
-                .map_err(item("queue", i))?;
+            blobs.prepare(hash, &q.message).map_err(item("queue", i))?;
         }
         for (i, (v, hash)) in self.batch.virus.iter().zip(&self.virus_hashes).enumerate() {
-            blobs
-                .put_hashed(hash, &v.message)
-                .map_err(item("virus", i))?;
+            blobs.prepare(hash, &v.message).map_err(item("virus", i))?;
         }
         Ok(())
     }
@@ -140,6 +138,18 @@ pub fn apply(conn: &Connection, blobs: &Blobs, p: &Prepared) -> Result<Committed
     }
     for (i, t) in p.batch.timers.iter().enumerate() {
         timers::start(conn, blobs, std::slice::from_ref(t)).map_err(item("timers", i))?;
+    }
+    for (i, u) in p.batch.presa_in_carico.iter().enumerate() {
+        timers::mark_presa_in_carico(conn, &u.identificativo, &u.recipients, u.at)
+            .map_err(item("presa_in_carico", i))?;
+    }
+    for (i, u) in p.batch.outcomes.iter().enumerate() {
+        let recipient = u.recipient.trim().to_lowercase();
+        timers::record_outcome(conn, &u.identificativo, &recipient, u.outcome)
+            .map_err(item("outcomes", i))?;
+    }
+    for (i, id) in p.batch.completed.iter().enumerate() {
+        queue::complete(conn, *id).map_err(item("completed", i))?;
     }
     done.logged = legal_log::append(conn, &p.batch.log).map_err(|source| Error::BatchItem {
         item: "log".into(),

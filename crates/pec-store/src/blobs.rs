@@ -1,19 +1,113 @@
-//! Content-addressed blob files: message bodies live outside SQLite, named by
-//! their SHA-256, so identical bytes are stored once and any corruption is
-//! detectable by re-hashing.
+//! Content-addressed blobs: message bodies are named by their SHA-256, so identical
+//! bytes are stored once and any corruption is detectable by re-hashing.
 //!
-//! Layout: `<root>/blobs/ab/cdef…` (the first two hex digits name a directory).
-//! A blob is written to a temporary file in its final directory, fsynced,
-//! renamed into place, and the directory fsynced, so once [`Blobs::put`]
-//! returns the blob survives a crash; the caller commits the database rows
-//! that reference it only afterwards.
+//! Two kinds, decided by size alone ([`is_inline`]):
+//!
+//! - **Inline** (up to [`INLINE_MAX`] bytes: receipts, envelopes, most messages): a row of
+//!   the `blobs` table, written in the same transaction as the rows that reference it, so
+//!   it costs no file, no inode and no fsync of its own — the transaction's commit makes
+//!   it durable. Rows no longer referenced are deleted ([`release`]) in the transaction
+//!   that removes the last reference.
+//! - **File** (larger): `<root>/blobs/ab/cdef…` (the first two hex digits name a
+//!   directory), written to a temporary file in its final directory, fsynced, renamed
+//!   into place, and the directory fsynced ([`Blobs::prepare`]), before the transaction
+//!   that references it is submitted; so once committed, the blob survives a crash.
+//!
+//! Readers look for a row first, then for a file: stores written before inline blobs
+//! existed (every blob a file) keep reading.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rusqlite::{Connection, OptionalExtension, params};
+
 use crate::error::{Error, Result};
+
+/// Largest blob stored inside the database; larger ones are files.
+pub const INLINE_MAX: usize = 256 * 1024;
+
+/// Whether a blob of `len` bytes is stored inside the database.
+pub fn is_inline(len: usize) -> bool {
+    len <= INLINE_MAX
+}
+
+/// Every column that names a blob, with the condition under which the row keeps the blob
+/// alive (an expunged message is a tombstone that no longer needs its bytes).
+const REFERENCES: &[(&str, &str, &str)] = &[
+    ("messages", "blob", "expunged = 0"),
+    ("archive", "blob", "1"),
+    ("queue", "blob", "1"),
+    ("virus_store", "blob", "1"),
+    ("timers", "envelope_blob", "1"),
+];
+
+/// SQL listing the distinct blobs the database references.
+pub(crate) fn referenced_sql() -> String {
+    REFERENCES
+        .iter()
+        .map(|(table, column, live)| {
+            format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL AND {live}")
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ")
+}
+
+/// Deletes the inline blobs among `hashes` that nothing references any more; called in
+/// the transaction that removed references (expunge, purge, a completed queue entry...).
+/// File blobs are left alone (content-addressed, so harmless and reused if the bytes
+/// come again).
+pub(crate) fn release(conn: &Connection, hashes: impl IntoIterator<Item = String>) -> Result<()> {
+    let unreferenced = REFERENCES
+        .iter()
+        .map(|(table, column, live)| {
+            format!("NOT EXISTS (SELECT 1 FROM {table} WHERE {column} = ?1 AND {live})")
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut delete = conn.prepare_cached(&format!(
+        "DELETE FROM blobs WHERE hash = ?1 AND {unreferenced}"
+    ))?;
+    for hash in hashes.into_iter().collect::<BTreeSet<_>>() {
+        delete.execute([hash])?;
+    }
+    Ok(())
+}
+
+/// Runs `sql`, a statement that removes references to blobs and returns the blob of each
+/// row it changed (`... RETURNING blob`), then releases those blobs; returns how many rows
+/// it changed.
+pub(crate) fn unreference(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize> {
+    let hashes = conn
+        .prepare_cached(sql)?
+        .query_map(params, |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let n = hashes.len();
+    release(conn, hashes)?;
+    Ok(n)
+}
+
+/// Whether blob `hash` is stored inline.
+pub(crate) fn stored_inline(conn: &Connection, hash: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)")?
+        .query_row([hash], |r| r.get(0))?)
+}
+
+/// The bytes of the inline blob `hash`, or `None` if it is not stored inline.
+pub(crate) fn read_inline(conn: &Connection, hash: &str) -> Result<Option<Vec<u8>>> {
+    validate(hash)?;
+    Ok(conn
+        .prepare_cached("SELECT bytes FROM blobs WHERE hash = ?1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?)
+}
 
 /// Distinguishes temporary files written concurrently by one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -45,7 +139,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// The blob directory of one store.
+/// The blobs of one store: its blob directory, and the `blobs` table reached through the
+/// connection each method is given.
 #[derive(Debug, Clone)]
 pub struct Blobs {
     dir: PathBuf,
@@ -59,22 +154,42 @@ impl Blobs {
         Ok(Blobs { dir })
     }
 
-    /// Where the blob named `hash` lives (whether or not it exists).
+    /// Where the file of blob `hash` lives (whether or not it exists).
     pub fn path(&self, hash: &str) -> Result<PathBuf> {
         validate(hash)?;
         Ok(self.dir.join(&hash[..2]).join(&hash[2..]))
     }
 
-    /// Stores `bytes` durably and returns their hash. Storing bytes that are
-    /// already present does nothing and returns the same hash.
-    pub fn put(&self, bytes: &[u8]) -> Result<String> {
-        let hash = hash_hex(bytes);
-        self.put_hashed(&hash, bytes)?;
-        Ok(hash)
+    /// The part of storing a blob done before its transaction, off the writer thread:
+    /// writes and fsyncs the file of a blob too large to be inline; nothing otherwise.
+    pub fn prepare(&self, hash: &str, bytes: &[u8]) -> Result<()> {
+        if is_inline(bytes.len()) {
+            validate(hash)
+        } else {
+            self.write_file(hash, bytes)
+        }
     }
 
-    /// Like [`Blobs::put`] when the caller already computed `hash` (off the writer thread).
-    pub(crate) fn put_hashed(&self, hash: &str, bytes: &[u8]) -> Result<()> {
+    /// The part of storing a blob done in its transaction: the row of an inline blob
+    /// (nothing if present), or the file of a larger one if [`Blobs::prepare`] did not
+    /// already write it.
+    pub(crate) fn store(&self, conn: &Connection, hash: &str, bytes: &[u8]) -> Result<()> {
+        if !is_inline(bytes.len()) {
+            return self.write_file(hash, bytes);
+        }
+        validate(hash)?;
+        conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?1, ?2)")?
+            .execute(params![hash, bytes])?;
+        Ok(())
+    }
+
+    /// Whether blob `hash` is stored, of either kind.
+    pub(crate) fn exists(&self, conn: &Connection, hash: &str) -> Result<bool> {
+        Ok(stored_inline(conn, hash)? || self.path(hash)?.exists())
+    }
+
+    /// Writes the file of blob `hash` durably; does nothing if it exists.
+    pub fn write_file(&self, hash: &str, bytes: &[u8]) -> Result<()> {
         let path = self.path(hash)?;
         if path.exists() {
             return Ok(());
@@ -102,25 +217,32 @@ impl Blobs {
         sync_dir(&sub)
     }
 
-    /// Reads the blob named `hash`.
-    pub fn get(&self, hash: &str) -> Result<Vec<u8>> {
+    /// Reads the file of blob `hash`.
+    pub fn read_file(&self, hash: &str) -> Result<Vec<u8>> {
         let path = self.path(hash)?;
         fs::read(&path).map_err(|e| match e.kind() {
             ErrorKind::NotFound => Error::BlobMissing(hash.to_string()),
             _ => Error::io(&path, e),
         })
     }
+}
 
-    /// Re-hashes the blob: `Ok(true)` if its bytes still match its name,
-    /// `Ok(false)` if corrupt, [`Error::BlobMissing`] if absent.
-    pub fn verify(&self, hash: &str) -> Result<bool> {
-        Ok(hash_hex(&self.get(hash)?) == hash)
-    }
+/// Whether `bytes` still match their name `hash`.
+pub fn matches(hash: &str, bytes: &[u8]) -> bool {
+    hash_hex(bytes) == hash
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn setup() -> (tempfile::TempDir, Connection, Blobs) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::schema::connect(&dir.path().join("b.db")).unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        (dir, conn, blobs)
+    }
 
     #[test]
     fn hash_of_known_input() {
@@ -131,48 +253,76 @@ mod tests {
     }
 
     #[test]
-    fn put_get_roundtrip_and_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
-        let h = blobs.put(b"hello").unwrap();
-        assert_eq!(blobs.get(&h).unwrap(), b"hello");
-        let p = dir.path().join("blobs").join(&h[..2]).join(&h[2..]);
+    fn small_blobs_are_rows_large_ones_files() {
+        let (dir, conn, blobs) = setup();
+        let small = b"hello".to_vec();
+        let large = vec![b'x'; INLINE_MAX + 1];
+        for bytes in [&small, &large] {
+            let h = hash_hex(bytes);
+            blobs.prepare(&h, bytes).unwrap();
+            blobs.store(&conn, &h, bytes).unwrap();
+            blobs.store(&conn, &h, bytes).unwrap();
+            assert!(blobs.exists(&conn, &h).unwrap());
+        }
+        let (hs, hl) = (hash_hex(&small), hash_hex(&large));
+        assert_eq!(read_inline(&conn, &hs).unwrap(), Some(small));
+        assert!(!blobs.path(&hs).unwrap().exists());
+        assert_eq!(read_inline(&conn, &hl).unwrap(), None);
+        assert_eq!(blobs.read_file(&hl).unwrap(), large);
+        let p = dir.path().join("blobs").join(&hl[..2]).join(&hl[2..]);
         assert!(p.is_file());
-        assert!(blobs.verify(&h).unwrap());
     }
 
     #[test]
-    fn put_is_idempotent_and_leaves_no_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
-        let a = blobs.put(b"same").unwrap();
-        let b = blobs.put(b"same").unwrap();
-        assert_eq!(a, b);
-        let entries: Vec<_> = fs::read_dir(dir.path().join("blobs").join(&a[..2]))
+    fn write_file_is_idempotent_and_leaves_no_temp_files() {
+        let (dir, _conn, blobs) = setup();
+        let h = hash_hex(b"same");
+        blobs.write_file(&h, b"same").unwrap();
+        blobs.write_file(&h, b"same").unwrap();
+        let entries: Vec<_> = fs::read_dir(dir.path().join("blobs").join(&h[..2]))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(entries.len(), 1, "{entries:?}");
+        assert!(matches(&h, &blobs.read_file(&h).unwrap()));
+        let other = hash_hex(b"never stored");
+        assert!(matches!(
+            blobs.read_file(&other),
+            Err(Error::BlobMissing(_))
+        ));
     }
 
     #[test]
-    fn verify_detects_corruption_and_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
-        let h = blobs.put(b"original").unwrap();
-        fs::write(blobs.path(&h).unwrap(), b"tampered").unwrap();
-        assert!(!blobs.verify(&h).unwrap());
-        let other = hash_hex(b"never stored");
-        assert!(matches!(blobs.verify(&other), Err(Error::BlobMissing(_))));
+    fn release_deletes_only_unreferenced_inline_blobs() {
+        let (_dir, conn, blobs) = setup();
+        let (kept, gone) = (hash_hex(b"kept"), hash_hex(b"gone"));
+        blobs.store(&conn, &kept, b"kept").unwrap();
+        blobs.store(&conn, &gone, b"gone").unwrap();
+        conn.execute(
+            "INSERT INTO archive (address, blob, size, direction, kind, stored_at)
+             VALUES ('a@x.it', ?1, 4, 'sent', 'k', 0)",
+            [&kept],
+        )
+        .unwrap();
+        release(&conn, [kept.clone(), gone.clone()]).unwrap();
+        assert!(blobs.exists(&conn, &kept).unwrap());
+        assert!(!blobs.exists(&conn, &gone).unwrap());
     }
 
     #[test]
     fn rejects_malformed_hashes() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let (_dir, conn, blobs) = setup();
         for bad in ["", "../etc/passwd", &"A".repeat(64), &"0".repeat(63)] {
             assert!(
-                matches!(blobs.get(bad), Err(Error::InvalidHash(_))),
+                matches!(blobs.read_file(bad), Err(Error::InvalidHash(_))),
+                "{bad}"
+            );
+            assert!(
+                matches!(read_inline(&conn, bad), Err(Error::InvalidHash(_))),
+                "{bad}"
+            );
+            assert!(
+                matches!(blobs.store(&conn, bad, b"x"), Err(Error::InvalidHash(_))),
                 "{bad}"
             );
         }

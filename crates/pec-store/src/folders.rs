@@ -4,6 +4,8 @@
 use rusqlite::{Connection, params};
 
 use crate::accounts::{insert_folder, unique};
+use crate::blobs;
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, uid_from_db};
 use crate::model::{Folder, Selected};
@@ -11,7 +13,7 @@ use crate::model::{Folder, Selected};
 /// The account's folders, INBOX first then by name.
 pub fn list(conn: &Connection, addr: &str) -> Result<Vec<Folder>> {
     let (account_id, _) = lookup::account(conn, addr)?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT name, special_use, system, subscribed FROM folders WHERE account_id = ?1
          ORDER BY name <> 'INBOX', name",
     )?;
@@ -35,7 +37,8 @@ pub fn create(conn: &Connection, addr: &str, name: &str) -> Result<()> {
 
 /// Refuses to change a folder created with the account.
 fn user_folder(conn: &Connection, folder_id: i64, name: &str) -> Result<()> {
-    let system: bool = conn.query_row(
+    let system: bool = cached::query_row(
+        conn,
         "SELECT system FROM folders WHERE id = ?1",
         [folder_id],
         |r| r.get(0),
@@ -53,7 +56,8 @@ pub fn rename(conn: &Connection, addr: &str, from: &str, to: &str) -> Result<()>
     let folder_id = lookup::folder(conn, account_id, from)?;
     user_folder(conn, folder_id, from)?;
     let to = lookup::folder_name(to)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE folders SET name = ?1 WHERE id = ?2",
         params![to, folder_id],
     )
@@ -66,7 +70,14 @@ pub fn delete(conn: &Connection, addr: &str, name: &str) -> Result<()> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, name)?;
     user_folder(conn, folder_id, name)?;
-    conn.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
+    // The messages go with the folder (ON DELETE CASCADE): delete them first, so their
+    // blobs are released.
+    blobs::unreference(
+        conn,
+        "DELETE FROM messages WHERE folder_id = ?1 RETURNING blob",
+        [folder_id],
+    )?;
+    cached::execute(conn, "DELETE FROM folders WHERE id = ?1", [folder_id])?;
     Ok(())
 }
 
@@ -74,7 +85,8 @@ pub fn delete(conn: &Connection, addr: &str, name: &str) -> Result<()> {
 pub fn set_subscribed(conn: &Connection, addr: &str, name: &str, on: bool) -> Result<()> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, name)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE folders SET subscribed = ?1 WHERE id = ?2",
         params![on, folder_id],
     )?;
@@ -85,7 +97,8 @@ pub fn set_subscribed(conn: &Connection, addr: &str, name: &str, on: bool) -> Re
 pub fn select(conn: &Connection, addr: &str, name: &str) -> Result<Selected> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, name)?;
-    let (uidvalidity, uidnext, highestmodseq, exists): (i64, i64, i64, i64) = conn.query_row(
+    let (uidvalidity, uidnext, highestmodseq, exists): (i64, i64, i64, i64) = cached::query_row(
+        conn,
         "SELECT uidvalidity, uidnext, highestmodseq,
                 (SELECT count(*) FROM messages WHERE folder_id = f.id AND expunged = 0)
          FROM folders f WHERE id = ?1",

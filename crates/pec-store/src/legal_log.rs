@@ -13,6 +13,7 @@ use openssl::sha::Sha256;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{LogEntry, LogFault, LogHead, LogQuery, LogRecord, LogVerification};
@@ -159,7 +160,8 @@ pub fn append(conn: &Connection, entries: &[LogEntry]) -> Result<Vec<LogRecord>>
             hash,
         });
     }
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE legal_log_chain SET head_seq = ?1, head_hash = ?2 WHERE id = 1",
         params![to_db(head.seq), head.hash],
     )?;
@@ -180,7 +182,7 @@ struct Walk {
 /// (all if `None`), in sequence order, stopping at the first problem.
 fn walk(conn: &Connection, start: LogHead, below: Option<u64>) -> Result<Walk> {
     let below = below.map_or(i64::MAX, to_db);
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM legal_log WHERE seq < ?1 ORDER BY seq"
     ))?;
     let mut rows = stmt.query([below])?;
@@ -273,7 +275,7 @@ pub fn search(conn: &Connection, q: &LogQuery) -> Result<Vec<LogRecord>> {
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM legal_log {filter} ORDER BY seq"
     ))?;
     let mut rows = stmt.query(params_from_iter(args))?;
@@ -290,7 +292,8 @@ pub fn search(conn: &Connection, q: &LogQuery) -> Result<Vec<LogRecord>> {
 /// log is refused rather than having the evidence purged. Returns how many.
 pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
     let (checkpoint, _) = chain_state(conn)?;
-    let keep_from: Option<i64> = conn.query_row(
+    let keep_from: Option<i64> = cached::query_row(
+        conn,
         "SELECT min(seq) FROM legal_log WHERE at >= ?1",
         [cutoff],
         |r| r.get(0),
@@ -306,11 +309,13 @@ pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
     if walk.checked == 0 {
         return Ok(0);
     }
-    conn.execute(
+    cached::execute(
+        conn,
         "DELETE FROM legal_log WHERE seq <= ?1",
         [to_db(walk.last.seq)],
     )?;
-    conn.execute(
+    cached::execute(
+        conn,
         "UPDATE legal_log_chain SET checkpoint_seq = ?1, checkpoint_hash = ?2 WHERE id = 1",
         params![to_db(walk.last.seq), walk.last.hash],
     )?;

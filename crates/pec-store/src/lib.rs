@@ -4,13 +4,15 @@
 //!
 //! Callers program against the [`Store`] trait. The embedded backend,
 //! [`SqliteStore`], keeps metadata in SQLite (WAL, `synchronous=FULL`) and
-//! message bytes in content-addressed blob files; a write returns only once
-//! it is durable, and concurrent writes share one commit (group commit).
+//! message bytes as content-addressed blobs (inside the database up to 256 KiB,
+//! files beyond: see [`blobs`]); a write returns only once it is durable, and
+//! concurrent writes share one commit (group commit).
 
 mod accounts;
 mod archive;
 mod batch;
 pub mod blobs;
+mod cached;
 pub mod error;
 mod export;
 mod folders;
@@ -34,8 +36,8 @@ pub use model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord, LogVerification,
     MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry,
-    NoticeKind, Outcome, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
-    VirusEntry,
+    NoticeKind, Outcome, OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS,
+    TWENTY_FOUR_HOURS, Timer, Usage, VirusEntry,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::cached;
 use crate::error::{Error, Result};
 
 /// Lowercases and validates a domain name.
@@ -93,7 +94,8 @@ pub fn account(conn: &Connection, addr: &str) -> Result<(i64, u64)> {
 /// Row id of a folder of an account.
 pub fn folder(conn: &Connection, account_id: i64, name: &str) -> Result<i64> {
     let name = folder_name(name)?;
-    conn.query_row(
+    cached::query_row(
+        conn,
         "SELECT id FROM folders WHERE account_id = ?1 AND name = ?2",
         params![account_id, name],
         |r| r.get(0),
@@ -102,11 +104,12 @@ pub fn folder(conn: &Connection, account_id: i64, name: &str) -> Result<i64> {
     .ok_or(Error::NoSuchFolder(name))
 }
 
-/// Bytes used by an account: sizes of its messages that are not expunged.
+/// Bytes used by an account: sizes of its messages that are not expunged (kept in the
+/// account's row by triggers, schema version 4).
 pub fn usage(conn: &Connection, account_id: i64) -> Result<u64> {
-    let used: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN folders f ON m.folder_id = f.id
-         WHERE f.account_id = ?1 AND m.expunged = 0",
+    let used: i64 = cached::query_row(
+        conn,
+        "SELECT used FROM accounts WHERE id = ?1",
         [account_id],
         |r| r.get(0),
     )?;

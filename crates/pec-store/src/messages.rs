@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
 use crate::model::{Copied, Delivered, FlagOp, MessageMeta};
@@ -68,7 +69,8 @@ fn to_meta(row: (i64, String, i64, i64, String, i64)) -> Result<MessageMeta> {
 
 /// Takes the next UID and modification sequence of a folder: `(uidvalidity, uid, modseq)`.
 fn next_uid(conn: &Connection, folder_id: i64) -> Result<(u32, u32, u64)> {
-    let (uidvalidity, uidnext, modseq): (i64, i64, i64) = conn.query_row(
+    let (uidvalidity, uidnext, modseq): (i64, i64, i64) = cached::query_row(
+        conn,
         "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
          WHERE id = ?1 RETURNING uidvalidity, uidnext, highestmodseq",
         [folder_id],
@@ -91,7 +93,8 @@ fn insert_message(
     flags: &str,
 ) -> Result<(u32, u32, u64)> {
     let (uidvalidity, uid, modseq) = next_uid(conn, folder_id)?;
-    conn.execute(
+    cached::execute(
+        conn,
         "INSERT INTO messages (folder_id, uid, blob, size, internaldate, flags, modseq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -109,7 +112,8 @@ fn insert_message(
 
 /// Takes the next modification sequence of a folder.
 fn next_modseq(conn: &Connection, folder_id: i64) -> Result<i64> {
-    Ok(conn.query_row(
+    Ok(cached::query_row(
+        conn,
         "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?1
          RETURNING highestmodseq",
         [folder_id],
@@ -141,7 +145,7 @@ pub fn deliver(conn: &Connection, blobs: &Blobs, d: &Delivery) -> Result<Deliver
     let flags = flag_set(d.flags.iter().map(String::as_str))?;
     let size = d.bytes.len() as u64;
     lookup::check_quota(conn, &d.address, account_id, quota, size)?;
-    blobs.put_hashed(&d.hash, &d.bytes)?;
+    blobs.store(conn, &d.hash, &d.bytes)?;
     let (uidvalidity, uid, modseq) = insert_message(
         conn,
         folder_id,
@@ -164,7 +168,7 @@ pub fn deliver(conn: &Connection, blobs: &Blobs, d: &Delivery) -> Result<Deliver
 pub fn list(conn: &Connection, addr: &str, folder: &str) -> Result<Vec<MessageMeta>> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, folder)?;
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {META_COLUMNS} FROM messages WHERE folder_id = ?1 AND expunged = 0 ORDER BY uid"
     ))?;
     let rows = stmt.query_map([folder_id], meta_row)?;
@@ -180,7 +184,7 @@ pub fn expunged_since(
 ) -> Result<Vec<u32>> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, folder)?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT uid FROM messages WHERE folder_id = ?1 AND expunged = 1 AND modseq > ?2
          ORDER BY uid",
     )?;
@@ -190,7 +194,8 @@ pub fn expunged_since(
 
 /// Live message `uid` of a folder, with its folder's row id.
 fn live(conn: &Connection, folder_id: i64, uid: u32) -> Result<Option<MessageMeta>> {
-    conn.query_row(
+    cached::query_row(
+        conn,
         &format!(
             "SELECT {META_COLUMNS} FROM messages
              WHERE folder_id = ?1 AND uid = ?2 AND expunged = 0"
@@ -241,7 +246,8 @@ pub fn store_flags(
             continue;
         }
         let modseq = next_modseq(conn, folder_id)?;
-        conn.execute(
+        cached::execute(
+            conn,
             "UPDATE messages SET flags = ?1, modseq = ?2 WHERE folder_id = ?3 AND uid = ?4",
             params![flags_text(&new), modseq, folder_id, uid],
         )?;
@@ -258,12 +264,13 @@ fn tombstone(conn: &Connection, folder_id: i64, uids: &[u32]) -> Result<()> {
         return Ok(());
     }
     let modseq = next_modseq(conn, folder_id)?;
-    let mut stmt = conn.prepare(
-        "UPDATE messages SET expunged = 1, modseq = ?1
-         WHERE folder_id = ?2 AND uid = ?3 AND expunged = 0",
-    )?;
     for uid in uids {
-        stmt.execute(params![modseq, folder_id, uid])?;
+        blobs::unreference(
+            conn,
+            "UPDATE messages SET expunged = 1, modseq = ?1
+             WHERE folder_id = ?2 AND uid = ?3 AND expunged = 0 RETURNING blob",
+            params![modseq, folder_id, uid],
+        )?;
     }
     Ok(())
 }
@@ -314,7 +321,8 @@ pub fn copy(
         lookup::check_quota(conn, addr, account_id, quota, size)?;
     }
     let mut uidvalidity = lookup::uid_from_db(
-        conn.query_row(
+        cached::query_row(
+            conn,
             "SELECT uidvalidity FROM folders WHERE id = ?1",
             [dst],
             |r| r.get(0),

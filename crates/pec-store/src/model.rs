@@ -573,8 +573,53 @@ pub struct Batch {
     pub virus: Vec<NewVirusEntry>,
     /// Timers to start (their envelope blob may come from `queue` above).
     pub timers: Vec<NewTimer>,
+    /// Presa in carico to record on timers (as [`crate::Store::mark_presa_in_carico`]).
+    pub presa_in_carico: Vec<PresaInCaricoUpdate>,
+    /// Final outcomes to record on timers (as [`crate::Store::mark_outcome`]; a recipient
+    /// without a timer is skipped, not an error).
+    pub outcomes: Vec<OutcomeUpdate>,
+    /// Queue entries this step completes (as [`crate::Store::queue_complete`]), so that
+    /// handling a queued message and removing it from the queue are one durable step.
+    pub completed: Vec<i64>,
     /// Legal log entries, appended in order.
     pub log: Vec<LogEntry>,
+}
+
+impl Batch {
+    /// Whether the batch stores or changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+            && self.archive.is_empty()
+            && self.queue.is_empty()
+            && self.virus.is_empty()
+            && self.timers.is_empty()
+            && self.presa_in_carico.is_empty()
+            && self.outcomes.is_empty()
+            && self.completed.is_empty()
+            && self.log.is_empty()
+    }
+}
+
+/// A presa in carico inside a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresaInCaricoUpdate {
+    /// The transaction.
+    pub identificativo: String,
+    /// The recipients it covers (untracked ones are ignored).
+    pub recipients: Vec<String>,
+    /// When it was received.
+    pub at: i64,
+}
+
+/// A final outcome for one recipient's timers inside a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeUpdate {
+    /// The transaction.
+    pub identificativo: String,
+    /// The recipient.
+    pub recipient: String,
+    /// The outcome (the first final one stays).
+    pub outcome: Outcome,
 }
 
 /// What [`crate::Store::commit_batch`] stored, item for item in the batch's order.

@@ -5,7 +5,8 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{NewQueueEntry, QueueEntry};
@@ -65,8 +66,9 @@ pub fn enqueue(
     hash: &str,
     e: &NewQueueEntry,
 ) -> Result<QueueEntry> {
-    blobs.put_hashed(hash, &e.message)?;
-    let id: i64 = conn.query_row(
+    blobs.store(conn, hash, &e.message)?;
+    let id: i64 = cached::query_row(
+        conn,
         "INSERT INTO queue (msgid, mail_from, rcpt_to, domain, blob, size, created_at,
              next_attempt_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) RETURNING id",
@@ -106,18 +108,25 @@ pub fn list(conn: &Connection) -> Result<Vec<QueueEntry>> {
     )
 }
 
+/// Deletes an entry's row and releases its blob; `false` if there was no such entry.
+fn remove(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(blobs::unreference(conn, "DELETE FROM queue WHERE id = ?1 RETURNING blob", [id])? > 0)
+}
+
 /// Removes an entry the relay has delivered.
 pub fn complete(conn: &Connection, id: i64) -> Result<()> {
-    match conn.execute("DELETE FROM queue WHERE id = ?1", [id])? {
-        0 => Err(Error::NoSuchQueueEntry(id)),
-        _ => Ok(()),
+    if remove(conn, id)? {
+        Ok(())
+    } else {
+        Err(Error::NoSuchQueueEntry(id))
     }
 }
 
 /// Records a failed attempt and schedules the next one — never later than
 /// the expiry, so an entry that will not make it is due when it expires.
 pub fn retry(conn: &Connection, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry> {
-    let changed = conn.execute(
+    let changed = cached::execute(
+        conn,
         "UPDATE queue SET attempts = attempts + 1, last_error = ?2,
              next_attempt_at = min(?3, expires_at)
          WHERE id = ?1",
@@ -133,7 +142,7 @@ pub fn retry(conn: &Connection, id: i64, next_attempt_at: i64, error: &str) -> R
 /// send the non-delivery notice.
 pub fn fail(conn: &Connection, id: i64) -> Result<QueueEntry> {
     let entry = get(conn, id)?;
-    conn.execute("DELETE FROM queue WHERE id = ?1", [id])?;
+    remove(conn, id)?;
     Ok(entry)
 }
 

@@ -154,7 +154,43 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX virus_store_blob ON virus_store(blob);
     CREATE INDEX queue_blob ON queue(blob);
     ",
+    // 3: blobs up to 256 KiB stored inside the database (larger ones stay files); a
+    // store written before keeps its files, which readers look for when no row exists.
+    "
+    CREATE TABLE blobs (
+        hash  TEXT PRIMARY KEY,
+        bytes BLOB NOT NULL
+    );
+    ",
+    // 4: bytes used per account kept up to date by triggers, so the quota check of every
+    // delivery reads one row instead of summing the whole mailbox. Messages are deleted
+    // before their folder (see folders::delete), so the trigger still finds the account.
+    "
+    ALTER TABLE accounts ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+    UPDATE accounts SET used = (
+        SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN folders f ON m.folder_id = f.id
+        WHERE f.account_id = accounts.id AND m.expunged = 0);
+    CREATE TRIGGER messages_used_insert AFTER INSERT ON messages WHEN NEW.expunged = 0
+    BEGIN
+        UPDATE accounts SET used = used + NEW.size
+        WHERE id = (SELECT account_id FROM folders WHERE id = NEW.folder_id);
+    END;
+    CREATE TRIGGER messages_used_expunge AFTER UPDATE OF expunged ON messages
+    WHEN OLD.expunged = 0 AND NEW.expunged <> 0
+    BEGIN
+        UPDATE accounts SET used = used - OLD.size
+        WHERE id = (SELECT account_id FROM folders WHERE id = OLD.folder_id);
+    END;
+    CREATE TRIGGER messages_used_delete AFTER DELETE ON messages WHEN OLD.expunged = 0
+    BEGIN
+        UPDATE accounts SET used = used - OLD.size
+        WHERE id = (SELECT account_id FROM folders WHERE id = OLD.folder_id);
+    END;
+    ",
 ];
+
+/// Prepared statements kept per connection: more than the store has.
+const STATEMENT_CACHE: usize = 256;
 
 /// The schema version this program writes.
 pub fn current_version() -> i64 {
@@ -175,6 +211,8 @@ pub fn connect(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Room for every statement the store runs (see `cached`), so none is parsed twice.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -252,6 +290,39 @@ mod tests {
             .query_row("SELECT count(*) FROM domains", [], |r| r.get(0))
             .unwrap();
         assert_eq!(domains, 1);
+    }
+
+    #[test]
+    fn version_3_database_gets_the_usage_of_its_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        for script in &MIGRATIONS[..3] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO domains (id, name, default_quota) VALUES (1, 'x.it', 100);
+             INSERT INTO accounts (id, domain_id, address, password_hash, quota)
+                 VALUES (1, 1, 'a@x.it', 'h', 100), (2, 1, 'b@x.it', 'h', 100);
+             INSERT INTO folders (id, account_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1);
+             INSERT INTO messages (folder_id, uid, blob, size, internaldate, modseq, expunged)
+                 VALUES (1, 1, 'h1', 10, 0, 1, 0), (1, 2, 'h2', 5, 0, 2, 1), (1, 3, 'h3', 7, 0, 3, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let used = |id: i64| -> i64 {
+            conn.query_row("SELECT used FROM accounts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!((used(1), used(2)), (17, 0));
+        conn.execute("UPDATE messages SET expunged = 1 WHERE uid = 3", [])
+            .unwrap();
+        assert_eq!(used(1), 10);
+        conn.execute("DELETE FROM messages WHERE uid IN (1, 2)", [])
+            .unwrap();
+        assert_eq!(used(1), 0);
     }
 
     #[test]

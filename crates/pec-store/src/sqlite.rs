@@ -1,5 +1,6 @@
-//! [`SqliteStore`]: the embedded backend — one SQLite database plus blob files
-//! under a root directory, with a group-commit writer thread.
+//! [`SqliteStore`]: the embedded backend — one SQLite database (with the small
+//! blobs inside) plus the files of large blobs under a root directory, with a
+//! group-commit writer thread.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,20 @@ impl SqliteStore {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.unchecked_transaction()?;
         f(&tx)
+    }
+
+    /// Reads the blob `locate` names: an inline one in the same read transaction, a file
+    /// after it (so the reader connection is not held during file I/O).
+    fn load(&self, locate: impl FnOnce(&Connection) -> Result<String>) -> Result<Vec<u8>> {
+        let (hash, inline) = self.read(|c| {
+            let hash = locate(c)?;
+            let inline = blobs::read_inline(c, &hash)?;
+            Ok((hash, inline))
+        })?;
+        match inline {
+            Some(bytes) => Ok(bytes),
+            None => self.blobs.read_file(&hash),
+        }
     }
 
     /// Runs `f` on the writer thread; returns once it is durably committed.
@@ -150,6 +165,7 @@ impl Store for SqliteStore {
             flags: flags.to_vec(),
             internaldate,
         };
+        self.blobs.prepare(&delivery.hash, &delivery.bytes)?;
         let blobs = self.blobs.clone();
         self.write(move |c| messages::deliver(c, &blobs, &delivery))
     }
@@ -191,8 +207,7 @@ impl Store for SqliteStore {
     }
 
     fn fetch(&self, address: &str, folder: &str, uid: u32) -> Result<Vec<u8>> {
-        let hash = self.read(|c| messages::blob_of(c, address, folder, uid))?;
-        self.blobs.get(&hash)
+        self.load(|c| messages::blob_of(c, address, folder, uid))
     }
 
     fn store_flags(
@@ -236,6 +251,7 @@ impl Store for SqliteStore {
     ) -> Result<ArchiveEntry> {
         let (address, kind) = (address.to_string(), kind.to_string());
         let hash = blobs::hash_hex(bytes);
+        self.blobs.prepare(&hash, bytes)?;
         let bytes = bytes.to_vec();
         let blobs = self.blobs.clone();
         self.write(move |c| {
@@ -248,10 +264,9 @@ impl Store for SqliteStore {
     }
 
     fn read_archive(&self, id: i64) -> Result<Vec<u8>> {
-        let hash = self
-            .read(|c| archive::blob_of(c, id))?
-            .ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))?;
-        self.blobs.get(&hash)
+        self.load(|c| {
+            archive::blob_of(c, id)?.ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))
+        })
     }
 
     fn purge_archive(&self, cutoff: i64) -> Result<u64> {
@@ -259,7 +274,7 @@ impl Store for SqliteStore {
     }
 
     fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
-        self.blobs.get(hash)
+        self.load(|_| Ok(hash.to_string()))
     }
 
     fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>> {
@@ -281,6 +296,7 @@ impl Store for SqliteStore {
 
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry> {
         let hash = blobs::hash_hex(&entry.message);
+        self.blobs.prepare(&hash, &entry.message)?;
         let entry = entry.clone();
         let blobs = self.blobs.clone();
         self.write(move |c| queue::enqueue(c, &blobs, &hash, &entry))
@@ -353,6 +369,7 @@ impl Store for SqliteStore {
 
     fn store_virus(&self, entry: &NewVirusEntry) -> Result<VirusEntry> {
         let hash = blobs::hash_hex(&entry.message);
+        self.blobs.prepare(&hash, &entry.message)?;
         let entry = entry.clone();
         let blobs = self.blobs.clone();
         self.write(move |c| virus::store(c, &blobs, &hash, &entry))
@@ -378,8 +395,7 @@ impl Store for SqliteStore {
     }
 
     fn check(&self) -> Result<CheckReport> {
-        let (hashes, database) = self.read(maintenance::check_database)?;
-        maintenance::verify_blobs(&self.blobs, hashes, database)
+        maintenance::check(&self.db_path, &self.blobs)
     }
 
     fn backup(&self, dest: &Path) -> Result<u64> {

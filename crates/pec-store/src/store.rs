@@ -181,7 +181,8 @@ pub trait Store: Send + Sync {
     /// The access point calls this before its `250`.
     fn commit_batch(&self, batch: Batch) -> Result<Committed>;
 
-    /// Verifies every referenced blob and the database's integrity.
+    /// Verifies every referenced blob (re-hashed, whether inline or a file), the
+    /// database's integrity and each account's usage counter.
     fn check(&self) -> Result<CheckReport>;
     /// Writes a consistent copy of the store into the empty or new directory
     /// `dest`, while the store keeps running; returns the number of blobs copied.

@@ -14,6 +14,7 @@ use rusqlite::{Connection, Row, params};
 
 use crate::accounts::unique;
 use crate::blobs::Blobs;
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup;
 use crate::model::{DueNotice, NewTimer, NoticeKind, Outcome, TWELVE_HOURS, Timer};
@@ -82,7 +83,7 @@ pub fn start(conn: &Connection, blobs: &Blobs, timers: &[NewTimer]) -> Result<()
     for t in timers {
         let (recipient, _) = lookup::address(&t.recipient)?;
         if let Some(hash) = &t.envelope
-            && !blobs.path(hash)?.exists()
+            && !blobs.exists(conn, hash)?
         {
             return Err(Error::BlobMissing(hash.clone()));
         }
@@ -129,21 +130,33 @@ pub fn mark_outcome(
     outcome: Outcome,
 ) -> Result<Timer> {
     let recipient = recipient.trim().to_lowercase();
-    let changed = conn.execute(
-        "UPDATE timers SET delivered = (delivered OR ?3),
-             outcome = CASE WHEN outcome = 'pending' THEN ?4 ELSE outcome END
-         WHERE identificativo = ?1 AND recipient = ?2",
-        params![
+    if !record_outcome(conn, identificativo, &recipient, outcome)? {
+        return Err(no_such(identificativo, &recipient));
+    }
+    get(conn, identificativo, &recipient)
+}
+
+/// What [`mark_outcome`] changes, for a recipient already in lower case; `false` if the
+/// recipient has no timer (nothing changed).
+pub fn record_outcome(
+    conn: &Connection,
+    identificativo: &str,
+    recipient: &str,
+    outcome: Outcome,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE timers SET delivered = (delivered OR ?3),
+                 outcome = CASE WHEN outcome = 'pending' THEN ?4 ELSE outcome END
+             WHERE identificativo = ?1 AND recipient = ?2",
+        )?
+        .execute(params![
             identificativo,
             recipient,
             outcome == Outcome::Delivered,
             outcome.as_str()
-        ],
-    )?;
-    if changed == 0 {
-        return Err(no_such(identificativo, &recipient));
-    }
-    get(conn, identificativo, &recipient)
+        ])?;
+    Ok(changed > 0)
 }
 
 /// The notices due at `now`, oldest dispatch first; `twenty_four_after` is
@@ -202,7 +215,7 @@ pub fn mark_notice_sent(
         }
     };
     let recipient = recipient.trim().to_lowercase();
-    match conn.execute(sql, params![identificativo, recipient])? {
+    match cached::execute(conn, sql, params![identificativo, recipient])? {
         0 => Err(no_such(identificativo, &recipient)),
         _ => Ok(()),
     }

@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::blobs::Blobs;
+use crate::blobs::{self, Blobs};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
 use crate::model::{NewVirusEntry, VirusEntry};
@@ -35,8 +36,9 @@ pub fn store(
     hash: &str,
     e: &NewVirusEntry,
 ) -> Result<VirusEntry> {
-    blobs.put_hashed(hash, &e.message)?;
-    let id: i64 = conn.query_row(
+    blobs.store(conn, hash, &e.message)?;
+    let id: i64 = cached::query_row(
+        conn,
         "INSERT INTO virus_store (stored_at, msgid, sender, recipients, virus, blob, size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
@@ -66,7 +68,7 @@ pub fn get(conn: &Connection, id: i64) -> Result<VirusEntry> {
 
 /// Every entry, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<VirusEntry>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM virus_store ORDER BY stored_at, id"
     ))?;
     let mut rows = stmt.query([])?;
@@ -79,6 +81,10 @@ pub fn list(conn: &Connection) -> Result<Vec<VirusEntry>> {
 
 /// Deletes entries stored before `cutoff`; returns how many.
 pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
-    let n = conn.execute("DELETE FROM virus_store WHERE stored_at < ?1", [cutoff])?;
+    let n = blobs::unreference(
+        conn,
+        "DELETE FROM virus_store WHERE stored_at < ?1 RETURNING blob",
+        [cutoff],
+    )?;
     Ok(n as u64)
 }

@@ -14,6 +14,7 @@ use std::thread::{self, JoinHandle};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::cached;
 use crate::error::{Error, Result};
 
 /// Most jobs applied in one transaction, so one batch cannot delay answers for long.
@@ -137,7 +138,7 @@ fn run(mut conn: Connection, queue: Receiver<Box<dyn Job>>, commits: &AtomicU64)
 
 /// Applies one batch in one transaction and answers every job in it.
 fn apply(conn: &mut Connection, batch: Vec<Box<dyn Job>>, commits: &AtomicU64) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let why = e.to_string();
@@ -149,20 +150,18 @@ fn apply(conn: &mut Connection, batch: Vec<Box<dyn Job>>, commits: &AtomicU64) {
     let mut poisoned: Option<String> = None;
     let mut jobs = batch.into_iter();
     for job in jobs.by_ref() {
-        let mut sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                poisoned = Some(e.to_string());
-                job.abort(&e.to_string());
-                break;
-            }
-        };
-        let (ok, reply) = job.run(&sp);
+        if let Err(e) = cached::execute(&tx, "SAVEPOINT job", []) {
+            poisoned = Some(e.to_string());
+            job.abort(&e.to_string());
+            break;
+        }
+        let (ok, reply) = job.run(&tx);
         replies.push(reply);
         let ended = if ok {
-            sp.commit()
+            cached::execute(&tx, "RELEASE job", [])
         } else {
-            sp.rollback().and_then(|()| sp.commit())
+            cached::execute(&tx, "ROLLBACK TO job", [])
+                .and_then(|_| cached::execute(&tx, "RELEASE job", []))
         };
         if let Err(e) = ended {
             poisoned = Some(e.to_string());

@@ -3,7 +3,8 @@
 
 use pec_store::{
     Batch, Direction, Error, LogEntry, LogQuery, NewAccount, NewArchiveCopy, NewDelivery,
-    NewQueueEntry, NewTimer, NewVirusEntry, Outcome, SqliteStore, Store, blobs,
+    NewQueueEntry, NewTimer, NewVirusEntry, Outcome, OutcomeUpdate, PresaInCaricoUpdate,
+    SqliteStore, Store, blobs,
 };
 
 const SENDER: &str = "mario.rossi@pec.example.it";
@@ -84,6 +85,7 @@ fn acceptance(receipt: &[u8]) -> Batch {
             log("accettazione", "<ric.1@pec.example.it>"),
             log("invio", "<opec.1@pec.example.it>"),
         ],
+        ..Batch::default()
     }
 }
 
@@ -133,6 +135,79 @@ fn batch_stores_everything_together() {
     assert_eq!(store.search_log(&LogQuery::default()).unwrap(), done.logged);
     assert!(store.verify_log().unwrap().is_ok());
     assert!(store.check().unwrap().is_ok());
+}
+
+#[test]
+fn timer_updates_and_queue_completion_go_with_the_batch() {
+    let (_dir, store) = store(1_000_000);
+    let queued = store
+        .commit_batch(acceptance(b"r"))
+        .unwrap()
+        .queued
+        .remove(0);
+    let handled = |completed: i64| Batch {
+        deliveries: vec![NewDelivery {
+            address: SENDER.into(),
+            folder: "INBOX".into(),
+            bytes: b"ricevuta di avvenuta consegna\r\n".to_vec(),
+            flags: vec![],
+            internaldate: T0,
+        }],
+        presa_in_carico: vec![PresaInCaricoUpdate {
+            identificativo: "opec.1@pec.example.it".into(),
+            recipients: vec!["A@pec.other.it".into(), "nobody@pec.other.it".into()],
+            at: T0 + 60,
+        }],
+        outcomes: vec![
+            OutcomeUpdate {
+                identificativo: "opec.1@pec.example.it".into(),
+                recipient: "A@PEC.OTHER.IT".into(),
+                outcome: Outcome::Delivered,
+            },
+            // Untracked: skipped, not an error.
+            OutcomeUpdate {
+                identificativo: "opec.1@pec.example.it".into(),
+                recipient: "nobody@pec.other.it".into(),
+                outcome: Outcome::Error,
+            },
+        ],
+        completed: vec![completed],
+        ..Batch::default()
+    };
+    // A failing item (an unknown queue entry) keeps every other item out.
+    assert!(matches!(
+        store.commit_batch(handled(queued.id + 1000)),
+        Err(Error::BatchItem { item, .. }) if item == "completed[0]"
+    ));
+    assert_eq!(store.messages(SENDER, "INBOX").unwrap().len(), 1);
+    let timers = store.timers("opec.1@pec.example.it").unwrap();
+    assert!(
+        timers
+            .iter()
+            .all(|t| t.outcome == Outcome::Pending && t.presa_in_carico_at.is_none())
+    );
+    assert_eq!(store.list_queue().unwrap().len(), 1);
+
+    store.commit_batch(handled(queued.id)).unwrap();
+    assert_eq!(store.messages(SENDER, "INBOX").unwrap().len(), 2);
+    assert!(store.list_queue().unwrap().is_empty());
+    let timers = store.timers("opec.1@pec.example.it").unwrap();
+    assert_eq!(
+        timers
+            .iter()
+            .map(|t| (t.recipient.as_str(), t.outcome, t.presa_in_carico_at))
+            .collect::<Vec<_>>(),
+        vec![
+            ("a@pec.other.it", Outcome::Delivered, Some(T0 + 60)),
+            ("b@pec.other.it", Outcome::Pending, None),
+        ]
+    );
+    // The envelope stays for the timers, though the queue entry is gone.
+    assert!(store.check().unwrap().is_ok());
+    assert_eq!(
+        store.read_blob(&queued.hash).unwrap(),
+        b"busta di trasporto\r\n"
+    );
 }
 
 #[test]
@@ -186,8 +261,8 @@ fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
     ));
     assert_nothing_stored(&store);
 
-    // A fresh store: the refused batch above already wrote its blobs (the envelope too),
-    // which stay as unreferenced files, as documented.
+    // A fresh store, so the envelope is surely absent (the refused batch above stored
+    // nothing: its blobs are small, hence inline rows rolled back with it).
     let (_dir, store) = self::store(1_000_000);
     let mut batch = acceptance(b"r");
     batch.queue.clear();
@@ -249,22 +324,30 @@ fn virus_store_list_get_purge_and_backup() {
 }
 
 #[test]
-fn check_sees_missing_blobs_of_the_new_tables() {
+fn check_sees_missing_and_corrupt_blobs_of_the_new_tables() {
     let (dir, store) = store(1_000_000);
-    let v = store.store_virus(&infected(1, 100)).unwrap();
+    // Too large to be inline: a file.
+    let mut large = infected(1, 100);
+    large.message = vec![b'v'; blobs::INLINE_MAX + 1];
+    let v = store.store_virus(&large).unwrap();
     let q = store
         .commit_batch(acceptance(b"r"))
         .unwrap()
         .queued
         .remove(0);
-    for hash in [&v.hash, &q.hash] {
-        let path = dir.path().join("blobs").join(&hash[..2]).join(&hash[2..]);
-        std::fs::remove_file(path).unwrap();
-    }
+    let path = dir
+        .path()
+        .join("blobs")
+        .join(&v.hash[..2])
+        .join(&v.hash[2..]);
+    std::fs::remove_file(path).unwrap();
+    // The queued envelope is inline: alter its row behind the store's back.
+    let db = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    let changed = db
+        .execute("UPDATE blobs SET bytes = x'00' WHERE hash = ?1", [&q.hash])
+        .unwrap();
+    assert_eq!(changed, 1);
     let report = store.check().unwrap();
-    let mut missing = report.missing.clone();
-    missing.sort();
-    let mut expect = vec![v.hash.clone(), q.hash.clone()];
-    expect.sort();
-    assert_eq!(missing, expect);
+    assert_eq!(report.missing, vec![v.hash.clone()]);
+    assert_eq!(report.corrupt, vec![q.hash.clone()]);
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::thread;
 
-use pec_store::{Direction, Error, FlagOp, NewAccount, SqliteStore, Store};
+use pec_store::{Direction, Error, FlagOp, NewAccount, SqliteStore, Store, blobs};
 
 const ADDR: &str = "mario.rossi@pec.example.it";
 
@@ -397,24 +397,158 @@ fn archive_is_outside_quota_and_purged_by_age() {
     assert_eq!(store.list_archive(ADDR).unwrap().len(), 1);
 }
 
+/// A message of `len` bytes starting with `tag` (larger than [`blobs::INLINE_MAX`]: a file).
+fn sized(tag: &[u8], len: usize) -> Vec<u8> {
+    let mut bytes = tag.to_vec();
+    bytes.resize(len, b'.');
+    bytes
+}
+
+/// The file of blob `hash` under the store root `dir`.
+fn blob_file(dir: &tempfile::TempDir, hash: &str) -> std::path::PathBuf {
+    dir.path().join("blobs").join(&hash[..2]).join(&hash[2..])
+}
+
+/// A second connection to the store's database, to look at or alter it behind the store.
+fn db(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.path().join("store.db")).unwrap()
+}
+
+/// How many inline blobs the store holds.
+fn inline_blobs(dir: &tempfile::TempDir) -> i64 {
+    db(dir)
+        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap()
+}
+
 #[test]
 fn check_reports_missing_and_corrupt_blobs() {
     let (dir, store) = store_with_account(None, false);
-    let a = store.deliver(ADDR, "INBOX", b"alpha", &[], 0).unwrap();
-    let b = store.deliver(ADDR, "INBOX", b"beta", &[], 0).unwrap();
+    let big = |tag: &[u8]| sized(tag, blobs::INLINE_MAX + 1);
+    let a = store
+        .deliver(ADDR, "INBOX", &big(b"alpha"), &[], 0)
+        .unwrap();
+    let b = store.deliver(ADDR, "INBOX", &big(b"beta"), &[], 0).unwrap();
+    let c = store.deliver(ADDR, "INBOX", b"gamma", &[], 0).unwrap();
     store
-        .archive(ADDR, b"alpha", Direction::Sent, "k", 0)
+        .archive(ADDR, &big(b"alpha"), Direction::Sent, "k", 0)
         .unwrap();
     let report = store.check().unwrap();
     assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.blobs_checked, 2);
-    let path = |h: &str| dir.path().join("blobs").join(&h[..2]).join(&h[2..]);
-    std::fs::remove_file(path(&a.hash)).unwrap();
-    std::fs::write(path(&b.hash), b"BETA").unwrap();
+    assert_eq!(report.blobs_checked, 3);
+    assert!(!blob_file(&dir, &c.hash).exists(), "a small blob is inline");
+    std::fs::remove_file(blob_file(&dir, &a.hash)).unwrap();
+    std::fs::write(blob_file(&dir, &b.hash), b"BETA").unwrap();
+    db(&dir)
+        .execute(
+            "UPDATE blobs SET bytes = 'GAMMA' WHERE hash = ?1",
+            [&c.hash],
+        )
+        .unwrap();
     let report = store.check().unwrap();
     assert_eq!(report.missing, vec![a.hash]);
-    assert_eq!(report.corrupt, vec![b.hash]);
+    let mut corrupt = vec![b.hash, c.hash];
+    corrupt.sort();
+    assert_eq!(report.corrupt, corrupt);
     assert!(!report.is_ok());
+}
+
+#[test]
+fn inline_and_file_blobs_roundtrip() {
+    let (dir, store) = store_with_account(None, false);
+    for len in [0, 5, blobs::INLINE_MAX, blobs::INLINE_MAX + 1] {
+        let bytes = sized(b"m", len.max(1));
+        let d = store.deliver(ADDR, "INBOX", &bytes, &[], 0).unwrap();
+        assert_eq!(store.fetch(ADDR, "INBOX", d.uid).unwrap(), bytes);
+        assert_eq!(store.read_blob(&d.hash).unwrap(), bytes);
+        let e = store
+            .archive(ADDR, &bytes, Direction::Sent, "k", 0)
+            .unwrap();
+        assert_eq!(store.read_archive(e.id).unwrap(), bytes);
+        assert_eq!(
+            blob_file(&dir, &d.hash).exists(),
+            !blobs::is_inline(bytes.len()),
+            "{len}"
+        );
+    }
+    assert_eq!(inline_blobs(&dir), 3);
+    assert!(matches!(
+        store.read_blob(&blobs::hash_hex(b"never stored")),
+        Err(Error::BlobMissing(_))
+    ));
+    assert!(matches!(
+        store.read_blob("../../etc/passwd"),
+        Err(Error::InvalidHash(_))
+    ));
+}
+
+#[test]
+fn small_blobs_stored_as_files_by_an_older_version_still_read() {
+    let (dir, store) = store_with_account(None, false);
+    let d = store.deliver(ADDR, "INBOX", b"legacy", &[], 0).unwrap();
+    // What a store written before inline blobs looks like: the file, no row.
+    let path = blob_file(&dir, &d.hash);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"legacy").unwrap();
+    db(&dir)
+        .execute("DELETE FROM blobs WHERE hash = ?1", [&d.hash])
+        .unwrap();
+    assert_eq!(store.fetch(ADDR, "INBOX", d.uid).unwrap(), b"legacy");
+    let report = store.check().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let copy = dir.path().join("backup");
+    assert_eq!(store.backup(&copy).unwrap(), 1);
+    let restored = SqliteStore::open(&copy).unwrap();
+    assert_eq!(restored.fetch(ADDR, "INBOX", d.uid).unwrap(), b"legacy");
+    assert!(restored.check().unwrap().is_ok());
+}
+
+#[test]
+fn unreferenced_inline_blobs_are_deleted() {
+    let (dir, store) = store_with_account(None, false);
+    // The same bytes in a mailbox and in the archive: one blob, kept while either refers to it.
+    let d = store.deliver(ADDR, "INBOX", b"shared", &[], 0).unwrap();
+    store
+        .archive(ADDR, b"shared", Direction::Sent, "k", 100)
+        .unwrap();
+    store.deliver(ADDR, "Sent", b"in a folder", &[], 0).unwrap();
+    store.create_folder(ADDR, "Old").unwrap();
+    store
+        .deliver(ADDR, "Old", b"in a user folder", &[], 0)
+        .unwrap();
+    assert_eq!(inline_blobs(&dir), 3);
+
+    store
+        .store_flags(ADDR, "INBOX", &[d.uid], FlagOp::Add, &flags(&["\\Deleted"]))
+        .unwrap();
+    assert_eq!(store.expunge(ADDR, "INBOX", None).unwrap(), vec![d.uid]);
+    assert_eq!(inline_blobs(&dir), 3, "the archive still refers to it");
+    assert_eq!(store.purge_archive(200).unwrap(), 1);
+    assert_eq!(inline_blobs(&dir), 2);
+    assert!(matches!(
+        store.read_blob(&d.hash),
+        Err(Error::BlobMissing(_))
+    ));
+
+    store.delete_folder(ADDR, "Old").unwrap();
+    assert_eq!(inline_blobs(&dir), 1);
+    let q = store
+        .enqueue(&pec_store::NewQueueEntry {
+            msgid: "<m@x>".into(),
+            mail_from: ADDR.into(),
+            rcpt_to: vec!["b@y.it".into()],
+            domain: "y.it".into(),
+            message: b"queued".to_vec(),
+            created_at: 0,
+            expires_at: 10,
+        })
+        .unwrap();
+    assert_eq!(inline_blobs(&dir), 2);
+    store.queue_complete(q.id).unwrap();
+    assert_eq!(inline_blobs(&dir), 1);
+    store.remove_account(ADDR).unwrap();
+    assert_eq!(inline_blobs(&dir), 0);
+    assert!(store.check().unwrap().is_ok());
 }
 
 #[test]

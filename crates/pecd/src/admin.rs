@@ -218,7 +218,7 @@ pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         StoreCommand::Check => {
             let report = store.check().context("cannot check the store")?;
-            println!("message files checked: {}", report.blobs_checked);
+            println!("message blobs checked: {}", report.blobs_checked);
             for hash in &report.missing {
                 println!("missing: {hash}");
             }
@@ -251,7 +251,7 @@ pub fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> {
         .backup(&args.dir)
         .with_context(|| format!("cannot back up the store into {}", args.dir.display()))?;
     println!(
-        "store copied into {} ({blobs} message files)",
+        "store copied into {} ({blobs} message blobs)",
         args.dir.display()
     );
     Ok(ExitCode::SUCCESS)
