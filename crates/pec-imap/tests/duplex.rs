@@ -1,37 +1,12 @@
 //! The transport-independent session (what the fuzz target drives) over an
 //! in-memory pipe: SASL-IR, literal limits, garbage input, POP3 basics.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use pec_imap::{Config, Limits, Notifier, hash_password, imap_session, pop3_session};
-use pec_store::{NewAccount, SqliteStore, Store};
+use pec_imap::{imap_session, pop3_session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-fn config() -> (tempfile::TempDir, Arc<Config>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    store.add_domain("pec.example.it", 1_000_000).unwrap();
-    store
-        .create_account(&NewAccount {
-            address: "anna@pec.example.it".into(),
-            password_hash: hash_password("segreta").unwrap(),
-            quota: None,
-            receipts_folder: false,
-        })
-        .unwrap();
-    let config = Config {
-        store: Arc::new(store),
-        notifier: Notifier::new(),
-        tls: None,
-        limits: Limits {
-            max_literal: 1000,
-            auth_failure_delay: Duration::from_millis(1),
-            ..Limits::default()
-        },
-    };
-    (dir, Arc::new(config))
-}
 
 /// Sends `input`, closes the client's writing side and returns all output.
 async fn converse(client: &mut DuplexStream, input: &[u8]) -> String {
@@ -47,7 +22,7 @@ async fn converse(client: &mut DuplexStream, input: &[u8]) -> String {
 
 #[tokio::test]
 async fn sasl_ir_literal_limit_and_garbage() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(Some(1000));
     let (mut client, server) = tokio::io::duplex(64 * 1024);
     let session = tokio::spawn(imap_session(server, true, config));
     // "\0anna@pec.example.it\0segreta" in base64.
@@ -85,7 +60,7 @@ a6 LOGOUT\r\n",
 
 #[tokio::test]
 async fn plaintext_session_refuses_login() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(Some(1000));
     let (mut client, server) = tokio::io::duplex(64 * 1024);
     let session = tokio::spawn(imap_session(server, false, config));
     let out = converse(
@@ -103,7 +78,7 @@ async fn plaintext_session_refuses_login() {
 
 #[tokio::test]
 async fn failed_logins_close_the_connection() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(Some(1000));
     let (mut client, server) = tokio::io::duplex(64 * 1024);
     let session = tokio::spawn(imap_session(server, true, config));
     let out = converse(
@@ -118,7 +93,7 @@ async fn failed_logins_close_the_connection() {
 
 #[tokio::test]
 async fn pop3_over_pipe() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(Some(1000));
     config
         .store
         .deliver(

@@ -1,36 +1,13 @@
 //! LIST-EXTENDED (RFC 5258, with the RFC 6154 SPECIAL-USE option) and
 //! CONDSTORE (RFC 7162) over an in-memory session.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use pec_imap::{Config, Limits, Notifier, hash_password, imap_session};
-use pec_store::{NewAccount, SqliteStore, Store};
+use pec_imap::{Config, imap_session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn config() -> (tempfile::TempDir, Arc<Config>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    store.add_domain("pec.example.it", 1_000_000).unwrap();
-    store
-        .create_account(&NewAccount {
-            address: "anna@pec.example.it".into(),
-            password_hash: hash_password("segreta").unwrap(),
-            quota: None,
-            receipts_folder: false,
-        })
-        .unwrap();
-    let config = Config {
-        store: Arc::new(store),
-        notifier: Notifier::new(),
-        tls: None,
-        limits: Limits {
-            auth_failure_delay: Duration::from_millis(1),
-            ..Limits::default()
-        },
-    };
-    (dir, Arc::new(config))
-}
 
 /// Logs in, runs `commands` (CRLF-terminated), logs out; returns the output.
 async fn session(config: Arc<Config>, commands: &str) -> String {
@@ -71,7 +48,7 @@ fn lines_of<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn list_extended_selection_and_return_options() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(None);
     let out = session(
         config,
         "c1 CREATE Progetti/2024\r\n\
@@ -141,7 +118,7 @@ a6 CAPABILITY\r\n",
 
 #[tokio::test]
 async fn condstore_modseq_changedsince_unchangedsince() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(None);
     let out = session(
         config,
         "p1 APPEND INBOX {12}\r\nSubject: 1\r\n\r\n\
@@ -195,7 +172,7 @@ q2 STATUS INBOX (HIGHESTMODSEQ)\r\n",
 
 #[tokio::test]
 async fn recent_goes_to_the_first_session_and_keywords_join_flags() {
-    let (_dir, config) = config();
+    let (_dir, config) = common::config(None);
     let first = session(
         config.clone(),
         "p1 APPEND INBOX {12}\r\nSubject: 1\r\n\r\n\
