@@ -128,6 +128,16 @@ impl Done {
             text: text.into(),
         }
     }
+    /// A NO with a response code the codec has no variant for (RFC 5530 codes).
+    fn no_code(code: &'static str, text: impl Into<String>) -> Self {
+        Done {
+            kind: StatusKind::No,
+            code: Some(Code::Other(
+                imap_codec::imap_types::response::CodeOther::unvalidated(code.as_bytes()),
+            )),
+            text: text.into(),
+        }
+    }
 }
 
 /// A STORE command's arguments.
@@ -711,18 +721,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     async fn login(&mut self, tag: Tag<'static>, user: String, pass: String) -> Result<Flow> {
         if !self.secure {
-            self.tagged(
-                tag,
-                Done {
-                    kind: StatusKind::No,
-                    code: Some(Code::Other(
-                        imap_codec::imap_types::response::CodeOther::unvalidated(
-                            b"PRIVACYREQUIRED".as_slice(),
-                        ),
-                    )),
-                    text: "Use STARTTLS first".into(),
-                },
-            )?;
+            self.tagged(tag, Done::no_code("PRIVACYREQUIRED", "Use STARTTLS first"))?;
             return Ok(Flow::Continue);
         }
         match self.config.check_login(&user, &pass).await? {
@@ -739,15 +738,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 tokio::time::sleep(self.config.limits.auth_failure_delay).await;
                 self.tagged(
                     tag,
-                    Done {
-                        kind: StatusKind::No,
-                        code: Some(Code::Other(
-                            imap_codec::imap_types::response::CodeOther::unvalidated(
-                                b"AUTHENTICATIONFAILED".as_slice(),
-                            ),
-                        )),
-                        text: "Invalid credentials".into(),
-                    },
+                    Done::no_code("AUTHENTICATIONFAILED", "Invalid credentials"),
                 )?;
                 if self.auth_failures >= self.config.limits.max_auth_failures {
                     self.bye("Too many failed logins")?;
