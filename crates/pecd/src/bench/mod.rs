@@ -713,22 +713,16 @@ async fn run_case(
             anyhow::Ok(())
         });
     }
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            r = tasks.join_next() => match r {
-                None => break,
-                Some(r) => r.context("client task")??,
-            },
-            _ = ticker.tick() => progress(&format!(
-                "[{name}] {:>5.1}s accepted {} ({:.0}/s), receipts {}",
-                start.elapsed().as_secs_f64(),
-                accepted.load(Ordering::Relaxed),
-                accepted.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
-                receipts.load(Ordering::Relaxed),
-            )),
-        }
-    }
+    join_clients(&mut tasks, || {
+        format!(
+            "[{name}] {:>5.1}s accepted {} ({:.0}/s), receipts {}",
+            start.elapsed().as_secs_f64(),
+            accepted.load(Ordering::Relaxed),
+            accepted.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+            receipts.load(Ordering::Relaxed),
+        )
+    })
+    .await?;
     let load_time = start.elapsed();
     let accepted = accepted.load(Ordering::Relaxed);
     let refused = refused.load(Ordering::Relaxed);
@@ -900,20 +894,14 @@ async fn postfix_load(
             anyhow::Ok(())
         });
     }
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            r = tasks.join_next() => match r {
-                None => break,
-                Some(r) => r.context("client task")??,
-            },
-            _ = ticker.tick() => progress(&format!(
-                "[postfix 4KB 1 rcpt] {:>5.1}s accepted {}",
-                start.elapsed().as_secs_f64(),
-                accepted.load(Ordering::Relaxed),
-            )),
-        }
-    }
+    join_clients(&mut tasks, || {
+        format!(
+            "[postfix 4KB 1 rcpt] {:>5.1}s accepted {}",
+            start.elapsed().as_secs_f64(),
+            accepted.load(Ordering::Relaxed),
+        )
+    })
+    .await?;
     let rate = accepted.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
     let accepted = accepted.load(Ordering::Relaxed) as usize;
     // Its own check: every accepted message reaches the Maildir.
@@ -936,4 +924,22 @@ async fn postfix_load(
         "[postfix 4KB 1 rcpt] {accepted} accepted, {rate:.1}/s"
     ));
     Ok(rate)
+}
+
+/// Waits for every client task, showing `status()` on the progress line four times a
+/// second; the first failing client fails the case.
+async fn join_clients(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    status: impl Fn() -> String,
+) -> anyhow::Result<()> {
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            r = tasks.join_next() => match r {
+                None => return Ok(()),
+                Some(r) => r.context("client task")??,
+            },
+            _ = ticker.tick() => progress(&status()),
+        }
+    }
 }
