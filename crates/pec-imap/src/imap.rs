@@ -6,9 +6,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use imap_codec::encode::Encoder;
-use imap_codec::fragmentizer::{
-    DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
-};
+use imap_codec::fragmentizer::DecodeMessageError;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::{
@@ -40,8 +38,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::input::{Bounds, Input, Next};
 use crate::listext::{self, ListOptions};
 use crate::mime;
+use crate::pattern::Pattern;
 use crate::server::{Config, Conn, sasl_plain};
 
 /// The read-only folder that shows the account's security archive.
@@ -50,6 +50,20 @@ pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
 /// Bytes read from the socket at a time (the fragmentizer keeps at most one
 /// message, bounded by the literal limit).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Output buffered before it is sent while a FETCH reply is streamed.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// Longest tag echoed back; a command with a longer one is refused untagged.
+const MAX_TAG: usize = 128;
+
+/// The most a command may hold in memory after login: one literal and the lines around
+/// it (every bound of [`Input`] must be within this).
+fn largest_command(limits: &crate::server::Limits) -> usize {
+    (limits.max_literal as usize)
+        .saturating_add(2 * limits.max_line)
+        .max(limits.max_unauthenticated)
+}
 
 /// The folder a session has selected, and what the client knows of it.
 struct Selected {
@@ -160,7 +174,7 @@ struct Session<S> {
     conn: Conn<S>,
     secure: bool,
     config: Arc<Config>,
-    frag: Fragmentizer,
+    input: Input,
     out: Vec<u8>,
     user: Option<String>,
     selected: Option<Selected>,
@@ -175,12 +189,12 @@ pub(crate) async fn session<S>(conn: Conn<S>, secure: bool, config: Arc<Config>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let frag = Fragmentizer::new(config.limits.max_literal.saturating_add(64 * 1024));
+    let input = Input::new(largest_command(&config.limits));
     let mut s = Session {
         conn,
         secure,
         config,
-        frag,
+        input,
         out: Vec::new(),
         user: None,
         selected: None,
@@ -218,6 +232,15 @@ fn to_mailbox(name: &str) -> Result<Mailbox<'static>> {
 
 fn is_archive(name: &str) -> bool {
     name == ARCHIVE_FOLDER
+}
+
+/// Whether a new folder may not be called `name`: the archive, anything inside it, or a
+/// look-alike of it (another case, extra or trailing spaces) that a user could take for
+/// the real, legally meaningful one.
+fn is_reserved(name: &str) -> bool {
+    let top = name.split('/').next().unwrap_or(name);
+    let normal: Vec<String> = top.split_whitespace().map(str::to_lowercase).collect();
+    normal.join(" ") == ARCHIVE_FOLDER.to_lowercase()
 }
 
 fn flag_of(s: &str) -> Option<Flag<'static>> {
@@ -291,18 +314,6 @@ fn internal_date(ts: i64) -> Result<DateTime> {
     let dt = chrono::DateTime::from_timestamp(ts, 0)
         .ok_or_else(|| Error::Response(format!("internaldate {ts} out of range")))?;
     DateTime::try_from(dt.fixed_offset()).map_err(response_err)
-}
-
-/// LIST pattern matching: `*` matches anything, `%` anything but the delimiter.
-fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| wildcard(rest, &name[i..])),
-        Some((b'%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != b'/')
-            .any(|i| wildcard(rest, &name[i..])),
-        Some((c, rest)) => name.first() == Some(c) && wildcard(rest, &name[1..]),
-    }
 }
 
 fn date_of(ts: i64) -> Option<chrono::NaiveDate> {
@@ -511,61 +522,88 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    /// Reads until the fragmentizer holds a complete message; `false` at
-    /// end of stream or timeout. Sync literals are accepted with `+` when
-    /// within the limit and refused otherwise.
+    /// The input bounds of the session's state: before login a few KB for everything
+    /// (nothing an unauthenticated client sends may cost more), after it the configured
+    /// line and literal limits.
+    fn bounds(&self) -> Bounds {
+        let l = &self.config.limits;
+        if self.user.is_none() {
+            let small = l.max_unauthenticated;
+            Bounds {
+                line: small,
+                literal: u32::try_from(small).unwrap_or(u32::MAX),
+                command: small,
+            }
+        } else {
+            Bounds {
+                line: l.max_line,
+                literal: l.max_literal,
+                command: largest_command(l),
+            }
+        }
+    }
+
+    /// Reads bytes from the client into the input, waiting at most the idle timeout;
+    /// `false` when the session must end (the client left, or idled too long).
+    async fn read_more(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let read = tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(buf)).await;
+        match read {
+            Err(_) => {
+                self.bye("Autologout: idle for too long")?;
+                self.flush().await?;
+                Ok(false)
+            }
+            Ok(Ok(0)) => Ok(false),
+            Ok(Ok(n)) => {
+                self.input.feed(&buf[..n]);
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Reads until a whole command is buffered; `false` when the session must end (end
+    /// of stream, timeout, or input over a bound, which is answered with BYE).
+    /// Synchronising literals are invited with `+` only when within the bounds.
     async fn read_message(&mut self) -> Result<bool> {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            let Some(info) = self.frag.progress() else {
-                let read =
-                    tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut buf))
-                        .await;
-                match read {
-                    Err(_) => {
-                        self.bye("Autologout: idle for too long")?;
-                        self.flush().await?;
+            match self.input.next(&self.bounds()) {
+                Next::Command => return Ok(true),
+                Next::Read => {
+                    if !self.read_more(&mut buf).await? {
                         return Ok(false);
                     }
-                    Ok(Ok(0)) => return Ok(false),
-                    Ok(Ok(n)) => self.frag.enqueue_bytes(&buf[..n]),
-                    Ok(Err(e)) => return Err(e.into()),
                 }
-                continue;
-            };
-            if let FragmentInfo::Line {
-                announcement: Some(LiteralAnnouncement { mode, length }),
-                ..
-            } = info
-            {
-                if length > self.config.limits.max_literal {
-                    match (mode, self.frag.decode_tag().map(|t| t.into_static())) {
-                        (LiteralMode::Sync, Some(tag)) => {
-                            self.tagged(
-                                tag,
-                                Done {
-                                    kind: StatusKind::No,
-                                    code: Some(Code::TooBig),
-                                    text: "Literal too large".into(),
-                                },
-                            )?;
-                            self.flush().await?;
-                            self.frag.skip_message();
-                        }
-                        // A non-sync literal comes anyway: let the
-                        // fragmentizer drop it and refuse the command then.
-                        _ => self.frag.poison_message(),
-                    }
-                    continue;
-                }
-                if mode == LiteralMode::Sync {
+                Next::Literal(LiteralMode::Sync) => {
                     self.continuation("Ready for literal data")?;
                     self.flush().await?;
                 }
-                continue;
-            }
-            if self.frag.is_message_complete() {
-                return Ok(true);
+                Next::Literal(LiteralMode::NonSync) => {}
+                Next::SyncLiteralTooLarge => {
+                    let done = Done {
+                        kind: StatusKind::No,
+                        code: Some(Code::TooBig),
+                        text: "Literal too large".into(),
+                    };
+                    match self
+                        .input
+                        .fragmentizer()
+                        .decode_tag()
+                        .map(|t| t.into_static())
+                    {
+                        Some(tag) => self.tagged(tag, done)?,
+                        None => self.untagged(StatusKind::No, done.code, &done.text)?,
+                    }
+                    self.flush().await?;
+                    self.input.skip();
+                }
+                Next::Overflow(why) => {
+                    tracing::info!(reason = why, user = ?self.user, "client input over a bound");
+                    self.bye(why)?;
+                    self.flush().await?;
+                    return Ok(false);
+                }
             }
         }
     }
@@ -576,17 +614,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(());
             }
             let decoded = self
-                .frag
+                .input
+                .fragmentizer()
                 .decode_message(&CommandCodec::default())
                 .map(|c| c.into_static());
             let command = match decoded {
+                Ok(command) if command.tag.as_ref().len() > MAX_TAG => {
+                    self.untagged(StatusKind::Bad, None, "Tag too long")?;
+                    self.flush().await?;
+                    continue;
+                }
                 Ok(command) => command,
                 Err(e) => {
-                    let tag = self.frag.decode_tag().map(|t| t.into_static());
+                    let tag = self
+                        .input
+                        .fragmentizer()
+                        .decode_tag()
+                        .filter(|t| t.as_ref().len() <= MAX_TAG)
+                        .map(|t| t.into_static());
                     // The RFC 5258 form of LIST, which the codec does not decode.
-                    if let (Some(tag), Some(parsed)) =
-                        (tag.clone(), listext::parse(self.frag.message_bytes()))
-                    {
+                    if let (Some(tag), Some(parsed)) = (
+                        tag.clone(),
+                        listext::parse(self.input.fragmentizer().message_bytes()),
+                    ) {
                         let done = match parsed {
                             Err(why) => Ok(Done::bad(why)),
                             Ok(_) if self.user.is_none() => Ok(Done::no("Log in first")),
@@ -715,7 +765,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.conn.start_tls(tls).await?;
         self.secure = true;
         // Anything the client sent before the handshake is discarded (RFC 3501 6.2.1).
-        self.frag = Fragmentizer::new(self.config.limits.max_literal.saturating_add(64 * 1024));
+        self.input.reset(largest_command(&self.config.limits));
         Ok(Flow::Continue)
     }
 
@@ -773,7 +823,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if !self.read_message().await? {
                     return Ok(Flow::Close);
                 }
-                match self.frag.decode_message(&AuthenticateDataCodec::default()) {
+                match self
+                    .input
+                    .fragmentizer()
+                    .decode_message(&AuthenticateDataCodec::default())
+                {
                     Ok(AuthenticateData::Continue(data)) => data.declassify().to_vec(),
                     Ok(AuthenticateData::Cancel) => {
                         self.tagged(tag, Done::bad("Authentication cancelled"))?;
@@ -852,6 +906,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if is_archive(&name) {
                     return Ok(Done::no("Mailbox already exists"));
                 }
+                if is_reserved(&name) {
+                    return Ok(Done::no("The name is reserved for the security archive"));
+                }
+                let u = user.clone();
+                let count = self.config.store(move |s| s.list_folders(&u)).await?.len();
+                if count >= self.config.limits.max_folders {
+                    return Ok(Done::no_code("LIMIT", "Too many folders"));
+                }
                 self.config
                     .store(move |s| {
                         // Superior hierarchy names are created as needed (RFC 3501 6.3.3).
@@ -885,6 +947,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let (from, to) = (mailbox_name(&from), mailbox_name(&to));
                 if is_archive(&from) || is_archive(&to) {
                     return Ok(Done::no("The security archive cannot be renamed"));
+                }
+                if is_reserved(&to) {
+                    return Ok(Done::no("The name is reserved for the security archive"));
                 }
                 self.config
                     .store(move |s| s.rename_folder(&user, &from, &to))
@@ -1245,6 +1310,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(Done::ok(completed));
         }
         let mut folders = self.config.store(move |s| s.list_folders(&user)).await?;
+        // A real folder of that name (an implicit parent made before such names were
+        // reserved) would show twice; the archive is the one listed.
+        folders.retain(|f| !is_archive(&f.name));
         folders.push(pec_store::Folder {
             name: ARCHIVE_FOLDER.to_string(),
             special_use: None,
@@ -1256,13 +1324,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             (!(opts.subscribed || lsub) || f.subscribed)
                 && (!opts.special_use || f.special_use.is_some())
         };
+        // Each pattern twice: as given, and upper-cased for INBOX (case-insensitive).
+        let mut patterns = Vec::new();
+        for p in &opts.patterns {
+            let full = [opts.reference.as_slice(), p.as_slice()].concat();
+            match (
+                Pattern::new(&full),
+                Pattern::new(&full.to_ascii_uppercase()),
+            ) {
+                (Ok(p), Ok(upper)) => patterns.push((p, upper)),
+                _ => return Ok(Done::bad("Mailbox pattern too long")),
+            }
+        }
         let matches_pattern = |name: &str| {
-            opts.patterns.iter().any(|p| {
-                let full = [opts.reference.as_slice(), p.as_slice()].concat();
+            patterns.iter().any(|(p, upper)| {
                 if name == "INBOX" {
-                    wildcard(&full.to_ascii_uppercase(), b"INBOX")
+                    upper.matches(b"INBOX")
                 } else {
-                    wildcard(&full, name.as_bytes())
+                    p.matches(name.as_bytes())
                 }
             })
         };
@@ -1440,14 +1519,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let mut changes = self.selected.as_ref().map(|s| s.changes.clone());
         let mut buf = vec![0u8; 1024];
         loop {
-            // Check for a complete DONE line already buffered.
-            while let Some(info) = self.frag.progress() {
-                let _ = info;
-                if self.frag.is_message_complete() {
-                    return Ok(match self.frag.decode_message(&IdleDoneCodec::default()) {
+            // Only DONE may come; anything that is not a short line ends the session.
+            match self.input.next(&self.bounds()) {
+                Next::Command => {
+                    let decoded = self
+                        .input
+                        .fragmentizer()
+                        .decode_message(&IdleDoneCodec::default());
+                    return Ok(match decoded {
                         Ok(_) => Done::ok("IDLE terminated"),
                         Err(_) => Done::bad("Expected DONE"),
                     });
+                }
+                Next::Read => {}
+                Next::Literal(_) | Next::SyncLiteralTooLarge | Next::Overflow(_) => {
+                    self.bye("Expected DONE")?;
+                    self.flush().await?;
+                    return Err(Error::Protocol("unexpected input in IDLE".into()));
                 }
             }
             let changed = async {
@@ -1460,7 +1548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 read = tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut buf)) => {
                     match read {
                         Err(_) | Ok(Ok(0)) => return Err(Error::Protocol("connection closed in IDLE".into())),
-                        Ok(Ok(n)) => self.frag.enqueue_bytes(&buf[..n]),
+                        Ok(Ok(n)) => self.input.feed(&buf[..n]),
                         Ok(Err(e)) => return Err(e.into()),
                     }
                 }
@@ -1715,75 +1803,113 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
             let parsed = if needs_bytes { mime::parse(&raw) } else { None };
-            let mut items = Vec::new();
-            for name in &names {
-                items.push(match name {
-                    MessageDataItemName::Uid => MessageDataItem::Uid(nz(meta.uid)?),
-                    MessageDataItemName::Flags => MessageDataItem::Flags(self.flags_of(&meta)),
-                    MessageDataItemName::InternalDate => {
-                        MessageDataItem::InternalDate(internal_date(meta.internaldate)?)
-                    }
-                    MessageDataItemName::Rfc822Size => {
-                        MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
-                    }
-                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
-                        NonZeroU64::new(meta.modseq).unwrap_or(NonZeroU64::MIN),
-                    ),
-                    MessageDataItemName::Envelope => {
-                        MessageDataItem::Envelope(mime::envelope(parsed.as_ref()))
-                    }
-                    MessageDataItemName::BodyStructure => {
-                        MessageDataItem::BodyStructure(mime::body_structure(&raw, parsed.as_ref()))
-                    }
-                    MessageDataItemName::Body => {
-                        MessageDataItem::Body(mime::body_structure(&raw, parsed.as_ref()))
-                    }
-                    MessageDataItemName::Rfc822 => {
-                        MessageDataItem::Rfc822(mime::literal(raw.clone()))
-                    }
-                    MessageDataItemName::Rfc822Header => {
-                        MessageDataItem::Rfc822Header(mime::literal(mime::split_header(&raw).0))
-                    }
-                    MessageDataItemName::Rfc822Text => {
-                        MessageDataItem::Rfc822Text(mime::literal(mime::split_header(&raw).1))
-                    }
-                    MessageDataItemName::BodyExt {
-                        section, partial, ..
-                    } => {
-                        let mut bytes = mime::section(&raw, parsed.as_ref(), section.as_ref())
-                            .unwrap_or_default();
-                        let origin = partial.map(|(start, len)| {
-                            let start_at = (start as usize).min(bytes.len());
-                            let end = start_at.saturating_add(len.get() as usize).min(bytes.len());
-                            bytes = bytes[start_at..end].to_vec();
-                            start
-                        });
-                        MessageDataItem::BodyExt {
-                            section: section.clone(),
-                            origin,
-                            data: mime::literal(bytes),
-                        }
-                    }
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                        continue;
-                    }
-                });
-            }
+            let mut extra = Vec::new();
             if set_seen && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(self.flags_of(&meta)));
+                extra.push(MessageDataItem::Flags(self.flags_of(&meta)));
                 if self.condstore && !names.contains(&MessageDataItemName::ModSeq) {
-                    items.push(modseq_item(&meta));
+                    extra.push(modseq_item(&meta));
                 }
             }
-            let Ok(items) = Vec1::try_from(items) else {
-                continue;
-            };
-            self.data(Data::Fetch {
-                seq: seq_of(index)?,
-                items,
-            });
+            // One item at a time to the client: a reply naming the same large section
+            // many times never sits in memory whole.
+            let seq = seq_of(index)?;
+            self.out
+                .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+            let mut first = true;
+            for name in &names {
+                let item = self.item(name, &meta, &raw, parsed.as_ref())?;
+                self.stream_item(seq, item, &mut first).await?;
+            }
+            for item in extra {
+                self.stream_item(seq, item, &mut first).await?;
+            }
+            self.out.extend_from_slice(b")\r\n");
         }
         Ok(Done::ok("FETCH completed"))
+    }
+
+    /// One FETCH item of a message.
+    fn item(
+        &self,
+        name: &MessageDataItemName<'static>,
+        meta: &MessageMeta,
+        raw: &[u8],
+        parsed: Option<&mail_parser::Message<'_>>,
+    ) -> Result<MessageDataItem<'static>> {
+        Ok(match name {
+            MessageDataItemName::Uid => MessageDataItem::Uid(nz(meta.uid)?),
+            MessageDataItemName::Flags => MessageDataItem::Flags(self.flags_of(meta)),
+            MessageDataItemName::InternalDate => {
+                MessageDataItem::InternalDate(internal_date(meta.internaldate)?)
+            }
+            MessageDataItemName::Rfc822Size => {
+                MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
+            }
+            MessageDataItemName::ModSeq => modseq_item(meta),
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(parsed)),
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(mime::body_structure(raw, parsed))
+            }
+            MessageDataItemName::Body => MessageDataItem::Body(mime::body_structure(raw, parsed)),
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(mime::literal(raw)),
+            MessageDataItemName::Rfc822Header => {
+                MessageDataItem::Rfc822Header(mime::literal(mime::split_header(raw).0))
+            }
+            MessageDataItemName::Rfc822Text => {
+                MessageDataItem::Rfc822Text(mime::literal(mime::split_header(raw).1))
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let mut bytes = mime::section(raw, parsed, section.as_ref()).unwrap_or_default();
+                let origin = partial.map(|(start, len)| {
+                    let start_at = (start as usize).min(bytes.len());
+                    let end = start_at.saturating_add(len.get() as usize).min(bytes.len());
+                    bytes = bytes[start_at..end].to_vec();
+                    start
+                });
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: mime::literal(bytes),
+                }
+            }
+            // Refused before any message is read (see `fetch`).
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                return Err(Error::Response("BINARY is not supported".into()));
+            }
+        })
+    }
+
+    /// Appends one item of the FETCH reply of message `seq` to the output, sending the
+    /// output once it holds more than [`STREAM_CHUNK`] bytes.
+    async fn stream_item(
+        &mut self,
+        seq: NonZeroU32,
+        item: MessageDataItem<'static>,
+        first: &mut bool,
+    ) -> Result<()> {
+        // The codec encodes whole responses: encode a reply with this item alone and keep
+        // what is between "* seq FETCH (" and ")\r\n".
+        let encoded = ResponseCodec::default()
+            .encode(&Response::Data(Data::Fetch {
+                seq,
+                items: Vec1::from(item),
+            }))
+            .dump();
+        let prefix = format!("* {seq} FETCH (");
+        let inner = encoded
+            .strip_prefix(prefix.as_bytes())
+            .and_then(|b| b.strip_suffix(b")\r\n"))
+            .ok_or_else(|| Error::Response("unexpected FETCH encoding".into()))?;
+        if !std::mem::take(first) {
+            self.out.push(b' ');
+        }
+        self.out.extend_from_slice(inner);
+        if self.out.len() > STREAM_CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     async fn store(&mut self, set: &SequenceSet, req: StoreRequest) -> Result<Done> {
@@ -2062,16 +2188,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn list_wildcards() {
-        assert!(wildcard(b"*", b"Sent/2024"));
-        assert!(!wildcard(b"%", b"Sent/2024"));
-        assert!(wildcard(b"%", b"Sent"));
-        assert!(wildcard(b"Sent/%", b"Sent/2024"));
-        assert!(wildcard(b"S*t", b"Sent"));
-        assert!(!wildcard(b"Tr", b"Trash"));
-    }
 
     #[test]
     fn sets_with_star() {

@@ -14,10 +14,12 @@
 
 pub mod error;
 mod imap;
+mod input;
 mod listext;
 mod mime;
 mod notify;
 mod password;
+mod pattern;
 mod pop3;
 mod server;
 

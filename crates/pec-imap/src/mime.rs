@@ -416,10 +416,12 @@ fn structure(ctx: Ctx<'_, '_>, id: usize, depth: usize) -> BodyStructure<'static
                 .to_ascii_uppercase(),
         )
     };
-    if let PartType::Multipart(children) = &part.body {
+    if let PartType::Multipart(children) = &part.body
+        && depth < MAX_DEPTH
+    {
         let bodies: Vec<BodyStructure<'static>> = children
             .iter()
-            .map(|&c| structure(ctx, c as usize, depth))
+            .map(|&c| structure(ctx, c as usize, depth + 1))
             .collect();
         if let Ok(bodies) = Vec1::try_from(bodies) {
             return BodyStructure::Multi {
@@ -456,6 +458,17 @@ fn structure(ctx: Ctx<'_, '_>, id: usize, depth: usize) -> BodyStructure<'static
             subtype: subtype("PLAIN"),
             number_of_lines: lines(body_bytes),
         },
+        // A multipart or message shown as a leaf (too deep, or without parts): opaque
+        // bytes, since a leaf of those types would break the BODYSTRUCTURE grammar.
+        _ if ["multipart", "message"]
+            .iter()
+            .any(|t| main_type.eq_ignore_ascii_case(t)) =>
+        {
+            SpecificFields::Basic {
+                r#type: istring("APPLICATION"),
+                subtype: istring("OCTET-STREAM"),
+            }
+        }
         _ => SpecificFields::Basic {
             r#type: istring(main_type.to_ascii_uppercase()),
             subtype: subtype("OCTET-STREAM"),
@@ -476,8 +489,9 @@ fn structure(ctx: Ctx<'_, '_>, id: usize, depth: usize) -> BodyStructure<'static
     }
 }
 
-/// Nesting beyond this is shown as opaque parts (mail-parser stops there too).
-const MAX_DEPTH: usize = 8;
+/// Multipart and message levels shown; deeper parts are shown as opaque leaves, as
+/// Dovecot does (the structure is built recursively, so its depth must be bounded).
+const MAX_DEPTH: usize = 100;
 
 fn plain_text(size: u32, number_of_lines: u32) -> BodyStructure<'static> {
     BodyStructure::Single {

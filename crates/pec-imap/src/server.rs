@@ -22,8 +22,17 @@ use crate::password::verify_password;
 /// Bounds a session keeps to, so one client cannot exhaust the server.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest literal (APPEND message) accepted, in bytes.
+    /// Largest literal (APPEND message) accepted after login, in bytes: the largest
+    /// message, as for SMTP.
     pub max_literal: u32,
+    /// Longest command line after login, literals aside (Dovecot's
+    /// `imap_max_line_length` is 64 KiB too); a longer one ends the session.
+    pub max_line: usize,
+    /// Most bytes a command may hold before login, lines and literals together: an
+    /// unauthenticated client costs no more than this.
+    pub max_unauthenticated: usize,
+    /// Most folders an account may create (LIST and STATUS of every folder stay cheap).
+    pub max_folders: usize,
     /// Failed logins after which the connection is closed.
     pub max_auth_failures: u32,
     /// Pause after each failed login, to slow password guessing.
@@ -35,7 +44,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_literal: 64 * 1024 * 1024,
+            max_literal: 40 * 1024 * 1024,
+            max_line: 64 * 1024,
+            max_unauthenticated: 8 * 1024,
+            max_folders: 1000,
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30 * 60),

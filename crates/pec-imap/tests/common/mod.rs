@@ -11,7 +11,7 @@ use pec_store::{NewAccount, SqliteStore, Store};
 pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    store.add_domain("pec.example.it", 1_000_000).unwrap();
+    store.add_domain("pec.example.it", 10_000_000).unwrap();
     store
         .create_account(&NewAccount {
             address: "anna@pec.example.it".into(),

@@ -1,0 +1,218 @@
+//! The client's bytes, split into commands by `imap-codec`'s fragmentizer, with the
+//! bounds a session keeps to: how long a line, a literal and a whole command may be.
+//!
+//! The fragmentizer alone bounds only the whole command, and only by dropping what is
+//! over; here every bound is checked while the bytes arrive, so a client cannot make the
+//! server buffer more than a line's worth of bytes it did not agree to take, and a
+//! literal is judged on its announced size before the `+` that invites it.
+
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::core::LiteralMode;
+
+/// The bounds of the current session state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Longest line (the bytes between two literals, or a whole command without one).
+    pub line: usize,
+    /// Largest literal.
+    pub literal: u32,
+    /// Largest command, lines and literals together.
+    pub command: usize,
+}
+
+/// What the session does next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// More bytes are needed: read from the client, then call [`Input::feed`].
+    Read,
+    /// A whole command is buffered: decode it with [`Input::fragmentizer`].
+    Command,
+    /// The client announced a literal within bounds; a synchronising one waits for `+`.
+    Literal(LiteralMode),
+    /// The client announced a synchronising literal over the bound: refuse the command
+    /// (tagged `NO [TOOBIG]`) and call [`Input::skip`]; the client does not send it.
+    SyncLiteralTooLarge,
+    /// A bound was broken where the input cannot be resynchronised (an over-long line, a
+    /// non-synchronising literal over the bound that is coming anyway): say why in a BYE
+    /// and close.
+    Overflow(&'static str),
+}
+
+/// The input side of a session.
+pub(crate) struct Input {
+    frag: Fragmentizer,
+    /// Where the line being received starts in the command's buffer.
+    line_start: usize,
+    /// Whether the bytes arriving belong to an accepted literal.
+    in_literal: bool,
+}
+
+impl Input {
+    /// An input whose commands never exceed `largest` bytes in memory, whatever the
+    /// bounds passed later (they must be within it).
+    pub(crate) fn new(largest: usize) -> Self {
+        Input {
+            frag: Fragmentizer::new(u32::try_from(largest).unwrap_or(u32::MAX)),
+            line_start: 0,
+            in_literal: false,
+        }
+    }
+
+    /// Adds bytes read from the client.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
+        self.frag.enqueue_bytes(bytes);
+    }
+
+    /// The fragmentizer, to decode the command just completed.
+    pub(crate) fn fragmentizer(&self) -> &Fragmentizer {
+        &self.frag
+    }
+
+    /// Forgets the command being received (after a refused synchronising literal).
+    pub(crate) fn skip(&mut self) {
+        self.frag.skip_message();
+        self.line_start = 0;
+        self.in_literal = false;
+    }
+
+    /// Forgets everything buffered, unread bytes included (after STARTTLS: what came
+    /// before the handshake must not be executed after it).
+    pub(crate) fn reset(&mut self, largest: usize) {
+        *self = Input::new(largest);
+    }
+
+    /// Advances over the buffered bytes until something must be done.
+    pub(crate) fn next(&mut self, bounds: &Bounds) -> Next {
+        loop {
+            let Some(info) = self.frag.progress() else {
+                let buffered = self.frag.message_bytes().len();
+                if buffered > bounds.command {
+                    return Next::Overflow("Command too long");
+                }
+                if !self.in_literal && buffered.saturating_sub(self.line_start) > bounds.line {
+                    return Next::Overflow("Line too long");
+                }
+                return Next::Read;
+            };
+            match info {
+                FragmentInfo::Line {
+                    start,
+                    end,
+                    announcement,
+                    ..
+                } => {
+                    self.line_start = end;
+                    let buffered = self.frag.message_bytes().len();
+                    if end - start > bounds.line {
+                        return Next::Overflow("Line too long");
+                    }
+                    if buffered > bounds.command {
+                        return Next::Overflow("Command too long");
+                    }
+                    let Some(LiteralAnnouncement { mode, length }) = announcement else {
+                        // The command is complete; the next one starts a new buffer.
+                        self.line_start = 0;
+                        return Next::Command;
+                    };
+                    let fits = length <= bounds.literal
+                        && buffered.saturating_add(length as usize) <= bounds.command;
+                    return match (fits, mode) {
+                        (true, _) => {
+                            self.in_literal = true;
+                            Next::Literal(mode)
+                        }
+                        (false, LiteralMode::Sync) => Next::SyncLiteralTooLarge,
+                        (false, LiteralMode::NonSync) => Next::Overflow("Literal too large"),
+                    };
+                }
+                FragmentInfo::Literal { end, .. } => {
+                    self.in_literal = false;
+                    self.line_start = end;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: Bounds = Bounds {
+        line: 100,
+        literal: 50,
+        command: 200,
+    };
+
+    fn run(input: &mut Input, bytes: &[u8]) -> Next {
+        input.feed(bytes);
+        input.next(&B)
+    }
+
+    #[test]
+    fn commands_and_literals_within_bounds() {
+        let mut i = Input::new(1000);
+        assert_eq!(run(&mut i, b"a1 NOOP\r\n"), Next::Command);
+        assert_eq!(
+            run(&mut i, b"a2 LOGIN {3}\r\n"),
+            Next::Literal(LiteralMode::Sync)
+        );
+        assert_eq!(run(&mut i, b"abc"), Next::Read);
+        assert_eq!(run(&mut i, b" x\r\n"), Next::Command);
+        assert_eq!(
+            i.fragmentizer().message_bytes(),
+            b"a2 LOGIN {3}\r\nabc x\r\n"
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_at_the_bound() {
+        let mut i = Input::new(1000);
+        assert_eq!(run(&mut i, &[b'a'; 60]), Next::Read);
+        assert_eq!(run(&mut i, &[b'a'; 60]), Next::Overflow("Line too long"));
+        let mut i = Input::new(1000);
+        let mut long = vec![b'a'; 150];
+        long.extend_from_slice(b"\r\n");
+        assert_eq!(run(&mut i, &long), Next::Overflow("Line too long"));
+    }
+
+    #[test]
+    fn literals_over_the_bound_are_refused_before_they_come() {
+        let mut i = Input::new(1000);
+        assert_eq!(
+            run(&mut i, b"a1 APPEND INBOX {51}\r\n"),
+            Next::SyncLiteralTooLarge
+        );
+        i.skip();
+        assert_eq!(run(&mut i, b"a2 NOOP\r\n"), Next::Command);
+        assert_eq!(
+            run(&mut i, b"a3 APPEND INBOX {51+}\r\n"),
+            Next::Overflow("Literal too large")
+        );
+        // Each literal within its bound, but lines and literals together over the
+        // command bound (11 + 50 + 7 + 50 + 7 buffered, then 50 more > 150).
+        let b = Bounds { command: 150, ..B };
+        let mut i = Input::new(1000);
+        let mut step = |bytes: &[u8]| {
+            i.feed(bytes);
+            i.next(&b)
+        };
+        assert_eq!(step(b"a1 X {50}\r\n"), Next::Literal(LiteralMode::Sync));
+        assert_eq!(step(&[b'x'; 50]), Next::Read);
+        assert_eq!(step(b" {50}\r\n"), Next::Literal(LiteralMode::Sync));
+        assert_eq!(step(&[b'x'; 50]), Next::Read);
+        assert_eq!(step(b" {50}\r\n"), Next::SyncLiteralTooLarge);
+    }
+
+    #[test]
+    fn literal_bytes_do_not_count_as_a_line() {
+        let mut i = Input::new(1000);
+        assert_eq!(
+            run(&mut i, b"a1 APPEND INBOX {50}\r\n"),
+            Next::Literal(LiteralMode::Sync)
+        );
+        // 50 literal bytes with no line end, then the end of the command.
+        assert_eq!(run(&mut i, &[b'x'; 50]), Next::Read);
+        assert_eq!(run(&mut i, b"\r\n"), Next::Command);
+    }
+}
