@@ -81,8 +81,17 @@ pub enum MailboxCommand {
     },
 }
 
-fn open(config: &Config) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&config.gestore.data_dir).with_context(|| {
+/// Opens the store of `config` for an administration command, closing its directory to
+/// other users first (with a warning on standard error when it was open).
+pub fn open(config: &Config) -> anyhow::Result<SqliteStore> {
+    let dir = &config.gestore.data_dir;
+    if let Some(mode) = crate::private::data_dir(dir)? {
+        eprintln!(
+            "pecd: warning: {}",
+            crate::private::loosened_warning(dir, mode)
+        );
+    }
+    SqliteStore::open(dir).with_context(|| {
         format!(
             "cannot open the store in {}",
             config.gestore.data_dir.display()

@@ -7,5 +7,6 @@ pub mod certs;
 pub mod config;
 pub mod inspect;
 pub mod log;
+pub mod private;
 pub mod serve;
 pub mod trust;

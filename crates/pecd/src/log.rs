@@ -7,9 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate};
-use pec_store::{
-    LogFault, LogQuery, LogRecord, SqliteStore, Store, write_log_csv, write_log_jsonl,
-};
+use pec_store::{LogFault, LogQuery, LogRecord, Store, write_log_csv, write_log_jsonl};
 
 use crate::config::Config;
 
@@ -121,12 +119,7 @@ fn write(records: &[LogRecord], format: Format, out: &mut dyn Write) -> anyhow::
 
 /// Runs a `pecd log` subcommand.
 pub fn run(config: &Config, cmd: LogCommand) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(&config.gestore.data_dir).with_context(|| {
-        format!(
-            "cannot open the store in {}",
-            config.gestore.data_dir.display()
-        )
-    })?;
+    let store = crate::admin::open(config)?;
     match cmd {
         LogCommand::Verify => {
             let v = store.verify_log()?;

@@ -46,6 +46,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    pecd::private::restrict_umask();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Certs(cmd) => certs::run(cmd, &cli.config),

@@ -122,6 +122,9 @@ fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
 pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<Configured>> {
     ensure_lab_pki(config)?;
     let dir = &config.certificates.dir;
+    for key in ["sign.key", "tls.key"] {
+        crate::private::check_key(&config.own_file(key))?;
+    }
     let signer = OpensslSigner::from_pem(
         &read(&config.own_file("sign.pem"))?,
         &read(&config.own_file("sign.key"))?,
@@ -137,8 +140,12 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     )
     .context("the TLS certificate and key")?;
 
-    std::fs::create_dir_all(&config.gestore.data_dir)
-        .with_context(|| format!("cannot create {}", config.gestore.data_dir.display()))?;
+    if let Some(mode) = crate::private::data_dir(&config.gestore.data_dir)? {
+        warn!(
+            "{}",
+            crate::private::loosened_warning(&config.gestore.data_dir, mode)
+        );
+    }
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&config.gestore.data_dir).context("cannot open the store")?);
     ensure_accounts(config, store.as_ref())?;
