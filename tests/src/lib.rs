@@ -63,6 +63,12 @@ pub struct Node {
     pub pop3s_port: u16,
     /// HTTP (client set-up: autoconfig, Autodiscover).
     pub http_port: u16,
+    /// Submission with STARTTLS.
+    pub submission_starttls_port: u16,
+    /// IMAP with STARTTLS.
+    pub imap_port: u16,
+    /// POP3 with STLS.
+    pub pop3_port: u16,
     running: Option<Running>,
 }
 
@@ -151,7 +157,7 @@ impl Lab {
         }));
         let pki_dir = dir.path().join("pki");
         pecd::certs::write_lab(&pki_dir, gestori, 3650, false).expect("lab PKI");
-        let ports: Vec<[u16; 6]> = specs.iter().map(|_| [(); 6].map(|_| free_port())).collect();
+        let ports: Vec<[u16; 9]> = specs.iter().map(|_| [(); 9].map(|_| free_port())).collect();
         let mut routes = String::from("[routes]\n");
         for (domain, port) in extra_routes {
             routes.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
@@ -170,7 +176,8 @@ impl Lab {
                 "[gestore]\nname = \"{name}\"\nhostname = \"mx.{d0}\"\ndata_dir = \"data-{id}\"\ndomains = [{domains}]\n\n\
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
                  [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\nimaps = \"127.0.0.1:{p2}\"\n\
-                 pop3s = \"127.0.0.1:{p3}\"\nhttp = \"127.0.0.1:{p4}\"\nhttps = \"127.0.0.1:{p5}\"\n\n\
+                 pop3s = \"127.0.0.1:{p3}\"\nhttp = \"127.0.0.1:{p4}\"\nhttps = \"127.0.0.1:{p5}\"\n\
+                 submission = \"127.0.0.1:{p6}\"\nimap = \"127.0.0.1:{p7}\"\npop3 = \"127.0.0.1:{p8}\"\n\n\
                  [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n[dns]\nresolver = \"off\"\n\n\
                  [lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
                 name = name_of(s.id),
@@ -183,6 +190,9 @@ impl Lab {
                 p3 = p[3],
                 p4 = p[4],
                 p5 = p[5],
+                p6 = p[6],
+                p7 = p[7],
+                p8 = p[8],
                 mailboxes = mailboxes.join(", "),
                 extra = s.extra,
             );
@@ -200,6 +210,9 @@ impl Lab {
                 pop3s_port: p[3],
                 http_port: p[4],
                 https_port: p[5],
+                submission_starttls_port: p[6],
+                imap_port: p[7],
+                pop3_port: p[8],
                 running: Some(running),
             });
         }

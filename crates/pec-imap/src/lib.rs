@@ -28,3 +28,15 @@ pub use imap::ARCHIVE_FOLDER;
 pub use notify::Notifier;
 pub use password::{hash_password, verify_password};
 pub use server::{Config, Limits, imap_session, pop3_session, serve_imap, serve_pop3};
+
+/// Internals the fuzz targets in `fuzz/` drive directly; not an API to build on.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Whether `name` matches the LIST pattern `pattern`; `None` when the pattern is
+    /// refused as too long.
+    pub fn list_pattern_matches(pattern: &[u8], name: &[u8]) -> Option<bool> {
+        crate::pattern::Pattern::new(pattern)
+            .ok()
+            .map(|p| p.matches(name))
+    }
+}

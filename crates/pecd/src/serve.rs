@@ -217,7 +217,11 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         store: store.clone(),
         notifier,
         tls: Some(tls),
-        limits: pec_imap::Limits::default(),
+        // An APPEND may bring what SMTP would accept, no more.
+        limits: pec_imap::Limits {
+            max_literal: u32::try_from(smtp.max_message_size).unwrap_or(u32::MAX),
+            ..pec_imap::Limits::default()
+        },
     });
 
     let l = &config.listen;
