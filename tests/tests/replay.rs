@@ -3,11 +3,14 @@
 //! header). The incoming point trusts only what the signature covers: a message is PEC
 //! only for the recipients and the sender its daticert certifies, receipts go to the
 //! certified sender, a rewritten header makes an anomaly, and an exact replay is stored
-//! once.
+//! once; an infected envelope reaches no one it does not certify, as an anomaly either.
 
 use std::sync::Arc;
 
-use pec_e2e::{Lab, mailbox, of_kind, openssl_verifies, send_to_mx, standard, submit, wait_for};
+use pec_e2e::{
+    EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies, send_to_mx, standard, start_clamd,
+    submit, wait_for,
+};
 use pec_gestore::access::{Limits, Outcome, Submission, submit as access_submit};
 use pec_gestore::clock::Clock;
 use pec_gestore::identity::Identity;
@@ -69,8 +72,16 @@ fn identity(lab: &Lab, id: &str, name: &str) -> Identity {
 /// A transport envelope alfa signed for Mario's message to Anna that has not reached
 /// beta (a relay in between holds it); its identificativo.
 fn fresh_envelope(lab: &Lab, subject: &str) -> (Vec<u8>, String) {
+    envelope_of(
+        lab,
+        &message("Mario Rossi <mario.rossi@pec.alfa.test>", ANNA, subject),
+    )
+}
+
+/// The transport envelope alfa signs for Mario's message `raw` to Anna; its
+/// identificativo.
+fn envelope_of(lab: &Lab, raw: &str) -> (Vec<u8>, String) {
     let alfa = identity(lab, "alfa", "Alfa PEC (lab)");
-    let raw = message("Mario Rossi <mario.rossi@pec.alfa.test>", ANNA, subject);
     let rcpt = vec![ANNA.to_string()];
     let sub = Submission {
         raw: raw.as_bytes(),
@@ -431,5 +442,53 @@ async fn a_misdirected_receipt_settles_no_timer() {
     assert!(delivered(alfa.store.as_ref()));
     let inbox = wait_for(alfa.store.as_ref(), MARIO, 2).await;
     assert_eq!(of_kind(&inbox, "avvenuta-consegna").len(), 1);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infected_envelope_reaches_no_stray_recipient() {
+    let clamd = start_clamd();
+    let specs = vec![
+        standard().remove(0),
+        NodeSpec {
+            extra: format!("[antivirus]\nclamd = \"{}\"\n", clamd.address),
+            ..standard().remove(1)
+        },
+    ];
+    let lab = Lab::start(specs, &[]).await;
+    let beta = lab.node("beta");
+    let infected = format!("{}{EICAR}\r\n", message(MARIO, ANNA, "Allegato"));
+    let (envelope, id) = envelope_of(&lab, &infected);
+
+    // Only to a recipient it does not certify: refused like infected ordinary mail.
+    let err = send_to_mx(beta.mx_port, MARIO, &[LUCA], &envelope).unwrap_err();
+    assert!(err.contains("554"), "{err}");
+    assert!(log(beta.store.as_ref(), &id).is_empty());
+
+    // Rewritten on its way (an anomaly, certified for nobody): refused too.
+    let rewritten = String::from_utf8(envelope.clone()).unwrap().replacen(
+        "Subject: POSTA CERTIFICATA: Allegato",
+        "Subject: POSTA CERTIFICATA: Fattura",
+        1,
+    );
+    assert_ne!(rewritten.as_bytes(), envelope.as_slice());
+    let err = send_to_mx(beta.mx_port, MARIO, &[ANNA], rewritten.as_bytes()).unwrap_err();
+    assert!(err.contains("554"), "{err}");
+    assert!(mailbox(beta.store.as_ref(), ANNA, "INBOX").is_empty());
+
+    // With Anna, whom it certifies: the virus path for her, nothing for Luca.
+    send_to_mx(beta.mx_port, MARIO, &[ANNA, LUCA], &envelope).expect("taken in charge");
+    assert!(mailbox(beta.store.as_ref(), ANNA, "INBOX").is_empty());
+    assert!(mailbox(beta.store.as_ref(), LUCA, "INBOX").is_empty());
+    let records = log(beta.store.as_ref(), &id);
+    assert_eq!(events(&records, "presa-in-carico"), vec![ANNA]);
+    assert_eq!(events(&records, "rilevazione-virus").len(), 1);
+    let anomalies = events(&records, "anomalia");
+    assert_eq!(anomalies.len(), 1, "{anomalies:?}");
+    assert!(
+        anomalies[0].starts_with(LUCA) && anomalies[0].contains("virus"),
+        "{}",
+        anomalies[0]
+    );
     lab.shutdown().await;
 }
