@@ -11,7 +11,8 @@ use tracing::{info, warn};
 
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::delivery::variant_for;
-use crate::incoming::{Verdict, examine};
+use crate::emit::Generated;
+use crate::incoming::{Verdict, envelope_addressees, examine, receipt_addressees, stray_reason};
 use crate::service::{Gestore, blocking};
 
 /// The SMTP reply telling a sender of ordinary mail that the mailbox takes only PEC.
@@ -33,6 +34,11 @@ fn temporary(e: impl std::fmt::Display) -> Reply {
     )
 }
 
+/// The refusal of an infected message that is delivered as PEC to nobody.
+fn virus_refusal(name: &str) -> Reply {
+    Reply::new(554, "5.7.1", format!("Messaggio rifiutato: virus {name}"))
+}
+
 /// The final outcome a receipt reports for its recipient's timers.
 fn outcome_of(kind: Kind, d: &Daticert) -> Option<TimerOutcome> {
     match kind {
@@ -48,6 +54,26 @@ fn outcome_of(kind: Kind, d: &Daticert) -> Option<TimerOutcome> {
 enum Failure {
     NoMailbox,
     Full,
+}
+
+/// What one durable step for a valid transport envelope is made of.
+struct EnvelopeStep<'a> {
+    /// The transaction, from the certified data.
+    tx: &'a Transaction,
+    /// The signing gestore's name.
+    provider: &'a str,
+    /// The certified recipients not yet handled: PEC delivery and consegna.
+    local: &'a [String],
+    /// The RCPTs the certified data does not name: an anomaly each.
+    stray: &'a [String],
+    /// The received bytes.
+    raw: &'a [u8],
+    /// The presa in carico, when there are certified recipients.
+    presa: Option<&'a Generated>,
+    /// What the antivirus found.
+    virus: Option<&'a str>,
+    /// Recipients whose mailbox turned out to be full.
+    full: &'a [String],
 }
 
 impl<S: Scanner> Gestore<S> {
@@ -93,7 +119,20 @@ impl<S: Scanner> Gestore<S> {
             } => {
                 let key = format!("busta {} {}", daticert.identificativo, rcpt_to.join(","));
                 let _one = self.receiving.enter(key).await;
-                let from = (mail_from, mail_receipt.as_str(), provider.as_str());
+                if !mail_from
+                    .trim()
+                    .eq_ignore_ascii_case(daticert.mittente.trim())
+                {
+                    // Not signed, so it decides nothing: receipts go to the certified
+                    // sender whatever the reverse path says (docs/CONFORMANCE.md).
+                    warn!(
+                        identificativo = %daticert.identificativo,
+                        reverse_path = ?mail_from,
+                        mittente = %daticert.mittente,
+                        "envelope reverse path differs from its certified sender"
+                    );
+                }
+                let from = (mail_receipt.as_str(), provider.as_str());
                 self.receive_envelope(from, rcpt_to, raw, &daticert, base)
                     .await
             }
@@ -108,12 +147,24 @@ impl<S: Scanner> Gestore<S> {
                 blocking(|| self.receive_receipt(rcpt_to, raw, kind, &daticert, base))
             }
             Verdict::Anomaly { reason } => {
-                blocking(|| self.receive_anomaly(mail_from, rcpt_to, raw, &reason, base))
+                self.receive_anomaly(mail_from, rcpt_to, raw, &reason, base)
+                    .await
             }
             Verdict::Ordinary { reason } => {
                 self.receive_ordinary(mail_from, rcpt_to, raw, &reason, base)
                     .await
             }
+        }
+    }
+
+    /// `Ok` when the antivirus finds `raw` clean; otherwise the reply refusing it (a
+    /// virus) or asking to retry (the scan failed). For messages delivered as PEC to
+    /// nobody: ordinary mail and anomalies.
+    async fn clean_or_refusal(&self, raw: &[u8]) -> Result<(), Reply> {
+        match self.scanner.scan(raw).await {
+            Ok(Scan::Clean) => Ok(()),
+            Ok(Scan::Infected(name)) => Err(virus_refusal(&name)),
+            Err(e) => Err(temporary(e)),
         }
     }
 
@@ -126,10 +177,12 @@ impl<S: Scanner> Gestore<S> {
         }
     }
 
-    /// A valid transport envelope; `(mail_from, mail_receipt, provider)` say who sent it.
+    /// A valid transport envelope; `(mail_receipt, provider)` say which gestore signed
+    /// it. It is PEC for the RCPTs its daticert lists; the other RCPTs get it as an
+    /// anomaly; receipts about it go to the certified sender, never to the reverse path.
     async fn receive_envelope(
         &self,
-        (mail_from, mail_receipt, provider): (&str, &str, &str),
+        (mail_receipt, provider): (&str, &str),
         rcpt_to: &[String],
         raw: &[u8],
         daticert: &Daticert,
@@ -152,72 +205,79 @@ impl<S: Scanner> Gestore<S> {
                 ) && rec.entry.detail.eq_ignore_ascii_case(r)
             })
         };
-        let local: Vec<String> = rcpt_to
-            .iter()
-            .map(|r| r.to_ascii_lowercase())
-            .filter(|r| !done(r))
-            .collect();
-        if local.is_empty() {
+        let who = envelope_addressees(daticert, rcpt_to);
+        let local: Vec<String> = who.certified.into_iter().filter(|r| !done(r)).collect();
+        let stray = who.stray;
+        if local.is_empty() && stray.is_empty() {
             let reply = Reply::ok(format!("Ok: già preso in carico {}", tx.identificativo));
             return blocking(|| self.settle_duplicate(base, reply));
         }
-        let presa = match blocking(|| {
-            self.id.notice(
-                &tx,
-                &Notice::PresaInCarico { ricezione: &local },
-                mail_receipt,
-                now,
-            )
-        }) {
-            Ok(g) => g,
-            Err(e) => return temporary(e),
-        };
         let virus = match self.scanner.scan(raw).await {
             Ok(Scan::Clean) => None,
             Ok(Scan::Infected(name)) => Some(name),
             Err(e) => return temporary(e),
         };
-        let mut failures: Vec<(String, Failure)> = Vec::new();
-        // Each pass either commits or learns one more recipient that cannot take the
-        // message (a full mailbox), so it ends after at most one pass per recipient.
-        for _ in 0..=local.len() {
-            let batch = match blocking(|| {
-                self.envelope_batch(
-                    base.clone(),
+        if local.is_empty()
+            && let Some(name) = &virus
+        {
+            // Nothing certified is delivered: infected, it is refused like any message
+            // that is not PEC for its recipients.
+            return virus_refusal(name);
+        }
+        let presa = if local.is_empty() {
+            None
+        } else {
+            match blocking(|| {
+                self.id.notice(
                     &tx,
-                    (mail_from, provider),
-                    &local,
-                    raw,
-                    &presa,
-                    virus.as_deref(),
-                    &failures,
+                    &Notice::PresaInCarico { ricezione: &local },
+                    mail_receipt,
+                    now,
                 )
             }) {
+                Ok(g) => Some(g),
+                Err(e) => return temporary(e),
+            }
+        };
+        let mut full: Vec<String> = Vec::new();
+        // Each pass either commits or learns one more recipient whose mailbox cannot take
+        // the message, so it ends after at most one pass per recipient.
+        for _ in 0..=local.len() + stray.len() {
+            let step = EnvelopeStep {
+                tx: &tx,
+                provider,
+                local: &local,
+                stray: &stray,
+                raw,
+                presa: presa.as_ref(),
+                virus: virus.as_deref(),
+                full: &full,
+            };
+            let (batch, owners) = match blocking(|| self.envelope_batch(base.clone(), &step)) {
                 Ok(b) => b,
                 Err(e) => return temporary(e),
             };
             match self.commit(batch) {
+                Ok(_) if local.is_empty() => {
+                    info!(identificativo = %tx.identificativo, stray = stray.len(), "envelope for recipients it does not certify: anomaly");
+                    return Reply::ok("Ok: consegnato come anomalia");
+                }
                 Ok(_) => {
-                    info!(identificativo = %tx.identificativo, recipients = local.len(), "envelope received");
+                    info!(identificativo = %tx.identificativo, recipients = local.len(), stray = stray.len(), "envelope received");
                     return Reply::ok(format!("Ok: presa in carico {}", tx.identificativo));
                 }
                 Err(StoreError::BatchItem { item, source })
                     if matches!(*source, StoreError::QuotaExceeded { .. }) =>
                 {
-                    let Some(i) = item
+                    let owner = item
                         .strip_prefix("deliveries[")
                         .and_then(|s| s.strip_suffix(']'))
                         .and_then(|n| n.parse::<usize>().ok())
-                    else {
-                        return temporary(format!("{item}: {source}"));
-                    };
-                    let delivered: Vec<&String> = local
-                        .iter()
-                        .filter(|r| !failures.iter().any(|(f, _)| f == *r))
-                        .filter(|r| self.store.account(r).is_ok())
-                        .collect();
-                    match delivered.get(i) {
-                        Some(r) => failures.push(((*r).clone(), Failure::Full)),
+                        .and_then(|i| i.checked_sub(base.deliveries.len()))
+                        .and_then(|i| owners.get(i))
+                        .filter(|r| !full.contains(r));
+                    match owner {
+                        Some(r) => full.push(r.clone()),
                         None => return temporary(format!("{item}: {source}")),
                     }
                 }
@@ -228,65 +288,84 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// The durable step for a valid transport envelope, added to `b`: presa in carico,
-    /// then either the virus path or one delivery and one receipt per recipient.
-    #[allow(clippy::too_many_arguments)]
+    /// then either the virus path or one delivery and one receipt per certified recipient,
+    /// then an anomaly for each stray RCPT. Also returns whose mailbox each delivery of
+    /// the step goes to, in order (to name the recipient of a delivery that fails).
     fn envelope_batch(
         &self,
         mut b: Batch,
-        tx: &Transaction,
-        (mail_from, provider): (&str, &str),
-        local: &[String],
-        raw: &[u8],
-        presa: &crate::emit::Generated,
-        virus: Option<&str>,
-        failures: &[(String, Failure)],
-    ) -> crate::Result<Batch> {
+        step: &EnvelopeStep<'_>,
+    ) -> crate::Result<(Batch, Vec<String>)> {
+        let (tx, provider, raw) = (step.tx, step.provider, step.raw);
         let now = self.now();
-        self.send(&mut b, &tx.identificativo, presa);
-        b.log.push(self.log(
-            "presa-in-carico",
-            tx,
-            &[&presa.message_id],
-            provider,
-            &local.join(", "),
-        ));
-        if let Some(virus) = virus {
-            b.virus.push(pec_store::NewVirusEntry {
-                at: now.timestamp(),
-                msgid: tx.identificativo.clone(),
-                sender: tx.mittente.clone(),
-                recipients: local.to_vec(),
-                virus: virus.to_string(),
-                message: raw.to_vec(),
-            });
-            for r in local {
-                let g = self.id.notice(
-                    tx,
-                    &Notice::RilevazioneVirus {
-                        recipient: r,
+        let mut owners = Vec::new();
+        if let Some(presa) = step.presa {
+            self.send(&mut b, &tx.identificativo, presa);
+            b.log.push(self.log(
+                "presa-in-carico",
+                tx,
+                &[&presa.message_id],
+                provider,
+                &step.local.join(", "),
+            ));
+        }
+        if let Some(virus) = step.virus {
+            if let Some(presa) = step.presa {
+                b.virus.push(pec_store::NewVirusEntry {
+                    at: now.timestamp(),
+                    msgid: tx.identificativo.clone(),
+                    sender: tx.mittente.clone(),
+                    recipients: step.local.to_vec(),
+                    virus: virus.to_string(),
+                    message: raw.to_vec(),
+                });
+                for r in step.local {
+                    let g = self.id.notice(
+                        tx,
+                        &Notice::RilevazioneVirus {
+                            recipient: r,
+                            virus,
+                        },
+                        &presa.to,
+                        now,
+                    )?;
+                    self.send(&mut b, &tx.identificativo, &g);
+                    b.log.push(self.log(
+                        "rilevazione-virus",
+                        tx,
+                        &[&g.message_id],
+                        provider,
                         virus,
-                    },
-                    &presa.to,
-                    now,
-                )?;
-                self.send(&mut b, &tx.identificativo, &g);
-                b.log
-                    .push(self.log("rilevazione-virus", tx, &[&g.message_id], provider, virus));
+                    ));
+                }
             }
-            return Ok(b);
+            // An infected message is propagated to nobody as an anomaly either.
+            let reason = format!(
+                "{}; non consegnato: virus {virus}",
+                stray_reason(Kind::PostaCertificata)
+            );
+            for r in step.stray {
+                b.log
+                    .push(self.log("anomalia", tx, &[], provider, &format!("{r}: {reason}")));
+            }
+            return Ok((b, owners));
         }
         // The original message is found once, whatever the number of recipients.
         let postacert = std::cell::OnceCell::new();
-        for r in local {
-            let failure = failures.iter().find(|(f, _)| f == r).map(|(_, why)| why);
-            let failure = match failure {
-                Some(f) => Some(f),
-                None if self.store.account(r).is_err() => Some(&Failure::NoMailbox),
-                None => None,
+        for r in step.local {
+            let failure = if step.full.contains(r) {
+                Some(Failure::Full)
+            } else if self.store.account(r).is_err() {
+                Some(Failure::NoMailbox)
+            } else {
+                None
             };
+            // Receipts go to the certified sender (daticert mittente), whatever the SMTP
+            // reverse path of the envelope said.
             let (notice, event) = match failure {
                 None => {
                     b.deliveries.push(self.delivery(r, "INBOX", raw));
+                    owners.push(r.clone());
                     b.archive.push(self.archive_copy(
                         r,
                         raw,
@@ -303,7 +382,7 @@ impl<S: Scanner> Gestore<S> {
                             variant,
                             postacert: postacert.as_deref(),
                         },
-                        mail_from,
+                        &tx.mittente,
                         now,
                     )?;
                     (g, "consegna")
@@ -326,7 +405,7 @@ impl<S: Scanner> Gestore<S> {
                             errore,
                             detail: &detail,
                         },
-                        mail_from,
+                        &tx.mittente,
                         now,
                     )?;
                     (g, "errore-consegna")
@@ -336,11 +415,54 @@ impl<S: Scanner> Gestore<S> {
             b.log
                 .push(self.log(event, tx, &[&notice.message_id], provider, r));
         }
-        Ok(b)
+        let reason = stray_reason(Kind::PostaCertificata);
+        owners.extend(
+            self.stray_anomalies(&mut b, tx, raw, step.stray, reason, provider, step.full)?,
+        );
+        Ok((b, owners))
     }
 
-    /// A receipt from a gestore (ours included): delivered unchanged to the user it is
-    /// addressed to; those for the service mailbox update the timers instead.
+    /// Adds to `b`, for each `stray` RCPT of a certified message about `tx`, the busta di
+    /// anomalia wrapping `raw` (when the address has a mailbox that is not in `full`) and
+    /// a log record naming the RCPT and `reason`. Returns the RCPTs of the deliveries it
+    /// added, in order.
+    #[allow(clippy::too_many_arguments)]
+    fn stray_anomalies(
+        &self,
+        b: &mut Batch,
+        tx: &Transaction,
+        raw: &[u8],
+        stray: &[String],
+        reason: &str,
+        provider: &str,
+        full: &[String],
+    ) -> crate::Result<Vec<String>> {
+        let now = self.now();
+        let mut owners = Vec::new();
+        for r in stray {
+            let mut detail = format!("{r}: {reason}");
+            let mut generated = Vec::new();
+            if full.contains(r) {
+                detail.push_str(" (casella piena: non consegnata)");
+            } else if self.store.account(r).is_ok() {
+                let g = self.id.anomaly(raw, &tx.mittente, reason, r, now)?;
+                b.deliveries.push(self.delivery(r, "INBOX", &g.bytes));
+                b.archive
+                    .push(self.archive_copy(r, &g.bytes, Direction::Received, "anomalia"));
+                owners.push(r.clone());
+                generated.push(g.message_id);
+            }
+            let ids: Vec<&str> = generated.iter().map(String::as_str).collect();
+            b.log
+                .push(self.log("anomalia", tx, &ids, provider, &detail));
+        }
+        Ok(owners)
+    }
+
+    /// A receipt from a gestore (ours included): filed unchanged only for the address it
+    /// certifies (the sender's mailbox, or the service mailbox for presa in carico and
+    /// rilevazione virus, which update the timers instead); any other RCPT gets it as an
+    /// anomaly, and then it settles no timer.
     fn receive_receipt(
         &self,
         rcpt_to: &[String],
@@ -352,6 +474,27 @@ impl<S: Scanner> Gestore<S> {
         let tx = Transaction::from_daticert(d);
         let now = self.now();
         let provider = d.gestore_emittente.as_str();
+        let who = receipt_addressees(kind, d, rcpt_to, |r| self.is_service_address(r));
+        if let Err(e) = self.stray_anomalies(
+            &mut b,
+            &tx,
+            raw,
+            &who.stray,
+            stray_reason(kind),
+            provider,
+            &[],
+        ) {
+            return temporary(e);
+        }
+        if who.certified.is_empty() {
+            // Not for its certified destination: filed nowhere, and a timer is settled
+            // only by a receipt that reaches the sender it certifies.
+            info!(identificativo = %tx.identificativo, kind = kind.as_str(), "receipt for another address: anomaly");
+            return match self.commit(b) {
+                Ok(_) => Reply::ok("Ok: consegnato come anomalia"),
+                Err(e) => temporary(e),
+            };
+        }
         let message_id = pec_proto::original::Original::parse(raw)
             .message_id()
             .unwrap_or_default();
@@ -418,7 +561,7 @@ impl<S: Scanner> Gestore<S> {
             }
             _ => outcome_of(kind, d),
         };
-        for r in rcpt_to {
+        for r in &who.certified {
             if self.is_service_address(r) {
                 b.archive
                     .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
@@ -441,8 +584,9 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// Signed by a gestore but not a correct PEC message: it must still be propagated, as
-    /// an anomaly envelope, to every local recipient.
-    fn receive_anomaly(
+    /// an anomaly envelope, to every local recipient. Being certified for nobody, an
+    /// infected one is refused like ordinary mail.
+    async fn receive_anomaly(
         &self,
         mail_from: &str,
         rcpt_to: &[String],
@@ -450,7 +594,10 @@ impl<S: Scanner> Gestore<S> {
         reason: &str,
         base: Batch,
     ) -> Reply {
-        match self.wrap_anomaly(mail_from, rcpt_to, raw, reason, base) {
+        if let Err(refusal) = self.clean_or_refusal(raw).await {
+            return refusal;
+        }
+        match blocking(|| self.wrap_anomaly(mail_from, rcpt_to, raw, reason, base)) {
             Ok(()) => Reply::ok("Ok: consegnato come anomalia"),
             Err(e) => temporary(e),
         }
@@ -513,12 +660,8 @@ impl<S: Scanner> Gestore<S> {
             info!(from = mail_from, "ordinary mail refused: {reason}");
             return pec_only_reply();
         }
-        match self.scanner.scan(raw).await {
-            Ok(Scan::Clean) => {}
-            Ok(Scan::Infected(name)) => {
-                return Reply::new(554, "5.7.1", format!("Messaggio rifiutato: virus {name}"));
-            }
-            Err(e) => return temporary(e),
+        if let Err(refusal) = self.clean_or_refusal(raw).await {
+            return refusal;
         }
         match blocking(|| self.wrap_anomaly(mail_from, &accepting, raw, reason, base)) {
             Ok(()) => Reply::ok("Ok: consegnato come anomalia"),

@@ -14,6 +14,7 @@ pub mod index;
 pub mod labpki;
 pub mod mime;
 pub mod original;
+pub mod outer;
 pub mod smime;
 pub mod text;
 
