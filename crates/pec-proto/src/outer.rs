@@ -227,15 +227,21 @@ fn from(
     }
 }
 
-/// Date = the certified date and time (spec §3.3–§3.12 `Date:`, §6 single temporal
-/// reference): the same instant as daticert `<data>`.
+/// How far `Date:` may be from the certified instant. The spec wants one temporal
+/// reference (§3.3–§3.12 `Date:`, §6), and real gestori match it to the second; a small
+/// tolerance keeps a gestore whose header is written a moment after signing from having
+/// all its mail turned into anomalies, while a date moved to mislead is still caught.
+const DATE_TOLERANCE_SECS: i64 = 120;
+
+/// Date = the certified date and time, within [`DATE_TOLERANCE_SECS`].
 fn date(d: &Daticert, date: Option<&mail_parser::DateTime>, problems: &mut Vec<String>) {
     let certified = d.data.to_datetime();
     let Some(date) = date else {
         problems.push("il campo Date è assente o illeggibile".into());
         return;
     };
-    if certified.is_some_and(|c| c.timestamp() != date.to_timestamp()) {
+    if certified.is_some_and(|c| (c.timestamp() - date.to_timestamp()).abs() > DATE_TOLERANCE_SECS)
+    {
         problems.push(format!(
             "il campo Date non corrisponde alla data certificata ({} {} {})",
             d.data.giorno.trim(),
