@@ -137,6 +137,20 @@ fn a_message_directly_inside_a_message_at_a_closing_boundary_is_flat() {
 }
 
 #[test]
+fn the_classify_fuzz_crash_is_flat() {
+    // What stopped the classify fuzz target at mail-parser's "Invalid part ID" assertion:
+    // a mangled receipt where a postacert.eml directly holds another attached message.
+    let raw = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz-regressions/classify-message-in-message-at-closing-boundary.eml"
+    ))
+    .unwrap();
+    let parsed = bounded::parse(&raw);
+    assert_eq!(parsed.measure().exceeded, Some(Exceeded::Inconsistent));
+    assert_eq!(parsed.message().unwrap().parts.len(), 1);
+}
+
+#[test]
 fn the_limits_are_inclusive() {
     // 99 wraps around the text part: the text part is at depth 100.
     let raw = nest(&[Wrap::Mixed; 99]);
