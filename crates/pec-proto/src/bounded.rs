@@ -74,17 +74,6 @@ impl MimeLimits {
         max_failed_searches: 16,
         max_boundary_len: 256,
     };
-
-    /// The limits left for a message that will be carried inside `depth` more levels and
-    /// next to `parts` more parts (an envelope around an original), so that the whole
-    /// stays within `self`.
-    pub fn inside(self, depth: usize, parts: usize) -> MimeLimits {
-        MimeLimits {
-            max_depth: self.max_depth.saturating_sub(depth),
-            max_parts: self.max_parts.saturating_sub(parts),
-            ..self
-        }
-    }
 }
 
 impl Default for MimeLimits {

@@ -251,16 +251,6 @@ fn identificativo_line(tx: &Transaction) -> String {
     format!("Identificativo messaggio: {}", tx.identificativo)
 }
 
-/// How many MIME levels an envelope or receipt puts around the message it carries
-/// (`multipart/signed` > `multipart/mixed` > `message/rfc822`): the access point refuses an
-/// original that would pass the [`bounded`](crate::bounded) limits once inside.
-pub const ENCLOSING_DEPTH: usize = 3;
-
-/// How many parts an envelope adds to the message it carries: `multipart/signed`,
-/// `multipart/mixed`, `multipart/alternative` with its text and HTML bodies,
-/// `daticert.xml`, the `message/rfc822` part and `smime.p7s`.
-pub const ENCLOSING_PARTS: usize = 8;
-
 /// A MIME part of the signed `multipart/mixed`: its header lines and its content.
 struct Part {
     headers: String,
