@@ -16,16 +16,17 @@
 //! beyond them a *flat* parse, where the top-level `Content-Type` is read as raw text so the
 //! whole body is one part that cannot nest (every other header is parsed as usual, so
 //! `From`, `To` and `Subject` still work), and says so: [`Parsed::is_flat`]. Dovecot shows
-//! such a body as one `application/octet-stream` part; so does our IMAP server.
+//! what lies beyond its limits as `application/octet-stream`; the flag lets the IMAP
+//! server do the same.
 //!
 //! The measured depth is never less than the depth of what the real parse builds (the
 //! `structure` fuzz target checks this): the depth of a part is the number of open
 //! containers (multiparts and messages) around it plus one, the top-level part being at
 //! depth 1, and a transfer-encoded attached message, which `mail-parser` parses again from
 //! its decoded bytes (at most [`ENCODED_LAYERS`] times over), continues the depth of the part
-//! that carries it. Measuring is linear: each byte is scanned a bounded number of times per
-//! encoded layer, and failed boundary searches (each a scan to the end) are counted and
-//! bounded.
+//! that carries it. Measuring is linear, and so is the parse it lets through: each encoded
+//! layer is scanned once, plus one scan per failed boundary search (counted and bounded),
+//! and each `--` costs at most a bounded boundary length to compare.
 //!
 //! One more shape is refused: a `message/rfc822` part whose body is directly another
 //! unencoded attached message, followed by the closing boundary of the enclosing multipart.
@@ -49,8 +50,9 @@ pub const ENCODED_LAYERS: usize = 3;
 
 /// How far a message may go before it is parsed flat.
 ///
-/// The defaults are Dovecot's (`mail_max_nested_mime_parts` / `max_total_mime_parts`) and
-/// Postfix's (`mime_nesting_limit = 100`) figures: no real message comes near them.
+/// The depth and part defaults are those of Dovecot's message parser
+/// (`max_nested_mime_parts = 100`, `max_total_mime_parts = 10000`) and Postfix's
+/// `mime_nesting_limit = 100`: no real message comes near them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MimeLimits {
     /// Deepest part: the top-level part is at depth 1, each multipart or attached message
