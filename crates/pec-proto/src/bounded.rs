@@ -28,6 +28,9 @@
 //! layer is scanned once, plus one scan per failed boundary search (counted and bounded),
 //! and each `--` costs at most a bounded boundary length to compare.
 //!
+//! The walker follows `mail-parser` 0.11.9 (pinned exactly in the workspace): an upgrade
+//! must be checked against its `parsers/message.rs`, then fuzzed with the `structure` target.
+//!
 //! One more shape is refused: a `message/rfc822` part whose body is directly another
 //! unencoded attached message, followed by the closing boundary of the enclosing multipart.
 //! `mail-parser` then returns to the outer attached message instead of the multipart and
