@@ -3,6 +3,7 @@
 //! accettazione.
 
 use chrono::{DateTime, Utc};
+use pec_proto::bounded::{self, Exceeded, MimeLimits};
 use pec_proto::build::{Notice, Transaction};
 use pec_proto::daticert::{Destinatario, TipoDestinatario};
 use pec_proto::mime::bare_address;
@@ -170,7 +171,8 @@ pub fn formal_check(
 }
 
 /// Runs the access point on a submission at time `now`: formal checks, antivirus verdict,
-/// then the signed acceptance receipt and transport envelope, or the non-acceptance notice.
+/// the MIME structure of the transport envelope (within [`MimeLimits::DEFAULT`]), then the
+/// signed acceptance receipt and transport envelope, or the non-acceptance notice.
 pub fn submit(
     id: &Identity,
     sub: &Submission<'_>,
@@ -200,24 +202,24 @@ pub fn submit(
         (None, Ok(())) => None,
     };
     if let Some((reason, virus)) = refusal {
-        let n = if virus {
-            Notice::NonAccettazioneVirus { virus: &reason }
-        } else {
-            Notice::NonAccettazione { reason: &reason }
-        };
-        let notice = id.notice(&transaction, &n, sub.mail_from, now)?;
-        return Ok(Outcome::Refused(Refused {
-            transaction,
-            time: now,
-            reason,
-            virus,
-            notice: notice.bytes,
-            notice_id: notice.message_id,
-        }));
+        return refuse(id, transaction, reason, virus, sub.mail_from, now);
     }
 
-    let receipt = id.notice(&transaction, &Notice::Accettazione, sub.mail_from, now)?;
+    // The original travels inside our envelope (three more MIME levels, eight more parts),
+    // and every reader of the envelope parses it within the MIME limits: measuring the
+    // envelope itself also catches the shapes that only go wrong once wrapped.
     let envelope = id.transport_envelope(&transaction, &original, now)?;
+    if let Some(exceeded) = bounded::measure(&envelope, &MimeLimits::DEFAULT).exceeded {
+        return refuse(
+            id,
+            transaction,
+            too_complex(exceeded),
+            false,
+            sub.mail_from,
+            now,
+        );
+    }
+    let receipt = id.notice(&transaction, &Notice::Accettazione, sub.mail_from, now)?;
     let certified = transaction
         .destinatari
         .iter()
@@ -232,4 +234,154 @@ pub fn submit(
         envelope,
         certified,
     }))
+}
+
+/// The avviso di non accettazione for `reason`, to the SMTP reverse path `to`.
+fn refuse(
+    id: &Identity,
+    transaction: Transaction,
+    reason: String,
+    virus: bool,
+    to: &str,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let n = if virus {
+        Notice::NonAccettazioneVirus { virus: &reason }
+    } else {
+        Notice::NonAccettazione { reason: &reason }
+    };
+    let notice = id.notice(&transaction, &n, to, now)?;
+    Ok(Outcome::Refused(Refused {
+        transaction,
+        time: now,
+        reason,
+        virus,
+        notice: notice.bytes,
+        notice_id: notice.message_id,
+    }))
+}
+
+/// The reason, for the sender, why a MIME structure is refused.
+fn too_complex(exceeded: Exceeded) -> String {
+    let detail = match exceeded {
+        Exceeded::Depth => "troppi livelli di annidamento",
+        Exceeded::Parts => "troppe parti",
+        Exceeded::FailedSearches => "troppi separatori (boundary) dichiarati e mai usati",
+        Exceeded::BoundaryLength => "separatore (boundary) troppo lungo",
+        Exceeded::Inconsistent => {
+            "un messaggio allegato contiene direttamente un altro messaggio allegato"
+        }
+    };
+    format!("struttura MIME troppo complessa: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use pec_proto::classify::{Kind, classify};
+    use pec_proto::index::ProviderIndex;
+    use pec_proto::smime::{Digest, Signer};
+
+    use super::*;
+
+    /// Signs with a fixed string: the MIME structure is what is under test.
+    struct FixedSigner;
+
+    impl Signer for FixedSigner {
+        fn address(&self) -> &str {
+            "posta-certificata@pec.alfa.test"
+        }
+        fn digest(&self) -> Digest {
+            Digest::Sha256
+        }
+        fn sign_detached(&self, _: &[u8], _: DateTime<Utc>) -> pec_proto::Result<Vec<u8>> {
+            Ok(b"signature".to_vec())
+        }
+    }
+
+    const SENDER: &str = "mario.rossi@pec.alfa.test";
+    const RECIPIENT: &str = "anna.bianchi@pec.beta.test";
+
+    /// Submits an original whose body is `levels` multipart/mixed around a text part.
+    fn submit_nested(levels: usize) -> Outcome {
+        let mut body = String::new();
+        for level in 0..levels {
+            body.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{level}x\"\r\n\r\n--b{level}x\r\n"
+            ));
+        }
+        body.push_str("Content-Type: text/plain\r\n\r\ntesto\r\n");
+        for level in (0..levels).rev() {
+            body.push_str(&format!("--b{level}x--\r\n"));
+        }
+        submit_body(&body)
+    }
+
+    fn submit_body(body: &str) -> Outcome {
+        let id = Identity::new(
+            "Alfa PEC".into(),
+            Arc::new(FixedSigner),
+            ProviderIndex::default(),
+            None,
+        );
+        let raw = format!("From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: prova\r\n{body}");
+        let rcpt = [RECIPIENT.to_string()];
+        let sub = Submission {
+            raw: raw.as_bytes(),
+            mail_from: SENDER,
+            rcpt_to: &rcpt,
+            authenticated: SENDER,
+            virus: None,
+        };
+        let now = Utc.with_ymd_and_hms(2025, 3, 10, 9, 30, 0).unwrap();
+        submit(&id, &sub, &Limits::default(), now).unwrap()
+    }
+
+    fn refusal(outcome: Outcome) -> Refused {
+        match outcome {
+            Outcome::Refused(r) => r,
+            Outcome::Accepted(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn mime_structures_beyond_the_limits_once_enveloped_are_refused() {
+        // The text part of 96 levels is at depth 97, at 100 in the envelope: the limit.
+        let Outcome::Accepted(a) = submit_nested(96) else {
+            panic!("refused at the limit")
+        };
+        assert!(bounded::measure(&a.envelope, &MimeLimits::DEFAULT).within_limits());
+
+        for levels in [97, 20_000] {
+            let r = refusal(submit_nested(levels));
+            assert_eq!(
+                r.reason,
+                "struttura MIME troppo complessa: troppi livelli di annidamento"
+            );
+            assert!(!r.virus);
+            let notice = classify(&r.notice);
+            assert_eq!(notice.kind, Kind::NonAccettazione);
+            assert_eq!(notice.headers.to.as_deref(), Some(SENDER));
+            assert_eq!(
+                notice.daticert.unwrap().errore_esteso.as_deref(),
+                Some(r.reason.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn an_original_that_is_only_an_attached_message_is_refused() {
+        // Fine alone, but inside the envelope's multipart mail-parser cannot rebuild it.
+        const FORWARD: &str =
+            "Content-Type: message/rfc822\r\n\r\nSubject: inoltro\r\n\r\ntesto\r\n";
+        assert!(bounded::measure(FORWARD.as_bytes(), &MimeLimits::DEFAULT).within_limits());
+        let r = refusal(submit_body(FORWARD));
+        assert_eq!(
+            r.reason,
+            "struttura MIME troppo complessa: \
+             un messaggio allegato contiene direttamente un altro messaggio allegato"
+        );
+    }
 }

@@ -3,16 +3,19 @@
 //! SHA-1 of the replaced part's body as transmitted (the encoded bytes), 40 lower-case hex
 //! characters.
 
-use mail_parser::{MessageParser, MessagePart, PartType};
+use mail_parser::{MessagePart, PartType};
 
+use crate::bounded;
 use crate::mime::{is_type, part_name};
 use openssl::sha::sha1;
 
 /// The breve form of `original`. A `multipart/signed` original is shortened inside its
 /// first part only (the signature part is kept byte-identical); an opaque
-/// `application/pkcs7-mime` original is returned unchanged, as is anything unparsable.
+/// `application/pkcs7-mime` original is returned unchanged, as is anything unparsable or
+/// too complex to parse in full (see [`bounded`]).
 pub fn shorten(original: &[u8]) -> Vec<u8> {
-    let Some(message) = MessageParser::default().parse(original) else {
+    let parsed = bounded::parse(original);
+    let Some(message) = parsed.message().filter(|_| !parsed.is_flat()) else {
         return original.to_vec();
     };
     let mut replacements: Vec<(usize, usize, Vec<u8>)> = Vec::new();

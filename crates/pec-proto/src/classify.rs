@@ -5,8 +5,9 @@
 //! `micalg=sha1`, `Content-Transfer-Encoding: binary` on multiparts, LF-only files, extra
 //! provider headers and parts. Never panics; what is wrong is listed in `problems`.
 
-use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{MessagePart, MimeHeaders, PartType};
 
+use crate::bounded;
 use crate::build::SUBJECT_PREFIXES;
 use crate::daticert::{Daticert, Tipo, TipoRicevuta};
 use crate::mime::{RawField, find_field, is_type, part_name, split_header, to_crlf};
@@ -209,7 +210,13 @@ fn walk(parts: &[MessagePart<'_>], id: usize, raw: &[u8], found: &mut Found, dep
 pub fn classify(raw: &[u8]) -> Classified {
     let (fields, _) = split_header(raw);
     let mut problems = Vec::new();
-    let message = MessageParser::default().parse(raw);
+    let parsed = bounded::parse(raw);
+    if let Some(exceeded) = parsed.measure().exceeded {
+        problems.push(format!(
+            "MIME structure too complex ({exceeded}): read as one part"
+        ));
+    }
+    let message = parsed.message();
     let headers = PecHeaders {
         trasporto: header(&fields, "X-Trasporto"),
         ricevuta: header(&fields, "X-Ricevuta"),
@@ -218,7 +225,6 @@ pub fn classify(raw: &[u8]) -> Classified {
         riferimento_message_id: header(&fields, "X-Riferimento-Message-ID"),
         mittente: header(&fields, "X-Mittente"),
         subject: message
-            .as_ref()
             .and_then(|m| m.subject().map(str::to_string))
             .or_else(|| header(&fields, "Subject")),
         from: header(&fields, "From"),
@@ -340,7 +346,7 @@ pub fn classify(raw: &[u8]) -> Classified {
 
 /// Whether an attached message contains a `.hash` part (a breve receipt's postacert).
 fn has_hash_part(message: &[u8]) -> bool {
-    MessageParser::default().parse(message).is_some_and(|m| {
+    bounded::parse(message).message().is_some_and(|m| {
         m.parts
             .iter()
             .any(|p| part_name(p).is_some_and(|n| n.trim().to_ascii_lowercase().ends_with(".hash")))

@@ -5,6 +5,7 @@
 //! and boundaries are passed in, so the same inputs always give the same bytes.
 //! Spec references (§n) are to the project's PEC digest (`shared/spec/PEC.md`).
 
+pub mod bounded;
 pub mod breve;
 pub mod build;
 pub mod classify;

@@ -1,8 +1,9 @@
 //! The original message as a user submitted it: the header facts the access point needs,
 //! read without altering a byte, and the one permitted modification (spec §3.2).
 
-use mail_parser::{Address, MessageParser};
+use mail_parser::Address;
 
+use crate::bounded;
 use crate::daticert::TipoRicevuta;
 use crate::mime::{RawField, find_field, split_header};
 
@@ -41,8 +42,7 @@ impl<'a> Original<'a> {
     /// none of the facts).
     pub fn parse(raw: &'a [u8]) -> Original<'a> {
         let (fields, body_offset) = split_header(raw);
-        let parsed = MessageParser::default()
-            .parse_headers(raw)
+        let parsed = bounded::parse_headers(raw)
             .map(|m| ParsedHeaders {
                 from: addresses(m.from()),
                 to: addresses(m.to()),
