@@ -43,6 +43,7 @@ use crate::listext::{self, ListOptions};
 use crate::mime;
 use crate::pattern::Pattern;
 use crate::server::{Config, Conn, sasl_plain};
+use pec_proto::bounded::Parsed;
 
 /// The read-only folder that shows the account's security archive.
 pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
@@ -1802,7 +1803,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.config.notifier.changed(&user, &folder);
                 }
             }
-            let parsed = if needs_bytes { mime::parse(&raw) } else { None };
+            let parsed = needs_bytes.then(|| mime::parse(&raw));
             let mut extra = Vec::new();
             if set_seen && !names.contains(&MessageDataItemName::Flags) {
                 extra.push(MessageDataItem::Flags(self.flags_of(&meta)));
@@ -1834,8 +1835,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         name: &MessageDataItemName<'static>,
         meta: &MessageMeta,
         raw: &[u8],
-        parsed: Option<&mail_parser::Message<'_>>,
+        parsed: Option<&Parsed<'_>>,
     ) -> Result<MessageDataItem<'static>> {
+        let message = parsed.and_then(Parsed::message);
         Ok(match name {
             MessageDataItemName::Uid => MessageDataItem::Uid(nz(meta.uid)?),
             MessageDataItemName::Flags => MessageDataItem::Flags(self.flags_of(meta)),
@@ -1846,7 +1848,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
             }
             MessageDataItemName::ModSeq => modseq_item(meta),
-            MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(parsed)),
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(message)),
             MessageDataItemName::BodyStructure => {
                 MessageDataItem::BodyStructure(mime::body_structure(raw, parsed))
             }
@@ -1861,7 +1863,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             MessageDataItemName::BodyExt {
                 section, partial, ..
             } => {
-                let mut bytes = mime::section(raw, parsed, section.as_ref()).unwrap_or_default();
+                let mut bytes = mime::section(raw, message, section.as_ref()).unwrap_or_default();
                 let origin = partial.map(|(start, len)| {
                     let start_at = (start as usize).min(bytes.len());
                     let end = start_at.saturating_add(len.get() as usize).min(bytes.len());
@@ -2048,7 +2050,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             } else {
                 Vec::new()
             };
-            let parsed = if load { mime::parse(&raw) } else { None };
+            let parsed = load.then(|| mime::parse(&raw));
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let c = Candidate {
                 seq,
@@ -2057,7 +2059,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 meta,
                 recent: recent.contains(&meta.uid),
                 raw: &raw,
-                parsed: parsed.as_ref(),
+                parsed: parsed.as_ref().and_then(Parsed::message),
             };
             if matches(&key, &c) {
                 hits.push(nz(if uid { meta.uid } else { seq })?);

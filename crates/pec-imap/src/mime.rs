@@ -16,11 +16,14 @@ use imap_codec::imap_types::core::{AString, IString, Literal, NString, Quoted, V
 use imap_codec::imap_types::envelope::{Address as ImapAddress, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{Address, ContentType, HeaderName, HeaderValue, Message, MessagePart, PartType};
+use pec_proto::bounded::{self, Parsed};
 
-/// Parses a stored message; `None` when `mail-parser` finds nothing to parse
-/// (empty input), in which case callers treat the bytes as plain text.
-pub(crate) fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    mail_parser::MessageParser::default().parse(raw)
+/// Parses a stored message within the MIME limits of `pec_proto::bounded`: a message
+/// nested deeper or with more parts than they allow comes back flat (one part), and
+/// is shown as one opaque part, as Dovecot does. `message()` is `None` when there is
+/// nothing to parse (empty input): callers then treat the bytes as plain text.
+pub(crate) fn parse(raw: &[u8]) -> Parsed<'_> {
+    bounded::parse(raw)
 }
 
 /// A message inside the tree: its parsed form and where its bytes end in
@@ -513,10 +516,31 @@ fn plain_text(size: u32, number_of_lines: u32) -> BodyStructure<'static> {
 }
 
 /// The BODYSTRUCTURE of a message (unparsable bytes: one text/plain part).
-pub(crate) fn body_structure(raw: &[u8], msg: Option<&Message<'_>>) -> BodyStructure<'static> {
-    match msg {
-        Some(msg) => structure(Ctx::top(msg), 0, 0),
+pub(crate) fn body_structure(raw: &[u8], parsed: Option<&Parsed<'_>>) -> BodyStructure<'static> {
+    match parsed.and_then(|p| p.message().map(|m| (m, p.is_flat()))) {
+        Some((msg, false)) => structure(Ctx::top(msg), 0, 0),
+        Some((_, true)) => opaque(split_header(raw).1),
         None => plain_text(u32::try_from(raw.len()).unwrap_or(u32::MAX), lines(raw)),
+    }
+}
+
+/// The body of a message too complex to show its structure: one opaque part.
+fn opaque(body: &[u8]) -> BodyStructure<'static> {
+    BodyStructure::Single {
+        body: Body {
+            basic: BasicFields {
+                parameter_list: Vec::new(),
+                id: NString(None),
+                description: NString(None),
+                content_transfer_encoding: istring("7BIT"),
+                size: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            },
+            specific: SpecificFields::Basic {
+                r#type: istring("APPLICATION"),
+                subtype: istring("OCTET-STREAM"),
+            },
+        },
+        extension_data: None,
     }
 }
 
@@ -637,8 +661,8 @@ JVBERi0=\r\n\
 --b1--\r\n";
 
     fn sec(s: Section<'_>) -> Vec<u8> {
-        let msg = parse(PEC);
-        section(PEC, msg.as_ref(), Some(&s)).unwrap()
+        let parsed = parse(PEC);
+        section(PEC, parsed.message(), Some(&s)).unwrap()
     }
 
     fn part(p: &[u32]) -> Part {
@@ -678,13 +702,13 @@ JVBERi0=\r\n\
             sec(Section::HeaderFields(None, names)),
             b"Subject: POSTA CERTIFICATA: prova\r\n\r\n"
         );
-        assert!(section(PEC, parse(PEC).as_ref(), Some(&Section::Part(part(&[3])))).is_none());
+        assert!(section(PEC, parse(PEC).message(), Some(&Section::Part(part(&[3])))).is_none());
     }
 
     #[test]
     fn structure_shows_attached_message() {
-        let msg = parse(PEC);
-        let bs = body_structure(PEC, msg.as_ref());
+        let parsed = parse(PEC);
+        let bs = body_structure(PEC, Some(&parsed));
         let BodyStructure::Multi { bodies, .. } = bs else {
             panic!("not multipart")
         };
@@ -702,7 +726,7 @@ JVBERi0=\r\n\
         };
         assert_eq!(envelope.subject, nstring(Some("prova")));
         assert!(matches!(**body_structure, BodyStructure::Multi { .. }));
-        let env = super::envelope(msg.as_ref());
+        let env = super::envelope(parsed.message());
         assert_eq!(env.subject, nstring(Some("POSTA CERTIFICATA: prova")));
         assert_eq!(env.from[0].host, nstring(Some("pec.it")));
     }

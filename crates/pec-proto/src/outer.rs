@@ -16,7 +16,7 @@
 //! `From` may carry any display name that names no other address. The problems are in
 //! Italian: they end up in the anomaly text the recipient reads.
 
-use mail_parser::{Address, MessageParser};
+use mail_parser::Address;
 
 use crate::build::SUBJECT_PREFIXES;
 use crate::classify::{Classified, Kind};
@@ -66,7 +66,7 @@ pub fn contradictions(c: &Classified, raw: &[u8], signer_address: Option<&str>) 
     }
     let (fields, _) = split_header(raw);
     repeated(&fields, &mut problems);
-    let Some(outer) = MessageParser::default().parse_headers(raw) else {
+    let Some(outer) = crate::bounded::parse_headers(raw) else {
         problems.push("intestazione del messaggio illeggibile".into());
         return problems;
     };
