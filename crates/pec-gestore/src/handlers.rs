@@ -39,7 +39,12 @@ fn temporary(e: impl std::fmt::Display) -> Reply {
 pub struct SubmissionHandler<S: Scanner>(pub Arc<Gestore<S>>);
 
 impl<S: Scanner> Handler for SubmissionHandler<S> {
-    async fn authenticate(&self, user: &str, password: &str) -> Option<String> {
+    async fn authenticate(
+        &self,
+        _session: &SessionInfo,
+        user: &str,
+        password: &str,
+    ) -> Option<String> {
         authenticate(&self.0, user, password).await
     }
 
@@ -199,7 +204,12 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
 pub struct MxHandler<S: Scanner>(pub Arc<Gestore<S>>);
 
 impl<S: Scanner> Handler for MxHandler<S> {
-    async fn authenticate(&self, _user: &str, _password: &str) -> Option<String> {
+    async fn authenticate(
+        &self,
+        _session: &SessionInfo,
+        _user: &str,
+        _password: &str,
+    ) -> Option<String> {
         None
     }
 

@@ -202,7 +202,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     smtp.max_message_size =
         usize::try_from(parse_size(&config.limits.max_message_size)?).unwrap_or(usize::MAX);
     smtp.max_recipients = config.limits.max_recipients;
-    smtp.max_connections_per_ip = config.limits.max_connections_per_ip;
+    smtp.connections.max_connections_per_ip = config.limits.max_connections_per_ip;
     smtp.max_auth_failures = config.limits.max_auth_failures;
     smtp.tls = Some(tls.clone());
     let smtp = Arc::new(smtp);
