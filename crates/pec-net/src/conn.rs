@@ -36,7 +36,7 @@ pub struct Conn<S> {
     stream: Stream<S>,
     peer: SocketAddr,
     handshake: Duration,
-    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
     interrupted: bool,
 }
 
