@@ -7,7 +7,7 @@
 //!   against a dummy hash with the real parameters, so the answer time does not tell
 //!   whether an account exists.
 //! - **Growing per-client penalty.** After failures from a client its next attempts wait
-//!   2 s, 4 s, 8 s, then 15 s (see [`crate::penalty`]), before any verification. Only that
+//!   2 s, 4 s, 8 s, then 15 s (by default), before any verification. Only that
 //!   client waits: the rightful user logging in from elsewhere is never slowed down.
 //!
 //! Time is tokio's, so tests run the penalty on a paused clock.

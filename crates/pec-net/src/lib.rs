@@ -26,7 +26,7 @@ pub mod peer;
 mod penalty;
 pub mod sasl;
 pub mod shutdown;
-pub mod slots;
+mod slots;
 pub mod write_timeout;
 
 pub use auth::{AuthLimits, AuthStats, Authenticator};

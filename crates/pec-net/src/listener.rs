@@ -1,6 +1,6 @@
 //! One accept loop for every protocol ([`serve`]).
 //!
-//! Each accepted connection needs a slot ([`crate::slots`]): over the listener's limit or
+//! Each accepted connection needs a connection slot: over the listener's limit or
 //! the client's, the protocol's "busy" line ([`Service::busy`]) is written without waiting
 //! (plaintext listeners only) and the connection is closed, without a task. With a slot,
 //! the connection gets `TCP_NODELAY`, writes that time out ([`WriteTimeout`]), the TLS
@@ -99,11 +99,18 @@ pub struct Accepted {
 pub trait Accept: Send {
     /// The next connection and its peer.
     fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send;
+
+    /// The address listened on, for the logs.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 impl Accept for TcpListener {
     fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
         TcpListener::accept(self)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
     }
 }
 
@@ -179,7 +186,7 @@ where
     let mut sessions = JoinSet::new();
     let mut backoff = Backoff::new();
     tokio::pin!(shutdown);
-    info!(service = name, "listener started");
+    info!(service = name, addr = ?incoming.local_addr().ok(), "listener started");
 
     loop {
         let accepted = tokio::select! {

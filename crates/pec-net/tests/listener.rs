@@ -168,6 +168,10 @@ impl Accept for Exhausted {
         }
         self.real.accept().await
     }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.real.local_addr()
+    }
 }
 
 #[tokio::test(start_paused = true)]
