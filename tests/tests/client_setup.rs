@@ -74,7 +74,8 @@ fn autodiscover_request(address: &str) -> String {
 async fn thunderbird_autoconfig_and_outlook_autodiscover() {
     let mut specs = standard();
     specs[0].extra = "[client]\nhost = \"mail.pec.alfa.test\"\nimaps_port = 993\n\
-                      submission_tls_port = 465\npop3s_port = 995\n"
+                      submission_tls_port = 465\npop3s_port = 995\nimap_port = 143\n\
+                      submission_port = 587\n"
         .into();
     let lab = Lab::start(specs, &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
@@ -87,12 +88,20 @@ async fn thunderbird_autoconfig_and_outlook_autodiscover() {
             beta.imaps_port
         ),
         format!(
+            "incomingServer imap mx.pec.beta.test {} STARTTLS %EMAILADDRESS%",
+            beta.imap_port
+        ),
+        format!(
             "incomingServer pop3 mx.pec.beta.test {} SSL %EMAILADDRESS%",
             beta.pop3s_port
         ),
         format!(
             "outgoingServer smtp mx.pec.beta.test {} SSL %EMAILADDRESS%",
             beta.submission_port
+        ),
+        format!(
+            "outgoingServer smtp mx.pec.beta.test {} STARTTLS %EMAILADDRESS%",
+            beta.submission_starttls_port
         ),
     ];
     for path in [
@@ -118,8 +127,10 @@ async fn thunderbird_autoconfig_and_outlook_autodiscover() {
         vec![
             "provider pec.alfa.test Alfa PEC (lab)",
             "incomingServer imap mail.pec.alfa.test 993 SSL %EMAILADDRESS%",
+            "incomingServer imap mail.pec.alfa.test 143 STARTTLS %EMAILADDRESS%",
             "incomingServer pop3 mail.pec.alfa.test 995 SSL %EMAILADDRESS%",
             "outgoingServer smtp mail.pec.alfa.test 465 SSL %EMAILADDRESS%",
+            "outgoingServer smtp mail.pec.alfa.test 587 STARTTLS %EMAILADDRESS%",
         ]
     );
 
@@ -127,8 +138,10 @@ async fn thunderbird_autoconfig_and_outlook_autodiscover() {
     let expected = vec![
         "account email settings",
         "protocol IMAP mail.pec.alfa.test 993 on SSL mario.rossi@pec.alfa.test",
+        "protocol IMAP mail.pec.alfa.test 143 off TLS mario.rossi@pec.alfa.test",
         "protocol POP3 mail.pec.alfa.test 995 on SSL mario.rossi@pec.alfa.test",
         "protocol SMTP mail.pec.alfa.test 465 on SSL mario.rossi@pec.alfa.test",
+        "protocol SMTP mail.pec.alfa.test 587 off TLS mario.rossi@pec.alfa.test",
     ];
     let got = fetch(
         alfa.http_port,
@@ -162,7 +175,7 @@ async fn thunderbird_autoconfig_and_outlook_autodiscover() {
         &ca,
         None,
     );
-    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got.len(), 6, "{got:?}");
     // A client that does not trust the lab CA refuses the server.
     let untrusted = run_python(
         CLIENT,

@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +20,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use pec_net::{Accepted, ListenerLimits, Shutdown};
 use pec_store::Store;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 use tracing::{debug, warn};
 
 /// Thunderbird's autoconfig path on the mail domain's `autoconfig.` host.
@@ -37,8 +38,6 @@ pub const AUTODISCOVER_PATH: &str = "/autodiscover/autodiscover.xml";
 
 /// Largest Autodiscover request body read (a real one is a few hundred bytes).
 const MAX_BODY: usize = 16 * 1024;
-/// Most simultaneous HTTP connections; more are closed at once.
-const MAX_CONNECTIONS: usize = 256;
 
 /// What the clients are told: the public name and ports of the gestore's services.
 /// A `None` port leaves that service out of the documents.
@@ -299,48 +298,37 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     response(status, "text/plain; charset=utf-8", format!("{text}\n"))
 }
 
-/// Serves autoconfig and Autodiscover on `listener` until `stopped` resolves; open
-/// connections are then closed. With `tls` every connection is HTTPS (Outlook asks
-/// Autodiscover only over HTTPS); without it, plain HTTP (Thunderbird, or behind a proxy).
+/// Serves autoconfig and Autodiscover on `listener` until `stopped` resolves, within
+/// `limits` (connections per client and in all: more are closed at once; the TLS
+/// handshake); open connections then finish their request and close. With `tls` every
+/// connection is HTTPS (Outlook asks Autodiscover only over HTTPS); without it, plain HTTP
+/// (Thunderbird, or behind a proxy).
 pub async fn serve_http(
     listener: TcpListener,
     http: Arc<Http>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ListenerLimits,
     stopped: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let mut connections = JoinSet::new();
-    tokio::pin!(stopped);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut stopped => break,
-            accepted = listener.accept() => accepted?,
-        };
-        while connections.try_join_next().is_some() {}
-        if connections.len() >= MAX_CONNECTIONS {
-            debug!(%peer, "too many HTTP connections: closed");
-            continue;
-        }
-        let (http, tls) = (http.clone(), tls.clone());
-        connections.spawn(async move {
-            let Some(tls) = tls else {
-                return serve_connection(stream, http, peer).await;
-            };
-            match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
-                Ok(Ok(stream)) => serve_connection(stream, http, peer).await,
-                Ok(Err(e)) => debug!(%peer, "HTTPS handshake failed: {e}"),
-                Err(_) => debug!(%peer, "HTTPS handshake timed out"),
-            }
-        });
-    }
-    connections.shutdown().await;
-    Ok(())
+) -> Result<(), pec_net::Error> {
+    let service = pec_net::Service {
+        name: if tls.is_some() { "https" } else { "http" },
+        tls,
+        busy: Vec::new(),
+    };
+    let session = move |accepted: Accepted| {
+        serve_connection(
+            accepted.conn,
+            http.clone(),
+            accepted.peer,
+            accepted.shutdown,
+        )
+    };
+    pec_net::serve(listener, service, limits, session, stopped).await
 }
 
-/// Longest TLS handshake allowed to an HTTPS client.
-const HANDSHAKE: Duration = Duration::from_secs(10);
-
-/// Answers the requests of one connection, for at most a minute.
-async fn serve_connection<IO>(io: IO, http: Arc<Http>, peer: std::net::SocketAddr)
+/// Answers the requests of one connection, for at most a minute; at shutdown the request
+/// under way is answered, then the connection closes.
+async fn serve_connection<IO>(io: IO, http: Arc<Http>, peer: SocketAddr, shutdown: Shutdown)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -352,7 +340,21 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .serve_connection(TokioIo::new(io), service);
-    match tokio::time::timeout(Duration::from_secs(60), conn).await {
+    tokio::pin!(conn);
+    let served = tokio::time::timeout(Duration::from_secs(60), async {
+        let finished = tokio::select! {
+            result = conn.as_mut() => Some(result),
+            () = shutdown.signalled() => None,
+        };
+        match finished {
+            Some(result) => result,
+            None => {
+                conn.as_mut().graceful_shutdown();
+                conn.as_mut().await
+            }
+        }
+    });
+    match served.await {
         Ok(Err(e)) => debug!(%peer, "HTTP connection: {e}"),
         Err(_) => debug!(%peer, "HTTP connection closed after 60 s"),
         Ok(Ok(())) => {}

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use pec_net::Authenticator;
 use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
 use pec_store::{Batch, Direction, NewTimer, NewVirusEntry};
 use tracing::{info, warn};
@@ -10,21 +11,6 @@ use tracing::{info, warn};
 use crate::access::{Outcome, Submission, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::service::{Gestore, blocking, domain_of};
-
-async fn authenticate<S: Scanner>(
-    g: &Arc<Gestore<S>>,
-    user: &str,
-    password: &str,
-) -> Option<String> {
-    let account = g.store.account(user).ok()?;
-    let password = password.to_string();
-    // Argon2 is deliberately slow: keep it off the async workers.
-    let phc = account.password_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || pec_imap::verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
-    ok.then_some(account.address)
-}
 
 fn temporary(e: impl std::fmt::Display) -> Reply {
     warn!("submission not stored: {e}");
@@ -36,11 +22,32 @@ fn temporary(e: impl std::fmt::Display) -> Reply {
 }
 
 /// The access point over SMTP submission.
-pub struct SubmissionHandler<S: Scanner>(pub Arc<Gestore<S>>);
+pub struct SubmissionHandler<S: Scanner> {
+    /// The PEC rules and state.
+    pub gestore: Arc<Gestore<S>>,
+    /// The password check shared with IMAP and POP3 (bounded pool, per-client penalty).
+    pub auth: Arc<Authenticator>,
+}
 
 impl<S: Scanner> Handler for SubmissionHandler<S> {
-    async fn authenticate(&self, user: &str, password: &str) -> Option<String> {
-        authenticate(&self.0, user, password).await
+    async fn authenticate(
+        &self,
+        session: &SessionInfo,
+        user: &str,
+        password: &str,
+    ) -> Option<String> {
+        let g = &self.gestore;
+        let account = match blocking(|| g.store.account(user)) {
+            Ok(account) => Some(account),
+            Err(pec_store::Error::NoSuchAccount(_) | pec_store::Error::InvalidName(_)) => None,
+            Err(e) => {
+                warn!("cannot look up {user}: {e}");
+                return None;
+            }
+        };
+        let stored = account.as_ref().map(|a| a.password_hash.as_str());
+        let matched = self.auth.verify(session.peer.ip(), password, stored).await;
+        account.filter(|_| matched).map(|a| a.address)
     }
 
     async fn mail_from(&self, session: &SessionInfo, from: &str) -> Result<(), Reply> {
@@ -67,7 +74,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
     }
 
     async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
-        let g = &self.0;
+        let g = &self.gestore;
         let Some(user) = session.authenticated.as_deref() else {
             return Reply::new(530, "5.7.0", "Autenticazione richiesta");
         };
@@ -199,7 +206,12 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
 pub struct MxHandler<S: Scanner>(pub Arc<Gestore<S>>);
 
 impl<S: Scanner> Handler for MxHandler<S> {
-    async fn authenticate(&self, _user: &str, _password: &str) -> Option<String> {
+    async fn authenticate(
+        &self,
+        _session: &SessionInfo,
+        _user: &str,
+        _password: &str,
+    ) -> Option<String> {
         None
     }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pec_net::ListenerLimits;
 use pec_smtp::{Mode, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,8 +48,11 @@ pub struct Parts<S: Scanner> {
     pub gestore: Arc<Gestore<S>>,
     /// SMTP settings (TLS included).
     pub smtp: Arc<ServerConfig>,
-    /// IMAP and POP3 settings.
+    /// IMAP and POP3 settings; their password check (`limits.auth`) serves SMTP
+    /// submission too, so a client's failures count across protocols.
     pub imap: Arc<pec_imap::Config>,
+    /// Connection limits of the HTTP and HTTPS listeners.
+    pub http_connections: ListenerLimits,
     /// Relay clients of the queue.
     pub relays: Relays,
     /// Where to listen.
@@ -90,7 +94,7 @@ async fn named<E: std::fmt::Display>(
 
 /// The TLS side of the HTTPS listener: the certificate of the mail listeners, offering
 /// HTTP/1.1 by ALPN.
-fn https_acceptor(smtp: &ServerConfig) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+fn https_tls(smtp: &ServerConfig) -> std::io::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
     let Some(tls) = &smtp.tls else {
         return Err(std::io::Error::other(
             "the HTTPS listener needs the TLS certificate of the gestore",
@@ -98,7 +102,7 @@ fn https_acceptor(smtp: &ServerConfig) -> std::io::Result<tokio_rustls::TlsAccep
     };
     let mut config = (**tls).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// Binds every listener, then starts them and the workers.
@@ -134,7 +138,10 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     };
 
     let mut tasks = JoinSet::new();
-    let sub_handler = Arc::new(SubmissionHandler(parts.gestore.clone()));
+    let sub_handler = Arc::new(SubmissionHandler {
+        gestore: parts.gestore.clone(),
+        auth: parts.imap.limits.auth.clone(),
+    });
     for (b, implicit_tls) in [(submission_tls, true), (submission, false)] {
         if let Some((listener, _)) = b {
             let f = pec_smtp::serve(
@@ -169,14 +176,13 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         store: parts.gestore.store.clone(),
     });
     if let Some((listener, _)) = http {
-        tasks.spawn(named(
-            "http",
-            serve_http(listener, h.clone(), None, stopped()),
-        ));
+        let limits = parts.http_connections.clone();
+        let f = serve_http(listener, h.clone(), None, limits, stopped());
+        tasks.spawn(named("http", f));
     }
     if let Some((listener, _)) = https {
-        let acceptor = https_acceptor(&parts.smtp)?;
-        let f = serve_http(listener, h, Some(acceptor), stopped());
+        let tls = https_tls(&parts.smtp)?;
+        let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }
     let workers = tokio::spawn(run_workers(parts.gestore.clone(), parts.relays, stopped()));

@@ -13,9 +13,9 @@ pub enum Error {
     /// A blocking store task could not complete (the runtime is shutting down).
     #[error("background task failed: {0}")]
     Task(String),
-    /// A password hash could not be computed or parsed.
-    #[error("password hashing failed: {0}")]
-    Password(String),
+    /// The listener could not run (its limits cannot work).
+    #[error("listener: {0}")]
+    Net(#[from] pec_net::Error),
     /// A response could not be built from the data (a bug or corrupt data).
     #[error("cannot build response: {0}")]
     Response(String),

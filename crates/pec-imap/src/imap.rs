@@ -42,7 +42,7 @@ use crate::input::{Bounds, Input, Next};
 use crate::listext::{self, ListOptions};
 use crate::mime;
 use crate::pattern::Pattern;
-use crate::server::{Config, Conn, sasl_plain};
+use crate::server::{Config, Conn};
 use pec_proto::bounded::Parsed;
 
 /// The read-only folder that shows the account's security archive.
@@ -209,7 +209,14 @@ where
         "pecd IMAP4rev1 ready",
     )?;
     s.flush().await?;
-    s.run().await
+    let ended = s.run().await;
+    if s.conn.interrupted() {
+        // The server is shutting down (RFC 3501 7.1.5).
+        s.bye("Server shutting down")?;
+        s.flush().await?;
+        return Ok(());
+    }
+    ended
 }
 
 fn response_err(e: impl std::fmt::Debug) -> Error {
@@ -775,7 +782,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.tagged(tag, Done::no_code("PRIVACYREQUIRED", "Use STARTTLS first"))?;
             return Ok(Flow::Continue);
         }
-        match self.config.check_login(&user, &pass).await? {
+        let peer = self.conn.peer().ip();
+        match self.config.check_login(peer, &user, &pass).await? {
             Some(address) => {
                 tracing::info!(user = %address, "imap login");
                 self.user = Some(address);
@@ -841,8 +849,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         };
-        match sasl_plain(&data) {
-            Some((user, pass)) => self.login(tag, user, pass).await,
+        match pec_net::sasl::plain(&data) {
+            Some(c) => self.login(tag, c.user, c.password).await,
             None => {
                 self.tagged(tag, Done::bad("Malformed PLAIN data"))?;
                 Ok(Flow::Continue)

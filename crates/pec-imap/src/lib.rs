@@ -7,7 +7,8 @@
 //! at once. [`imap_session`] and [`pop3_session`] run one session over any
 //! byte stream (tests, fuzzing). Logins are refused until the connection
 //! is private (implicit TLS or STARTTLS/STLS); passwords are argon2 PHC
-//! strings made with [`hash_password`].
+//! strings made with [`hash_password`], checked by the shared
+//! [`pec_net::Authenticator`] of [`Limits::auth`].
 //!
 //! The security archive is shown over IMAP as the read-only folder
 //! [`ARCHIVE_FOLDER`].
@@ -18,7 +19,6 @@ mod input;
 mod listext;
 mod mime;
 mod notify;
-mod password;
 mod pattern;
 mod pop3;
 mod server;
@@ -26,7 +26,7 @@ mod server;
 pub use error::{Error, Result};
 pub use imap::ARCHIVE_FOLDER;
 pub use notify::Notifier;
-pub use password::{hash_password, verify_password};
+pub use pec_net::{hash_password, verify_password};
 pub use server::{Config, Limits, imap_session, pop3_session, serve_imap, serve_pop3};
 
 /// Internals the fuzz targets in `fuzz/` drive directly; not an API to build on.

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use pec_store::FlagOp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::mime;
-use crate::server::{Config, Conn, sasl_plain};
+use crate::server::{Config, Conn};
 
 /// Longest command line accepted (RFC 2449 allows 255 octets; AUTH lines are longer).
 const MAX_LINE: usize = 4096;
@@ -52,22 +51,6 @@ where
     };
     s.send(b"+OK pecd POP3 ready\r\n").await?;
     s.run().await
-}
-
-/// Applies POP3 byte-stuffing and the terminating dot line.
-fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
-    let mut at_line_start = true;
-    for &b in body {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
 }
 
 /// The header and the first `lines` lines of the body, for TOP.
@@ -213,9 +196,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.err("Authentication cancelled").await?;
                     return Ok(true);
                 }
-                let decoded = base64::engine::general_purpose::STANDARD.decode(initial.trim());
-                match decoded.ok().as_deref().and_then(sasl_plain) {
-                    Some((user, pass)) => return self.login(&user, &pass).await,
+                let decoded = pec_net::sasl::decode(initial.as_bytes());
+                match decoded.as_deref().and_then(pec_net::sasl::plain) {
+                    Some(c) => return self.login(&c.user, &c.password).await,
                     None => self.err("Malformed PLAIN data").await?,
                 }
             }
@@ -225,7 +208,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     async fn login(&mut self, user: &str, pass: &str) -> Result<bool> {
-        match self.config.check_login(user, pass).await? {
+        let peer = self.conn.peer().ip();
+        match self.config.check_login(peer, user, pass).await? {
             Some(address) => {
                 let a = address.clone();
                 let (selected, messages) = self
@@ -347,7 +331,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     None => raw,
                 };
                 let mut out = b"+OK message follows\r\n".to_vec();
-                dot_stuff(&body, &mut out);
+                pec_net::dot::stuff(&body, &mut out);
                 self.send(&out).await?;
             }
             "DELE" => match self.message(arg) {
@@ -411,10 +395,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stuffing_and_top() {
-        let mut out = Vec::new();
-        dot_stuff(b"a\r\n.b\r\nc", &mut out);
-        assert_eq!(out, b"a\r\n..b\r\nc\r\n.\r\n");
+    fn top_keeps_the_header_and_the_first_lines() {
         let raw = b"H: 1\r\n\r\nl1\r\nl2\r\nl3\r\n";
         assert_eq!(top(raw, 0), b"H: 1\r\n\r\n");
         assert_eq!(top(raw, 2), b"H: 1\r\n\r\nl1\r\nl2\r\n");

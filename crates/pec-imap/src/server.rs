@@ -1,23 +1,21 @@
-//! What the IMAP and POP3 servers share: their configuration, the accept
-//! loop, the connection that can turn into TLS mid-session (STARTTLS/STLS),
-//! login checks and the bridge from async sessions to the blocking store.
+//! What the IMAP and POP3 servers share: their configuration, how they run on `pec-net`'s
+//! accept loop, the login check and the bridge from async sessions to the blocking store.
 
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pec_net::{Accepted, Authenticator, ListenerLimits, Service};
 use pec_store::Store;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
-use crate::password::verify_password;
+
+/// The connection a session talks over (plain or TLS, upgradable once).
+pub(crate) use pec_net::Conn;
 
 /// Bounds a session keeps to, so one client cannot exhaust the server.
 #[derive(Debug, Clone)]
@@ -39,6 +37,12 @@ pub struct Limits {
     pub auth_failure_delay: Duration,
     /// A connection silent this long is closed (IMAP autologout is 30 minutes).
     pub idle_timeout: Duration,
+    /// Connection limits of each listener (per client and in all), the TLS handshake
+    /// limit (implicit and STARTTLS/STLS), blocked writes, shutdown grace.
+    pub connections: ListenerLimits,
+    /// The password check, shared with SMTP submission in a whole server: its bounded
+    /// argon2 pool and its per-client penalty after failures.
+    pub auth: Arc<Authenticator>,
 }
 
 impl Default for Limits {
@@ -51,6 +55,8 @@ impl Default for Limits {
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30 * 60),
+            connections: ListenerLimits::default(),
+            auth: Arc::default(),
         }
     }
 }
@@ -82,110 +88,26 @@ impl Config {
             .map_err(Error::Store)
     }
 
-    /// The account's canonical address if `password` is right; argon2 runs
-    /// on the blocking pool.
-    pub(crate) async fn check_login(&self, user: &str, password: &str) -> Result<Option<String>> {
+    /// The account's canonical address if `password` is right. An unknown user is
+    /// checked all the same (against a dummy hash), and `peer`'s earlier failures delay
+    /// the check (see [`Authenticator`]).
+    pub(crate) async fn check_login(
+        &self,
+        peer: IpAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<String>> {
         let user = user.to_string();
-        let password = password.to_string();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || match store.account(&user) {
-            Ok(acc) if verify_password(&password, &acc.password_hash) => Ok(Some(acc.address)),
-            Ok(_) | Err(pec_store::Error::NoSuchAccount(_) | pec_store::Error::InvalidName(_)) => {
-                Ok(None)
-            }
-            Err(e) => Err(Error::Store(e)),
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
-    }
-}
-
-/// Splits a SASL PLAIN message (`authzid NUL authcid NUL password`) into
-/// user and password; an authzid other than the user is refused.
-pub(crate) fn sasl_plain(data: &[u8]) -> Option<(String, String)> {
-    let mut it = data.split(|&b| b == 0);
-    let (authz, authc, pass) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() || authc.is_empty() {
-        return None;
-    }
-    if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-        return None;
-    }
-    Some((
-        String::from_utf8(authc.to_vec()).ok()?,
-        String::from_utf8(pass.to_vec()).ok()?,
-    ))
-}
-
-/// A client connection that starts plain or TLS and can be upgraded once.
-pub(crate) enum Conn<S> {
-    Plain(S),
-    Tls(Box<TlsStream<S>>),
-    /// Only during an upgrade, or after a failed one.
-    Gone,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    /// Performs the TLS handshake on a plain connection (STARTTLS/STLS).
-    pub(crate) async fn start_tls(&mut self, tls: Arc<rustls::ServerConfig>) -> io::Result<()> {
-        match std::mem::replace(self, Conn::Gone) {
-            Conn::Plain(s) => {
-                *self = Conn::Tls(Box::new(TlsAcceptor::from(tls).accept(s).await?));
-                Ok(())
-            }
-            other => {
-                *self = other;
-                Err(io::Error::other("connection is already secure"))
-            }
-        }
-    }
-}
-
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "TLS upgrade failed")
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
-            Conn::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Gone => Poll::Ready(Ok(())),
-        }
+        let account = match self.store(move |s| s.account(&user)).await {
+            Ok(account) => Some(account),
+            Err(Error::Store(
+                pec_store::Error::NoSuchAccount(_) | pec_store::Error::InvalidName(_),
+            )) => None,
+            Err(e) => return Err(e),
+        };
+        let stored = account.as_ref().map(|a| a.password_hash.as_str());
+        let matched = self.limits.auth.verify(peer, password, stored).await;
+        Ok(account.filter(|_| matched).map(|a| a.address))
     }
 }
 
@@ -196,9 +118,33 @@ enum Protocol {
     Pop3,
 }
 
+impl Protocol {
+    /// The listener's description; `tls` for implicit TLS.
+    fn service(self, tls: Option<Arc<rustls::ServerConfig>>) -> Service {
+        let implicit = tls.is_some();
+        let (name, busy): (_, &[u8]) = match self {
+            Protocol::Imap => (
+                if implicit { "imaps" } else { "imap" },
+                b"* BYE Too many connections, try again later\r\n",
+            ),
+            Protocol::Pop3 => (
+                if implicit { "pop3s" } else { "pop3" },
+                b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+            ),
+        };
+        Service {
+            name,
+            tls,
+            busy: busy.to_vec(),
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` completes, running each session on
 /// its own task; with `implicit_tls` the TLS handshake comes first (ports
 /// 993/995), otherwise the client may upgrade with STARTTLS/STLS (143/110).
+/// At shutdown, sessions end at their next wait for the client (IMAP says
+/// `* BYE`).
 async fn serve(
     protocol: Protocol,
     listener: TcpListener,
@@ -206,44 +152,29 @@ async fn serve(
     implicit_tls: bool,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let acceptor = match (&config.tls, implicit_tls) {
-        (Some(tls), true) => Some(TlsAcceptor::from(tls.clone())),
-        (None, true) => {
+    let tls = match (implicit_tls, &config.tls) {
+        (false, _) => None,
+        (true, Some(tls)) => Some(tls.clone()),
+        (true, None) => {
             return Err(Error::Protocol(
                 "implicit TLS needs a TLS configuration".into(),
             ));
         }
-        _ => None,
     };
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let service = protocol.service(tls);
+    let limits = config.limits.connections.clone();
+    let session = move |accepted: Accepted| {
         let config = config.clone();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(tls) => run(protocol, Conn::Tls(Box::new(tls)), config).await,
-                    Err(e) => Err(Error::Io(e)),
-                },
-                None => run(protocol, Conn::Plain(tcp), config).await,
-            };
-            if let Err(e) = result {
+        async move {
+            let peer = accepted.peer;
+            let conn = accepted.conn.end_reads_on(accepted.shutdown);
+            if let Err(e) = run(protocol, conn, config).await {
                 tracing::info!(%peer, error = %e, "session ended with an error");
             }
-        });
-    }
+        }
+    };
+    pec_net::serve(listener, service, limits, session, shutdown).await?;
+    Ok(())
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
@@ -251,7 +182,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: Conn<S>,
     config: Arc<Config>,
 ) -> Result<()> {
-    let secure = matches!(conn, Conn::Tls(_));
+    let secure = conn.is_tls();
     match protocol {
         Protocol::Imap => crate::imap::session(conn, secure, config).await,
         Protocol::Pop3 => crate::pop3::session(conn, secure, config).await,
@@ -288,7 +219,8 @@ pub async fn imap_session<S>(stream: S, secure: bool, config: Arc<Config>) -> Re
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    crate::imap::session(Conn::Plain(stream), secure, config).await
+    let conn = in_memory(stream, &config);
+    crate::imap::session(conn, secure, config).await
 }
 
 /// Runs one POP3 session over any byte stream; `secure` as for [`imap_session`].
@@ -296,25 +228,13 @@ pub async fn pop3_session<S>(stream: S, secure: bool, config: Arc<Config>) -> Re
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    crate::pop3::session(Conn::Plain(stream), secure, config).await
+    let conn = in_memory(stream, &config);
+    crate::pop3::session(conn, secure, config).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sasl_plain_parsing() {
-        assert_eq!(
-            sasl_plain(b"\0anna@pec.it\0pw"),
-            Some(("anna@pec.it".into(), "pw".into()))
-        );
-        assert_eq!(
-            sasl_plain(b"anna@pec.it\0anna@pec.it\0pw"),
-            Some(("anna@pec.it".into(), "pw".into()))
-        );
-        assert_eq!(sasl_plain(b"mario@pec.it\0anna@pec.it\0pw"), None);
-        assert_eq!(sasl_plain(b"\0\0pw"), None);
-        assert_eq!(sasl_plain(b"only"), None);
-    }
+/// The connection of a session outside a listener: a local client (127.0.0.1 for the
+/// password penalty), the configured handshake limit for STARTTLS.
+fn in_memory<S>(stream: S, config: &Config) -> Conn<S> {
+    Conn::plain(stream, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .with_handshake_timeout(config.limits.connections.tls_handshake)
 }

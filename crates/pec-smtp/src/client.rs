@@ -83,24 +83,6 @@ fn status_for(reply: &Reply) -> RecipientStatus {
     }
 }
 
-/// The message with SMTP dot-stuffing applied, ending in CRLF, followed by the final dot.
-fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    let mut line_start = true;
-    for (i, &b) in message.iter().enumerate() {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n' && i > 0 && message[i - 1] == b'\r';
-    }
-    if !message.is_empty() && !message.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
 /// The host part of `host:port` (brackets of an IPv6 literal removed), for TLS.
 fn host_of(target: &str) -> &str {
     let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
@@ -356,7 +338,9 @@ impl Relay {
         conn.send(b"DATA\r\n").await?;
         let mut data_reply = conn.reply().await?;
         if data_reply.code == 354 {
-            conn.send(&dot_stuff(message)).await?;
+            let mut stuffed = Vec::new();
+            pec_net::dot::stuff(message, &mut stuffed);
+            conn.send(&stuffed).await?;
             data_reply = conn.reply().await?;
         } else if data_reply.is_positive() {
             // A positive reply other than 354 would leave the content unsent.
@@ -383,16 +367,6 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_stuffing() {
-        assert_eq!(
-            dot_stuff(b".a\r\nb\r\n..c\r\n"),
-            b"..a\r\nb\r\n...c\r\n.\r\n"
-        );
-        assert_eq!(dot_stuff(b"no final crlf"), b"no final crlf\r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\n.b\r\n"), b"a\n.b\r\n.\r\n");
-    }
 
     #[test]
     fn host_part() {

@@ -13,6 +13,9 @@ pub enum Error {
     /// Network or socket failure, including a refused connection.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The listener could not run (its limits cannot work).
+    #[error("listener: {0}")]
+    Net(#[from] pec_net::Error),
     /// TLS setup or certificate problem.
     #[error("TLS error: {0}")]
     Tls(#[from] rustls::Error),
@@ -53,7 +56,10 @@ impl Error {
             | Error::Protocol(_)
             | Error::TlsUnavailable => true,
             Error::Rejected { reply, .. } => reply.is_transient(),
-            Error::Config(_) | Error::InvalidAddress(_) | Error::EightBitUnsupported => false,
+            Error::Config(_)
+            | Error::Net(_)
+            | Error::InvalidAddress(_)
+            | Error::EightBitUnsupported => false,
         }
     }
 }

@@ -17,5 +17,7 @@ mod tls;
 pub use client::{ClientTls, DeliveryOutcome, RecipientOutcome, RecipientStatus, Relay};
 pub use error::Error;
 pub use reply::Reply;
-pub use server::{Envelope, Handler, Mode, ServerConfig, SessionInfo, Timeouts, serve};
+pub use server::{
+    Envelope, Handler, Mode, ServerConfig, SessionInfo, Timeouts, serve, smtp_session,
+};
 pub use tls::{client_tls_config, server_tls_config};

@@ -1,21 +1,19 @@
-//! SMTP server: the accept loop, per-IP limits, graceful shutdown and the session state
-//! machine for both submission (access point) and MX (incoming point).
+//! SMTP server: the session state machine for both submission (access point) and MX
+//! (incoming point), run by `pec-net`'s accept loop (connection limits, implicit TLS,
+//! graceful shutdown).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use pec_net::sasl::{self, Credentials};
+use pec_net::{Conn, ListenerLimits, Service, Shutdown};
 use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{MailFrom, RcptTo, Request};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
@@ -45,10 +43,6 @@ pub struct Timeouts {
     pub command: Duration,
     /// Receiving the whole DATA content.
     pub data: Duration,
-    /// The TLS handshake (implicit or after STARTTLS).
-    pub tls_handshake: Duration,
-    /// After shutdown is requested, how long running sessions may go on before being cut.
-    pub shutdown_grace: Duration,
 }
 
 impl Default for Timeouts {
@@ -56,8 +50,6 @@ impl Default for Timeouts {
         Self {
             command: Duration::from_secs(300),
             data: Duration::from_secs(600),
-            tls_handshake: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -72,8 +64,9 @@ pub struct ServerConfig {
     /// Most recipients per transaction; spec §7.1 requires at least 50. Extra ones get
     /// `452 4.5.3` so the client can send them in another transaction.
     pub max_recipients: usize,
-    /// Most simultaneous connections from one IP address; more get `421 4.7.0`.
-    pub max_connections_per_ip: usize,
+    /// Connection limits of the listener (per client and in all: more get `421 4.7.0`),
+    /// the TLS handshake limit (implicit and STARTTLS), blocked writes, shutdown grace.
+    pub connections: ListenerLimits,
     /// Failed AUTH attempts after which the connection is closed.
     pub max_auth_failures: u32,
     /// Pause before answering a failed AUTH, to slow down password guessing.
@@ -86,14 +79,14 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// A configuration with the defaults: 40 MiB messages (spec §7.1 requires 30 MB for one
-    /// recipient, plus room for the transport envelope), 100 recipients, 20 connections per
-    /// IP, 3 AUTH failures, 1 s delay after a failure, no TLS.
+    /// recipient, plus room for the transport envelope), 100 recipients, `pec-net`'s
+    /// connection limits, 3 AUTH failures, 1 s delay after a failure, no TLS.
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
             hostname: hostname.into(),
             max_message_size: 40 * 1024 * 1024,
             max_recipients: 100,
-            max_connections_per_ip: 20,
+            connections: ListenerLimits::default(),
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_secs(1),
             timeouts: Timeouts::default(),
@@ -133,10 +126,12 @@ pub struct Envelope {
 /// The futures must be `Send` because each session runs in its own task; an implementation
 /// may simply write `async fn`.
 pub trait Handler: Send + Sync + 'static {
-    /// AUTH: check the credentials; return the authenticated identity (the address the user
+    /// AUTH: check the credentials of the client of `session` (its address decides the
+    /// penalty of earlier failures); return the authenticated identity (the address the user
     /// may send as) or `None` to refuse.
     fn authenticate(
         &self,
+        session: &SessionInfo,
         user: &str,
         password: &str,
     ) -> impl Future<Output = Option<String>> + Send;
@@ -168,51 +163,9 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Reply> + Send;
 }
 
-/// Counts connections per IP address; a guard gives its slot back when dropped.
-struct ConnLimiter {
-    counts: Mutex<HashMap<IpAddr, usize>>,
-    max: usize,
-}
-
-struct ConnGuard {
-    limiter: Arc<ConnLimiter>,
-    ip: IpAddr,
-}
-
-impl ConnLimiter {
-    fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(ConnGuard {
-            limiter: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let mut counts = self
-            .limiter
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Accept connections on `listener` and run one session per connection until `shutdown`
 /// completes; then stop accepting, tell idle sessions `421` and give the others
-/// `timeouts.shutdown_grace` to finish before cutting them.
+/// `connections.shutdown_grace` to finish before cutting them.
 ///
 /// Fails at once on a configuration that cannot work: fewer than 50 recipients allowed
 /// (spec §7.1), or a submission listener without TLS (spec §8.3).
@@ -231,74 +184,52 @@ pub async fn serve<H: Handler>(
     if matches!(mode, Mode::Submission { .. }) && config.tls.is_none() {
         return Err(Error::Config("submission requires TLS".into()));
     }
-    let acceptor = config.tls.clone().map(TlsAcceptor::from);
-    let limiter = Arc::new(ConnLimiter {
-        counts: Mutex::new(HashMap::new()),
-        max: config.max_connections_per_ip,
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut sessions = JoinSet::new();
-    tokio::pin!(shutdown);
-    info!(addr = ?listener.local_addr().ok(), ?mode, "SMTP listener started");
-
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let guard = limiter.try_acquire(peer.ip());
-                    let session = Session {
-                        stream: buffered(Box::new(tcp)),
-                        out: Vec::new(),
-                        info: SessionInfo {
-                            peer,
-                            tls: false,
-                            authenticated: None,
-                            helo: String::new(),
-                            mode,
-                        },
-                        config: Arc::clone(&config),
-                        handler: Arc::clone(&handler),
-                        acceptor: acceptor.clone(),
-                        mail_from: None,
-                        rcpt_to: Vec::new(),
-                        auth_failures: 0,
-                    };
-                    let stop = stop_rx.clone();
-                    sessions.spawn(async move {
-                        let Some(_guard) = guard else {
-                            session.refuse_busy().await;
-                            return;
-                        };
-                        if let Err(e) = session.run(stop).await {
-                            debug!(%peer, error = %e, "session ended with an error");
-                        }
-                    });
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+    let implicit_tls = matches!(mode, Mode::Submission { implicit_tls: true });
+    let service = Service {
+        name: match mode {
+            Mode::Submission { implicit_tls: true } => "submissions",
+            Mode::Submission { .. } => "submission",
+            Mode::Mx => "mx",
+        },
+        tls: config.tls.clone().filter(|_| implicit_tls),
+        busy: b"421 4.7.0 Too many connections from your address, try again later\r\n".to_vec(),
+    };
+    let limits = config.connections.clone();
+    let session = move |accepted: pec_net::Accepted| {
+        let (config, handler) = (Arc::clone(&config), Arc::clone(&handler));
+        async move {
+            let peer = accepted.peer;
+            let secure = accepted.conn.is_tls();
+            let session = Session::new(accepted.conn, secure, mode, config, handler);
+            if let Err(e) = session.run(accepted.shutdown).await {
+                debug!(%peer, error = %e, "session ended with an error");
+            }
         }
-        while sessions.try_join_next().is_some() {}
-    }
-
-    drop(listener);
-    info!(sessions = sessions.len(), "SMTP listener stopping");
-    let _ = stop_tx.send(true);
-    let drained = timeout(config.timeouts.shutdown_grace, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!(
-            sessions = sessions.len(),
-            "shutdown grace period over, cutting sessions"
-        );
-        sessions.shutdown().await;
-    }
+    };
+    pec_net::serve(listener, service, limits, session, shutdown).await?;
     Ok(())
+}
+
+/// Runs one SMTP session over any byte stream (an in-memory pipe for tests and fuzzing) as
+/// if `peer` had connected to a `mode` listener. `secure` says whether the stream is
+/// already private (as after implicit TLS): submission offers AUTH only then. Without a
+/// listener there is no shutdown to wait for.
+pub async fn smtp_session<S, H>(
+    stream: S,
+    peer: SocketAddr,
+    secure: bool,
+    mode: Mode,
+    config: Arc<ServerConfig>,
+    handler: Arc<H>,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
+{
+    let conn = Conn::plain(stream, peer);
+    Session::new(conn, secure, mode, config, handler)
+        .run(Shutdown::never())
+        .await
 }
 
 /// Why a session stops reading commands.
@@ -373,6 +304,36 @@ fn strip_crlf(line: &[u8]) -> &[u8] {
 }
 
 impl<H: Handler> Session<H> {
+    fn new<S>(
+        conn: Conn<S>,
+        secure: bool,
+        mode: Mode,
+        config: Arc<ServerConfig>,
+        handler: Arc<H>,
+    ) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = conn.peer();
+        Session {
+            stream: buffered(Box::new(conn)),
+            out: Vec::new(),
+            info: SessionInfo {
+                peer,
+                tls: secure,
+                authenticated: None,
+                helo: String::new(),
+                mode,
+            },
+            acceptor: config.tls.clone().map(TlsAcceptor::from),
+            config,
+            handler,
+            mail_from: None,
+            rcpt_to: Vec::new(),
+            auth_failures: 0,
+        }
+    }
+
     fn reply(&mut self, reply: &Reply) {
         self.out.extend_from_slice(&reply.to_wire());
     }
@@ -396,15 +357,6 @@ impl<H: Handler> Session<H> {
         Ok(())
     }
 
-    /// Over the per-IP limit: say why (in plaintext listeners) and hang up.
-    async fn refuse_busy(mut self) {
-        warn!(peer = %self.info.peer, "too many connections from this address");
-        if !matches!(self.info.mode, Mode::Submission { implicit_tls: true }) {
-            self.send(421, "4.7.0", "Too many connections from your address");
-            let _ = self.flush().await;
-        }
-    }
-
     async fn start_tls(&mut self) -> Result<(), Error> {
         let Some(acceptor) = self.acceptor.clone() else {
             return Err(Error::Config("TLS is not configured".into()));
@@ -416,7 +368,7 @@ impl<H: Handler> Session<H> {
         let (placeholder, _) = tokio::io::duplex(1);
         let plain = std::mem::replace(&mut self.stream, buffered(Box::new(placeholder)));
         let tls = timeout(
-            self.config.timeouts.tls_handshake,
+            self.config.connections.tls_handshake,
             acceptor.accept(plain.into_inner()),
         )
         .await
@@ -426,13 +378,9 @@ impl<H: Handler> Session<H> {
         Ok(())
     }
 
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
+    async fn run(mut self, stop: Shutdown) -> Result<(), Error> {
         let peer = self.info.peer;
         info!(%peer, mode = ?self.info.mode, "SMTP session started");
-        if matches!(self.info.mode, Mode::Submission { implicit_tls: true }) {
-            // The TCP stream is not a boxed TLS stream yet: the handshake swaps it.
-            self.start_tls().await?;
-        }
         let greeting = format!("{} ESMTP pecd ready", self.config.hostname);
         self.reply(&Reply {
             code: 220,
@@ -444,7 +392,7 @@ impl<H: Handler> Session<H> {
                 self.flush().await?;
             }
             let line = tokio::select! {
-                _ = stop.changed() => {
+                () = stop.signalled() => {
                     self.send(421, "4.3.2", "Service shutting down, closing connection");
                     self.flush().await?;
                     return Ok(());
@@ -764,15 +712,6 @@ impl<H: Handler> Session<H> {
             self.send(503, "5.5.1", "AUTH not allowed now");
             return Ok(Flow::Continue);
         }
-        let decode = |b: &[u8]| -> Option<String> {
-            if b == b"=" {
-                return Some(String::new());
-            }
-            BASE64
-                .decode(b)
-                .ok()
-                .and_then(|v| String::from_utf8(v).ok())
-        };
         let credentials = if mechanism == smtp_proto::AUTH_PLAIN {
             let response = if initial.is_empty() {
                 self.auth_response("").await?
@@ -783,12 +722,7 @@ impl<H: Handler> Session<H> {
                 self.send(501, "5.0.0", "Authentication cancelled");
                 return Ok(Flow::Continue);
             };
-            decode(&response).and_then(|plain| {
-                let mut parts = plain.split('\0');
-                let (authz, user, pass) = (parts.next()?, parts.next()?, parts.next()?);
-                (parts.next().is_none() && (authz.is_empty() || authz == user))
-                    .then(|| (user.to_owned(), pass.to_owned()))
-            })
+            sasl::decode(&response).and_then(|plain| sasl::plain(&plain))
         } else if mechanism == smtp_proto::AUTH_LOGIN {
             let user = if initial.is_empty() {
                 self.auth_response("VXNlcm5hbWU6").await?
@@ -803,13 +737,17 @@ impl<H: Handler> Session<H> {
                 self.send(501, "5.0.0", "Authentication cancelled");
                 return Ok(Flow::Continue);
             };
-            decode(&user).zip(decode(&pass))
+            sasl::login(&user, &pass)
         } else {
             self.send(504, "5.5.4", "Unrecognized authentication type");
             return Ok(Flow::Continue);
         };
         let identity = match credentials {
-            Some((user, pass)) => self.handler.authenticate(&user, &pass).await,
+            Some(Credentials { user, password }) => {
+                self.handler
+                    .authenticate(&self.info, &user, &password)
+                    .await
+            }
             None => None,
         };
         if let Some(identity) = identity {

@@ -194,7 +194,7 @@ async fn command_order_and_syntax_errors() {
 
 #[tokio::test]
 async fn per_ip_connection_limit_gives_421() {
-    let server = start(Mode::Mx, |c| c.max_connections_per_ip = 2).await;
+    let server = start(Mode::Mx, |c| c.connections.max_connections_per_ip = 2).await;
     let mut first = Raw::connect(server.addr).await;
     let mut second = Raw::connect(server.addr).await;
     assert!(first.reply().await.starts_with("220 "));
@@ -286,4 +286,34 @@ async fn shutdown_tells_idle_sessions_421_and_returns() {
     assert!(raw.reply().await.starts_with("421 4.3.2 "));
     assert!(raw.closed().await);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_message_in_flight_finish_then_says_421() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let addr = server.addr;
+    let handler = server.handler.clone();
+    let mut idle = Raw::connect(addr).await;
+    assert!(idle.reply().await.starts_with("220 "));
+    let mut busy = Raw::connect(addr).await;
+    transaction_to_data(&mut busy).await;
+    busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n").await;
+
+    let stopping = tokio::spawn(server.shutdown());
+    // The idle session is told at once: the shutdown has begun.
+    assert!(idle.reply().await.starts_with("421 4.3.2 "));
+    assert!(idle.closed().await);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // The message being received still goes through, then the session is told.
+    busy.send(b"second half\r\n.\r\n").await;
+    assert!(busy.reply().await.starts_with("250 "));
+    assert!(busy.reply().await.starts_with("421 4.3.2 "));
+    assert!(busy.closed().await);
+    stopping.await.unwrap();
+    let received = handler.messages.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].message,
+        b"Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n"
+    );
 }

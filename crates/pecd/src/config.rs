@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use pec_net::{AuthLimits, ListenerLimits};
 use serde::Deserialize;
 
 /// The whole configuration file.
@@ -134,7 +136,7 @@ pub struct ClientConfig {
     pub submission_port: Option<u16>,
 }
 
-/// The `[limits]` table.
+/// The `[limits]` table: sizes, recipients, and how much any client may take.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -147,12 +149,38 @@ pub struct LimitsConfig {
     /// Size × recipients allowed at the access point (30 MB at least by law).
     #[serde(default = "default_size_times")]
     pub max_size_times_recipients: String,
-    /// Simultaneous connections from one address.
-    #[serde(default = "default_conns")]
+    /// Simultaneous connections from one address (an IPv6 /64), on each listener.
+    #[serde(default = "default_conns_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Simultaneous connections on each listener.
+    #[serde(default = "default_conns")]
+    pub max_connections: usize,
+    /// Longest TLS handshake, implicit or after STARTTLS/STLS, in seconds.
+    #[serde(default = "default_tls_handshake")]
+    pub tls_handshake_secs: u64,
+    /// A write blocked this long by a client that does not read ends the session.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
+    /// At shutdown, how long sessions may finish before being cut, in seconds.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
     /// Failed logins before a session is closed.
     #[serde(default = "default_auth_failures")]
     pub max_auth_failures: u32,
+    /// Password verifications (argon2, 19 MiB each) running at once; the number of CPUs
+    /// when absent.
+    #[serde(default)]
+    pub auth_workers: Option<usize>,
+    /// The wait before the next login attempt from an address after one failure, in
+    /// seconds; it doubles with each failure.
+    #[serde(default = "default_auth_penalty")]
+    pub auth_penalty_secs: u64,
+    /// The longest such wait, in seconds.
+    #[serde(default = "default_auth_penalty_max")]
+    pub auth_penalty_max_secs: u64,
+    /// An address without failures for this long starts afresh, in seconds.
+    #[serde(default = "default_auth_penalty_forget")]
+    pub auth_penalty_forget_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -161,9 +189,60 @@ impl Default for LimitsConfig {
             max_message_size: default_max_size(),
             max_recipients: default_max_recipients(),
             max_size_times_recipients: default_size_times(),
-            max_connections_per_ip: default_conns(),
+            max_connections_per_ip: default_conns_per_ip(),
+            max_connections: default_conns(),
+            tls_handshake_secs: default_tls_handshake(),
+            write_timeout_secs: default_write_timeout(),
+            shutdown_grace_secs: default_shutdown_grace(),
             max_auth_failures: default_auth_failures(),
+            auth_workers: None,
+            auth_penalty_secs: default_auth_penalty(),
+            auth_penalty_max_secs: default_auth_penalty_max(),
+            auth_penalty_forget_secs: default_auth_penalty_forget(),
         }
+    }
+}
+
+impl LimitsConfig {
+    /// The connection limits of every listener.
+    pub fn connections(&self) -> ListenerLimits {
+        ListenerLimits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            tls_handshake: Duration::from_secs(self.tls_handshake_secs),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+
+    /// The limits of the password check shared by SMTP, IMAP and POP3.
+    pub fn auth(&self) -> AuthLimits {
+        let defaults = AuthLimits::default();
+        AuthLimits {
+            workers: self.auth_workers.unwrap_or(defaults.workers),
+            penalty: Duration::from_secs(self.auth_penalty_secs),
+            penalty_max: Duration::from_secs(self.auth_penalty_max_secs),
+            penalty_forget: Duration::from_secs(self.auth_penalty_forget_secs),
+            ..defaults
+        }
+    }
+
+    /// Refuses values that cannot work.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.max_recipients < 50 {
+            bail!("limits.max_recipients must be at least 50 (PEC rules)");
+        }
+        let zero = [
+            ("max_connections", self.max_connections == 0),
+            ("max_connections_per_ip", self.max_connections_per_ip == 0),
+            ("auth_workers", self.auth_workers == Some(0)),
+            ("tls_handshake_secs", self.tls_handshake_secs == 0),
+            ("write_timeout_secs", self.write_timeout_secs == 0),
+        ];
+        if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            bail!("limits.{key} must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -269,8 +348,29 @@ fn default_max_recipients() -> usize {
 fn default_size_times() -> String {
     "30MiB".into()
 }
+fn default_conns_per_ip() -> usize {
+    ListenerLimits::default().max_connections_per_ip
+}
 fn default_conns() -> usize {
-    20
+    ListenerLimits::default().max_connections
+}
+fn default_tls_handshake() -> u64 {
+    ListenerLimits::default().tls_handshake.as_secs()
+}
+fn default_write_timeout() -> u64 {
+    ListenerLimits::default().write_timeout.as_secs()
+}
+fn default_shutdown_grace() -> u64 {
+    ListenerLimits::default().shutdown_grace.as_secs()
+}
+fn default_auth_penalty() -> u64 {
+    AuthLimits::default().penalty.as_secs()
+}
+fn default_auth_penalty_max() -> u64 {
+    AuthLimits::default().penalty_max.as_secs()
+}
+fn default_auth_penalty_forget() -> u64 {
+    AuthLimits::default().penalty_forget.as_secs()
 }
 fn default_auth_failures() -> u32 {
     3
@@ -303,9 +403,10 @@ impl Config {
         ] {
             parse_size(value).with_context(|| format!("{key} in {}", path.display()))?;
         }
-        if config.limits.max_recipients < 50 {
-            bail!("limits.max_recipients must be at least 50 (PEC rules)");
-        }
+        config
+            .limits
+            .check()
+            .with_context(|| format!("in {}", path.display()))?;
         Ok(config)
     }
 
@@ -364,5 +465,46 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert!(c.certificates.lab_generate);
         assert!(c.listen.submission_tls.is_some() && c.listen.mx.is_some());
+        let defaults = LimitsConfig::default();
+        assert_eq!(c.limits.connections(), defaults.connections());
+        assert_eq!(c.limits.auth(), defaults.auth());
+        assert_eq!(c.limits.max_auth_failures, defaults.max_auth_failures);
+    }
+
+    #[test]
+    fn connection_and_password_limits_default_to_dovecot_and_postfix_strictness() {
+        let c = LimitsConfig::default().connections();
+        assert!(
+            c.max_connections_per_ip <= 10,
+            "Dovecot: 10 per user and IP"
+        );
+        assert!(
+            c.max_connections <= 100,
+            "Postfix and Dovecot: 100 processes"
+        );
+        let a = LimitsConfig::default().auth();
+        assert_eq!((a.penalty.as_secs(), a.penalty_max.as_secs()), (2, 15));
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pecd.toml");
+        for bad in [
+            "max_connections = 0",
+            "max_connections_per_ip = 0",
+            "auth_workers = 0",
+        ] {
+            std::fs::write(
+                &path,
+                format!("[gestore]\ndata_dir = \"d\"\n[limits]\n{bad}\n"),
+            )
+            .unwrap();
+            let e = Config::load(&path).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("must be at least 1"),
+                "{bad}: {e:#}"
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@ use pec_gestore::routing::Router;
 use pec_gestore::runtime::{self, Listen, Parts};
 use pec_gestore::service::{Gestore, Settings};
 use pec_gestore::workers::Relays;
+use pec_net::Authenticator;
 use pec_proto::labpki::GestoreSpec;
 use pec_proto::smime::{Digest, OpensslSigner};
 use pec_smtp::{ClientTls, Relay, ServerConfig};
@@ -205,21 +206,26 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         ordinary: relay(ClientTls::Opportunistic(client_tls)),
     };
 
+    let connections = config.limits.connections();
     let mut smtp = ServerConfig::new(config.gestore.hostname.clone());
     smtp.max_message_size =
         usize::try_from(parse_size(&config.limits.max_message_size)?).unwrap_or(usize::MAX);
     smtp.max_recipients = config.limits.max_recipients;
-    smtp.max_connections_per_ip = config.limits.max_connections_per_ip;
+    smtp.connections = connections.clone();
     smtp.max_auth_failures = config.limits.max_auth_failures;
     smtp.tls = Some(tls.clone());
     let smtp = Arc::new(smtp);
+    // One password check for IMAP, POP3 and (through runtime::start) SMTP submission.
     let imap = Arc::new(pec_imap::Config {
         store: store.clone(),
         notifier,
         tls: Some(tls),
-        // An APPEND may bring what SMTP would accept, no more.
         limits: pec_imap::Limits {
+            // An APPEND may bring what SMTP would accept, no more.
             max_literal: u32::try_from(smtp.max_message_size).unwrap_or(u32::MAX),
+            max_auth_failures: config.limits.max_auth_failures,
+            connections: connections.clone(),
+            auth: Arc::new(Authenticator::new(config.limits.auth())),
             ..pec_imap::Limits::default()
         },
     });
@@ -229,6 +235,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         gestore,
         smtp,
         imap,
+        http_connections: connections,
         relays,
         listen: Listen {
             submission_tls: l.submission_tls,

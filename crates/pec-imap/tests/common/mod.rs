@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pec_imap::{Config, Limits, Notifier, hash_password};
+use pec_net::{AuthLimits, Authenticator};
 use pec_store::{NewAccount, SqliteStore, Store};
 
 /// A fresh store with `anna@pec.example.it` (password `segreta`), no TLS, a 1 ms delay
-/// after a failed login, and `max_literal` when given.
+/// after a failed login and no penalty before the next, and `max_literal` when given.
 pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
@@ -28,6 +29,10 @@ pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
         limits: Limits {
             max_literal: max_literal.unwrap_or(defaults.max_literal),
             auth_failure_delay: Duration::from_millis(1),
+            auth: Arc::new(Authenticator::new(AuthLimits {
+                penalty: Duration::ZERO,
+                ..AuthLimits::default()
+            })),
             ..defaults
         },
     };

@@ -53,7 +53,12 @@ pub struct Recorder {
 }
 
 impl Handler for Recorder {
-    async fn authenticate(&self, user: &str, password: &str) -> Option<String> {
+    async fn authenticate(
+        &self,
+        _session: &SessionInfo,
+        user: &str,
+        password: &str,
+    ) -> Option<String> {
         (user == "alice" && password == "secret").then(|| "alice@example.it".to_string())
     }
 
@@ -103,7 +108,7 @@ pub fn config(pki: &Pki) -> ServerConfig {
     config.tls =
         Some(pec_smtp::server_tls_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap());
     config.auth_failure_delay = Duration::from_millis(10);
-    config.timeouts.shutdown_grace = Duration::from_secs(2);
+    config.connections.shutdown_grace = Duration::from_secs(2);
     config
 }
 

@@ -98,7 +98,7 @@ pub fn ca_file(dir: &Path) -> PathBuf {
 impl Gestori {
     /// Writes the lab PKI and configurations and starts both gestori; `senders` sender
     /// mailboxes are created in alfa, and `connections` simultaneous connections from
-    /// loopback allowed.
+    /// loopback allowed on each listener.
     pub async fn start(senders: usize, connections: usize) -> anyhow::Result<Gestori> {
         let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
         let ids = [("alfa", "pec.alfa.test"), ("beta", "pec.beta.test")];
@@ -135,7 +135,7 @@ impl Gestori {
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
                  [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\n\
                  imaps = \"127.0.0.1:{p2}\"\n\n\
-                 [limits]\nmax_connections_per_ip = {connections}\n\n\
+                 [limits]\nmax_connections_per_ip = {connections}\nmax_connections = {connections}\n\n\
                  [queue]\nretry_base_secs = 2\nretry_max_secs = 10\n\n\
                  [lab]\nmailboxes = [{mailboxes}]\n\n[routes]\n{routes}",
                 name = name(id),

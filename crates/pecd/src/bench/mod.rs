@@ -240,7 +240,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let phase = Duration::from_secs(args.seconds).max(Duration::from_millis(200)) / phases;
 
     progress("starting the gestori (argon2 for every lab mailbox)...");
-    let gestori = Gestori::start(cases.len() + 1, clients + 20).await?;
+    let connections = clients.max(args.idle_connections) + 20;
+    let gestori = Gestori::start(cases.len() + 1, connections).await?;
     done(&format!(
         "gestori up on loopback ({cores} cores, load average {load})"
     ));

@@ -1,0 +1,120 @@
+//! The password check: a bounded pool, the same work for unknown users, the growing
+//! per-client penalty (on tokio's paused clock: no real waiting).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use pec_net::{AuthLimits, Authenticator, hash_password};
+use tokio::time::Instant;
+
+/// A hash with small parameters, so that fifty verifications take little time.
+fn cheap_hash(password: &str) -> String {
+    let params = Params::new(1024, 2, 1, None).unwrap();
+    let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+fn client(n: u8) -> IpAddr {
+    IpAddr::from([10, 0, 0, n])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_wrong_logins_never_run_more_than_the_workers() {
+    let auth = Arc::new(Authenticator::new(AuthLimits {
+        workers: 2,
+        ..AuthLimits::default()
+    }));
+    let stored: Arc<str> = cheap_hash("segreta").into();
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..50 {
+        let (auth, stored) = (auth.clone(), stored.clone());
+        attempts.spawn(async move { auth.verify(client(n), "sbagliata", Some(&stored)).await });
+    }
+    while let Some(matched) = attempts.join_next().await {
+        assert!(!matched.unwrap());
+    }
+    let stats = auth.stats();
+    assert_eq!(stats.verifications, 50);
+    assert!(stats.peak <= 2, "{stats:?}");
+    assert_eq!(stats.running, 0);
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_verified_like_a_wrong_password() {
+    let auth = Authenticator::new(AuthLimits::default());
+    let stored = hash_password("segreta").unwrap();
+    assert!(!auth.verify(client(1), "segreta", None).await);
+    assert_eq!(auth.stats().verifications, 1, "the dummy hash was verified");
+    assert!(!auth.verify(client(2), "sbagliata", Some(&stored)).await);
+    assert_eq!(auth.stats().verifications, 2);
+    assert!(auth.verify(client(3), "segreta", Some(&stored)).await);
+    assert_eq!(auth.stats().verifications, 3);
+}
+
+/// Virtual seconds an attempt waited before its answer.
+async fn timed(auth: &Authenticator, from: IpAddr, password: &str, stored: &str) -> (bool, u64) {
+    let start = Instant::now();
+    let matched = auth.verify(from, password, Some(stored)).await;
+    (matched, start.elapsed().as_secs())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_penalty_grows_per_client_and_a_success_or_time_resets_it() {
+    let auth = Authenticator::new(AuthLimits::default());
+    let stored = cheap_hash("segreta");
+    let (attacker, user) = (client(66), client(7));
+
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        waits.push(timed(&auth, attacker, "guess", &stored).await);
+    }
+    let expected = [0, 2, 4, 8, 15, 15].map(|w| (false, w));
+    assert_eq!(waits, expected);
+
+    // A success from the attacker's address (its own account) starts it afresh.
+    assert_eq!(timed(&auth, attacker, "segreta", &stored).await, (true, 15));
+    assert_eq!(timed(&auth, attacker, "guess", &stored).await, (false, 0));
+    assert_eq!(timed(&auth, attacker, "guess", &stored).await, (false, 2));
+
+    // The rightful user elsewhere is not slowed down by the attacker, even after failing once.
+    assert_eq!(timed(&auth, user, "typo", &stored).await, (false, 0));
+    assert_eq!(
+        timed(&auth, user, "segreta", &stored).await,
+        (true, 2),
+        "its own failure only"
+    );
+
+    // Ten quiet minutes forget the failures.
+    tokio::time::advance(Duration::from_secs(601)).await;
+    assert_eq!(timed(&auth, attacker, "guess", &stored).await, (false, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn parallel_attempts_from_one_client_are_spaced_out() {
+    let auth = Arc::new(Authenticator::new(AuthLimits::default()));
+    let stored: Arc<str> = cheap_hash("segreta").into();
+    assert!(!auth.verify(client(66), "guess", Some(&stored)).await);
+    let start = Instant::now();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (auth, stored) = (auth.clone(), stored.clone());
+        attempts.spawn(async move {
+            auth.verify(client(66), "guess", Some(&stored)).await;
+            start.elapsed().as_secs()
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(at) = attempts.join_next().await {
+        done.push(at.unwrap());
+    }
+    done.sort();
+    // One attempt at a time, each at least 2 s after the one before.
+    assert!(done.windows(2).all(|w| w[1] >= w[0] + 2), "{done:?}");
+    assert!(done[0] >= 2, "{done:?}");
+}

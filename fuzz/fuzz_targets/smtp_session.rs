@@ -1,0 +1,94 @@
+//! An SMTP session fed arbitrary client bytes must never panic nor hang, in MX mode and
+//! in submission mode. The first input byte picks the mode: MX, submission over an
+//! already private stream, or submission already past EHLO and AUTH PLAIN, so the fuzzer
+//! also reaches MAIL, RCPT and DATA of an authenticated user.
+#![no_main]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use pec_smtp::{Envelope, Handler, Mode, Reply, ServerConfig, SessionInfo, smtp_session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Accepts alice/secret, every sender and recipient but `refused@...`, every message.
+struct Stub;
+
+impl Handler for Stub {
+    async fn authenticate(&self, _: &SessionInfo, user: &str, password: &str) -> Option<String> {
+        (user == "alice" && password == "secret").then(|| "alice@example.it".to_string())
+    }
+
+    async fn mail_from(&self, _: &SessionInfo, _: &str) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    async fn rcpt_to(&self, _: &SessionInfo, _: &str, to: &str) -> Result<(), Reply> {
+        if to.starts_with("refused@") {
+            Err(Reply::new(550, "5.1.1", "No such user here"))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn data(&self, _: &SessionInfo, _: Envelope, _: Vec<u8>) -> Reply {
+        Reply::ok("Message accepted")
+    }
+}
+
+fn config() -> Arc<ServerConfig> {
+    static CONFIG: OnceLock<Arc<ServerConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut config = ServerConfig::new("mx.fuzz.invalid");
+            config.max_message_size = 64 * 1024;
+            config.auth_failure_delay = Duration::ZERO;
+            config.timeouts.command = Duration::from_secs(1);
+            config.timeouts.data = Duration::from_secs(1);
+            Arc::new(config)
+        })
+        .clone()
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
+    let (mode, secure, prefix): (_, _, &[u8]) = match selector % 3 {
+        0 => (Mode::Mx, false, b""),
+        1 => (Mode::Submission { implicit_tls: true }, true, b""),
+        _ => (
+            Mode::Submission { implicit_tls: true },
+            true,
+            // "\0alice\0secret" in base64.
+            b"EHLO fuzz.test\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n",
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let (mut client, server) = tokio::io::duplex(256 * 1024);
+        let peer = SocketAddr::from(([192, 0, 2, 1], 4242));
+        let session = tokio::spawn(smtp_session(
+            server,
+            peer,
+            secure,
+            mode,
+            config(),
+            Arc::new(Stub),
+        ));
+        let mut input = prefix.to_vec();
+        input.extend_from_slice(data);
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = client.write_all(&input).await;
+            let _ = client.shutdown().await;
+            let _ = client.read_to_end(&mut sink).await;
+        });
+        // Errors (a client that breaks the protocol) are fine; panics are not.
+        let _ = session.await.expect("session panicked");
+        let _ = reader.await;
+    });
+});
