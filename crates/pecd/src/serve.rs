@@ -191,7 +191,6 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         on_delivery: Some(Arc::new(move |address: &str, folder: &str| {
             hook_notifier.changed(address, folder)
         })),
-        receiving: Default::default(),
     });
 
     let client_tls = pec_smtp::client_tls_config(&ca_pem).context("the CA bundle")?;
