@@ -134,8 +134,10 @@ pub trait Store: Send + Sync {
     /// Queues a message for relay to another domain.
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
     /// Queue entries due at `now` (expired ones included: the caller checks
-    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`. Meant
-    /// for one dispatcher: it does not lease the entries it returns.
+    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`. It does
+    /// not lease the entries it returns, so two dispatchers may handle one
+    /// entry: a batch that completes it ([`Batch::completed`]) is then done
+    /// already the second time, and the effect keys stop a second effect.
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
     /// Removes a queue entry that was relayed.
     fn queue_complete(&self, id: i64) -> Result<()>;

@@ -102,7 +102,7 @@ fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
         }
     }
     for address in &config.lab.mailboxes {
-        if store.account(address).is_ok() {
+        if store.find_account(address)?.is_some() {
             continue;
         }
         let local = address.split('@').next().unwrap_or(address);
