@@ -59,12 +59,6 @@ impl Event {
     }
 }
 
-impl std::fmt::Display for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,9 +84,6 @@ mod tests {
             );
         }
         assert_eq!(Event::Preavviso.as_str(), "preavviso-errore-consegna");
-        assert_eq!(
-            Event::ErroreConsegnaVirus.to_string(),
-            "errore-consegna-virus"
-        );
+        assert_eq!(Event::ErroreConsegnaVirus.as_str(), "errore-consegna-virus");
     }
 }
