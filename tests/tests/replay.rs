@@ -272,7 +272,7 @@ async fn rewritten_outer_header_makes_an_anomaly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipt_replayed_to_another_mailbox_is_not_filed() {
-    let lab = Lab::start(standard(), &[]).await;
+    let mut lab = Lab::start(standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     // Anna writes to Mario: her receipts come back to beta.
     submit(
@@ -299,10 +299,30 @@ async fn receipt_replayed_to_another_mailbox_is_not_filed() {
         .expect("presa in carico in beta's service mailbox");
     let presa = beta.store.read_archive(presa_entry.id).unwrap();
 
-    // A genuine receipt alfa signed about Anna's message that beta has not seen yet,
-    // taken on its way and sent to Luca; then the receipts beta filed for Anna, to Luca
-    // and to the protocol office: anomalies, never receipts in their mailboxes.
-    let d = classify(&consegna).daticert.unwrap();
+    // A second message of Anna's, which alfa (down now) has not received: a receipt alfa
+    // signs about it certifies what beta has not seen yet. (Another receipt about the
+    // first message certifies the delivery beta filed already: filed once, see
+    // `receipt_with_a_rewritten_message_id_is_filed_once`.)
+    lab.stop("alfa").await;
+    let beta = lab.node("beta");
+    submit(
+        beta.submission_port,
+        &lab.ca(),
+        ANNA,
+        &[MARIO],
+        &message(ANNA, MARIO, "Verbale 2"),
+    )
+    .expect("submitted");
+    let inbox = wait_for(beta.store.as_ref(), ANNA, 3).await;
+    let d = of_kind(&inbox, "accettazione")
+        .into_iter()
+        .filter_map(|c| c.daticert)
+        .find(|d| d.oggetto.as_deref() == Some("Verbale 2"))
+        .expect("acceptance of the second message");
+
+    // That genuine receipt, taken on its way and sent to Luca; then the receipts beta
+    // filed for Anna, to Luca and to the protocol office: anomalies, never receipts in
+    // their mailboxes.
     let fresh = identity(&lab, "alfa", "Alfa PEC (lab)")
         .notice(
             &Transaction::from_daticert(&d),
@@ -356,7 +376,7 @@ async fn receipt_replayed_to_another_mailbox_is_not_filed() {
     // filed for her when it reaches her.
     let again = mailbox(beta.store.as_ref(), ANNA, "INBOX");
     assert_eq!(of_kind(&again, "avvenuta-consegna").len(), 1);
-    assert_eq!(again.len(), 2);
+    assert_eq!(again.len(), 3);
     send_to_mx(
         beta.mx_port,
         "posta-certificata@pec.alfa.test",
@@ -365,8 +385,64 @@ async fn receipt_replayed_to_another_mailbox_is_not_filed() {
     )
     .expect("fresh receipt to anna");
     let filed = mailbox(beta.store.as_ref(), ANNA, "INBOX");
-    assert_eq!(filed.len(), 3);
-    assert_eq!(filed[2], fresh);
+    assert_eq!(filed.len(), 4);
+    assert_eq!(filed[3], fresh);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipt_with_a_rewritten_message_id_is_filed_once() {
+    let lab = Lab::start(standard(), &[]).await;
+    let beta = lab.node("beta");
+    submit(
+        beta.submission_port,
+        &lab.ca(),
+        ANNA,
+        &[MARIO],
+        &message(ANNA, MARIO, "Delibera"),
+    )
+    .expect("submitted");
+    let inbox = wait_for(beta.store.as_ref(), ANNA, 2).await;
+    let consegna = of_kind(&inbox, "avvenuta-consegna");
+    assert_eq!(consegna.len(), 1);
+    let genuine = inbox
+        .iter()
+        .find(|m| classify(m).kind.as_str() == "avvenuta-consegna")
+        .unwrap()
+        .clone();
+    let text = String::from_utf8(genuine.clone()).unwrap();
+    let old_id = consegna[0].headers.message_id.clone().expect("Message-ID");
+    // The outer Message-ID is not signed: a relay may rewrite it, the signature holds.
+    let rewritten = text.replacen(&old_id, "<riscritto.1@relay.test>", 1);
+    assert_ne!(rewritten, text);
+    openssl_verifies(&lab.ca(), rewritten.as_bytes()).expect("signature still valid");
+    // An exact replay and the rewritten one: acknowledged, neither filed again.
+    send_to_mx(
+        beta.mx_port,
+        "posta-certificata@pec.alfa.test",
+        &[ANNA],
+        &genuine,
+    )
+    .expect("exact replay");
+    send_to_mx(
+        beta.mx_port,
+        "posta-certificata@pec.alfa.test",
+        &[ANNA],
+        rewritten.as_bytes(),
+    )
+    .expect("rewritten replay");
+    let after = mailbox(beta.store.as_ref(), ANNA, "INBOX");
+    assert_eq!(after.len(), 2, "nothing filed twice");
+    assert_eq!(of_kind(&after, "avvenuta-consegna").len(), 1);
+    let id = consegna[0]
+        .daticert
+        .as_ref()
+        .unwrap()
+        .identificativo
+        .clone();
+    let records = log(beta.store.as_ref(), &id);
+    let filed = events(&records, "ricezione avvenuta-consegna");
+    assert_eq!(filed, vec![MARIO]);
     lab.shutdown().await;
 }
 

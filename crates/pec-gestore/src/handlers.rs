@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use pec_net::Authenticator;
 use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
-use pec_store::{Batch, Direction, NewTimer, NewVirusEntry};
+use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry};
 use tracing::{info, warn};
 
 use crate::access::{Outcome, Submission, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
+use crate::events::Event;
 use crate::service::{Gestore, blocking, domain_of};
 
 fn temporary(e: impl std::fmt::Display) -> Reply {
-    warn!("submission not stored: {e}");
+    warn!("temporary failure, the client is to retry: {e}");
     Reply::new(
         451,
         "4.3.0",
@@ -96,12 +97,15 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             Err(e) => return temporary(e),
         };
         let sender = envelope.mail_from.to_ascii_lowercase();
+        let folder = match blocking(|| g.receipt_folder(&sender)) {
+            Ok(f) => f,
+            Err(e) => return temporary(e),
+        };
         let mut b = Batch::default();
         match outcome {
             Outcome::Accepted(a) => {
                 let tx = &a.transaction;
-                b.deliveries
-                    .push(g.delivery(&sender, g.receipt_folder(&sender), &a.receipt));
+                b.deliveries.push(g.delivery(&sender, folder, &a.receipt));
                 b.archive.push(g.archive_copy(
                     &sender,
                     &a.receipt,
@@ -130,13 +134,18 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     envelope: Some(envelope_hash.clone()),
                 }));
                 b.log.push(g.log(
-                    "accettazione",
+                    Event::Accettazione,
                     tx,
                     &[&a.receipt_id, &tx.identificativo],
                     &g.id.name,
                     "",
                 ));
+                b.effects
+                    .push(g.effect(EffectKey::acceptance(&tx.identificativo)));
                 match g.commit(b) {
+                    // An identificativo already issued (it cannot happen with random
+                    // identifiers): nothing stored, the client submits again.
+                    Ok(c) if c.already_done.is_some() => temporary("identificativo già usato"),
                     Ok(_) => {
                         info!(identificativo = %tx.identificativo, from = %sender, "accepted");
                         Reply::ok(format!(
@@ -158,8 +167,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             }
             Outcome::Refused(r) => {
                 let tx = &r.transaction;
-                b.deliveries
-                    .push(g.delivery(&sender, g.receipt_folder(&sender), &r.notice));
+                b.deliveries.push(g.delivery(&sender, folder, &r.notice));
                 b.archive.push(g.archive_copy(
                     &sender,
                     &r.notice,
@@ -177,7 +185,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     });
                 }
                 b.log.push(g.log(
-                    "non-accettazione",
+                    Event::NonAccettazione,
                     tx,
                     &[&r.notice_id],
                     &g.id.name,
@@ -220,14 +228,15 @@ impl<S: Scanner> Handler for MxHandler<S> {
     }
 
     async fn rcpt_to(&self, _session: &SessionInfo, _from: &str, to: &str) -> Result<(), Reply> {
-        if self.0.hosts(&domain_of(to)) {
-            Ok(())
-        } else {
-            Err(Reply::new(
+        match blocking(|| self.0.hosts(&domain_of(to))) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Reply::new(
                 550,
                 "5.7.1",
                 "Relay non consentito: dominio non gestito",
-            ))
+            )),
+            // Not knowing is no reason to refuse for good: the peer retries.
+            Err(e) => Err(temporary(e)),
         }
     }
 

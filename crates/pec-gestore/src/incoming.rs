@@ -35,6 +35,8 @@ pub enum Verdict {
         kind: Kind,
         /// Its certification data.
         daticert: Daticert,
+        /// The signing gestore's name (what its receipts are told apart by).
+        provider: String,
     },
     /// Signed by a listed gestore but not a correct envelope or receipt: deliver inside a
     /// busta di anomalia (it must be propagated).
@@ -128,7 +130,11 @@ fn certified(
             mail_receipt,
             provider,
         },
-        kind => Verdict::Receipt { kind, daticert },
+        kind => Verdict::Receipt {
+            kind,
+            daticert,
+            provider,
+        },
     }
 }
 

@@ -1,17 +1,29 @@
 //! What happens to a message that reaches the gestore from the network (or from its own
 //! queue, for local domains): the incoming point's decision (spec §2.3), then the
 //! delivery point (spec §2.4), in one durable step per message.
+//!
+//! What must happen once is keyed ([`EffectKey`]): an envelope taken in charge for a
+//! recipient, a receipt filed. The key is stored in the step's batch, so a message
+//! received twice — a retry after a lost reply or a crash, a duplicate relay, two
+//! receptions at the same time, on one node or two — is handled once: the second
+//! reception finds the key (or its batch is refused as done already) and only
+//! acknowledges. A store that cannot answer is never taken for an answer: the sender
+//! gets a `4xx` and tries again.
 
 use pec_proto::build::{Notice, Transaction};
 use pec_proto::classify::Kind;
 use pec_proto::daticert::{Daticert, Errore};
 use pec_smtp::Reply;
-use pec_store::{Batch, Direction, Error as StoreError, Outcome as TimerOutcome};
+use pec_store::{
+    AlreadyDone, Batch, BatchItem, Direction, EffectKey, Error as StoreError,
+    Outcome as TimerOutcome,
+};
 use tracing::{info, warn};
 
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::delivery::variant_for;
 use crate::emit::Generated;
+use crate::events::Event;
 use crate::incoming::{Verdict, envelope_addressees, examine, receipt_addressees, stray_reason};
 use crate::service::{Gestore, blocking};
 
@@ -62,13 +74,13 @@ struct EnvelopeStep<'a> {
     tx: &'a Transaction,
     /// The signing gestore's name.
     provider: &'a str,
-    /// The certified recipients not yet handled: PEC delivery and consegna.
+    /// The certified recipients not yet taken in charge: PEC delivery and consegna.
     local: &'a [String],
     /// The RCPTs the certified data does not name: an anomaly each.
     stray: &'a [String],
     /// The received bytes.
     raw: &'a [u8],
-    /// The presa in carico, when there are certified recipients.
+    /// The presa in carico, when there are recipients to take in charge.
     presa: Option<&'a Generated>,
     /// What the antivirus found.
     virus: Option<&'a str>,
@@ -77,19 +89,6 @@ struct EnvelopeStep<'a> {
 }
 
 impl<S: Scanner> Gestore<S> {
-    /// Whether the legal log already holds a record about `identificativo` matching
-    /// `pred`: how a message received twice (a retry after a crash, a duplicate relay) is
-    /// recognised, since the log record is stored in the same transaction as its effects.
-    fn logged(&self, identificativo: &str, pred: impl Fn(&pec_store::LogEntry) -> bool) -> bool {
-        let q = pec_store::LogQuery {
-            msgid: Some(identificativo.to_string()),
-            ..Default::default()
-        };
-        self.store
-            .search_log(&q)
-            .is_ok_and(|records| records.iter().any(|r| pred(&r.entry)))
-    }
-
     /// Processes one received message for its local recipients `rcpt_to` (already known to
     /// be in hosted domains); returns the SMTP reply. Everything it decides is durable
     /// before a positive reply.
@@ -99,10 +98,11 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// [`Gestore::receive`], storing `base` in the same durable step as the message, and
-    /// only with it: a positive reply means `base` is stored, any other reply means it is
-    /// not. The queue worker passes the completion of the entry the message came from,
-    /// so handling a local entry costs one transaction and a crash cannot separate the
-    /// two.
+    /// only with it: a positive reply means `base` is stored (or was done already, e.g.
+    /// the queue entry it completes was completed by another worker), any other reply
+    /// means it is not. The queue worker passes the completion of the entry the message
+    /// came from, so handling a local entry costs one transaction and a crash cannot
+    /// separate the two.
     pub async fn receive_with(
         &self,
         mail_from: &str,
@@ -117,8 +117,6 @@ impl<S: Scanner> Gestore<S> {
                 mail_receipt,
                 provider,
             } => {
-                let key = format!("busta {} {}", daticert.identificativo, rcpt_to.join(","));
-                let _one = self.receiving.enter(key).await;
                 if !mail_from
                     .trim()
                     .eq_ignore_ascii_case(daticert.mittente.trim())
@@ -136,15 +134,12 @@ impl<S: Scanner> Gestore<S> {
                 self.receive_envelope(from, rcpt_to, raw, &daticert, base)
                     .await
             }
-            Verdict::Receipt { kind, daticert } => {
-                let key = format!(
-                    "ricevuta {} {} {}",
-                    daticert.identificativo,
-                    kind.as_str(),
-                    daticert.consegna.as_deref().unwrap_or_default()
-                );
-                let _one = self.receiving.enter(key).await;
-                blocking(|| self.receive_receipt(rcpt_to, raw, kind, &daticert, base))
+            Verdict::Receipt {
+                kind,
+                daticert,
+                provider,
+            } => {
+                blocking(|| self.receive_receipt(rcpt_to, raw, (kind, &daticert, &provider), base))
             }
             Verdict::Anomaly { reason } => {
                 self.receive_anomaly(mail_from, rcpt_to, raw, &reason, base)
@@ -168,8 +163,8 @@ impl<S: Scanner> Gestore<S> {
         }
     }
 
-    /// Stores `base` alone, for a message recognised as already handled; the positive
-    /// `reply` if that worked.
+    /// Stores `base` alone, for a message found handled already; the positive `reply` if
+    /// that worked.
     fn settle_duplicate(&self, base: Batch, reply: Reply) -> Reply {
         match self.commit(base) {
             Ok(_) => reply,
@@ -180,6 +175,7 @@ impl<S: Scanner> Gestore<S> {
     /// A valid transport envelope; `(mail_receipt, provider)` say which gestore signed
     /// it. It is PEC for the RCPTs its daticert lists; the other RCPTs get it as an
     /// anomaly; receipts about it go to the certified sender, never to the reverse path.
+    /// A certified recipient already taken in charge (its key is stored) is left out.
     async fn receive_envelope(
         &self,
         (mail_receipt, provider): (&str, &str),
@@ -190,96 +186,105 @@ impl<S: Scanner> Gestore<S> {
     ) -> Reply {
         let tx = Transaction::from_daticert(daticert);
         let now = self.now();
-        // One look at the log for every recipient: those already delivered (a retry
-        // after a crash, a duplicate relay) are left out.
-        let q = pec_store::LogQuery {
-            msgid: Some(tx.identificativo.clone()),
-            ..Default::default()
-        };
-        let records = self.store.search_log(&q).unwrap_or_default();
-        let done = |r: &str| {
-            records.iter().any(|rec| {
-                matches!(
-                    rec.entry.event.as_str(),
-                    "consegna" | "errore-consegna" | "rilevazione-virus"
-                ) && rec.entry.detail.eq_ignore_ascii_case(r)
-            })
-        };
         let who = envelope_addressees(daticert, rcpt_to);
-        let local: Vec<String> = who.certified.into_iter().filter(|r| !done(r)).collect();
-        let stray = who.stray;
-        if local.is_empty() && stray.is_empty() {
-            let reply = Reply::ok(format!("Ok: già preso in carico {}", tx.identificativo));
-            return blocking(|| self.settle_duplicate(base, reply));
-        }
-        let virus = match self.scanner.scan(raw).await {
-            Ok(Scan::Clean) => None,
-            Ok(Scan::Infected(name)) => Some(name),
-            Err(e) => return temporary(e),
-        };
-        if local.is_empty()
-            && let Some(name) = &virus
-        {
-            // Nothing certified is delivered: infected, it is refused like any message
-            // that is not PEC for its recipients.
-            return virus_refusal(name);
-        }
-        let presa = if local.is_empty() {
-            None
-        } else {
-            match blocking(|| {
-                self.id.notice(
-                    &tx,
-                    &Notice::PresaInCarico { ricezione: &local },
-                    mail_receipt,
-                    now,
-                )
-            }) {
-                Ok(g) => Some(g),
-                Err(e) => return temporary(e),
-            }
-        };
+        let keys: Vec<EffectKey> = who
+            .certified
+            .iter()
+            .map(|r| EffectKey::envelope(provider, &tx.identificativo, r))
+            .collect();
+        let mut scanned: Option<Option<String>> = None;
+        let mut presa: Option<(Vec<String>, Generated)> = None;
         let mut full: Vec<String> = Vec::new();
-        // Each pass either commits or learns one more recipient whose mailbox cannot take
-        // the message, so it ends after at most one pass per recipient.
-        for _ in 0..=local.len() + stray.len() {
+        // Each pass commits, or learns one more recipient whose mailbox cannot take the
+        // message, or finds that another reception took at least one more recipient in
+        // charge first (its key is stored): so it ends within this many passes.
+        let passes = 2 * who.certified.len() + who.stray.len() + 1;
+        for _ in 0..passes {
+            let done = match blocking(|| self.store.effects_done(&keys)) {
+                Ok(d) => d,
+                Err(e) => return temporary(e),
+            };
+            let local: Vec<String> = who
+                .certified
+                .iter()
+                .zip(&done)
+                .filter(|(_, done)| !**done)
+                .map(|(r, _)| r.clone())
+                .collect();
+            let taken = format!("Ok: già preso in carico {}", tx.identificativo);
+            if local.is_empty() && who.stray.is_empty() {
+                return blocking(|| self.settle_duplicate(base, Reply::ok(taken)));
+            }
+            let virus = match &scanned {
+                Some(v) => v.clone(),
+                None => {
+                    let v = match self.scanner.scan(raw).await {
+                        Ok(Scan::Clean) => None,
+                        Ok(Scan::Infected(name)) => Some(name),
+                        Err(e) => return temporary(e),
+                    };
+                    scanned = Some(v.clone());
+                    v
+                }
+            };
+            if who.certified.is_empty()
+                && let Some(name) = &virus
+            {
+                // Certified for nobody: infected, it is refused like any message that is
+                // not PEC for its recipients.
+                return virus_refusal(name);
+            }
+            if !local.is_empty() && presa.as_ref().is_none_or(|(covers, _)| *covers != local) {
+                match blocking(|| {
+                    self.id.notice(
+                        &tx,
+                        &Notice::PresaInCarico { ricezione: &local },
+                        mail_receipt,
+                        now,
+                    )
+                }) {
+                    Ok(g) => presa = Some((local.clone(), g)),
+                    Err(e) => return temporary(e),
+                }
+            }
             let step = EnvelopeStep {
                 tx: &tx,
                 provider,
                 local: &local,
-                stray: &stray,
+                stray: &who.stray,
                 raw,
-                presa: presa.as_ref(),
+                presa: presa.as_ref().filter(|_| !local.is_empty()).map(|(_, g)| g),
                 virus: virus.as_deref(),
                 full: &full,
             };
-            let (batch, owners) = match blocking(|| self.envelope_batch(base.clone(), &step)) {
+            let batch = match blocking(|| self.envelope_batch(base.clone(), &step)) {
                 Ok(b) => b,
                 Err(e) => return temporary(e),
             };
             match self.commit(batch) {
-                Ok(_) if local.is_empty() => {
-                    info!(identificativo = %tx.identificativo, stray = stray.len(), "envelope for recipients it does not certify: anomaly");
-                    return Reply::ok("Ok: consegnato come anomalia");
-                }
-                Ok(_) => {
-                    info!(identificativo = %tx.identificativo, recipients = local.len(), stray = stray.len(), "envelope received");
-                    return Reply::ok(format!("Ok: presa in carico {}", tx.identificativo));
-                }
-                Err(StoreError::BatchItem { item, source })
-                    if matches!(*source, StoreError::QuotaExceeded { .. }) =>
-                {
-                    let owner = item
-                        .strip_prefix("deliveries[")
-                        .and_then(|s| s.strip_suffix(']'))
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .and_then(|i| i.checked_sub(base.deliveries.len()))
-                        .and_then(|i| owners.get(i))
-                        .filter(|r| !full.contains(r));
-                    match owner {
-                        Some(r) => full.push(r.clone()),
-                        None => return temporary(format!("{item}: {source}")),
+                Ok(c) => match c.already_done {
+                    None if !local.is_empty() => {
+                        info!(identificativo = %tx.identificativo, recipients = local.len(), stray = who.stray.len(), "envelope received");
+                        return Reply::ok(format!("Ok: presa in carico {}", tx.identificativo));
                     }
+                    None if !who.certified.is_empty() => return Reply::ok(taken),
+                    None => {
+                        info!(identificativo = %tx.identificativo, stray = who.stray.len(), "envelope for recipients it does not certify: anomaly");
+                        return Reply::ok("Ok: consegnato come anomalia");
+                    }
+                    Some(AlreadyDone::Effect(key)) => {
+                        info!(identificativo = %tx.identificativo, %key, "taken in charge meanwhile by another reception");
+                    }
+                    Some(AlreadyDone::QueueEntry(_)) => return Reply::ok(taken),
+                },
+                Err(StoreError::BatchItem {
+                    item: BatchItem::Delivery { index, address },
+                    source,
+                }) if matches!(*source, StoreError::QuotaExceeded { .. })
+                    && index >= base.deliveries.len()
+                    && !full.contains(&address) =>
+                {
+                    full.push(address);
                 }
                 Err(e) => return temporary(e),
             }
@@ -287,27 +292,26 @@ impl<S: Scanner> Gestore<S> {
         temporary("could not settle the deliveries")
     }
 
-    /// The durable step for a valid transport envelope, added to `b`: presa in carico,
-    /// then either the virus path or one delivery and one receipt per certified recipient,
-    /// then an anomaly for each stray RCPT. Also returns whose mailbox each delivery of
-    /// the step goes to, in order (to name the recipient of a delivery that fails).
-    fn envelope_batch(
-        &self,
-        mut b: Batch,
-        step: &EnvelopeStep<'_>,
-    ) -> crate::Result<(Batch, Vec<String>)> {
+    /// The durable step for a valid transport envelope, added to `b`: presa in carico and
+    /// the keys of the recipients it takes in charge, then either the virus path or one
+    /// delivery and one receipt per such recipient, then an anomaly for each stray RCPT.
+    fn envelope_batch(&self, mut b: Batch, step: &EnvelopeStep<'_>) -> crate::Result<Batch> {
         let (tx, provider, raw) = (step.tx, step.provider, step.raw);
         let now = self.now();
-        let mut owners = Vec::new();
         if let Some(presa) = step.presa {
             self.send(&mut b, &tx.identificativo, presa);
             b.log.push(self.log(
-                "presa-in-carico",
+                Event::PresaInCarico,
                 tx,
                 &[&presa.message_id],
                 provider,
                 &step.local.join(", "),
             ));
+            b.effects.extend(
+                step.local
+                    .iter()
+                    .map(|r| self.effect(EffectKey::envelope(provider, &tx.identificativo, r))),
+            );
         }
         if let Some(virus) = step.virus {
             if let Some(presa) = step.presa {
@@ -331,7 +335,7 @@ impl<S: Scanner> Gestore<S> {
                     )?;
                     self.send(&mut b, &tx.identificativo, &g);
                     b.log.push(self.log(
-                        "rilevazione-virus",
+                        Event::RilevazioneVirus,
                         tx,
                         &[&g.message_id],
                         provider,
@@ -345,17 +349,22 @@ impl<S: Scanner> Gestore<S> {
                 stray_reason(Kind::PostaCertificata)
             );
             for r in step.stray {
-                b.log
-                    .push(self.log("anomalia", tx, &[], provider, &format!("{r}: {reason}")));
+                b.log.push(self.log(
+                    Event::Anomalia,
+                    tx,
+                    &[],
+                    provider,
+                    &format!("{r}: {reason}"),
+                ));
             }
-            return Ok((b, owners));
+            return Ok(b);
         }
         // The original message is found once, whatever the number of recipients.
         let postacert = std::cell::OnceCell::new();
         for r in step.local {
             let failure = if step.full.contains(r) {
                 Some(Failure::Full)
-            } else if self.store.account(r).is_err() {
+            } else if !self.has_mailbox(r)? {
                 Some(Failure::NoMailbox)
             } else {
                 None
@@ -365,7 +374,6 @@ impl<S: Scanner> Gestore<S> {
             let (notice, event) = match failure {
                 None => {
                     b.deliveries.push(self.delivery(r, "INBOX", raw));
-                    owners.push(r.clone());
                     b.archive.push(self.archive_copy(
                         r,
                         raw,
@@ -385,7 +393,7 @@ impl<S: Scanner> Gestore<S> {
                         &tx.mittente,
                         now,
                     )?;
-                    (g, "consegna")
+                    (g, Event::Consegna)
                 }
                 Some(why) => {
                     let (errore, detail) = match why {
@@ -408,7 +416,7 @@ impl<S: Scanner> Gestore<S> {
                         &tx.mittente,
                         now,
                     )?;
-                    (g, "errore-consegna")
+                    (g, Event::ErroreConsegna)
                 }
             };
             self.send(&mut b, &tx.identificativo, &notice);
@@ -416,16 +424,13 @@ impl<S: Scanner> Gestore<S> {
                 .push(self.log(event, tx, &[&notice.message_id], provider, r));
         }
         let reason = stray_reason(Kind::PostaCertificata);
-        owners.extend(
-            self.stray_anomalies(&mut b, tx, raw, step.stray, reason, provider, step.full)?,
-        );
-        Ok((b, owners))
+        self.stray_anomalies(&mut b, tx, raw, step.stray, reason, provider, step.full)?;
+        Ok(b)
     }
 
     /// Adds to `b`, for each `stray` RCPT of a certified message about `tx`, the busta di
     /// anomalia wrapping `raw` (when the address has a mailbox that is not in `full`) and
-    /// a log record naming the RCPT and `reason`. Returns the RCPTs of the deliveries it
-    /// added, in order.
+    /// a log record naming the RCPT and `reason`.
     #[allow(clippy::too_many_arguments)]
     fn stray_anomalies(
         &self,
@@ -436,44 +441,43 @@ impl<S: Scanner> Gestore<S> {
         reason: &str,
         provider: &str,
         full: &[String],
-    ) -> crate::Result<Vec<String>> {
+    ) -> crate::Result<()> {
         let now = self.now();
-        let mut owners = Vec::new();
         for r in stray {
             let mut detail = format!("{r}: {reason}");
             let mut generated = Vec::new();
             if full.contains(r) {
                 detail.push_str(" (casella piena: non consegnata)");
-            } else if self.store.account(r).is_ok() {
+            } else if self.has_mailbox(r)? {
                 let g = self.id.anomaly(raw, &tx.mittente, reason, r, now)?;
                 b.deliveries.push(self.delivery(r, "INBOX", &g.bytes));
                 b.archive
                     .push(self.archive_copy(r, &g.bytes, Direction::Received, "anomalia"));
-                owners.push(r.clone());
                 generated.push(g.message_id);
             }
             let ids: Vec<&str> = generated.iter().map(String::as_str).collect();
             b.log
-                .push(self.log("anomalia", tx, &ids, provider, &detail));
+                .push(self.log(Event::Anomalia, tx, &ids, provider, &detail));
         }
-        Ok(owners)
+        Ok(())
     }
 
-    /// A receipt from a gestore (ours included): filed unchanged only for the address it
-    /// certifies (the sender's mailbox, or the service mailbox for presa in carico and
-    /// rilevazione virus, which update the timers instead); any other RCPT gets it as an
-    /// anomaly, and then it settles no timer.
+    /// A receipt `(kind, daticert, signing gestore)` from a gestore (ours included): filed
+    /// unchanged only for the address it certifies (the sender's mailbox, or the service
+    /// mailbox for presa in carico and rilevazione virus, which update the timers
+    /// instead), once — its key is made of what it certifies, so the same receipt relayed
+    /// again, whatever its unsigned outer header, is not filed twice; any other RCPT gets
+    /// it as an anomaly, and then it settles no timer.
     fn receive_receipt(
         &self,
         rcpt_to: &[String],
         raw: &[u8],
-        kind: Kind,
-        d: &Daticert,
+        (kind, d, provider): (Kind, &Daticert, &str),
         mut b: Batch,
     ) -> Reply {
         let tx = Transaction::from_daticert(d);
         let now = self.now();
-        let provider = d.gestore_emittente.as_str();
+        let emitter = d.gestore_emittente.as_str();
         let who = receipt_addressees(kind, d, rcpt_to, |r| self.is_service_address(r));
         if let Err(e) = self.stray_anomalies(
             &mut b,
@@ -481,7 +485,7 @@ impl<S: Scanner> Gestore<S> {
             raw,
             &who.stray,
             stray_reason(kind),
-            provider,
+            emitter,
             &[],
         ) {
             return temporary(e);
@@ -495,36 +499,32 @@ impl<S: Scanner> Gestore<S> {
                 Err(e) => temporary(e),
             };
         }
-        let message_id = pec_proto::original::Original::parse(raw)
-            .message_id()
-            .unwrap_or_default();
-        let event = format!("ricezione {}", kind.as_str());
         let recipient = d.consegna.clone().unwrap_or_default();
-        // The log record of a received receipt names the recipient it is about and the
-        // receipt's own Message-ID: how the same receipt received twice is recognised
-        // (a transaction has one presa in carico per destination gestore, so the
-        // recipient alone would not do).
-        let detail = if recipient.is_empty() {
-            message_id.clone()
-        } else {
-            format!("{recipient} {message_id}")
-        };
+        let key = EffectKey::receipt(
+            kind.as_str(),
+            provider,
+            &tx.identificativo,
+            &recipient,
+            &d.ricezione,
+        );
         let outcome = |outcome| pec_store::OutcomeUpdate {
             identificativo: tx.identificativo.clone(),
             recipient: recipient.clone(),
             outcome,
         };
-        if !message_id.is_empty()
-            && self.logged(&tx.identificativo, |e| {
-                e.event == event && e.detail == detail
-            })
-        {
-            // Delivered already (a duplicate relay, or a crash before this version stored
-            // the timer update with the delivery): settle the timer again (the first
-            // outcome wins, so this is harmless when it was settled).
+        // Filed already (a duplicate relay, or a crash before this version stored the
+        // timer update with the filing): settle the timer again (the first outcome wins,
+        // so this is harmless when it was settled).
+        let duplicate = |mut b: Batch| {
             b.outcomes.extend(outcome_of(kind, d).map(outcome));
-            return self.settle_duplicate(b, Reply::ok("Ok: ricevuta già consegnata"));
+            self.settle_duplicate(b, Reply::ok("Ok: ricevuta già consegnata"))
+        };
+        match self.store.effects_done(std::slice::from_ref(&key)) {
+            Ok(done) if done.contains(&true) => return duplicate(b),
+            Ok(_) => {}
+            Err(e) => return temporary(e),
         }
+        let unfiled = b.clone();
         let timer_update = match kind {
             Kind::PresaInCarico => {
                 b.presa_in_carico.push(pec_store::PresaInCaricoUpdate {
@@ -548,10 +548,10 @@ impl<S: Scanner> Gestore<S> {
                     Ok(g) => {
                         self.send(&mut b, &tx.identificativo, &g);
                         b.log.push(self.log(
-                            "errore-consegna-virus",
+                            Event::ErroreConsegnaVirus,
                             &tx,
                             &[&g.message_id],
-                            provider,
+                            emitter,
                             &recipient,
                         ));
                     }
@@ -567,18 +567,36 @@ impl<S: Scanner> Gestore<S> {
                     .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
                 continue;
             }
-            if self.store.account(r).is_err() {
-                continue;
-            }
-            b.deliveries
-                .push(self.delivery(r, self.receipt_folder(r), raw));
+            let folder = match self
+                .has_mailbox(r)
+                .and_then(|has| has.then(|| self.receipt_folder(r)).transpose())
+            {
+                Ok(Some(folder)) => folder,
+                Ok(None) => continue,
+                Err(e) => return temporary(e),
+            };
+            b.deliveries.push(self.delivery(r, folder, raw));
             b.archive
                 .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
         }
-        b.log.push(self.log(&event, &tx, &[], provider, &detail));
+        // The log names the recipient the receipt is about, or those a presa in carico
+        // covers.
+        let detail = if recipient.is_empty() {
+            d.ricezione.join(", ")
+        } else {
+            recipient.clone()
+        };
+        b.log
+            .push(self.log(Event::Ricezione(kind), &tx, &[], emitter, &detail));
         b.outcomes.extend(timer_update.map(outcome));
+        b.effects.push(self.effect(key));
         match self.commit(b) {
-            Ok(_) => Reply::ok("Ok: ricevuta consegnata"),
+            Ok(c) => match c.already_done {
+                None => Reply::ok("Ok: ricevuta consegnata"),
+                // Filed meanwhile by another reception of the same receipt.
+                Some(AlreadyDone::Effect(_)) => duplicate(unfiled),
+                Some(AlreadyDone::QueueEntry(_)) => Reply::ok("Ok: ricevuta già consegnata"),
+            },
             Err(e) => temporary(e),
         }
     }
@@ -620,7 +638,10 @@ impl<S: Scanner> Gestore<S> {
             .first()
             .cloned()
             .unwrap_or_else(|| mail_from.to_string());
-        for r in rcpt_to.iter().filter(|r| self.store.account(r).is_ok()) {
+        for r in rcpt_to {
+            if !self.has_mailbox(r)? {
+                continue;
+            }
             let g = self.id.anomaly(raw, &sender, reason, r, now)?;
             b.deliveries.push(self.delivery(r, "INBOX", &g.bytes));
             b.archive
@@ -635,9 +656,8 @@ impl<S: Scanner> Gestore<S> {
             msgid: original.message_id(),
             ricevuta: Default::default(),
         };
-        b.log.push(self.log("anomalia", &tx, &[], "", reason));
-        self.commit(b)
-            .map_err(|e| crate::Error::Store(e.to_string()))?;
+        b.log.push(self.log(Event::Anomalia, &tx, &[], "", reason));
+        self.commit(b)?;
         Ok(())
     }
 
@@ -651,11 +671,14 @@ impl<S: Scanner> Gestore<S> {
         reason: &str,
         base: Batch,
     ) -> Reply {
-        let accepting: Vec<String> = rcpt_to
-            .iter()
-            .filter(|r| self.accepts_ordinary(r) && self.store.account(r).is_ok())
-            .cloned()
-            .collect();
+        let mut accepting: Vec<String> = Vec::new();
+        for r in rcpt_to.iter().filter(|r| self.accepts_ordinary(r)) {
+            match blocking(|| self.has_mailbox(r)) {
+                Ok(true) => accepting.push(r.clone()),
+                Ok(false) => {}
+                Err(e) => return temporary(e),
+            }
+        }
         if accepting.is_empty() {
             info!(from = mail_from, "ordinary mail refused: {reason}");
             return pec_only_reply();

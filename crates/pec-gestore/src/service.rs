@@ -11,13 +11,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pec_proto::build::Transaction;
-use pec_store::{Batch, Direction, LogEntry, NewArchiveCopy, NewDelivery, NewQueueEntry, Store};
+use pec_store::{
+    Batch, Direction, EffectKey, LogEntry, NewArchiveCopy, NewDelivery, NewEffect, NewQueueEntry,
+    Store,
+};
 use tokio::sync::Notify;
 
 use crate::access::Limits;
 use crate::antivirus::Scanner;
 use crate::clock::{Clock, italian};
 use crate::emit::Generated;
+use crate::events::Event;
 use crate::identity::Identity;
 
 /// Seconds in 24 hours: the life of a queued PEC message (spec §2.3, §7.3).
@@ -75,8 +79,6 @@ pub struct Gestore<S: Scanner> {
     pub queued: Notify,
     /// Told about every mailbox delivery.
     pub on_delivery: Option<DeliveryHook>,
-    /// The receptions in progress, so the same message is not received twice at once.
-    pub receiving: crate::inflight::InFlight,
 }
 
 /// Runs blocking work (signing, verifying, a durable commit) from async code without
@@ -106,13 +108,14 @@ impl<S: Scanner> Gestore<S> {
         self.clock.now()
     }
 
-    /// Whether this gestore hosts `domain`.
-    pub fn hosts(&self, domain: &str) -> bool {
+    /// Whether this gestore hosts `domain`; an error when the store cannot say (never to
+    /// be read as "not hosted": that answer refuses mail for good).
+    pub fn hosts(&self, domain: &str) -> pec_store::Result<bool> {
         let domain = domain.trim().to_ascii_lowercase();
-        self.store
-            .list_domains()
-            .is_ok_and(|ds| ds.iter().any(|d| d.name == domain))
-            || domain_of(self.id.address()) == domain
+        if domain_of(self.id.address()) == domain {
+            return Ok(true);
+        }
+        Ok(self.store.list_domains()?.iter().any(|d| d.name == domain))
     }
 
     /// Whether `address` is one of this gestore's service addresses (posta-certificata@,
@@ -138,11 +141,27 @@ impl<S: Scanner> Gestore<S> {
             .any(|a| a.eq_ignore_ascii_case(address) || a.eq_ignore_ascii_case(&domain))
     }
 
-    /// The folder receipts go to for `address`: `Ricevute` when the mailbox asked for it.
-    pub fn receipt_folder(&self, address: &str) -> &'static str {
-        match self.store.account(address) {
-            Ok(a) if a.receipts_folder => "Ricevute",
+    /// The folder receipts go to for `address`: `Ricevute` when the mailbox asked for it,
+    /// INBOX otherwise (and for an address without a mailbox, whose delivery then fails);
+    /// an error when the store cannot say.
+    pub fn receipt_folder(&self, address: &str) -> pec_store::Result<&'static str> {
+        Ok(match self.store.find_account(address)? {
+            Some(a) if a.receipts_folder => "Ricevute",
             _ => "INBOX",
+        })
+    }
+
+    /// Whether `address` has a mailbox here; an error when the store cannot say (never
+    /// to be read as "no mailbox": that answer is a signed mancata consegna).
+    pub fn has_mailbox(&self, address: &str) -> pec_store::Result<bool> {
+        Ok(self.store.find_account(address)?.is_some())
+    }
+
+    /// `key`, done now: an effect of a batch that must happen once.
+    pub fn effect(&self, key: EffectKey) -> NewEffect {
+        NewEffect {
+            key,
+            at: self.now().timestamp(),
         }
     }
 
@@ -214,7 +233,7 @@ impl<S: Scanner> Gestore<S> {
     /// A legal log record of an event about `tx`.
     pub fn log(
         &self,
-        event: &str,
+        event: Event,
         tx: &Transaction,
         generated: &[&str],
         gestore: &str,
@@ -224,7 +243,7 @@ impl<S: Scanner> Gestore<S> {
         LogEntry {
             at: now.timestamp(),
             at_local: italian(now).to_rfc3339(),
-            event: event.to_string(),
+            event: event.as_str().to_string(),
             msgid: tx.identificativo.clone(),
             original_msgid: tx.msgid.clone().unwrap_or_default(),
             sender: tx.mittente.clone(),
@@ -238,7 +257,8 @@ impl<S: Scanner> Gestore<S> {
 
     /// Stores a batch, then wakes the queue worker and IDLE sessions, and warns the
     /// mailboxes the batch took past the quota warning threshold. An empty batch stores
-    /// nothing and costs no transaction.
+    /// nothing and costs no transaction; a batch found done already
+    /// ([`pec_store::Committed::already_done`]) stores nothing and wakes no one.
     pub fn commit(&self, batch: Batch) -> pec_store::Result<pec_store::Committed> {
         if batch.is_empty() {
             return Ok(pec_store::Committed::default());
@@ -254,6 +274,9 @@ impl<S: Scanner> Gestore<S> {
             *added.entry(d.address.clone()).or_default() += d.bytes.len() as u64;
         }
         let committed = blocking(|| self.store.commit_batch(batch))?;
+        if committed.already_done.is_some() {
+            return Ok(committed);
+        }
         for (address, bytes) in &added {
             self.warn_if_nearly_full(address, *bytes);
         }

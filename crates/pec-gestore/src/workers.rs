@@ -9,13 +9,15 @@ use pec_proto::classify::classify;
 use pec_proto::daticert::{Errore, TipoDestinatario};
 use pec_smtp::{RecipientStatus, Relay, Reply};
 use pec_store::{
-    Batch, Direction, DueNotice, NoticeKind, Outcome as TimerOutcome, OutcomeUpdate, QueueEntry,
+    Batch, Direction, DueNotice, EffectKey, NoticeKind, NoticeSentUpdate, Outcome as TimerOutcome,
+    OutcomeUpdate, QueueEntry,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
+use crate::events::Event;
 use crate::routing::RouteError;
 use crate::service::Gestore;
 
@@ -89,7 +91,24 @@ impl<S: Scanner> Gestore<S> {
             }
             return;
         }
-        let results: Vec<(String, Result<(), Reply>)> = if self.hosts(&entry.domain) {
+        let local = match self.hosts(&entry.domain) {
+            Ok(local) => local,
+            Err(e) => {
+                warn!(
+                    id = entry.id,
+                    "cannot tell whether {} is local: {e}", entry.domain
+                );
+                let reply = Reply::new(451, "4.3.0", e.to_string());
+                let results = entry
+                    .rcpt_to
+                    .iter()
+                    .map(|t| (t.clone(), Err(reply.clone())))
+                    .collect();
+                crate::service::blocking(|| self.settle(entry, &bytes, results));
+                return;
+            }
+        };
+        let results: Vec<(String, Result<(), Reply>)> = if local {
             // The entry is completed in the same durable step as the message's handling.
             let done = Batch {
                 completed: vec![entry.id],
@@ -174,7 +193,9 @@ impl<S: Scanner> Gestore<S> {
 
     /// Records a delivery attempt: done, retried later for temporary failures, or given up
     /// with a mancata consegna for PEC recipients refused permanently; the entry's
-    /// completion is stored with what replaces it (new entries, notices).
+    /// completion is stored with what replaces it (new entries, notices), so an entry
+    /// handled twice (it is gone the second time) produces nothing twice. When the
+    /// notices cannot be made, the entry is retried rather than completed without them.
     fn settle(&self, entry: QueueEntry, bytes: &[u8], results: Vec<(String, Result<(), Reply>)>) {
         let now = self.now();
         let temporary: Vec<String> = results
@@ -186,16 +207,18 @@ impl<S: Scanner> Gestore<S> {
             .into_iter()
             .filter_map(|(t, r)| r.err().filter(|r| !r.is_transient()).map(|r| (t, r)))
             .collect();
-        if temporary.len() == entry.rcpt_to.len() {
+        let retry = |error: &str| {
             let backoff = (self.settings.retry_base_secs << entry.attempts.min(16))
                 .min(self.settings.retry_max_secs);
-            let error = temporary.join(", ");
             if let Err(e) = self
                 .store
-                .queue_retry(entry.id, now.timestamp() + backoff, &error)
+                .queue_retry(entry.id, now.timestamp() + backoff, error)
             {
                 warn!("cannot reschedule queue entry {}: {e}", entry.id);
             }
+        };
+        if temporary.len() == entry.rcpt_to.len() {
+            retry(&temporary.join(", "));
             return;
         }
         let mut b = Batch {
@@ -209,26 +232,45 @@ impl<S: Scanner> Gestore<S> {
             }
             b.queue.extend(rest);
         }
-        if !permanent.is_empty() {
-            self.refusal_notices(&mut b, bytes, &permanent);
-        }
-        if let Err(e) = self.commit(b) {
-            warn!("cannot record the outcome of queue entry {}: {e}", entry.id);
+        if !permanent.is_empty()
+            && let Err(e) = self.refusal_notices(&mut b, bytes, &permanent)
+        {
+            warn!(
+                id = entry.id,
+                "cannot make the mancata consegna, retrying: {e}"
+            );
+            retry(&e.to_string());
             return;
         }
-        info!(id = entry.id, domain = %entry.domain, refused = permanent.len(), retried = temporary.len(), "relayed");
+        match self.commit(b) {
+            Ok(c) if c.already_done.is_some() => {
+                info!(
+                    id = entry.id,
+                    "queue entry handled meanwhile by another worker"
+                );
+            }
+            Ok(_) => {
+                info!(id = entry.id, domain = %entry.domain, refused = permanent.len(), retried = temporary.len(), "relayed");
+            }
+            Err(e) => warn!("cannot record the outcome of queue entry {}: {e}", entry.id),
+        }
     }
 
     /// For a transport envelope refused permanently by the recipient's server, the sender
     /// gets an avviso di mancata consegna for each PEC recipient (no-dominio when the
     /// domain cannot be reached at all).
-    fn refusal_notices(&self, b: &mut Batch, bytes: &[u8], refused: &[(String, Reply)]) {
+    fn refusal_notices(
+        &self,
+        b: &mut Batch,
+        bytes: &[u8],
+        refused: &[(String, Reply)],
+    ) -> crate::Result<()> {
         let c = classify(bytes);
         let Some(d) = c
             .daticert
             .filter(|d| d.tipo == pec_proto::daticert::Tipo::PostaCertificata)
         else {
-            return;
+            return Ok(());
         };
         let tx = Transaction::from_daticert(&d);
         let now = self.now();
@@ -245,7 +287,7 @@ impl<S: Scanner> Gestore<S> {
                 _ => Errore::Altro,
             };
             let detail = format!("{} {}", reply.code, reply.text);
-            match self.id.notice(
+            let g = self.id.notice(
                 &tx,
                 &Notice::ErroreConsegna {
                     recipient: r,
@@ -254,35 +296,32 @@ impl<S: Scanner> Gestore<S> {
                 },
                 &tx.mittente,
                 now,
-            ) {
-                Ok(g) => {
-                    b.outcomes.push(OutcomeUpdate {
-                        identificativo: tx.identificativo.clone(),
-                        recipient: r.clone(),
-                        outcome: TimerOutcome::Error,
-                    });
-                    b.deliveries.push(self.delivery(
-                        &tx.mittente,
-                        self.receipt_folder(&tx.mittente),
-                        &g.bytes,
-                    ));
-                    b.archive.push(self.archive_copy(
-                        &tx.mittente,
-                        &g.bytes,
-                        Direction::Received,
-                        "errore-consegna",
-                    ));
-                    b.log.push(self.log(
-                        "errore-consegna",
-                        &tx,
-                        &[&g.message_id],
-                        &self.id.name,
-                        &detail,
-                    ));
-                }
-                Err(e) => warn!("cannot build a mancata consegna: {e}"),
-            }
+            )?;
+            b.outcomes.push(OutcomeUpdate {
+                identificativo: tx.identificativo.clone(),
+                recipient: r.clone(),
+                outcome: TimerOutcome::Error,
+            });
+            b.deliveries.push(self.delivery(
+                &tx.mittente,
+                self.receipt_folder(&tx.mittente)?,
+                &g.bytes,
+            ));
+            b.archive.push(self.archive_copy(
+                &tx.mittente,
+                &g.bytes,
+                Direction::Received,
+                "errore-consegna",
+            ));
+            b.log.push(self.log(
+                Event::ErroreConsegna,
+                &tx,
+                &[&g.message_id],
+                &self.id.name,
+                &detail,
+            ));
         }
+        Ok(())
     }
 
     /// One pass over the due 12 h / 24 h notices; returns how many were sent.
@@ -310,20 +349,19 @@ impl<S: Scanner> Gestore<S> {
         sent
     }
 
+    /// Sends one due notice: the notice, its key and the mark that stops it being due
+    /// again are one durable step, so it is sent once even if this runs twice (a crash
+    /// after the step, two workers).
     fn timeout_notice(&self, due: &DueNotice) -> crate::Result<()> {
         let t = &due.timer;
-        let envelope = t
+        let hash = t
             .envelope
             .as_deref()
-            .ok_or_else(|| crate::Error::Store("timer without its envelope".into()))
-            .and_then(|h| {
-                self.store
-                    .read_blob(h)
-                    .map_err(|e| crate::Error::Store(e.to_string()))
-            })?;
+            .ok_or_else(|| crate::Error::Stored("timer without its envelope".into()))?;
+        let envelope = self.store.read_blob(hash)?;
         let d = classify(&envelope)
             .daticert
-            .ok_or_else(|| crate::Error::Store("stored envelope without daticert".into()))?;
+            .ok_or_else(|| crate::Error::Stored("stored envelope without daticert".into()))?;
         let tx = Transaction::from_daticert(&d);
         let n = match due.kind {
             NoticeKind::Twelve => Notice::Preavviso12h {
@@ -333,10 +371,11 @@ impl<S: Scanner> Gestore<S> {
                 recipient: &t.recipient,
             },
         };
+        let folder = self.receipt_folder(&t.sender)?;
         let g = self.id.notice(&tx, &n, &t.sender, self.now())?;
         let mut b = Batch::default();
         b.deliveries
-            .push(self.delivery(&t.sender, self.receipt_folder(&t.sender), &g.bytes));
+            .push(self.delivery(&t.sender, folder, &g.bytes));
         b.archive.push(self.archive_copy(
             &t.sender,
             &g.bytes,
@@ -344,17 +383,23 @@ impl<S: Scanner> Gestore<S> {
             "preavviso-errore-consegna",
         ));
         b.log.push(self.log(
-            "preavviso-errore-consegna",
+            Event::Preavviso,
             &tx,
             &[&g.message_id],
             &self.id.name,
             &t.recipient,
         ));
-        self.commit(b)
-            .map_err(|e| crate::Error::Store(e.to_string()))?;
-        self.store
-            .mark_notice_sent(&t.identificativo, &t.recipient, due.kind)
-            .map_err(|e| crate::Error::Store(e.to_string()))
+        b.notices_sent.push(NoticeSentUpdate {
+            identificativo: t.identificativo.clone(),
+            recipient: t.recipient.clone(),
+            kind: due.kind,
+        });
+        b.effects
+            .push(self.effect(EffectKey::notice(due.kind, &t.identificativo, &t.recipient)));
+        if let Some(done) = self.commit(b)?.already_done {
+            info!(identificativo = %t.identificativo, ?done, "notice sent already");
+        }
+        Ok(())
     }
 }
 
@@ -364,7 +409,8 @@ pub const RETENTION_MONTHS: u32 = 30;
 
 impl<S: Scanner> Gestore<S> {
     /// Removes what is older than the retention period; returns (log, archive, virus)
-    /// records removed.
+    /// records removed. The effect keys go with the log records of the same age: a
+    /// message older than that is no longer recognised as handled.
     pub fn purge_expired(&self) -> (u64, u64, u64) {
         let now = self.now();
         let Some(cutoff) = now.checked_sub_months(chrono::Months::new(RETENTION_MONTHS)) else {
@@ -377,6 +423,7 @@ impl<S: Scanner> Gestore<S> {
                 0
             })
         };
+        count("effect keys", self.store.purge_effects(cutoff));
         (
             count("legal log", self.store.purge_log(cutoff)),
             count("security archive", self.store.purge_archive(cutoff)),

@@ -421,8 +421,9 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
     }
 }
 
-/// Maps a store refusal to the NO the client sees; internal failures are
-/// logged and shown as a generic error.
+/// Maps a store refusal to the NO the client sees; a failure of the store itself is
+/// logged and shown as `NO [UNAVAILABLE]` (RFC 5530: try again later), never as an
+/// answer about the mailbox.
 fn store_refusal(e: &pec_store::Error) -> Done {
     use pec_store::Error as E;
     match e {
@@ -442,7 +443,7 @@ fn store_refusal(e: &pec_store::Error) -> Done {
         E::NoSuchMessage(_) => Done::no("No such message"),
         other => {
             tracing::error!(error = %other, "store failure");
-            Done::no("Internal server error, try again later")
+            Done::no_code("UNAVAILABLE", "Temporary server failure, try again later")
         }
     }
 }

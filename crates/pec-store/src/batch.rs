@@ -1,10 +1,16 @@
 //! Atomic acceptance (SQLite backend): a [`Batch`] — deliveries, archive
-//! copies, queue entries, virus store entries, timers, timer updates, completed
-//! queue entries and log records — is applied inside one job of the writer, hence
-//! one savepoint of one transaction:
+//! copies, queue entries, virus store entries, timers, timer updates, notices sent,
+//! completed queue entries, effect keys and log records — is applied inside one job of
+//! the writer, hence one savepoint of one transaction:
 //! if any item fails, every item is rolled back and the error names the item. Blob
 //! files written before the failure stay as unreferenced files (content-addressed,
 //! so harmless and reused if the bytes come again).
+//!
+//! Before anything is written the batch is checked against what is already done: an
+//! effect key already stored, or a queue entry to complete that is gone, makes the
+//! batch store nothing and say so ([`AlreadyDone`]). The writer runs one job at a
+//! time, so the check and the writes that follow it cannot interleave with another
+//! batch's.
 //!
 //! Inline blobs (most of them: see [`crate::blobs`]) are rows written in the same
 //! transaction. The files of larger blobs are written and fsynced by the caller
@@ -15,10 +21,10 @@
 use rusqlite::Connection;
 
 use crate::blobs::{self, Blobs};
-use crate::error::{Error, Result};
+use crate::error::{BatchItem, Error, Result};
 use crate::messages::{self, Delivery};
-use crate::model::{Batch, Committed};
-use crate::{archive, legal_log, queue, timers, virus};
+use crate::model::{AlreadyDone, Batch, Committed};
+use crate::{archive, effects, legal_log, queue, timers, virus};
 
 /// A batch with every blob hash computed, ready for the writer thread.
 pub struct Prepared {
@@ -78,7 +84,7 @@ impl Prepared {
         for (i, d) in self.deliveries.iter().enumerate() {
             blobs
                 .prepare(&d.hash, &d.bytes)
-                .map_err(item("deliveries", i))?;
+                .map_err(item(delivery(i, d)))?;
         }
         for (i, (a, hash)) in self
             .batch
@@ -87,34 +93,70 @@ impl Prepared {
             .zip(&self.archive_hashes)
             .enumerate()
         {
-            blobs.prepare(hash, &a.bytes).map_err(item("archive", i))?;
+            blobs
+                .prepare(hash, &a.bytes)
+                .map_err(item(BatchItem::Archive(i)))?;
         }
         for (i, (q, hash)) in self.batch.queue.iter().zip(&self.queue_hashes).enumerate() {
-            blobs.prepare(hash, &q.message).map_err(item("queue", i))?;
+            blobs
+                .prepare(hash, &q.message)
+                .map_err(item(BatchItem::Queue(i)))?;
         }
         for (i, (v, hash)) in self.batch.virus.iter().zip(&self.virus_hashes).enumerate() {
-            blobs.prepare(hash, &v.message).map_err(item("virus", i))?;
+            blobs
+                .prepare(hash, &v.message)
+                .map_err(item(BatchItem::Virus(i)))?;
         }
         Ok(())
     }
 }
 
 /// Names the failing item of a batch.
-fn item(list: &str, index: usize) -> impl FnOnce(Error) -> Error {
-    let item = format!("{list}[{index}]");
+fn item(item: BatchItem) -> impl FnOnce(Error) -> Error {
     move |source| Error::BatchItem {
         item,
         source: Box::new(source),
     }
 }
 
+/// The name of delivery `index`.
+fn delivery(index: usize, d: &Delivery) -> BatchItem {
+    BatchItem::Delivery {
+        index,
+        address: d.address.clone(),
+    }
+}
+
+/// What of `batch` is done already, if anything: the first effect key stored, else the
+/// first queue entry to complete that is gone.
+fn already_done(conn: &Connection, batch: &Batch) -> Result<Option<AlreadyDone>> {
+    for e in &batch.effects {
+        if effects::exists(conn, &e.key)? {
+            return Ok(Some(AlreadyDone::Effect(e.key.clone())));
+        }
+    }
+    for id in &batch.completed {
+        if !queue::exists(conn, *id)? {
+            return Ok(Some(AlreadyDone::QueueEntry(*id)));
+        }
+    }
+    Ok(None)
+}
+
 /// Applies a prepared batch in the caller's transaction (savepoint); any
-/// error means the caller must roll back, which the writer does.
+/// error means the caller must roll back, which the writer does. A batch found
+/// [`AlreadyDone`] changes nothing and is not an error.
 pub fn apply(conn: &Connection, blobs: &Blobs, p: &Prepared) -> Result<Committed> {
+    if let Some(done) = already_done(conn, &p.batch)? {
+        return Ok(Committed {
+            already_done: Some(done),
+            ..Committed::default()
+        });
+    }
     let mut done = Committed::default();
     for (i, d) in p.deliveries.iter().enumerate() {
         done.delivered
-            .push(messages::deliver(conn, blobs, d).map_err(item("deliveries", i))?);
+            .push(messages::deliver(conn, blobs, d).map_err(item(delivery(i, d)))?);
     }
     for (i, (a, hash)) in p.batch.archive.iter().zip(&p.archive_hashes).enumerate() {
         let entry = archive::archive(
@@ -125,35 +167,39 @@ pub fn apply(conn: &Connection, blobs: &Blobs, p: &Prepared) -> Result<Committed
             &a.kind,
             a.at,
         )
-        .map_err(item("archive", i))?;
+        .map_err(item(BatchItem::Archive(i)))?;
         done.archived.push(entry);
     }
     for (i, (q, hash)) in p.batch.queue.iter().zip(&p.queue_hashes).enumerate() {
         done.queued
-            .push(queue::enqueue(conn, blobs, hash, q).map_err(item("queue", i))?);
+            .push(queue::enqueue(conn, blobs, hash, q).map_err(item(BatchItem::Queue(i)))?);
     }
     for (i, (v, hash)) in p.batch.virus.iter().zip(&p.virus_hashes).enumerate() {
         done.virus
-            .push(virus::store(conn, blobs, hash, v).map_err(item("virus", i))?);
+            .push(virus::store(conn, blobs, hash, v).map_err(item(BatchItem::Virus(i)))?);
     }
     for (i, t) in p.batch.timers.iter().enumerate() {
-        timers::start(conn, blobs, std::slice::from_ref(t)).map_err(item("timers", i))?;
+        timers::start(conn, blobs, std::slice::from_ref(t)).map_err(item(BatchItem::Timer(i)))?;
     }
     for (i, u) in p.batch.presa_in_carico.iter().enumerate() {
         timers::mark_presa_in_carico(conn, &u.identificativo, &u.recipients, u.at)
-            .map_err(item("presa_in_carico", i))?;
+            .map_err(item(BatchItem::PresaInCarico(i)))?;
     }
     for (i, u) in p.batch.outcomes.iter().enumerate() {
         let recipient = u.recipient.trim().to_lowercase();
         timers::record_outcome(conn, &u.identificativo, &recipient, u.outcome)
-            .map_err(item("outcomes", i))?;
+            .map_err(item(BatchItem::Outcome(i)))?;
+    }
+    for (i, n) in p.batch.notices_sent.iter().enumerate() {
+        timers::mark_notice_sent(conn, &n.identificativo, &n.recipient, n.kind)
+            .map_err(item(BatchItem::NoticeSent(i)))?;
     }
     for (i, id) in p.batch.completed.iter().enumerate() {
-        queue::complete(conn, *id).map_err(item("completed", i))?;
+        queue::complete(conn, *id).map_err(item(BatchItem::Completed(i)))?;
     }
-    done.logged = legal_log::append(conn, &p.batch.log).map_err(|source| Error::BatchItem {
-        item: "log".into(),
-        source: Box::new(source),
-    })?;
+    for (i, e) in p.batch.effects.iter().enumerate() {
+        effects::record(conn, &e.key, e.at).map_err(item(BatchItem::Effect(i)))?;
+    }
+    done.logged = legal_log::append(conn, &p.batch.log).map_err(item(BatchItem::Log))?;
     Ok(done)
 }

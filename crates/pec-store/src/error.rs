@@ -90,14 +90,66 @@ pub enum Error {
     /// One item of a [`crate::Batch`] failed, so nothing of the batch was stored.
     #[error("batch item {item}: {source}")]
     BatchItem {
-        /// Which item, e.g. `deliveries[2]`.
-        item: String,
+        /// Which item (shown as e.g. `deliveries[2]`).
+        item: BatchItem,
         /// Why it failed.
         source: Box<Error>,
     },
     /// A value in the database is outside its valid range (corruption or a bug).
     #[error("corrupt value in database: {0}")]
     Corrupt(String),
+}
+
+/// Which item of a [`crate::Batch`] failed, so the caller can act on it (e.g. tell the
+/// sender which recipient's mailbox is full) without parsing a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchItem {
+    /// A delivery, with the mailbox it was for.
+    Delivery {
+        /// Its index in [`crate::Batch::deliveries`].
+        index: usize,
+        /// Its account address.
+        address: String,
+    },
+    /// An archive copy, by index.
+    Archive(usize),
+    /// A queue entry, by index.
+    Queue(usize),
+    /// A virus store entry, by index.
+    Virus(usize),
+    /// A timer to start, by index.
+    Timer(usize),
+    /// A presa in carico update, by index.
+    PresaInCarico(usize),
+    /// An outcome update, by index.
+    Outcome(usize),
+    /// A notice marked sent, by index.
+    NoticeSent(usize),
+    /// A queue entry to complete, by index.
+    Completed(usize),
+    /// An effect key, by index.
+    Effect(usize),
+    /// The log records (appended as one).
+    Log,
+}
+
+impl std::fmt::Display for BatchItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (list, index) = match self {
+            BatchItem::Delivery { index, .. } => ("deliveries", *index),
+            BatchItem::Archive(i) => ("archive", *i),
+            BatchItem::Queue(i) => ("queue", *i),
+            BatchItem::Virus(i) => ("virus", *i),
+            BatchItem::Timer(i) => ("timers", *i),
+            BatchItem::PresaInCarico(i) => ("presa_in_carico", *i),
+            BatchItem::Outcome(i) => ("outcomes", *i),
+            BatchItem::NoticeSent(i) => ("notices_sent", *i),
+            BatchItem::Completed(i) => ("completed", *i),
+            BatchItem::Effect(i) => ("effects", *i),
+            BatchItem::Log => return f.write_str("log"),
+        };
+        write!(f, "{list}[{index}]")
+    }
 }
 
 /// Result with the crate's [`Error`].

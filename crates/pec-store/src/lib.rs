@@ -13,8 +13,11 @@ mod archive;
 mod batch;
 pub mod blobs;
 mod cached;
+mod effects;
 pub mod error;
 mod export;
+#[cfg(any(test, feature = "test-util"))]
+pub mod faulty;
 mod folders;
 mod legal_log;
 mod lookup;
@@ -29,15 +32,17 @@ mod timers;
 mod virus;
 mod writer;
 
-pub use error::{Error, Result};
+pub use effects::EffectKey;
+pub use error::{BatchItem, Error, Result};
 pub use export::{CSV_LIST_SEPARATOR, write_log_csv, write_log_jsonl};
 pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
-    Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
-    DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord, LogVerification,
-    MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry,
-    NoticeKind, Outcome, OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS,
-    TWENTY_FOUR_HOURS, Timer, Usage, VirusEntry,
+    Account, AlreadyDone, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord,
+    LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate,
+    PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
+    VirusEntry,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -1,5 +1,7 @@
 //! The plain values the store takes and returns, shared by every backend.
 
+use crate::effects::EffectKey;
+
 /// A mail domain served by this provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
@@ -578,9 +580,17 @@ pub struct Batch {
     /// Final outcomes to record on timers (as [`crate::Store::mark_outcome`]; a recipient
     /// without a timer is skipped, not an error).
     pub outcomes: Vec<OutcomeUpdate>,
+    /// Notices sent (as [`crate::Store::mark_notice_sent`]), so that a 12 h / 24 h notice
+    /// and the mark that stops it being due again are one durable step.
+    pub notices_sent: Vec<NoticeSentUpdate>,
     /// Queue entries this step completes (as [`crate::Store::queue_complete`]), so that
-    /// handling a queued message and removing it from the queue are one durable step.
+    /// handling a queued message and removing it from the queue are one durable step. An
+    /// entry already gone means another handler completed it: the batch is then
+    /// [`AlreadyDone`].
     pub completed: Vec<i64>,
+    /// The effects this step performs that must happen once: if any is already stored,
+    /// the batch stores nothing and reports it [`AlreadyDone`].
+    pub effects: Vec<NewEffect>,
     /// Legal log entries, appended in order.
     pub log: Vec<LogEntry>,
 }
@@ -595,9 +605,41 @@ impl Batch {
             && self.timers.is_empty()
             && self.presa_in_carico.is_empty()
             && self.outcomes.is_empty()
+            && self.notices_sent.is_empty()
             && self.completed.is_empty()
+            && self.effects.is_empty()
             && self.log.is_empty()
     }
+}
+
+/// An effect of a [`Batch`] that must happen once, and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEffect {
+    /// What was done.
+    pub key: EffectKey,
+    /// When, seconds since the Unix epoch (keys are purged with the legal log).
+    pub at: i64,
+}
+
+/// A notice recorded as sent inside a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeSentUpdate {
+    /// The transaction.
+    pub identificativo: String,
+    /// The recipient the notice is about.
+    pub recipient: String,
+    /// Which notice.
+    pub kind: NoticeKind,
+}
+
+/// Why [`crate::Store::commit_batch`] stored nothing although nothing failed: what the
+/// batch does was done already (a retry, a duplicate, another node or worker first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlreadyDone {
+    /// This key of the batch's effects is stored.
+    Effect(EffectKey),
+    /// This queue entry the batch completes is gone.
+    QueueEntry(i64),
 }
 
 /// A presa in carico inside a [`Batch`].
@@ -625,6 +667,9 @@ pub struct OutcomeUpdate {
 /// What [`crate::Store::commit_batch`] stored, item for item in the batch's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Committed {
+    /// Set when the batch was found done already; then nothing was stored and every list
+    /// below is empty.
+    pub already_done: Option<AlreadyDone>,
     /// One per delivery.
     pub delivered: Vec<Delivered>,
     /// One per archive copy.

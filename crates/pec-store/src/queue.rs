@@ -58,6 +58,17 @@ pub fn get(conn: &Connection, id: i64) -> Result<QueueEntry> {
     .ok_or(Error::NoSuchQueueEntry(id))
 }
 
+/// Whether entry `id` is still queued.
+pub fn exists(conn: &Connection, id: i64) -> Result<bool> {
+    let n: i64 = cached::query_row(
+        conn,
+        "SELECT count(*) FROM queue WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
 /// Queues a message (its bytes hashed by the caller as `hash`): the blob is
 /// made durable first, then the row; the entry is due at `created_at`.
 pub fn enqueue(

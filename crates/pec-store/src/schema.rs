@@ -187,7 +187,20 @@ const MIGRATIONS: &[&str] = &[
         WHERE id = (SELECT account_id FROM folders WHERE id = OLD.folder_id);
     END;
     ",
+    // 5: the keys of the effects that must happen once (see effects.rs), filled from the
+    // legal log and the timers by [`crate::effects::backfill`] in the same transaction.
+    "
+    CREATE TABLE effects (
+        key TEXT PRIMARY KEY,
+        at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX effects_at ON effects(at);
+    ",
 ];
+
+/// The version whose migration creates the effect keys, which the store fills from what
+/// an older store recorded.
+const EFFECTS_VERSION: usize = 5;
 
 /// Prepared statements kept per connection: more than the store has.
 const STATEMENT_CACHE: usize = 256;
@@ -227,6 +240,9 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, script) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(script)?;
+        if i + 1 == EFFECTS_VERSION {
+            crate::effects::backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -323,6 +339,70 @@ mod tests {
         conn.execute("DELETE FROM messages WHERE uid IN (1, 2)", [])
             .unwrap();
         assert_eq!(used(1), 0);
+    }
+
+    #[test]
+    fn version_4_database_gets_the_keys_of_what_it_handled() {
+        use crate::effects::{EffectKey, exists};
+        use crate::model::NoticeKind;
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        for script in &MIGRATIONS[..4] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        // What version 4 logged: an envelope taken in charge for two recipients, a
+        // delivery receipt filed (detail `recipient message-id`), a presa in carico
+        // received (its covered recipients not logged); and a timer whose 12 h notice
+        // was sent.
+        conn.execute_batch(
+            "INSERT INTO legal_log (seq, at, at_local, event, msgid, original_msgid, sender,
+                 recipients, subject, generated_ids, gestore, detail, hash) VALUES
+             (1, 10, '', 'presa-in-carico', 'opec.1@alfa', '', '', '[]', '', '[]',
+                 'Alfa PEC', 'anna@beta, luca@beta', 'h'),
+             (2, 11, '', 'consegna', 'opec.1@alfa', '', '', '[]', '', '[]',
+                 'Alfa PEC', 'anna@beta', 'h'),
+             (3, 12, '', 'ricezione avvenuta-consegna', 'opec.2@beta', '', '', '[]', '', '[]',
+                 'Alfa PEC', 'Mario@Beta <r.1@alfa>', 'h'),
+             (4, 13, '', 'ricezione presa-in-carico', 'opec.2@beta', '', '', '[]', '', '[]',
+                 'Alfa PEC', '<r.2@alfa>', 'h');
+             INSERT INTO timers (identificativo, recipient, sender, subject, dispatched_at,
+                 notice12_sent) VALUES ('opec.3@beta', 'x@gamma', 'mario@beta', 's', 5, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let has = |k: EffectKey| exists(&conn, &k).unwrap();
+        assert!(has(EffectKey::envelope(
+            "Alfa PEC",
+            "opec.1@alfa",
+            "anna@beta"
+        )));
+        assert!(has(EffectKey::envelope(
+            "Alfa PEC",
+            "opec.1@alfa",
+            "luca@beta"
+        )));
+        assert!(has(EffectKey::receipt(
+            "avvenuta-consegna",
+            "Alfa PEC",
+            "opec.2@beta",
+            "mario@beta",
+            &[]
+        )));
+        assert!(has(EffectKey::notice(
+            NoticeKind::Twelve,
+            "opec.3@beta",
+            "x@gamma"
+        )));
+        assert!(!has(EffectKey::notice(
+            NoticeKind::TwentyFour,
+            "opec.3@beta",
+            "x@gamma"
+        )));
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM effects", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 4, "nothing else, the presa in carico received included");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 use crate::blobs::{self, Blobs};
+use crate::effects::{self, EffectKey};
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
@@ -392,6 +393,14 @@ impl Store for SqliteStore {
         prepared.write_blobs(&self.blobs)?;
         let blobs = self.blobs.clone();
         self.write(move |c| batch::apply(c, &blobs, &prepared))
+    }
+
+    fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>> {
+        self.read(|c| keys.iter().map(|k| effects::exists(c, k)).collect())
+    }
+
+    fn purge_effects(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| effects::purge(c, cutoff))
     }
 
     fn check(&self) -> Result<CheckReport> {

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::error::Result;
+use crate::effects::EffectKey;
+use crate::error::{Error, Result};
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
@@ -27,6 +28,16 @@ pub trait Store: Send + Sync {
     fn create_account(&self, new: &NewAccount) -> Result<Account>;
     /// The account with this address.
     fn account(&self, address: &str) -> Result<Account>;
+    /// The account with this address, `None` if there is none (or the address is not
+    /// one): the answer "does not exist", kept apart from an error, which means "could
+    /// not find out" and must never be taken for it.
+    fn find_account(&self, address: &str) -> Result<Option<Account>> {
+        match self.account(address) {
+            Ok(a) => Ok(Some(a)),
+            Err(Error::NoSuchAccount(_) | Error::InvalidName(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     /// Accounts by address, only those of `domain` if given.
     fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>>;
     /// Removes an account and its mailbox; its security archive stays.
@@ -123,8 +134,10 @@ pub trait Store: Send + Sync {
     /// Queues a message for relay to another domain.
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
     /// Queue entries due at `now` (expired ones included: the caller checks
-    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`. Meant
-    /// for one dispatcher: it does not lease the entries it returns.
+    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`. It does
+    /// not lease the entries it returns, so two dispatchers may handle one
+    /// entry: a batch that completes it ([`Batch::completed`]) is then done
+    /// already the second time, and the effect keys stop a second effect.
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
     /// Removes a queue entry that was relayed.
     fn queue_complete(&self, id: i64) -> Result<()>;
@@ -178,8 +191,15 @@ pub trait Store: Send + Sync {
     /// Stores everything in `batch` in one transaction, all or nothing: if
     /// any item fails (a delivery over quota, a timer already started, ...)
     /// nothing is stored and [`crate::Error::BatchItem`] names the item.
+    /// If one of its effect keys is already stored, or a queue entry it completes is
+    /// gone, nothing is stored either and [`Committed::already_done`] says why: the
+    /// effect happened already, which is not an error.
     /// The access point calls this before its `250`.
     fn commit_batch(&self, batch: Batch) -> Result<Committed>;
+    /// Whether each of `keys` is stored (in order): which effects already happened.
+    fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
+    /// Deletes the effect keys stored before `cutoff`; returns how many.
+    fn purge_effects(&self, cutoff: i64) -> Result<u64>;
 
     /// Verifies every referenced blob (re-hashed, whether inline or a file), the
     /// database's integrity and each account's usage counter.

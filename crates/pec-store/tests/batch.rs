@@ -2,9 +2,9 @@
 //! all or nothing; and the virus store.
 
 use pec_store::{
-    Batch, Direction, Error, LogEntry, LogQuery, NewAccount, NewArchiveCopy, NewDelivery,
-    NewQueueEntry, NewTimer, NewVirusEntry, Outcome, OutcomeUpdate, PresaInCaricoUpdate,
-    SqliteStore, Store, blobs,
+    AlreadyDone, Batch, BatchItem, Direction, Error, LogEntry, LogQuery, NewAccount,
+    NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry, Outcome, OutcomeUpdate,
+    PresaInCaricoUpdate, SqliteStore, Store, blobs,
 };
 
 const SENDER: &str = "mario.rossi@pec.example.it";
@@ -174,11 +174,13 @@ fn timer_updates_and_queue_completion_go_with_the_batch() {
         completed: vec![completed],
         ..Batch::default()
     };
-    // A failing item (an unknown queue entry) keeps every other item out.
-    assert!(matches!(
-        store.commit_batch(handled(queued.id + 1000)),
-        Err(Error::BatchItem { item, .. }) if item == "completed[0]"
-    ));
+    // A queue entry that is gone (another handler completed it) keeps every other item
+    // out: the batch is done already, which is not an error.
+    let gone = queued.id + 1000;
+    assert_eq!(
+        store.commit_batch(handled(gone)).unwrap().already_done,
+        Some(AlreadyDone::QueueEntry(gone))
+    );
     assert_eq!(store.messages(SENDER, "INBOX").unwrap().len(), 1);
     let timers = store.timers("opec.1@pec.example.it").unwrap();
     assert!(
@@ -220,7 +222,14 @@ fn quota_refusal_inside_a_batch_stores_nothing() {
     let err = store.commit_batch(batch).unwrap_err();
     match err {
         Error::BatchItem { item, source } => {
-            assert_eq!(item, "deliveries[1]");
+            assert_eq!(
+                item,
+                BatchItem::Delivery {
+                    index: 1,
+                    address: SENDER.into()
+                }
+            );
+            assert_eq!(item.to_string(), "deliveries[1]");
             assert!(matches!(*source, Error::QuotaExceeded { .. }), "{source}");
         }
         other => panic!("unexpected error {other}"),
@@ -239,7 +248,7 @@ fn failure_of_the_last_item_rolls_back_the_earlier_ones() {
     let err = store.commit_batch(batch).unwrap_err();
     assert!(
         matches!(&err, Error::BatchItem { item, source }
-            if item == "timers[2]" && matches!(**source, Error::AlreadyExists(_))),
+            if *item == BatchItem::Timer(2) && matches!(**source, Error::AlreadyExists(_))),
         "{err}"
     );
     assert_nothing_stored(&store);
@@ -257,7 +266,8 @@ fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
     batch.deliveries[0].address = "nobody@pec.example.it".into();
     assert!(matches!(
         store.commit_batch(batch),
-        Err(Error::BatchItem { item, .. }) if item == "deliveries[0]"
+        Err(Error::BatchItem { item: BatchItem::Delivery { index: 0, address }, .. })
+            if address == "nobody@pec.example.it"
     ));
     assert_nothing_stored(&store);
 
@@ -269,7 +279,7 @@ fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
     assert!(matches!(
         store.commit_batch(batch),
         Err(Error::BatchItem { item, source })
-            if item == "timers[0]" && matches!(*source, Error::BlobMissing(_))
+            if item == BatchItem::Timer(0) && matches!(*source, Error::BlobMissing(_))
     ));
     assert_nothing_stored(&store);
 }

@@ -103,7 +103,7 @@ fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
         }
     }
     for address in &config.lab.mailboxes {
-        if store.account(address).is_ok() {
+        if store.find_account(address)?.is_some() {
             continue;
         }
         let local = address.split('@').next().unwrap_or(address);
@@ -192,7 +192,6 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         on_delivery: Some(Arc::new(move |address: &str, folder: &str| {
             hook_notifier.changed(address, folder)
         })),
-        receiving: Default::default(),
     });
 
     let client_tls = pec_smtp::client_tls_config(&ca_pem).context("the CA bundle")?;

@@ -1,0 +1,253 @@
+//! A [`Store`] that fails on demand (feature `test-util`): tests wrap a real store in
+//! [`Faulty`] to prove that a storage failure at any call site is reported as a temporary
+//! condition — a `4xx`, a `NO [UNAVAILABLE]`, a retry — and never turned into an
+//! outcome such as a signed notice, and that the work is done normally once the store
+//! recovers.
+//!
+//! A fault is set per method, by name (`"account"`, `"commit_batch"`, ... or `"*"` for
+//! every method): fail the n-th call from now, do the n-th call and then report a
+//! failure (what a caller sees when the connection drops after a commit), or fail every
+//! call until [`Faulty::heal`]. The injected error is an I/O error, as a failing disk or
+//! network would give.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::effects::EffectKey;
+use crate::error::{Error, Result};
+use crate::model::{
+    Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
+    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
+    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
+    Timer, Usage, VirusEntry,
+};
+use crate::store::Store;
+
+/// How the calls of a method fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The n-th call from now (1 is the next one) fails without doing anything; the
+    /// others go through.
+    Nth(u64),
+    /// The n-th call from now is done, then reported as failed.
+    AfterNth(u64),
+    /// Every call fails without doing anything, until [`Faulty::heal`].
+    Always,
+}
+
+/// A fault and the calls counted since it was set.
+#[derive(Debug, Clone, Copy)]
+struct Armed {
+    fault: Fault,
+    seen: u64,
+}
+
+/// What to do with one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pass,
+    FailBefore,
+    FailAfter,
+}
+
+/// A store whose methods fail when told to; see the module documentation.
+pub struct Faulty<S> {
+    inner: S,
+    armed: Mutex<HashMap<String, Armed>>,
+    calls: Mutex<HashMap<&'static str, u64>>,
+}
+
+impl<S: Store> Faulty<S> {
+    /// Wraps `inner`, with no fault set.
+    pub fn new(inner: S) -> Self {
+        Faulty {
+            inner,
+            armed: Mutex::new(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wrapped store, which never fails on purpose.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Sets the fault of `method` (a [`Store`] method name, or `"*"` for all of them),
+    /// replacing the one it had. Panics on a name that is no method, so that a
+    /// misspelt test cannot pass by injecting nothing.
+    pub fn fail(&self, method: &str, fault: Fault) {
+        assert!(
+            method == "*" || METHODS.contains(&method),
+            "the Store trait has no method {method:?}"
+        );
+        lock(&self.armed).insert(method.to_string(), Armed { fault, seen: 0 });
+    }
+
+    /// Removes every fault: the store works again.
+    pub fn heal(&self) {
+        lock(&self.armed).clear();
+    }
+
+    /// How many times `method` was called (failed calls included).
+    pub fn calls(&self, method: &str) -> u64 {
+        lock(&self.calls).get(method).copied().unwrap_or(0)
+    }
+
+    /// Counts a call of `method` and decides its fate.
+    fn fate(&self, method: &'static str) -> Fate {
+        *lock(&self.calls).entry(method).or_default() += 1;
+        let mut armed = lock(&self.armed);
+        let mut fate = Fate::Pass;
+        for name in [method, "*"] {
+            if let Some(a) = armed.get_mut(name) {
+                a.seen += 1;
+                let this = match a.fault {
+                    Fault::Always => Fate::FailBefore,
+                    Fault::Nth(n) if a.seen == n => Fate::FailBefore,
+                    Fault::AfterNth(n) if a.seen == n => Fate::FailAfter,
+                    _ => Fate::Pass,
+                };
+                if fate == Fate::Pass {
+                    fate = this;
+                }
+            }
+        }
+        fate
+    }
+}
+
+/// Locks a mutex of the wrapper; a panicking test thread leaves the maps usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The error a failing call returns.
+fn injected(method: &str) -> Error {
+    Error::io(
+        format!("<fault injected in {method}>"),
+        std::io::Error::other("injected fault"),
+    )
+}
+
+/// Implements [`Store`] for [`Faulty`] by forwarding each listed method after its fate
+/// is decided, and lists the method names.
+macro_rules! forward {
+    ($( fn $name:ident(&self $(, $arg:ident : $ty:ty)* ) -> $ret:ty; )*) => {
+        /// Every method of [`Store`] a fault can be set on.
+        const METHODS: &[&str] = &[$(stringify!($name)),*];
+
+        impl<S: Store> Store for Faulty<S> {
+            $(
+                fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self.fate(stringify!($name)) {
+                        Fate::FailBefore => Err(injected(stringify!($name))),
+                        Fate::FailAfter => {
+                            let _done = self.inner.$name($($arg),*);
+                            Err(injected(stringify!($name)))
+                        }
+                        Fate::Pass => self.inner.$name($($arg),*),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    fn add_domain(&self, name: &str, default_quota: u64) -> Result<()>;
+    fn list_domains(&self) -> Result<Vec<Domain>>;
+    fn remove_domain(&self, name: &str) -> Result<()>;
+    fn create_account(&self, new: &NewAccount) -> Result<Account>;
+    fn account(&self, address: &str) -> Result<Account>;
+    fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>>;
+    fn remove_account(&self, address: &str) -> Result<()>;
+    fn set_password_hash(&self, address: &str, hash: &str) -> Result<()>;
+    fn set_quota(&self, address: &str, quota: u64) -> Result<()>;
+    fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()>;
+    fn usage(&self, address: &str) -> Result<Usage>;
+    fn deliver(&self, address: &str, folder: &str, bytes: &[u8], flags: &[String], internaldate: i64) -> Result<Delivered>;
+    fn list_folders(&self, address: &str) -> Result<Vec<Folder>>;
+    fn create_folder(&self, address: &str, name: &str) -> Result<()>;
+    fn rename_folder(&self, address: &str, from: &str, to: &str) -> Result<()>;
+    fn delete_folder(&self, address: &str, name: &str) -> Result<()>;
+    fn set_subscribed(&self, address: &str, name: &str, subscribed: bool) -> Result<()>;
+    fn select(&self, address: &str, folder: &str) -> Result<Selected>;
+    fn messages(&self, address: &str, folder: &str) -> Result<Vec<MessageMeta>>;
+    fn expunged_since(&self, address: &str, folder: &str, modseq: u64) -> Result<Vec<u32>>;
+    fn fetch(&self, address: &str, folder: &str, uid: u32) -> Result<Vec<u8>>;
+    fn store_flags(&self, address: &str, folder: &str, uids: &[u32], op: FlagOp, flags: &[String]) -> Result<Vec<MessageMeta>>;
+    fn expunge(&self, address: &str, folder: &str, uids: Option<&[u32]>) -> Result<Vec<u32>>;
+    fn copy(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
+    fn move_messages(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
+    fn archive(&self, address: &str, bytes: &[u8], direction: Direction, kind: &str, at: i64) -> Result<ArchiveEntry>;
+    fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
+    fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
+    fn purge_archive(&self, cutoff: i64) -> Result<u64>;
+    fn read_blob(&self, hash: &str) -> Result<Vec<u8>>;
+    fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>>;
+    fn verify_log(&self) -> Result<LogVerification>;
+    fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>>;
+    fn purge_log(&self, cutoff: i64) -> Result<u64>;
+    fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
+    fn queue_complete(&self, id: i64) -> Result<()>;
+    fn queue_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry>;
+    fn queue_fail(&self, id: i64) -> Result<QueueEntry>;
+    fn list_queue(&self) -> Result<Vec<QueueEntry>>;
+    fn start_timers(&self, timers: &[NewTimer]) -> Result<()>;
+    fn mark_presa_in_carico(&self, identificativo: &str, recipients: &[String], at: i64) -> Result<u64>;
+    fn mark_outcome(&self, identificativo: &str, recipient: &str, outcome: Outcome) -> Result<Timer>;
+    fn due_notices(&self, now: i64, twenty_four_after: i64) -> Result<Vec<DueNotice>>;
+    fn mark_notice_sent(&self, identificativo: &str, recipient: &str, kind: NoticeKind) -> Result<()>;
+    fn timers(&self, identificativo: &str) -> Result<Vec<Timer>>;
+    fn store_virus(&self, entry: &NewVirusEntry) -> Result<VirusEntry>;
+    fn list_virus(&self) -> Result<Vec<VirusEntry>>;
+    fn virus_entry(&self, id: i64) -> Result<VirusEntry>;
+    fn purge_virus(&self, cutoff: i64) -> Result<u64>;
+    fn commit_batch(&self, batch: Batch) -> Result<Committed>;
+    fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
+    fn purge_effects(&self, cutoff: i64) -> Result<u64>;
+    fn check(&self) -> Result<CheckReport>;
+    fn backup(&self, dest: &Path) -> Result<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    #[test]
+    fn faults_fire_as_set_and_heal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Faulty::new(SqliteStore::open(dir.path()).unwrap());
+        store.fail("add_domain", Fault::Nth(2));
+        store.add_domain("a.it", 1).unwrap();
+        assert!(store.add_domain("b.it", 1).is_err());
+        store.add_domain("c.it", 1).unwrap();
+        store.fail("add_domain", Fault::AfterNth(1));
+        assert!(store.add_domain("d.it", 1).is_err(), "reported as failed");
+        let names: Vec<String> = store
+            .inner()
+            .list_domains()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names, ["a.it", "c.it", "d.it"], "but done");
+        store.fail("*", Fault::Always);
+        assert!(store.list_domains().is_err());
+        assert!(store.find_account("x@a.it").is_err(), "through account");
+        store.heal();
+        assert_eq!(store.find_account("x@a.it").unwrap(), None);
+        assert_eq!(store.calls("add_domain"), 4);
+        assert_eq!(store.calls("account"), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "no method")]
+    fn a_misspelt_method_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Faulty::new(SqliteStore::open(dir.path()).unwrap()).fail("acount", Fault::Always);
+    }
+}
