@@ -15,8 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Stub;
 
 impl Handler for Stub {
-    async fn authenticate(&self, _: &SessionInfo, user: &str, password: &str) -> Option<String> {
-        (user == "alice" && password == "secret").then(|| "alice@example.it".to_string())
+    async fn authenticate(
+        &self,
+        _: &SessionInfo,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<String>, Reply> {
+        Ok((user == "alice" && password == "secret").then(|| "alice@example.it".to_string()))
     }
 
     async fn mail_from(&self, _: &SessionInfo, _: &str) -> Result<(), Reply> {

@@ -36,19 +36,22 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         session: &SessionInfo,
         user: &str,
         password: &str,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, Reply> {
         let g = &self.gestore;
-        let account = match blocking(|| g.store.account(user)) {
-            Ok(account) => Some(account),
-            Err(pec_store::Error::NoSuchAccount(_) | pec_store::Error::InvalidName(_)) => None,
+        let account = match blocking(|| g.store.find_account(user)) {
+            Ok(account) => account,
             Err(e) => {
                 warn!("cannot look up {user}: {e}");
-                return None;
+                return Err(Reply::new(
+                    454,
+                    "4.7.0",
+                    "Verifica delle credenziali momentaneamente impossibile, riprovare più tardi",
+                ));
             }
         };
         let stored = account.as_ref().map(|a| a.password_hash.as_str());
         let matched = self.auth.verify(session.peer.ip(), password, stored).await;
-        account.filter(|_| matched).map(|a| a.address)
+        Ok(account.filter(|_| matched).map(|a| a.address))
     }
 
     async fn mail_from(&self, session: &SessionInfo, from: &str) -> Result<(), Reply> {
@@ -219,8 +222,8 @@ impl<S: Scanner> Handler for MxHandler<S> {
         _session: &SessionInfo,
         _user: &str,
         _password: &str,
-    ) -> Option<String> {
-        None
+    ) -> Result<Option<String>, Reply> {
+        Ok(None)
     }
 
     async fn mail_from(&self, _session: &SessionInfo, _from: &str) -> Result<(), Reply> {

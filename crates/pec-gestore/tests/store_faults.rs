@@ -213,7 +213,11 @@ impl Beta {
             mail_from: ANNA.into(),
             rcpt_to: strings(to),
         };
-        SubmissionHandler(self.g.clone())
+        let handler = SubmissionHandler {
+            gestore: self.g.clone(),
+            auth: Arc::new(pec_net::Authenticator::new(pec_net::AuthLimits::default())),
+        };
+        handler
             .data(&session, envelope, message(ANNA, to, subject))
             .await
     }
@@ -565,6 +569,36 @@ async fn submission_store_faults_are_temporary_and_heal() {
         assert_eq!(b.queued(), ["posta-certificata"], "{method}");
         assert_eq!(b.events(), ["accettazione"], "{method}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_login_fault_is_temporary_not_wrong_credentials() {
+    let b = beta();
+    let handler = SubmissionHandler {
+        gestore: b.g.clone(),
+        auth: Arc::new(pec_net::Authenticator::new(pec_net::AuthLimits::default())),
+    };
+    let session = SessionInfo {
+        peer: "127.0.0.1:40002".parse().unwrap(),
+        tls: true,
+        authenticated: None,
+        helo: "client.test".into(),
+        mode: Mode::Submission { implicit_tls: true },
+    };
+    b.store.fail("account", Fault::Always);
+    let refused = handler
+        .authenticate(&session, ANNA, "whatever")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, 454, "{refused:?}");
+    b.store.heal();
+    assert_eq!(
+        handler
+            .authenticate(&session, "nessuno@pec.beta.test", "x")
+            .await,
+        Ok(None),
+        "an unknown user is a refusal, not an error"
+    );
 }
 
 // --- Queue worker ---

@@ -784,7 +784,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(Flow::Continue);
         }
         let peer = self.conn.peer().ip();
-        match self.config.check_login(peer, &user, &pass).await? {
+        let checked = match self.config.check_login(peer, &user, &pass).await {
+            Err(Error::Store(e)) => {
+                // Not a wrong password: nothing is counted against the client.
+                tracing::error!(error = %e, "store failure during login");
+                self.tagged(
+                    tag,
+                    Done::no_code(
+                        "UNAVAILABLE",
+                        "Login temporarily unavailable, try again later",
+                    ),
+                )?;
+                return Ok(Flow::Continue);
+            }
+            other => other?,
+        };
+        match checked {
             Some(address) => {
                 tracing::info!(user = %address, "imap login");
                 self.user = Some(address);

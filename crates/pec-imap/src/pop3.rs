@@ -207,15 +207,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(true)
     }
 
+    /// A store failure during login: a temporary error (RFC 3206 `SYS/TEMP`), not a
+    /// failed attempt; the client may try again.
+    async fn unavailable(&mut self, e: pec_store::Error) -> Result<bool> {
+        tracing::error!(error = %e, "store failure during login");
+        self.err("[SYS/TEMP] Login temporarily unavailable, try again later")
+            .await?;
+        Ok(true)
+    }
+
     async fn login(&mut self, user: &str, pass: &str) -> Result<bool> {
         let peer = self.conn.peer().ip();
-        match self.config.check_login(peer, user, pass).await? {
+        let checked = match self.config.check_login(peer, user, pass).await {
+            Err(Error::Store(e)) => return self.unavailable(e).await,
+            other => other?,
+        };
+        match checked {
             Some(address) => {
                 let a = address.clone();
-                let (selected, messages) = self
+                let loaded = self
                     .config
                     .store(move |s| Ok((s.select(&a, "INBOX")?, s.messages(&a, "INBOX")?)))
-                    .await?;
+                    .await;
+                let (selected, messages) = match loaded {
+                    Err(Error::Store(e)) => return self.unavailable(e).await,
+                    other => other?,
+                };
                 self.uidvalidity = selected.uidvalidity;
                 self.maildrop = messages
                     .into_iter()

@@ -98,13 +98,7 @@ impl Config {
         password: &str,
     ) -> Result<Option<String>> {
         let user = user.to_string();
-        let account = match self.store(move |s| s.account(&user)).await {
-            Ok(account) => Some(account),
-            Err(Error::Store(
-                pec_store::Error::NoSuchAccount(_) | pec_store::Error::InvalidName(_),
-            )) => None,
-            Err(e) => return Err(e),
-        };
+        let account = self.store(move |s| s.find_account(&user)).await?;
         let stored = account.as_ref().map(|a| a.password_hash.as_str());
         let matched = self.limits.auth.verify(peer, password, stored).await;
         Ok(account.filter(|_| matched).map(|a| a.address))

@@ -111,3 +111,78 @@ async fn store_failures_answer_unavailable_and_the_session_recovers() {
     session.await.unwrap().unwrap();
     assert!(store.calls("fetch") >= 2);
 }
+
+#[tokio::test]
+async fn a_store_failure_at_login_is_not_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Faulty::new(SqliteStore::open(dir.path()).unwrap()));
+    store.add_domain("pec.example.it", 10_000_000).unwrap();
+    store
+        .create_account(&NewAccount {
+            address: ANNA.into(),
+            password_hash: hash_password("segreta").unwrap(),
+            quota: None,
+            receipts_folder: false,
+        })
+        .unwrap();
+    let limits = Limits {
+        max_auth_failures: 1,
+        ..Limits::default()
+    };
+    let config = Arc::new(Config {
+        store: store.clone(),
+        notifier: Notifier::new(),
+        tls: None,
+        limits,
+    });
+
+    // IMAP: a temporary NO that does not count as a failure (one failure would close).
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(imap_session(server, true, config.clone()));
+    let (reader, writer) = tokio::io::split(client);
+    let mut c = Client {
+        reader: BufReader::new(reader),
+        writer,
+    };
+    let mut greeting = String::new();
+    c.reader.read_line(&mut greeting).await.unwrap();
+    store.fail("*", Fault::Always);
+    for tag in ["a1", "a2"] {
+        let out = c
+            .command(&format!("{tag} LOGIN anna@pec.example.it segreta"))
+            .await;
+        assert!(out.contains(&format!("{tag} NO [UNAVAILABLE]")), "{out}");
+    }
+    store.heal();
+    let out = c.command("a3 LOGIN anna@pec.example.it segreta").await;
+    assert!(out.contains("a3 OK"), "{out}");
+    assert!(c.command("a4 LOGOUT").await.contains("a4 OK"));
+    session.await.unwrap().unwrap();
+
+    // POP3: -ERR [SYS/TEMP], then a login that works.
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(pec_imap::pop3_session(server, true, config));
+    let (reader, mut writer) = tokio::io::split(client);
+    let mut reader = BufReader::new(reader);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    store.fail("*", Fault::Always);
+    let mut say = async |cmd: &str| {
+        writer
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut l = String::new();
+        reader.read_line(&mut l).await.unwrap();
+        l
+    };
+    assert!(say("USER anna@pec.example.it").await.starts_with("+OK"));
+    let out = say("PASS segreta").await;
+    assert!(out.starts_with("-ERR [SYS/TEMP]"), "{out}");
+    store.heal();
+    assert!(say("USER anna@pec.example.it").await.starts_with("+OK"));
+    let out = say("PASS segreta").await;
+    assert!(out.starts_with("+OK"), "{out}");
+    assert!(say("QUIT").await.starts_with("+OK"));
+    session.await.unwrap().unwrap();
+}

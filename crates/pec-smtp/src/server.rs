@@ -128,13 +128,14 @@ pub struct Envelope {
 pub trait Handler: Send + Sync + 'static {
     /// AUTH: check the credentials of the client of `session` (its address decides the
     /// penalty of earlier failures); return the authenticated identity (the address the user
-    /// may send as) or `None` to refuse.
+    /// may send as), `None` to refuse the credentials, or `Err(reply)` when they could not be
+    /// checked (a store failure: a temporary `454`, which is not a failed attempt).
     fn authenticate(
         &self,
         session: &SessionInfo,
         user: &str,
         password: &str,
-    ) -> impl Future<Output = Option<String>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, Reply>> + Send;
 
     /// MAIL FROM: `Ok` accepts the sender; `Err(reply)` refuses it with that reply (for
     /// example a sender that is not the authenticated identity).
@@ -744,9 +745,17 @@ impl<H: Handler> Session<H> {
         };
         let identity = match credentials {
             Some(Credentials { user, password }) => {
-                self.handler
+                match self
+                    .handler
                     .authenticate(&self.info, &user, &password)
                     .await
+                {
+                    Ok(identity) => identity,
+                    Err(reply) => {
+                        self.reply(&reply);
+                        return Ok(Flow::Continue);
+                    }
+                }
             }
             None => None,
         };

@@ -317,3 +317,25 @@ async fn shutdown_lets_a_message_in_flight_finish_then_says_421() {
         b"Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n"
     );
 }
+
+#[tokio::test]
+async fn credentials_that_cannot_be_checked_are_a_temporary_error() {
+    let server = start(Mode::Submission { implicit_tls: true }, |c| {
+        c.max_auth_failures = 1;
+    })
+    .await;
+    let mut raw = Raw::connect_tls(server.addr, &server.pki.ca_pem).await;
+    assert!(raw.reply().await.starts_with("220 "));
+    assert!(raw.cmd("EHLO raw.test").await.starts_with("250-"));
+    // The handler could not check them (a store failure): 454, twice, and no failure
+    // counted (one failure would close the connection).
+    for _ in 0..2 {
+        let r = raw.cmd("AUTH PLAIN AHVuYXZhaWxhYmxlAHg=").await;
+        assert!(r.starts_with("454 4.7.0"), "{r}");
+    }
+    assert!(
+        raw.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==")
+            .await
+            .starts_with("235 2.7.0")
+    );
+}

@@ -58,8 +58,11 @@ impl Handler for Recorder {
         _session: &SessionInfo,
         user: &str,
         password: &str,
-    ) -> Option<String> {
-        (user == "alice" && password == "secret").then(|| "alice@example.it".to_string())
+    ) -> Result<Option<String>, Reply> {
+        if user == "unavailable" {
+            return Err(Reply::new(454, "4.7.0", "Try again later"));
+        }
+        Ok((user == "alice" && password == "secret").then(|| "alice@example.it".to_string()))
     }
 
     async fn mail_from(&self, _session: &SessionInfo, _from: &str) -> Result<(), Reply> {
