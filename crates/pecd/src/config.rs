@@ -181,6 +181,12 @@ pub struct LimitsConfig {
     /// An address without failures for this long starts afresh, in seconds.
     #[serde(default = "default_auth_penalty_forget")]
     pub auth_penalty_forget_secs: u64,
+    /// Longest IMAP command line after login, literals aside (e.g. `"64KiB"`).
+    #[serde(default = "default_imap_max_line")]
+    pub imap_max_line: String,
+    /// Most folders an account may have.
+    #[serde(default = "default_max_folders")]
+    pub max_folders: usize,
 }
 
 impl Default for LimitsConfig {
@@ -199,6 +205,8 @@ impl Default for LimitsConfig {
             auth_penalty_secs: default_auth_penalty(),
             auth_penalty_max_secs: default_auth_penalty_max(),
             auth_penalty_forget_secs: default_auth_penalty_forget(),
+            imap_max_line: default_imap_max_line(),
+            max_folders: default_max_folders(),
         }
     }
 }
@@ -213,6 +221,14 @@ impl LimitsConfig {
             write_timeout: Duration::from_secs(self.write_timeout_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         }
+    }
+
+    /// The IMAP line limit in bytes (checked at load).
+    pub fn imap_max_line(&self) -> usize {
+        parse_size(&self.imap_max_line)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(64 * 1024)
     }
 
     /// The limits of the password check shared by SMTP, IMAP and POP3.
@@ -238,9 +254,14 @@ impl LimitsConfig {
             ("auth_workers", self.auth_workers == Some(0)),
             ("tls_handshake_secs", self.tls_handshake_secs == 0),
             ("write_timeout_secs", self.write_timeout_secs == 0),
+            ("max_folders", self.max_folders == 0),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             bail!("limits.{key} must be at least 1");
+        }
+        let line = parse_size(&self.imap_max_line).context("limits.imap_max_line")?;
+        if !(1024..=1 << 20).contains(&line) {
+            bail!("limits.imap_max_line must be between 1KiB and 1MiB");
         }
         Ok(())
     }
@@ -372,6 +393,12 @@ fn default_auth_penalty_max() -> u64 {
 fn default_auth_penalty_forget() -> u64 {
     AuthLimits::default().penalty_forget.as_secs()
 }
+fn default_imap_max_line() -> String {
+    "64KiB".into()
+}
+fn default_max_folders() -> usize {
+    1000
+}
 fn default_auth_failures() -> u32 {
     3
 }
@@ -469,6 +496,8 @@ mod tests {
         assert_eq!(c.limits.connections(), defaults.connections());
         assert_eq!(c.limits.auth(), defaults.auth());
         assert_eq!(c.limits.max_auth_failures, defaults.max_auth_failures);
+        assert_eq!(c.limits.imap_max_line(), defaults.imap_max_line());
+        assert_eq!(c.limits.max_folders, defaults.max_folders);
     }
 
     #[test]
@@ -484,6 +513,12 @@ mod tests {
         );
         let a = LimitsConfig::default().auth();
         assert_eq!((a.penalty.as_secs(), a.penalty_max.as_secs()), (2, 15));
+        let l = LimitsConfig::default();
+        assert!(
+            l.imap_max_line() <= 64 * 1024,
+            "Dovecot imap_max_line_length 64k"
+        );
+        assert!(l.max_folders <= 1000);
     }
 
     #[test]

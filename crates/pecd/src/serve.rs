@@ -223,6 +223,8 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             // An APPEND may bring what SMTP would accept, no more.
             max_literal: u32::try_from(smtp.max_message_size).unwrap_or(u32::MAX),
             max_auth_failures: config.limits.max_auth_failures,
+            max_line: config.limits.imap_max_line(),
+            max_folders: config.limits.max_folders,
             connections: connections.clone(),
             auth: Arc::new(Authenticator::new(config.limits.auth())),
             ..pec_imap::Limits::default()
