@@ -4,22 +4,17 @@
 //! authenticated and selected states (FETCH, STORE, SEARCH...). To keep thousands of
 //! inputs a second: the store lives on tmpfs (`/dev/shm`, where fsync costs nothing),
 //! the password hash uses argon2's smallest parameters, and one runtime serves every
-//! input.
+//! input (see `common/`).
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use pec_imap::{Config, Limits, Notifier, imap_session};
-use pec_store::{NewAccount, SqliteStore, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use pec_imap::imap_session;
 
-struct Lab {
-    _dir: tempfile::TempDir,
-    config: Arc<Config>,
-    runtime: tokio::runtime::Runtime,
-}
+#[path = "common/mailbox.rs"]
+mod mailbox;
+#[path = "common/session.rs"]
+mod session;
 
 /// A PEC-like message (an attached message with parts) and a deeply nested one.
 fn messages() -> Vec<Vec<u8>> {
@@ -39,77 +34,25 @@ Content-Type: text/html\r\n\r\n<p>due</p>\r\n--b2--\r\n--b1--\r\n"
     vec![b"Subject: x\r\n\r\nbody\r\n".to_vec(), pec, deep]
 }
 
-fn lab() -> &'static Lab {
-    static LAB: OnceLock<Lab> = OnceLock::new();
+fn lab() -> &'static (mailbox::MailboxLab, tokio::runtime::Runtime) {
+    static LAB: OnceLock<(mailbox::MailboxLab, tokio::runtime::Runtime)> = OnceLock::new();
     LAB.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .expect("temp dir");
-        let store = SqliteStore::open(dir.path()).expect("store");
-        store.add_domain("pec.example.it", 100_000_000).expect("domain");
-        let cheap = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(8, 1, 1, None).expect("params"),
-        );
-        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").expect("salt");
-        let hash = cheap
-            .hash_password(b"segreta", &salt)
-            .expect("hash")
-            .to_string();
-        store
-            .create_account(&NewAccount {
-                address: "anna@pec.example.it".into(),
-                password_hash: hash,
-                quota: None,
-                receipts_folder: false,
-            })
-            .expect("account");
-        for m in messages() {
-            store
-                .deliver("anna@pec.example.it", "INBOX", &m, &[], 0)
-                .expect("deliver");
-        }
-        let config = Arc::new(Config {
-            store: Arc::new(store),
-            notifier: Notifier::new(),
-            tls: None,
-            limits: Limits {
-                max_literal: 64 * 1024,
-                auth_failure_delay: Duration::ZERO,
-                idle_timeout: Duration::from_secs(1),
-                ..Limits::default()
-            },
-        });
+        let messages = messages();
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        Lab {
-            _dir: dir,
-            config,
-            runtime,
-        }
+        (mailbox::MailboxLab::new(&refs), runtime)
     })
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let lab = lab();
+    let (lab, runtime) = lab();
     let config = lab.config.clone();
-    let mut input = b"f1 LOGIN anna@pec.example.it segreta\r\nf2 SELECT INBOX\r\n".to_vec();
-    input.extend_from_slice(data);
-    lab.runtime.block_on(async move {
-        let (mut client, server) = tokio::io::duplex(256 * 1024);
-        let session = tokio::spawn(imap_session(server, true, config));
-        let reader = tokio::spawn(async move {
-            let mut sink = Vec::new();
-            let _ = client.write_all(&input).await;
-            let _ = client.shutdown().await;
-            let _ = client.read_to_end(&mut sink).await;
-        });
-        // Errors (a client that breaks the protocol) are fine; panics are not.
-        let _ = session.await.expect("session panicked");
-        let _ = reader.await;
-    });
+    runtime.block_on(session::converse(
+        b"f1 LOGIN anna@pec.example.it segreta\r\nf2 SELECT INBOX\r\n",
+        data,
+        |server| imap_session(server, true, config),
+    ));
 });

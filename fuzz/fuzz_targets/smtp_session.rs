@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pec_smtp::{Envelope, Handler, Mode, Reply, ServerConfig, SessionInfo, smtp_session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "common/session.rs"]
+mod session;
 
 /// Accepts alice/secret, every sender and recipient but `refused@...`, every message.
 struct Stub;
@@ -69,31 +71,20 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             b"EHLO fuzz.test\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n",
         ),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let (mut client, server) = tokio::io::duplex(256 * 1024);
-        let peer = SocketAddr::from(([192, 0, 2, 1], 4242));
-        let session = tokio::spawn(smtp_session(
-            server,
-            peer,
-            secure,
-            mode,
-            config(),
-            Arc::new(Stub),
-        ));
-        let mut input = prefix.to_vec();
-        input.extend_from_slice(data);
-        let reader = tokio::spawn(async move {
-            let mut sink = Vec::new();
-            let _ = client.write_all(&input).await;
-            let _ = client.shutdown().await;
-            let _ = client.read_to_end(&mut sink).await;
-        });
-        // Errors (a client that breaks the protocol) are fine; panics are not.
-        let _ = session.await.expect("session panicked");
-        let _ = reader.await;
-    });
+    let peer = SocketAddr::from(([192, 0, 2, 1], 4242));
+    let config = config();
+    runtime().block_on(session::converse(prefix, data, |server| {
+        smtp_session(server, peer, secure, mode, config, Arc::new(Stub))
+    }));
 });
+
+/// One runtime for every input.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}

@@ -120,22 +120,17 @@ fn lab(rt: &tokio::runtime::Runtime) -> Lab {
     std::fs::write(files.join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(files.join("plain.eml"), PLAIN_MSG).unwrap();
     std::fs::write(files.join("inner.eml"), INNER).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
-        )
-        .unwrap();
+    let tls = pec_net::tls::server_config(
+        cert.cert.pem().as_bytes(),
+        cert.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
 
     let notifier = Notifier::new();
     let config = Arc::new(Config {
         store: store.clone(),
         notifier: notifier.clone(),
-        tls: Some(Arc::new(tls)),
+        tls: Some(tls),
         limits: Limits {
             max_literal: 1024 * 1024,
             auth_failure_delay: Duration::from_millis(50),

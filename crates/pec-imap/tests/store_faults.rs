@@ -42,8 +42,8 @@ impl Client {
     }
 }
 
-#[tokio::test]
-async fn store_failures_answer_unavailable_and_the_session_recovers() {
+/// Anna's mailbox on a store that fails on demand, and a session configuration over it.
+fn faulty(limits: Limits) -> (tempfile::TempDir, Arc<Faulty<SqliteStore>>, Arc<Config>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Faulty::new(SqliteStore::open(dir.path()).unwrap()));
     store.add_domain("pec.example.it", 10_000_000).unwrap();
@@ -55,25 +55,39 @@ async fn store_failures_answer_unavailable_and_the_session_recovers() {
             receipts_folder: false,
         })
         .unwrap();
-    store
-        .deliver(ANNA, "INBOX", b"Subject: uno\r\n\r\ntesto\r\n", &[], 0)
-        .unwrap();
     let config = Arc::new(Config {
         store: store.clone(),
         notifier: Notifier::new(),
         tls: None,
-        limits: Limits::default(),
+        limits,
     });
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let session = tokio::spawn(imap_session(server, true, config));
-    let (reader, writer) = tokio::io::split(client);
-    let mut c = Client {
-        reader: BufReader::new(reader),
-        writer,
-    };
-    let mut greeting = String::new();
-    c.reader.read_line(&mut greeting).await.unwrap();
-    assert!(greeting.starts_with("* OK"), "{greeting}");
+    (dir, store, config)
+}
+
+impl Client {
+    /// A session over a pipe, its greeting read.
+    async fn start(config: Arc<Config>) -> (Client, tokio::task::JoinHandle<pec_imap::Result<()>>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(imap_session(server, true, config));
+        let (reader, writer) = tokio::io::split(client);
+        let mut c = Client {
+            reader: BufReader::new(reader),
+            writer,
+        };
+        let mut greeting = String::new();
+        c.reader.read_line(&mut greeting).await.unwrap();
+        assert!(greeting.starts_with("* OK"), "{greeting}");
+        (c, session)
+    }
+}
+
+#[tokio::test]
+async fn store_failures_answer_unavailable_and_the_session_recovers() {
+    let (_dir, store, config) = faulty(Limits::default());
+    store
+        .deliver(ANNA, "INBOX", b"Subject: uno\r\n\r\ntesto\r\n", &[], 0)
+        .unwrap();
+    let (mut c, session) = Client::start(config).await;
     assert!(
         c.command("a1 LOGIN anna@pec.example.it segreta")
             .await
@@ -114,38 +128,13 @@ async fn store_failures_answer_unavailable_and_the_session_recovers() {
 
 #[tokio::test]
 async fn a_store_failure_at_login_is_not_a_wrong_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Faulty::new(SqliteStore::open(dir.path()).unwrap()));
-    store.add_domain("pec.example.it", 10_000_000).unwrap();
-    store
-        .create_account(&NewAccount {
-            address: ANNA.into(),
-            password_hash: hash_password("segreta").unwrap(),
-            quota: None,
-            receipts_folder: false,
-        })
-        .unwrap();
-    let limits = Limits {
+    let (_dir, store, config) = faulty(Limits {
         max_auth_failures: 1,
         ..Limits::default()
-    };
-    let config = Arc::new(Config {
-        store: store.clone(),
-        notifier: Notifier::new(),
-        tls: None,
-        limits,
     });
 
     // IMAP: a temporary NO that does not count as a failure (one failure would close).
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let session = tokio::spawn(imap_session(server, true, config.clone()));
-    let (reader, writer) = tokio::io::split(client);
-    let mut c = Client {
-        reader: BufReader::new(reader),
-        writer,
-    };
-    let mut greeting = String::new();
-    c.reader.read_line(&mut greeting).await.unwrap();
+    let (mut c, session) = Client::start(config.clone()).await;
     store.fail("*", Fault::Always);
     for tag in ["a1", "a2"] {
         let out = c

@@ -219,17 +219,12 @@ mod tests {
         let (_client, server) = tokio::io::duplex(1024);
         let mut conn = Conn::plain(server, local()).with_handshake_timeout(Duration::from_secs(5));
         let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![key.cert.der().clone()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
-            )
-            .unwrap();
-        let err = conn.start_tls(Arc::new(tls)).await.unwrap_err();
+        let tls = crate::tls::server_config(
+            key.cert.pem().as_bytes(),
+            key.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+        let err = conn.start_tls(tls).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(!conn.is_tls());
     }

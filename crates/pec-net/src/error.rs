@@ -12,6 +12,9 @@ pub enum Error {
     /// A password hash could not be computed.
     #[error("password hashing failed: {0}")]
     Password(String),
+    /// A TLS configuration could not be built from the certificate and key given.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 /// Result with the crate's [`Error`].

@@ -27,6 +27,7 @@ mod penalty;
 pub mod sasl;
 pub mod shutdown;
 mod slots;
+pub mod tls;
 pub mod write_timeout;
 
 pub use auth::{AuthLimits, AuthStats, Authenticator};

@@ -122,16 +122,11 @@ async fn one_client_cannot_take_more_than_its_share_and_others_are_served() {
 #[tokio::test]
 async fn an_implicit_tls_connection_that_never_starts_tls_is_closed_after_the_handshake_limit() {
     let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![key.cert.der().clone()],
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
-        )
-        .unwrap();
+    let tls = pec_net::tls::server_config(
+        key.cert.pem().as_bytes(),
+        key.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
     let limits = ListenerLimits {
         max_connections_per_ip: 1,
         tls_handshake: Duration::from_millis(200),
@@ -139,7 +134,7 @@ async fn an_implicit_tls_connection_that_never_starts_tls_is_closed_after_the_ha
     };
     let service = Service {
         name: "tls",
-        tls: Some(Arc::new(tls)),
+        tls: Some(tls),
         busy: b"never sent over TLS listeners\r\n".to_vec(),
     };
     let server = Server::start(service, limits).await;

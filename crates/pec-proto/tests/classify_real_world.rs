@@ -9,17 +9,9 @@ use pec_proto::classify::{Kind, classify};
 use pec_proto::daticert::{Errore, Tipo, TipoDestinatario};
 use proptest::prelude::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/samples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 #[test]
 fn real_accettazione_sample() {
-    let c = classify(&fixture("accettazione.eml"));
+    let c = classify(&common::sample("accettazione.eml"));
     assert_eq!(c.kind, Kind::Accettazione);
     assert_eq!(c.headers.ricevuta.as_deref(), Some("accettazione"));
     assert_eq!(
@@ -47,7 +39,7 @@ fn real_accettazione_sample() {
 
 #[test]
 fn real_errore_consegna_sample() {
-    let c = classify(&fixture("errore-consegna.eml"));
+    let c = classify(&common::sample("errore-consegna.eml"));
     assert_eq!(c.kind, Kind::ErroreConsegna);
     let d = c.daticert.expect("daticert despite the stray text");
     assert_eq!(d.errore, Errore::NoDest);

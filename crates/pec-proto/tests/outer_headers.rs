@@ -250,18 +250,10 @@ fn rewritten_receipt_fields_are_reported() {
     assert!(problems(&late).is_empty(), "{:?}", problems(&late));
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/samples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 #[test]
 fn real_gestori_samples_agree() {
     let signer = Some("posta-certificata@fakepec.it");
-    let acc = fixture("accettazione.eml");
+    let acc = common::sample("accettazione.eml");
     assert_eq!(
         contradictions(&classify(&acc), &acc, signer),
         Vec::<String>::new()
@@ -270,7 +262,7 @@ fn real_gestori_samples_agree() {
     // (`@pec.it`) but not in daticert.xml (`@fakepec.it`), as it did for
     // `<destinatari>rec@pec.it` against `<consegna>rec@fakepec.it`; the acceptance of the
     // same transaction carries `@fakepec.it` in both. Everything else agrees.
-    let err = fixture("errore-consegna.eml");
+    let err = common::sample("errore-consegna.eml");
     assert_eq!(
         contradictions(&classify(&err), &err, signer),
         vec!["il campo X-Riferimento-Message-ID non corrisponde al msgid certificato".to_string()]

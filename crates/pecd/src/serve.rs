@@ -135,7 +135,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     .context("the signing certificate and key")?;
     let ca_pem = read(&dir.join("ca.pem"))?;
     let material = crate::trust::load(dir)?;
-    let tls = pec_smtp::server_tls_config(
+    let tls = pec_net::tls::server_config(
         &read(&config.own_file("tls.pem"))?,
         &read(&config.own_file("tls.key"))?,
     )

@@ -250,3 +250,12 @@ Subject: Ciao\r\n\
 Message-ID: <ord-1@posta.ordinaria.test>\r\n\
 \r\n\
 Testo ordinario.\r\n";
+
+/// A real message of another gestore kept under `tests/fixtures/samples/`.
+pub fn sample(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/samples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -109,7 +109,7 @@ impl TestServer {
 pub fn config(pki: &Pki) -> ServerConfig {
     let mut config = ServerConfig::new("mx.test.invalid");
     config.tls =
-        Some(pec_smtp::server_tls_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap());
+        Some(pec_net::tls::server_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap());
     config.auth_failure_delay = Duration::from_millis(10);
     config.connections.shutdown_grace = Duration::from_secs(2);
     config

@@ -166,22 +166,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
     }
 }
 
-/// `message` as DATA content: CRLF line ends assumed, leading dots doubled, the final
-/// `.` line appended.
+/// `message` as DATA content: leading dots doubled, the final `.` line appended.
 fn dot_stuffed(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 64);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
+    pec_net::dot::stuff(message, &mut out);
     out
 }
 
