@@ -24,10 +24,13 @@ mod lookup;
 mod maintenance;
 mod messages;
 pub mod model;
+mod pg;
 mod queue;
 pub mod schema;
 mod sqlite;
 mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 mod timers;
 mod virus;
 mod writer;
@@ -44,5 +47,8 @@ pub use model::{
     PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
     VirusEntry,
 };
+pub use pg::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use store::{
+    Blobs, Change, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store,
+};

@@ -15,6 +15,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Who the gestore is and where its state lives.
     pub gestore: GestoreConfig,
+    /// Where the durable state lives when it is not the embedded store.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Where its keys, certificates and provider index are.
     #[serde(default)]
     pub certificates: CertificatesConfig,
@@ -65,6 +68,32 @@ pub struct GestoreConfig {
     /// Domains hosted from the start (created in the store if missing).
     #[serde(default)]
     pub domains: Vec<String>,
+}
+
+/// The `[store]` table: the embedded store in `gestore.data_dir` (no `url`), or a
+/// PostgreSQL database shared by every node of the gestore.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgresql://user@host:port/dbname`; absent: the embedded store.
+    pub url: Option<String>,
+    /// Connections of this node to PostgreSQL, at most.
+    #[serde(default = "default_store_connections")]
+    pub connections: usize,
+    /// Seconds a node holds the queue entries and timers it claimed; another node takes
+    /// over the work of a node that died this long after its claim.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            connections: default_store_connections(),
+            lease_secs: default_lease(),
+        }
+    }
 }
 
 /// The `[certificates]` table: the layout `pecd certs init` writes.
@@ -353,6 +382,12 @@ fn default_hostname() -> String {
 }
 fn default_quota() -> String {
     "2GiB".into()
+}
+fn default_store_connections() -> usize {
+    pec_store::PgOptions::new("").connections
+}
+fn default_lease() -> u64 {
+    pec_store::PgOptions::new("").lease.as_secs()
 }
 fn default_cert_dir() -> PathBuf {
     PathBuf::from("certs")
