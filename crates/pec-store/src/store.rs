@@ -163,7 +163,9 @@ pub trait Ledger: Send + Sync {
     /// node holds and holds them for this node until `now` plus its lease, or until
     /// completed, retried or failed ([`Ledger::queue_complete`], [`Ledger::queue_retry`],
     /// [`Ledger::queue_fail`], [`Batch::completed`]); a node that dies leaves them to the
-    /// others when the lease runs out. The embedded backend does not lease. Either way a
+    /// others when the lease runs out. A node's own claims come back to it at its next
+    /// call (a node's passes over the queue follow one another). The embedded backend
+    /// does not lease. Either way a
     /// second handler of one entry is harmless: a batch that completes an entry gone is
     /// done already, and the effect keys stop a second effect.
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;

@@ -7,7 +7,9 @@
 //! transaction holds (`FOR UPDATE SKIP LOCKED`) and rows another node's lease still
 //! covers. Completing, retrying or failing an entry, and marking a notice sent or an
 //! outcome, end the lease; a node that dies leaves its claims to the others once
-//! `lease_until` passes.
+//! `lease_until` passes. A node's own claims come back to it at its next pass (its
+//! queue and timer passes follow one another), so work that failed on a passing fault
+//! is tried again as soon as on the embedded store.
 
 use postgres::Transaction;
 
@@ -77,8 +79,8 @@ pub fn enqueue(
     to_entry(&row)
 }
 
-/// Claims for `node` the entries due at `now` that nobody holds, earliest first, at most
-/// `limit`, until `now + lease`.
+/// Claims for `node` the entries due at `now` that no other node holds, earliest first,
+/// at most `limit`, until `now + lease`.
 pub fn queue_due(
     tx: &mut Transaction<'_>,
     node: &Node,
@@ -91,7 +93,8 @@ pub fn queue_due(
             &format!(
                 "WITH due AS (
                      SELECT id FROM queue
-                     WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+                     WHERE next_attempt_at <= $1
+                       AND (lease_until IS NULL OR lease_until <= $1 OR lease_owner = $3)
                      ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
                  UPDATE queue q SET lease_owner = $3, lease_until = $4
                  FROM due WHERE q.id = due.id RETURNING {}",
@@ -316,8 +319,8 @@ fn timer(tx: &mut Transaction<'_>, identificativo: &str, recipient: &str) -> Res
     to_timer(&row)
 }
 
-/// Claims for `node`, until `now + lease`, the timers with a notice due at `now` that
-/// nobody holds, and returns their notices, oldest dispatch first.
+/// Claims for `node`, until `now + lease`, the timers with a notice due at `now` that no
+/// other node holds, and returns their notices, oldest dispatch first.
 pub fn due_notices(
     tx: &mut Transaction<'_>,
     node: &Node,
@@ -336,7 +339,7 @@ pub fn due_notices(
                        AND ((NOT notice12_sent AND presa_in_carico_at IS NULL
                              AND dispatched_at <= $1)
                             OR (NOT notice24_sent AND dispatched_at <= $2))
-                       AND (lease_until IS NULL OR lease_until <= $3)
+                       AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $4)
                      FOR UPDATE SKIP LOCKED)
                  UPDATE timers t SET lease_owner = $4, lease_until = $5
                  FROM due WHERE t.identificativo = due.identificativo
