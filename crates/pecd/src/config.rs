@@ -533,6 +533,40 @@ mod tests {
         assert_eq!(c.limits.max_auth_failures, defaults.max_auth_failures);
         assert_eq!(c.limits.imap_max_line(), defaults.imap_max_line());
         assert_eq!(c.limits.max_folders, defaults.max_folders);
+        assert_eq!(c.store.url, None, "the embedded store by default");
+        assert_eq!(
+            (c.store.connections, c.store.lease_secs),
+            (StoreConfig::default().connections, 300)
+        );
+    }
+
+    #[test]
+    fn two_nodes_share_the_store_their_url_names() {
+        let url = pec_store::test_util::shared_server().database();
+        let dir = tempfile::tempdir().unwrap();
+        let node = |n: u16| {
+            let path = dir.path().join(format!("node{n}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "[gestore]\ndata_dir = \"data{n}\"\n[store]\nurl = \"{url}\"\n\
+                     connections = 2\nlease_secs = 60\n\
+                     [listen]\nmx = \"127.0.0.1:{}\"\n",
+                    pec_store::test_util::free_port()
+                ),
+            )
+            .unwrap();
+            Config::load(&path).unwrap()
+        };
+        let (a, b) = (node(1), node(2));
+        assert_eq!(a.store.lease_secs, 60);
+        crate::store::open(&a)
+            .unwrap()
+            .add_domain("pec.shared.test", 1000)
+            .unwrap();
+        let domains = crate::store::open(&b).unwrap().list_domains().unwrap();
+        assert_eq!(domains.len(), 1);
+        assert!(!a.gestore.data_dir.join("store.db").exists());
     }
 
     #[test]
