@@ -4,7 +4,6 @@
 //! assembly), with one manual clock so that 24 hours pass in milliseconds. Messages are
 //! submitted with Python's smtplib, a client we did not write.
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,33 +16,9 @@ use pec_proto::classify::{Classified, classify};
 use pec_proto::labpki::GestoreSpec;
 use pec_store::Store;
 
-/// A free loopback port for a server of the lab.
-///
-/// Ports come from 20000–32767, below the kernel's ephemeral range (32768–60999): a port
-/// picked by binding port 0 is an ephemeral one and can be taken by any outgoing
-/// connection (a relay, a client) before the server binds it, which made tests fail with
-/// `AddrInUse`. Each process walks its own slice of the range (offset by its pid) and a
-/// port is handed out once per process; a port is returned only if it can be bound now.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_768;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        (std::process::id().wrapping_mul(211)) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = (LOW + n % SPAN) as u16;
-        if StdListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in 20000-32767");
-}
+/// A free loopback port for a server of the lab: one allocator per process, shared with
+/// the private PostgreSQL servers of the store's tests.
+pub use pec_store::test_util::free_port;
 
 /// One running gestore of the lab.
 pub struct Node {

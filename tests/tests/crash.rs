@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pec_e2e::{free_port, pecd_binary};
 use pec_proto::classify::classify;
-use pec_store::{SqliteStore, Store};
+use pec_store::{Ledger, Maintenance, SqliteStore, Store};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.alfa.test";

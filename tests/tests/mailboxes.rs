@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pec_e2e::{Lab, mailbox, of_kind, standard, submit, wait_for, wait_in};
 use pec_proto::classify::classify;
-use pec_store::{SqliteStore, Store};
+use pec_store::{Mailboxes, SqliteStore};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use pec_net::ListenerLimits;
 use pec_smtp::{Mode, ServerConfig};
+use pec_store::{Change, ChangeHook};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -65,6 +66,9 @@ pub struct Parts<S: Scanner> {
 pub struct Running {
     /// The addresses actually bound (useful with port 0).
     pub bound: Listen,
+    /// Passes other nodes' changes on to this node's IMAP sessions and queue workers, for
+    /// as long as the gestore runs (the store holds it weakly).
+    _changes: ChangeHook,
     stop: watch::Sender<bool>,
     tasks: JoinSet<&'static str>,
     workers: JoinHandle<()>,
@@ -103,6 +107,21 @@ fn https_tls(smtp: &ServerConfig) -> std::io::Result<Arc<tokio_rustls::rustls::S
     let mut config = (**tls).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// What this node does when another node sharing its store changes something: a folder
+/// changed wakes the IMAP sessions watching it, an entry queued wakes the queue worker
+/// (the node's own changes reach them through [`Gestore::commit`] and the sessions).
+fn other_nodes<S: Scanner>(gestore: &Arc<Gestore<S>>, notifier: &pec_imap::Notifier) -> ChangeHook {
+    let (gestore, notifier) = (Arc::downgrade(gestore), notifier.clone());
+    Arc::new(move |change: &Change| match change {
+        Change::Folder { address, folder } => notifier.changed(address, folder),
+        Change::Queued => {
+            if let Some(g) = gestore.upgrade() {
+                g.queued.notify_one();
+            }
+        }
+    })
 }
 
 /// Binds every listener, then starts them and the workers.
@@ -185,10 +204,17 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }
+    let changes = other_nodes(&parts.gestore, &parts.imap.notifier);
+    parts
+        .gestore
+        .store
+        .subscribe(&changes)
+        .map_err(std::io::Error::other)?;
     let workers = tokio::spawn(run_workers(parts.gestore.clone(), parts.relays, stopped()));
     info!(gestore = %parts.gestore.id.name, "gestore running");
     Ok(Running {
         bound,
+        _changes: changes,
         stop,
         tasks,
         workers,

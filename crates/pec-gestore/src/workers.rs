@@ -46,7 +46,7 @@ impl<S: Scanner> Gestore<S> {
     /// their durable steps share group commits); returns how many were handled.
     pub async fn run_queue_once(self: &Arc<Self>, relays: &Relays) -> usize {
         let now = self.now().timestamp();
-        let due = match self.store.queue_due(now, QUEUE_BATCH) {
+        let due = match crate::service::blocking(|| self.store.queue_due(now, QUEUE_BATCH)) {
             Ok(d) => d,
             Err(e) => {
                 warn!("cannot read the queue: {e}");
@@ -76,7 +76,7 @@ impl<S: Scanner> Gestore<S> {
 
     async fn relay_entry(&self, relays: &Relays, entry: QueueEntry) {
         let now = self.now().timestamp();
-        let bytes = match self.store.read_blob(&entry.hash) {
+        let bytes = match crate::service::blocking(|| self.store.read_blob(&entry.hash)) {
             Ok(b) => b,
             Err(e) => {
                 warn!(id = entry.id, "queued message unreadable: {e}");
@@ -86,7 +86,7 @@ impl<S: Scanner> Gestore<S> {
         if entry.is_expired(now) {
             // The 24 h notices of PEC recipients come from their timers.
             warn!(id = entry.id, domain = %entry.domain, "gave up after the queue lifetime");
-            if let Err(e) = self.store.queue_fail(entry.id) {
+            if let Err(e) = crate::service::blocking(|| self.store.queue_fail(entry.id)) {
                 warn!("cannot fail queue entry {}: {e}", entry.id);
             }
             return;
@@ -443,10 +443,10 @@ pub async fn run_workers<S: Scanner>(
     let mut last_purge: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         let worked = g.run_queue_once(&relays).await;
-        g.run_timers_once();
+        crate::service::blocking(|| g.run_timers_once());
         let now = g.now();
         if last_purge.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
-            let (log, archive, virus) = g.purge_expired();
+            let (log, archive, virus) = crate::service::blocking(|| g.purge_expired());
             if log + archive + virus > 0 {
                 info!(
                     log,

@@ -31,7 +31,9 @@ use pec_proto::labpki::{self, GestoreSpec, LabPki};
 use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
 use pec_smtp::{ClientTls, Envelope, Handler, Mode, Relay, Reply, SessionInfo};
 use pec_store::faulty::{Fault, Faulty};
-use pec_store::{LogQuery, NewAccount, Outcome as TimerOutcome, SqliteStore, Store};
+use pec_store::{
+    Blobs, Directory, Ledger, LogQuery, Mailboxes, NewAccount, Outcome as TimerOutcome, SqliteStore,
+};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pec_imap::{Config, Limits, Notifier, hash_password, serve_imap, serve_pop3};
-use pec_store::{Direction, NewAccount, SqliteStore, Store};
+use pec_store::{Direction, Directory, Mailboxes, NewAccount, SqliteStore};
 use tokio::net::TcpListener;
 
 const ANNA: &str = "anna@pec.example.it";

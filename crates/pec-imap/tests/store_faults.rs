@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pec_imap::{Config, Limits, Notifier, hash_password, imap_session};
 use pec_store::faulty::{Fault, Faulty};
-use pec_store::{NewAccount, SqliteStore, Store};
+use pec_store::{Directory, Mailboxes, NewAccount, SqliteStore};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 
 const ANNA: &str = "anna@pec.example.it";

@@ -10,7 +10,7 @@ use crate::lookup::{self, from_db, to_db};
 use crate::model::{Account, Domain, NewAccount};
 
 /// Folders every account gets: name and RFC 6154 special use.
-const STANDARD_FOLDERS: &[(&str, Option<&str>)] = &[
+pub(crate) const STANDARD_FOLDERS: &[(&str, Option<&str>)] = &[
     ("INBOX", None),
     ("Sent", Some("\\Sent")),
     ("Drafts", Some("\\Drafts")),

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db};
@@ -31,7 +31,7 @@ fn to_entry(r: &rusqlite::Row<'_>) -> Result<ArchiveEntry> {
 /// Stores a copy of `bytes` (blob first, durable before the row commits).
 pub fn archive(
     conn: &Connection,
-    blobs: &Blobs,
+    blobs: &SqliteBlobs,
     (addr, hash, bytes): (&str, &str, &[u8]),
     direction: Direction,
     kind: &str,

@@ -20,24 +20,25 @@
 
 use rusqlite::Connection;
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::error::{BatchItem, Error, Result};
 use crate::messages::{self, Delivery};
 use crate::model::{AlreadyDone, Batch, Committed};
 use crate::{archive, effects, legal_log, queue, timers, virus};
 
-/// A batch with every blob hash computed, ready for the writer thread.
+/// A batch with every blob hash computed, ready for the writer thread (or a PostgreSQL
+/// transaction).
 pub struct Prepared {
     /// Deliveries, with their hashes.
-    deliveries: Vec<Delivery>,
+    pub(crate) deliveries: Vec<Delivery>,
     /// Hashes of the archive copies, in order.
-    archive_hashes: Vec<String>,
+    pub(crate) archive_hashes: Vec<String>,
     /// Hashes of the queued messages, in order.
-    queue_hashes: Vec<String>,
+    pub(crate) queue_hashes: Vec<String>,
     /// Hashes of the infected messages, in order.
-    virus_hashes: Vec<String>,
+    pub(crate) virus_hashes: Vec<String>,
     /// The rest of the batch (its `deliveries` moved out above).
-    batch: Batch,
+    pub(crate) batch: Batch,
 }
 
 impl Prepared {
@@ -80,7 +81,7 @@ impl Prepared {
     /// Writes (and fsyncs) the file of every blob of the batch too large to be inline,
     /// in the caller's thread; the writer then finds them present. A failure names the
     /// item, as [`apply`] does.
-    pub fn write_blobs(&self, blobs: &Blobs) -> Result<()> {
+    pub fn write_blobs(&self, blobs: &SqliteBlobs) -> Result<()> {
         for (i, d) in self.deliveries.iter().enumerate() {
             blobs
                 .prepare(&d.hash, &d.bytes)
@@ -112,7 +113,7 @@ impl Prepared {
 }
 
 /// Names the failing item of a batch.
-fn item(item: BatchItem) -> impl FnOnce(Error) -> Error {
+pub(crate) fn item(item: BatchItem) -> impl FnOnce(Error) -> Error {
     move |source| Error::BatchItem {
         item,
         source: Box::new(source),
@@ -120,7 +121,7 @@ fn item(item: BatchItem) -> impl FnOnce(Error) -> Error {
 }
 
 /// The name of delivery `index`.
-fn delivery(index: usize, d: &Delivery) -> BatchItem {
+pub(crate) fn delivery(index: usize, d: &Delivery) -> BatchItem {
     BatchItem::Delivery {
         index,
         address: d.address.clone(),
@@ -146,7 +147,7 @@ fn already_done(conn: &Connection, batch: &Batch) -> Result<Option<AlreadyDone>>
 /// Applies a prepared batch in the caller's transaction (savepoint); any
 /// error means the caller must roll back, which the writer does. A batch found
 /// [`AlreadyDone`] changes nothing and is not an error.
-pub fn apply(conn: &Connection, blobs: &Blobs, p: &Prepared) -> Result<Committed> {
+pub fn apply(conn: &Connection, blobs: &SqliteBlobs, p: &Prepared) -> Result<Committed> {
     if let Some(done) = already_done(conn, &p.batch)? {
         return Ok(Committed {
             already_done: Some(done),

@@ -10,7 +10,7 @@
 //!   that removes the last reference.
 //! - **File** (larger): `<root>/blobs/ab/cdef…` (the first two hex digits name a
 //!   directory), written to a temporary file in its final directory, fsynced, renamed
-//!   into place, and the directory fsynced ([`Blobs::prepare`]), before the transaction
+//!   into place, and the directory fsynced ([`SqliteBlobs::prepare`]), before the transaction
 //!   that references it is submitted; so once committed, the blob survives a crash.
 //!
 //! Readers look for a row first, then for a file: stores written before inline blobs
@@ -142,16 +142,16 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// The blobs of one store: its blob directory, and the `blobs` table reached through the
 /// connection each method is given.
 #[derive(Debug, Clone)]
-pub struct Blobs {
+pub struct SqliteBlobs {
     dir: PathBuf,
 }
 
-impl Blobs {
+impl SqliteBlobs {
     /// Opens (creating if needed) the blob directory `<root>/blobs`.
     pub fn open(root: &Path) -> Result<Self> {
         let dir = root.join("blobs");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(Blobs { dir })
+        Ok(SqliteBlobs { dir })
     }
 
     /// Where the file of blob `hash` lives (whether or not it exists).
@@ -171,7 +171,7 @@ impl Blobs {
     }
 
     /// The part of storing a blob done in its transaction: the row of an inline blob
-    /// (nothing if present), or the file of a larger one if [`Blobs::prepare`] did not
+    /// (nothing if present), or the file of a larger one if [`SqliteBlobs::prepare`] did not
     /// already write it.
     pub(crate) fn store(&self, conn: &Connection, hash: &str, bytes: &[u8]) -> Result<()> {
         if !is_inline(bytes.len()) {
@@ -236,11 +236,11 @@ pub fn matches(hash: &str, bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn setup() -> (tempfile::TempDir, Connection, Blobs) {
+    fn setup() -> (tempfile::TempDir, Connection, SqliteBlobs) {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = crate::schema::connect(&dir.path().join("b.db")).unwrap();
         crate::schema::migrate(&mut conn).unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = SqliteBlobs::open(dir.path()).unwrap();
         (dir, conn, blobs)
     }
 

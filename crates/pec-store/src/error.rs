@@ -17,6 +17,17 @@ pub enum Error {
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed an operation.
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database server cannot be reached or the connection to it broke (a restart, a
+    /// failover, the network): temporary, the next call connects again. What the failed
+    /// call was doing may or may not have been committed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The backend does not do this; the text says what to use instead.
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
     /// The shared transaction of a group commit failed, so no job in it was stored.
     #[error("group commit failed: {0}")]
     Commit(String),

@@ -1,7 +1,7 @@
 //! Exports of legal log records, for conservazione and for handing data to
 //! a user or an authority: JSON lines (one record per line, every field, lists
 //! as arrays) and CSV (RFC 4180 quoting; lists joined with `;`). Backend-free:
-//! they take records from [`crate::Store::search_log`].
+//! they take records from [`crate::Ledger::search_log`].
 
 use std::io::Write;
 

@@ -69,7 +69,7 @@ fn canonical(seq: u64, e: &LogEntry) -> Vec<u8> {
 }
 
 /// The hash of record `seq` holding `entry`, following `prev`.
-fn chain_hash(prev: &str, seq: u64, entry: &LogEntry) -> String {
+pub(crate) fn chain_hash(prev: &str, seq: u64, entry: &LogEntry) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(&canonical(seq, entry));
@@ -168,14 +168,90 @@ pub fn append(conn: &Connection, entries: &[LogEntry]) -> Result<Vec<LogRecord>>
     Ok(out)
 }
 
-/// What walking part of the chain found.
-struct Walk {
+/// A walk along the chain, fed the stored records in sequence order by a backend: it
+/// recomputes each hash from its predecessor and stops at the first problem.
+pub(crate) struct Walk {
     /// Records whose hash was recomputed.
-    checked: u64,
+    pub checked: u64,
     /// The last record that verified (the start if none).
-    last: LogHead,
+    pub last: LogHead,
     /// The first problem, where the walk stopped.
-    fault: Option<LogFault>,
+    pub fault: Option<LogFault>,
+}
+
+impl Walk {
+    /// A walk from `start` (the checkpoint).
+    pub fn new(start: LogHead) -> Self {
+        Walk {
+            checked: 0,
+            last: start,
+            fault: None,
+        }
+    }
+
+    /// Takes the next stored record: its sequence number as stored, and the record if it
+    /// still decodes (a row that no longer does — a list that is not a list, a text
+    /// turned into a number — was edited as surely as one with a wrong hash). Returns
+    /// whether the walk goes on.
+    pub fn step(&mut self, raw_seq: i64, record: Option<LogRecord>) -> bool {
+        let expected = self.last.seq + 1;
+        let found = u64::try_from(raw_seq).unwrap_or(0);
+        if found != expected {
+            self.fault = Some(LogFault::OutOfSequence { expected, found });
+            return false;
+        }
+        self.checked += 1;
+        let intact =
+            record.filter(|rec| chain_hash(&self.last.hash, rec.seq, &rec.entry) == rec.hash);
+        match intact {
+            Some(rec) => {
+                self.last = LogHead {
+                    seq: rec.seq,
+                    hash: rec.hash,
+                };
+                true
+            }
+            None => {
+                self.fault = Some(LogFault::Altered { seq: found });
+                false
+            }
+        }
+    }
+
+    /// The verification of the whole log: this walk over every record, against the
+    /// chain's recorded checkpoint and head.
+    pub fn verification(self, checkpoint: LogHead, head: LogHead) -> LogVerification {
+        let last = self.last;
+        let fault = self.fault.or_else(|| {
+            if last.seq < head.seq {
+                Some(LogFault::Truncated {
+                    last: last.seq,
+                    head: head.seq,
+                })
+            } else if last != head {
+                Some(LogFault::HeadMismatch { seq: last.seq })
+            } else {
+                None
+            }
+        });
+        LogVerification {
+            checked: self.checked,
+            checkpoint,
+            head,
+            fault,
+        }
+    }
+
+    /// What a purge may remove: the records walked, provided they all verified.
+    pub fn purgeable(self) -> Result<Self> {
+        match &self.fault {
+            Some(fault) => Err(Error::Corrupt(format!(
+                "legal log fails verification at seq {}, not purging: {fault:?}",
+                fault.seq()
+            ))),
+            None => Ok(self),
+        }
+    }
 }
 
 /// Recomputes the chain from `start` over the records with `seq < below`
@@ -186,36 +262,10 @@ fn walk(conn: &Connection, start: LogHead, below: Option<u64>) -> Result<Walk> {
         "SELECT {COLUMNS} FROM legal_log WHERE seq < ?1 ORDER BY seq"
     ))?;
     let mut rows = stmt.query([below])?;
-    let mut walk = Walk {
-        checked: 0,
-        last: start,
-        fault: None,
-    };
+    let mut walk = Walk::new(start);
     while let Some(r) = rows.next()? {
-        let expected = walk.last.seq + 1;
-        let raw_seq: i64 = r.get(0)?;
-        let found = u64::try_from(raw_seq).unwrap_or(0);
-        if found != expected {
-            walk.fault = Some(LogFault::OutOfSequence { expected, found });
+        if !walk.step(r.get(0)?, to_record(r).ok()) {
             break;
-        }
-        walk.checked += 1;
-        // A row that no longer decodes (a list that is not JSON, a text
-        // turned into a number) was edited just as surely as a wrong hash.
-        let intact = to_record(r)
-            .ok()
-            .filter(|rec| chain_hash(&walk.last.hash, rec.seq, &rec.entry) == rec.hash);
-        match intact {
-            Some(rec) => {
-                walk.last = LogHead {
-                    seq: rec.seq,
-                    hash: rec.hash,
-                }
-            }
-            None => {
-                walk.fault = Some(LogFault::Altered { seq: found });
-                break;
-            }
         }
     }
     Ok(walk)
@@ -225,24 +275,7 @@ fn walk(conn: &Connection, start: LogHead, below: Option<u64>) -> Result<Walk> {
 pub fn verify(conn: &Connection) -> Result<LogVerification> {
     let (checkpoint, head) = chain_state(conn)?;
     let walk = walk(conn, checkpoint.clone(), None)?;
-    let fault = walk.fault.or_else(|| {
-        if walk.last.seq < head.seq {
-            Some(LogFault::Truncated {
-                last: walk.last.seq,
-                head: head.seq,
-            })
-        } else if walk.last != head {
-            Some(LogFault::HeadMismatch { seq: walk.last.seq })
-        } else {
-            None
-        }
-    });
-    Ok(LogVerification {
-        checked: walk.checked,
-        checkpoint,
-        head,
-        fault,
-    })
+    Ok(walk.verification(checkpoint, head))
 }
 
 /// Records matching `q`, in sequence order.
@@ -299,13 +332,7 @@ pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
         |r| r.get(0),
     )?;
     let below = keep_from.map(|s| from_db(s, "legal log seq")).transpose()?;
-    let walk = walk(conn, checkpoint, below)?;
-    if let Some(fault) = walk.fault {
-        return Err(Error::Corrupt(format!(
-            "legal log fails verification at seq {}, not purging: {fault:?}",
-            fault.seq()
-        )));
-    }
+    let walk = walk(conn, checkpoint, below)?.purgeable()?;
     if walk.checked == 0 {
         return Ok(0);
     }

@@ -2,11 +2,16 @@
 //! flags, quotas, the security archive, the hash-chained legal message log,
 //! the outbound queue, the 12 h / 24 h timers and the virus store.
 //!
-//! Callers program against the [`Store`] trait. The embedded backend,
-//! [`SqliteStore`], keeps metadata in SQLite (WAL, `synchronous=FULL`) and
-//! message bytes as content-addressed blobs (inside the database up to 256 KiB,
-//! files beyond: see [`blobs`]); a write returns only once it is durable, and
-//! concurrent writes share one commit (group commit).
+//! Callers program against the [`Store`] traits (cut by their users: [`Directory`],
+//! [`Mailboxes`], [`Blobs`], [`Ledger`], [`Maintenance`], [`Changes`]). Two backends:
+//!
+//! - [`SqliteStore`], the embedded one: metadata in SQLite (WAL, `synchronous=FULL`) and
+//!   message bytes as content-addressed blobs (inside the database up to 256 KiB, files
+//!   beyond: see [`blobs`]); a write returns only once it is durable, and concurrent
+//!   writes share one commit (group commit).
+//! - [`PgStore`], PostgreSQL, shared by every node of a gestore: the same model, message
+//!   bytes included, with claims on queued work, one legal log chain and changes passed
+//!   between nodes.
 
 mod accounts;
 mod archive;
@@ -24,10 +29,13 @@ mod lookup;
 mod maintenance;
 mod messages;
 pub mod model;
+mod pg;
 mod queue;
 pub mod schema;
 mod sqlite;
 mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 mod timers;
 mod virus;
 mod writer;
@@ -44,5 +52,8 @@ pub use model::{
     PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
     VirusEntry,
 };
+pub use pg::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use store::{
+    Blobs, Change, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store,
+};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::error::{Error, Result};
 use crate::model::CheckReport;
 
@@ -60,7 +60,7 @@ fn integrity(conn: &Connection) -> Result<Vec<String>> {
 /// Checks the store at `db_path` on a connection of its own (the store's reader stays
 /// free): SQLite's integrity and every referenced inline blob re-hashed in one read
 /// transaction, then the files of the other referenced blobs after it.
-pub fn check(db_path: &Path, blobs: &Blobs) -> Result<CheckReport> {
+pub fn check(db_path: &Path, blobs: &SqliteBlobs) -> Result<CheckReport> {
     let mut conn = crate::schema::connect(db_path)?;
     let mut report = CheckReport::default();
     let mut files = Vec::new();
@@ -98,7 +98,7 @@ pub fn check(db_path: &Path, blobs: &Blobs) -> Result<CheckReport> {
 /// one consistent snapshot even while the writer commits; inline blobs are part of
 /// it), then the blob files that snapshot references, into `dest` laid out as a store
 /// root. Returns the number of referenced blobs, inline and files.
-pub fn backup(src_db: &Path, blobs: &Blobs, dest: &Path) -> Result<u64> {
+pub fn backup(src_db: &Path, blobs: &SqliteBlobs, dest: &Path) -> Result<u64> {
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let dest_db = dest.join(DB_FILE);
     if dest_db.exists() {
@@ -124,7 +124,7 @@ pub fn backup(src_db: &Path, blobs: &Blobs, dest: &Path) -> Result<u64> {
     File::open(&dest_db)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(&dest_db, e))?;
-    let dest_blobs = Blobs::open(dest)?;
+    let dest_blobs = SqliteBlobs::open(dest)?;
     for hash in files {
         dest_blobs.write_file(hash, &blobs.read_file(hash)?)?;
     }

@@ -8,17 +8,17 @@ use std::collections::BTreeSet;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
 use crate::model::{Copied, Delivered, FlagOp, MessageMeta};
 
 /// The flag whose messages EXPUNGE removes.
-const DELETED: &str = "\\Deleted";
+pub(crate) const DELETED: &str = "\\Deleted";
 
 /// A validated, sorted, duplicate-free flag set.
-fn flag_set<'a>(flags: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<String>> {
+pub(crate) fn flag_set<'a>(flags: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<String>> {
     flags
         .into_iter()
         .map(|f| {
@@ -35,7 +35,7 @@ fn flag_set<'a>(flags: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<Str
 }
 
 /// The stored spelling of a flag set: space-separated.
-fn flags_text(set: &BTreeSet<String>) -> String {
+pub(crate) fn flags_text(set: &BTreeSet<String>) -> String {
     set.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
 }
 
@@ -139,7 +139,7 @@ pub struct Delivery {
 
 /// Stores a message: quota check first (a refusal writes nothing), then the
 /// blob (durable before the transaction commits), then the row.
-pub fn deliver(conn: &Connection, blobs: &Blobs, d: &Delivery) -> Result<Delivered> {
+pub fn deliver(conn: &Connection, blobs: &SqliteBlobs, d: &Delivery) -> Result<Delivered> {
     let (account_id, quota) = lookup::account(conn, &d.address)?;
     let folder_id = lookup::folder(conn, account_id, &d.folder)?;
     let flags = flag_set(d.flags.iter().map(String::as_str))?;

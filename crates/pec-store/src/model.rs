@@ -91,7 +91,7 @@ pub struct MessageMeta {
     pub modseq: u64,
 }
 
-/// What [`crate::Store::deliver`] stored, once durable.
+/// What [`crate::Mailboxes::deliver`] stored, once durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
     /// Folder the message went to.
@@ -108,7 +108,7 @@ pub struct Delivered {
     pub modseq: u64,
 }
 
-/// How [`crate::Store::store_flags`] combines the given flags with the present ones.
+/// How [`crate::Mailboxes::store_flags`] combines the given flags with the present ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
     /// `+FLAGS`: add them.
@@ -175,7 +175,7 @@ pub struct ArchiveEntry {
     pub stored_at: i64,
 }
 
-/// Outcome of [`crate::Store::check`].
+/// Outcome of [`crate::Maintenance::check`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// Distinct referenced blobs examined.
@@ -241,7 +241,7 @@ pub struct LogRecord {
     pub hash: String,
 }
 
-/// Which legal log records [`crate::Store::search_log`] returns; every field
+/// Which legal log records [`crate::Ledger::search_log`] returns; every field
 /// given must match (an empty query returns the whole log).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogQuery {
@@ -264,7 +264,7 @@ pub struct LogHead {
     pub hash: String,
 }
 
-/// The first inconsistency [`crate::Store::verify_log`] found.
+/// The first inconsistency [`crate::Ledger::verify_log`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFault {
     /// The record's hash does not follow from its contents and its
@@ -306,7 +306,7 @@ impl LogFault {
     }
 }
 
-/// Outcome of [`crate::Store::verify_log`].
+/// Outcome of [`crate::Ledger::verify_log`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogVerification {
     /// Records whose hash was recomputed.
@@ -360,7 +360,7 @@ pub struct QueueEntry {
     pub rcpt_to: Vec<String>,
     /// The destination domain.
     pub domain: String,
-    /// SHA-256 hex of the message (read it with [`crate::Store::read_blob`]).
+    /// SHA-256 hex of the message (read it with [`crate::Blobs::read_blob`]).
     pub hash: String,
     /// Size of the message in bytes.
     pub size: u64,
@@ -524,13 +524,13 @@ pub struct VirusEntry {
     pub recipients: Vec<String>,
     /// What the scanner called the virus.
     pub virus: String,
-    /// SHA-256 hex of the message (read it with [`crate::Store::read_blob`]).
+    /// SHA-256 hex of the message (read it with [`crate::Blobs::read_blob`]).
     pub hash: String,
     /// Size in bytes.
     pub size: u64,
 }
 
-/// A mailbox delivery inside a [`Batch`] (same meaning as [`crate::Store::deliver`]).
+/// A mailbox delivery inside a [`Batch`] (same meaning as [`crate::Mailboxes::deliver`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     /// Account address.
@@ -545,7 +545,7 @@ pub struct NewDelivery {
     pub internaldate: i64,
 }
 
-/// A security archive copy inside a [`Batch`] (same meaning as [`crate::Store::archive`]).
+/// A security archive copy inside a [`Batch`] (same meaning as [`crate::Mailboxes::archive`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewArchiveCopy {
     /// Account address the traffic concerns.
@@ -561,7 +561,7 @@ pub struct NewArchiveCopy {
 }
 
 /// Everything one PEC step must make durable before it answers (e.g. the
-/// access point before its `250`): applied by [`crate::Store::commit_batch`]
+/// access point before its `250`): applied by [`crate::Ledger::commit_batch`]
 /// in one transaction, all or nothing, in the order of the fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
@@ -575,15 +575,15 @@ pub struct Batch {
     pub virus: Vec<NewVirusEntry>,
     /// Timers to start (their envelope blob may come from `queue` above).
     pub timers: Vec<NewTimer>,
-    /// Presa in carico to record on timers (as [`crate::Store::mark_presa_in_carico`]).
+    /// Presa in carico to record on timers (as [`crate::Ledger::mark_presa_in_carico`]).
     pub presa_in_carico: Vec<PresaInCaricoUpdate>,
-    /// Final outcomes to record on timers (as [`crate::Store::mark_outcome`]; a recipient
+    /// Final outcomes to record on timers (as [`crate::Ledger::mark_outcome`]; a recipient
     /// without a timer is skipped, not an error).
     pub outcomes: Vec<OutcomeUpdate>,
-    /// Notices sent (as [`crate::Store::mark_notice_sent`]), so that a 12 h / 24 h notice
+    /// Notices sent (as [`crate::Ledger::mark_notice_sent`]), so that a 12 h / 24 h notice
     /// and the mark that stops it being due again are one durable step.
     pub notices_sent: Vec<NoticeSentUpdate>,
-    /// Queue entries this step completes (as [`crate::Store::queue_complete`]), so that
+    /// Queue entries this step completes (as [`crate::Ledger::queue_complete`]), so that
     /// handling a queued message and removing it from the queue are one durable step. An
     /// entry already gone means another handler completed it: the batch is then
     /// [`AlreadyDone`].
@@ -632,7 +632,7 @@ pub struct NoticeSentUpdate {
     pub kind: NoticeKind,
 }
 
-/// Why [`crate::Store::commit_batch`] stored nothing although nothing failed: what the
+/// Why [`crate::Ledger::commit_batch`] stored nothing although nothing failed: what the
 /// batch does was done already (a retry, a duplicate, another node or worker first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlreadyDone {
@@ -664,7 +664,7 @@ pub struct OutcomeUpdate {
     pub outcome: Outcome,
 }
 
-/// What [`crate::Store::commit_batch`] stored, item for item in the batch's order.
+/// What [`crate::Ledger::commit_batch`] stored, item for item in the batch's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Committed {
     /// Set when the batch was found done already; then nothing was stored and every list

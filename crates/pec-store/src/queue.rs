@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
@@ -73,7 +73,7 @@ pub fn exists(conn: &Connection, id: i64) -> Result<bool> {
 /// made durable first, then the row; the entry is due at `created_at`.
 pub fn enqueue(
     conn: &Connection,
-    blobs: &Blobs,
+    blobs: &SqliteBlobs,
     hash: &str,
     e: &NewQueueEntry,
 ) -> Result<QueueEntry> {
@@ -161,11 +161,11 @@ pub fn fail(conn: &Connection, id: i64) -> Result<QueueEntry> {
 mod tests {
     use super::*;
 
-    fn setup() -> (tempfile::TempDir, Connection, Blobs) {
+    fn setup() -> (tempfile::TempDir, Connection, SqliteBlobs) {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = crate::schema::connect(&dir.path().join("q.db")).unwrap();
         crate::schema::migrate(&mut conn).unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = SqliteBlobs::open(dir.path()).unwrap();
         (dir, conn, blobs)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::effects::{self, EffectKey};
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
@@ -18,7 +18,7 @@ use crate::model::{
     NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
     Timer, Usage, VirusEntry,
 };
-use crate::store::Store;
+use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
 use crate::{
     accounts, archive, batch, folders, legal_log, lookup, maintenance, messages, queue, schema,
@@ -31,7 +31,7 @@ use crate::{
 /// together; reads use their own connection (WAL lets them run during writes).
 pub struct SqliteStore {
     db_path: PathBuf,
-    blobs: Blobs,
+    blobs: SqliteBlobs,
     reader: Mutex<Connection>,
     writer: Writer,
 }
@@ -41,7 +41,7 @@ impl SqliteStore {
     /// directory if needed and applying pending schema migrations.
     pub fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let blobs = Blobs::open(root)?;
+        let blobs = SqliteBlobs::open(root)?;
         let db_path = root.join(maintenance::DB_FILE);
         let mut conn = schema::connect(&db_path)?;
         schema::migrate(&mut conn)?;
@@ -92,7 +92,7 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl Directory for SqliteStore {
     fn add_domain(&self, name: &str, default_quota: u64) -> Result<()> {
         let name = name.to_string();
         self.write(move |c| accounts::add_domain(c, &name, default_quota))
@@ -149,7 +149,9 @@ impl Store for SqliteStore {
             })
         })
     }
+}
 
+impl Mailboxes for SqliteStore {
     fn deliver(
         &self,
         address: &str,
@@ -269,15 +271,15 @@ impl Store for SqliteStore {
             archive::blob_of(c, id)?.ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))
         })
     }
+}
 
-    fn purge_archive(&self, cutoff: i64) -> Result<u64> {
-        self.write(move |c| archive::purge(c, cutoff))
-    }
-
+impl Blobs for SqliteStore {
     fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
         self.load(|_| Ok(hash.to_string()))
     }
+}
 
+impl Ledger for SqliteStore {
     fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>> {
         let entries = entries.to_vec();
         self.write(move |c| legal_log::append(c, &entries))
@@ -289,10 +291,6 @@ impl Store for SqliteStore {
 
     fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>> {
         self.read(|c| legal_log::search(c, query))
-    }
-
-    fn purge_log(&self, cutoff: i64) -> Result<u64> {
-        self.write(move |c| legal_log::purge(c, cutoff))
     }
 
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry> {
@@ -384,10 +382,6 @@ impl Store for SqliteStore {
         self.read(|c| virus::get(c, id))
     }
 
-    fn purge_virus(&self, cutoff: i64) -> Result<u64> {
-        self.write(move |c| virus::purge(c, cutoff))
-    }
-
     fn commit_batch(&self, batch: Batch) -> Result<Committed> {
         let prepared = batch::Prepared::new(batch);
         prepared.write_blobs(&self.blobs)?;
@@ -397,6 +391,20 @@ impl Store for SqliteStore {
 
     fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>> {
         self.read(|c| keys.iter().map(|k| effects::exists(c, k)).collect())
+    }
+}
+
+impl Maintenance for SqliteStore {
+    fn purge_archive(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| archive::purge(c, cutoff))
+    }
+
+    fn purge_log(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| legal_log::purge(c, cutoff))
+    }
+
+    fn purge_virus(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| virus::purge(c, cutoff))
     }
 
     fn purge_effects(&self, cutoff: i64) -> Result<u64> {
@@ -411,3 +419,6 @@ impl Store for SqliteStore {
         maintenance::backup(&self.db_path, &self.blobs, dest)
     }
 }
+
+/// One process owns the database: its callers' own hooks see every change.
+impl Changes for SqliteStore {}

@@ -1,7 +1,19 @@
-//! The storage interface the rest of the provider programs against, so a
-//! PostgreSQL + object-store backend can replace the embedded one later.
+//! The storage interface the rest of the provider programs against, cut by what uses
+//! it: [`Directory`] (domains and accounts: the admin commands, logins, routing),
+//! [`Mailboxes`] (what IMAP and POP3 users see), [`Ledger`] (the gestore's own books:
+//! queue, timers, legal log, effect keys, virus store, the durable batch), [`Blobs`]
+//! (stored bytes by hash), [`Maintenance`] (purges, check, backup) and [`Changes`] (what
+//! other nodes did). [`Store`] is all of them, so `Arc<dyn Store>` reaches everything;
+//! a caller that needs one part may take only that part.
+//!
+//! The traits are synchronous: a call may wait for a disk or a database. Async code
+//! calls them from a thread that may block — `tokio::task::spawn_blocking` (pec-imap) or
+//! `block_in_place` (pec-gestore `service::blocking`) — never directly on a runtime
+//! thread. Every backend must be callable from any thread, including from inside a tokio
+//! runtime of either flavour: it never starts or enters a runtime on the caller's thread.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::effects::EffectKey;
 use crate::error::{Error, Result};
@@ -12,18 +24,16 @@ use crate::model::{
     Timer, Usage, VirusEntry,
 };
 
-/// Durable state of the gestore: mailboxes, security archive, legal log,
-/// outbound queue, 12 h / 24 h timers and virus store. Every method that changes state returns only
-/// after the change is durable; a method that fails changed nothing.
-/// Addresses are case-insensitive; times are seconds since the Unix epoch.
-pub trait Store: Send + Sync {
+/// Domains and accounts: who is hosted, with which password and quota. Every method that
+/// changes state returns only after the change is durable; a method that fails changed
+/// nothing. Addresses are case-insensitive.
+pub trait Directory: Send + Sync {
     /// Adds a mail domain with the quota its new accounts get by default.
     fn add_domain(&self, name: &str, default_quota: u64) -> Result<()>;
     /// All domains, by name.
     fn list_domains(&self) -> Result<Vec<Domain>>;
     /// Removes a domain that has no accounts.
     fn remove_domain(&self, name: &str) -> Result<()>;
-
     /// Creates an account with INBOX, Sent, Drafts, Trash, Junk (and Ricevute if asked).
     fn create_account(&self, new: &NewAccount) -> Result<Account>;
     /// The account with this address.
@@ -51,7 +61,11 @@ pub trait Store: Send + Sync {
     fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()>;
     /// Bytes used and quota.
     fn usage(&self, address: &str) -> Result<Usage>;
+}
 
+/// The mailboxes as their users see them: folders, messages, flags, and the security
+/// archive of an address. Durable on return, as [`Directory`].
+pub trait Mailboxes: Send + Sync {
     /// Stores a message in a folder (delivery point or IMAP APPEND). Refused
     /// with [`crate::Error::QuotaExceeded`], storing nothing, if it would
     /// take the account over quota.
@@ -63,7 +77,6 @@ pub trait Store: Send + Sync {
         flags: &[String],
         internaldate: i64,
     ) -> Result<Delivered>;
-
     /// The account's folders, INBOX first.
     fn list_folders(&self, address: &str) -> Result<Vec<Folder>>;
     /// Creates a user folder.
@@ -97,7 +110,6 @@ pub trait Store: Send + Sync {
     fn copy(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
     /// Moves messages to another folder.
     fn move_messages(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
-
     /// Keeps a copy of PEC traffic in the security archive (not counted in quota).
     fn archive(
         &self,
@@ -111,13 +123,29 @@ pub trait Store: Send + Sync {
     fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
     /// The bytes of an archive entry.
     fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
-    /// Deletes archive entries stored before `cutoff`; returns how many.
-    fn purge_archive(&self, cutoff: i64) -> Result<u64>;
+}
 
+/// Stored bytes by their SHA-256 (queued messages, timer envelopes, virus store entries).
+pub trait Blobs: Send + Sync {
     /// The bytes of any stored blob by hash (queued messages, timer envelopes,
     /// virus store entries).
     fn read_blob(&self, hash: &str) -> Result<Vec<u8>>;
+}
 
+/// The gestore's own books: the durable batch of each PEC step, effect keys, the legal
+/// log, the outbound queue, the 12 h / 24 h timers and the virus store. Durable on
+/// return, as [`Directory`]; times are seconds since the Unix epoch.
+pub trait Ledger: Send + Sync {
+    /// Stores everything in `batch` in one transaction, all or nothing: if
+    /// any item fails (a delivery over quota, a timer already started, ...)
+    /// nothing is stored and [`crate::Error::BatchItem`] names the item.
+    /// If one of its effect keys is already stored, or a queue entry it completes is
+    /// gone, nothing is stored either and [`Committed::already_done`] says why: the
+    /// effect happened already, which is not an error.
+    /// The access point calls this before its `250`.
+    fn commit_batch(&self, batch: Batch) -> Result<Committed>;
+    /// Whether each of `keys` is stored (in order): which effects already happened.
+    fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
     /// Appends entries to the legal log in one transaction, in order; returns
     /// the records with their sequence numbers and chain hashes.
     fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>>;
@@ -126,18 +154,20 @@ pub trait Store: Send + Sync {
     fn verify_log(&self) -> Result<LogVerification>;
     /// Log records matching the query, by sequence number.
     fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>>;
-    /// Removes the log's oldest records up to the first one at or after
-    /// `cutoff`, keeping the chain verifiable from a checkpoint; refuses if
-    /// the records to remove fail verification. Returns how many.
-    fn purge_log(&self, cutoff: i64) -> Result<u64>;
-
     /// Queues a message for relay to another domain.
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
     /// Queue entries due at `now` (expired ones included: the caller checks
-    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`. It does
-    /// not lease the entries it returns, so two dispatchers may handle one
-    /// entry: a batch that completes it ([`Batch::completed`]) is then done
-    /// already the second time, and the effect keys stop a second effect.
+    /// [`QueueEntry::is_expired`]), earliest first, at most `limit`.
+    ///
+    /// A backend shared by several nodes claims them: it returns only entries no other
+    /// node holds and holds them for this node until `now` plus its lease, or until
+    /// completed, retried or failed ([`Ledger::queue_complete`], [`Ledger::queue_retry`],
+    /// [`Ledger::queue_fail`], [`Batch::completed`]); a node that dies leaves them to the
+    /// others when the lease runs out. A node's own claims come back to it at its next
+    /// call (a node's passes over the queue follow one another). The embedded backend
+    /// does not lease. Either way a
+    /// second handler of one entry is harmless: a batch that completes an entry gone is
+    /// done already, and the effect keys stop a second effect.
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
     /// Removes a queue entry that was relayed.
     fn queue_complete(&self, id: i64) -> Result<()>;
@@ -147,7 +177,6 @@ pub trait Store: Send + Sync {
     fn queue_fail(&self, id: i64) -> Result<QueueEntry>;
     /// Every queue entry, oldest first (admin).
     fn list_queue(&self) -> Result<Vec<QueueEntry>>;
-
     /// Starts the 12 h / 24 h timers of PEC recipients, all or none.
     fn start_timers(&self, timers: &[NewTimer]) -> Result<()>;
     /// Records a presa in carico at `at` covering `recipients` of a
@@ -167,7 +196,9 @@ pub trait Store: Send + Sync {
         outcome: Outcome,
     ) -> Result<Timer>;
     /// Notices due at `now`; the 24 h one from `twenty_four_after` seconds
-    /// after dispatch (spec: between 22 h and 24 h).
+    /// after dispatch (spec: between 22 h and 24 h). A backend shared by several nodes
+    /// claims their timers as [`Ledger::queue_due`] claims queue entries: a notice
+    /// marked sent or an outcome recorded releases the claim.
     fn due_notices(&self, now: i64, twenty_four_after: i64) -> Result<Vec<DueNotice>>;
     /// Records that a notice was sent (the 24 h one ends tracking).
     fn mark_notice_sent(
@@ -178,29 +209,26 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// The timers of a transaction, by recipient.
     fn timers(&self, identificativo: &str) -> Result<Vec<Timer>>;
-
     /// Keeps an infected message in the virus store.
     fn store_virus(&self, entry: &NewVirusEntry) -> Result<VirusEntry>;
     /// Every virus store entry, oldest first.
     fn list_virus(&self) -> Result<Vec<VirusEntry>>;
     /// One virus store entry.
     fn virus_entry(&self, id: i64) -> Result<VirusEntry>;
+}
+
+/// Retention purges and whole-store checks, for the workers and the admin commands.
+pub trait Maintenance: Send + Sync {
+    /// Deletes archive entries stored before `cutoff`; returns how many.
+    fn purge_archive(&self, cutoff: i64) -> Result<u64>;
+    /// Removes the log's oldest records up to the first one at or after
+    /// `cutoff`, keeping the chain verifiable from a checkpoint; refuses if
+    /// the records to remove fail verification. Returns how many.
+    fn purge_log(&self, cutoff: i64) -> Result<u64>;
     /// Deletes virus store entries stored before `cutoff`; returns how many.
     fn purge_virus(&self, cutoff: i64) -> Result<u64>;
-
-    /// Stores everything in `batch` in one transaction, all or nothing: if
-    /// any item fails (a delivery over quota, a timer already started, ...)
-    /// nothing is stored and [`crate::Error::BatchItem`] names the item.
-    /// If one of its effect keys is already stored, or a queue entry it completes is
-    /// gone, nothing is stored either and [`Committed::already_done`] says why: the
-    /// effect happened already, which is not an error.
-    /// The access point calls this before its `250`.
-    fn commit_batch(&self, batch: Batch) -> Result<Committed>;
-    /// Whether each of `keys` is stored (in order): which effects already happened.
-    fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
     /// Deletes the effect keys stored before `cutoff`; returns how many.
     fn purge_effects(&self, cutoff: i64) -> Result<u64>;
-
     /// Verifies every referenced blob (re-hashed, whether inline or a file), the
     /// database's integrity and each account's usage counter.
     fn check(&self) -> Result<CheckReport>;
@@ -208,3 +236,42 @@ pub trait Store: Send + Sync {
     /// `dest`, while the store keeps running; returns the number of blobs copied.
     fn backup(&self, dest: &Path) -> Result<u64>;
 }
+
+/// A change made by another node sharing the store, which this node's sessions and
+/// workers must hear about as they hear about their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A folder of a mailbox changed (delivery, flags, expunge, copy or move): wakes the
+    /// IMAP sessions watching it.
+    Folder {
+        /// The account, lowercase.
+        address: String,
+        /// The folder.
+        folder: String,
+    },
+    /// An entry was queued: wakes the queue workers.
+    Queued,
+}
+
+/// What [`Changes::subscribe`] calls with each change; it runs on a thread of the store
+/// and must return quickly.
+pub type ChangeHook = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// Changes made by other nodes. A store used by one process only (the embedded one)
+/// has none to report: its callers' own hooks already see every change.
+pub trait Changes: Send + Sync {
+    /// Calls `hook` with every change another node makes from now on, for as long as the
+    /// caller keeps `hook` (the store holds it weakly). Changes made while the connection
+    /// to the other nodes is down are lost; the workers' periodic passes and the IMAP
+    /// sessions' next command catch up on them.
+    fn subscribe(&self, hook: &ChangeHook) -> Result<()> {
+        let _ = hook;
+        Ok(())
+    }
+}
+
+/// Durable state of the gestore: every part above. Implemented by every type that
+/// implements them all, so callers holding an `Arc<dyn Store>` reach everything.
+pub trait Store: Directory + Mailboxes + Ledger + Blobs + Maintenance + Changes {}
+
+impl<T: Directory + Mailboxes + Ledger + Blobs + Maintenance + Changes + ?Sized> Store for T {}

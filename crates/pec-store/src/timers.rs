@@ -13,7 +13,7 @@
 use rusqlite::{Connection, Row, params};
 
 use crate::accounts::unique;
-use crate::blobs::Blobs;
+use crate::blobs::SqliteBlobs;
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup;
@@ -74,7 +74,7 @@ fn get(conn: &Connection, identificativo: &str, recipient: &str) -> Result<Timer
 
 /// Starts tracking each recipient. The envelope blob, if named, must already
 /// be stored (e.g. by a queue entry earlier in the same batch).
-pub fn start(conn: &Connection, blobs: &Blobs, timers: &[NewTimer]) -> Result<()> {
+pub fn start(conn: &Connection, blobs: &SqliteBlobs, timers: &[NewTimer]) -> Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO timers (identificativo, recipient, sender, subject, envelope_blob,
              dispatched_at)
@@ -175,6 +175,17 @@ pub fn due_notices(conn: &Connection, now: i64, twenty_four_after: i64) -> Resul
         ),
         params![twelve_before, twenty_four_before],
     )?;
+    Ok(notices_of(timers, twelve_before, twenty_four_before))
+}
+
+/// The notices due of `timers` (pending ones, in order): the 12 h one of a timer
+/// dispatched at or before `twelve_before` with no presa in carico, the 24 h one of a
+/// timer dispatched at or before `twenty_four_before`, each unless sent already.
+pub(crate) fn notices_of(
+    timers: Vec<Timer>,
+    twelve_before: i64,
+    twenty_four_before: i64,
+) -> Vec<DueNotice> {
     let mut due = Vec::new();
     for timer in timers {
         let twelve = !timer.notice12_sent
@@ -194,7 +205,7 @@ pub fn due_notices(conn: &Connection, now: i64, twenty_four_after: i64) -> Resul
             });
         }
     }
-    Ok(due)
+    due
 }
 
 /// Records that a notice was sent; the 24 h one ends tracking.

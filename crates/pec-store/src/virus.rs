@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::blobs::{self, Blobs};
+use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
@@ -32,7 +32,7 @@ fn to_entry(r: &Row<'_>) -> Result<VirusEntry> {
 /// durable before the row commits.
 pub fn store(
     conn: &Connection,
-    blobs: &Blobs,
+    blobs: &SqliteBlobs,
     hash: &str,
     e: &NewVirusEntry,
 ) -> Result<VirusEntry> {

@@ -1,19 +1,21 @@
 //! Atomic acceptance: everything of one PEC step stored in one transaction,
 //! all or nothing; and the virus store.
 
+use pec_store::test_util::{Backend, TestStore};
 use pec_store::{
     AlreadyDone, Batch, BatchItem, Direction, Error, LogEntry, LogQuery, NewAccount,
     NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry, Outcome, OutcomeUpdate,
-    PresaInCaricoUpdate, SqliteStore, Store, blobs,
+    PresaInCaricoUpdate, SqliteStore, Store, backend_tests, blobs,
 };
+use pec_store::{Blobs as _, Ledger as _, Maintenance as _};
 
 const SENDER: &str = "mario.rossi@pec.example.it";
 const T0: i64 = 1_700_000_000;
 
 /// A store with the sender's account, whose quota is `quota` bytes.
-fn store(quota: u64) -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+fn store(backend: Backend, quota: u64) -> TestStore {
+    let t = TestStore::new(backend);
+    let store = &t.store;
     store.add_domain("pec.example.it", quota).unwrap();
     store
         .create_account(&NewAccount {
@@ -23,7 +25,7 @@ fn store(quota: u64) -> (tempfile::TempDir, SqliteStore) {
             receipts_folder: false,
         })
         .unwrap();
-    (dir, store)
+    t
 }
 
 /// What the access point stores for one accepted message to two PEC
@@ -90,7 +92,7 @@ fn acceptance(receipt: &[u8]) -> Batch {
 }
 
 /// Asserts that nothing of a batch is in the store.
-fn assert_nothing_stored(store: &SqliteStore) {
+fn assert_nothing_stored(store: &dyn Store) {
     assert!(store.messages(SENDER, "INBOX").unwrap().is_empty());
     assert!(store.list_archive(SENDER).unwrap().is_empty());
     assert!(store.list_queue().unwrap().is_empty());
@@ -102,10 +104,9 @@ fn assert_nothing_stored(store: &SqliteStore) {
     assert_eq!(v.head.seq, 0);
 }
 
-#[test]
-fn batch_stores_everything_together() {
-    let (dir, store) = store(1_000_000);
-    let done = store.commit_batch(acceptance(b"ricevuta\r\n")).unwrap();
+fn batch_stores_everything_together(backend: Backend) {
+    let t = store(backend, 1_000_000);
+    let done = t.store.commit_batch(acceptance(b"ricevuta\r\n")).unwrap();
     assert_eq!(done.delivered.len(), 1);
     assert_eq!(done.archived.len(), 1);
     assert_eq!(done.queued.len(), 1);
@@ -113,10 +114,8 @@ fn batch_stores_everything_together() {
         done.logged.iter().map(|r| r.seq).collect::<Vec<_>>(),
         vec![1, 2]
     );
-    drop(store);
-
-    // Everything is there after a restart.
-    let store = SqliteStore::open(dir.path()).unwrap();
+    // Everything is there after a restart (another node: the same).
+    let store = t.open();
     assert_eq!(
         store.fetch(SENDER, "INBOX", done.delivered[0].uid).unwrap(),
         b"ricevuta\r\n"
@@ -137,9 +136,9 @@ fn batch_stores_everything_together() {
     assert!(store.check().unwrap().is_ok());
 }
 
-#[test]
-fn timer_updates_and_queue_completion_go_with_the_batch() {
-    let (_dir, store) = store(1_000_000);
+fn timer_updates_and_queue_completion_go_with_the_batch(backend: Backend) {
+    let t = store(backend, 1_000_000);
+    let store = &t.store;
     let queued = store
         .commit_batch(acceptance(b"r"))
         .unwrap()
@@ -212,10 +211,10 @@ fn timer_updates_and_queue_completion_go_with_the_batch() {
     );
 }
 
-#[test]
-fn quota_refusal_inside_a_batch_stores_nothing() {
+fn quota_refusal_inside_a_batch_stores_nothing(backend: Backend) {
     let receipt = vec![b'x'; 600];
-    let (_dir, store) = store(1000);
+    let t = store(backend, 1000);
+    let store = &t.store;
     let mut batch = acceptance(&receipt);
     // The second delivery takes the account over quota.
     batch.deliveries.push(batch.deliveries[0].clone());
@@ -234,13 +233,13 @@ fn quota_refusal_inside_a_batch_stores_nothing() {
         }
         other => panic!("unexpected error {other}"),
     }
-    assert_nothing_stored(&store);
+    assert_nothing_stored(store.as_ref());
     assert_eq!(store.usage(SENDER).unwrap().used, 0);
 }
 
-#[test]
-fn failure_of_the_last_item_rolls_back_the_earlier_ones() {
-    let (_dir, store) = store(1_000_000);
+fn failure_of_the_last_item_rolls_back_the_earlier_ones(backend: Backend) {
+    let t = store(backend, 1_000_000);
+    let store = &t.store;
     let mut batch = acceptance(b"ricevuta\r\n");
     // A timer started twice: the failure comes after deliveries, archive,
     // queue and the first timers were written.
@@ -251,7 +250,7 @@ fn failure_of_the_last_item_rolls_back_the_earlier_ones() {
             if *item == BatchItem::Timer(2) && matches!(**source, Error::AlreadyExists(_))),
         "{err}"
     );
-    assert_nothing_stored(&store);
+    assert_nothing_stored(store.as_ref());
 
     // The same batch without the fault goes through, and the log starts at 1.
     let done = store.commit_batch(acceptance(b"ricevuta\r\n")).unwrap();
@@ -259,9 +258,9 @@ fn failure_of_the_last_item_rolls_back_the_earlier_ones() {
     assert!(store.verify_log().unwrap().is_ok());
 }
 
-#[test]
-fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
-    let (_dir, store) = store(1_000_000);
+fn unknown_mailbox_or_missing_envelope_fails_the_batch(backend: Backend) {
+    let t = store(backend, 1_000_000);
+    let store = &t.store;
     let mut batch = acceptance(b"r");
     batch.deliveries[0].address = "nobody@pec.example.it".into();
     assert!(matches!(
@@ -269,11 +268,12 @@ fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
         Err(Error::BatchItem { item: BatchItem::Delivery { index: 0, address }, .. })
             if address == "nobody@pec.example.it"
     ));
-    assert_nothing_stored(&store);
+    assert_nothing_stored(store.as_ref());
 
     // A fresh store, so the envelope is surely absent (the refused batch above stored
     // nothing: its blobs are small, hence inline rows rolled back with it).
-    let (_dir, store) = self::store(1_000_000);
+    let t = self::store(backend, 1_000_000);
+    let store = &t.store;
     let mut batch = acceptance(b"r");
     batch.queue.clear();
     assert!(matches!(
@@ -281,7 +281,7 @@ fn unknown_mailbox_or_missing_envelope_fails_the_batch() {
         Err(Error::BatchItem { item, source })
             if item == BatchItem::Timer(0) && matches!(*source, Error::BlobMissing(_))
     ));
-    assert_nothing_stored(&store);
+    assert_nothing_stored(store.as_ref());
 }
 
 fn infected(n: u8, at: i64) -> NewVirusEntry {
@@ -295,9 +295,9 @@ fn infected(n: u8, at: i64) -> NewVirusEntry {
     }
 }
 
-#[test]
-fn virus_store_list_get_purge_and_backup() {
-    let (dir, store) = store(1_000_000);
+fn virus_store_list_get_purge(backend: Backend) {
+    let t = store(backend, 1_000_000);
+    let store = &t.store;
     let old = store.store_virus(&infected(1, 100)).unwrap();
     let mut batch = Batch::default();
     batch.virus.push(infected(2, 200));
@@ -311,6 +311,20 @@ fn virus_store_list_get_purge_and_backup() {
     assert_eq!(recent.virus, "Eicar-Test-Signature");
     assert_eq!(recent.size, 2);
 
+    assert_eq!(store.purge_virus(150).unwrap(), 1);
+    assert_eq!(store.list_virus().unwrap(), vec![recent]);
+    assert!(matches!(
+        store.virus_entry(old.id),
+        Err(Error::NoSuchVirusEntry(id)) if id == old.id
+    ));
+    assert_eq!(store.purge_virus(150).unwrap(), 0);
+}
+
+#[test]
+fn virus_store_backup() {
+    let t = store(Backend::Sqlite, 1_000_000);
+    let (dir, store) = (&t.dir, &t.store);
+    let old = store.store_virus(&infected(1, 100)).unwrap();
     // Backups carry the virus store's blobs (and the queue's, the timers').
     store.commit_batch(acceptance(b"r")).unwrap();
     let copy = dir.path().join("backup");
@@ -323,19 +337,12 @@ fn virus_store_list_get_purge_and_backup() {
         restored.read_blob(&queued.hash).unwrap(),
         b"busta di trasporto\r\n"
     );
-
-    assert_eq!(store.purge_virus(150).unwrap(), 1);
-    assert_eq!(store.list_virus().unwrap(), vec![recent]);
-    assert!(matches!(
-        store.virus_entry(old.id),
-        Err(Error::NoSuchVirusEntry(id)) if id == old.id
-    ));
-    assert_eq!(store.purge_virus(150).unwrap(), 0);
 }
 
 #[test]
 fn check_sees_missing_and_corrupt_blobs_of_the_new_tables() {
-    let (dir, store) = store(1_000_000);
+    let t = store(Backend::Sqlite, 1_000_000);
+    let (dir, store) = (&t.dir, &t.store);
     // Too large to be inline: a file.
     let mut large = infected(1, 100);
     large.message = vec![b'v'; blobs::INLINE_MAX + 1];
@@ -361,3 +368,12 @@ fn check_sees_missing_and_corrupt_blobs_of_the_new_tables() {
     assert_eq!(report.missing, vec![v.hash.clone()]);
     assert_eq!(report.corrupt, vec![q.hash.clone()]);
 }
+
+backend_tests!(
+    batch_stores_everything_together,
+    timer_updates_and_queue_completion_go_with_the_batch,
+    quota_refusal_inside_a_batch_stores_nothing,
+    failure_of_the_last_item_rolls_back_the_earlier_ones,
+    unknown_mailbox_or_missing_envelope_fails_the_batch,
+    virus_store_list_get_purge,
+);

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pec_store::{NewAccount, SqliteStore, Store};
+use pec_store::{Directory, Mailboxes, Maintenance, NewAccount, SqliteStore};
 
 const CHILD_ENV: &str = "PEC_STORE_CRASH_CHILD";
 const ADDR: &str = "crash@pec.example.it";

@@ -4,17 +4,18 @@
 
 use std::sync::Arc;
 
+use pec_store::test_util::{Backend, TestStore};
 use pec_store::{
     AlreadyDone, Batch, BatchItem, EffectKey, Error, LogEntry, LogQuery, NewAccount, NewDelivery,
-    NewEffect, NewTimer, NoticeKind, NoticeSentUpdate, SqliteStore, Store, TWELVE_HOURS,
+    NewEffect, NewTimer, NoticeKind, NoticeSentUpdate, Store, TWELVE_HOURS, backend_tests,
 };
 
 const ANNA: &str = "anna@pec.example.it";
 const T0: i64 = 1_700_000_000;
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+fn store(backend: Backend) -> TestStore {
+    let t = TestStore::new(backend);
+    let store = &t.store;
     store.add_domain("pec.example.it", 1_000_000).unwrap();
     store
         .create_account(&NewAccount {
@@ -24,7 +25,7 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
             receipts_folder: false,
         })
         .unwrap();
-    (dir, store)
+    t
 }
 
 fn key() -> EffectKey {
@@ -59,13 +60,13 @@ fn delivery(keys: &[EffectKey]) -> Batch {
     }
 }
 
-fn log_len(store: &SqliteStore) -> usize {
+fn log_len(store: &dyn Store) -> usize {
     store.search_log(&LogQuery::default()).unwrap().len()
 }
 
-#[test]
-fn a_key_already_stored_makes_the_batch_done_already() {
-    let (_dir, store) = store();
+fn a_key_already_stored_makes_the_batch_done_already(backend: Backend) {
+    let t = store(backend);
+    let store = &t.store;
     assert_eq!(store.effects_done(&[key()]).unwrap(), [false]);
     let first = store.commit_batch(delivery(&[key()])).unwrap();
     assert_eq!(first.already_done, None);
@@ -80,14 +81,14 @@ fn a_key_already_stored_makes_the_batch_done_already() {
         assert!(again.delivered.is_empty() && again.logged.is_empty());
     }
     assert_eq!(store.messages(ANNA, "INBOX").unwrap().len(), 1);
-    assert_eq!(log_len(&store), 1);
+    assert_eq!(log_len(store.as_ref()), 1);
     assert_eq!(store.effects_done(&[other, key()]).unwrap(), [false, true]);
     assert!(store.verify_log().unwrap().is_ok());
 }
 
-#[test]
-fn a_key_is_stored_only_with_its_effect() {
-    let (_dir, store) = store();
+fn a_key_is_stored_only_with_its_effect(backend: Backend) {
+    let t = store(backend);
+    let store = &t.store;
     // The delivery fails (no such mailbox): the key is not kept either.
     let mut batch = delivery(&[key()]);
     batch.deliveries[0].address = "nobody@pec.example.it".into();
@@ -110,13 +111,12 @@ fn a_key_is_stored_only_with_its_effect() {
     assert_eq!(store.effects_done(&[key()]).unwrap(), [false]);
 }
 
-#[test]
-fn concurrent_batches_with_one_key_commit_once() {
-    let (_dir, store) = store();
-    let store = Arc::new(store);
+fn concurrent_batches_with_one_key_commit_once(backend: Backend) {
+    let t = store(backend);
+    let store = &t.store;
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let store = Arc::clone(&store);
+            let store = Arc::clone(store);
             std::thread::spawn(move || store.commit_batch(delivery(&[key()])).unwrap())
         })
         .collect();
@@ -124,12 +124,12 @@ fn concurrent_batches_with_one_key_commit_once() {
     let stored = results.iter().filter(|c| c.already_done.is_none()).count();
     assert_eq!(stored, 1);
     assert_eq!(store.messages(ANNA, "INBOX").unwrap().len(), 1);
-    assert_eq!(log_len(&store), 1);
+    assert_eq!(log_len(store.as_ref()), 1);
 }
 
-#[test]
-fn a_notice_and_its_mark_are_one_step() {
-    let (_dir, store) = store();
+fn a_notice_and_its_mark_are_one_step(backend: Backend) {
+    let t = store(backend);
+    let store = &t.store;
     let envelope = b"busta".to_vec();
     store
         .commit_batch(Batch {
@@ -191,9 +191,9 @@ fn a_notice_and_its_mark_are_one_step() {
     assert_eq!(store.messages(ANNA, "INBOX").unwrap().len(), 1);
 }
 
-#[test]
-fn keys_are_purged_by_age() {
-    let (_dir, store) = store();
+fn keys_are_purged_by_age(backend: Backend) {
+    let t = store(backend);
+    let store = &t.store;
     let old = EffectKey::acceptance("opec.old");
     let mut batch = delivery(&[key()]);
     batch.effects.push(NewEffect {
@@ -205,3 +205,11 @@ fn keys_are_purged_by_age() {
     assert_eq!(store.effects_done(&[old, key()]).unwrap(), [false, true]);
     assert_eq!(store.purge_effects(T0).unwrap(), 0);
 }
+
+backend_tests!(
+    a_key_already_stored_makes_the_batch_done_already,
+    a_key_is_stored_only_with_its_effect,
+    concurrent_batches_with_one_key_commit_once,
+    a_notice_and_its_mark_are_one_step,
+    keys_are_purged_by_age,
+);

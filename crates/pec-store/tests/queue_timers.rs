@@ -1,19 +1,18 @@
 //! The outbound queue and the 12 h / 24 h timers (spec §7.3), with time
 //! passed in so a whole day runs instantly.
 
+use pec_store::test_util::{Backend, TestStore};
 use pec_store::{
-    Error, NewQueueEntry, NewTimer, NoticeKind, Outcome, SqliteStore, Store, TWELVE_HOURS,
-    TWENTY_FOUR_HOURS,
+    Error, NewQueueEntry, NewTimer, NoticeKind, Outcome, Store, TWELVE_HOURS, TWENTY_FOUR_HOURS,
+    backend_tests,
 };
 
 const HOUR: i64 = 3600;
 /// Dispatch time of every transaction in these tests.
 const T0: i64 = 1_700_000_000;
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    (dir, store)
+fn open(backend: Backend) -> TestStore {
+    TestStore::new(backend)
 }
 
 fn queued(n: u32, created_at: i64) -> NewQueueEntry {
@@ -28,9 +27,9 @@ fn queued(n: u32, created_at: i64) -> NewQueueEntry {
     }
 }
 
-#[test]
-fn queue_due_retry_complete_across_reopen() {
-    let (dir, store) = open();
+fn queue_due_retry_complete_across_reopen(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
     let a = store.enqueue(&queued(1, T0)).unwrap();
     let b = store.enqueue(&queued(2, T0 + 1)).unwrap();
     assert_eq!(a.next_attempt_at, T0);
@@ -59,9 +58,7 @@ fn queue_due_retry_complete_across_reopen() {
         .collect();
     assert_eq!(due, vec![b.id]);
     store.queue_complete(b.id).unwrap();
-    drop(store);
-
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = t.open();
     assert_eq!(store.list_queue().unwrap(), vec![retried.clone()]);
     assert_eq!(store.queue_due(T0 + 600, 10).unwrap(), vec![retried]);
     assert_eq!(store.read_blob(&a.hash).unwrap(), b"envelope 1\r\n");
@@ -73,9 +70,9 @@ fn queue_due_retry_complete_across_reopen() {
     ));
 }
 
-#[test]
-fn expired_entry_is_due_at_expiry_and_fail_returns_it() {
-    let (dir, store) = open();
+fn expired_entry_is_due_at_expiry_and_fail_returns_it(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
     let e = store.enqueue(&queued(1, T0)).unwrap();
     assert!(!e.is_expired(T0 + 23 * HOUR));
     // A retry scheduled past expiry is brought back to the expiry.
@@ -95,13 +92,12 @@ fn expired_entry_is_due_at_expiry_and_fail_returns_it() {
         store.queue_fail(e.id),
         Err(Error::NoSuchQueueEntry(_))
     ));
-    drop(store);
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = t.open();
     assert!(store.list_queue().unwrap().is_empty());
 }
 
 /// Timers for `recipients` of transaction `id`, dispatched at [`T0`].
-fn start(store: &SqliteStore, id: &str, recipients: &[&str]) {
+fn start(store: &dyn Store, id: &str, recipients: &[&str]) {
     let timers: Vec<NewTimer> = recipients
         .iter()
         .map(|r| NewTimer {
@@ -117,7 +113,7 @@ fn start(store: &SqliteStore, id: &str, recipients: &[&str]) {
 }
 
 /// The notices due at `now` (24 h threshold exactly 24 h), as (kind, recipient).
-fn due(store: &SqliteStore, now: i64) -> Vec<(NoticeKind, String)> {
+fn due(store: &dyn Store, now: i64) -> Vec<(NoticeKind, String)> {
     store
         .due_notices(now, TWENTY_FOUR_HOURS)
         .unwrap()
@@ -127,7 +123,7 @@ fn due(store: &SqliteStore, now: i64) -> Vec<(NoticeKind, String)> {
 }
 
 /// Sends every notice due at `now`, as the timer worker would.
-fn send_due(store: &SqliteStore, now: i64) -> Vec<(NoticeKind, String)> {
+fn send_due(store: &dyn Store, now: i64) -> Vec<(NoticeKind, String)> {
     let notices = due(store, now);
     for (kind, recipient) in &notices {
         store.mark_notice_sent("opec.1", recipient, *kind).unwrap();
@@ -137,70 +133,70 @@ fn send_due(store: &SqliteStore, now: i64) -> Vec<(NoticeKind, String)> {
 
 const R: &str = "luigi@pec.other.it";
 
-#[test]
-fn presa_in_carico_within_12h_gives_only_the_24h_notice() {
-    let (_dir, store) = open();
-    start(&store, "opec.1", &[R]);
+fn presa_in_carico_within_12h_gives_only_the_24h_notice(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(store.as_ref(), "opec.1", &[R]);
     assert_eq!(
         store
             .mark_presa_in_carico("opec.1", &[R.to_uppercase()], T0 + HOUR)
             .unwrap(),
         1
     );
-    assert!(send_due(&store, T0 + TWELVE_HOURS).is_empty());
-    assert!(send_due(&store, T0 + 23 * HOUR).is_empty());
+    assert!(send_due(store.as_ref(), T0 + TWELVE_HOURS).is_empty());
+    assert!(send_due(store.as_ref(), T0 + 23 * HOUR).is_empty());
     assert_eq!(
-        send_due(&store, T0 + TWENTY_FOUR_HOURS),
+        send_due(store.as_ref(), T0 + TWENTY_FOUR_HOURS),
         vec![(NoticeKind::TwentyFour, R.to_string())]
     );
-    assert!(send_due(&store, T0 + 48 * HOUR).is_empty());
+    assert!(send_due(store.as_ref(), T0 + 48 * HOUR).is_empty());
     let t = &store.timers("opec.1").unwrap()[0];
     assert_eq!(t.presa_in_carico_at, Some(T0 + HOUR));
     assert_eq!(t.outcome, Outcome::Timeout24);
     assert!(!t.notice12_sent && t.notice24_sent && !t.delivered);
 }
 
-#[test]
-fn nothing_at_all_gives_both_notices() {
-    let (_dir, store) = open();
-    start(&store, "opec.1", &[R]);
-    assert!(send_due(&store, T0 + TWELVE_HOURS - 1).is_empty());
+fn nothing_at_all_gives_both_notices(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(store.as_ref(), "opec.1", &[R]);
+    assert!(send_due(store.as_ref(), T0 + TWELVE_HOURS - 1).is_empty());
     assert_eq!(
-        send_due(&store, T0 + TWELVE_HOURS),
+        send_due(store.as_ref(), T0 + TWELVE_HOURS),
         vec![(NoticeKind::Twelve, R.to_string())]
     );
-    assert!(send_due(&store, T0 + 20 * HOUR).is_empty());
-    assert!(send_due(&store, T0 + TWENTY_FOUR_HOURS - 1).is_empty());
+    assert!(send_due(store.as_ref(), T0 + 20 * HOUR).is_empty());
+    assert!(send_due(store.as_ref(), T0 + TWENTY_FOUR_HOURS - 1).is_empty());
     assert_eq!(
-        send_due(&store, T0 + TWENTY_FOUR_HOURS),
+        send_due(store.as_ref(), T0 + TWENTY_FOUR_HOURS),
         vec![(NoticeKind::TwentyFour, R.to_string())]
     );
-    assert!(send_due(&store, T0 + 72 * HOUR).is_empty());
+    assert!(send_due(store.as_ref(), T0 + 72 * HOUR).is_empty());
     let t = &store.timers("opec.1").unwrap()[0];
     assert!(t.notice12_sent && t.notice24_sent);
     assert_eq!(t.outcome, Outcome::Timeout24);
 }
 
-#[test]
-fn delivery_between_12h_and_24h_gives_only_the_12h_notice() {
-    let (_dir, store) = open();
-    start(&store, "opec.1", &[R]);
+fn delivery_between_12h_and_24h_gives_only_the_12h_notice(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(store.as_ref(), "opec.1", &[R]);
     assert_eq!(
-        send_due(&store, T0 + TWELVE_HOURS),
+        send_due(store.as_ref(), T0 + TWELVE_HOURS),
         vec![(NoticeKind::Twelve, R.to_string())]
     );
     let t = store.mark_outcome("opec.1", R, Outcome::Delivered).unwrap();
     assert_eq!(t.outcome, Outcome::Delivered);
     assert!(t.delivered);
-    assert!(send_due(&store, T0 + TWENTY_FOUR_HOURS).is_empty());
-    assert!(send_due(&store, T0 + 48 * HOUR).is_empty());
+    assert!(send_due(store.as_ref(), T0 + TWENTY_FOUR_HOURS).is_empty());
+    assert!(send_due(store.as_ref(), T0 + 48 * HOUR).is_empty());
 }
 
-#[test]
-fn error_and_virus_outcomes_stop_the_timers() {
-    let (_dir, store) = open();
+fn error_and_virus_outcomes_stop_the_timers(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
     start(
-        &store,
+        store.as_ref(),
         "opec.1",
         &["a@pec.other.it", "b@pec.other.it", "c@pec.other.it"],
     );
@@ -212,18 +208,18 @@ fn error_and_virus_outcomes_stop_the_timers() {
         .unwrap();
     // Only the recipient without an outcome is still tracked.
     assert_eq!(
-        due(&store, T0 + TWENTY_FOUR_HOURS),
+        due(store.as_ref(), T0 + TWENTY_FOUR_HOURS),
         vec![
             (NoticeKind::Twelve, "c@pec.other.it".to_string()),
             (NoticeKind::TwentyFour, "c@pec.other.it".to_string())
         ]
     );
     // An error after the 12 h notice stops the 24 h one.
-    assert_eq!(send_due(&store, T0 + TWELVE_HOURS).len(), 1);
+    assert_eq!(send_due(store.as_ref(), T0 + TWELVE_HOURS).len(), 1);
     store
         .mark_outcome("opec.1", "c@pec.other.it", Outcome::Error)
         .unwrap();
-    assert!(due(&store, T0 + 48 * HOUR).is_empty());
+    assert!(due(store.as_ref(), T0 + 48 * HOUR).is_empty());
     let outcomes: Vec<Outcome> = store
         .timers("opec.1")
         .unwrap()
@@ -236,10 +232,14 @@ fn error_and_virus_outcomes_stop_the_timers() {
     );
 }
 
-#[test]
-fn presa_in_carico_covers_only_its_recipients() {
-    let (_dir, store) = open();
-    start(&store, "opec.1", &["a@pec.other.it", "b@pec.other.it"]);
+fn presa_in_carico_covers_only_its_recipients(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(
+        store.as_ref(),
+        "opec.1",
+        &["a@pec.other.it", "b@pec.other.it"],
+    );
     let covered = [
         "a@pec.other.it".to_string(),
         "nobody@pec.other.it".to_string(),
@@ -258,15 +258,15 @@ fn presa_in_carico_covers_only_its_recipients() {
         0
     );
     assert_eq!(
-        due(&store, T0 + TWELVE_HOURS),
+        due(store.as_ref(), T0 + TWELVE_HOURS),
         vec![(NoticeKind::Twelve, "b@pec.other.it".to_string())]
     );
 }
 
-#[test]
-fn twenty_four_hour_threshold_is_a_parameter() {
-    let (_dir, store) = open();
-    start(&store, "opec.1", &[R]);
+fn twenty_four_hour_threshold_is_a_parameter(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(store.as_ref(), "opec.1", &[R]);
     store
         .mark_presa_in_carico("opec.1", &[R.to_string()], T0 + 60)
         .unwrap();
@@ -279,20 +279,20 @@ fn twenty_four_hour_threshold_is_a_parameter() {
     assert_eq!(d[0].timer.sender, "mario.rossi@pec.example.it");
 }
 
-#[test]
-fn late_delivery_after_the_24h_notice_is_recorded_but_keeps_the_outcome() {
-    let (_dir, store) = open();
-    start(&store, "opec.1", &[R]);
-    send_due(&store, T0 + TWENTY_FOUR_HOURS);
+fn late_delivery_after_the_24h_notice_is_recorded_but_keeps_the_outcome(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(store.as_ref(), "opec.1", &[R]);
+    send_due(store.as_ref(), T0 + TWENTY_FOUR_HOURS);
     let t = store.mark_outcome("opec.1", R, Outcome::Delivered).unwrap();
     assert_eq!(t.outcome, Outcome::Timeout24);
     assert!(t.delivered);
 }
 
-#[test]
-fn timers_are_all_or_none_and_survive_reopen() {
-    let (dir, store) = open();
-    start(&store, "opec.1", &[R]);
+fn timers_are_all_or_none_and_survive_reopen(backend: Backend) {
+    let t = open(backend);
+    let store = &t.store;
+    start(store.as_ref(), "opec.1", &[R]);
     let again = [
         NewTimer {
             identificativo: "opec.1".into(),
@@ -334,14 +334,25 @@ fn timers_are_all_or_none_and_survive_reopen() {
     store
         .mark_notice_sent("opec.1", R, NoticeKind::Twelve)
         .unwrap();
-    drop(store);
-
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = t.open();
     let timers = store.timers("opec.1").unwrap();
     assert_eq!(timers.len(), 1);
     assert!(timers[0].notice12_sent);
     assert_eq!(
-        due(&store, T0 + TWENTY_FOUR_HOURS),
+        due(store.as_ref(), T0 + TWENTY_FOUR_HOURS),
         vec![(NoticeKind::TwentyFour, R.to_string())]
     );
 }
+
+backend_tests!(
+    queue_due_retry_complete_across_reopen,
+    expired_entry_is_due_at_expiry_and_fail_returns_it,
+    presa_in_carico_within_12h_gives_only_the_24h_notice,
+    nothing_at_all_gives_both_notices,
+    delivery_between_12h_and_24h_gives_only_the_12h_notice,
+    error_and_virus_outcomes_stop_the_timers,
+    presa_in_carico_covers_only_its_recipients,
+    twenty_four_hour_threshold_is_a_parameter,
+    late_delivery_after_the_24h_notice_is_recorded_but_keeps_the_outcome,
+    timers_are_all_or_none_and_survive_reopen,
+);

@@ -1,18 +1,19 @@
-//! Behaviour of the store through its public API.
+//! Behaviour of the store through its public API: on both backends, then what only one
+//! of them has (SQLite's group commit and blob files, PostgreSQL's lack of `backup`).
 
 use std::sync::Arc;
 use std::thread;
 
-use pec_store::{Direction, Error, FlagOp, NewAccount, SqliteStore, Store, blobs};
+use pec_store::test_util::{Backend, TestStore};
+use pec_store::{
+    Blobs, Direction, Directory, Error, FlagOp, Ledger, Mailboxes, Maintenance, NewAccount,
+    SqliteStore, Store, backend_tests, blobs,
+};
 
 const ADDR: &str = "mario.rossi@pec.example.it";
 
-fn store_with_account(
-    quota: Option<u64>,
-    receipts_folder: bool,
-) -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+/// Adds the domain and the account of [`ADDR`] to `store`.
+fn add_account(store: &dyn Store, quota: Option<u64>, receipts_folder: bool) {
     store.add_domain("PEC.example.it", 1_000_000).unwrap();
     store
         .create_account(&NewAccount {
@@ -22,6 +23,23 @@ fn store_with_account(
             receipts_folder,
         })
         .unwrap();
+}
+
+/// A store of `backend` with the account of [`ADDR`].
+fn with_account(backend: Backend, quota: Option<u64>, receipts_folder: bool) -> TestStore {
+    let t = TestStore::new(backend);
+    add_account(t.store.as_ref(), quota, receipts_folder);
+    t
+}
+
+/// An embedded store with the account of [`ADDR`].
+fn store_with_account(
+    quota: Option<u64>,
+    receipts_folder: bool,
+) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    add_account(&store, quota, receipts_folder);
     (dir, store)
 }
 
@@ -29,9 +47,9 @@ fn flags(f: &[&str]) -> Vec<String> {
     f.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn account_gets_standard_folders_and_default_quota() {
-    let (_dir, store) = store_with_account(None, true);
+fn account_gets_standard_folders_and_default_quota(backend: Backend) {
+    let t = with_account(backend, None, true);
+    let store = &t.store;
     let acc = store.account("MARIO.ROSSI@PEC.EXAMPLE.IT").unwrap();
     assert_eq!(acc.address, ADDR);
     assert_eq!(acc.domain, "pec.example.it");
@@ -57,19 +75,19 @@ fn account_gets_standard_folders_and_default_quota() {
     assert_eq!(folders, expect);
 }
 
-#[test]
-fn receipts_folder_can_be_turned_on_and_off() {
-    let (_dir, store) = store_with_account(None, false);
-    let has_ricevute = |s: &SqliteStore| {
+fn receipts_folder_can_be_turned_on_and_off(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
+    let has_ricevute = |s: &Arc<dyn Store>| {
         s.list_folders(ADDR)
             .unwrap()
             .iter()
             .any(|f| f.name == "Ricevute")
     };
-    assert!(!has_ricevute(&store));
+    assert!(!has_ricevute(store));
     store.set_receipts_folder(ADDR, true).unwrap();
     assert!(store.account(ADDR).unwrap().receipts_folder);
-    assert!(has_ricevute(&store));
+    assert!(has_ricevute(store));
     store
         .deliver(ADDR, "Ricevute", b"Subject: r\r\n\r\nx\r\n", &[], 0)
         .unwrap();
@@ -83,9 +101,9 @@ fn receipts_folder_can_be_turned_on_and_off() {
     ));
 }
 
-#[test]
-fn account_admin_operations() {
-    let (_dir, store) = store_with_account(Some(10), false);
+fn account_admin_operations(backend: Backend) {
+    let t = with_account(backend, Some(10), false);
+    let store = &t.store;
     assert!(matches!(
         store.create_account(&NewAccount {
             address: ADDR.into(),
@@ -122,9 +140,9 @@ fn account_admin_operations() {
     assert!(store.list_domains().unwrap().is_empty());
 }
 
-#[test]
-fn deliver_fetch_select_and_uids() {
-    let (_dir, store) = store_with_account(None, false);
+fn deliver_fetch_select_and_uids(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
     let a = store
         .deliver(ADDR, "inbox", b"first\r\n", &[], 1000)
         .unwrap();
@@ -154,9 +172,9 @@ fn deliver_fetch_select_and_uids() {
     ));
 }
 
-#[test]
-fn flags_modseq_expunge_and_tombstones() {
-    let (_dir, store) = store_with_account(None, false);
+fn flags_modseq_expunge_and_tombstones(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
     for i in 0..3 {
         store
             .deliver(ADDR, "INBOX", format!("m{i}").as_bytes(), &[], 0)
@@ -203,9 +221,9 @@ fn flags_modseq_expunge_and_tombstones() {
     ));
 }
 
-#[test]
-fn copy_and_move_return_new_uids() {
-    let (_dir, store) = store_with_account(Some(100), false);
+fn copy_and_move_return_new_uids(backend: Backend) {
+    let t = with_account(backend, Some(100), false);
+    let store = &t.store;
     store.create_folder(ADDR, "Archivio").unwrap();
     store.deliver(ADDR, "INBOX", b"0123456789", &[], 0).unwrap();
     store.deliver(ADDR, "INBOX", b"abcdefghij", &[], 0).unwrap();
@@ -232,9 +250,9 @@ fn copy_and_move_return_new_uids() {
     assert_eq!(store.select(ADDR, "INBOX").unwrap().exists, 1);
 }
 
-#[test]
-fn user_folders_create_rename_delete() {
-    let (_dir, store) = store_with_account(None, false);
+fn user_folders_create_rename_delete(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
     store.create_folder(ADDR, "Lavoro").unwrap();
     assert!(matches!(
         store.create_folder(ADDR, "Lavoro"),
@@ -269,11 +287,10 @@ fn user_folders_create_rename_delete() {
     }
 }
 
-#[test]
-fn delivery_over_quota_is_refused_and_stores_nothing() {
-    let (dir, store) = store_with_account(Some(10), false);
+fn delivery_over_quota_is_refused_and_stores_nothing(backend: Backend) {
+    let t = with_account(backend, Some(10), false);
+    let store = &t.store;
     store.deliver(ADDR, "INBOX", b"12345678", &[], 0).unwrap();
-    let commits = store.commits();
     let err = store
         .deliver(ADDR, "INBOX", b"too big", &[], 0)
         .unwrap_err();
@@ -292,25 +309,21 @@ fn delivery_over_quota_is_refused_and_stores_nothing() {
     assert_eq!(store.usage(ADDR).unwrap().used, 8);
     assert_eq!(store.select(ADDR, "INBOX").unwrap().exists, 1);
     assert_eq!(store.select(ADDR, "INBOX").unwrap().uidnext, 2);
-    let refused = pec_store::blobs::hash_hex(b"too big");
-    let blob = dir
-        .path()
-        .join("blobs")
-        .join(&refused[..2])
-        .join(&refused[2..]);
-    assert!(!blob.exists(), "refused message left a blob");
+    assert!(matches!(
+        store.read_blob(&blobs::hash_hex(b"too big")),
+        Err(Error::BlobMissing(_))
+    ));
     // Exactly filling the quota is allowed.
     store.deliver(ADDR, "INBOX", b"12", &[], 0).unwrap();
-    assert!(store.commits() > commits);
+    assert!(store.check().unwrap().is_ok());
 }
 
-#[test]
-fn concurrent_deliveries_never_exceed_quota() {
-    let (_dir, store) = store_with_account(Some(1000), false);
-    let store = Arc::new(store);
+fn concurrent_deliveries_never_exceed_quota(backend: Backend) {
+    let t = with_account(backend, Some(1000), false);
+    let store = &t.store;
     let threads: Vec<_> = (0..10)
         .map(|t| {
-            let store = Arc::clone(&store);
+            let store = Arc::clone(store);
             thread::spawn(move || {
                 let mut ok = 0u64;
                 for i in 0..20 {
@@ -362,9 +375,9 @@ fn group_commit_shares_transactions() {
     assert!(commits < 200, "no grouping happened: {commits} commits");
 }
 
-#[test]
-fn archive_is_outside_quota_and_purged_by_age() {
-    let (_dir, store) = store_with_account(Some(5), false);
+fn archive_is_outside_quota_and_purged_by_age(backend: Backend) {
+    let t = with_account(backend, Some(5), false);
+    let store = &t.store;
     let e1 = store
         .archive(
             ADDR,
@@ -584,11 +597,10 @@ fn backup_while_writing_opens_and_checks() {
     assert!(matches!(store.backup(&dest), Err(Error::AlreadyExists(_))));
 }
 
-#[test]
-fn reopen_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
+fn reopen_keeps_everything(backend: Backend) {
+    let t = TestStore::new(backend);
     {
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = t.open();
         store.add_domain("x.it", 100).unwrap();
         store
             .create_account(&NewAccount {
@@ -600,7 +612,110 @@ fn reopen_keeps_everything() {
             .unwrap();
         store.deliver("a@x.it", "Sent", b"kept", &[], 5).unwrap();
     }
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = t.open();
     assert_eq!(store.fetch("a@x.it", "Sent", 1).unwrap(), b"kept");
     assert!(store.check().unwrap().is_ok());
+}
+
+fn blobs_go_with_their_last_reference(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
+    let gone = |bytes: &[u8]| {
+        matches!(
+            store.read_blob(&blobs::hash_hex(bytes)),
+            Err(Error::BlobMissing(_))
+        )
+    };
+    // The same bytes in two folders and in the archive: kept while any refers to them.
+    let d = store.deliver(ADDR, "INBOX", b"shared", &[], 0).unwrap();
+    store.copy(ADDR, "INBOX", &[d.uid], "Sent").unwrap();
+    store
+        .archive(ADDR, b"shared", Direction::Sent, "k", 100)
+        .unwrap();
+    for folder in ["INBOX", "Sent"] {
+        store
+            .store_flags(ADDR, folder, &[1], FlagOp::Add, &flags(&["\\Deleted"]))
+            .unwrap();
+        store.expunge(ADDR, folder, None).unwrap();
+        assert!(!gone(b"shared"), "the archive still refers to it");
+    }
+    assert_eq!(store.purge_archive(200).unwrap(), 1);
+    assert!(gone(b"shared"));
+    store.create_folder(ADDR, "Old").unwrap();
+    store
+        .deliver(ADDR, "Old", b"in a user folder", &[], 0)
+        .unwrap();
+    store.delete_folder(ADDR, "Old").unwrap();
+    assert!(gone(b"in a user folder"));
+    store
+        .deliver(ADDR, "INBOX", b"in the mailbox", &[], 0)
+        .unwrap();
+    let q = store
+        .enqueue(&pec_store::NewQueueEntry {
+            msgid: "<m@x>".into(),
+            mail_from: ADDR.into(),
+            rcpt_to: vec!["b@y.it".into()],
+            domain: "y.it".into(),
+            message: b"queued".to_vec(),
+            created_at: 0,
+            expires_at: 10,
+        })
+        .unwrap();
+    assert!(!gone(b"queued"));
+    store.queue_complete(q.id).unwrap();
+    assert!(gone(b"queued"));
+    store.remove_account(ADDR).unwrap();
+    assert!(gone(b"in the mailbox"));
+    assert!(store.check().unwrap().is_ok());
+}
+
+backend_tests!(
+    account_gets_standard_folders_and_default_quota,
+    receipts_folder_can_be_turned_on_and_off,
+    account_admin_operations,
+    deliver_fetch_select_and_uids,
+    flags_modseq_expunge_and_tombstones,
+    copy_and_move_return_new_uids,
+    user_folders_create_rename_delete,
+    delivery_over_quota_is_refused_and_stores_nothing,
+    concurrent_deliveries_never_exceed_quota,
+    archive_is_outside_quota_and_purged_by_age,
+    reopen_keeps_everything,
+    blobs_go_with_their_last_reference,
+);
+
+#[test]
+fn postgres_check_reports_missing_corrupt_and_miscounted_blobs() {
+    let t = with_account(Backend::Postgres, None, false);
+    let store = &t.store;
+    let a = store.deliver(ADDR, "INBOX", b"alpha", &[], 0).unwrap();
+    let b = store.deliver(ADDR, "INBOX", b"beta", &[], 0).unwrap();
+    let c = store.deliver(ADDR, "INBOX", b"gamma", &[], 0).unwrap();
+    let report = store.check().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.blobs_checked, 3);
+    t.tamper(&format!(
+        "DELETE FROM blobs WHERE hash = '{}';
+         UPDATE blobs SET bytes = 'BETA' WHERE hash = '{}';
+         UPDATE blobs SET refs = 5 WHERE hash = '{}';
+         UPDATE accounts SET used = 1",
+        a.hash, b.hash, c.hash
+    ));
+    let report = store.check().unwrap();
+    assert_eq!(report.missing, vec![a.hash]);
+    assert_eq!(report.corrupt, vec![b.hash]);
+    assert_eq!(report.database.len(), 2, "{:?}", report.database);
+    assert!(
+        report.database[0].contains(&c.hash),
+        "{:?}",
+        report.database
+    );
+    assert!(report.database[1].contains("usage counter 1"));
+}
+
+#[test]
+fn postgres_backup_is_left_to_postgresql_tools() {
+    let t = TestStore::new(Backend::Postgres);
+    let err = t.store.backup(&t.dir.path().join("copy")).unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use pec_store::{NewAccount, SqliteStore, Store};
+use std::sync::Arc;
+
+use pec_store::{NewAccount, Store};
 
 use crate::config::{Config, parse_size};
 
@@ -81,9 +83,9 @@ pub enum MailboxCommand {
     },
 }
 
-/// Opens the store of `config` for an administration command, closing its directory to
-/// other users first (with a warning on standard error when it was open).
-pub fn open(config: &Config) -> anyhow::Result<SqliteStore> {
+/// Opens the store of `config` for an administration command, closing its data
+/// directory to other users first (with a warning on standard error when it was open).
+pub fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let dir = &config.gestore.data_dir;
     if let Some(mode) = crate::private::data_dir(dir)? {
         eprintln!(
@@ -91,12 +93,7 @@ pub fn open(config: &Config) -> anyhow::Result<SqliteStore> {
             crate::private::loosened_warning(dir, mode)
         );
     }
-    SqliteStore::open(dir).with_context(|| {
-        format!(
-            "cannot open the store in {}",
-            config.gestore.data_dir.display()
-        )
-    })
+    crate::store::open(config)
 }
 
 /// Reads a password: the first line of standard input, without its line ending.

@@ -15,6 +15,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Who the gestore is and where its state lives.
     pub gestore: GestoreConfig,
+    /// Where the durable state lives when it is not the embedded store.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Where its keys, certificates and provider index are.
     #[serde(default)]
     pub certificates: CertificatesConfig,
@@ -65,6 +68,32 @@ pub struct GestoreConfig {
     /// Domains hosted from the start (created in the store if missing).
     #[serde(default)]
     pub domains: Vec<String>,
+}
+
+/// The `[store]` table: the embedded store in `gestore.data_dir` (no `url`), or a
+/// PostgreSQL database shared by every node of the gestore.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgresql://user@host:port/dbname`; absent: the embedded store.
+    pub url: Option<String>,
+    /// Connections of this node to PostgreSQL, at most.
+    #[serde(default = "default_store_connections")]
+    pub connections: usize,
+    /// Seconds a node holds the queue entries and timers it claimed; another node takes
+    /// over the work of a node that died this long after its claim.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            connections: default_store_connections(),
+            lease_secs: default_lease(),
+        }
+    }
 }
 
 /// The `[certificates]` table: the layout `pecd certs init` writes.
@@ -354,6 +383,12 @@ fn default_hostname() -> String {
 fn default_quota() -> String {
     "2GiB".into()
 }
+fn default_store_connections() -> usize {
+    pec_store::PgOptions::new("").connections
+}
+fn default_lease() -> u64 {
+    pec_store::PgOptions::new("").lease.as_secs()
+}
 fn default_cert_dir() -> PathBuf {
     PathBuf::from("certs")
 }
@@ -498,6 +533,40 @@ mod tests {
         assert_eq!(c.limits.max_auth_failures, defaults.max_auth_failures);
         assert_eq!(c.limits.imap_max_line(), defaults.imap_max_line());
         assert_eq!(c.limits.max_folders, defaults.max_folders);
+        assert_eq!(c.store.url, None, "the embedded store by default");
+        assert_eq!(
+            (c.store.connections, c.store.lease_secs),
+            (StoreConfig::default().connections, 300)
+        );
+    }
+
+    #[test]
+    fn two_nodes_share_the_store_their_url_names() {
+        let url = pec_store::test_util::shared_server().database();
+        let dir = tempfile::tempdir().unwrap();
+        let node = |n: u16| {
+            let path = dir.path().join(format!("node{n}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "[gestore]\ndata_dir = \"data{n}\"\n[store]\nurl = \"{url}\"\n\
+                     connections = 2\nlease_secs = 60\n\
+                     [listen]\nmx = \"127.0.0.1:{}\"\n",
+                    pec_store::test_util::free_port()
+                ),
+            )
+            .unwrap();
+            Config::load(&path).unwrap()
+        };
+        let (a, b) = (node(1), node(2));
+        assert_eq!(a.store.lease_secs, 60);
+        crate::store::open(&a)
+            .unwrap()
+            .add_domain("pec.shared.test", 1000)
+            .unwrap();
+        let domains = crate::store::open(&b).unwrap().list_domains().unwrap();
+        assert_eq!(domains.len(), 1);
+        assert!(!a.gestore.data_dir.join("store.db").exists());
     }
 
     #[test]

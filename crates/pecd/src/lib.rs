@@ -9,4 +9,5 @@ pub mod inspect;
 pub mod log;
 pub mod private;
 pub mod serve;
+pub mod store;
 pub mod trust;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate};
-use pec_store::{LogFault, LogQuery, LogRecord, Store, write_log_csv, write_log_jsonl};
+use pec_store::{LogFault, LogQuery, LogRecord, write_log_csv, write_log_jsonl};
 
 use crate::config::Config;
 

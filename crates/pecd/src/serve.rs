@@ -18,7 +18,7 @@ use pec_net::Authenticator;
 use pec_proto::labpki::GestoreSpec;
 use pec_proto::smime::{Digest, OpensslSigner};
 use pec_smtp::{ClientTls, Relay, ServerConfig};
-use pec_store::{NewAccount, SqliteStore, Store};
+use pec_store::{NewAccount, Store};
 use tracing::{info, warn};
 
 use crate::config::{Config, parse_size};
@@ -147,8 +147,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             crate::private::loosened_warning(&config.gestore.data_dir, mode)
         );
     }
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&config.gestore.data_dir).context("cannot open the store")?);
+    let store = crate::store::open(config)?;
     ensure_accounts(config, store.as_ref())?;
 
     let scanner = match &config.antivirus.clamd {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pec_imap::{Config, Limits, Notifier, hash_password};
 use pec_net::{AuthLimits, Authenticator};
-use pec_store::{NewAccount, SqliteStore, Store};
+use pec_store::{Directory, NewAccount, SqliteStore};
 
 /// A fresh store with `anna@pec.example.it` (password `segreta`), no TLS, a 1 ms delay
 /// after a failed login and no penalty before the next, and `max_literal` when given.

@@ -1,0 +1,232 @@
+//! The PostgreSQL schema and its migrations: the same data model as the embedded store
+//! (see [`crate::schema`]), in PostgreSQL's types, plus what several nodes need (the
+//! leases of queue entries and timers) and reference counts on blobs.
+//!
+//! The version is the one row of `schema_version`; [`MIGRATIONS`] is the ordered list of
+//! scripts, and version *n* means the first *n* have been applied. Each pending script
+//! runs in its own transaction together with the version bump, under an advisory lock, so
+//! nodes starting together apply it once and a crash mid-migration leaves the previous
+//! version intact.
+
+use postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// Key of the advisory lock that serialises migrations (any fixed number: "pecd").
+const MIGRATION_LOCK: i64 = 0x7065_6364;
+
+/// The migration scripts, oldest first. Never edit a released one: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the embedded store has at its version 5.
+    r#"
+    CREATE TABLE domains (
+        id            BIGSERIAL PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        default_quota BIGINT NOT NULL CHECK (default_quota >= 0)
+    );
+    -- used: bytes of the account's live messages, kept by the trigger below; a
+    -- delivery locks the row, checks and adds, so concurrent deliveries cannot pass the
+    -- quota together.
+    CREATE TABLE accounts (
+        id              BIGSERIAL PRIMARY KEY,
+        domain_id       BIGINT NOT NULL REFERENCES domains(id) ON DELETE RESTRICT,
+        address         TEXT NOT NULL UNIQUE CHECK (address = lower(address)),
+        password_hash   TEXT NOT NULL,
+        quota           BIGINT NOT NULL CHECK (quota >= 0),
+        receipts_folder BOOLEAN NOT NULL DEFAULT FALSE,
+        used            BIGINT NOT NULL DEFAULT 0
+    );
+    -- uidvalidity = id, from a sequence that never gives a number twice. uidnext and
+    -- highestmodseq are taken with UPDATE ... RETURNING, which locks the row: two
+    -- deliveries to one folder, from any nodes, never get the same UID.
+    CREATE TABLE folders (
+        id            BIGSERIAL PRIMARY KEY,
+        account_id    BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        special_use   TEXT,
+        system        BOOLEAN NOT NULL DEFAULT FALSE,
+        uidvalidity   BIGINT NOT NULL,
+        uidnext       BIGINT NOT NULL DEFAULT 1,
+        highestmodseq BIGINT NOT NULL DEFAULT 1,
+        subscribed    BOOLEAN NOT NULL DEFAULT TRUE,
+        UNIQUE (account_id, name)
+    );
+    -- expunged keeps a tombstone (uid, modseq) for QRESYNC VANISHED.
+    CREATE TABLE messages (
+        folder_id    BIGINT NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid          BIGINT NOT NULL,
+        blob         TEXT NOT NULL,
+        size         BIGINT NOT NULL CHECK (size >= 0),
+        internaldate BIGINT NOT NULL,
+        flags        TEXT NOT NULL DEFAULT '',
+        modseq       BIGINT NOT NULL,
+        expunged     BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY (folder_id, uid)
+    );
+    CREATE INDEX messages_modseq ON messages(folder_id, modseq);
+    CREATE FUNCTION messages_used() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NOT NEW.expunged THEN
+                UPDATE accounts SET used = used + NEW.size
+                WHERE id = (SELECT account_id FROM folders WHERE id = NEW.folder_id);
+            END IF;
+            RETURN NEW;
+        ELSIF TG_OP = 'UPDATE' THEN
+            IF NOT OLD.expunged AND NEW.expunged THEN
+                UPDATE accounts SET used = used - OLD.size
+                WHERE id = (SELECT account_id FROM folders WHERE id = OLD.folder_id);
+            END IF;
+            RETURN NEW;
+        ELSE
+            IF NOT OLD.expunged THEN
+                UPDATE accounts SET used = used - OLD.size
+                WHERE id = (SELECT account_id FROM folders WHERE id = OLD.folder_id);
+            END IF;
+            RETURN OLD;
+        END IF;
+    END $$;
+    CREATE TRIGGER messages_used AFTER INSERT OR UPDATE OF expunged OR DELETE ON messages
+        FOR EACH ROW EXECUTE FUNCTION messages_used();
+    CREATE TABLE archive (
+        id        BIGSERIAL PRIMARY KEY,
+        address   TEXT NOT NULL,
+        blob      TEXT NOT NULL,
+        size      BIGINT NOT NULL CHECK (size >= 0),
+        direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+        kind      TEXT NOT NULL,
+        stored_at BIGINT NOT NULL
+    );
+    CREATE INDEX archive_address ON archive(address, stored_at);
+    CREATE INDEX archive_stored_at ON archive(stored_at);
+    -- Message bytes, content-addressed: refs counts the rows that name the blob (live
+    -- messages, archive entries, queue entries, virus store entries, timers); the row
+    -- goes when the count reaches zero. Counting under the row's lock keeps two nodes
+    -- from deleting a blob another is just starting to use.
+    CREATE TABLE blobs (
+        hash  TEXT PRIMARY KEY,
+        bytes BYTEA NOT NULL,
+        refs  BIGINT NOT NULL CHECK (refs >= 0)
+    );
+    CREATE TABLE legal_log (
+        seq            BIGINT PRIMARY KEY,
+        at             BIGINT NOT NULL,
+        at_local       TEXT NOT NULL,
+        event          TEXT NOT NULL,
+        msgid          TEXT NOT NULL,
+        original_msgid TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        recipients     TEXT[] NOT NULL,
+        subject        TEXT NOT NULL,
+        generated_ids  TEXT[] NOT NULL,
+        gestore        TEXT NOT NULL,
+        detail         TEXT NOT NULL,
+        hash           TEXT NOT NULL
+    );
+    CREATE INDEX legal_log_msgid ON legal_log(msgid);
+    CREATE INDEX legal_log_original_msgid ON legal_log(original_msgid);
+    CREATE INDEX legal_log_at ON legal_log(at);
+    -- One chain for the whole gestore: an append locks this row until it commits, so
+    -- the appends of every node are serialised by the database.
+    CREATE TABLE legal_log_chain (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        checkpoint_seq  BIGINT NOT NULL,
+        checkpoint_hash TEXT NOT NULL,
+        head_seq        BIGINT NOT NULL,
+        head_hash       TEXT NOT NULL
+    );
+    INSERT INTO legal_log_chain VALUES (1, 0, repeat('0', 64), 0, repeat('0', 64));
+    -- lease_owner / lease_until: the node that claimed the entry and until when (the
+    -- caller's clock, seconds); nobody else gets it before then.
+    CREATE TABLE queue (
+        id              BIGSERIAL PRIMARY KEY,
+        msgid           TEXT NOT NULL,
+        mail_from       TEXT NOT NULL,
+        rcpt_to         TEXT[] NOT NULL,
+        domain          TEXT NOT NULL,
+        blob            TEXT NOT NULL,
+        size            BIGINT NOT NULL CHECK (size >= 0),
+        created_at      BIGINT NOT NULL,
+        next_attempt_at BIGINT NOT NULL,
+        attempts        BIGINT NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_error      TEXT,
+        expires_at      BIGINT NOT NULL,
+        lease_owner     TEXT,
+        lease_until     BIGINT
+    );
+    CREATE INDEX queue_next_attempt ON queue(next_attempt_at, id);
+    CREATE TABLE timers (
+        identificativo     TEXT NOT NULL,
+        recipient          TEXT NOT NULL CHECK (recipient = lower(recipient)),
+        sender             TEXT NOT NULL,
+        subject            TEXT NOT NULL,
+        envelope_blob      TEXT,
+        dispatched_at      BIGINT NOT NULL,
+        presa_in_carico_at BIGINT,
+        delivered          BOOLEAN NOT NULL DEFAULT FALSE,
+        outcome            TEXT NOT NULL DEFAULT 'pending'
+            CHECK (outcome IN ('pending', 'delivered', 'error', 'virus', 'timeout24')),
+        notice12_sent      BOOLEAN NOT NULL DEFAULT FALSE,
+        notice24_sent      BOOLEAN NOT NULL DEFAULT FALSE,
+        lease_owner        TEXT,
+        lease_until        BIGINT,
+        PRIMARY KEY (identificativo, recipient)
+    );
+    CREATE INDEX timers_pending ON timers(dispatched_at) WHERE outcome = 'pending';
+    CREATE TABLE virus_store (
+        id         BIGSERIAL PRIMARY KEY,
+        stored_at  BIGINT NOT NULL,
+        msgid      TEXT NOT NULL,
+        sender     TEXT NOT NULL,
+        recipients TEXT[] NOT NULL,
+        virus      TEXT NOT NULL,
+        blob       TEXT NOT NULL,
+        size       BIGINT NOT NULL CHECK (size >= 0)
+    );
+    CREATE INDEX virus_store_stored_at ON virus_store(stored_at);
+    CREATE TABLE effects (
+        key TEXT PRIMARY KEY,
+        at  BIGINT NOT NULL
+    );
+    CREATE INDEX effects_at ON effects(at);
+    "#,
+];
+
+/// The schema version this program writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The version of the database behind `client` (0 for an empty one).
+fn version(tx: &mut postgres::Transaction<'_>) -> Result<i64> {
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let rows = tx.query("SELECT version FROM schema_version", &[])?;
+    match rows.as_slice() {
+        [] => {
+            tx.execute("INSERT INTO schema_version VALUES (0)", &[])?;
+            Ok(0)
+        }
+        [row] => Ok(row.get(0)),
+        _ => Err(Error::Corrupt("schema_version has several rows".into())),
+    }
+}
+
+/// Brings the database up to [`current_version`], one migration per transaction.
+/// Refuses a database written by a newer program.
+pub fn migrate(client: &mut Client) -> Result<()> {
+    loop {
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        let found = version(&mut tx)?;
+        let known = current_version();
+        if found > known {
+            return Err(Error::SchemaTooNew { found, known });
+        }
+        let Some(script) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            return Ok(tx.commit()?);
+        };
+        tx.batch_execute(script)?;
+        tx.execute("UPDATE schema_version SET version = $1", &[&(found + 1)])?;
+        tx.commit()?;
+    }
+}
