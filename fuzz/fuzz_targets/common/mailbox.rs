@@ -18,7 +18,7 @@ impl MailboxLab {
 
         use argon2::password_hash::{PasswordHasher, SaltString};
         use argon2::{Algorithm, Argon2, Params, Version};
-        use pec_store::{NewAccount, SqliteStore, Store};
+        use pec_store::{Directory, Mailboxes, NewAccount, SqliteStore};
 
         let dir = tempfile::Builder::new()
             .tempdir_in("/dev/shm")
