@@ -128,12 +128,25 @@ pub struct PgServer {
     data: PathBuf,
     run_dir: PathBuf,
     port: u16,
+    durable: bool,
     watchdog: Mutex<Option<(Child, ChildStdin)>>,
 }
 
 impl PgServer {
-    /// Makes a database cluster in a new temporary directory and starts a server on it.
+    /// Makes a database cluster in a new temporary directory and starts a server on it,
+    /// without fsync (tests do not survive a power cut, and run faster).
     pub fn start() -> PgServer {
+        Self::start_with(false)
+    }
+
+    /// The same, with PostgreSQL's durable defaults (fsync, synchronous commit, full
+    /// page writes): a commit is on disk when it returns, as with the embedded store, so
+    /// `pecd bench` compares like with like.
+    pub fn start_durable() -> PgServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> PgServer {
         let bin = binaries();
         let root = tempfile::Builder::new()
             .prefix("pec-pg-")
@@ -165,6 +178,7 @@ impl PgServer {
             data,
             run_dir,
             port: free_port(),
+            durable,
             watchdog: Mutex::new(Some((watchdog, stdin))),
         };
         server.resume();
@@ -181,10 +195,14 @@ impl PgServer {
             .arg(self.run_dir.join("log"))
             .args(["-w", "-t", "120", "-o"])
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 {} -c max_connections=300",
                 self.port,
-                self.run_dir.display()
+                self.run_dir.display(),
+                if self.durable {
+                    ""
+                } else {
+                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                }
             ))
             .arg("start");
         run(c);
@@ -197,6 +215,13 @@ impl PgServer {
             .arg(&self.data)
             .args(["-m", "fast", "-w", "stop"]);
         run(c);
+    }
+
+    /// The process id of the server's postmaster (the parent of every backend), to
+    /// measure the server's CPU time; `None` if it is not running.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
     }
 
     /// The URL of database `name` on this server.
