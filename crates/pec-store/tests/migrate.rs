@@ -68,14 +68,14 @@ fn a_target_that_holds_anything_is_refused_and_left_alone() {
     let pg = PgStore::open(&PgOptions::new(&url)).unwrap();
     pg.add_domain("pec.esistente.test", 1).unwrap();
     let err = migrate_to_postgres(source.dir.path(), &url).unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    assert!(matches!(err, Error::TargetNotEmpty(_)), "{err}");
     assert_eq!(pg.list_domains().unwrap().len(), 1);
 
     // A second migration into a database filled by the first is refused too.
     let url = shared_server().database();
     migrate_to_postgres(source.dir.path(), &url).unwrap();
     let err = migrate_to_postgres(source.dir.path(), &url).unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    assert!(matches!(err, Error::TargetNotEmpty(_)), "{err}");
 }
 
 #[test]

@@ -308,9 +308,7 @@ fn refuse_non_empty(tx: &mut Transaction<'_>) -> Result<()> {
             .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {name})"), &[])?
             .get(0);
         if found {
-            return Err(Error::AlreadyExists(format!(
-                "the target database is not empty (table {name} has rows)"
-            )));
+            return Err(Error::TargetNotEmpty(format!("table {name} has rows")));
         }
     }
     let moved: bool = tx
@@ -320,9 +318,7 @@ fn refuse_non_empty(tx: &mut Transaction<'_>) -> Result<()> {
         )?
         .get(0);
     if moved {
-        return Err(Error::AlreadyExists(
-            "the target database is not empty (its legal log has a history)".into(),
-        ));
+        return Err(Error::TargetNotEmpty("its legal log has a history".into()));
     }
     Ok(())
 }
