@@ -75,6 +75,10 @@ pub enum Error {
     /// The name is already taken (domain, account or folder).
     #[error("{0:?} already exists")]
     AlreadyExists(String),
+    /// `pecd store migrate` found something in the database it was to fill; the text
+    /// says what. Nothing was copied.
+    #[error("the target database is not empty: {0}")]
+    TargetNotEmpty(String),
     /// The domain still has accounts and cannot be removed.
     #[error("domain {0:?} still has accounts")]
     DomainNotEmpty(String),

@@ -52,6 +52,7 @@ pub use model::{
     PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
     VirusEntry,
 };
+pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use store::{

@@ -128,12 +128,25 @@ pub struct PgServer {
     data: PathBuf,
     run_dir: PathBuf,
     port: u16,
+    durable: bool,
     watchdog: Mutex<Option<(Child, ChildStdin)>>,
 }
 
 impl PgServer {
-    /// Makes a database cluster in a new temporary directory and starts a server on it.
+    /// Makes a database cluster in a new temporary directory and starts a server on it,
+    /// without fsync (tests do not survive a power cut, and run faster).
     pub fn start() -> PgServer {
+        Self::start_with(false)
+    }
+
+    /// The same, with PostgreSQL's durable defaults (fsync, synchronous commit, full
+    /// page writes): a commit is on disk when it returns, as with the embedded store, so
+    /// `pecd bench` compares like with like.
+    pub fn start_durable() -> PgServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> PgServer {
         let bin = binaries();
         let root = tempfile::Builder::new()
             .prefix("pec-pg-")
@@ -165,6 +178,7 @@ impl PgServer {
             data,
             run_dir,
             port: free_port(),
+            durable,
             watchdog: Mutex::new(Some((watchdog, stdin))),
         };
         server.resume();
@@ -181,10 +195,14 @@ impl PgServer {
             .arg(self.run_dir.join("log"))
             .args(["-w", "-t", "120", "-o"])
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 {} -c max_connections=300",
                 self.port,
-                self.run_dir.display()
+                self.run_dir.display(),
+                if self.durable {
+                    ""
+                } else {
+                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                }
             ))
             .arg("start");
         run(c);
@@ -197,6 +215,13 @@ impl PgServer {
             .arg(&self.data)
             .args(["-m", "fast", "-w", "stop"]);
         run(c);
+    }
+
+    /// The process id of the server's postmaster (the parent of every backend), to
+    /// measure the server's CPU time; `None` if it is not running.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
     }
 
     /// The URL of database `name` on this server.
@@ -358,4 +383,228 @@ macro_rules! backend_tests {
             }
         )*
     };
+}
+
+/// The PEC identificativo of the transaction [`populate`] stores.
+pub const POPULATED_ID: &str = "opec.migrate.1@pec.alfa.test";
+
+/// The effect keys [`populate`] stores.
+pub fn populated_effects() -> Vec<crate::EffectKey> {
+    vec![
+        crate::EffectKey::acceptance(POPULATED_ID),
+        crate::EffectKey::envelope("Alfa PEC", POPULATED_ID, "luca@pec.beta.test"),
+    ]
+}
+
+/// Fills `store` with a bit of everything it keeps, through its API: two domains, three
+/// mailboxes (one with a `Ricevute` folder and its own quota), folders (one created, one
+/// created and deleted, one renamed and unsubscribed), messages with flags, an expunged
+/// one (a tombstone), a copy, a message above the inline blob size, security archive
+/// copies, a queue entry that was retried, timers (one taken in charge, one whose 12 h
+/// notice was sent), the legal log, effect keys and a virus store entry. For tests that
+/// move or compare stores ([`contents`]).
+pub fn populate(store: &dyn Store) {
+    use crate::{
+        Batch, Direction, FlagOp, LogEntry, NewAccount, NewDelivery, NewEffect, NewQueueEntry,
+        NewTimer, NewVirusEntry, NoticeKind, Outcome,
+    };
+    const T0: i64 = 1_760_000_000;
+    store.add_domain("pec.alfa.test", 1 << 30).unwrap();
+    store.add_domain("pec.gamma.test", 5 << 20).unwrap();
+    for (address, quota, receipts) in [
+        ("anna@pec.alfa.test", None, false),
+        ("mario@pec.alfa.test", Some(3 << 20), true),
+        ("zeno@pec.gamma.test", None, false),
+    ] {
+        store
+            .create_account(&NewAccount {
+                address: address.into(),
+                password_hash: format!("$argon2id$fake${address}"),
+                quota,
+                receipts_folder: receipts,
+            })
+            .unwrap();
+    }
+    let anna = "anna@pec.alfa.test";
+    store.create_folder(anna, "Gone").unwrap();
+    store.delete_folder(anna, "Gone").unwrap();
+    store.create_folder(anna, "Lavoro").unwrap();
+    store.create_folder(anna, "Vecchi").unwrap();
+    store
+        .rename_folder(anna, "Vecchi", "Archivio 2025")
+        .unwrap();
+    store.set_subscribed(anna, "Archivio 2025", false).unwrap();
+    for n in 0..4u8 {
+        store
+            .deliver(
+                anna,
+                "INBOX",
+                format!("Subject: m{n}\r\n\r\nbody {n}\r\n").as_bytes(),
+                &[],
+                T0 + i64::from(n),
+            )
+            .unwrap();
+    }
+    let big: Vec<u8> = (0..300 * 1024u32).map(|i| b'a' + (i % 26) as u8).collect();
+    store
+        .deliver(anna, "Lavoro", &big, &["\\Flagged".into()], T0 + 10)
+        .unwrap();
+    store
+        .store_flags(anna, "INBOX", &[1, 2], FlagOp::Add, &["\\Seen".into()])
+        .unwrap();
+    store
+        .store_flags(anna, "INBOX", &[2], FlagOp::Add, &["$Label1".into()])
+        .unwrap();
+    store
+        .store_flags(anna, "INBOX", &[3], FlagOp::Add, &["\\Deleted".into()])
+        .unwrap();
+    store.expunge(anna, "INBOX", None).unwrap();
+    store.copy(anna, "INBOX", &[1], "Lavoro").unwrap();
+    store
+        .archive(
+            anna,
+            b"Subject: archived\r\n\r\nsent\r\n",
+            Direction::Sent,
+            "posta-certificata",
+            T0 + 20,
+        )
+        .unwrap();
+
+    let envelope = b"Subject: POSTA CERTIFICATA: prova\r\n\r\nenvelope\r\n".to_vec();
+    let log = |event: &str, detail: &str| LogEntry {
+        at: T0 + 30,
+        at_local: "2025-10-09T10:40:30+02:00".into(),
+        event: event.into(),
+        msgid: POPULATED_ID.into(),
+        original_msgid: "<orig.1@client>".into(),
+        sender: "mario@pec.alfa.test".into(),
+        recipients: vec!["luca@pec.beta.test".into(), "zeno@pec.gamma.test".into()],
+        subject: "prova, con \"virgolette\" e à".into(),
+        generated_ids: vec!["<r.1@pec.alfa.test>".into()],
+        gestore: "Alfa PEC".into(),
+        detail: detail.into(),
+    };
+    store
+        .commit_batch(Batch {
+            deliveries: vec![NewDelivery {
+                address: "mario@pec.alfa.test".into(),
+                folder: "Ricevute".into(),
+                bytes: b"Subject: ACCETTAZIONE: prova\r\n\r\nricevuta\r\n".to_vec(),
+                flags: vec![],
+                internaldate: T0 + 30,
+            }],
+            archive: vec![crate::NewArchiveCopy {
+                address: "mario@pec.alfa.test".into(),
+                bytes: envelope.clone(),
+                direction: Direction::Sent,
+                kind: "posta-certificata".into(),
+                at: T0 + 30,
+            }],
+            queue: vec![NewQueueEntry {
+                msgid: POPULATED_ID.into(),
+                mail_from: "posta-certificata@pec.alfa.test".into(),
+                rcpt_to: vec!["luca@pec.beta.test".into()],
+                domain: "pec.beta.test".into(),
+                message: envelope.clone(),
+                created_at: T0 + 30,
+                expires_at: T0 + 30 + crate::TWENTY_FOUR_HOURS,
+            }],
+            timers: [
+                "luca@pec.beta.test",
+                "zeno@pec.gamma.test",
+                "ugo@pec.beta.test",
+            ]
+            .iter()
+            .map(|r| NewTimer {
+                identificativo: POPULATED_ID.into(),
+                recipient: (*r).into(),
+                sender: "mario@pec.alfa.test".into(),
+                subject: "prova".into(),
+                dispatched_at: T0 + 30,
+                envelope: Some(crate::blobs::hash_hex(&envelope)),
+            })
+            .collect(),
+            effects: populated_effects()
+                .into_iter()
+                .map(|key| NewEffect { key, at: T0 + 30 })
+                .collect(),
+            log: vec![log("accettazione", ""), log("invio", "pec.beta.test")],
+            ..Batch::default()
+        })
+        .unwrap();
+    let entry = store.list_queue().unwrap().remove(0);
+    store
+        .queue_retry(entry.id, T0 + 400, "421 4.7.0 riprovare")
+        .unwrap();
+    store
+        .mark_presa_in_carico(POPULATED_ID, &["luca@pec.beta.test".into()], T0 + 40)
+        .unwrap();
+    store
+        .mark_outcome(POPULATED_ID, "zeno@pec.gamma.test", Outcome::Delivered)
+        .unwrap();
+    store
+        .mark_notice_sent(POPULATED_ID, "ugo@pec.beta.test", NoticeKind::Twelve)
+        .unwrap();
+    store
+        .store_virus(&NewVirusEntry {
+            at: T0 + 50,
+            msgid: "<infetto@esterno>".into(),
+            sender: "x@pec.beta.test".into(),
+            recipients: vec![anna.into(), "zeno@pec.gamma.test".into()],
+            virus: "Eicar-Test-Signature".into(),
+            message: b"Subject: virus\r\n\r\nX5O!P%@AP\r\n".to_vec(),
+        })
+        .unwrap();
+}
+
+/// Everything a client or an auditor can read from `store`, as text, so two stores are
+/// compared whole: domains, accounts and usage, folders with their UIDVALIDITY, UIDNEXT
+/// and HIGHESTMODSEQ, each message's metadata and bytes, tombstones, the security
+/// archive, the legal log and its verification, the queue, the timers of
+/// [`POPULATED_ID`], the effect keys of [`populated_effects`], the virus store.
+pub fn contents(store: &dyn Store) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("{:?}", store.list_domains().unwrap()));
+    for account in store.list_accounts(None).unwrap() {
+        let a = &account.address;
+        line(format!("{account:?} {:?}", store.usage(a).unwrap()));
+        for folder in store.list_folders(a).unwrap() {
+            let f = &folder.name;
+            line(format!("  {folder:?} {:?}", store.select(a, f).unwrap()));
+            line(format!(
+                "  expunged {:?}",
+                store.expunged_since(a, f, 0).unwrap()
+            ));
+            for m in store.messages(a, f).unwrap() {
+                let bytes = store.fetch(a, f, m.uid).unwrap();
+                line(format!("    {m:?} {}", crate::blobs::hash_hex(&bytes)));
+            }
+        }
+        for entry in store.list_archive(a).unwrap() {
+            let bytes = store.read_archive(entry.id).unwrap();
+            line(format!("  {entry:?} {}", crate::blobs::hash_hex(&bytes)));
+        }
+    }
+    for record in store.search_log(&crate::LogQuery::default()).unwrap() {
+        line(format!("{record:?}"));
+    }
+    line(format!("{:?}", store.verify_log().unwrap()));
+    for entry in store.list_queue().unwrap() {
+        let bytes = store.read_blob(&entry.hash).unwrap();
+        line(format!("{entry:?} {}", bytes.len()));
+    }
+    line(format!("{:?}", store.timers(POPULATED_ID).unwrap()));
+    line(format!(
+        "{:?}",
+        store.effects_done(&populated_effects()).unwrap()
+    ));
+    for entry in store.list_virus().unwrap() {
+        let bytes = store.read_blob(&entry.hash).unwrap();
+        line(format!("{entry:?} {}", bytes.len()));
+    }
+    out
 }

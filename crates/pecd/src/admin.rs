@@ -1,5 +1,6 @@
-//! `pecd domain …`, `pecd mailbox …`, `pecd store check` and `pecd backup`: the
-//! administrator's commands on the hosted domains, the mailboxes and the store.
+//! `pecd domain …`, `pecd mailbox …`, `pecd store check`, `pecd store migrate` and
+//! `pecd backup`: the administrator's commands on the hosted domains, the mailboxes and
+//! the store.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -208,6 +209,16 @@ pub enum StoreCommand {
     /// Re-hash every referenced message file and run the database's integrity check;
     /// fails (exit status 1) on any missing or corrupt file or database problem.
     Check,
+    /// Copy the embedded store (`gestore.data_dir`) into an empty PostgreSQL database:
+    /// mailboxes, folders, flags, quotas, queue, timers, legal log, security archive,
+    /// virus store. Run it with the server stopped (or on a `pecd backup` copy): what the
+    /// server writes during the copy is not copied. Then set `[store] url` to the same URL.
+    Migrate {
+        /// The target database, `postgresql://user@host:port/dbname`; it must be empty
+        /// (a new database, or one whose only content is pecd's empty schema).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Arguments of `pecd backup`.
@@ -220,9 +231,10 @@ pub struct BackupArgs {
 
 /// Runs a `pecd store` subcommand.
 pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
     match cmd {
+        StoreCommand::Migrate { to } => migrate(config, &to),
         StoreCommand::Check => {
+            let store = open(config)?;
             let report = store.check().context("cannot check the store")?;
             println!("message blobs checked: {}", report.blobs_checked);
             for hash in &report.missing {
@@ -248,6 +260,30 @@ pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Runs `pecd store migrate --to <url>`: the embedded store of `config` copied into the
+/// PostgreSQL database at `url` (see [`pec_store::migrate_to_postgres`]).
+fn migrate(config: &Config, url: &str) -> anyhow::Result<ExitCode> {
+    if config.store.url.is_some() {
+        bail!(
+            "this configuration already uses PostgreSQL ([store] url); `pecd store migrate` \
+             copies the embedded store of a configuration without it"
+        );
+    }
+    let dir = &config.gestore.data_dir;
+    let migrated = pec_store::migrate_to_postgres(dir, url)
+        .with_context(|| format!("cannot copy the store in {} to PostgreSQL", dir.display()))?;
+    for (table, rows) in &migrated.rows {
+        println!("{table}\t{rows}");
+    }
+    println!(
+        "store in {} copied to PostgreSQL ({} bytes of messages); set [store] url to this \
+         database and run `pecd store check` and `pecd log verify`",
+        dir.display(),
+        migrated.blob_bytes
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `pecd backup`: a consistent copy of the store, taken while the server runs.

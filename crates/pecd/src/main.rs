@@ -36,7 +36,7 @@ enum Command {
     /// The hosted mailboxes.
     #[command(subcommand)]
     Mailbox(admin::MailboxCommand),
-    /// The mailbox store: integrity check.
+    /// The mailbox store: integrity check, migration to PostgreSQL.
     #[command(subcommand)]
     Store(admin::StoreCommand),
     /// Copy the store consistently while the server runs.

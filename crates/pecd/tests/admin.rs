@@ -156,3 +156,48 @@ fn domains_and_mailboxes() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("default_qouta"));
 }
+
+#[test]
+fn store_migrate_copies_the_embedded_store_into_postgres() {
+    use pec_store::test_util::{contents, populate, shared_server};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let sqlite = pec_store::SqliteStore::open(&state).unwrap();
+    populate(&sqlite);
+    let before = contents(&sqlite);
+    drop(sqlite);
+    let embedded = dir.path().join("embedded.toml");
+    std::fs::write(&embedded, "[gestore]\ndata_dir = \"state\"\n").unwrap();
+    let url = shared_server().database();
+    let postgres = dir.path().join("postgres.toml");
+    std::fs::write(
+        &postgres,
+        format!("[gestore]\ndata_dir = \"node1\"\n[store]\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+
+    let out = ok(&pecd(&embedded, &["store", "migrate", "--to", &url], ""));
+    assert!(out.contains("accounts\t3\n"), "{out}");
+    assert!(out.contains("legal_log\t2\n"), "{out}");
+    let check = ok(&pecd(&postgres, &["store", "check"], ""));
+    assert!(check.contains("store OK"), "{check}");
+    let verify = ok(&pecd(&postgres, &["log", "verify"], ""));
+    assert!(verify.contains("log intact: 2 records checked"), "{verify}");
+    assert_eq!(
+        ok(&pecd(&postgres, &["mailbox", "list"], "")),
+        ok(&pecd(&embedded, &["mailbox", "list"], ""))
+    );
+    let pg = pec_store::PgStore::open(&pec_store::PgOptions::new(&url)).unwrap();
+    assert_eq!(contents(&pg), before);
+
+    // Twice is refused, as is a configuration that is PostgreSQL already.
+    let again = pecd(&embedded, &["store", "migrate", "--to", &url], "");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let from_pg = pecd(&postgres, &["store", "migrate", "--to", &url], "");
+    assert!(!from_pg.status.success());
+}

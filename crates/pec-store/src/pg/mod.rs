@@ -24,6 +24,7 @@ mod directory;
 mod ledger;
 mod log;
 mod mailboxes;
+pub mod migrate;
 mod pool;
 mod schema;
 

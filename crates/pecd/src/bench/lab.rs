@@ -15,6 +15,7 @@ use pec_gestore::runtime::{self, Running};
 use pec_proto::labpki::GestoreSpec;
 use pec_proto::smime::{Digest, Signer};
 use pec_store::Store;
+use pec_store::test_util::PgServer;
 
 /// Most recipients of one benchmark message; each domain has this many mailboxes.
 pub const RECIPIENTS: usize = 10;
@@ -56,12 +57,26 @@ pub struct Node {
     running: Running,
 }
 
+/// Where the gestori keep their state.
+#[derive(Clone, Copy)]
+pub struct Storage<'a> {
+    /// A database of this server for each gestore; `None`: the embedded store.
+    pub postgres: Option<&'a PgServer>,
+    /// Nodes of alfa (every one on alfa's database; more than one needs `postgres`).
+    pub nodes: usize,
+}
+
 /// The two gestori, their directory and the signature counter they share.
 pub struct Gestori {
     /// Certificates and data; removed when dropped.
     pub dir: tempfile::TempDir,
-    /// `pec.alfa.test`: every sender, and recipients of intra-gestore mail.
+    /// `pec.alfa.test`: every sender, and recipients of intra-gestore mail (its first
+    /// node; beta relays to this one).
     pub alfa: Node,
+    /// alfa's other nodes, sharing its database.
+    pub alfa_others: Vec<Node>,
+    /// The submission listeners of every alfa node, which clients share in turn.
+    pub submissions: Vec<SocketAddr>,
     /// `pec.beta.test`: recipients of mail across two gestori.
     pub beta: Node,
     /// Signatures made by both gestori so far.
@@ -96,10 +111,14 @@ pub fn ca_file(dir: &Path) -> PathBuf {
 }
 
 impl Gestori {
-    /// Writes the lab PKI and configurations and starts both gestori; `senders` sender
-    /// mailboxes are created in alfa, and `connections` simultaneous connections from
-    /// loopback allowed on each listener.
-    pub async fn start(senders: usize, connections: usize) -> anyhow::Result<Gestori> {
+    /// Writes the lab PKI and configurations and starts both gestori on `storage`;
+    /// `senders` sender mailboxes are created in alfa, and `connections` simultaneous
+    /// connections from loopback allowed on each listener.
+    pub async fn start(
+        senders: usize,
+        connections: usize,
+        storage: Storage<'_>,
+    ) -> anyhow::Result<Gestori> {
         let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
         let ids = [("alfa", "pec.alfa.test"), ("beta", "pec.beta.test")];
         let specs = ids
@@ -111,18 +130,33 @@ impl Gestori {
             })
             .collect();
         crate::certs::write_lab(&dir.path().join("pki"), specs, 30, false)?;
-        let ports: Vec<[u16; 3]> = ids
+        // alfa's nodes, then beta: (gestore, node) and the ports of each.
+        let alfa_nodes = storage.nodes.max(1);
+        let instances: Vec<(usize, usize)> =
+            (0..alfa_nodes).map(|n| (0, n)).chain([(1, 0)]).collect();
+        let ports: Vec<[u16; 3]> = instances
             .iter()
             .map(|_| Ok([free_port()?, free_port()?, free_port()?]))
             .collect::<anyhow::Result<_>>()?;
-        let routes: String = ids
+        let mut urls = Vec::new();
+        for _ in ids {
+            urls.push(match storage.postgres {
+                Some(server) => {
+                    let url = tokio::task::block_in_place(|| server.database());
+                    format!("[store]\nurl = \"{url}\"\n\n")
+                }
+                None => String::new(),
+            });
+        }
+        // Mail for alfa goes to its first node.
+        let routes: String = [(ids[0].1, ports[0]), (ids[1].1, ports[alfa_nodes])]
             .iter()
-            .zip(&ports)
-            .map(|((_, d), p)| format!("\"{d}\" = \"127.0.0.1:{}\"\n", p[1]))
+            .map(|(d, p)| format!("\"{d}\" = \"127.0.0.1:{}\"\n", p[1]))
             .collect();
         let signatures = Arc::new(AtomicU64::new(0));
         let mut nodes = Vec::new();
-        for ((id, domain), p) in ids.iter().zip(&ports) {
+        for (&(gestore, node), p) in instances.iter().zip(&ports) {
+            let (id, domain) = &ids[gestore];
             let mut mailboxes: Vec<String> =
                 (0..RECIPIENTS).map(|i| recipient(i, domain)).collect();
             if *id == "alfa" {
@@ -130,8 +164,8 @@ impl Gestori {
             }
             let mailboxes: Vec<String> = mailboxes.iter().map(|m| format!("\"{m}\"")).collect();
             let text = format!(
-                "[gestore]\nname = \"{name}\"\nhostname = \"mx.{domain}\"\ndata_dir = \"data-{id}\"\n\
-                 domains = [\"{domain}\"]\n\n\
+                "[gestore]\nname = \"{name}\"\nhostname = \"mx.{domain}\"\ndata_dir = \"data-{id}{node}\"\n\
+                 domains = [\"{domain}\"]\n\n{store}\
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
                  [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\n\
                  imaps = \"127.0.0.1:{p2}\"\n\n\
@@ -143,8 +177,9 @@ impl Gestori {
                 p1 = p[1],
                 p2 = p[2],
                 mailboxes = mailboxes.join(", "),
+                store = urls[gestore],
             );
-            let path = dir.path().join(format!("{id}.toml"));
+            let path = dir.path().join(format!("{id}{node}.toml"));
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let config = crate::config::Config::load(&path)?;
@@ -170,10 +205,14 @@ impl Gestori {
             });
         }
         let beta = nodes.pop().context("beta")?;
-        let alfa = nodes.pop().context("alfa")?;
+        let submissions = nodes.iter().map(|n| n.submission).collect();
+        let mut nodes = nodes.into_iter();
+        let alfa = nodes.next().context("alfa")?;
         Ok(Gestori {
             dir,
             alfa,
+            alfa_others: nodes.collect(),
+            submissions,
             beta,
             signatures,
         })
@@ -188,6 +227,9 @@ impl Gestori {
 
     /// Stops both gestori.
     pub async fn stop(self) {
+        for node in self.alfa_others {
+            node.running.stop().await;
+        }
         self.alfa.running.stop().await;
         self.beta.running.stop().await;
     }

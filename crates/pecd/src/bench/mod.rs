@@ -58,6 +58,15 @@ pub struct BenchArgs {
     /// Print the results as JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Run the gestori on PostgreSQL instead of the embedded store: a private server
+    /// (PostgreSQL's binaries from `PEC_PG_BIN` or `/usr/lib/postgresql/<v>/bin`), durable
+    /// (fsync on, synchronous commit), one database per gestore.
+    #[arg(long)]
+    pub postgres: bool,
+    /// Nodes of the measured gestore (alfa), sharing its PostgreSQL database; clients
+    /// take turns among their submission listeners.
+    #[arg(long, default_value_t = 1, requires = "postgres", value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub nodes: u8,
     /// Internal: hold idle IMAPS connections to this address (the child process of the
     /// idle RSS measurement).
     #[arg(long, hide = true, requires = "ca")]
@@ -110,6 +119,12 @@ impl Case {
 struct CaseResult {
     name: String,
     accepted: u64,
+    /// CPU time (user + system) of this process per accepted message, from the start of
+    /// the case to the end of its drain: both gestori, every node, and the clients.
+    cpu_ms_per_msg: f64,
+    /// CPU time of the PostgreSQL server (postmaster and backends) per accepted message;
+    /// `None` on the embedded store.
+    db_cpu_ms_per_msg: Option<f64>,
     /// Refused (4xx/5xx) submissions.
     refused: u64,
     accepted_per_s: f64,
@@ -127,6 +142,9 @@ struct CaseResult {
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
 struct Report {
+    /// `sqlite`, or `postgresql` with the number of alfa's nodes.
+    store: String,
+    nodes: u8,
     cores: usize,
     load_average_at_start: String,
     clients: usize,
@@ -239,11 +257,40 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let phases = cases.len() as u32 + 3;
     let phase = Duration::from_secs(args.seconds).max(Duration::from_millis(200)) / phases;
 
+    let server = if args.postgres {
+        progress("starting a private PostgreSQL server...");
+        Some(
+            tokio::task::spawn_blocking(|| {
+                std::panic::catch_unwind(pec_store::test_util::PgServer::start_durable)
+            })
+            .await
+            .context("PostgreSQL")?
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "cannot start PostgreSQL (are its binaries in PEC_PG_BIN or \
+                     /usr/lib/postgresql/<version>/bin?)"
+                )
+            })?,
+        )
+    } else {
+        None
+    };
+    let meter = Meter {
+        db: server.as_ref().and_then(|s| s.postmaster_pid()),
+    };
+    let store = match &server {
+        Some(_) => format!("postgresql, {} node(s)", args.nodes),
+        None => "sqlite".to_string(),
+    };
     progress("starting the gestori (argon2 for every lab mailbox)...");
     let connections = clients.max(args.idle_connections) + 20;
-    let gestori = Gestori::start(cases.len() + 1, connections).await?;
+    let storage = lab::Storage {
+        postgres: server.as_ref(),
+        nodes: usize::from(args.nodes),
+    };
+    let gestori = Gestori::start(cases.len() + 1, connections, storage).await?;
     done(&format!(
-        "gestori up on loopback ({cores} cores, load average {load})"
+        "gestori up on loopback ({cores} cores, load average {load}, store {store})"
     ));
 
     let idle_rss = match idle_imap(&gestori, args.idle_connections).await {
@@ -263,7 +310,19 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let budget = args.max_mb_per_case.saturating_mul(1 << 20);
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        results.push(run_case(&gestori, i, case, clients, phase, args.messages, budget).await?);
+        results.push(
+            run_case(
+                &gestori,
+                &meter,
+                i,
+                case,
+                clients,
+                phase,
+                args.messages,
+                budget,
+            )
+            .await?,
+        );
     }
     let primary = results[0].clone();
     let half = Case {
@@ -273,6 +332,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     results.push(
         run_case(
             &gestori,
+            &meter,
             cases.len(),
             &half,
             clients,
@@ -298,6 +358,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     gestori.stop().await;
 
     let report = Report {
+        store,
+        nodes: args.nodes,
         cores,
         load_average_at_start: load,
         clients,
@@ -342,7 +404,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn table(r: &Report) -> String {
     let mut t = format!(
-        "\n{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
+        "\nstore: {}\n{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>8} {:>8}\n",
+        r.store,
         "case",
         "accepted",
         "acc/s",
@@ -352,11 +415,13 @@ fn table(r: &Report) -> String {
         "e2e p50",
         "e2e p95",
         "e2e p99",
-        "lost"
+        "lost",
+        "cpu ms",
+        "db ms"
     );
     for c in &r.cases {
         t.push_str(&format!(
-            "{:<28} {:>9} {:>9.1} {:>8.1} {:>8.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5}\n",
+            "{:<28} {:>9} {:>9.1} {:>8.1} {:>8.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5} {:>8.2} {:>8}\n",
             c.name,
             c.accepted,
             c.accepted_per_s,
@@ -366,7 +431,10 @@ fn table(r: &Report) -> String {
             c.p50_ms,
             c.p95_ms,
             c.p99_ms,
-            c.lost
+            c.lost,
+            c.cpu_ms_per_msg,
+            c.db_cpu_ms_per_msg
+                .map_or("-".to_string(), |v| format!("{v:.2}")),
         ));
     }
     let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.1}{unit}"));
@@ -390,6 +458,58 @@ fn table(r: &Report) -> String {
         opt(r.idle_imap_rss_mb, " MB"),
     ));
     t
+}
+
+/// CPU time of this process and of the PostgreSQL server, read from `/proc`.
+struct Meter {
+    /// The postmaster's pid, when the gestori run on PostgreSQL.
+    db: Option<u32>,
+}
+
+/// Clock ticks per second of `/proc`'s CPU times.
+fn ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// `(ppid, user + system ticks, user + system ticks of waited-for children)` of a
+/// process, from `/proc/<pid>/stat`.
+fn proc_times(pid: &str) -> Option<(u32, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may contain spaces: state is field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+    Some((u32::try_from(n(4)?).ok()?, n(14)? + n(15)?, n(16)? + n(17)?))
+}
+
+impl Meter {
+    /// CPU seconds so far: this process (its threads), and the database server (the
+    /// postmaster, the backends it reaped and the ones alive).
+    fn sample(&self) -> (f64, Option<f64>) {
+        let hz = ticks_per_s();
+        let own = proc_times("self").map_or(0.0, |(_, t, _)| t as f64 / hz);
+        let db = self.db.map(|pm| {
+            let mut ticks = proc_times(&pm.to_string()).map_or(0, |(_, t, c)| t + c);
+            if let Ok(entries) = std::fs::read_dir("/proc") {
+                for e in entries.flatten() {
+                    let name = e.file_name();
+                    let Some(pid) = name
+                        .to_str()
+                        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                    else {
+                        continue;
+                    };
+                    if let Some((_, t, _)) = proc_times(pid).filter(|(pp, ..)| *pp == pm) {
+                        ticks += t;
+                    }
+                }
+            }
+            ticks as f64 / hz
+        });
+        (own, db)
+    }
 }
 
 /// RSS of this process (the gestori) while a child holds `n` idle IMAPS connections.
@@ -602,8 +722,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_case(
     g: &Gestori,
+    meter: &Meter,
     index: usize,
     case: &Case,
     clients: usize,
@@ -630,6 +752,7 @@ async fn run_case(
         &std::fs::read(lab::ca_file(g.dir.path())).context("the lab CA")?,
     )?;
     let signatures_before = g.signatures.load(Ordering::Relaxed);
+    let cpu_before = meter.sample();
 
     // The watcher reads the sender's mailbox as receipts arrive.
     let stop_watch = Arc::new(AtomicBool::new(false));
@@ -668,7 +791,7 @@ async fn run_case(
             ledger.clone(),
         );
         let (sent, accepted, refused) = (sent.clone(), accepted.clone(), refused.clone());
-        let addr = g.alfa.submission;
+        let addr = g.submissions[c % g.submissions.len()];
         let rate = case.rate.map(|r| r / clients as f64);
         tasks.spawn(async move {
             let mut smtp = Smtp::submission(addr, &tls, &from, &lab::password(&from)).await?;
@@ -754,6 +877,7 @@ async fn run_case(
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
     let total_time = start.elapsed();
     let signatures = g.signatures.load(Ordering::Relaxed) - signatures_before;
+    let cpu_after = meter.sample();
 
     let ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
     let expected_receipts = case.recipients as u32;
@@ -778,9 +902,12 @@ async fn run_case(
     accept_ms.sort_by(f64::total_cmp);
     e2e_ms.sort_by(f64::total_cmp);
     let per_s = |n: u64, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    let per_msg = |seconds: f64| 1000.0 * seconds / accepted.max(1) as f64;
     let result = CaseResult {
         name: name.clone(),
         accepted,
+        cpu_ms_per_msg: per_msg(cpu_after.0 - cpu_before.0),
+        db_cpu_ms_per_msg: cpu_after.1.zip(cpu_before.1).map(|(a, b)| per_msg(a - b)),
         refused,
         accepted_per_s: per_s(accepted, load_time),
         completed_per_s: per_s(accepted, last_delivery.duration_since(start)),
@@ -793,8 +920,15 @@ async fn run_case(
         lost,
     };
     done(&format!(
-        "[{name}] {} accepted, {:.1}/s, e2e p99 {:.0} ms, lost {}",
-        result.accepted, result.accepted_per_s, result.p99_ms, result.lost
+        "[{name}] {} accepted, {:.1}/s, e2e p99 {:.0} ms, lost {}, CPU {:.2} ms/msg{}",
+        result.accepted,
+        result.accepted_per_s,
+        result.p99_ms,
+        result.lost,
+        result.cpu_ms_per_msg,
+        result
+            .db_cpu_ms_per_msg
+            .map_or(String::new(), |d| format!(" + database {d:.2} ms/msg")),
     ));
     Ok(result)
 }
