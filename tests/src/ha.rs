@@ -145,6 +145,17 @@ port, ca, user, password, tag, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 rcpt = sys.argv[7:]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.check_hostname = False
+
+def close(s):
+    # Closed now, not when the garbage collector breaks the exception's cycles: the
+    # server counts open connections per client.
+    if s is not None:
+        try:
+            s.close()
+        except Exception:
+            pass
+    return None
+
 s = None
 for n in range(100000):
     try:
@@ -163,13 +174,13 @@ for n in range(100000):
     except smtplib.SMTPRecipientsRefused as e:
         for code, _ in e.recipients.values():
             print("CODE", code, n, flush=True)
-        s = None
+        s = close(s)
     except smtplib.SMTPResponseException as e:
         print("CODE", e.smtp_code, n, flush=True)
-        s = None
+        s = close(s)
     except (OSError, smtplib.SMTPException) as e:
         print("DROP", n, e, flush=True)
-        s = None
+        s = close(s)
         if mode == "stop":
             sys.exit(0)
         time.sleep(0.1)
@@ -184,6 +195,8 @@ pub struct Seen {
     pub codes: Vec<u16>,
     /// Connections that failed.
     pub drops: usize,
+    /// Why the last one failed.
+    pub last_drop: String,
     /// The highest number tried.
     pub last: u64,
 }
@@ -247,6 +260,7 @@ impl Stream {
                     }
                     Some(&"DROP") => {
                         seen.drops += 1;
+                        seen.last_drop = words.get(2..).unwrap_or_default().join(" ");
                         if let Some(n) = n(1) {
                             seen.last = seen.last.max(n);
                         }
