@@ -75,7 +75,7 @@ fn postgresql_restarted_under_load_loses_and_doubles_nothing() {
     };
     let before = refused(&streams);
     let start = Instant::now();
-    while refused(&streams) < before + 4 {
+    while refused(&streams) < before + 20 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no temporary errors while down: {:?}; server log: {}",
