@@ -136,8 +136,9 @@ fn pipe(a: TcpStream, b: TcpStream) {
 
 /// A submission client in Python (smtplib): sends message after message, numbered, To
 /// one recipient and Cc another (optional), printing `ACK n` for each message the
-/// server accepted for every recipient and `CODE c n` for each refusal. With `stop`, it
-/// ends when the connection fails; else it connects again. A number is never reused:
+/// server accepted for every recipient and `CODE c n` for each refusal (a refused
+/// transaction is followed by the next on the same session, a refused login by a new
+/// connection). With `stop`, it ends when the connection fails; else it connects again. A number is never reused:
 /// a message whose fate the client did not learn must still not be doubled.
 const STREAM: &str = r#"
 import smtplib, ssl, sys, time
@@ -155,6 +156,15 @@ def close(s):
         except Exception:
             pass
     return None
+
+def keep(s):
+    # A refused transaction leaves the session usable: the next message goes on it.
+    try:
+        s.rset()
+        time.sleep(0.02)
+        return s
+    except Exception:
+        return close(s)
 
 s = None
 for n in range(100000):
@@ -174,7 +184,10 @@ for n in range(100000):
     except smtplib.SMTPRecipientsRefused as e:
         for code, _ in e.recipients.values():
             print("CODE", code, n, flush=True)
-        s = close(s)
+        s = keep(s)
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+        print("CODE", e.smtp_code, n, flush=True)
+        s = keep(s)
     except smtplib.SMTPResponseException as e:
         print("CODE", e.smtp_code, n, flush=True)
         s = close(s)
