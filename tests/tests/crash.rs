@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use pec_e2e::{free_port, pecd_binary};
 use pec_proto::classify::classify;
+use pec_store::Store;
 use pec_store::test_util::Backend;
-use pec_store::{Ledger, Maintenance, Store};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.alfa.test";
@@ -103,8 +103,10 @@ fn write_config(
         .unwrap_or_default();
     let store = match backend {
         Backend::Sqlite => String::new(),
+        // The restarted process is another node: it takes over the claims of the killed
+        // one once their lease has run out (300 s by default).
         Backend::Postgres => format!(
-            "[store]\nurl = \"{}\"\n\n",
+            "[store]\nurl = \"{}\"\nlease_secs = 5\n\n",
             pec_store::test_util::shared_server().database()
         ),
     };
