@@ -103,10 +103,10 @@ fn write_config(
         .unwrap_or_default();
     let store = match backend {
         Backend::Sqlite => String::new(),
-        // The restarted process is another node: it takes over the claims of the killed
-        // one once their lease has run out (300 s by default).
+        // The default lease (300 s): the restarted node (same data_dir) takes back the
+        // claims of the killed process at once, without waiting for them to run out.
         Backend::Postgres => format!(
-            "[store]\nurl = \"{}\"\nlease_secs = 5\n\n",
+            "[store]\nurl = \"{}\"\n\n",
             pec_store::test_util::shared_server().database()
         ),
     };
