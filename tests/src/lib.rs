@@ -3,6 +3,10 @@
 //! this process exactly as `pecd serve` runs them (same configuration file format, same
 //! assembly), with one manual clock so that 24 hours pass in milliseconds. Messages are
 //! submitted with Python's smtplib, a client we did not write.
+//!
+//! Each gestore's store is the embedded SQLite one ([`Lab::start`]) or a fresh database
+//! on the test process's PostgreSQL server ([`Lab::start_on`] with [`Backend::Postgres`]);
+//! [`e2e_tests!`] runs one test body on both.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,9 +20,14 @@ use pec_proto::classify::{Classified, classify};
 use pec_proto::labpki::GestoreSpec;
 use pec_store::Store;
 
+pub mod ha;
+
 /// A free loopback port for a server of the lab: one allocator per process, shared with
 /// the private PostgreSQL servers of the store's tests.
 pub use pec_store::test_util::free_port;
+
+/// Which store the lab's gestori use: one test body runs on both (see [`e2e_tests!`]).
+pub use pec_store::test_util::Backend;
 
 /// One running gestore of the lab.
 pub struct Node {
@@ -44,6 +53,8 @@ pub struct Node {
     pub imap_port: u16,
     /// POP3 with STLS.
     pub pop3_port: u16,
+    /// The URL of its PostgreSQL database (`None` on SQLite).
+    pub store_url: Option<String>,
     running: Option<Running>,
 }
 
@@ -55,6 +66,8 @@ pub struct Lab {
     pub clock: Arc<ManualClock>,
     /// The gestori.
     pub nodes: Vec<Node>,
+    /// The backend of every gestore's store.
+    pub backend: Backend,
 }
 
 /// What a lab node is made of.
@@ -104,12 +117,32 @@ impl Lab {
     /// Starts the gestori of `specs`; `extra_index` names gestori that exist only in the
     /// provider index (no server), with their domains.
     pub async fn start(specs: Vec<NodeSpec>, extra_index: &[(&str, &[&str])]) -> Lab {
-        Lab::start_with_routes(specs, extra_index, &[]).await
+        Lab::start_on(Backend::Sqlite, specs, extra_index).await
+    }
+
+    /// As [`Lab::start`], each gestore's store on `backend` (on PostgreSQL, a fresh
+    /// database of the shared test server, written as `[store] url` in its config).
+    pub async fn start_on(
+        backend: Backend,
+        specs: Vec<NodeSpec>,
+        extra_index: &[(&str, &[&str])],
+    ) -> Lab {
+        Lab::start_with_routes_on(backend, specs, extra_index, &[]).await
     }
 
     /// As [`Lab::start`], with extra static routes (domain, port on loopback), e.g. to an
     /// ordinary mail server.
     pub async fn start_with_routes(
+        specs: Vec<NodeSpec>,
+        extra_index: &[(&str, &[&str])],
+        extra_routes: &[(&str, u16)],
+    ) -> Lab {
+        Lab::start_with_routes_on(Backend::Sqlite, specs, extra_index, extra_routes).await
+    }
+
+    /// As [`Lab::start_with_routes`], each gestore's store on `backend`.
+    pub async fn start_with_routes_on(
+        backend: Backend,
         specs: Vec<NodeSpec>,
         extra_index: &[(&str, &[&str])],
         extra_routes: &[(&str, u16)],
@@ -147,6 +180,14 @@ impl Lab {
             let config_path = dir.path().join(format!("{}.toml", s.id));
             let mailboxes: Vec<String> = s.mailboxes.iter().map(|m| format!("\"{m}\"")).collect();
             let domains: Vec<String> = s.domains.iter().map(|m| format!("\"{m}\"")).collect();
+            let store_url = (backend == Backend::Postgres)
+                .then(|| pec_store::test_util::shared_server().database());
+            // Few connections per node: a test binary runs several labs at once on one
+            // server.
+            let store = store_url
+                .as_ref()
+                .map(|u| format!("[store]\nurl = \"{u}\"\nconnections = 4\n\n"))
+                .unwrap_or_default();
             let text = format!(
                 "[gestore]\nname = \"{name}\"\nhostname = \"mx.{d0}\"\ndata_dir = \"data-{id}\"\ndomains = [{domains}]\n\n\
                  [certificates]\ndir = \"pki\"\nid = \"{id}\"\n\n\
@@ -154,7 +195,7 @@ impl Lab {
                  pop3s = \"127.0.0.1:{p3}\"\nhttp = \"127.0.0.1:{p4}\"\nhttps = \"127.0.0.1:{p5}\"\n\
                  submission = \"127.0.0.1:{p6}\"\nimap = \"127.0.0.1:{p7}\"\npop3 = \"127.0.0.1:{p8}\"\n\n\
                  [queue]\nretry_base_secs = 60\nretry_max_secs = 600\n\n[dns]\nresolver = \"off\"\n\n\
-                 [lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
+                 {store}[lab]\nmailboxes = [{mailboxes}]\n\n{routes}\n{extra}",
                 name = name_of(s.id),
                 d0 = s.domains[0],
                 id = s.id,
@@ -188,10 +229,16 @@ impl Lab {
                 submission_starttls_port: p[6],
                 imap_port: p[7],
                 pop3_port: p[8],
+                store_url,
                 running: Some(running),
             });
         }
-        Lab { dir, clock, nodes }
+        Lab {
+            dir,
+            clock,
+            nodes,
+            backend,
+        }
     }
 
     /// The node named `id`.
@@ -229,6 +276,27 @@ impl Lab {
             }
         }
     }
+}
+
+/// Runs each named e2e test body, an `async fn(Backend)`, on both backends:
+/// `e2e_tests!(a, b)` makes the tests `a::sqlite`, `a::postgres`, `b::sqlite`,
+/// `b::postgres`, each on a two-thread tokio runtime.
+#[macro_export]
+macro_rules! e2e_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
 }
 
 /// Submits `message` with Python's smtplib over implicit TLS, authenticated as `user`

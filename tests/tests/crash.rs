@@ -3,7 +3,8 @@
 //! receipt, one delivered envelope and one delivery receipt. Killed during concurrent IMAP
 //! APPENDs and deliveries, every APPEND answered `OK` is in its folder after the restart
 //! and `pecd store check` passes. The server is the real `pecd serve` process; the clients
-//! are Python's smtplib and imaplib.
+//! are Python's smtplib and imaplib. Both tests run on the embedded store and on
+//! PostgreSQL.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use pec_e2e::{free_port, pecd_binary};
 use pec_proto::classify::classify;
-use pec_store::{Ledger, Maintenance, SqliteStore, Store};
+use pec_store::Store;
+use pec_store::test_util::Backend;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.alfa.test";
@@ -86,8 +88,10 @@ fn count(counts: &HashMap<(String, u64), usize>, kind: &str, n: u64) -> usize {
     counts.get(&(kind.to_string(), n)).copied().unwrap_or(0)
 }
 
-/// Writes the configuration of a lab gestore alfa with MARIO and ANNA into `dir`.
+/// Writes the configuration of a lab gestore alfa with MARIO and ANNA into `dir`, its
+/// store on `backend` (PostgreSQL: a fresh database of the shared test server).
 fn write_config(
+    backend: Backend,
     dir: &std::path::Path,
     sub: u16,
     mx: u16,
@@ -97,11 +101,20 @@ fn write_config(
     let imaps = imaps
         .map(|p| format!("imaps = \"127.0.0.1:{p}\"\n"))
         .unwrap_or_default();
+    let store = match backend {
+        Backend::Sqlite => String::new(),
+        // The default lease (300 s): the restarted node (same data_dir) takes back the
+        // claims of the killed process at once, without waiting for them to run out.
+        Backend::Postgres => format!(
+            "[store]\nurl = \"{}\"\n\n",
+            pec_store::test_util::shared_server().database()
+        ),
+    };
     std::fs::write(
         &config,
         format!(
             "[gestore]\nname = \"Alfa PEC (lab)\"\ndata_dir = \"data\"\ndomains = [\"pec.alfa.test\"]\n\n\
-             [certificates]\ndir = \"certs\"\nid = \"alfa\"\nlab_generate = true\n\n\
+             {store}[certificates]\ndir = \"certs\"\nid = \"alfa\"\nlab_generate = true\n\n\
              [listen]\nsubmission_tls = \"127.0.0.1:{sub}\"\nmx = \"127.0.0.1:{mx}\"\n{imaps}\n\
              [dns]\nresolver = \"off\"\n\n[lab]\nmailboxes = [\"{MARIO}\", \"{ANNA}\"]\n"
         ),
@@ -131,12 +144,21 @@ fn acknowledging(script: &str, args: &[String]) -> (Child, std::thread::JoinHand
     (child, reader)
 }
 
-#[test]
-fn sigkill_during_submissions_loses_nothing_acknowledged() {
+/// The store `config` names, opened as `pecd` opens it.
+fn open_store(config: &std::path::Path) -> std::sync::Arc<dyn Store> {
+    pecd::store::open(&pecd::config::Config::load(config).unwrap()).unwrap()
+}
+
+pec_store::backend_tests!(
+    sigkill_during_submissions_loses_nothing_acknowledged,
+    sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged,
+);
+
+fn sigkill_during_submissions_loses_nothing_acknowledged(backend: Backend) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (sub, mx) = (free_port(), free_port());
-    let config = write_config(dir.path(), sub, mx, None);
+    let config = write_config(backend, dir.path(), sub, mx, None);
     let ca = dir.path().join("certs/ca.pem");
 
     let mut server = serve(&config);
@@ -156,7 +178,7 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
 
     let mut server = serve(&config);
     wait_port(sub);
-    let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+    let store = open_store(&config);
     let start = Instant::now();
     let settled = |mario: &HashMap<_, _>, anna: &HashMap<_, _>, n: u64| {
         count(mario, "accettazione", n) == 1
@@ -164,7 +186,7 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
             && count(mario, "avvenuta-consegna", n) == 1
     };
     loop {
-        let (mario, anna) = (counts(&store, MARIO), counts(&store, ANNA));
+        let (mario, anna) = (counts(store.as_ref(), MARIO), counts(store.as_ref(), ANNA));
         if acked.iter().all(|&n| settled(&mario, &anna, n)) {
             break;
         }
@@ -207,7 +229,7 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // Nothing twice, acknowledged or not.
-    let (mario, anna) = (counts(&store, MARIO), counts(&store, ANNA));
+    let (mario, anna) = (counts(store.as_ref(), MARIO), counts(store.as_ref(), ANNA));
     let last = acked.iter().max().copied().unwrap_or(0) + 1;
     for n in 0..=last {
         assert!(count(&mario, "accettazione", n) <= 1, "{n}");
@@ -271,12 +293,11 @@ fn appended(store: &dyn Store, folder: &str, tag: &str) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged() {
+fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged(backend: Backend) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (sub, mx, imaps) = (free_port(), free_port(), free_port());
-    let config = write_config(dir.path(), sub, mx, Some(imaps));
+    let config = write_config(backend, dir.path(), sub, mx, Some(imaps));
     let ca = dir.path().join("certs/ca.pem").display().to_string();
 
     let mut server = serve(&config);
@@ -317,9 +338,9 @@ fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged() {
     // Restart: the appends acknowledged are there, once each.
     let mut server = serve(&config);
     wait_port(sub);
-    let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+    let store = open_store(&config);
     for (folder, tag, ns) in &acked {
-        let found = appended(&store, folder, tag);
+        let found = appended(store.as_ref(), folder, tag);
         for n in ns {
             assert_eq!(
                 found.iter().filter(|f| *f == n).count(),
@@ -331,7 +352,7 @@ fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged() {
     // The deliveries acknowledged before the kill all arrive.
     let start = Instant::now();
     loop {
-        let anna = counts(&store, ANNA);
+        let anna = counts(store.as_ref(), ANNA);
         if submitted
             .iter()
             .all(|&n| count(&anna, "posta-certificata", n) == 1)

@@ -2,7 +2,7 @@
 //! formal errors, and the 12 h / 24 h timers with an injected clock.
 
 use chrono::Duration;
-use pec_e2e::{Lab, of_kind, openssl_verifies, standard, submit, wait_for};
+use pec_e2e::{Backend, Lab, of_kind, openssl_verifies, standard, submit, wait_for};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
@@ -13,9 +13,8 @@ fn msg(to: &str, subject: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_mailbox_full_mailbox_and_unknown_domain() {
-    let lab = Lab::start(standard(), &[("gamma", &["pec.gamma.test"])]).await;
+async fn unknown_mailbox_full_mailbox_and_unknown_domain(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[("gamma", &["pec.gamma.test"])]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     beta.store.set_quota(ANNA, 1000).unwrap();
     let nobody = "nessuno@pec.beta.test";
@@ -78,9 +77,8 @@ async fn unknown_mailbox_full_mailbox_and_unknown_domain() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn formal_error_gets_non_accettazione() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn formal_error_gets_non_accettazione(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let alfa = lab.node("alfa");
     let bad = format!(
         "From: {MARIO}\r\nTo: {ANNA}\r\nBcc: luca.verdi@pec.beta.test\r\nSubject: nascosto\r\n\r\nx\r\n"
@@ -104,9 +102,8 @@ async fn formal_error_gets_non_accettazione() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twelve_and_twenty_four_hour_notices() {
-    let mut lab = Lab::start(standard(), &[]).await;
+async fn twelve_and_twenty_four_hour_notices(backend: Backend) {
+    let mut lab = Lab::start_on(backend, standard(), &[]).await;
     // Beta is down: nothing will come back.
     lab.stop("beta").await;
     let alfa = lab.node("alfa");
@@ -166,3 +163,9 @@ async fn twelve_and_twenty_four_hour_notices() {
     );
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(
+    unknown_mailbox_full_mailbox_and_unknown_domain,
+    formal_error_gets_non_accettazione,
+    twelve_and_twenty_four_hour_notices,
+);

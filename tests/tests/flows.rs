@@ -1,7 +1,9 @@
 //! The flows of spec §2.5–§2.9 across two gestori, driven by Python's smtplib; every
 //! receipt checked for headers, daticert and an `openssl smime -verify` with the lab CA.
 
-use pec_e2e::{Lab, mailbox, of_kind, openssl_verifies, send_to_mx, standard, submit, wait_for};
+use pec_e2e::{
+    Backend, Lab, mailbox, of_kind, openssl_verifies, send_to_mx, standard, submit, wait_for,
+};
 use pec_proto::classify::classify;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
@@ -22,9 +24,8 @@ fn message(to: &[&str], cc: &[&str], subject: &str, extra: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pec_to_pec_across_gestori_to_and_cc() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn pec_to_pec_across_gestori_to_and_cc(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     let msg = message(&[ANNA, PROTOCOLLO], &[LUCA], "Fattura 12/2025", "");
     submit(
@@ -137,9 +138,8 @@ async fn pec_to_pec_across_gestori_to_and_cc() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn breve_and_sintetica_receipts() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn breve_and_sintetica_receipts(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let alfa = lab.node("alfa");
     let body = "From: mario.rossi@pec.alfa.test\r\nTo: anna.bianchi@pec.beta.test\r\nSubject: Breve\r\n\
         X-TipoRicevuta: breve\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
@@ -170,9 +170,8 @@ async fn breve_and_sintetica_receipts() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_gestore_between_two_of_its_domains() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn same_gestore_between_two_of_its_domains(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let beta = lab.node("beta");
     let msg = format!("From: {ANNA}\r\nTo: {PROTOCOLLO}\r\nSubject: Interno\r\n\r\nciao\r\n");
     submit(beta.submission_port, &lab.ca(), ANNA, &[PROTOCOLLO], &msg).expect("submitted");
@@ -195,3 +194,9 @@ async fn same_gestore_between_two_of_its_domains() {
     assert!(mailbox(beta.store.as_ref(), PROTOCOLLO, "INBOX").len() == 1);
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(
+    pec_to_pec_across_gestori_to_and_cc,
+    breve_and_sintetica_receipts,
+    same_gestore_between_two_of_its_domains,
+);

@@ -3,7 +3,7 @@
 //! use, SELECT, UID FETCH of flags, sizes and body structures, IDLE, GETQUOTAROOT), the
 //! read-only security archive, and poplib.
 
-use pec_e2e::{Lab, run_python, standard, submit, wait_for};
+use pec_e2e::{Backend, Lab, run_python, standard, submit, wait_for};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
@@ -107,9 +107,8 @@ show("pop-retr", [l for l in lines if l.lower().startswith(b"subject:")][0])
 P.quit()
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thunderbird_like_session_idle_quota_archive_and_pop3() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn thunderbird_like_session_idle_quota_archive_and_pop3(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     let first = format!(
         "From: {MARIO}\r\nTo: {ANNA}\r\nSubject: Prima pratica\r\nMIME-Version: 1.0\r\n\
@@ -229,3 +228,5 @@ async fn thunderbird_like_session_idle_quota_archive_and_pop3() {
     );
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(thunderbird_like_session_idle_quota_archive_and_pop3,);

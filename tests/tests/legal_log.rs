@@ -1,8 +1,9 @@
 //! The legal message log after real traffic: `pecd log verify` passes on the untouched
-//! log and fails on one edited by hand (with Python's sqlite3, outside our code);
+//! log and fails on one edited by hand (with Python's sqlite3 or a PostgreSQL client,
+//! outside our code);
 //! search and export; purge after 30 months keeps the rest verifiable.
 
-use pec_e2e::{Lab, standard, submit, wait_for};
+use pec_e2e::{Backend, Lab, standard, submit, wait_for};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
@@ -22,9 +23,8 @@ fn sqlite(db: &std::path::Path, sql: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_verify_search_export_and_tampering() {
-    let mut lab = Lab::start(standard(), &[]).await;
+async fn log_verify_search_export_and_tampering(backend: Backend) {
+    let mut lab = Lab::start_on(backend, standard(), &[]).await;
     let alfa = lab.node("alfa");
     let msg = format!("From: {MARIO}\r\nTo: {ANNA}\r\nSubject: Registro, \"prova\"\r\n\r\nx\r\n");
     submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &msg).unwrap();
@@ -88,11 +88,12 @@ async fn log_verify_search_export_and_tampering() {
     // Edited by hand: the verification fails.
     lab.stop("alfa").await;
     lab.stop("beta").await;
-    let db = lab.dir.path().join("data-alfa/store.db");
-    sqlite(
-        &db,
-        "UPDATE legal_log SET subject = 'altro' WHERE seq = (SELECT MIN(seq) FROM legal_log);",
-    );
+    let edit =
+        "UPDATE legal_log SET subject = 'altro' WHERE seq = (SELECT MIN(seq) FROM legal_log);";
+    match &lab.node("alfa").store_url {
+        None => sqlite(&lab.dir.path().join("data-alfa/store.db"), edit),
+        Some(url) => pec_store::test_util::sql(url, edit),
+    }
     let out = lab.pecd("alfa", &["log", "verify"]);
     assert!(!out.status.success());
     assert!(
@@ -103,9 +104,8 @@ async fn log_verify_search_export_and_tampering() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_older_than_30_months_are_purged() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn records_older_than_30_months_are_purged(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let alfa = lab.node("alfa");
     let msg = format!("From: {MARIO}\r\nTo: {ANNA}\r\nSubject: vecchio\r\n\r\nx\r\n");
     submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &msg).unwrap();
@@ -138,3 +138,8 @@ async fn records_older_than_30_months_are_purged() {
     );
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(
+    log_verify_search_export_and_tampering,
+    records_older_than_30_months_are_purged,
+);

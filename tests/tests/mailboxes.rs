@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pec_e2e::{Lab, mailbox, of_kind, standard, submit, wait_for, wait_in};
+use pec_e2e::{Backend, Lab, mailbox, of_kind, standard, submit, wait_for, wait_in};
 use pec_proto::classify::classify;
 use pec_store::{Mailboxes, SqliteStore};
 
@@ -106,9 +106,8 @@ fn notices(messages: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_notice_once_when_a_delivery_passes_90_percent() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn quota_notice_once_when_a_delivery_passes_90_percent(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     let attachment = "Allegato: riga di testo che occupa spazio nella casella.\r\n".repeat(1000);
     let big = |n: u32| message(MARIO, ANNA, &format!("Pratica {n}"), &attachment);
@@ -162,9 +161,8 @@ async fn quota_notice_once_when_a_delivery_passes_90_percent() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipts_in_ricevute_envelopes_in_inbox() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn receipts_in_ricevute_envelopes_in_inbox(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     let out = lab.pecd_with_input(
         "alfa",
@@ -209,3 +207,8 @@ async fn receipts_in_ricevute_envelopes_in_inbox() {
     );
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(
+    quota_notice_once_when_a_delivery_passes_90_percent,
+    receipts_in_ricevute_envelopes_in_inbox,
+);

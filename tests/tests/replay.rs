@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use pec_e2e::{
-    EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies, send_to_mx, standard, start_clamd,
-    submit, wait_for,
+    Backend, EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies, send_to_mx, standard,
+    start_clamd, submit, wait_for,
 };
 use pec_gestore::access::{Limits, Outcome, Submission, submit as access_submit};
 use pec_gestore::clock::Clock;
@@ -117,9 +117,8 @@ async fn delivered_envelope(lab: &Lab, subject: &str) -> (Vec<u8>, String) {
     (got[0].clone(), id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envelope_replayed_to_a_recipient_it_does_not_certify() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn envelope_replayed_to_a_recipient_it_does_not_certify(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let beta = lab.node("beta");
     let (envelope, id) = delivered_envelope(&lab, "Fattura 7").await;
 
@@ -170,9 +169,8 @@ async fn envelope_replayed_to_a_recipient_it_does_not_certify() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipts_go_to_the_certified_sender_not_the_reverse_path() {
-    let mut lab = Lab::start(standard(), &[]).await;
+async fn receipts_go_to_the_certified_sender_not_the_reverse_path(backend: Backend) {
+    let mut lab = Lab::start_on(backend, standard(), &[]).await;
     let (envelope, id) = fresh_envelope(&lab, "Diffida");
     // Alfa is down: what beta sends back stays in beta's queue, where it can be read.
     lab.stop("alfa").await;
@@ -219,9 +217,8 @@ async fn receipts_go_to_the_certified_sender_not_the_reverse_path() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rewritten_outer_header_makes_an_anomaly() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn rewritten_outer_header_makes_an_anomaly(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let beta = lab.node("beta");
     // Envelopes rewritten by a relay on their way to beta, before any delivery.
     let rewrite = |subject: &str, from: &str, to: &str, what| {
@@ -270,9 +267,8 @@ async fn rewritten_outer_header_makes_an_anomaly() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipt_replayed_to_another_mailbox_is_not_filed() {
-    let mut lab = Lab::start(standard(), &[]).await;
+async fn receipt_replayed_to_another_mailbox_is_not_filed(backend: Backend) {
+    let mut lab = Lab::start_on(backend, standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     // Anna writes to Mario: her receipts come back to beta.
     submit(
@@ -390,9 +386,8 @@ async fn receipt_replayed_to_another_mailbox_is_not_filed() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipt_with_a_rewritten_message_id_is_filed_once() {
-    let lab = Lab::start(standard(), &[]).await;
+async fn receipt_with_a_rewritten_message_id_is_filed_once(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
     let beta = lab.node("beta");
     submit(
         beta.submission_port,
@@ -446,9 +441,8 @@ async fn receipt_with_a_rewritten_message_id_is_filed_once() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_misdirected_receipt_settles_no_timer() {
-    let mut lab = Lab::start(standard(), &[]).await;
+async fn a_misdirected_receipt_settles_no_timer(backend: Backend) {
+    let mut lab = Lab::start_on(backend, standard(), &[]).await;
     // Beta is down: Mario's envelope waits in alfa's queue, its timer runs.
     lab.stop("beta").await;
     let alfa = lab.node("alfa");
@@ -521,8 +515,7 @@ async fn a_misdirected_receipt_settles_no_timer() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_infected_envelope_reaches_no_stray_recipient() {
+async fn an_infected_envelope_reaches_no_stray_recipient(backend: Backend) {
     let clamd = start_clamd();
     let specs = vec![
         standard().remove(0),
@@ -531,7 +524,7 @@ async fn an_infected_envelope_reaches_no_stray_recipient() {
             ..standard().remove(1)
         },
     ];
-    let lab = Lab::start(specs, &[]).await;
+    let lab = Lab::start_on(backend, specs, &[]).await;
     let beta = lab.node("beta");
     let infected = format!("{}{EICAR}\r\n", message(MARIO, ANNA, "Allegato"));
     let (envelope, id) = envelope_of(&lab, &infected);
@@ -568,3 +561,13 @@ async fn an_infected_envelope_reaches_no_stray_recipient() {
     );
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(
+    envelope_replayed_to_a_recipient_it_does_not_certify,
+    receipts_go_to_the_certified_sender_not_the_reverse_path,
+    rewritten_outer_header_makes_an_anomaly,
+    receipt_replayed_to_another_mailbox_is_not_filed,
+    receipt_with_a_rewritten_message_id_is_filed_once,
+    a_misdirected_receipt_settles_no_timer,
+    an_infected_envelope_reaches_no_stray_recipient,
+);

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use pec_e2e::{
-    EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies, send_to_mx, standard, start_clamd,
-    submit, wait_for,
+    Backend, EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies, send_to_mx, standard,
+    start_clamd, submit, wait_for,
 };
 use pec_gestore::antivirus::{Clamd, Scanner, Verdict};
 use pec_proto::classify::classify;
@@ -43,13 +43,12 @@ async fn clamd_scanner_finds_the_test_signature() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn virus_at_submission_and_at_the_recipient_gestore() {
+async fn virus_at_submission_and_at_the_recipient_gestore(backend: Backend) {
     let clamd = start_clamd();
     let mut specs = standard();
     // Only beta scans: alfa lets the virus through, beta catches it.
     specs[1].extra = format!("[antivirus]\nclamd = \"{}\"\n", clamd.address);
-    let lab = Lab::start(specs, &[]).await;
+    let lab = Lab::start_on(backend, specs, &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
     submit(
         alfa.submission_port,
@@ -107,12 +106,11 @@ async fn virus_at_submission_and_at_the_recipient_gestore() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn virus_at_the_access_point() {
+async fn virus_at_the_access_point(backend: Backend) {
     let clamd = start_clamd();
     let mut specs = standard();
     specs[0].extra = format!("[antivirus]\nclamd = \"{}\"\n", clamd.address);
-    let lab = Lab::start(specs, &[]).await;
+    let lab = Lab::start_on(backend, specs, &[]).await;
     let alfa = lab.node("alfa");
     let err = submit(
         alfa.submission_port,
@@ -148,8 +146,7 @@ async fn virus_at_the_access_point() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ordinary_mail_is_refused_unless_opted_in() {
+async fn ordinary_mail_is_refused_unless_opted_in(backend: Backend) {
     let clamd = start_clamd();
     let specs = vec![
         standard().remove(0),
@@ -161,7 +158,7 @@ async fn ordinary_mail_is_refused_unless_opted_in() {
             ..standard().remove(1)
         },
     ];
-    let lab = Lab::start(specs, &[]).await;
+    let lab = Lab::start_on(backend, specs, &[]).await;
     let beta = lab.node("beta");
     let ordinary = |to: &str| {
         format!(
@@ -232,3 +229,9 @@ async fn ordinary_mail_is_refused_unless_opted_in() {
     assert_eq!(mailbox(beta.store.as_ref(), PROTOCOLLO, "INBOX").len(), 1);
     lab.shutdown().await;
 }
+
+pec_e2e::e2e_tests!(
+    virus_at_submission_and_at_the_recipient_gestore,
+    virus_at_the_access_point,
+    ordinary_mail_is_refused_unless_opted_in,
+);

@@ -167,6 +167,41 @@ fn a_lease_runs_out_and_another_node_takes_the_work() {
     assert_eq!(third.queue_due(now + 100, 10).unwrap().len(), 1);
 }
 
+#[test]
+fn a_node_restarted_under_its_stable_name_takes_its_claims_back_at_once() {
+    let t = database();
+    let entry = t.store.enqueue(&queued(1)).unwrap();
+    t.store
+        .start_timers(&[NewTimer {
+            identificativo: "opec.1".into(),
+            recipient: "r@pec.other.it".into(),
+            sender: ANNA.into(),
+            subject: "s".into(),
+            dispatched_at: T0,
+            envelope: None,
+        }])
+        .unwrap();
+    let named = |name: &str| {
+        let mut options = PgOptions::new("");
+        options.stable_name = Some(name.into());
+        t.node(options)
+    };
+    let now = T0 + TWELVE_HOURS;
+    // The node claims the work and dies (a crash: the process is gone).
+    let before = named("/srv/pecd/node1");
+    assert_eq!(before.queue_due(now, 10).unwrap(), vec![entry.clone()]);
+    assert_eq!(before.due_notices(now, 86_400).unwrap().len(), 1);
+    drop(before);
+    // Another node waits for the lease; the same node, restarted, takes its claims back.
+    let other = named("/srv/pecd/node2");
+    assert!(other.queue_due(now + 1, 10).unwrap().is_empty());
+    assert!(other.due_notices(now + 1, 86_400).unwrap().is_empty());
+    let after = named("/srv/pecd/node1");
+    assert_ne!(after.node(), other.node());
+    assert_eq!(after.queue_due(now + 1, 10).unwrap(), vec![entry]);
+    assert_eq!(after.due_notices(now + 1, 86_400).unwrap().len(), 1);
+}
+
 /// Subscribes `hook` to `node`'s changes, through a channel; returns once the node
 /// listens (its listener reports `Queued` when it connects).
 fn listen(node: &dyn Store) -> (ChangeHook, mpsc::Receiver<Change>) {

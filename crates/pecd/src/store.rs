@@ -19,6 +19,14 @@ pub fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 url: url.clone(),
                 connections: s.connections,
                 lease: Duration::from_secs(s.lease_secs),
+                // Each node of a host has a data_dir of its own: a node restarted
+                // after a crash takes back its claims at once.
+                stable_name: Some(
+                    std::path::absolute(&config.gestore.data_dir)
+                        .unwrap_or_else(|_| config.gestore.data_dir.clone())
+                        .display()
+                        .to_string(),
+                ),
             };
             Arc::new(PgStore::open(&options).context("cannot open the PostgreSQL store")?)
         }

@@ -36,14 +36,21 @@ const PROBE_EVERY: u32 = 25;
 /// connection.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-/// The name of one store instance among the nodes: the owner of its leases and the
-/// sender of its notifications. Random, so two processes on one host differ.
+/// The names of one store instance among the nodes: the sender of its notifications
+/// (random, so two processes on one host differ, and an admin command's changes reach
+/// the node it shares a configuration with) and the owner of its leases (the same
+/// across a node's restarts when the node has a stable name, so that a restarted node
+/// takes its claims back at its first pass rather than when their lease runs out).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node(String);
+pub struct Node {
+    name: String,
+    owner: String,
+}
 
 impl Node {
-    /// A fresh name: the host name and 64 random bits.
-    pub fn new() -> Result<Self> {
+    /// A fresh name, the host name and 64 random bits; the lease owner is the host name
+    /// and `stable`, or the fresh name without it.
+    pub fn new(stable: Option<&str>) -> Result<Self> {
         let mut random = [0u8; 8];
         openssl::rand::rand_bytes(&mut random)
             .map_err(|e| Error::Unavailable(format!("no random bytes for the node name: {e}")))?;
@@ -55,21 +62,28 @@ impl Node {
             .take(64)
             .collect::<String>();
         let tag: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Node(format!("{host}/{tag}")))
+        let name = format!("{host}/{tag}");
+        let owner = stable.map_or_else(|| name.clone(), |s| format!("{host}:{s}"));
+        Ok(Node { name, owner })
     }
 
-    /// The name.
+    /// The name (of the notifications' sender).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The owner of this instance's leases.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 }
 
 /// The notification text of `change` sent by `node`.
 fn payload(node: &Node, change: &Change) -> String {
     match change {
-        Change::Queued => format!("{}\tqueued", node.0),
+        Change::Queued => format!("{}\tqueued", node.name),
         Change::Folder { address, folder } => {
-            format!("{}\tfolder\t{address}\t{folder}", node.0)
+            format!("{}\tfolder\t{address}\t{folder}", node.name)
         }
     }
 }
@@ -203,7 +217,10 @@ mod tests {
 
     #[test]
     fn notifications_roundtrip_and_refuse_garbage() {
-        let node = Node("host/0011".into());
+        let node = Node {
+            name: "host/0011".into(),
+            owner: "host/0011".into(),
+        };
         for change in [
             Change::Queued,
             Change::Folder {

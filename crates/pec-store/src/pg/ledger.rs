@@ -103,7 +103,7 @@ pub fn queue_due(
             &[
                 &now,
                 &to_db(limit as u64),
-                &node.as_str(),
+                &node.owner(),
                 &now.saturating_add(lease),
             ],
         )?
@@ -180,7 +180,7 @@ pub fn queue_retry(
                      lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END
                  WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
             ),
-            &[&id, &error, &next_attempt_at, &node.as_str()],
+            &[&id, &error, &next_attempt_at, &node.owner()],
         )?
         .ok_or(Error::NoSuchQueueEntry(id))?;
     to_entry(&row)
@@ -351,7 +351,7 @@ pub fn due_notices(
                 &twelve_before,
                 &twenty_four_before,
                 &now,
-                &node.as_str(),
+                &node.owner(),
                 &now.saturating_add(lease),
             ],
         )?

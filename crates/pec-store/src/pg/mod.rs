@@ -56,6 +56,12 @@ pub struct PgOptions {
     /// How long a claimed queue entry or timer stays this node's: another node takes it
     /// over this long after the claim if this node has not finished with it (it died).
     pub lease: Duration,
+    /// A name of this node that stays the same across its restarts and differs from
+    /// every other node's on its host (`pecd`: its `data_dir`): its leases are then
+    /// owned by `<host>:<name>`, and the node restarted after a crash takes its claims
+    /// back at its first pass. `None`: owned by this process alone, so a restarted node
+    /// waits for them like any other node, `lease` after the claim.
+    pub stable_name: Option<String>,
 }
 
 impl PgOptions {
@@ -66,6 +72,7 @@ impl PgOptions {
             url: url.to_string(),
             connections: 8,
             lease: Duration::from_secs(300),
+            stable_name: None,
         }
     }
 }
@@ -113,14 +120,14 @@ impl PgStore {
             listener: Mutex::new(None),
             pool: Pool::start(Connector::new(config.clone()), options.connections)?,
             config,
-            node: Node::new()?,
+            node: Node::new(options.stable_name.as_deref())?,
             lease: i64::try_from(options.lease.as_secs()).unwrap_or(i64::MAX),
         })
     }
 
     /// This store's name among the nodes (the owner of its leases).
     pub fn node(&self) -> &str {
-        self.node.as_str()
+        self.node.owner()
     }
 
     /// Runs a writing job.
