@@ -183,6 +183,11 @@ struct Session<S> {
     /// CONDSTORE is enabled (RFC 7162 3.1): FETCH responses carrying FLAGS
     /// also carry MODSEQ.
     condstore: bool,
+    /// New messages were announced at the end of a command other than NOOP or IDLE
+    /// since the last NOOP or IDLE. Clients such as Thunderbird ignore EXISTS inside a
+    /// body FETCH reply and act only on untagged replies during IDLE, so the next IDLE
+    /// repeats EXISTS and RECENT at once (as Dovecot does).
+    untold_news: bool,
 }
 
 /// Runs a session to its end (LOGOUT, disconnect, timeout or too many failures).
@@ -201,6 +206,7 @@ where
         selected: None,
         auth_failures: 0,
         condstore: false,
+        untold_news: false,
     };
     let caps = s.capabilities();
     s.untagged(
@@ -686,6 +692,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Ok(Done::ok("CAPABILITY completed"))
             }
             CommandBody::Noop | CommandBody::Check => {
+                self.untold_news = false;
                 self.refresh(true).await?;
                 Ok(Done::ok("NOOP completed"))
             }
@@ -759,7 +766,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         {
             // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1).
             let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH");
-            self.refresh(allow_expunge).await?;
+            let arrived = self.refresh(allow_expunge).await?;
+            if arrived && !matches!(name, "NOOP" | "CHECK" | "IDLE") {
+                self.untold_news = true;
+            }
         }
         self.tagged(tag, done)
     }
@@ -1107,6 +1117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         parameters: &[SelectParameter],
     ) -> Result<Done> {
         self.selected = None;
+        self.untold_news = false;
         for p in parameters {
             match p {
                 SelectParameter::CondStore => self.condstore = true,
@@ -1209,10 +1220,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Reports what changed in the selected folder since the client last
-    /// heard: EXPUNGE (if allowed now), FETCH FLAGS, EXISTS.
-    async fn refresh(&mut self, allow_expunge: bool) -> Result<()> {
+    /// heard: EXPUNGE (if allowed now), FETCH FLAGS, EXISTS; `true` when new
+    /// messages were announced.
+    async fn refresh(&mut self, allow_expunge: bool) -> Result<bool> {
         let Some(sel) = self.selected.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         sel.changes.borrow_and_update();
         let name = sel.name.clone();
@@ -1221,7 +1233,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let user = self.user()?;
         let notifier = self.config.notifier.clone();
         let Some(sel) = self.selected.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         let by_uid: HashMap<u32, &MessageMeta> = fresh.iter().map(|m| (m.uid, m)).collect();
         let mut responses = Vec::new();
@@ -1250,6 +1262,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let before = sel.messages.len();
         sel.messages
             .extend(fresh.iter().filter(|m| m.uid > last).cloned());
+        let arrived_any = sel.messages.len() != before;
         let new_keywords = sel.learn_keywords();
         for i in changed {
             let Some(m) = sel.messages.get(i) else {
@@ -1293,7 +1306,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for r in responses {
             self.data(r);
         }
-        Ok(())
+        Ok(arrived_any)
     }
 
     /// FLAGS and PERMANENTFLAGS again, after keywords new to the client appeared.
@@ -1540,6 +1553,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     async fn idle(&mut self, tag: &Tag<'static>) -> Result<Done> {
         let _ = tag;
         self.continuation("idling")?;
+        if std::mem::take(&mut self.untold_news)
+            && let Some(sel) = self.selected.as_ref()
+        {
+            let exists = u32::try_from(sel.messages.len()).map_err(response_err)?;
+            let recent = u32::try_from(sel.recent.len()).map_err(response_err)?;
+            self.data(Data::Exists(exists));
+            self.data(Data::Recent(recent));
+        }
         self.flush().await?;
         let mut changes = self.selected.as_ref().map(|s| s.changes.clone());
         let mut buf = vec![0u8; 1024];
