@@ -121,7 +121,7 @@ if [[ -x "$PECD" ]]; then
     mkdir -p "$P"
     conf=$(cat "$ROOT/conf/pecd.toml")
     conf=${conf//..\/data\/demo/$P\/data}
-    for key in submission_tls submission mx imaps imap pop3s http; do
+    for key in submission_tls submission mx imaps imap pop3s http https; do
         port=$(free_port)
         conf=$(sed -E "s#^$key = \"127.0.0.1:[0-9]+\"#$key = \"127.0.0.1:$port\"#" <<<"$conf")
         [[ $key == imaps ]] && PPORT=$port

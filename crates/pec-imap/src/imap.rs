@@ -383,7 +383,7 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
             needle.as_ref(),
         )
     };
-    let sent = || mime::sent_date(c.parsed).and_then(date_of);
+    let sent = || mime::sent_date(c.parsed);
     let internal = date_of(c.meta.internaldate);
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
@@ -418,6 +418,10 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Cc(s) => header("Cc", s),
         SearchKey::Bcc(s) => header("Bcc", s),
         SearchKey::Subject(s) => header("Subject", s),
+        // An empty string asks whether the field is there at all (RFC 3501 6.4.4).
+        SearchKey::Header(name, s) if s.as_ref().is_empty() => {
+            mime::has_header(c.parsed, &String::from_utf8_lossy(name.as_ref()))
+        }
         SearchKey::Header(name, s) => header(&String::from_utf8_lossy(name.as_ref()), s),
         SearchKey::Body(s) => mime::contains_ci(mime::split_header(c.raw).1, s.as_ref()),
         SearchKey::Text(s) => mime::contains_ci(c.raw, s.as_ref()),
@@ -1897,7 +1901,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             MessageDataItemName::BodyStructure => {
                 MessageDataItem::BodyStructure(mime::body_structure(raw, parsed))
             }
-            MessageDataItemName::Body => MessageDataItem::Body(mime::body_structure(raw, parsed)),
+            MessageDataItemName::Body => {
+                MessageDataItem::Body(mime::without_extensions(mime::body_structure(raw, parsed)))
+            }
             MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(mime::literal(raw)),
             MessageDataItemName::Rfc822Header => {
                 MessageDataItem::Rfc822Header(mime::literal(mime::split_header(raw).0))

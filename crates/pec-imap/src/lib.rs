@@ -13,6 +13,7 @@
 //! The security archive is shown over IMAP as the read-only folder
 //! [`ARCHIVE_FOLDER`].
 
+mod address;
 pub mod error;
 mod imap;
 mod input;
