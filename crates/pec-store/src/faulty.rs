@@ -177,6 +177,7 @@ forward! {
         fn rename_folder(&self, address: &str, from: &str, to: &str) -> Result<()>;
         fn delete_folder(&self, address: &str, name: &str) -> Result<()>;
         fn set_subscribed(&self, address: &str, name: &str, subscribed: bool) -> Result<()>;
+        fn subscriptions(&self, address: &str) -> Result<Vec<String>>;
         fn select(&self, address: &str, folder: &str) -> Result<Selected>;
         fn messages(&self, address: &str, folder: &str) -> Result<Vec<MessageMeta>>;
         fn expunged_since(&self, address: &str, folder: &str, modseq: u64) -> Result<Vec<u32>>;

@@ -197,6 +197,10 @@ impl Mailboxes for SqliteStore {
         self.write(move |c| folders::set_subscribed(c, &address, &name, subscribed))
     }
 
+    fn subscriptions(&self, address: &str) -> Result<Vec<String>> {
+        self.read(|c| folders::subscriptions(c, address))
+    }
+
     fn select(&self, address: &str, folder: &str) -> Result<Selected> {
         self.read(|c| folders::select(c, address, folder))
     }

@@ -85,8 +85,11 @@ pub trait Mailboxes: Send + Sync {
     fn rename_folder(&self, address: &str, from: &str, to: &str) -> Result<()>;
     /// Deletes a user folder and its messages.
     fn delete_folder(&self, address: &str, name: &str) -> Result<()>;
-    /// Subscribes or unsubscribes a folder.
+    /// Subscribes or unsubscribes a name; a folder need not exist (RFC 3501 6.3.6).
     fn set_subscribed(&self, address: &str, name: &str, subscribed: bool) -> Result<()>;
+    /// The subscribed names, including those of folders that no longer exist (LSUB,
+    /// LIST (SUBSCRIBED) shows them `\NonExistent`).
+    fn subscriptions(&self, address: &str) -> Result<Vec<String>>;
     /// What SELECT reports about a folder.
     fn select(&self, address: &str, folder: &str) -> Result<Selected>;
     /// Metadata of the folder's messages, by UID.

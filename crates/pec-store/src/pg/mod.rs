@@ -242,6 +242,11 @@ impl Mailboxes for PgStore {
         self.write(move |tx, _| mailboxes::set_subscribed(tx, &address, &name, subscribed))
     }
 
+    fn subscriptions(&self, address: &str) -> Result<Vec<String>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::subscriptions(tx, &address))
+    }
+
     fn select(&self, address: &str, folder: &str) -> Result<Selected> {
         let (address, folder) = (address.to_string(), folder.to_string());
         self.read(move |tx| mailboxes::select(tx, &address, &folder))

@@ -190,6 +190,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX effects_at ON effects(at);
     "#,
+    // 2: subscriptions apart from folders (RFC 3501 6.3.6): a deleted folder stays
+    // subscribed (LIST shows it \NonExistent), a name may be subscribed without a folder,
+    // and a folder a user creates starts unsubscribed; the folders an account is created
+    // with are subscribed then (directory::insert_folder). Existing subscriptions are
+    // kept; folders.subscribed is no longer read.
+    r#"
+    CREATE TABLE subscriptions (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    );
+    INSERT INTO subscriptions (account_id, name)
+        SELECT account_id, name FROM folders WHERE subscribed;
+    "#,
 ];
 
 /// The schema version this program writes.
