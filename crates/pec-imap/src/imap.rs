@@ -1,7 +1,7 @@
 //! One IMAP4rev1 session: framing with the `imap-codec` fragmentizer,
 //! commands decoded and responses encoded by the codec, state over the store.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
@@ -246,6 +246,51 @@ fn to_mailbox(name: &str) -> Result<Mailbox<'static>> {
 
 fn is_archive(name: &str) -> bool {
     name == ARCHIVE_FOLDER
+}
+
+/// A name LIST or LSUB may show: a folder (the security archive included) or a
+/// subscribed name without a folder.
+struct ListEntry {
+    name: String,
+    special_use: Option<String>,
+    subscribed: bool,
+    exists: bool,
+}
+
+/// The account's folders, the security archive (always subscribed) and the subscribed
+/// names that are not folders (any more).
+fn list_entries(folders: Vec<pec_store::Folder>, subscriptions: Vec<String>) -> Vec<ListEntry> {
+    // A real folder of the archive's name (an implicit parent made before such names were
+    // reserved) would show twice; the archive is the one listed.
+    let mut entries: Vec<ListEntry> = folders
+        .into_iter()
+        .filter(|f| !is_archive(&f.name))
+        .map(|f| ListEntry {
+            name: f.name,
+            special_use: f.special_use,
+            subscribed: f.subscribed,
+            exists: true,
+        })
+        .collect();
+    entries.push(ListEntry {
+        name: ARCHIVE_FOLDER.to_string(),
+        special_use: None,
+        subscribed: true,
+        exists: true,
+    });
+    let known: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+    entries.extend(
+        subscriptions
+            .into_iter()
+            .filter(|n| !known.contains(n))
+            .map(|name| ListEntry {
+                name,
+                special_use: None,
+                subscribed: true,
+                exists: false,
+            }),
+    );
+    entries
 }
 
 /// Whether a new folder may not be called `name`: the archive, anything inside it, or a
@@ -1351,21 +1396,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             });
             return Ok(Done::ok(completed));
         }
-        let mut folders = self.config.store(move |s| s.list_folders(&user)).await?;
-        // A real folder of that name (an implicit parent made before such names were
-        // reserved) would show twice; the archive is the one listed.
-        folders.retain(|f| !is_archive(&f.name));
-        folders.push(pec_store::Folder {
-            name: ARCHIVE_FOLDER.to_string(),
-            special_use: None,
-            system: true,
-            subscribed: true,
-        });
-        // What the selection options (and LSUB) ask for, patterns aside.
-        let selects = |f: &pec_store::Folder| {
-            (!(opts.subscribed || lsub) || f.subscribed)
-                && (!opts.special_use || f.special_use.is_some())
-        };
+        let with_subscriptions = lsub || opts.subscribed;
+        let (folders, subscriptions) = self
+            .config
+            .store(move |s| {
+                let folders = s.list_folders(&user)?;
+                let subscriptions = if with_subscriptions {
+                    s.subscriptions(&user)?
+                } else {
+                    Vec::new()
+                };
+                Ok((folders, subscriptions))
+            })
+            .await?;
+        let entries = list_entries(folders, subscriptions);
         // Each pattern twice: as given, and upper-cased for INBOX (case-insensitive).
         let mut patterns = Vec::new();
         for p in &opts.patterns {
@@ -1387,25 +1431,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             })
         };
+        if lsub {
+            return self.lsub(&entries, &matches_pattern);
+        }
+        // What the selection options ask for, patterns aside.
+        let selects = |e: &ListEntry| {
+            (!opts.subscribed || e.subscribed)
+                && (!opts.special_use || e.special_use.is_some())
+                && (e.exists || opts.subscribed)
+        };
         let mut lines = Vec::new();
-        for f in &folders {
+        for f in &entries {
             if !matches_pattern(&f.name) {
                 continue;
             }
             let prefix = format!("{}/", f.name);
-            let mut descendants = folders.iter().filter(|c| c.name.starts_with(&prefix));
-            let children = descendants.clone().next().is_some();
-            // RFC 5258 RECURSIVEMATCH: a parent of selected mailboxes is listed
-            // (with CHILDINFO) even when it is not selected itself.
-            let child_info = opts.recursive_match && descendants.any(selects);
+            let descendants = entries.iter().filter(|c| c.name.starts_with(&prefix));
+            let children = descendants.clone().any(|c| c.exists);
+            // RFC 5258 RECURSIVEMATCH: a parent of selected mailboxes that the patterns
+            // do not return is listed (with CHILDINFO) even when not selected itself.
+            let child_info = opts.recursive_match
+                && descendants
+                    .filter(|c| !matches_pattern(&c.name))
+                    .any(selects);
             if !selects(f) && !child_info {
                 continue;
             }
-            let mut items = vec![FlagNameAttribute::from(atom(if children {
-                "HasChildren"
+            let mut items = Vec::new();
+            if f.exists {
+                items.push(FlagNameAttribute::from(atom(if children {
+                    "HasChildren"
+                } else {
+                    "HasNoChildren"
+                })));
             } else {
-                "HasNoChildren"
-            }))];
+                items.push(FlagNameAttribute::from(atom("NonExistent")));
+            }
             if (opts.subscribed || opts.return_subscribed) && f.subscribed {
                 items.push(FlagNameAttribute::from(atom("Subscribed")));
             }
@@ -1414,20 +1475,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             {
                 items.push(FlagNameAttribute::from(a));
             }
-            let mailbox = to_mailbox(&f.name)?;
-            let delimiter = Some(QuotedChar::unvalidated('/'));
-            let data = if lsub {
-                Data::Lsub {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            } else {
-                Data::List {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
+            let data = Data::List {
+                items,
+                delimiter: Some(QuotedChar::unvalidated('/')),
+                mailbox: to_mailbox(&f.name)?,
             };
             let mut line = ResponseCodec::default()
                 .encode(&Response::Data(data))
@@ -1451,6 +1502,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.out.extend_from_slice(&line);
         }
         Ok(Done::ok(completed))
+    }
+
+    /// LSUB (RFC 3501 6.3.9): the subscribed names the patterns match, and, for a
+    /// subscribed name they do not match, its unsubscribed parents they do match, as
+    /// `\Noselect` (so `%` shows `foo` when only `foo/bar` is subscribed).
+    fn lsub(
+        &mut self,
+        entries: &[ListEntry],
+        matches_pattern: &dyn Fn(&str) -> bool,
+    ) -> Result<Done> {
+        let subscribed: HashSet<&str> = entries
+            .iter()
+            .filter(|e| e.subscribed)
+            .map(|e| e.name.as_str())
+            .collect();
+        let mut shown: BTreeMap<String, bool> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.subscribed) {
+            if matches_pattern(&e.name) {
+                shown.insert(e.name.clone(), !e.exists);
+                continue;
+            }
+            let mut parent = e.name.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                parent = up;
+                if !subscribed.contains(parent) && matches_pattern(parent) {
+                    shown.insert(parent.to_string(), true);
+                }
+            }
+        }
+        // INBOX first, as LIST does.
+        let mut names: Vec<(String, bool)> = shown.into_iter().collect();
+        names.sort_by_key(|(n, _)| n != "INBOX");
+        for (name, noselect) in names {
+            let items = if noselect {
+                vec![FlagNameAttribute::Noselect]
+            } else {
+                Vec::new()
+            };
+            self.data(Data::Lsub {
+                items,
+                delimiter: Some(QuotedChar::unvalidated('/')),
+                mailbox: to_mailbox(&name)?,
+            });
+        }
+        Ok(Done::ok("LSUB completed"))
     }
 
     async fn status(

@@ -7,7 +7,6 @@
 
 use std::num::NonZeroU32;
 
-use base64::Engine;
 use imap_codec::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
     SpecificFields,

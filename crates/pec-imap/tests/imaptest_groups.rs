@@ -222,3 +222,139 @@ h SEARCH NOT SENTON 25-Mar-2007\n",
     assert_eq!(search(&out, "g"), [7]);
     assert_eq!(search(&out, "h"), [1, 7]);
 }
+
+#[tokio::test]
+async fn lsub_shows_unsubscribed_parents_as_noselect() {
+    let (_dir, config) = common::config(None);
+    let out = session(
+        config,
+        "c1 CREATE box/\n\
+c2 CREATE box/test\n\
+c3 CREATE box/test2/\n\
+c4 CREATE box/test3/\n\
+c5 CREATE box/test2/test\n\
+c6 CREATE box/test3/test3\n\
+s1 SUBSCRIBE box/test\n\
+s2 SUBSCRIBE box/test2/test\n\
+s3 SUBSCRIBE box/test3/test3\n\
+a LSUB \"\" box/%\n\
+b LSUB \"\" *test\n\
+u1 UNSUBSCRIBE box/test\n\
+d LSUB \"\" box/%\n\
+u2 UNSUBSCRIBE box/test2/test\n\
+e LSUB \"\" box/*\n",
+    )
+    .await;
+    let a = reply(&out, "a");
+    assert!(a.contains(&"* LSUB () \"/\" box/test"), "{out}");
+    assert!(a.contains(&"* LSUB (\\Noselect) \"/\" box/test2"), "{out}");
+    assert!(a.contains(&"* LSUB (\\Noselect) \"/\" box/test3"), "{out}");
+    assert_eq!(a.len(), 3, "created folders start unsubscribed: {out}");
+    let b = reply(&out, "b");
+    assert!(b.contains(&"* LSUB () \"/\" box/test"), "{out}");
+    assert!(b.contains(&"* LSUB () \"/\" box/test2/test"), "{out}");
+    assert!(!b.iter().any(|l| l.contains("test3")), "{out}");
+    let d = reply(&out, "d");
+    assert!(!d.iter().any(|l| l.ends_with("box/test")), "{out}");
+    let e = reply(&out, "e");
+    assert_eq!(e, vec!["* LSUB () \"/\" box/test3/test3"], "{out}");
+}
+
+#[tokio::test]
+async fn list_subscribed_shows_deleted_folders_nonexistent() {
+    let (_dir, config) = common::config(None);
+    let out = session(
+        config,
+        "c1 CREATE box/test1\n\
+c2 CREATE box/test2/test1\n\
+c3 CREATE box/test3\n\
+c4 CREATE box/test6\n\
+c5 CREATE box/test7/test7\n\
+c6 CREATE box/test8/test8\n\
+c7 CREATE box/test8/test9\n\
+s1 SUBSCRIBE box/test1\n\
+s2 SUBSCRIBE box/test2/test1\n\
+s3 SUBSCRIBE box/test6\n\
+s4 SUBSCRIBE box/test7/test7\n\
+s5 SUBSCRIBE box/test8/test8\n\
+s6 SUBSCRIBE box/test8/test9\n\
+x DELETE box/test6\n\
+a LIST (SUBSCRIBED) \"\" box/*\n\
+b LIST (SUBSCRIBED RECURSIVEMATCH) \"\" box/test2% RETURN (CHILDREN)\n\
+c LIST \"\" box/% RETURN (CHILDREN SUBSCRIBED)\n\
+d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" box*test7\n\
+e LIST (SUBSCRIBED RECURSIVEMATCH) \"\" box*test8\n\
+f LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (box/test2 box/test2/test1)\n\
+g LIST \"\" box/*\n\
+h LSUB \"\" box/*\n",
+    )
+    .await;
+    let a = reply(&out, "a");
+    assert!(
+        a.contains(&"* LIST (\\NonExistent \\Subscribed) \"/\" box/test6"),
+        "{out}"
+    );
+    for name in [
+        "box/test1",
+        "box/test2/test1",
+        "box/test7/test7",
+        "box/test8/test9",
+    ] {
+        assert!(
+            a.iter()
+                .any(|l| l.ends_with(&format!(" {name}")) && l.contains("\\Subscribed")),
+            "{name}: {out}"
+        );
+    }
+    assert!(!a.iter().any(|l| l.ends_with(" box/test3")), "{out}");
+    let b = reply(&out, "b");
+    assert_eq!(
+        b,
+        vec!["* LIST (\\HasChildren) \"/\" box/test2 (\"CHILDINFO\" (\"SUBSCRIBED\"))"],
+        "{out}"
+    );
+    let c = reply(&out, "c");
+    assert!(
+        c.contains(&"* LIST (\\HasNoChildren \\Subscribed) \"/\" box/test1"),
+        "{out}"
+    );
+    assert!(
+        c.contains(&"* LIST (\\HasChildren) \"/\" box/test2"),
+        "{out}"
+    );
+    assert!(
+        c.contains(&"* LIST (\\HasNoChildren) \"/\" box/test3"),
+        "{out}"
+    );
+    assert!(!c.iter().any(|l| l.contains("test6")), "deleted: {out}");
+    let d = reply(&out, "d");
+    assert_eq!(
+        d,
+        vec!["* LIST (\\HasNoChildren \\Subscribed) \"/\" box/test7/test7"],
+        "{out}"
+    );
+    let e = reply(&out, "e");
+    assert!(
+        e.contains(&"* LIST (\\HasChildren) \"/\" box/test8 (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{out}"
+    );
+    assert!(
+        e.contains(&"* LIST (\\HasNoChildren \\Subscribed) \"/\" box/test8/test8"),
+        "{out}"
+    );
+    let f = reply(&out, "f");
+    assert_eq!(
+        f,
+        vec!["* LIST (\\HasNoChildren \\Subscribed) \"/\" box/test2/test1"],
+        "{out}"
+    );
+    // Without SUBSCRIBED, a deleted folder is not listed at all.
+    assert!(
+        !reply(&out, "g").iter().any(|l| l.contains("test6")),
+        "{out}"
+    );
+    assert!(
+        reply(&out, "h").contains(&"* LSUB (\\Noselect) \"/\" box/test6"),
+        "a subscribed name without a folder stays in LSUB: {out}"
+    );
+}
