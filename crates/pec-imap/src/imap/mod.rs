@@ -37,6 +37,11 @@ use pec_store::{FlagOp, MessageMeta};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+mod archive;
+
+pub use archive::ARCHIVE_FOLDER;
+use archive::is_archive;
+
 use crate::error::{Error, Result};
 use crate::input::{Bounds, Input, Next};
 use crate::listext::{self, ListOptions};
@@ -44,9 +49,6 @@ use crate::mime;
 use crate::pattern::Pattern;
 use crate::server::{Config, Conn};
 use pec_proto::bounded::Parsed;
-
-/// The read-only folder that shows the account's security archive.
-pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
 
 /// Bytes read from the socket at a time (the fragmentizer keeps at most one
 /// message, bounded by the literal limit).
@@ -244,10 +246,6 @@ fn to_mailbox(name: &str) -> Result<Mailbox<'static>> {
     Mailbox::try_from(name.to_string()).map_err(response_err)
 }
 
-fn is_archive(name: &str) -> bool {
-    name == ARCHIVE_FOLDER
-}
-
 /// A name LIST or LSUB may show: a folder (the security archive included) or a
 /// subscribed name without a folder.
 struct ListEntry {
@@ -291,15 +289,6 @@ fn list_entries(folders: Vec<pec_store::Folder>, subscriptions: Vec<String>) -> 
             }),
     );
     entries
-}
-
-/// Whether a new folder may not be called `name`: the archive, anything inside it, or a
-/// look-alike of it (another case, extra or trailing spaces) that a user could take for
-/// the real, legally meaningful one.
-fn is_reserved(name: &str) -> bool {
-    let top = name.split('/').next().unwrap_or(name);
-    let normal: Vec<String> = top.split_whitespace().map(str::to_lowercase).collect();
-    normal.join(" ") == ARCHIVE_FOLDER.to_lowercase()
 }
 
 fn flag_of(s: &str) -> Option<Flag<'static>> {
@@ -945,6 +934,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         body: CommandBody<'static>,
     ) -> Result<Done> {
         let user = self.user()?;
+        if let Some(done) = archive::rule(&body, self.selected.as_ref()) {
+            return Ok(done);
+        }
         match body {
             CommandBody::Select {
                 mailbox,
@@ -985,43 +977,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 mailbox,
                 item_names,
             } => self.status(&mailbox, &item_names).await,
-            CommandBody::Create { mailbox } => {
-                let name = mailbox_name(&mailbox).trim_end_matches('/').to_string();
-                if is_archive(&name) {
-                    return Ok(Done::no("Mailbox already exists"));
-                }
-                if is_reserved(&name) {
-                    return Ok(Done::no("The name is reserved for the security archive"));
-                }
-                let u = user.clone();
-                let count = self.config.store(move |s| s.list_folders(&u)).await?.len();
-                if count >= self.config.limits.max_folders {
-                    return Ok(Done::no_code("LIMIT", "Too many folders"));
-                }
-                self.config
-                    .store(move |s| {
-                        // Superior hierarchy names are created as needed (RFC 3501 6.3.3).
-                        let mut parent = String::new();
-                        for part in name.split('/').take(name.split('/').count() - 1) {
-                            if !parent.is_empty() {
-                                parent.push('/');
-                            }
-                            parent.push_str(part);
-                            match s.create_folder(&user, &parent) {
-                                Ok(_) | Err(pec_store::Error::AlreadyExists(_)) => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        s.create_folder(&user, &name)
-                    })
-                    .await?;
-                Ok(Done::ok("CREATE completed"))
-            }
+            CommandBody::Create { mailbox } => self.create(&mailbox).await,
             CommandBody::Delete { mailbox } => {
                 let name = mailbox_name(&mailbox);
-                if is_archive(&name) {
-                    return Ok(Done::no("The security archive cannot be deleted"));
-                }
                 self.config
                     .store(move |s| s.delete_folder(&user, &name))
                     .await?;
@@ -1029,36 +987,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             CommandBody::Rename { from, to } => {
                 let (from, to) = (mailbox_name(&from), mailbox_name(&to));
-                if is_archive(&from) || is_archive(&to) {
-                    return Ok(Done::no("The security archive cannot be renamed"));
-                }
-                if is_reserved(&to) {
-                    return Ok(Done::no("The name is reserved for the security archive"));
-                }
                 self.config
                     .store(move |s| s.rename_folder(&user, &from, &to))
                     .await?;
                 Ok(Done::ok("RENAME completed"))
             }
-            CommandBody::Subscribe { mailbox } | CommandBody::Unsubscribe { mailbox }
-                if is_archive(&mailbox_name(&mailbox)) =>
-            {
-                Ok(Done::ok("Done"))
-            }
-            CommandBody::Subscribe { mailbox } => {
-                let name = mailbox_name(&mailbox);
-                self.config
-                    .store(move |s| s.set_subscribed(&user, &name, true))
-                    .await?;
-                Ok(Done::ok("SUBSCRIBE completed"))
-            }
-            CommandBody::Unsubscribe { mailbox } => {
-                let name = mailbox_name(&mailbox);
-                self.config
-                    .store(move |s| s.set_subscribed(&user, &name, false))
-                    .await?;
-                Ok(Done::ok("UNSUBSCRIBE completed"))
-            }
+            CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
             CommandBody::Append {
                 mailbox,
                 flags,
@@ -1099,6 +1034,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// CREATE, superior hierarchy names included (RFC 3501 6.3.3), within the folder cap.
+    async fn create(&mut self, mailbox: &Mailbox<'_>) -> Result<Done> {
+        let user = self.user()?;
+        let name = mailbox_name(mailbox).trim_end_matches('/').to_string();
+        let u = user.clone();
+        let count = self.config.store(move |s| s.list_folders(&u)).await?.len();
+        if count >= self.config.limits.max_folders {
+            return Ok(Done::no_code("LIMIT", "Too many folders"));
+        }
+        self.config
+            .store(move |s| {
+                let mut parent = String::new();
+                for part in name.split('/').take(name.split('/').count() - 1) {
+                    if !parent.is_empty() {
+                        parent.push('/');
+                    }
+                    parent.push_str(part);
+                    match s.create_folder(&user, &parent) {
+                        Ok(_) | Err(pec_store::Error::AlreadyExists(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                s.create_folder(&user, &name)
+            })
+            .await?;
+        Ok(Done::ok("CREATE completed"))
+    }
+
+    /// SUBSCRIBE (`on`) or UNSUBSCRIBE.
+    async fn subscribe(&mut self, mailbox: &Mailbox<'_>, on: bool) -> Result<Done> {
+        let user = self.user()?;
+        let name = mailbox_name(mailbox);
+        self.config
+            .store(move |s| s.set_subscribed(&user, &name, on))
+            .await?;
+        Ok(Done::ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }))
+    }
+
     fn quota_data(&mut self, usage: pec_store::Usage) -> Result<()> {
         let quota = QuotaGet {
             resource: Resource::Storage,
@@ -1116,47 +1093,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     async fn load(&self, folder: &str) -> Result<Vec<MessageMeta>> {
         let user = self.user()?;
         if is_archive(folder) {
-            let entries = self.config.store(move |s| s.list_archive(&user)).await?;
-            return Ok(entries
-                .into_iter()
-                .filter_map(|e| {
-                    Some(MessageMeta {
-                        uid: u32::try_from(e.id).ok().filter(|&u| u > 0)?,
-                        hash: e.hash,
-                        size: e.size,
-                        internaldate: e.stored_at,
-                        flags: Vec::new(),
-                        modseq: 1,
-                    })
-                })
-                .collect());
+            return archive::messages(&self.config, user).await;
         }
         let folder = folder.to_string();
         self.config.store(move |s| s.messages(&user, &folder)).await
     }
 
+    /// A message's bytes (an archive entry's when the archive is selected).
     async fn fetch_bytes(&self, sel_archive: bool, folder: &str, uid: u32) -> Result<Vec<u8>> {
         let user = self.user()?;
-        let folder = folder.to_string();
         if sel_archive {
-            return self
-                .config
-                .store(move |s| {
-                    // Only entries of this account are readable.
-                    let mine = s
-                        .list_archive(&user)?
-                        .iter()
-                        .any(|e| e.id == i64::from(uid));
-                    if !mine {
-                        return Err(pec_store::Error::NoSuchMessage(uid));
-                    }
-                    s.read_archive(i64::from(uid))
-                })
-                .await;
+            return archive::bytes(&self.config, user, uid).await;
         }
+        let folder = folder.to_string();
         self.config
             .store(move |s| s.fetch(&user, &folder, uid))
             .await
+    }
+
+    /// The highest UID of `folder` other sessions were told of as `\Recent` (claiming
+    /// those up to `highest` with `claim`); nothing in the archive is ever recent.
+    fn claimed_recent(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        highest: u32,
+        claim: bool,
+    ) -> Result<u32> {
+        if is_archive(folder) {
+            return Ok(u32::MAX);
+        }
+        Ok(self
+            .config
+            .notifier
+            .claim_recent(&self.user()?, folder, uidvalidity, highest, claim))
     }
 
     async fn select(
@@ -1178,31 +1148,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let user = self.user()?;
         let name = mailbox_name(mailbox);
         let archive = is_archive(&name);
-        // Archive entries never change: one modification sequence for all.
-        let (uidvalidity, uidnext, highestmodseq) = if archive {
-            (1, 0, 1)
+        let state = if archive {
+            None
         } else {
             let (u, f) = (user.clone(), name.clone());
-            let sel = self.config.store(move |s| s.select(&u, &f)).await?;
-            (sel.uidvalidity, sel.uidnext, sel.highestmodseq)
+            Some(self.config.store(move |s| s.select(&u, &f)).await?)
         };
+        // Watched before the messages are read, so nothing delivered in between is missed.
         let changes = self.config.notifier.watch(&user, &name);
         let messages = self.load(&name).await?;
-        let uidnext = if archive {
-            messages.last().map_or(1, |m| m.uid.saturating_add(1))
-        } else {
-            uidnext
+        let pec_store::Selected {
+            uidvalidity,
+            uidnext,
+            highestmodseq,
+            ..
+        } = match state {
+            Some(state) => state,
+            None => archive::state(&messages)?,
         };
         let read_only = examine || archive;
         let exists = u32::try_from(messages.len()).map_err(response_err)?;
         let highest_uid = messages.last().map_or(0, |m| m.uid);
-        let claimed = if archive {
-            highest_uid
-        } else {
-            self.config
-                .notifier
-                .claim_recent(&user, &name, uidvalidity, highest_uid, !read_only)
-        };
+        let claimed = self.claimed_recent(&name, uidvalidity, highest_uid, !read_only)?;
         let recent: HashSet<u32> = messages
             .iter()
             .map(|m| m.uid)
@@ -1332,7 +1299,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if sel.messages.len() != before {
             let highest = sel.messages.last().map_or(0, |m| m.uid);
             let claimed = if sel.archive {
-                highest
+                u32::MAX
             } else {
                 notifier.claim_recent(&user, &sel.name, sel.uidvalidity, highest, !sel.read_only)
             };
@@ -1558,12 +1525,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let name = mailbox_name(mailbox);
         let messages = self.load(&name).await?;
         let sel = if is_archive(&name) {
-            pec_store::Selected {
-                uidvalidity: 1,
-                uidnext: messages.last().map_or(1, |m| m.uid.saturating_add(1)),
-                highestmodseq: 1,
-                exists: u32::try_from(messages.len()).map_err(response_err)?,
-            }
+            archive::state(&messages)?
         } else {
             let n = name.clone();
             self.config.store(move |s| s.select(&user, &n)).await?
@@ -1576,17 +1538,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             items.push(match n {
                 StatusDataItemName::Messages => StatusDataItem::Messages(sel.exists),
                 StatusDataItemName::Recent => {
-                    let claimed = if is_archive(&name) {
-                        u32::MAX
-                    } else {
-                        self.config.notifier.claim_recent(
-                            &self.user()?,
-                            &name,
-                            sel.uidvalidity,
-                            0,
-                            false,
-                        )
-                    };
+                    let claimed = self.claimed_recent(&name, sel.uidvalidity, 0, false)?;
                     StatusDataItem::Recent(count(&|m| m.uid > claimed))
                 }
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(sel.uidnext.max(1))?),
@@ -1627,9 +1579,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> Result<Done> {
         let user = self.user()?;
         let name = mailbox_name(mailbox);
-        if is_archive(&name) {
-            return Ok(Done::no("The security archive is read-only"));
-        }
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let when = date.map_or_else(
             || chrono::Utc::now().timestamp(),
@@ -2228,18 +2177,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> Result<Done> {
         let user = self.user()?;
         let dest = mailbox_name(mailbox);
-        if is_archive(&dest) {
-            return Ok(Done::no("The security archive is read-only"));
-        }
         let indices = self.resolve(set, uid);
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Done::bad("No mailbox selected"));
         };
-        if sel.archive {
-            return Ok(Done::no(
-                "Messages cannot be copied out of the security archive",
-            ));
-        }
         let folder = sel.name.clone();
         let uids: Vec<u32> = indices
             .iter()
