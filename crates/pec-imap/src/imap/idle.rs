@@ -46,7 +46,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tokio::select! {
                 read = tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut buf)) => {
                     match read {
-                        Err(_) | Ok(Ok(0)) => return Err(Error::Protocol("connection closed in IDLE".into())),
+                        Err(_) => return Err(Error::Protocol("idle timeout in IDLE".into())),
+                        // The client left while idling: how clients quit, not a fault.
+                        Ok(Ok(0)) => {
+                            return Err(Error::Io(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "connection closed in IDLE",
+                            )));
+                        }
                         Ok(Ok(n)) => self.input.feed(&buf[..n]),
                         Ok(Err(e)) => return Err(e.into()),
                     }
