@@ -210,6 +210,14 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO subscriptions (account_id, name)
         SELECT account_id, name FROM folders WHERE subscribed <> 0;
     ",
+    // 7: the archive entries their address has read (\Seen over IMAP). Each entry
+    // belongs to one address, so this is per user; the entry itself never changes, and
+    // the mark goes with it when it is purged.
+    "
+    CREATE TABLE archive_seen (
+        archive_id INTEGER PRIMARY KEY REFERENCES archive(id) ON DELETE CASCADE
+    );
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what

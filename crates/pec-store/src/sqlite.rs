@@ -275,6 +275,15 @@ impl Mailboxes for SqliteStore {
             archive::blob_of(c, id)?.ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))
         })
     }
+
+    fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
+        self.read(|c| archive::seen(c, address))
+    }
+
+    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()> {
+        let (address, ids) = (address.to_string(), ids.to_vec());
+        self.write(move |c| archive::set_seen(c, &address, &ids, seen))
+    }
 }
 
 impl Blobs for SqliteStore {

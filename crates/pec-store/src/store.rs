@@ -126,6 +126,11 @@ pub trait Mailboxes: Send + Sync {
     fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
     /// The bytes of an archive entry.
     fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
+    /// Ids of the address's archive entries it has read (`\Seen` over IMAP).
+    fn archive_seen(&self, address: &str) -> Result<Vec<i64>>;
+    /// Marks archive entries of the address read or unread; the entries themselves
+    /// never change, and ids of other addresses are ignored.
+    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()>;
 }
 
 /// Stored bytes by their SHA-256 (queued messages, timer envelopes, virus store entries).

@@ -419,6 +419,46 @@ fn group_commit_shares_transactions() {
     assert!(commits < 200, "no grouping happened: {commits} commits");
 }
 
+/// An address marks its own archive entries read; the mark goes when the entry is purged.
+fn archive_entries_are_marked_read_per_address(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
+    let old = store
+        .archive(ADDR, b"old", Direction::Sent, "posta-certificata", 100)
+        .unwrap();
+    let new = store
+        .archive(ADDR, b"new", Direction::Received, "accettazione", 200)
+        .unwrap();
+    let other = store
+        .archive(
+            "altro@pec.example.it",
+            b"x",
+            Direction::Sent,
+            "posta-certificata",
+            200,
+        )
+        .unwrap();
+    assert!(store.archive_seen(ADDR).unwrap().is_empty());
+    store
+        .set_archive_seen(ADDR, &[old.id, new.id, other.id], true)
+        .unwrap();
+    store.set_archive_seen(ADDR, &[new.id], true).unwrap();
+    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id, new.id]);
+    assert!(
+        store
+            .archive_seen("altro@pec.example.it")
+            .unwrap()
+            .is_empty(),
+        "another address's entry is not marked"
+    );
+    store.set_archive_seen(ADDR, &[new.id], false).unwrap();
+    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id]);
+    assert_eq!(store.purge_archive(150).unwrap(), 1);
+    assert!(store.archive_seen(ADDR).unwrap().is_empty());
+    store.set_archive_seen(ADDR, &[new.id], true).unwrap();
+    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![new.id]);
+}
+
 fn archive_is_outside_quota_and_purged_by_age(backend: Backend) {
     let t = with_account(backend, Some(5), false);
     let store = &t.store;
@@ -725,6 +765,7 @@ backend_tests!(
     delivery_over_quota_is_refused_and_stores_nothing,
     concurrent_deliveries_never_exceed_quota,
     archive_is_outside_quota_and_purged_by_age,
+    archive_entries_are_marked_read_per_address,
     reopen_keeps_everything,
     blobs_go_with_their_last_reference,
 );

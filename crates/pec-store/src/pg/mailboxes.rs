@@ -561,6 +561,41 @@ pub fn read_archive(tx: &mut Transaction<'_>, id: i64) -> Result<Vec<u8>> {
     blobs::read(tx, &hash)
 }
 
+/// Ids of the archive entries of `addr` marked read.
+pub fn archive_seen(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<i64>> {
+    let (addr, _) = lookup::address(addr)?;
+    Ok(tx
+        .query(
+            "SELECT s.archive_id FROM archive_seen s JOIN archive a ON a.id = s.archive_id
+             WHERE a.address = $1 ORDER BY s.archive_id",
+            &[&addr],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Marks archive entries of `addr` read (or not); ids of other addresses are ignored.
+pub fn set_archive_seen(tx: &mut Transaction<'_>, addr: &str, ids: &[i64], on: bool) -> Result<()> {
+    let (addr, _) = lookup::address(addr)?;
+    let ids = ids.to_vec();
+    if on {
+        tx.execute(
+            "INSERT INTO archive_seen (archive_id)
+             SELECT id FROM archive WHERE id = ANY($1) AND address = $2
+             ON CONFLICT DO NOTHING",
+            &[&ids, &addr],
+        )?;
+    } else {
+        tx.execute(
+            "DELETE FROM archive_seen WHERE archive_id IN
+             (SELECT id FROM archive WHERE id = ANY($1) AND address = $2)",
+            &[&ids, &addr],
+        )?;
+    }
+    Ok(())
+}
+
 /// Deletes archive entries stored before `cutoff`; returns how many.
 pub fn purge_archive(tx: &mut Transaction<'_>, cutoff: i64) -> Result<u64> {
     let released: Vec<String> = tx

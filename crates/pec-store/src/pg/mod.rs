@@ -321,6 +321,16 @@ impl Mailboxes for PgStore {
         self.read(move |tx| mailboxes::list_archive(tx, &address))
     }
 
+    fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::archive_seen(tx, &address))
+    }
+
+    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()> {
+        let (address, ids) = (address.to_string(), ids.to_vec());
+        self.write(move |tx, _| mailboxes::set_archive_seen(tx, &address, &ids, seen))
+    }
+
     fn read_archive(&self, id: i64) -> Result<Vec<u8>> {
         self.read(move |tx| mailboxes::read_archive(tx, id))
     }

@@ -204,6 +204,14 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO subscriptions (account_id, name)
         SELECT account_id, name FROM folders WHERE subscribed;
     "#,
+    // 3: the archive entries their address has read (\Seen over IMAP). Each entry
+    // belongs to one address, so this is per user; the entry itself never changes, and
+    // the mark goes with it when it is purged.
+    r#"
+    CREATE TABLE archive_seen (
+        archive_id BIGINT PRIMARY KEY REFERENCES archive(id) ON DELETE CASCADE
+    );
+    "#,
 ];
 
 /// The schema version this program writes.
