@@ -3,13 +3,15 @@
 //! messages, bytes and counters come from.
 
 use imap_codec::imap_types::command::CommandBody;
-use pec_store::MessageMeta;
+use imap_codec::imap_types::flag::Flag;
+use pec_store::{FlagOp, MessageMeta};
 
-use super::{Done, Selected, mailbox_name, response_err};
+use super::{Done, Selected, has_flag, mailbox_name, response_err};
 use crate::error::Result;
 use crate::server::Config;
 
-/// The read-only folder that shows the account's security archive.
+/// The folder that shows the account's security archive: its entries cannot change
+/// or go, only be marked read.
 pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
 
 /// Whether `name` is the archive folder.
@@ -27,8 +29,8 @@ pub(super) fn is_reserved(name: &str) -> bool {
 }
 
 /// The answer to a command that would change the archive or take its name, if `body`
-/// is one (`selected` is the session's selected folder). Selected read-only, the
-/// archive refuses STORE, EXPUNGE and MOVE as any read-only folder does.
+/// is one (`selected` is the session's selected folder). Selected, the archive lets
+/// its address mark entries read (STORE of `\Seen`, FETCH of a body) and nothing else.
 pub(super) fn rule(body: &CommandBody<'_>, selected: Option<&Selected>) -> Option<Done> {
     let reserved = || Done::no("The name is reserved for the security archive");
     let read_only = || Done::no("The security archive is read-only");
@@ -66,27 +68,96 @@ pub(super) fn rule(body: &CommandBody<'_>, selected: Option<&Selected>) -> Optio
                 Some(Done::no(
                     "Messages cannot be copied out of the security archive",
                 ))
+            } else if sel.archive {
+                Some(Done::no(
+                    "Messages cannot be moved out of the security archive",
+                ))
             } else {
                 None
             }
+        }
+        CommandBody::Store { flags, .. }
+            if selected.is_some_and(|s| s.archive)
+                && flags.iter().any(|f| !matches!(f, Flag::Seen)) =>
+        {
+            Some(Done::no(
+                "Only \\Seen can be changed in the security archive",
+            ))
+        }
+        CommandBody::Expunge | CommandBody::ExpungeUid { .. }
+            if selected.is_some_and(|s| s.archive) =>
+        {
+            Some(Done::no(
+                "Messages cannot be removed from the security archive",
+            ))
         }
         _ => None,
     }
 }
 
-/// The archive's entries as messages: UIDs are entry ids, no flags, one modification
-/// sequence (entries never change).
+/// A STORE on archive entries (`current`, as the session knows them): only `\Seen`
+/// exists there ([`rule`] refused anything else). Returns the entries whose flags
+/// changed, with their new flags.
+pub(super) async fn store_seen(
+    config: &Config,
+    user: String,
+    current: Vec<MessageMeta>,
+    op: FlagOp,
+    flags: &[String],
+) -> Result<Vec<MessageMeta>> {
+    let named = flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+    let (mut on, mut off, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for mut m in current {
+        let seen = has_flag(&m, "\\Seen");
+        let wanted = match op {
+            FlagOp::Add => seen || named,
+            FlagOp::Remove => seen && !named,
+            FlagOp::Replace => named,
+        };
+        if wanted == seen {
+            continue;
+        }
+        if wanted {
+            on.push(i64::from(m.uid));
+            m.flags = vec!["\\Seen".to_string()];
+        } else {
+            off.push(i64::from(m.uid));
+            m.flags = Vec::new();
+        }
+        changed.push(m);
+    }
+    if !changed.is_empty() {
+        config
+            .store(move |s| {
+                s.set_archive_seen(&user, &on, true)?;
+                s.set_archive_seen(&user, &off, false)
+            })
+            .await?;
+    }
+    Ok(changed)
+}
+
+/// The archive's entries as messages: UIDs are entry ids, `\Seen` the address's read
+/// mark, one modification sequence (entries never change).
 pub(super) async fn messages(config: &Config, user: String) -> Result<Vec<MessageMeta>> {
-    let entries = config.store(move |s| s.list_archive(&user)).await?;
+    let (entries, seen) = config
+        .store(move |s| Ok((s.list_archive(&user)?, s.archive_seen(&user)?)))
+        .await?;
+    let seen: std::collections::HashSet<i64> = seen.into_iter().collect();
     Ok(entries
         .into_iter()
         .filter_map(|e| {
+            let flags = if seen.contains(&e.id) {
+                vec!["\\Seen".to_string()]
+            } else {
+                Vec::new()
+            };
             Some(MessageMeta {
                 uid: u32::try_from(e.id).ok().filter(|&u| u > 0)?,
                 hash: e.hash,
                 size: e.size,
                 internaldate: e.stored_at,
-                flags: Vec::new(),
+                flags,
                 modseq: 1,
             })
         })

@@ -298,7 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.expunge(Some(sequence_set)).await
             }
             CommandBody::Close => {
-                if writable {
+                if writable && !sel.archive {
                     let user = self.user()?;
                     let name = sel.name.clone();
                     let (u, n) = (user.clone(), name.clone());

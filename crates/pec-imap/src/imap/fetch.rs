@@ -99,12 +99,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             let mut set_seen = false;
             if marks_seen && !has_flag(&meta, "\\Seen") {
-                let (u, f, id) = (user.clone(), folder.clone(), meta.uid);
                 let changed = self
-                    .config
-                    .store(move |s| {
-                        s.store_flags(&u, &f, &[id], FlagOp::Add, &["\\Seen".to_string()])
-                    })
+                    .change_flags(
+                        archive,
+                        &folder,
+                        vec![meta.clone()],
+                        FlagOp::Add,
+                        vec!["\\Seen".to_string()],
+                    )
                     .await?;
                 if let Some(c) = changed.into_iter().next() {
                     meta = c;

@@ -83,7 +83,7 @@ fn largest_command(limits: &crate::server::Limits) -> usize {
 struct Selected {
     name: String,
     read_only: bool,
-    /// The archive folder: UIDs are archive entry ids, nothing is writable.
+    /// The archive folder: UIDs are archive entry ids, only `\Seen` is writable.
     archive: bool,
     /// Messages in sequence order, as last reported to the client.
     messages: Vec<MessageMeta>,
@@ -103,6 +103,32 @@ impl Selected {
             flags.push(FlagFetch::Recent);
         }
         flags
+    }
+
+    /// FLAGS and PERMANENTFLAGS of the folder: the system flags and keywords, any new
+    /// keyword allowed, except in the archive, where only `\Seen` can change, and in a
+    /// read-only folder, where nothing can.
+    fn flag_lists(&self) -> (Vec<Flag<'static>>, Vec<FlagPerm<'static>>) {
+        if self.archive {
+            let perm = if self.read_only {
+                Vec::new()
+            } else {
+                vec![FlagPerm::Flag(Flag::Seen)]
+            };
+            return (vec![Flag::Seen], perm);
+        }
+        let flags = flag_list(&self.keywords);
+        let perm = if self.read_only {
+            Vec::new()
+        } else {
+            flags
+                .iter()
+                .cloned()
+                .map(FlagPerm::Flag)
+                .chain([FlagPerm::Asterisk])
+                .collect()
+        };
+        (flags, perm)
     }
 
     /// Records keywords the messages carry that the client was not told of;

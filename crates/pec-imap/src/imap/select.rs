@@ -85,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Some(state) => state,
             None => archive::state(&messages)?,
         };
-        let read_only = examine || archive;
+        let read_only = examine;
         let exists = u32::try_from(messages.len()).map_err(response_err)?;
         let highest_uid = messages.last().map_or(0, |m| m.uid);
         let claimed = self.claimed_recent(&name, uidvalidity, highest_uid, !read_only)?;
@@ -105,8 +105,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             keywords: BTreeSet::new(),
         };
         sel.learn_keywords();
-        let flags = flag_list(&sel.keywords);
-        self.data(Data::Flags(flags.clone()));
+        let (flags, perm) = sel.flag_lists();
+        self.data(Data::Flags(flags));
         self.data(Data::Exists(exists));
         self.data(Data::Recent(
             u32::try_from(sel.recent.len()).map_err(response_err)?,
@@ -129,15 +129,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Some(Code::UidNext(nz(uidnext.max(1))?)),
             "Predicted next UID",
         )?;
-        let perm: Vec<FlagPerm<'static>> = if read_only {
-            Vec::new()
-        } else {
-            flags
-                .into_iter()
-                .map(FlagPerm::Flag)
-                .chain([FlagPerm::Asterisk])
-                .collect()
-        };
         self.untagged(
             StatusKind::Ok,
             Some(Code::PermanentFlags(perm)),
@@ -249,15 +240,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());
         };
-        let flags = flag_list(&sel.keywords);
+        let (flags, perm) = sel.flag_lists();
         let read_only = sel.read_only;
-        self.data(Data::Flags(flags.clone()));
+        self.data(Data::Flags(flags));
         if !read_only {
-            let perm = flags
-                .into_iter()
-                .map(FlagPerm::Flag)
-                .chain([FlagPerm::Asterisk])
-                .collect();
             self.untagged(
                 StatusKind::Ok,
                 Some(Code::PermanentFlags(perm)),

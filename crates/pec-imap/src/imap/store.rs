@@ -13,6 +13,28 @@ pub(super) struct StoreRequest {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// Changes the flags of messages of the selected folder (`metas`, as the session
+    /// knows them) in the store, or the read marks of archive entries; returns the
+    /// messages whose flags changed.
+    pub(super) async fn change_flags(
+        &self,
+        archive: bool,
+        folder: &str,
+        metas: Vec<MessageMeta>,
+        op: FlagOp,
+        flags: Vec<String>,
+    ) -> Result<Vec<MessageMeta>> {
+        let user = self.user()?;
+        if archive {
+            return archive::store_seen(&self.config, user, metas, op, &flags).await;
+        }
+        let folder = folder.to_string();
+        let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+        self.config
+            .store(move |s| s.store_flags(&user, &folder, &uids, op, &flags))
+            .await
+    }
+
     pub(super) async fn store(&mut self, set: &SequenceSet, req: StoreRequest) -> Result<Done> {
         let user = self.user()?;
         if req.unchanged_since.is_some() {
@@ -22,7 +44,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Done::bad("No mailbox selected"));
         };
-        let folder = sel.name.clone();
+        let (folder, archive) = (sel.name.clone(), sel.archive);
         let uids: Vec<u32> = indices
             .iter()
             .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
@@ -35,27 +57,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let flags: Vec<String> = req.flags.iter().map(|f| f.to_string()).collect();
         let (u, f) = (user.clone(), folder.clone());
         let unchanged_since = req.unchanged_since;
-        let (changed, modified) = self
-            .config
-            .store(move |s| {
-                // RFC 7162 UNCHANGEDSINCE: messages changed after the given
-                // modification sequence are left alone and reported MODIFIED.
-                let (allowed, modified): (Vec<u32>, Vec<u32>) = match unchanged_since {
-                    None => (uids, Vec::new()),
-                    Some(limit) => {
-                        let current: HashMap<u32, u64> = s
-                            .messages(&u, &f)?
-                            .into_iter()
-                            .map(|m| (m.uid, m.modseq))
-                            .collect();
-                        uids.into_iter()
-                            .partition(|uid| current.get(uid).is_none_or(|&m| m <= limit))
-                    }
-                };
-                let changed = s.store_flags(&u, &f, &allowed, op, &flags)?;
-                Ok((changed, modified))
-            })
-            .await?;
+        let (changed, modified) = if archive {
+            // Archive entries keep modification sequence 1.
+            let (allowed, modified): (Vec<MessageMeta>, Vec<MessageMeta>) = sel
+                .messages
+                .iter()
+                .filter(|m| uids.contains(&m.uid))
+                .cloned()
+                .partition(|m| unchanged_since.is_none_or(|limit| m.modseq <= limit));
+            let changed = self.change_flags(true, &folder, allowed, op, flags).await?;
+            (changed, modified.into_iter().map(|m| m.uid).collect())
+        } else {
+            self.config
+                .store(move |s| {
+                    // RFC 7162 UNCHANGEDSINCE: messages changed after the given
+                    // modification sequence are left alone and reported MODIFIED.
+                    let (allowed, modified): (Vec<u32>, Vec<u32>) = match unchanged_since {
+                        None => (uids, Vec::new()),
+                        Some(limit) => {
+                            let current: HashMap<u32, u64> = s
+                                .messages(&u, &f)?
+                                .into_iter()
+                                .map(|m| (m.uid, m.modseq))
+                                .collect();
+                            uids.into_iter()
+                                .partition(|uid| current.get(uid).is_none_or(|&m| m <= limit))
+                        }
+                    };
+                    let changed = s.store_flags(&u, &f, &allowed, op, &flags)?;
+                    Ok((changed, modified))
+                })
+                .await?
+        };
         if !changed.is_empty() {
             self.config.notifier.changed(&user, &folder);
         }
