@@ -59,10 +59,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let unchanged_since = req.unchanged_since;
         let (changed, modified) = if archive {
             // Archive entries keep modification sequence 1.
+            let wanted: HashSet<u32> = uids.iter().copied().collect();
             let (allowed, modified): (Vec<MessageMeta>, Vec<MessageMeta>) = sel
                 .messages
                 .iter()
-                .filter(|m| uids.contains(&m.uid))
+                .filter(|m| wanted.contains(&m.uid))
                 .cloned()
                 .partition(|m| unchanged_since.is_none_or(|limit| m.modseq <= limit));
             let changed = self.change_flags(true, &folder, allowed, op, flags).await?;
