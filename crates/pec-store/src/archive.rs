@@ -73,6 +73,18 @@ pub fn blob_of(conn: &Connection, id: i64) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// Blob hash of an archive entry of `addr`.
+pub fn blob_of_address(conn: &Connection, addr: &str, id: i64) -> Result<Option<String>> {
+    let (addr, _) = lookup::address(addr)?;
+    Ok(cached::query_row(
+        conn,
+        "SELECT blob FROM archive WHERE id = ?1 AND address = ?2",
+        params![id, addr],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 /// An address's archive entries, oldest first.
 pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
     let (addr, _) = lookup::address(addr)?;

@@ -276,6 +276,13 @@ impl Mailboxes for SqliteStore {
         })
     }
 
+    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>> {
+        self.load(|c| {
+            archive::blob_of_address(c, address, id)?
+                .ok_or_else(|| Error::NoSuchMessage(u32::try_from(id).unwrap_or(0)))
+        })
+    }
+
     fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
         self.read(|c| archive::seen(c, address))
     }

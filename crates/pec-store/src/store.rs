@@ -126,6 +126,9 @@ pub trait Mailboxes: Send + Sync {
     fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
     /// The bytes of an archive entry.
     fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
+    /// The bytes of an archive entry of `address` ([`Error::NoSuchMessage`] for an
+    /// entry of another address or none): one lookup, for IMAP FETCH.
+    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>>;
     /// Ids of the address's archive entries it has read (`\Seen` over IMAP).
     fn archive_seen(&self, address: &str) -> Result<Vec<i64>>;
     /// Marks archive entries of the address read or unread; the entries themselves

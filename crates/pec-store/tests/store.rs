@@ -444,6 +444,11 @@ fn archive_entries_are_marked_read_per_address(backend: Backend) {
         .unwrap();
     store.set_archive_seen(ADDR, &[new.id], true).unwrap();
     assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id, new.id]);
+    assert_eq!(store.read_archive_of(ADDR, new.id).unwrap(), b"new");
+    assert!(matches!(
+        store.read_archive_of(ADDR, other.id),
+        Err(Error::NoSuchMessage(_))
+    ));
     assert!(
         store
             .archive_seen("altro@pec.example.it")

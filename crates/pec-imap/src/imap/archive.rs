@@ -167,17 +167,8 @@ pub(super) async fn messages(config: &Config, user: String) -> Result<Vec<Messag
 /// The bytes of the archive entry `uid`, if it belongs to `user`.
 pub(super) async fn bytes(config: &Config, user: String, uid: u32) -> Result<Vec<u8>> {
     config
-        .store(move |s| {
-            // Only entries of this account are readable.
-            let mine = s
-                .list_archive(&user)?
-                .iter()
-                .any(|e| e.id == i64::from(uid));
-            if !mine {
-                return Err(pec_store::Error::NoSuchMessage(uid));
-            }
-            s.read_archive(i64::from(uid))
-        })
+        // Only entries of this account are readable.
+        .store(move |s| s.read_archive_of(&user, i64::from(uid)))
         .await
 }
 

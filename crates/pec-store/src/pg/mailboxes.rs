@@ -561,6 +561,19 @@ pub fn read_archive(tx: &mut Transaction<'_>, id: i64) -> Result<Vec<u8>> {
     blobs::read(tx, &hash)
 }
 
+/// The bytes of an archive entry of `addr`.
+pub fn read_archive_of(tx: &mut Transaction<'_>, addr: &str, id: i64) -> Result<Vec<u8>> {
+    let (addr, _) = lookup::address(addr)?;
+    let hash: String = tx
+        .query_opt(
+            "SELECT blob FROM archive WHERE id = $1 AND address = $2",
+            &[&id, &addr],
+        )?
+        .map(|r| r.get(0))
+        .ok_or_else(|| Error::NoSuchMessage(u32::try_from(id).unwrap_or(0)))?;
+    blobs::read(tx, &hash)
+}
+
 /// Ids of the archive entries of `addr` marked read.
 pub fn archive_seen(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<i64>> {
     let (addr, _) = lookup::address(addr)?;

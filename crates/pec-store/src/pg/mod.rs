@@ -321,6 +321,11 @@ impl Mailboxes for PgStore {
         self.read(move |tx| mailboxes::list_archive(tx, &address))
     }
 
+    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::read_archive_of(tx, &address, id))
+    }
+
     fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
         let address = address.to_string();
         self.read(move |tx| mailboxes::archive_seen(tx, &address))
