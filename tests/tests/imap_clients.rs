@@ -1,7 +1,7 @@
 //! The mailbox as users' clients see it, over the real listeners of a running lab: Python's
 //! imaplib doing what Thunderbird does at first sync and on new mail (LIST with special
 //! use, SELECT, UID FETCH of flags, sizes and body structures, IDLE, GETQUOTAROOT), the
-//! read-only security archive, and poplib.
+//! security archive (entries only marked read), and poplib.
 
 use pec_e2e::{Backend, Lab, run_python, standard, submit, wait_for};
 
@@ -76,7 +76,8 @@ M.sock.settimeout(None)
 typ, data = M.uid("FETCH", "2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 show("new", data[0][1].strip())
 
-# The user deletes the first message; the security archive keeps it, read-only.
+# The user deletes the first message; the security archive keeps it (its entries can
+# only be marked read).
 show("store", M.uid("STORE", "1", "+FLAGS.SILENT", r"(\Deleted)")[0])
 typ, data = M.expunge()
 show("expunge", [typ] + data)
@@ -84,7 +85,7 @@ typ, data = M.select("INBOX")
 show("select-after", data[0])
 try:
     M.select('"Archivio di sicurezza"')
-    show("archive-select", "writable")
+    show("archive-select", "read-write")
 except imaplib.IMAP4.readonly:
     show("archive-select", "read-only")
 typ, data = M.select('"Archivio di sicurezza"', readonly=True)
@@ -212,7 +213,7 @@ async fn thunderbird_like_session_idle_quota_archive_and_pop3(backend: Backend) 
 
     assert_eq!(one("expunge"), "OK 1");
     assert_eq!(one("select-after"), "1");
-    assert_eq!(one("archive-select"), "read-only");
+    assert_eq!(one("archive-select"), "read-write");
     assert_eq!(one("archive-exists"), "2");
     let archived = seen("archive-subject");
     assert!(

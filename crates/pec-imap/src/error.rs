@@ -24,5 +24,40 @@ pub enum Error {
     Protocol(String),
 }
 
+impl Error {
+    /// Whether the client simply went away (closed or reset the connection, or ended
+    /// TLS without close_notify, as Thunderbird does when it quits): logged at DEBUG,
+    /// not as a failure.
+    pub fn is_disconnect(&self) -> bool {
+        use std::io::ErrorKind as K;
+        matches!(
+            self,
+            Error::Io(e) if matches!(
+                e.kind(),
+                K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+            )
+        )
+    }
+}
+
 /// Result with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn a_client_leaving_is_a_disconnect() {
+        // What tokio-rustls reports when the client ends TLS without close_notify.
+        let eof = IoError::new(
+            ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify",
+        );
+        assert!(Error::Io(eof).is_disconnect());
+        assert!(Error::Io(IoError::from(ErrorKind::ConnectionReset)).is_disconnect());
+        assert!(!Error::Io(IoError::from(ErrorKind::PermissionDenied)).is_disconnect());
+        assert!(!Error::Protocol("unexpected input in IDLE".into()).is_disconnect());
+    }
+}

@@ -10,9 +10,10 @@
 //! strings made with [`hash_password`], checked by the shared
 //! [`pec_net::Authenticator`] of [`Limits::auth`].
 //!
-//! The security archive is shown over IMAP as the read-only folder
-//! [`ARCHIVE_FOLDER`].
+//! The security archive is shown over IMAP as the folder [`ARCHIVE_FOLDER`], whose
+//! entries cannot change or go but can be marked read (`\Seen`) by their address.
 
+mod address;
 pub mod error;
 mod imap;
 mod input;

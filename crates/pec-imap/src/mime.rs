@@ -7,7 +7,6 @@
 
 use std::num::NonZeroU32;
 
-use base64::Engine;
 use imap_codec::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
     SpecificFields,
@@ -272,85 +271,36 @@ fn raw_header(ctx: Ctx<'_, '_>, part: &MessagePart<'_>, name: HeaderName<'_>) ->
     Some(unfolded.trim_ascii().to_vec())
 }
 
-/// A display name as ENVELOPE carries it: ASCII as is, otherwise as an
-/// RFC 2047 encoded word (IMAP strings are not for raw UTF-8).
-fn display_name(name: &str) -> Vec<u8> {
-    if name.is_ascii() {
-        name.as_bytes().to_vec()
-    } else {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
-        format!("=?utf-8?b?{b64}?=").into_bytes()
-    }
-}
-
-fn address(name: Option<&str>, addr: Option<&str>) -> ImapAddress<'static> {
-    let (mailbox, host) = match addr.and_then(|a| a.rsplit_once('@')) {
-        Some((m, h)) => (Some(m.to_string()), Some(h.to_string())),
-        None => (addr.map(str::to_string), None),
-    };
-    ImapAddress {
-        name: nstring(name.map(display_name)),
-        adl: NString(None),
-        mailbox: nstring(mailbox),
-        host: nstring(host),
-    }
-}
-
-fn addresses(part: &MessagePart<'_>, name: HeaderName<'_>) -> Vec<ImapAddress<'static>> {
-    let Some(HeaderValue::Address(value)) = part
-        .headers
-        .iter()
-        .find(|h| h.name == name)
-        .map(|h| &h.value)
-    else {
+/// The ENVELOPE addresses of a header field (empty when the field is absent or empty).
+fn addresses(
+    ctx: Ctx<'_, '_>,
+    part: &MessagePart<'_>,
+    name: HeaderName<'_>,
+) -> Vec<ImapAddress<'static>> {
+    let Some(value) = raw_header(ctx, part, name) else {
         return Vec::new();
     };
-    match value {
-        Address::List(list) => list
-            .iter()
-            .map(|a| address(a.name.as_deref(), a.address.as_deref()))
-            .collect(),
-        Address::Group(groups) => {
-            let mut out = Vec::new();
-            for g in groups {
-                if let Some(gname) = &g.name {
-                    // RFC 3501 group syntax: a start marker, members, an end marker.
-                    out.push(ImapAddress {
-                        name: NString(None),
-                        adl: NString(None),
-                        mailbox: nstring(Some(display_name(gname))),
-                        host: NString(None),
-                    });
-                }
-                out.extend(
-                    g.addresses
-                        .iter()
-                        .map(|a| address(a.name.as_deref(), a.address.as_deref())),
-                );
-                if g.name.is_some() {
-                    out.push(ImapAddress {
-                        name: NString(None),
-                        adl: NString(None),
-                        mailbox: NString(None),
-                        host: NString(None),
-                    });
-                }
-            }
-            out
-        }
-    }
+    crate::address::parse(&value)
+        .into_iter()
+        .map(|a| ImapAddress {
+            name: nstring(a.name),
+            adl: nstring(a.adl),
+            mailbox: nstring(a.mailbox),
+            host: nstring(a.host),
+        })
+        .collect()
 }
 
 fn envelope_of(ctx: Ctx<'_, '_>) -> Envelope<'static> {
     let Some(root) = ctx.part(0) else {
         return empty_envelope();
     };
-    let from = addresses(root, HeaderName::From);
-    let mut sender = addresses(root, HeaderName::Sender);
+    let from = addresses(ctx, root, HeaderName::From);
+    let mut sender = addresses(ctx, root, HeaderName::Sender);
     if sender.is_empty() {
         sender = from.clone();
     }
-    let mut reply_to = addresses(root, HeaderName::ReplyTo);
+    let mut reply_to = addresses(ctx, root, HeaderName::ReplyTo);
     if reply_to.is_empty() {
         reply_to = from.clone();
     }
@@ -360,9 +310,9 @@ fn envelope_of(ctx: Ctx<'_, '_>) -> Envelope<'static> {
         from,
         sender,
         reply_to,
-        to: addresses(root, HeaderName::To),
-        cc: addresses(root, HeaderName::Cc),
-        bcc: addresses(root, HeaderName::Bcc),
+        to: addresses(ctx, root, HeaderName::To),
+        cc: addresses(ctx, root, HeaderName::Cc),
+        bcc: addresses(ctx, root, HeaderName::Bcc),
         in_reply_to: nstring(raw_header(ctx, root, HeaderName::InReplyTo)),
         message_id: nstring(raw_header(ctx, root, HeaderName::MessageId)),
     }
@@ -524,6 +474,49 @@ pub(crate) fn body_structure(raw: &[u8], parsed: Option<&Parsed<'_>>) -> BodyStr
     }
 }
 
+/// The non-extensible form FETCH BODY returns (RFC 3501 7.4.2): the structure without
+/// extension data, at every level, nested messages included.
+pub(crate) fn without_extensions(bs: BodyStructure<'static>) -> BodyStructure<'static> {
+    match bs {
+        BodyStructure::Single { body, .. } => {
+            let specific = match body.specific {
+                SpecificFields::Message {
+                    envelope,
+                    body_structure,
+                    number_of_lines,
+                } => SpecificFields::Message {
+                    envelope,
+                    body_structure: Box::new(without_extensions(*body_structure)),
+                    number_of_lines,
+                },
+                other => other,
+            };
+            BodyStructure::Single {
+                body: Body {
+                    basic: body.basic,
+                    specific,
+                },
+                extension_data: None,
+            }
+        }
+        BodyStructure::Multi {
+            bodies, subtype, ..
+        } => {
+            let bodies: Vec<BodyStructure<'static>> =
+                bodies.into_iter().map(without_extensions).collect();
+            match Vec1::try_from(bodies) {
+                Ok(bodies) => BodyStructure::Multi {
+                    bodies,
+                    subtype,
+                    extension_data: None,
+                },
+                // Not reachable: a Vec1 maps to a non-empty Vec.
+                Err(_) => plain_text(0, 0),
+            }
+        }
+    }
+}
+
 /// The body of a message too complex to show its structure: one opaque part.
 fn opaque(body: &[u8]) -> BodyStructure<'static> {
     BodyStructure::Single {
@@ -605,9 +598,20 @@ pub(crate) fn header_text(msg: Option<&Message<'_>>, name: &str) -> String {
     out
 }
 
-/// Seconds since the epoch of the Date header, for SENTSINCE/SENTBEFORE.
-pub(crate) fn sent_date(msg: Option<&Message<'_>>) -> Option<i64> {
-    msg?.date().map(|d| d.to_timestamp())
+/// The date of the Date header in its own time zone, time and zone disregarded, as
+/// SENTBEFORE/SENTON/SENTSINCE compare it (RFC 3501 6.4.4).
+pub(crate) fn sent_date(msg: Option<&Message<'_>>) -> Option<chrono::NaiveDate> {
+    let d = msg?.date()?;
+    chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+}
+
+/// Whether the top message has a header field called `name` (SEARCH HEADER name "").
+pub(crate) fn has_header(msg: Option<&Message<'_>>, name: &str) -> bool {
+    msg.and_then(|m| m.parts.first()).is_some_and(|root| {
+        root.headers
+            .iter()
+            .any(|h| h.name.as_str().eq_ignore_ascii_case(name))
+    })
 }
 
 /// Lowercases for the simple case-insensitive substring SEARCH does.

@@ -162,8 +162,12 @@ async fn serve(
         async move {
             let peer = accepted.peer;
             let conn = accepted.conn.end_reads_on(accepted.shutdown);
-            if let Err(e) = run(protocol, conn, config).await {
-                tracing::info!(%peer, error = %e, "session ended with an error");
+            match run(protocol, conn, config).await {
+                Ok(()) => {}
+                Err(e) if e.is_disconnect() => {
+                    tracing::debug!(%peer, error = %e, "client disconnected");
+                }
+                Err(e) => tracing::info!(%peer, error = %e, "session ended with an error"),
             }
         }
     };

@@ -53,10 +53,11 @@ async fn list_extended_selection_and_return_options() {
         config,
         "c1 CREATE Progetti/2024\r\n\
 c2 CREATE Progetti/2025\r\n\
-c3 UNSUBSCRIBE Progetti/2025\r\n\
+c3 SUBSCRIBE Progetti/2024\r\n\
 c4 UNSUBSCRIBE Progetti\r\n\
 a1 LIST (SPECIAL-USE) \"\" \"*\"\r\n\
-a2 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"Progetti*\"\r\n\
+a2 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"\r\n\
+b2 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"Progetti*\"\r\n\
 a3 LIST \"\" (\"INBOX\" \"Progetti/%\") RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)\r\n\
 a4 LIST (RECURSIVEMATCH) \"\" \"*\"\r\n\
 a5 LIST (SUBSCRIBED) \"\" \"*\" RETURN (STATUS (MESSAGES))\r\n\
@@ -82,11 +83,15 @@ a6 CAPABILITY\r\n",
         a2.contains(&"* LIST (\\HasChildren) \"/\" Progetti (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
         "{out}"
     );
+    assert!(!a2.iter().any(|l| l.contains("Progetti/")), "{out}");
+    // RFC 5258: CHILDINFO only for descendants the patterns do not return themselves.
+    let b2 = lines_of(&out, "b2");
     assert!(
-        a2.contains(&"* LIST (\\HasNoChildren \\Subscribed) \"/\" Progetti/2024"),
+        b2.contains(&"* LIST (\\HasNoChildren \\Subscribed) \"/\" Progetti/2024"),
         "{out}"
     );
-    assert!(!a2.iter().any(|l| l.contains("2025")), "{out}");
+    assert!(!b2.iter().any(|l| l.contains("CHILDINFO")), "{out}");
+    assert!(!b2.iter().any(|l| l.contains("2025")), "{out}");
     let a3 = lines_of(&out, "a3");
     assert!(
         a3.contains(&"* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX"),

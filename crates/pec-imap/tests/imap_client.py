@@ -152,17 +152,15 @@ assert typ == "OK", data
 quota = b" ".join(x for d in data for x in d).decode()
 assert "STORAGE" in quota and "9765" in quota, quota
 
-# the security archive: read-only
-try:
-    m.select('"Archivio di sicurezza"')
-    raise AssertionError("archive selected read-write")
-except imaplib.IMAP4.readonly:  # imaplib saw [READ-ONLY]
-    pass
-typ, data = m.select('"Archivio di sicurezza"', readonly=True)
+# the security archive: entries that cannot change or go, but can be marked read
+typ, data = m.select('"Archivio di sicurezza"')
 assert typ == "OK" and data == [b"1"], (typ, data)
+assert m.response("PERMANENTFLAGS")[1] == [b"(\\Seen)"]
 data = ok(m.fetch("1", "(BODY.PEEK[2])"))
 assert data[0][1] == inner
-assert m.store("1", "+FLAGS", "(\\Seen)")[0] == "NO"
+assert m.store("1", "+FLAGS", "(\\Deleted)")[0] == "NO"
+typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+assert typ == "OK" and b"\\Seen" in data[0], (typ, data)
 assert m.append('"Archivio di sicurezza"', None, None, b"Subject: x\r\n\r\nx\r\n")[0] == "NO"
 assert m.expunge()[0] == "NO"
 ok(m.unselect()) if hasattr(m, "unselect") else ok(m._simple_command("UNSELECT"))

@@ -94,6 +94,15 @@ pub(crate) fn insert_folder(
         "UPDATE folders SET uidvalidity = id WHERE id = ?1",
         [conn.last_insert_rowid()],
     )?;
+    // The account's own folders are subscribed, so clients that show subscribed folders
+    // only (Thunderbird's default) still see them; a user's new folder is not.
+    if system {
+        cached::execute(
+            conn,
+            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+            params![account_id, name],
+        )?;
+    }
     Ok(())
 }
 

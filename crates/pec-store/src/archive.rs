@@ -73,6 +73,18 @@ pub fn blob_of(conn: &Connection, id: i64) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// Blob hash of an archive entry of `addr`.
+pub fn blob_of_address(conn: &Connection, addr: &str, id: i64) -> Result<Option<String>> {
+    let (addr, _) = lookup::address(addr)?;
+    Ok(cached::query_row(
+        conn,
+        "SELECT blob FROM archive WHERE id = ?1 AND address = ?2",
+        params![id, addr],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 /// An address's archive entries, oldest first.
 pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
     let (addr, _) = lookup::address(addr)?;
@@ -85,6 +97,33 @@ pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
         out.push(to_entry(r)?);
     }
     Ok(out)
+}
+
+/// Ids of the entries of `addr` marked read.
+pub fn seen(conn: &Connection, addr: &str) -> Result<Vec<i64>> {
+    let (addr, _) = lookup::address(addr)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.archive_id FROM archive_seen s JOIN archive a ON a.id = s.archive_id
+         WHERE a.address = ?1 ORDER BY s.archive_id",
+    )?;
+    let rows = stmt.query_map([addr], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Marks entries of `addr` read (or not); ids of other addresses are ignored.
+pub fn set_seen(conn: &Connection, addr: &str, ids: &[i64], on: bool) -> Result<()> {
+    let (addr, _) = lookup::address(addr)?;
+    let sql = if on {
+        "INSERT OR IGNORE INTO archive_seen (archive_id)
+         SELECT id FROM archive WHERE id = ?1 AND address = ?2"
+    } else {
+        "DELETE FROM archive_seen
+         WHERE archive_id = (SELECT id FROM archive WHERE id = ?1 AND address = ?2)"
+    };
+    for id in ids {
+        cached::execute(conn, sql, params![id, addr])?;
+    }
+    Ok(())
 }
 
 /// Deletes entries stored before `cutoff`; returns how many.

@@ -177,6 +177,7 @@ forward! {
         fn rename_folder(&self, address: &str, from: &str, to: &str) -> Result<()>;
         fn delete_folder(&self, address: &str, name: &str) -> Result<()>;
         fn set_subscribed(&self, address: &str, name: &str, subscribed: bool) -> Result<()>;
+        fn subscriptions(&self, address: &str) -> Result<Vec<String>>;
         fn select(&self, address: &str, folder: &str) -> Result<Selected>;
         fn messages(&self, address: &str, folder: &str) -> Result<Vec<MessageMeta>>;
         fn expunged_since(&self, address: &str, folder: &str, modseq: u64) -> Result<Vec<u32>>;
@@ -187,6 +188,9 @@ forward! {
         fn move_messages(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
         fn archive(&self, address: &str, bytes: &[u8], direction: Direction, kind: &str, at: i64) -> Result<ArchiveEntry>;
         fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
+        fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>>;
+        fn archive_seen(&self, address: &str) -> Result<Vec<i64>>;
+        fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()>;
         fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
     }
     impl Blobs {

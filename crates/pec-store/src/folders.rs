@@ -14,7 +14,10 @@ use crate::model::{Folder, Selected};
 pub fn list(conn: &Connection, addr: &str) -> Result<Vec<Folder>> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT name, special_use, system, subscribed FROM folders WHERE account_id = ?1
+        "SELECT name, special_use, system,
+                EXISTS (SELECT 1 FROM subscriptions s
+                        WHERE s.account_id = f.account_id AND s.name = f.name)
+         FROM folders f WHERE account_id = ?1
          ORDER BY name <> 'INBOX', name",
     )?;
     let rows = stmt.query_map([account_id], |r| {
@@ -62,10 +65,16 @@ pub fn rename(conn: &Connection, addr: &str, from: &str, to: &str) -> Result<()>
         params![to, folder_id],
     )
     .map_err(|e| unique(e, &to))?;
+    // The subscription follows the folder.
+    cached::execute(
+        conn,
+        "UPDATE OR REPLACE subscriptions SET name = ?3 WHERE account_id = ?1 AND name = ?2",
+        params![account_id, lookup::folder_name(from)?, to],
+    )?;
     Ok(())
 }
 
-/// Deletes a user folder and its messages.
+/// Deletes a user folder and its messages; its subscription stays (RFC 3501 6.3.4).
 pub fn delete(conn: &Connection, addr: &str, name: &str) -> Result<()> {
     let (account_id, _) = lookup::account(conn, addr)?;
     let folder_id = lookup::folder(conn, account_id, name)?;
@@ -81,16 +90,26 @@ pub fn delete(conn: &Connection, addr: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sets or clears the subscribed mark.
+/// Subscribes or unsubscribes a name, whether or not a folder has it (RFC 3501 6.3.6).
 pub fn set_subscribed(conn: &Connection, addr: &str, name: &str, on: bool) -> Result<()> {
     let (account_id, _) = lookup::account(conn, addr)?;
-    let folder_id = lookup::folder(conn, account_id, name)?;
-    cached::execute(
-        conn,
-        "UPDATE folders SET subscribed = ?1 WHERE id = ?2",
-        params![on, folder_id],
-    )?;
+    let name = lookup::folder_name(name)?;
+    let sql = if on {
+        "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)"
+    } else {
+        "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2"
+    };
+    cached::execute(conn, sql, params![account_id, name])?;
     Ok(())
+}
+
+/// The subscribed names, folders or not, by name.
+pub fn subscriptions(conn: &Connection, addr: &str) -> Result<Vec<String>> {
+    let (account_id, _) = lookup::account(conn, addr)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([account_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the message count of a folder.

@@ -196,6 +196,28 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX effects_at ON effects(at);
     ",
+    // 6: subscriptions apart from folders (RFC 3501 6.3.6): a deleted folder stays
+    // subscribed (LIST shows it \NonExistent), a name may be subscribed without a folder,
+    // and a folder a user creates starts unsubscribed; the folders an account is created
+    // with are subscribed then (accounts::insert_folder). Existing subscriptions are kept;
+    // folders.subscribed is no longer read.
+    "
+    CREATE TABLE subscriptions (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) WITHOUT ROWID;
+    INSERT INTO subscriptions (account_id, name)
+        SELECT account_id, name FROM folders WHERE subscribed <> 0;
+    ",
+    // 7: the archive entries their address has read (\Seen over IMAP). Each entry
+    // belongs to one address, so this is per user; the entry itself never changes, and
+    // the mark goes with it when it is purged.
+    "
+    CREATE TABLE archive_seen (
+        archive_id INTEGER PRIMARY KEY REFERENCES archive(id) ON DELETE CASCADE
+    );
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what

@@ -197,6 +197,10 @@ impl Mailboxes for SqliteStore {
         self.write(move |c| folders::set_subscribed(c, &address, &name, subscribed))
     }
 
+    fn subscriptions(&self, address: &str) -> Result<Vec<String>> {
+        self.read(|c| folders::subscriptions(c, address))
+    }
+
     fn select(&self, address: &str, folder: &str) -> Result<Selected> {
         self.read(|c| folders::select(c, address, folder))
     }
@@ -270,6 +274,22 @@ impl Mailboxes for SqliteStore {
         self.load(|c| {
             archive::blob_of(c, id)?.ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))
         })
+    }
+
+    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>> {
+        self.load(|c| {
+            archive::blob_of_address(c, address, id)?
+                .ok_or_else(|| Error::NoSuchMessage(u32::try_from(id).unwrap_or(0)))
+        })
+    }
+
+    fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
+        self.read(|c| archive::seen(c, address))
+    }
+
+    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()> {
+        let (address, ids) = (address.to_string(), ids.to_vec());
+        self.write(move |c| archive::set_seen(c, &address, &ids, seen))
     }
 }
 

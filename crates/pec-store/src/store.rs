@@ -85,8 +85,11 @@ pub trait Mailboxes: Send + Sync {
     fn rename_folder(&self, address: &str, from: &str, to: &str) -> Result<()>;
     /// Deletes a user folder and its messages.
     fn delete_folder(&self, address: &str, name: &str) -> Result<()>;
-    /// Subscribes or unsubscribes a folder.
+    /// Subscribes or unsubscribes a name; a folder need not exist (RFC 3501 6.3.6).
     fn set_subscribed(&self, address: &str, name: &str, subscribed: bool) -> Result<()>;
+    /// The subscribed names, including those of folders that no longer exist (LSUB,
+    /// LIST (SUBSCRIBED) shows them `\NonExistent`).
+    fn subscriptions(&self, address: &str) -> Result<Vec<String>>;
     /// What SELECT reports about a folder.
     fn select(&self, address: &str, folder: &str) -> Result<Selected>;
     /// Metadata of the folder's messages, by UID.
@@ -123,6 +126,14 @@ pub trait Mailboxes: Send + Sync {
     fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
     /// The bytes of an archive entry.
     fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
+    /// The bytes of an archive entry of `address` ([`Error::NoSuchMessage`] for an
+    /// entry of another address or none): one lookup, for IMAP FETCH.
+    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>>;
+    /// Ids of the address's archive entries it has read (`\Seen` over IMAP).
+    fn archive_seen(&self, address: &str) -> Result<Vec<i64>>;
+    /// Marks archive entries of the address read or unread; the entries themselves
+    /// never change, and ids of other addresses are ignored.
+    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()>;
 }
 
 /// Stored bytes by their SHA-256 (queued messages, timer envelopes, virus store entries).

@@ -287,6 +287,50 @@ fn user_folders_create_rename_delete(backend: Backend) {
     }
 }
 
+/// RFC 3501 6.3.6 subscriptions: the account's own folders start subscribed, a user's
+/// new folder does not, DELETE keeps the subscription, RENAME carries it, and a name
+/// may be subscribed without a folder.
+fn subscriptions_outlive_folders(backend: Backend) {
+    let t = with_account(backend, None, true);
+    let store = &t.store;
+    let subscribed = |name: &str| {
+        store
+            .list_folders(ADDR)
+            .unwrap()
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.subscribed)
+    };
+    for system in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Ricevute"] {
+        assert_eq!(subscribed(system), Some(true), "{system}");
+    }
+    store.create_folder(ADDR, "Lavoro").unwrap();
+    assert_eq!(subscribed("Lavoro"), Some(false));
+    store.set_subscribed(ADDR, "Lavoro", true).unwrap();
+    store.set_subscribed(ADDR, "Lavoro", true).unwrap();
+    assert_eq!(subscribed("Lavoro"), Some(true));
+    store.rename_folder(ADDR, "Lavoro", "Progetti").unwrap();
+    assert_eq!(subscribed("Progetti"), Some(true));
+    store.delete_folder(ADDR, "Progetti").unwrap();
+    assert_eq!(subscribed("Progetti"), None);
+    store.set_subscribed(ADDR, "Mai/creata", true).unwrap();
+    let names = store.subscriptions(ADDR).unwrap();
+    assert!(
+        names.contains(&"Progetti".to_string()) && names.contains(&"Mai/creata".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"Lavoro".to_string()), "{names:?}");
+    store.set_subscribed(ADDR, "inbox", false).unwrap();
+    assert_eq!(subscribed("INBOX"), Some(false));
+    store.set_subscribed(ADDR, "Progetti", false).unwrap();
+    assert!(
+        !store
+            .subscriptions(ADDR)
+            .unwrap()
+            .contains(&"Progetti".to_string())
+    );
+}
+
 fn delivery_over_quota_is_refused_and_stores_nothing(backend: Backend) {
     let t = with_account(backend, Some(10), false);
     let store = &t.store;
@@ -373,6 +417,51 @@ fn group_commit_shares_transactions() {
     let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
     assert_eq!(uids, (1..=200).collect::<Vec<_>>());
     assert!(commits < 200, "no grouping happened: {commits} commits");
+}
+
+/// An address marks its own archive entries read; the mark goes when the entry is purged.
+fn archive_entries_are_marked_read_per_address(backend: Backend) {
+    let t = with_account(backend, None, false);
+    let store = &t.store;
+    let old = store
+        .archive(ADDR, b"old", Direction::Sent, "posta-certificata", 100)
+        .unwrap();
+    let new = store
+        .archive(ADDR, b"new", Direction::Received, "accettazione", 200)
+        .unwrap();
+    let other = store
+        .archive(
+            "altro@pec.example.it",
+            b"x",
+            Direction::Sent,
+            "posta-certificata",
+            200,
+        )
+        .unwrap();
+    assert!(store.archive_seen(ADDR).unwrap().is_empty());
+    store
+        .set_archive_seen(ADDR, &[old.id, new.id, other.id], true)
+        .unwrap();
+    store.set_archive_seen(ADDR, &[new.id], true).unwrap();
+    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id, new.id]);
+    assert_eq!(store.read_archive_of(ADDR, new.id).unwrap(), b"new");
+    assert!(matches!(
+        store.read_archive_of(ADDR, other.id),
+        Err(Error::NoSuchMessage(_))
+    ));
+    assert!(
+        store
+            .archive_seen("altro@pec.example.it")
+            .unwrap()
+            .is_empty(),
+        "another address's entry is not marked"
+    );
+    store.set_archive_seen(ADDR, &[new.id], false).unwrap();
+    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id]);
+    assert_eq!(store.purge_archive(150).unwrap(), 1);
+    assert!(store.archive_seen(ADDR).unwrap().is_empty());
+    store.set_archive_seen(ADDR, &[new.id], true).unwrap();
+    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![new.id]);
 }
 
 fn archive_is_outside_quota_and_purged_by_age(backend: Backend) {
@@ -677,9 +766,11 @@ backend_tests!(
     flags_modseq_expunge_and_tombstones,
     copy_and_move_return_new_uids,
     user_folders_create_rename_delete,
+    subscriptions_outlive_folders,
     delivery_over_quota_is_refused_and_stores_nothing,
     concurrent_deliveries_never_exceed_quota,
     archive_is_outside_quota_and_purged_by_age,
+    archive_entries_are_marked_read_per_address,
     reopen_keeps_everything,
     blobs_go_with_their_last_reference,
 );

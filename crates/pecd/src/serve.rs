@@ -43,13 +43,30 @@ pub fn return_large_blocks() {
     }
 }
 
+/// Where rustls warns about a client's TLS hello it still accepts: an IP address sent
+/// as SNI, which several mail clients do on every connection. Quietened to ERROR.
+const RUSTLS_HELLO_WARNINGS: &str = "rustls::msgs::handshake=error";
+
+/// The log filter: `RUST_LOG` when set (else INFO), with rustls's per-connection hello
+/// warnings quietened unless `RUST_LOG` says something about rustls itself.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let spec = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    let filter = tracing_subscriber::EnvFilter::try_new(spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if spec.contains("rustls") {
+        return filter;
+    }
+    match RUSTLS_HELLO_WARNINGS.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// Runs the gestore described by `config` until a termination signal.
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     return_large_blocks();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -305,5 +322,21 @@ async fn termination() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustls_hello_warnings_are_quietened_unless_asked_for() {
+        let default = log_filter(None).to_string();
+        assert!(default.contains(RUSTLS_HELLO_WARNINGS), "{default}");
+        assert!(default.contains("info"), "{default}");
+        let debug = log_filter(Some("debug")).to_string();
+        assert!(debug.contains(RUSTLS_HELLO_WARNINGS), "{debug}");
+        let asked = log_filter(Some("info,rustls=trace")).to_string();
+        assert!(!asked.contains(RUSTLS_HELLO_WARNINGS), "{asked}");
     }
 }

@@ -81,6 +81,14 @@ pub fn insert_folder(
         &[&account_id, &name, &special_use, &system],
     )
     .map_err(|e| unique(e, name))?;
+    // The account's own folders are subscribed, so clients that show subscribed folders
+    // only (Thunderbird's default) still see them; a user's new folder is not.
+    if system {
+        tx.execute(
+            "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&account_id, &name],
+        )?;
+    }
     Ok(())
 }
 

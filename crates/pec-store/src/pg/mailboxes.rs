@@ -48,7 +48,10 @@ pub fn list_folders(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<Folder>>
     let (account, _) = account_id(tx, addr, false)?;
     Ok(tx
         .query(
-            "SELECT name, special_use, system, subscribed FROM folders WHERE account_id = $1
+            "SELECT name, special_use, system,
+                    EXISTS (SELECT 1 FROM subscriptions s
+                            WHERE s.account_id = f.account_id AND s.name = f.name)
+             FROM folders f WHERE account_id = $1
              ORDER BY name <> 'INBOX', name COLLATE \"C\"",
             &[&account],
         )?
@@ -83,7 +86,7 @@ fn user_folder(tx: &mut Transaction<'_>, folder: i64, name: &str) -> Result<()> 
 
 /// Renames a user folder; its messages, UIDs and UIDVALIDITY stay.
 pub fn rename_folder(tx: &mut Transaction<'_>, addr: &str, from: &str, to: &str) -> Result<()> {
-    let (_, folder) = locate(tx, addr, from)?;
+    let (account, folder) = locate(tx, addr, from)?;
     user_folder(tx, folder, from)?;
     let to = lookup::folder_name(to)?;
     tx.execute(
@@ -91,10 +94,19 @@ pub fn rename_folder(tx: &mut Transaction<'_>, addr: &str, from: &str, to: &str)
         &[&to, &folder],
     )
     .map_err(|e| unique(e, &to))?;
+    // The subscription follows the folder.
+    let from = lookup::folder_name(from)?;
+    tx.execute(
+        "WITH moved AS (DELETE FROM subscriptions WHERE account_id = $1 AND name = $2
+                        RETURNING account_id)
+         INSERT INTO subscriptions (account_id, name) SELECT account_id, $3 FROM moved
+         ON CONFLICT DO NOTHING",
+        &[&account, &from, &to],
+    )?;
     Ok(())
 }
 
-/// Deletes a user folder and its messages.
+/// Deletes a user folder and its messages; its subscription stays (RFC 3501 6.3.4).
 pub fn delete_folder(tx: &mut Transaction<'_>, addr: &str, name: &str) -> Result<()> {
     let (_, folder) = locate(tx, addr, name)?;
     user_folder(tx, folder, name)?;
@@ -112,14 +124,30 @@ pub fn delete_folder(tx: &mut Transaction<'_>, addr: &str, name: &str) -> Result
     Ok(())
 }
 
-/// Sets or clears the subscribed mark.
+/// Subscribes or unsubscribes a name, whether or not a folder has it (RFC 3501 6.3.6).
 pub fn set_subscribed(tx: &mut Transaction<'_>, addr: &str, name: &str, on: bool) -> Result<()> {
-    let (_, folder) = locate(tx, addr, name)?;
-    tx.execute(
-        "UPDATE folders SET subscribed = $1 WHERE id = $2",
-        &[&on, &folder],
-    )?;
+    let (account, _) = account_id(tx, addr, false)?;
+    let name = lookup::folder_name(name)?;
+    let sql = if on {
+        "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2"
+    };
+    tx.execute(sql, &[&account, &name])?;
     Ok(())
+}
+
+/// The subscribed names, folders or not, by name.
+pub fn subscriptions(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<String>> {
+    let (account, _) = account_id(tx, addr, false)?;
+    Ok(tx
+        .query(
+            "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name COLLATE \"C\"",
+            &[&account],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the message count of a folder.
@@ -531,6 +559,54 @@ pub fn read_archive(tx: &mut Transaction<'_>, id: i64) -> Result<Vec<u8>> {
         .map(|r| r.get(0))
         .ok_or_else(|| Error::Corrupt(format!("no archive entry {id}")))?;
     blobs::read(tx, &hash)
+}
+
+/// The bytes of an archive entry of `addr`.
+pub fn read_archive_of(tx: &mut Transaction<'_>, addr: &str, id: i64) -> Result<Vec<u8>> {
+    let (addr, _) = lookup::address(addr)?;
+    let hash: String = tx
+        .query_opt(
+            "SELECT blob FROM archive WHERE id = $1 AND address = $2",
+            &[&id, &addr],
+        )?
+        .map(|r| r.get(0))
+        .ok_or_else(|| Error::NoSuchMessage(u32::try_from(id).unwrap_or(0)))?;
+    blobs::read(tx, &hash)
+}
+
+/// Ids of the archive entries of `addr` marked read.
+pub fn archive_seen(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<i64>> {
+    let (addr, _) = lookup::address(addr)?;
+    Ok(tx
+        .query(
+            "SELECT s.archive_id FROM archive_seen s JOIN archive a ON a.id = s.archive_id
+             WHERE a.address = $1 ORDER BY s.archive_id",
+            &[&addr],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Marks archive entries of `addr` read (or not); ids of other addresses are ignored.
+pub fn set_archive_seen(tx: &mut Transaction<'_>, addr: &str, ids: &[i64], on: bool) -> Result<()> {
+    let (addr, _) = lookup::address(addr)?;
+    let ids = ids.to_vec();
+    if on {
+        tx.execute(
+            "INSERT INTO archive_seen (archive_id)
+             SELECT id FROM archive WHERE id = ANY($1) AND address = $2
+             ON CONFLICT DO NOTHING",
+            &[&ids, &addr],
+        )?;
+    } else {
+        tx.execute(
+            "DELETE FROM archive_seen WHERE archive_id IN
+             (SELECT id FROM archive WHERE id = ANY($1) AND address = $2)",
+            &[&ids, &addr],
+        )?;
+    }
+    Ok(())
 }
 
 /// Deletes archive entries stored before `cutoff`; returns how many.

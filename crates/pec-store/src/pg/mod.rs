@@ -250,6 +250,11 @@ impl Mailboxes for PgStore {
         self.write(move |tx, _| mailboxes::set_subscribed(tx, &address, &name, subscribed))
     }
 
+    fn subscriptions(&self, address: &str) -> Result<Vec<String>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::subscriptions(tx, &address))
+    }
+
     fn select(&self, address: &str, folder: &str) -> Result<Selected> {
         let (address, folder) = (address.to_string(), folder.to_string());
         self.read(move |tx| mailboxes::select(tx, &address, &folder))
@@ -322,6 +327,21 @@ impl Mailboxes for PgStore {
     fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>> {
         let address = address.to_string();
         self.read(move |tx| mailboxes::list_archive(tx, &address))
+    }
+
+    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::read_archive_of(tx, &address, id))
+    }
+
+    fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::archive_seen(tx, &address))
+    }
+
+    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()> {
+        let (address, ids) = (address.to_string(), ids.to_vec());
+        self.write(move |tx, _| mailboxes::set_archive_seen(tx, &address, &ids, seen))
     }
 
     fn read_archive(&self, id: i64) -> Result<Vec<u8>> {

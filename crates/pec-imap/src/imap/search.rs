@@ -1,0 +1,159 @@
+//! SEARCH: the criteria of RFC 3501 and CONDSTORE MODSEQ, a message's bytes read only when a criterion needs them.
+
+use super::*;
+
+pub(super) fn date_of(ts: i64) -> Option<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(ts, 0).map(|d| d.date_naive())
+}
+
+/// A message being searched, its bytes loaded only if the criteria need them.
+pub(super) struct Candidate<'a> {
+    seq: u32,
+    largest_seq: u32,
+    largest_uid: u32,
+    meta: &'a MessageMeta,
+    /// `\Recent` in this session.
+    recent: bool,
+    raw: &'a [u8],
+    parsed: Option<&'a mail_parser::Message<'a>>,
+}
+
+pub(super) fn needs_bytes(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_bytes),
+        SearchKey::Not(k) => needs_bytes(k),
+        SearchKey::Or(a, b) => needs_bytes(a) || needs_bytes(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+pub(super) fn has_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(has_modseq),
+        SearchKey::Not(k) => has_modseq(k),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
+pub(super) fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
+    let header = |name: &str, needle: &AString<'_>| {
+        mime::contains_ci(
+            mime::header_text(c.parsed, name).as_bytes(),
+            needle.as_ref(),
+        )
+    };
+    let sent = || mime::sent_date(c.parsed);
+    let internal = date_of(c.meta.internaldate);
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
+        SearchKey::SequenceSet(set) => in_set(set, c.seq, c.largest_seq),
+        SearchKey::Uid(set) => in_set(set, c.meta.uid, c.largest_uid),
+        SearchKey::All => true,
+        SearchKey::Answered => has_flag(c.meta, "\\Answered"),
+        SearchKey::Unanswered => !has_flag(c.meta, "\\Answered"),
+        SearchKey::Deleted => has_flag(c.meta, "\\Deleted"),
+        SearchKey::Undeleted => !has_flag(c.meta, "\\Deleted"),
+        SearchKey::Draft => has_flag(c.meta, "\\Draft"),
+        SearchKey::Undraft => !has_flag(c.meta, "\\Draft"),
+        SearchKey::Flagged => has_flag(c.meta, "\\Flagged"),
+        SearchKey::Unflagged => !has_flag(c.meta, "\\Flagged"),
+        SearchKey::Seen => has_flag(c.meta, "\\Seen"),
+        SearchKey::Unseen => !has_flag(c.meta, "\\Seen"),
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has_flag(c.meta, "\\Seen"),
+        SearchKey::Old => !c.recent,
+        SearchKey::Keyword(k) => has_flag(c.meta, k.as_ref()),
+        SearchKey::Unkeyword(k) => !has_flag(c.meta, k.as_ref()),
+        SearchKey::Larger(n) => c.meta.size > u64::from(*n),
+        SearchKey::Smaller(n) => c.meta.size < u64::from(*n),
+        SearchKey::Before(d) => internal.is_some_and(|i| i < *d.as_ref()),
+        SearchKey::On(d) => internal.is_some_and(|i| i == *d.as_ref()),
+        SearchKey::Since(d) => internal.is_some_and(|i| i >= *d.as_ref()),
+        SearchKey::SentBefore(d) => sent().is_some_and(|i| i < *d.as_ref()),
+        SearchKey::SentOn(d) => sent().is_some_and(|i| i == *d.as_ref()),
+        SearchKey::SentSince(d) => sent().is_some_and(|i| i >= *d.as_ref()),
+        SearchKey::From(s) => header("From", s),
+        SearchKey::To(s) => header("To", s),
+        SearchKey::Cc(s) => header("Cc", s),
+        SearchKey::Bcc(s) => header("Bcc", s),
+        SearchKey::Subject(s) => header("Subject", s),
+        // An empty string asks whether the field is there at all (RFC 3501 6.4.4).
+        SearchKey::Header(name, s) if s.as_ref().is_empty() => {
+            mime::has_header(c.parsed, &String::from_utf8_lossy(name.as_ref()))
+        }
+        SearchKey::Header(name, s) => header(&String::from_utf8_lossy(name.as_ref()), s),
+        SearchKey::Body(s) => mime::contains_ci(mime::split_header(c.raw).1, s.as_ref()),
+        SearchKey::Text(s) => mime::contains_ci(c.raw, s.as_ref()),
+        SearchKey::Not(k) => !matches(k, c),
+        SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
+        SearchKey::ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) async fn search(
+        &mut self,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> Result<Done> {
+        let key = SearchKey::And(criteria);
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected"));
+        };
+        let (folder, archive) = (sel.name.clone(), sel.archive);
+        let messages = sel.messages.clone();
+        let recent = sel.recent.clone();
+        let largest_uid = messages.last().map_or(0, |m| m.uid);
+        let largest_seq = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        let load = needs_bytes(&key);
+        let with_modseq = has_modseq(&key);
+        if with_modseq {
+            self.condstore = true;
+        }
+        let mut hits = Vec::new();
+        let mut highest = 0;
+        for (i, meta) in messages.iter().enumerate() {
+            let raw = if load {
+                match self.fetch_bytes(archive, &folder, meta.uid).await {
+                    Ok(raw) => raw,
+                    Err(Error::Store(pec_store::Error::NoSuchMessage(_))) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                Vec::new()
+            };
+            let parsed = load.then(|| mime::parse(&raw));
+            let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let c = Candidate {
+                seq,
+                largest_seq,
+                largest_uid,
+                meta,
+                recent: recent.contains(&meta.uid),
+                raw: &raw,
+                parsed: parsed.as_ref().and_then(Parsed::message),
+            };
+            if matches(&key, &c) {
+                hits.push(nz(if uid { meta.uid } else { seq })?);
+                highest = highest.max(meta.modseq);
+            }
+        }
+        // RFC 7162 3.1.5: a SEARCH with MODSEQ reports the highest one found.
+        let modseq = NonZeroU64::new(highest).filter(|_| with_modseq);
+        self.data(Data::Search(hits, modseq));
+        Ok(Done::ok("SEARCH completed"))
+    }
+}
