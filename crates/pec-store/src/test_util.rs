@@ -400,7 +400,7 @@ pub fn populated_effects() -> Vec<crate::EffectKey> {
 /// mailboxes (one with a `Ricevute` folder and its own quota), folders (one created, one
 /// created and deleted, one renamed and unsubscribed), messages with flags, an expunged
 /// one (a tombstone), a copy, a message above the inline blob size, security archive
-/// copies, a queue entry that was retried, timers (one taken in charge, one whose 12 h
+/// copies (one read), a queue entry that was retried, timers (one taken in charge, one whose 12 h
 /// notice was sent), the legal log, effect keys and a virus store entry. For tests that
 /// move or compare stores ([`contents`]).
 pub fn populate(store: &dyn Store) {
@@ -460,7 +460,7 @@ pub fn populate(store: &dyn Store) {
         .unwrap();
     store.expunge(anna, "INBOX", None).unwrap();
     store.copy(anna, "INBOX", &[1], "Lavoro").unwrap();
-    store
+    let archived = store
         .archive(
             anna,
             b"Subject: archived\r\n\r\nsent\r\n",
@@ -469,6 +469,16 @@ pub fn populate(store: &dyn Store) {
             T0 + 20,
         )
         .unwrap();
+    store
+        .archive(
+            anna,
+            b"Subject: archived, unread\r\n\r\nsent\r\n",
+            Direction::Sent,
+            "posta-certificata",
+            T0 + 21,
+        )
+        .unwrap();
+    store.set_archive_seen(anna, &[archived.id], true).unwrap();
 
     let envelope = b"Subject: POSTA CERTIFICATA: prova\r\n\r\nenvelope\r\n".to_vec();
     let log = |event: &str, detail: &str| LogEntry {
@@ -584,10 +594,18 @@ pub fn contents(store: &dyn Store) -> String {
                 line(format!("    {m:?} {}", crate::blobs::hash_hex(&bytes)));
             }
         }
+        line(format!(
+            "  subscribed {:?}",
+            store.subscriptions(a).unwrap()
+        ));
         for entry in store.list_archive(a).unwrap() {
             let bytes = store.read_archive(entry.id).unwrap();
             line(format!("  {entry:?} {}", crate::blobs::hash_hex(&bytes)));
         }
+        line(format!(
+            "  archive read {:?}",
+            store.archive_seen(a).unwrap()
+        ));
     }
     for record in store.search_log(&crate::LogQuery::default()).unwrap() {
         line(format!("{record:?}"));

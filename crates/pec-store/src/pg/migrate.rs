@@ -105,6 +105,11 @@ pub(crate) const TABLES: &[Table] = &[
         serial: Some("id"),
     },
     Table {
+        name: "subscriptions",
+        columns: &[("account_id", Kind::Int), ("name", Kind::Text)],
+        serial: None,
+    },
+    Table {
         name: "messages",
         columns: &[
             ("folder_id", Kind::Int),
@@ -130,6 +135,11 @@ pub(crate) const TABLES: &[Table] = &[
             ("stored_at", Kind::Int),
         ],
         serial: Some("id"),
+    },
+    Table {
+        name: "archive_seen",
+        columns: &[("archive_id", Kind::Int)],
+        serial: None,
     },
     Table {
         name: "legal_log",
