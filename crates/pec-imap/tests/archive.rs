@@ -3,35 +3,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use pec_imap::{Config, imap_session};
+use pec_imap::Config;
 use pec_store::Direction;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ANNA: &str = "anna@pec.example.it";
-
-/// Logs in, runs `commands` (one per line), logs out; returns the output.
-async fn session(config: Arc<Config>, commands: &str) -> String {
-    let (mut client, server) = tokio::io::duplex(256 * 1024);
-    let task = tokio::spawn(imap_session(server, true, config));
-    let mut input = String::from("l LOGIN anna@pec.example.it segreta\r\n");
-    for line in commands.lines().filter(|l| !l.trim().is_empty()) {
-        input.push_str(line.trim());
-        input.push_str("\r\n");
-    }
-    input.push_str("z LOGOUT\r\n");
-    client.write_all(input.as_bytes()).await.unwrap();
-    client.shutdown().await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    task.await.unwrap().unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// The lines answering the command tagged `tag`, its tagged line last.
 fn reply<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
@@ -67,7 +42,7 @@ async fn archive_entries_can_be_marked_read_and_nothing_else() {
     archive(&config, ANNA, "prima", 100);
     archive(&config, ANNA, "seconda", 200);
     archive(&config, "altro@pec.example.it", "d'altri", 300);
-    let out = session(
+    let out = common::session_lines(
         config.clone(),
         "s SELECT \"Archivio di sicurezza\"\n\
 a STORE 1 +FLAGS (\\Seen)\n\
@@ -127,7 +102,7 @@ m STATUS \"Archivio di sicurezza\" (MESSAGES UNSEEN)\n",
     );
 
     // The marks last, and are anna's alone.
-    let out = session(
+    let out = common::session_lines(
         config.clone(),
         "s EXAMINE \"Archivio di sicurezza\"\n\
 a FETCH 1:* (UID FLAGS)\n\

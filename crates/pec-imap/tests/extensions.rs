@@ -3,28 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use pec_imap::{Config, imap_session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Logs in, runs `commands` (CRLF-terminated), logs out; returns the output.
-async fn session(config: Arc<Config>, commands: &str) -> String {
-    let (mut client, server) = tokio::io::duplex(256 * 1024);
-    let task = tokio::spawn(imap_session(server, true, config));
-    let input = format!("l LOGIN anna@pec.example.it segreta\r\n{commands}z LOGOUT\r\n");
-    client.write_all(input.as_bytes()).await.unwrap();
-    client.shutdown().await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    task.await.unwrap().unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The response lines of the command tagged `tag`, its tagged line included.
 fn lines_of<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
     let mut lines = Vec::new();
@@ -49,7 +27,7 @@ fn lines_of<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn list_extended_selection_and_return_options() {
     let (_dir, config) = common::config(None);
-    let out = session(
+    let out = common::session(
         config,
         "c1 CREATE Progetti/2024\r\n\
 c2 CREATE Progetti/2025\r\n\
@@ -124,7 +102,7 @@ a6 CAPABILITY\r\n",
 #[tokio::test]
 async fn condstore_modseq_changedsince_unchangedsince() {
     let (_dir, config) = common::config(None);
-    let out = session(
+    let out = common::session(
         config,
         "p1 APPEND INBOX {12}\r\nSubject: 1\r\n\r\n\
 p2 APPEND INBOX {12}\r\nSubject: 2\r\n\r\n\
@@ -178,7 +156,7 @@ q2 STATUS INBOX (HIGHESTMODSEQ)\r\n",
 #[tokio::test]
 async fn recent_goes_to_the_first_session_and_keywords_join_flags() {
     let (_dir, config) = common::config(None);
-    let first = session(
+    let first = common::session(
         config.clone(),
         "p1 APPEND INBOX {12}\r\nSubject: 1\r\n\r\n\
 p2 APPEND INBOX {12}\r\nSubject: 2\r\n\r\n\
@@ -204,7 +182,7 @@ t1 STORE 1 +FLAGS ($Pratica)\r\n",
         "{first}"
     );
 
-    let second = session(config, "s2 SELECT INBOX\r\nq2 SEARCH OLD\r\n").await;
+    let second = common::session(config, "s2 SELECT INBOX\r\nq2 SEARCH OLD\r\n").await;
     let s2 = lines_of(&second, "s2");
     assert!(s2.contains(&"* 0 RECENT"), "{second}");
     assert!(

@@ -5,11 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use pec_imap::{Config, imap_session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use pec_imap::Config;
 
 const USER: &str = "anna@pec.example.it";
 
@@ -22,27 +18,6 @@ fn deliver_all(config: &Config, messages: &[&str]) {
             .deliver(USER, "INBOX", bytes.as_bytes(), &[], 0)
             .unwrap();
     }
-}
-
-/// Logs in, runs `commands` (one per line), logs out; returns the output.
-async fn session(config: Arc<Config>, commands: &str) -> String {
-    let (mut client, server) = tokio::io::duplex(256 * 1024);
-    let task = tokio::spawn(imap_session(server, true, config));
-    let mut input = String::from("l LOGIN anna@pec.example.it segreta\r\n");
-    for line in commands.lines().filter(|l| !l.trim().is_empty()) {
-        input.push_str(line.trim());
-        input.push_str("\r\n");
-    }
-    input.push_str("z LOGOUT\r\n");
-    client.write_all(input.as_bytes()).await.unwrap();
-    client.shutdown().await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    task.await.unwrap().unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The untagged lines answering the command tagged `tag` (checked to end in OK).
@@ -94,7 +69,7 @@ hello\n\
 \n\
 --foo bar--\n"],
     );
-    let out = session(
+    let out = common::session_lines(
         config,
         "s SELECT INBOX\nf FETCH 1 BODY\nb FETCH 1 BODYSTRUCTURE\n",
     )
@@ -136,7 +111,7 @@ Cc: group:;, group2: (foo) ;\n\nbody\n"
             &format!("{date}From: <@route:user@domain>\n\nbody\n"),
         ],
     );
-    let out = session(config, "s SELECT INBOX\ne FETCH 1:* ENVELOPE\n").await;
+    let out = common::session_lines(config, "s SELECT INBOX\ne FETCH 1:* ENVELOPE\n").await;
     let env = reply(&out, "e").join("\n");
     for expected in [
         "* 1 FETCH (ENVELOPE (\"Thu, 15 Feb 2007 01:02:03 +0200\" \"subject header\" ((\"From Real\" NIL \"fromuser\" \"fromdomain.org\")) ((\"Sender Real\" NIL \"senderuser\" \"senderdomain.org\")) ((\"ReplyTo Real\" NIL \"replytouser\" \"replytodomain.org\")) ((\"To Real\" NIL \"touser\" \"todomain.org\")) ((\"Cc Real\" NIL \"ccuser\" \"ccdomain.org\")) ((\"Bcc Real\" NIL \"bccuser\" \"bccdomain.org\")) \"<reply@to.id>\" \"<msg@id>\"))",
@@ -159,7 +134,7 @@ async fn search_header_empty_string_means_the_field_exists() {
             "From: user-from@domain.org\nCc: user-cc@domain.org\n\nbody\n",
         ],
     );
-    let out = session(
+    let out = common::session_lines(
         config,
         "s SELECT INBOX\n\
 a SEARCH HEADER subject \"\"\n\
@@ -200,7 +175,7 @@ async fn sent_dates_are_the_date_header_own_dates() {
         .collect();
     let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
     deliver_all(&config, &refs);
-    let out = session(
+    let out = common::session_lines(
         config,
         "s SELECT INBOX\n\
 a SEARCH SENTBEFORE 24-Mar-2007\n\
@@ -226,7 +201,7 @@ h SEARCH NOT SENTON 25-Mar-2007\n",
 #[tokio::test]
 async fn lsub_shows_unsubscribed_parents_as_noselect() {
     let (_dir, config) = common::config(None);
-    let out = session(
+    let out = common::session_lines(
         config,
         "c1 CREATE box/\n\
 c2 CREATE box/test\n\
@@ -263,7 +238,7 @@ e LSUB \"\" box/*\n",
 #[tokio::test]
 async fn list_subscribed_shows_deleted_folders_nonexistent() {
     let (_dir, config) = common::config(None);
-    let out = session(
+    let out = common::session_lines(
         config,
         "c1 CREATE box/test1\n\
 c2 CREATE box/test2/test1\n\

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pec_imap::{Config, Limits, Notifier, hash_password};
+use pec_imap::{Config, Limits, Notifier, hash_password, imap_session};
 use pec_net::{AuthLimits, Authenticator};
 use pec_store::{Directory, NewAccount, SqliteStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A fresh store with `anna@pec.example.it` (password `segreta`), no TLS, a 1 ms delay
 /// after a failed login and no penalty before the next, and `max_literal` when given.
@@ -37,4 +38,34 @@ pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
         },
     };
     (dir, Arc::new(config))
+}
+
+/// Logs in as anna, sends `input` (the client's exact bytes, CRLF-terminated commands and
+/// literals) then LOGOUT, and returns everything the server said. Not every test file
+/// that shares this module runs scripted sessions.
+#[allow(dead_code)]
+pub async fn session(config: Arc<Config>, input: &str) -> String {
+    let (mut client, server) = tokio::io::duplex(256 * 1024);
+    let task = tokio::spawn(imap_session(server, true, config));
+    let input = format!("l LOGIN anna@pec.example.it segreta\r\n{input}z LOGOUT\r\n");
+    client.write_all(input.as_bytes()).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    task.await.unwrap().unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// As [`session`], with one command per line of `commands` (trimmed, blank lines skipped).
+#[allow(dead_code)]
+pub async fn session_lines(config: Arc<Config>, commands: &str) -> String {
+    let mut input = String::new();
+    for line in commands.lines().filter(|l| !l.trim().is_empty()) {
+        input.push_str(line.trim());
+        input.push_str("\r\n");
+    }
+    session(config, &input).await
 }
