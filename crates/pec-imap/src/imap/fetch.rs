@@ -87,15 +87,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if changed_since.is_some_and(|since| meta.modseq <= since) {
                 continue;
             }
-            let raw = if needs_bytes {
-                match self.fetch_bytes(archive, &folder, meta.uid).await {
-                    Ok(raw) => raw,
-                    // Expunged by another session, not yet announced.
-                    Err(Error::Store(pec_store::Error::NoSuchMessage(_))) => continue,
-                    Err(e) => return Err(e),
-                }
-            } else {
-                Vec::new()
+            let Some(raw) = self
+                .bytes_if_present(needs_bytes, archive, &folder, meta.uid)
+                .await?
+            else {
+                continue;
             };
             let mut set_seen = false;
             if marks_seen && !has_flag(&meta, "\\Seen") {

@@ -126,14 +126,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let mut hits = Vec::new();
         let mut highest = 0;
         for (i, meta) in messages.iter().enumerate() {
-            let raw = if load {
-                match self.fetch_bytes(archive, &folder, meta.uid).await {
-                    Ok(raw) => raw,
-                    Err(Error::Store(pec_store::Error::NoSuchMessage(_))) => continue,
-                    Err(e) => return Err(e),
-                }
-            } else {
-                Vec::new()
+            let Some(raw) = self
+                .bytes_if_present(load, archive, &folder, meta.uid)
+                .await?
+            else {
+                continue;
             };
             let parsed = load.then(|| mime::parse(&raw));
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);

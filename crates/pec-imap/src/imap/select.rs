@@ -30,6 +30,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .await
     }
 
+    /// The bytes of message `uid` when `load` is set (an empty body otherwise), or `None`
+    /// when another session expunged it and this one was not told yet: FETCH and SEARCH
+    /// skip such a message rather than fail.
+    pub(super) async fn bytes_if_present(
+        &self,
+        load: bool,
+        sel_archive: bool,
+        folder: &str,
+        uid: u32,
+    ) -> Result<Option<Vec<u8>>> {
+        if !load {
+            return Ok(Some(Vec::new()));
+        }
+        match self.fetch_bytes(sel_archive, folder, uid).await {
+            Ok(raw) => Ok(Some(raw)),
+            Err(Error::Store(pec_store::Error::NoSuchMessage(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The highest UID of `folder` other sessions were told of as `\Recent` (claiming
     /// those up to `highest` with `claim`); nothing in the archive is ever recent.
     pub(super) fn claimed_recent(
