@@ -432,20 +432,7 @@ pub fn unsettled(sent: &Sent, from: &Holdings, to: &[&Holdings]) -> Option<Strin
 /// Runs `pecd --config <config> ARGS` with `stdin`; `Ok(stdout)` if it succeeded, else
 /// `Err` with both outputs.
 pub fn pecd(config: &Path, args: &[&str], stdin: &[u8]) -> Result<String, String> {
-    use std::io::Write;
-    let mut child = Command::new(pecd_binary())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run pecd");
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(stdin);
-    }
-    let out = child.wait_with_output().expect("pecd");
+    let out = crate::run_pecd(config, args, stdin);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)

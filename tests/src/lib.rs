@@ -531,20 +531,7 @@ impl Lab {
 
     /// Runs `pecd --config <node's config> ARGS` with `stdin` as standard input.
     pub fn pecd_with_input(&self, node: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
-        use std::io::Write;
-        let mut child = Command::new(pecd_binary())
-            .arg("--config")
-            .arg(self.config(node))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run pecd");
-        if let Some(mut i) = child.stdin.take() {
-            i.write_all(stdin).expect("stdin");
-        }
-        child.wait_with_output().expect("pecd")
+        run_pecd(&self.config(node), args, stdin)
     }
 
     /// Runs `pecd --config <node's config> ARGS`.
@@ -556,6 +543,25 @@ impl Lab {
             .output()
             .expect("run pecd")
     }
+}
+
+/// Runs `pecd --config <config> ARGS` with `stdin` as standard input.
+pub fn run_pecd(config: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(pecd_binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pecd");
+    if let Some(mut i) = child.stdin.take() {
+        // pecd may exit without reading its input (a refused command).
+        let _ = i.write_all(stdin);
+    }
+    child.wait_with_output().expect("pecd")
 }
 
 /// A private Postfix (`interop/postfix.sh`): the ordinary mail server of
