@@ -46,14 +46,7 @@ impl Prepared {
     pub fn new(mut batch: Batch) -> Self {
         let deliveries = std::mem::take(&mut batch.deliveries)
             .into_iter()
-            .map(|d| Delivery {
-                hash: blobs::hash_hex(&d.bytes),
-                address: d.address,
-                folder: d.folder,
-                bytes: d.bytes,
-                flags: d.flags,
-                internaldate: d.internaldate,
-            })
+            .map(|d| Delivery::new(d.address, d.folder, d.bytes, d.flags, d.internaldate))
             .collect();
         Prepared {
             deliveries,

@@ -137,6 +137,27 @@ pub struct Delivery {
     pub internaldate: i64,
 }
 
+impl Delivery {
+    /// A delivery of `bytes`, hashed here (off the writer thread) so that every backend
+    /// names its blob the same way.
+    pub fn new(
+        address: String,
+        folder: String,
+        bytes: Vec<u8>,
+        flags: Vec<String>,
+        internaldate: i64,
+    ) -> Self {
+        Delivery {
+            hash: crate::blobs::hash_hex(&bytes),
+            address,
+            folder,
+            bytes,
+            flags,
+            internaldate,
+        }
+    }
+}
+
 /// Stores a message: quota check first (a refusal writes nothing), then the
 /// blob (durable before the transaction commits), then the row.
 pub fn deliver(conn: &Connection, blobs: &SqliteBlobs, d: &Delivery) -> Result<Delivered> {

@@ -160,14 +160,13 @@ impl Mailboxes for SqliteStore {
         flags: &[String],
         internaldate: i64,
     ) -> Result<Delivered> {
-        let delivery = Delivery {
-            address: address.to_string(),
-            folder: folder.to_string(),
-            hash: blobs::hash_hex(bytes),
-            bytes: bytes.to_vec(),
-            flags: flags.to_vec(),
+        let delivery = Delivery::new(
+            address.to_string(),
+            folder.to_string(),
+            bytes.to_vec(),
+            flags.to_vec(),
             internaldate,
-        };
+        );
         self.blobs.prepare(&delivery.hash, &delivery.bytes)?;
         let blobs = self.blobs.clone();
         self.write(move |c| messages::deliver(c, &blobs, &delivery))

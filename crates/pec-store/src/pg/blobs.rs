@@ -43,6 +43,27 @@ pub fn add_ref(tx: &mut Transaction<'_>, hash: &str) -> Result<bool> {
     Ok(tx.execute("UPDATE blobs SET refs = refs + 1 WHERE hash = $1", &[&hash])? > 0)
 }
 
+/// Deletes the rows of `table` (the archive or the virus store, which both keep a
+/// `stored_at` and a `blob`) stored before `cutoff` and gives back their blobs; returns
+/// how many rows went.
+pub fn purge_stored_before(
+    tx: &mut Transaction<'_>,
+    table: &'static str,
+    cutoff: i64,
+) -> Result<u64> {
+    let released: Vec<String> = tx
+        .query(
+            &format!("DELETE FROM {table} WHERE stored_at < $1 RETURNING blob"),
+            &[&cutoff],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let n = released.len() as u64;
+    release(tx, released)?;
+    Ok(n)
+}
+
 /// Gives back one reference for each of `hashes` (a hash may come several times); a blob
 /// whose last reference goes is deleted.
 pub fn release(tx: &mut Transaction<'_>, hashes: impl IntoIterator<Item = String>) -> Result<()> {

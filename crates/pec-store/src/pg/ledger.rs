@@ -474,17 +474,7 @@ pub fn virus_entry(tx: &mut Transaction<'_>, id: i64) -> Result<VirusEntry> {
 
 /// Deletes virus store entries stored before `cutoff`; returns how many.
 pub fn purge_virus(tx: &mut Transaction<'_>, cutoff: i64) -> Result<u64> {
-    let released: Vec<String> = tx
-        .query(
-            "DELETE FROM virus_store WHERE stored_at < $1 RETURNING blob",
-            &[&cutoff],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let n = released.len() as u64;
-    blobs::release(tx, released)?;
-    Ok(n)
+    blobs::purge_stored_before(tx, "virus_store", cutoff)
 }
 
 /// Which of `keys` are stored, in order.

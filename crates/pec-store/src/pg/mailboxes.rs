@@ -611,15 +611,5 @@ pub fn set_archive_seen(tx: &mut Transaction<'_>, addr: &str, ids: &[i64], on: b
 
 /// Deletes archive entries stored before `cutoff`; returns how many.
 pub fn purge_archive(tx: &mut Transaction<'_>, cutoff: i64) -> Result<u64> {
-    let released: Vec<String> = tx
-        .query(
-            "DELETE FROM archive WHERE stored_at < $1 RETURNING blob",
-            &[&cutoff],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let n = released.len() as u64;
-    blobs::release(tx, released)?;
-    Ok(n)
+    blobs::purge_stored_before(tx, "archive", cutoff)
 }

@@ -214,14 +214,13 @@ impl Mailboxes for PgStore {
         flags: &[String],
         internaldate: i64,
     ) -> Result<Delivered> {
-        let delivery = Delivery {
-            address: address.to_string(),
-            folder: folder.to_string(),
-            hash: crate::blobs::hash_hex(bytes),
-            bytes: bytes.to_vec(),
-            flags: flags.to_vec(),
+        let delivery = Delivery::new(
+            address.to_string(),
+            folder.to_string(),
+            bytes.to_vec(),
+            flags.to_vec(),
             internaldate,
-        };
+        );
         self.write(move |tx, node| mailboxes::deliver(tx, node, &delivery))
     }
 
