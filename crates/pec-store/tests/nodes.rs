@@ -11,7 +11,7 @@ use std::time::Duration;
 use pec_store::test_util::{Backend, PgServer, TestStore};
 use pec_store::{
     Batch, Change, ChangeHook, Directory, Error, Ledger, LogEntry, Mailboxes, NewAccount,
-    NewDelivery, NewQueueEntry, NewTimer, PgOptions, PgStore, Store, TWELVE_HOURS,
+    NewDelivery, NewQueueEntry, NewTimer, PgOptions, PgStore, QueueEntry, Store, TWELVE_HOURS,
 };
 
 const T0: i64 = 1_700_000_000;
@@ -135,9 +135,8 @@ fn two_nodes_never_claim_the_same_timer() {
     assert_eq!(a.len() + b.len(), 150);
 }
 
-#[test]
-fn a_lease_runs_out_and_another_node_takes_the_work() {
-    let t = database();
+/// Queues one entry and starts one timer on `t`; returns the entry.
+fn one_entry_and_one_timer(t: &TestStore) -> QueueEntry {
     let entry = t.store.enqueue(&queued(1)).unwrap();
     t.store
         .start_timers(&[NewTimer {
@@ -149,6 +148,13 @@ fn a_lease_runs_out_and_another_node_takes_the_work() {
             envelope: None,
         }])
         .unwrap();
+    entry
+}
+
+#[test]
+fn a_lease_runs_out_and_another_node_takes_the_work() {
+    let t = database();
+    let entry = one_entry_and_one_timer(&t);
     let [dead, alive] = two_nodes(&t, 60);
     let now = T0 + TWELVE_HOURS;
     // The first node claims the work, then dies: it never finishes it.
@@ -170,17 +176,7 @@ fn a_lease_runs_out_and_another_node_takes_the_work() {
 #[test]
 fn a_node_restarted_under_its_stable_name_takes_its_claims_back_at_once() {
     let t = database();
-    let entry = t.store.enqueue(&queued(1)).unwrap();
-    t.store
-        .start_timers(&[NewTimer {
-            identificativo: "opec.1".into(),
-            recipient: "r@pec.other.it".into(),
-            sender: ANNA.into(),
-            subject: "s".into(),
-            dispatched_at: T0,
-            envelope: None,
-        }])
-        .unwrap();
+    let entry = one_entry_and_one_timer(&t);
     let named = |name: &str| {
         let mut options = PgOptions::new("");
         options.stable_name = Some(name.into());
