@@ -4,10 +4,14 @@
 # DNS server (dnsmasq) serving the lab zones with MX records, each on its own address of
 # a private network. Same mailboxes and passwords as interop/lab.sh.
 #
-#   interop/compose.sh up       build what is missing, start everything, wait until it answers
-#   interop/compose.sh down     stop and remove the containers and the network
-#   interop/compose.sh status   what is running
-#   interop/compose.sh test     PEC both ways, receipts, beta stopped and cut off mid-stream
+#   interop/compose.sh up [--ha]  build what is missing, start everything, wait until it answers
+#   interop/compose.sh down       stop and remove the containers and the network
+#   interop/compose.sh status     what is running
+#   interop/compose.sh test       PEC both ways, receipts, beta stopped and cut off mid-stream;
+#                                 with the HA profile up, also one alfa node killed under load
+#
+# --ha: the HA profile, alfa as two nodes (the second publishes 12465 and 12993) on one
+# PostgreSQL container.
 #
 # Published on the host's loopback: alfa submission TLS 11465, IMAPS 11993, HTTP 11080;
 # beta submission TLS 21465, IMAPS 21993. The lab CA: interop/.compose/ca.pem.
@@ -43,18 +47,29 @@ binary() {
     fi
 }
 
-config() { # id name domains mailboxes accept_ordinary
-    local id=$1 name=$2 domains=$3 mailboxes=$4 ordinary=$5
-    cat > "$lab/$id.toml" <<TOML
+config() { # node gestore-id name domains mailboxes accept_ordinary [store-url]
+    local node=$1 id=$2 name=$3 domains=$4 mailboxes=$5 ordinary=$6 url=${7:-}
+    cat > "$lab/$node.toml" <<TOML
 [gestore]
 name = "$name"
 hostname = "mx.pec.$id.test"
-data_dir = "/lab/$id-data"
+data_dir = "/lab/$node-data"
 domains = [$domains]
 
 [certificates]
 dir = "/lab"
 id = "$id"
+TOML
+    if [ -n "$url" ]; then
+        cat >> "$lab/$node.toml" <<TOML
+
+[store]
+url = "$url"
+connections = 4
+lease_secs = 10
+TOML
+    fi
+    cat >> "$lab/$node.toml" <<TOML
 
 [listen]
 submission_tls = "0.0.0.0:465"
@@ -85,15 +100,24 @@ TOML
 }
 
 write_lab() {
-    local pecd=$1
+    local pecd=$1 ha=$2 url="" nodes=(alfa beta)
     mkdir -p "$lab/clamd-db"
     if [ ! -f "$lab/ca.pem" ]; then
         "$pecd" certs init --dir "$lab" \
             --gestore "alfa=pec.alfa.test:Alfa PEC (lab)" \
             --gestore "beta=pec.beta.test,pec.comune.beta.test:Beta PEC (lab)" >/dev/null
     fi
-    config alfa "Alfa PEC (lab)" '"pec.alfa.test"' '"mario.rossi@pec.alfa.test"' ''
-    config beta "Beta PEC (lab)" '"pec.beta.test", "pec.comune.beta.test"' \
+    rm -f "$lab/ha" "$lab/alfa2.toml"
+    if [ "$ha" = 1 ]; then
+        [ -f "$lab/postgres.password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$lab/postgres.password"
+        url="postgresql://pecd:$(cat "$lab/postgres.password")@$LAB_NET.6:5432/pecd"
+        nodes+=(alfa2)
+        touch "$lab/ha"
+    fi
+    local alfa=("Alfa PEC (lab)" '"pec.alfa.test"' '"mario.rossi@pec.alfa.test"' '')
+    config alfa alfa "${alfa[@]}" "$url"
+    if [ "$ha" = 1 ]; then config alfa2 alfa "${alfa[@]}" "$url"; fi
+    config beta beta "Beta PEC (lab)" '"pec.beta.test", "pec.comune.beta.test"' \
         '"anna.bianchi@pec.beta.test", "luca.verdi@pec.beta.test", "ufficio.protocollo@pec.comune.beta.test"' \
         '"pec.comune.beta.test"'
     cat > "$lab/dnsmasq.conf" <<CONF
@@ -111,6 +135,11 @@ host-record=mx.pec.alfa.test,$LAB_NET.10
 host-record=mx.pec.beta.test,$LAB_NET.20
 host-record=mx.posta.ordinaria.test,$LAB_NET.4
 CONF
+    # The second alfa node: a second MX under a name alfa's TLS certificate carries.
+    if [ "$ha" = 1 ]; then
+        printf 'mx-host=pec.alfa.test,mail.pec.alfa.test,10\nhost-record=mail.pec.alfa.test,%s\n' \
+            "$LAB_NET.11" >> "$lab/dnsmasq.conf"
+    fi
     # clamd with one offline signature (the EICAR test string): no download needed.
     printf 'Eicar-Test-Signature:0:*:%s\n' \
         "$(printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' | od -An -tx1 | tr -d ' \n')" \
@@ -122,14 +151,15 @@ TCPAddr 0.0.0.0
 Foreground yes
 User root
 CONF
-    cp "$here/compose/postfix-start.sh" "$lab/postfix-start.sh"
+    cp "$here/compose/postfix-start.sh" "$here/compose/postgres-start.sh" "$lab/"
     # Public files readable by pecd's user in the containers; the CA key stays root's.
     chmod 644 "$lab/ca.pem" "$lab/index.ldif"
-    for id in alfa beta; do
-        mkdir -p "$lab/$id-data"
-        chmod 700 "$lab/$id-data"
-        chown -R "$uid" "$lab/$id-data" "$lab/$id"
+    for node in "${nodes[@]}"; do
+        mkdir -p "$lab/$node-data"
+        chmod 700 "$lab/$node-data"
+        chown -R "$uid" "$lab/$node-data"
     done
+    chown -R "$uid" "$lab/alfa" "$lab/beta"
 }
 
 build_images() {
@@ -147,7 +177,7 @@ build_images() {
 # Waits until each published service answers with its greeting over TLS, or fails
 # naming the one that does not (and shows its log).
 wait_ready() {
-    python3 - "$lab/ca.pem" <<'PY'
+    python3 - "$lab/ca.pem" "$1" <<'PY'
 import socket, ssl, subprocess, sys, time
 ca = sys.argv[1]
 def exited():
@@ -155,6 +185,8 @@ def exited():
                           "--filter", "status=exited"], capture_output=True, text=True).stdout
     return bool(out.strip())
 services = [("alfa", 11465, b"220"), ("alfa", 11993, b"* OK"), ("beta", 21465, b"220"), ("beta", 21993, b"* OK")]
+if sys.argv[2] == "1":
+    services += [("alfa2", 12465, b"220"), ("alfa2", 12993, b"* OK")]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.check_hostname = False
 deadline = time.monotonic() + 180
@@ -176,34 +208,51 @@ PY
 
 up() {
     command -v docker >/dev/null || { echo "docker is not installed" >&2; exit 1; }
-    local pecd
+    local pecd ha=0
+    [ "${1:-}" = "--ha" ] && ha=1
     pecd=$(binary)
     mkdir -p "$lab"
-    write_lab "$pecd"
+    write_lab "$pecd" "$ha"
     build_images "$pecd"
-    compose up -d >"$lab/up.log" 2>&1 || { cat "$lab/up.log" >&2; exit 1; }
-    if ! wait_ready; then
+    if [ "$ha" = 1 ]; then
+        # The database first: the nodes need it at start.
+        compose --profile ha up -d postgres >"$lab/up.log" 2>&1 || { cat "$lab/up.log" >&2; exit 1; }
+        local deadline=$((SECONDS + 120))
+        until compose exec -T postgres su postgres -s /bin/sh -c \
+            "/usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1 -d pecd" 2>/dev/null; do
+            [ $SECONDS -lt $deadline ] || { compose logs --no-color postgres >&2; exit 1; }
+            sleep 0.5
+        done
+        compose --profile ha up -d >>"$lab/up.log" 2>&1 || { cat "$lab/up.log" >&2; exit 1; }
+    else
+        compose up -d >"$lab/up.log" 2>&1 || { cat "$lab/up.log" >&2; exit 1; }
+    fi
+    if ! wait_ready "$ha"; then
         compose ps >&2
         compose logs --no-color --tail 30 >&2
         exit 1
     fi
     echo "compose lab up: alfa (11465, 11993, 11080), beta (21465, 21993) on 127.0.0.1; CA $lab/ca.pem"
+    [ "$ha" = 0 ] || echo "HA profile: second alfa node (12465, 12993), alfa's store in PostgreSQL"
 }
 
 down() {
-    compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
+    compose --profile ha down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
+    rm -f "$lab/ha"
     echo "compose lab down"
 }
 
 status() {
-    compose ps
-    [ "$(docker ps -q --filter label=com.docker.compose.project=pecd-lab --filter status=running | wc -l)" -eq 5 ]
+    compose --profile ha ps
+    local expected=5
+    [ -f "$lab/ha" ] && expected=7
+    [ "$(docker ps -q --filter label=com.docker.compose.project=pecd-lab --filter status=running | wc -l)" -eq $expected ]
 }
 
 case "${1:-}" in
-up) up ;;
+up) up "${2:-}" ;;
 down) down ;;
 status) status ;;
 test) exec python3 "$here/compose_test.py" "$here" ;;
-*) sed -n '2,18p' "$0"; exit 2 ;;
+*) sed -n '2,20p' "$0"; exit 2 ;;
 esac

@@ -10,6 +10,9 @@ against the published ports with Python's smtplib and imaplib as independent cli
 4. Ordinary mail both ways through Postfix: a PEC to posta.ordinaria.test lands in its
    Maildir, and ordinary mail to beta's pec.comune.beta.test (which accepts it) reaches
    the mailbox as an anomalia envelope.
+5. With the HA profile up (two alfa nodes on one PostgreSQL): a stream of submissions to
+   both nodes, one node killed (SIGKILL) in the middle; every acknowledged message gets
+   exactly one accettazione, one consegna and one envelope; the killed node rejoins.
 
 Exit status 0 when every check holds; the first failed check is printed.
 """
@@ -31,6 +34,7 @@ HERE = sys.argv[1]
 CA = f"{HERE}/.compose/ca.pem"
 NET = os.environ.get("LAB_NET", "10.89.99")
 ALFA = {"smtp": 11465, "imap": 11993}
+ALFA2 = {"smtp": 12465, "imap": 12993}
 BETA = {"smtp": 21465, "imap": 21993}
 MARIO = ("mario.rossi@pec.alfa.test", "secret-mario.rossi")
 ANNA = ("anna.bianchi@pec.beta.test", "secret-anna.bianchi")
@@ -164,6 +168,41 @@ def ordinary():
     print("ok: ordinary mail both ways through Postfix (Maildir; anomalia envelope)")
 
 
+def node_killed_under_load(total=24, kill_after=8):
+    alfa = container("alfa")
+    acked = []
+    killed = False
+    i = 0
+    while len(acked) < total:
+        node = ALFA if (i % 2 == 0 and not killed) else ALFA2
+        subject = f"ha-{i} {RUN}"
+        i += 1
+        try:
+            submit(node, MARIO, ANNA[0], subject)
+            acked.append(subject)
+        except (OSError, smtplib.SMTPException):
+            pass  # not acknowledged: the client would retry; nothing is promised
+        if len(acked) == kill_after and not killed:
+            subprocess.run(["docker", "kill", alfa], check=True, capture_output=True)
+            killed = True
+    got = wait_for("HA: accettazione and consegna", ALFA2, MARIO,
+                   [f"{p}{s}" for s in acked for p in ("ACCETTAZIONE: ", "CONSEGNA: ")])
+    envelopes = wait_for("HA: envelopes", BETA, ANNA, [f"POSTA CERTIFICATA: {s}" for s in acked])
+    for s in acked:
+        counts = (got.count(f"ACCETTAZIONE: {s}"), got.count(f"CONSEGNA: {s}"),
+                  envelopes.count(f"POSTA CERTIFICATA: {s}"))
+        if counts != (1, 1, 1):
+            raise SystemExit(f"FAIL HA: {s!r} accettazione/consegna/envelope = {counts}")
+    subprocess.run(["docker", "start", alfa], check=True, capture_output=True)
+    deadline = time.monotonic() + TIMEOUT
+    while subjects(ALFA, MARIO) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("FAIL HA: the killed node does not come back")
+        time.sleep(0.5)
+    print(f"ok: HA: one alfa node killed after {kill_after} of {len(acked)} acknowledged "
+          "submissions; each has one accettazione, one consegna, one envelope; node back")
+
+
 def container(service):
     return compose("ps", "-q", service).strip()
 
@@ -185,6 +224,8 @@ def main():
             ["docker", "network", "connect", "--ip", f"{NET}.20", network, beta], check=True
         ),
     )
+    if os.path.exists(f"{HERE}/.compose/ha"):
+        node_killed_under_load()
     print("compose lab test: all checks passed")
 
 

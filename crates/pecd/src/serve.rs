@@ -110,13 +110,18 @@ fn router(config: &Config) -> anyhow::Result<Router> {
     })
 }
 
-/// Creates the configured domains and lab mailboxes that do not exist yet.
+/// Creates the configured domains and lab mailboxes that do not exist yet. Nodes of one
+/// gestore starting together race here: one that finds a row another node has just
+/// created goes on.
 fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     let existing = store.list_domains()?;
     for d in &config.gestore.domains {
         if !existing.iter().any(|e| e.name.eq_ignore_ascii_case(d)) {
-            store.add_domain(d, config.default_quota())?;
-            info!(domain = %d, "domain added");
+            match store.add_domain(d, config.default_quota()) {
+                Ok(_) => info!(domain = %d, "domain added"),
+                Err(pec_store::Error::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     for address in &config.lab.mailboxes {
@@ -124,13 +129,20 @@ fn ensure_accounts(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
             continue;
         }
         let local = address.split('@').next().unwrap_or(address);
-        store.create_account(&NewAccount {
+        let created = store.create_account(&NewAccount {
             address: address.clone(),
             password_hash: pec_imap::hash_password(&format!("secret-{local}"))?,
             quota: None,
             receipts_folder: false,
-        })?;
-        warn!(mailbox = %address, "LAB SETUP: mailbox created with password secret-{local}");
+        });
+        match created {
+            Ok(_) => warn!(
+                mailbox = %address,
+                "LAB SETUP: mailbox created with password secret-{local}"
+            ),
+            Err(pec_store::Error::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
