@@ -11,6 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 lab="$here/.lab"
 pecd="${PECD:-$root/target/debug/pecd}"
+# The default binary is rebuilt when a source changed (cargo does nothing otherwise).
+[ -n "${PECD:-}" ] || (cd "$root" && cargo build -q -p pecd)
 
 ports_alfa=(10465 10587 10025 10993 10143 10995)
 ports_beta=(20465 20587 20025 20993 20143 20995)
@@ -72,7 +74,6 @@ running() { [ -f "$lab/$1.pid" ] && kill -0 "$(cat "$lab/$1.pid")" 2>/dev/null; 
 
 up() {
     mkdir -p "$lab"
-    if [ ! -x "$pecd" ]; then (cd "$root" && cargo build -q -p pecd); fi
     if [ ! -f "$lab/ca.pem" ]; then
         "$pecd" certs init --dir "$lab" \
             --gestore "alfa=pec.alfa.test:Alfa PEC (lab)" \
@@ -94,6 +95,14 @@ up() {
             pec.comune.beta.test=127.0.0.1:20025
     fi
     wait_ports "${ports_alfa[@]}" "${ports_beta[@]}" "$port_postfix"
+    # A port that answers may belong to another program: each gestore must still run.
+    for id in alfa beta; do
+        if ! running "$id"; then
+            echo "gestore $id did not start; the end of $lab/$id.log:" >&2
+            tail -5 "$lab/$id.log" >&2
+            exit 1
+        fi
+    done
     echo "lab up: alfa (10xxx), beta (20xxx), postfix (30025); CA $lab/ca.pem"
 }
 
