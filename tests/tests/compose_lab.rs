@@ -50,7 +50,12 @@ impl Drop for Down {
 
 fn lab_containers() -> usize {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=com.docker.compose.project=pecd-lab"])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=pecd-lab",
+        ])
         .output()
         .expect("docker ps");
     String::from_utf8_lossy(&out.stdout).lines().count()
@@ -64,9 +69,17 @@ fn compose_lab_up_test_down() {
     }
     let guard = Down;
     let up = compose_sh(&["up", "--ha"]);
-    assert!(up.status.success(), "compose.sh up --ha failed:\n{}", text(&up));
+    assert!(
+        up.status.success(),
+        "compose.sh up --ha failed:\n{}",
+        text(&up)
+    );
     let status = compose_sh(&["status"]);
-    assert!(status.status.success(), "not every service runs:\n{}", text(&status));
+    assert!(
+        status.status.success(),
+        "not every service runs:\n{}",
+        text(&status)
+    );
     let test = compose_sh(&["test"]);
     let report = text(&test);
     assert!(test.status.success(), "compose.sh test failed:\n{report}");
@@ -77,8 +90,15 @@ fn compose_lab_up_test_down() {
         "beta-cut-off: 3 messages held",
         "HA: one alfa node killed",
     ] {
-        assert!(report.contains(check), "check {check:?} did not run:\n{report}");
+        assert!(
+            report.contains(check),
+            "check {check:?} did not run:\n{report}"
+        );
     }
     drop(guard);
-    assert_eq!(lab_containers(), 0, "down left containers of the lab behind");
+    assert_eq!(
+        lab_containers(),
+        0,
+        "down left containers of the lab behind"
+    );
 }

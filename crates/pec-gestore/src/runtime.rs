@@ -74,11 +74,15 @@ pub struct Running {
     workers: JoinHandle<()>,
 }
 
+/// Opens a listening socket; an error names the address ("cannot listen on
+/// 0.0.0.0:25: Address already in use").
 async fn bind(addr: Option<SocketAddr>) -> std::io::Result<Option<(TcpListener, SocketAddr)>> {
     match addr {
         None => Ok(None),
         Some(a) => {
-            let l = TcpListener::bind(a).await?;
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?;
             let local = l.local_addr()?;
             Ok(Some((l, local)))
         }

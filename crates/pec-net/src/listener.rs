@@ -186,7 +186,10 @@ where
     let mut sessions = JoinSet::new();
     let mut backoff = Backoff::new();
     tokio::pin!(shutdown);
-    info!(service = name, addr = ?incoming.local_addr().ok(), "listener started");
+    match incoming.local_addr() {
+        Ok(addr) => info!(service = name, %addr, "listener started"),
+        Err(_) => info!(service = name, "listener started"),
+    }
 
     loop {
         let accepted = tokio::select! {

@@ -48,6 +48,29 @@ pub struct Config {
     /// What users' mail clients are told by autoconfig and Autodiscover.
     #[serde(default)]
     pub client: ClientConfig,
+    /// How the server writes its operational log.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+/// The `[logging]` table: the operational log on standard error (not the legal log).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (the default) or `json`, one object per line for a log collector.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How each line of the operational log is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when standard error is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 /// The `[gestore]` table.

@@ -1,6 +1,7 @@
 //! `pecd serve`: the gestore itself — SMTP submission and MX, IMAP, POP3, the queue and
 //! timer workers — until SIGTERM or SIGINT.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use pec_smtp::{ClientTls, Relay, ServerConfig};
 use pec_store::{NewAccount, Store};
 use tracing::{info, warn};
 
-use crate::config::{Config, parse_size};
+use crate::config::{Config, LogFormat, parse_size};
 
 fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
@@ -62,13 +63,22 @@ fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
     }
 }
 
+/// Installs the operational log on standard error: JSON lines, or text with colours only
+/// on a terminal (a file under systemd or Docker gets no escape sequences).
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 /// Runs the gestore described by `config` until a termination signal.
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     return_large_blocks();
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(config.logging.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
