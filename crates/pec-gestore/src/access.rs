@@ -7,9 +7,10 @@ use pec_proto::bounded::{self, Exceeded, MimeLimits};
 use pec_proto::build::{Notice, Transaction};
 use pec_proto::daticert::{Destinatario, TipoDestinatario};
 use pec_proto::mime::bare_address;
-use pec_proto::original::Original;
+use pec_proto::original::{Completed, Original};
 
 use crate::Result;
+use crate::clock::italian;
 use crate::identity::Identity;
 
 /// The provider's limits on submissions (spec §7.1: at least 50 recipients and
@@ -87,6 +88,25 @@ pub enum Outcome {
     Accepted(Accepted),
     /// Not accepted: the notice to deliver to the sender.
     Refused(Refused),
+}
+
+/// The submitted `raw` as the access point takes it at `now`: with `Date:` (Italian legal
+/// time) and a new `Message-ID:` under the gestore's domain added when it lacks them, as a
+/// submission server may do (RFC 6409 §8.3), so that the formal checks, the envelope and
+/// `postacert.eml` see a complete RFC 5322 message; `None` when nothing is missing.
+pub fn complete(id: &Identity, raw: &[u8], now: DateTime<Utc>) -> Option<Completed> {
+    Original::parse(raw).completed(&italian(now).to_rfc2822(), &id.new_id(now))
+}
+
+/// What the legal log says about the fields [`complete`] added (empty when none).
+pub fn completion_note(added: &[&str]) -> String {
+    if added.is_empty() {
+        return String::new();
+    }
+    format!(
+        "campi aggiunti dal punto di accesso (RFC 6409 §8.3): {}",
+        added.join(", ")
+    )
 }
 
 fn same_address(a: &str, b: &str) -> bool {

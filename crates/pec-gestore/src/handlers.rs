@@ -8,7 +8,7 @@ use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
 use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry};
 use tracing::{info, warn};
 
-use crate::access::{Outcome, Submission, submit};
+use crate::access::{Outcome, Submission, complete, completion_note, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::events::Event;
 use crate::service::{Gestore, blocking, domain_of};
@@ -87,14 +87,16 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             Ok(Scan::Infected(name)) => Some(name),
             Err(e) => return temporary(e),
         };
+        let now = g.now();
+        let completed = complete(&g.id, &message, now);
+        let note = completion_note(completed.as_ref().map_or(&[], |c| &c.added[..]));
         let sub = Submission {
-            raw: &message,
+            raw: completed.as_ref().map_or(&message, |c| &c.bytes),
             mail_from: &envelope.mail_from,
             rcpt_to: &envelope.rcpt_to,
             authenticated: user,
             virus: virus.as_deref(),
         };
-        let now = g.now();
         let outcome = match blocking(|| submit(&g.id, &sub, &g.settings.limits, now)) {
             Ok(o) => o,
             Err(e) => return temporary(e),
@@ -141,7 +143,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     tx,
                     &[&a.receipt_id, &tx.identificativo],
                     &g.id.name,
-                    "",
+                    &note,
                 ));
                 b.effects
                     .push(g.effect(EffectKey::acceptance(&tx.identificativo)));
@@ -187,12 +189,17 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                         message: message.clone(),
                     });
                 }
+                let detail = [r.reason.as_str(), &note]
+                    .into_iter()
+                    .filter(|d| !d.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 b.log.push(g.log(
                     Event::NonAccettazione,
                     tx,
                     &[&r.notice_id],
                     &g.id.name,
-                    &r.reason,
+                    &detail,
                 ));
                 match g.commit(b) {
                     Ok(_) => {
