@@ -82,6 +82,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         let Some(user) = session.authenticated.as_deref() else {
             return Reply::new(530, "5.7.0", "Autenticazione richiesta");
         };
+        let message = g.received(session, &envelope.rcpt_to, &message);
         let virus = match g.scanner.scan(&message).await {
             Ok(Scan::Clean) => None,
             Ok(Scan::Infected(name)) => Some(name),
@@ -110,13 +111,13 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         match outcome {
             Outcome::Accepted(a) => {
                 let tx = &a.transaction;
-                b.deliveries.push(g.delivery(&sender, folder, &a.receipt));
-                b.archive.push(g.archive_copy(
-                    &sender,
+                g.deliver(
+                    &mut b,
+                    g.id.address(),
+                    (&sender, folder),
                     &a.receipt,
-                    Direction::Received,
                     "accettazione",
-                ));
+                );
                 b.archive.push(g.archive_copy(
                     &sender,
                     &a.envelope,
@@ -172,13 +173,13 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             }
             Outcome::Refused(r) => {
                 let tx = &r.transaction;
-                b.deliveries.push(g.delivery(&sender, folder, &r.notice));
-                b.archive.push(g.archive_copy(
-                    &sender,
+                g.deliver(
+                    &mut b,
+                    g.id.address(),
+                    (&sender, folder),
                     &r.notice,
-                    Direction::Received,
                     "non-accettazione",
-                ));
+                );
                 if r.virus {
                     b.virus.push(NewVirusEntry {
                         at: now.timestamp(),
@@ -250,7 +251,8 @@ impl<S: Scanner> Handler for MxHandler<S> {
         }
     }
 
-    async fn data(&self, _session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+    async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+        let message = self.0.received(session, &envelope.rcpt_to, &message);
         self.0
             .receive(&envelope.mail_from, &envelope.rcpt_to, &message)
             .await

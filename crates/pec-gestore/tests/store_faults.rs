@@ -207,8 +207,10 @@ impl Beta {
         let session = SessionInfo {
             peer: "127.0.0.1:40000".parse().unwrap(),
             tls: true,
+            tls_parameters: None,
             authenticated: Some(ANNA.into()),
             helo: "client.test".into(),
+            esmtp: true,
             mode: Mode::Submission { implicit_tls: true },
         };
         let envelope = Envelope {
@@ -535,8 +537,10 @@ async fn mx_recipient_check_fault_is_temporary_not_relay_denied() {
     let session = SessionInfo {
         peer: "127.0.0.1:40001".parse().unwrap(),
         tls: false,
+        tls_parameters: None,
         authenticated: None,
         helo: "mx.pec.alfa.test".into(),
+        esmtp: true,
         mode: Mode::Mx,
     };
     // pec.comune.beta.test is not the service domain: only the store knows it.
@@ -583,8 +587,10 @@ async fn submission_login_fault_is_temporary_not_wrong_credentials() {
     let session = SessionInfo {
         peer: "127.0.0.1:40002".parse().unwrap(),
         tls: true,
+        tls_parameters: None,
         authenticated: None,
         helo: "client.test".into(),
+        esmtp: true,
         mode: Mode::Submission { implicit_tls: true },
     };
     b.store.fail("account", Fault::Always);
