@@ -88,6 +88,7 @@ fn envelope_of(lab: &Lab, raw: &str) -> (Vec<u8>, String) {
         mail_from: MARIO,
         rcpt_to: &rcpt,
         authenticated: MARIO,
+        hosted: &[],
         virus: None,
     };
     match access_submit(&alfa, &sub, &Limits::default(), lab.clock.now()).unwrap() {

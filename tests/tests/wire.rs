@@ -224,4 +224,79 @@ async fn submission_completed_and_traced_end_to_end(backend: Backend) {
     lab.shutdown().await;
 }
 
-pec_e2e::e2e_tests!(submission_completed_and_traced_end_to_end);
+/// The README's example: a province adds a municipality's domain to its running gestore.
+const COMUNE: &str = "pec.comune.esempio.bs.it";
+const PROTOCOLLO: &str = "protocollo@pec.comune.esempio.bs.it";
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn a_domain_added_to_a_running_gestore_is_certified_at_once(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
+    let alfa = lab.node("alfa");
+    ok(&lab.pecd("alfa", &["domain", "add", COMUNE, "--quota", "2GiB"]));
+    ok(&lab.pecd_with_input(
+        "alfa",
+        &[
+            "mailbox",
+            "add",
+            PROTOCOLLO,
+            "--password-stdin",
+            "--quota",
+            "3GiB",
+        ],
+        b"una-password-lunga\n",
+    ));
+    let msg = format!(
+        "From: {MARIO}\r\nTo: {PROTOCOLLO}\r\nSubject: Delibera\r\n\
+         Message-ID: <delibera@client.test>\r\n\r\nIn allegato.\r\n"
+    );
+    submit(alfa.submission_port, &lab.ca(), MARIO, &[PROTOCOLLO], &msg).expect("submitted");
+    let inbox = wait_for(alfa.store.as_ref(), MARIO, 2).await;
+
+    let raw = inbox
+        .iter()
+        .find(|m| classify(m).kind.as_str() == "accettazione")
+        .expect("accettazione");
+    let d = classify(raw).daticert.expect("daticert");
+    assert_eq!(d.destinatari.len(), 1);
+    assert_eq!(d.destinatari[0].indirizzo, PROTOCOLLO);
+    assert_eq!(d.destinatari[0].tipo.as_str(), "certificato");
+    let text = String::from_utf8_lossy(raw);
+    assert!(
+        text.contains("protocollo@pec.comune.esempio.bs.it (\"posta certificata\")"),
+        "{text}"
+    );
+    assert!(!text.contains("posta ordinaria"), "{text}");
+    // Certified, so the delivery is certified too, and the timers run for it.
+    assert!(
+        inbox
+            .iter()
+            .any(|m| classify(m).kind.as_str() == "avvenuta-consegna"),
+        "a ricevuta di avvenuta consegna"
+    );
+    assert_eq!(alfa.store.timers(&d.identificativo).unwrap().len(), 1);
+
+    // The published index record lists it for the other gestori.
+    let p7m = lab.dir.path().join("alfa.ldif.p7m");
+    let out = ok(&lab.pecd(
+        "alfa",
+        &["certs", "publish", "--out", &p7m.display().to_string()],
+    ));
+    assert!(
+        out.contains(&format!("managedDomains added: {COMUNE}")),
+        "{out}"
+    );
+    lab.shutdown().await;
+}
+
+pec_e2e::e2e_tests!(
+    submission_completed_and_traced_end_to_end,
+    a_domain_added_to_a_running_gestore_is_certified_at_once
+);

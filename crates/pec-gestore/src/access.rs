@@ -43,6 +43,8 @@ pub struct Submission<'a> {
     pub rcpt_to: &'a [String],
     /// The mailbox the client authenticated as.
     pub authenticated: &'a str,
+    /// The domains this gestore hosts (lower case): their recipients are certified.
+    pub hosted: &'a [String],
     /// What the antivirus found, if anything.
     pub virus: Option<&'a str>,
 }
@@ -202,7 +204,7 @@ pub fn submit(
     let original = Original::parse(sub.raw);
     let identificativo = id.new_id(now);
     let mut transaction =
-        Transaction::from_original(&original, &identificativo, |a| id.classify(a));
+        Transaction::from_original(&original, &identificativo, |a| id.classify(a, sub.hosted));
     if transaction.mittente.is_empty() {
         transaction.mittente = sub.mail_from.to_string();
     }
@@ -212,7 +214,7 @@ pub fn submit(
             .iter()
             .map(|a| Destinatario {
                 indirizzo: a.clone(),
-                tipo: id.classify(a),
+                tipo: id.classify(a, sub.hosted),
             })
             .collect();
     }
@@ -353,6 +355,7 @@ mod tests {
             mail_from: SENDER,
             rcpt_to: &rcpt,
             authenticated: SENDER,
+            hosted: &[],
             virus: None,
         };
         let now = Utc.with_ymd_and_hms(2025, 3, 10, 9, 30, 0).unwrap();

@@ -88,6 +88,10 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             Ok(Scan::Infected(name)) => Some(name),
             Err(e) => return temporary(e),
         };
+        let hosted = match blocking(|| g.hosted_domains()) {
+            Ok(h) => h,
+            Err(e) => return temporary(e),
+        };
         let now = g.now();
         let completed = complete(&g.id, &message, now);
         let note = completion_note(completed.as_ref().map_or(&[], |c| &c.added[..]));
@@ -96,6 +100,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             mail_from: &envelope.mail_from,
             rcpt_to: &envelope.rcpt_to,
             authenticated: user,
+            hosted: &hosted,
             virus: virus.as_deref(),
         };
         let outcome = match blocking(|| submit(&g.id, &sub, &g.settings.limits, now)) {

@@ -114,10 +114,15 @@ impl<S: Scanner> Gestore<S> {
     /// be read as "not hosted": that answer refuses mail for good).
     pub fn hosts(&self, domain: &str) -> pec_store::Result<bool> {
         let domain = domain.trim().to_ascii_lowercase();
-        if domain_of(self.id.address()) == domain {
-            return Ok(true);
-        }
-        Ok(self.store.list_domains()?.iter().any(|d| d.name == domain))
+        Ok(self.hosted_domains()?.contains(&domain))
+    }
+
+    /// The domains this gestore hosts now, lower case: its service domain and every
+    /// domain of the store (one added by `pecd domain add` counts at once).
+    pub fn hosted_domains(&self) -> pec_store::Result<Vec<String>> {
+        let mut domains = vec![domain_of(self.id.address())];
+        domains.extend(self.store.list_domains()?.into_iter().map(|d| d.name));
+        Ok(domains)
     }
 
     /// Whether `address` is one of this gestore's service addresses (posta-certificata@,

@@ -189,6 +189,7 @@ impl Beta {
             mail_from: MARIO,
             rcpt_to: &rcpt,
             authenticated: MARIO,
+            hosted: &[],
             virus: None,
         };
         match submit(&identity(0), &sub, &Limits::default(), self.clock.now()).unwrap() {
@@ -560,8 +561,9 @@ async fn mx_recipient_check_fault_is_temporary_not_relay_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submission_store_faults_are_temporary_and_heal() {
-    // The account lookup is the folder of Anna's receipts.
-    for method in ["account", "commit_batch"] {
+    // The hosted domains classify the recipients (certified or not); the account
+    // lookup is the folder of Anna's receipts.
+    for method in ["list_domains", "account", "commit_batch"] {
         let b = beta();
         b.store.fail(method, Fault::Nth(1));
         assert_temporary(&b.submit(&[MARIO], "Domanda").await, method);
