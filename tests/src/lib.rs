@@ -423,6 +423,19 @@ pub fn of_kind(messages: &[Vec<u8>], kind: &str) -> Vec<Classified> {
         .collect()
 }
 
+/// The names of the header fields in front of `sent` in `stored`: the trace fields the
+/// hops (`Received:`) and the final delivery (`Return-Path:`, `Delivered-To:`) put before
+/// a message they pass on unchanged. `None` when `stored` is not `sent` behind whole
+/// header fields.
+pub fn trace_before(stored: &[u8], sent: &[u8]) -> Option<Vec<String>> {
+    let trace = stored.strip_suffix(sent)?;
+    let (fields, end) = pec_proto::mime::split_header(trace);
+    (end == trace.len()).then(|| fields.iter().map(|f| f.name.to_string()).collect())
+}
+
+/// The trace fields of a message delivered into a mailbox from pecd's MX.
+pub const DELIVERED_FROM_MX: [&str; 3] = ["Return-Path", "Delivered-To", "Received"];
+
 /// `openssl smime -verify` with the lab CA on a message: the independent judge.
 pub fn openssl_verifies(ca: &Path, message: &[u8]) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

@@ -7,9 +7,10 @@ use pec_proto::bounded::{self, Exceeded, MimeLimits};
 use pec_proto::build::{Notice, Transaction};
 use pec_proto::daticert::{Destinatario, TipoDestinatario};
 use pec_proto::mime::bare_address;
-use pec_proto::original::Original;
+use pec_proto::original::{Completed, Original};
 
 use crate::Result;
+use crate::clock::italian;
 use crate::identity::Identity;
 
 /// The provider's limits on submissions (spec §7.1: at least 50 recipients and
@@ -42,6 +43,8 @@ pub struct Submission<'a> {
     pub rcpt_to: &'a [String],
     /// The mailbox the client authenticated as.
     pub authenticated: &'a str,
+    /// The domains this gestore hosts (lower case): their recipients are certified.
+    pub hosted: &'a [String],
     /// What the antivirus found, if anything.
     pub virus: Option<&'a str>,
 }
@@ -87,6 +90,25 @@ pub enum Outcome {
     Accepted(Accepted),
     /// Not accepted: the notice to deliver to the sender.
     Refused(Refused),
+}
+
+/// The submitted `raw` as the access point takes it at `now`: with `Date:` (Italian legal
+/// time) and a new `Message-ID:` under the gestore's domain added when it lacks them, as a
+/// submission server may do (RFC 6409 §8.3), so that the formal checks, the envelope and
+/// `postacert.eml` see a complete RFC 5322 message; `None` when nothing is missing.
+pub fn complete(id: &Identity, raw: &[u8], now: DateTime<Utc>) -> Option<Completed> {
+    Original::parse(raw).completed(&italian(now).to_rfc2822(), &id.new_id(now))
+}
+
+/// What the legal log says about the fields [`complete`] added (empty when none).
+pub fn completion_note(added: &[&str]) -> String {
+    if added.is_empty() {
+        return String::new();
+    }
+    format!(
+        "campi aggiunti dal punto di accesso (RFC 6409 §8.3): {}",
+        added.join(", ")
+    )
 }
 
 fn same_address(a: &str, b: &str) -> bool {
@@ -182,7 +204,7 @@ pub fn submit(
     let original = Original::parse(sub.raw);
     let identificativo = id.new_id(now);
     let mut transaction =
-        Transaction::from_original(&original, &identificativo, |a| id.classify(a));
+        Transaction::from_original(&original, &identificativo, |a| id.classify(a, sub.hosted));
     if transaction.mittente.is_empty() {
         transaction.mittente = sub.mail_from.to_string();
     }
@@ -192,7 +214,7 @@ pub fn submit(
             .iter()
             .map(|a| Destinatario {
                 indirizzo: a.clone(),
-                tipo: id.classify(a),
+                tipo: id.classify(a, sub.hosted),
             })
             .collect();
     }
@@ -333,6 +355,7 @@ mod tests {
             mail_from: SENDER,
             rcpt_to: &rcpt,
             authenticated: SENDER,
+            hosted: &[],
             virus: None,
         };
         let now = Utc.with_ymd_and_hms(2025, 3, 10, 9, 30, 0).unwrap();

@@ -8,7 +8,7 @@ use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
 use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry};
 use tracing::{info, warn};
 
-use crate::access::{Outcome, Submission, submit};
+use crate::access::{Outcome, Submission, complete, completion_note, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::events::Event;
 use crate::service::{Gestore, blocking, domain_of};
@@ -82,19 +82,27 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         let Some(user) = session.authenticated.as_deref() else {
             return Reply::new(530, "5.7.0", "Autenticazione richiesta");
         };
+        let message = g.received(session, &envelope.rcpt_to, &message);
         let virus = match g.scanner.scan(&message).await {
             Ok(Scan::Clean) => None,
             Ok(Scan::Infected(name)) => Some(name),
             Err(e) => return temporary(e),
         };
+        let hosted = match blocking(|| g.hosted_domains()) {
+            Ok(h) => h,
+            Err(e) => return temporary(e),
+        };
+        let now = g.now();
+        let completed = complete(&g.id, &message, now);
+        let note = completion_note(completed.as_ref().map_or(&[], |c| &c.added[..]));
         let sub = Submission {
-            raw: &message,
+            raw: completed.as_ref().map_or(&message, |c| &c.bytes),
             mail_from: &envelope.mail_from,
             rcpt_to: &envelope.rcpt_to,
             authenticated: user,
+            hosted: &hosted,
             virus: virus.as_deref(),
         };
-        let now = g.now();
         let outcome = match blocking(|| submit(&g.id, &sub, &g.settings.limits, now)) {
             Ok(o) => o,
             Err(e) => return temporary(e),
@@ -108,13 +116,13 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         match outcome {
             Outcome::Accepted(a) => {
                 let tx = &a.transaction;
-                b.deliveries.push(g.delivery(&sender, folder, &a.receipt));
-                b.archive.push(g.archive_copy(
-                    &sender,
+                g.deliver(
+                    &mut b,
+                    g.id.address(),
+                    (&sender, folder),
                     &a.receipt,
-                    Direction::Received,
                     "accettazione",
-                ));
+                );
                 b.archive.push(g.archive_copy(
                     &sender,
                     &a.envelope,
@@ -141,7 +149,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     tx,
                     &[&a.receipt_id, &tx.identificativo],
                     &g.id.name,
-                    "",
+                    &note,
                 ));
                 b.effects
                     .push(g.effect(EffectKey::acceptance(&tx.identificativo)));
@@ -170,13 +178,13 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
             }
             Outcome::Refused(r) => {
                 let tx = &r.transaction;
-                b.deliveries.push(g.delivery(&sender, folder, &r.notice));
-                b.archive.push(g.archive_copy(
-                    &sender,
+                g.deliver(
+                    &mut b,
+                    g.id.address(),
+                    (&sender, folder),
                     &r.notice,
-                    Direction::Received,
                     "non-accettazione",
-                ));
+                );
                 if r.virus {
                     b.virus.push(NewVirusEntry {
                         at: now.timestamp(),
@@ -187,12 +195,17 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                         message: message.clone(),
                     });
                 }
+                let detail = [r.reason.as_str(), &note]
+                    .into_iter()
+                    .filter(|d| !d.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 b.log.push(g.log(
                     Event::NonAccettazione,
                     tx,
                     &[&r.notice_id],
                     &g.id.name,
-                    &r.reason,
+                    &detail,
                 ));
                 match g.commit(b) {
                     Ok(_) => {
@@ -243,7 +256,8 @@ impl<S: Scanner> Handler for MxHandler<S> {
         }
     }
 
-    async fn data(&self, _session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+    async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+        let message = self.0.received(session, &envelope.rcpt_to, &message);
         self.0
             .receive(&envelope.mail_from, &envelope.rcpt_to, &message)
             .await

@@ -70,9 +70,16 @@ impl Identity {
         self.signer.address()
     }
 
-    /// Whether `address` is in a PEC domain of the index (case-insensitive).
-    pub fn classify(&self, address: &str) -> TipoDestinatario {
-        if self.trust().index.is_certified(address) {
+    /// Whether `address` is in a PEC domain: one of the `hosted` domains (lower case),
+    /// certified from the moment they are added whatever the index says yet, or one
+    /// the provider index lists (case-insensitive).
+    pub fn classify(&self, address: &str, hosted: &[String]) -> TipoDestinatario {
+        let domain = address
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .trim()
+            .to_ascii_lowercase();
+        if hosted.contains(&domain) || self.trust().index.is_certified(address) {
             TipoDestinatario::Certificato
         } else {
             TipoDestinatario::Esterno

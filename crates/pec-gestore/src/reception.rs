@@ -68,6 +68,18 @@ enum Failure {
     Full,
 }
 
+/// One SMTP transaction as the incoming point got it (over SMTP, or from the queue for a
+/// local domain).
+#[derive(Clone, Copy)]
+struct Arrival<'a> {
+    /// The SMTP reverse path: the `Return-Path:` of what is delivered from it.
+    mail_from: &'a str,
+    /// The local forward paths.
+    rcpt_to: &'a [String],
+    /// The received bytes.
+    raw: &'a [u8],
+}
+
 /// What one durable step for a valid transport envelope is made of.
 struct EnvelopeStep<'a> {
     /// The transaction, from the certified data.
@@ -78,8 +90,8 @@ struct EnvelopeStep<'a> {
     local: &'a [String],
     /// The RCPTs the certified data does not name: an anomaly each.
     stray: &'a [String],
-    /// The received bytes.
-    raw: &'a [u8],
+    /// The transaction that brought it.
+    arrival: Arrival<'a>,
     /// The presa in carico, when there are recipients to take in charge.
     presa: Option<&'a Generated>,
     /// What the antivirus found.
@@ -111,6 +123,11 @@ impl<S: Scanner> Gestore<S> {
         base: Batch,
     ) -> Reply {
         let now = self.now();
+        let arrival = Arrival {
+            mail_from,
+            rcpt_to,
+            raw,
+        };
         match blocking(|| examine(&self.id, raw, now)) {
             Verdict::Envelope {
                 daticert,
@@ -131,16 +148,13 @@ impl<S: Scanner> Gestore<S> {
                     );
                 }
                 let from = (mail_receipt.as_str(), provider.as_str());
-                self.receive_envelope(from, rcpt_to, raw, &daticert, base)
-                    .await
+                self.receive_envelope(from, arrival, &daticert, base).await
             }
             Verdict::Receipt {
                 kind,
                 daticert,
                 provider,
-            } => {
-                blocking(|| self.receive_receipt(rcpt_to, raw, (kind, &daticert, &provider), base))
-            }
+            } => blocking(|| self.receive_receipt(arrival, (kind, &daticert, &provider), base)),
             Verdict::Anomaly { reason } => {
                 self.receive_anomaly(mail_from, rcpt_to, raw, &reason, base)
                     .await
@@ -179,14 +193,13 @@ impl<S: Scanner> Gestore<S> {
     async fn receive_envelope(
         &self,
         (mail_receipt, provider): (&str, &str),
-        rcpt_to: &[String],
-        raw: &[u8],
+        arrival: Arrival<'_>,
         daticert: &Daticert,
         base: Batch,
     ) -> Reply {
         let tx = Transaction::from_daticert(daticert);
         let now = self.now();
-        let who = envelope_addressees(daticert, rcpt_to);
+        let who = envelope_addressees(daticert, arrival.rcpt_to);
         let keys: Vec<EffectKey> = who
             .certified
             .iter()
@@ -218,7 +231,7 @@ impl<S: Scanner> Gestore<S> {
             let virus = match &scanned {
                 Some(v) => v.clone(),
                 None => {
-                    let v = match self.scanner.scan(raw).await {
+                    let v = match self.scanner.scan(arrival.raw).await {
                         Ok(Scan::Clean) => None,
                         Ok(Scan::Infected(name)) => Some(name),
                         Err(e) => return temporary(e),
@@ -252,7 +265,7 @@ impl<S: Scanner> Gestore<S> {
                 provider,
                 local: &local,
                 stray: &who.stray,
-                raw,
+                arrival,
                 presa: presa.as_ref().filter(|_| !local.is_empty()).map(|(_, g)| g),
                 virus: virus.as_deref(),
                 full: &full,
@@ -296,7 +309,7 @@ impl<S: Scanner> Gestore<S> {
     /// the keys of the recipients it takes in charge, then either the virus path or one
     /// delivery and one receipt per such recipient, then an anomaly for each stray RCPT.
     fn envelope_batch(&self, mut b: Batch, step: &EnvelopeStep<'_>) -> crate::Result<Batch> {
-        let (tx, provider, raw) = (step.tx, step.provider, step.raw);
+        let (tx, provider, raw) = (step.tx, step.provider, step.arrival.raw);
         let now = self.now();
         if let Some(presa) = step.presa {
             self.send(&mut b, &tx.identificativo, presa);
@@ -373,13 +386,13 @@ impl<S: Scanner> Gestore<S> {
             // reverse path of the envelope said.
             let (notice, event) = match failure {
                 None => {
-                    b.deliveries.push(self.delivery(r, "INBOX", raw));
-                    b.archive.push(self.archive_copy(
-                        r,
+                    self.deliver(
+                        &mut b,
+                        step.arrival.mail_from,
+                        (r, "INBOX"),
                         raw,
-                        Direction::Received,
                         "posta-certificata",
-                    ));
+                    );
                     let variant = variant_for(raw, tx.ricevuta, r);
                     let postacert =
                         postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
@@ -424,19 +437,27 @@ impl<S: Scanner> Gestore<S> {
                 .push(self.log(event, tx, &[&notice.message_id], provider, r));
         }
         let reason = stray_reason(Kind::PostaCertificata);
-        self.stray_anomalies(&mut b, tx, raw, step.stray, reason, provider, step.full)?;
+        self.stray_anomalies(
+            &mut b,
+            tx,
+            step.arrival,
+            step.stray,
+            reason,
+            provider,
+            step.full,
+        )?;
         Ok(b)
     }
 
     /// Adds to `b`, for each `stray` RCPT of a certified message about `tx`, the busta di
-    /// anomalia wrapping `raw` (when the address has a mailbox that is not in `full`) and
-    /// a log record naming the RCPT and `reason`.
+    /// anomalia wrapping the message of `arrival` (when the address has a mailbox that is
+    /// not in `full`) and a log record naming the RCPT and `reason`.
     #[allow(clippy::too_many_arguments)]
     fn stray_anomalies(
         &self,
         b: &mut Batch,
         tx: &Transaction,
-        raw: &[u8],
+        arrival: Arrival<'_>,
         stray: &[String],
         reason: &str,
         provider: &str,
@@ -449,10 +470,8 @@ impl<S: Scanner> Gestore<S> {
             if full.contains(r) {
                 detail.push_str(" (casella piena: non consegnata)");
             } else if self.has_mailbox(r)? {
-                let g = self.id.anomaly(raw, &tx.mittente, reason, r, now)?;
-                b.deliveries.push(self.delivery(r, "INBOX", &g.bytes));
-                b.archive
-                    .push(self.archive_copy(r, &g.bytes, Direction::Received, "anomalia"));
+                let g = self.id.anomaly(arrival.raw, &tx.mittente, reason, r, now)?;
+                self.deliver(b, arrival.mail_from, (r, "INBOX"), &g.bytes, "anomalia");
                 generated.push(g.message_id);
             }
             let ids: Vec<&str> = generated.iter().map(String::as_str).collect();
@@ -470,19 +489,19 @@ impl<S: Scanner> Gestore<S> {
     /// it as an anomaly, and then it settles no timer.
     fn receive_receipt(
         &self,
-        rcpt_to: &[String],
-        raw: &[u8],
+        arrival: Arrival<'_>,
         (kind, d, provider): (Kind, &Daticert, &str),
         mut b: Batch,
     ) -> Reply {
         let tx = Transaction::from_daticert(d);
         let now = self.now();
         let emitter = d.gestore_emittente.as_str();
-        let who = receipt_addressees(kind, d, rcpt_to, |r| self.is_service_address(r));
+        let raw = arrival.raw;
+        let who = receipt_addressees(kind, d, arrival.rcpt_to, |r| self.is_service_address(r));
         if let Err(e) = self.stray_anomalies(
             &mut b,
             &tx,
-            raw,
+            arrival,
             &who.stray,
             stray_reason(kind),
             emitter,
@@ -575,9 +594,7 @@ impl<S: Scanner> Gestore<S> {
                 Ok(None) => continue,
                 Err(e) => return temporary(e),
             };
-            b.deliveries.push(self.delivery(r, folder, raw));
-            b.archive
-                .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
+            self.deliver(&mut b, arrival.mail_from, (r, folder), raw, kind.as_str());
         }
         // The log names the recipient the receipt is about, or those a presa in carico
         // covers.
@@ -643,9 +660,7 @@ impl<S: Scanner> Gestore<S> {
                 continue;
             }
             let g = self.id.anomaly(raw, &sender, reason, r, now)?;
-            b.deliveries.push(self.delivery(r, "INBOX", &g.bytes));
-            b.archive
-                .push(self.archive_copy(r, &g.bytes, Direction::Received, "anomalia"));
+            self.deliver(&mut b, mail_from, (r, "INBOX"), &g.bytes, "anomalia");
         }
         let tx = Transaction {
             mittente: sender,

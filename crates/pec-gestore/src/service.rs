@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pec_proto::build::Transaction;
+use pec_smtp::SessionInfo;
+use pec_smtp::trace::{delivered, received};
 use pec_store::{
     Batch, Direction, EffectKey, LogEntry, NewArchiveCopy, NewDelivery, NewEffect, NewQueueEntry,
     Store,
@@ -112,10 +114,15 @@ impl<S: Scanner> Gestore<S> {
     /// be read as "not hosted": that answer refuses mail for good).
     pub fn hosts(&self, domain: &str) -> pec_store::Result<bool> {
         let domain = domain.trim().to_ascii_lowercase();
-        if domain_of(self.id.address()) == domain {
-            return Ok(true);
-        }
-        Ok(self.store.list_domains()?.iter().any(|d| d.name == domain))
+        Ok(self.hosted_domains()?.contains(&domain))
+    }
+
+    /// The domains this gestore hosts now, lower case: its service domain and every
+    /// domain of the store (one added by `pecd domain add` counts at once).
+    pub fn hosted_domains(&self) -> pec_store::Result<Vec<String>> {
+        let mut domains = vec![domain_of(self.id.address())];
+        domains.extend(self.store.list_domains()?.into_iter().map(|d| d.name));
+        Ok(domains)
     }
 
     /// Whether `address` is one of this gestore's service addresses (posta-certificata@,
@@ -165,15 +172,37 @@ impl<S: Scanner> Gestore<S> {
         }
     }
 
-    /// A delivery of `bytes` into `address`'s `folder`.
-    pub fn delivery(&self, address: &str, folder: &str, bytes: &[u8]) -> NewDelivery {
-        NewDelivery {
-            address: address.to_ascii_lowercase(),
+    /// `message` as accepted in an SMTP `session` (submission or MX) for `rcpt_to`, with
+    /// this hop's `Received:` line in front (RFC 5321 §4.4).
+    pub fn received(&self, session: &SessionInfo, rcpt_to: &[String], message: &[u8]) -> Vec<u8> {
+        let date = italian(self.now()).to_rfc2822();
+        let trace = received(session, &self.settings.hostname, rcpt_to, &date);
+        [trace.as_bytes(), message].concat()
+    }
+
+    /// Delivers `bytes` into `address`'s `folder`, as the final hop of a message whose
+    /// SMTP reverse path is `return_path`, and keeps the security archive copy (of `kind`)
+    /// of what was delivered: `Return-Path:` and `Delivered-To:` in front, outside the
+    /// signed part. Both are the same bytes, so the store keeps them once.
+    pub fn deliver(
+        &self,
+        b: &mut Batch,
+        return_path: &str,
+        (address, folder): (&str, &str),
+        bytes: &[u8],
+        kind: &str,
+    ) {
+        let address = address.to_ascii_lowercase();
+        let bytes = [delivered(return_path, &address).as_bytes(), bytes].concat();
+        b.archive
+            .push(self.archive_copy(&address, &bytes, Direction::Received, kind));
+        b.deliveries.push(NewDelivery {
+            address,
             folder: folder.to_string(),
-            bytes: bytes.to_vec(),
+            bytes,
             flags: Vec::new(),
             internaldate: self.now().timestamp(),
-        }
+        });
     }
 
     /// A security archive copy for `address`.

@@ -9,7 +9,7 @@ use pec_proto::classify::classify;
 use pec_proto::daticert::{Errore, TipoDestinatario};
 use pec_smtp::{RecipientStatus, Relay, Reply};
 use pec_store::{
-    Batch, Direction, DueNotice, EffectKey, NoticeKind, NoticeSentUpdate, Outcome as TimerOutcome,
+    Batch, DueNotice, EffectKey, NoticeKind, NoticeSentUpdate, Outcome as TimerOutcome,
     OutcomeUpdate, QueueEntry,
 };
 use tokio::sync::Semaphore;
@@ -302,17 +302,13 @@ impl<S: Scanner> Gestore<S> {
                 recipient: r.clone(),
                 outcome: TimerOutcome::Error,
             });
-            b.deliveries.push(self.delivery(
-                &tx.mittente,
-                self.receipt_folder(&tx.mittente)?,
+            self.deliver(
+                b,
+                self.id.address(),
+                (&tx.mittente, self.receipt_folder(&tx.mittente)?),
                 &g.bytes,
-            ));
-            b.archive.push(self.archive_copy(
-                &tx.mittente,
-                &g.bytes,
-                Direction::Received,
                 "errore-consegna",
-            ));
+            );
             b.log.push(self.log(
                 Event::ErroreConsegna,
                 &tx,
@@ -374,14 +370,13 @@ impl<S: Scanner> Gestore<S> {
         let folder = self.receipt_folder(&t.sender)?;
         let g = self.id.notice(&tx, &n, &t.sender, self.now())?;
         let mut b = Batch::default();
-        b.deliveries
-            .push(self.delivery(&t.sender, folder, &g.bytes));
-        b.archive.push(self.archive_copy(
-            &t.sender,
+        self.deliver(
+            &mut b,
+            self.id.address(),
+            (&t.sender, folder),
             &g.bytes,
-            Direction::Received,
             "preavviso-errore-consegna",
-        ));
+        );
         b.log.push(self.log(
             Event::Preavviso,
             &tx,

@@ -81,6 +81,7 @@ fn run(
         mail_from: from,
         rcpt_to: rcpt,
         authenticated: auth,
+        hosted: &[],
         virus,
     };
     submit(id, &sub, &Limits::default(), now()).unwrap()

@@ -189,6 +189,7 @@ impl Beta {
             mail_from: MARIO,
             rcpt_to: &rcpt,
             authenticated: MARIO,
+            hosted: &[],
             virus: None,
         };
         match submit(&identity(0), &sub, &Limits::default(), self.clock.now()).unwrap() {
@@ -207,8 +208,10 @@ impl Beta {
         let session = SessionInfo {
             peer: "127.0.0.1:40000".parse().unwrap(),
             tls: true,
+            tls_parameters: None,
             authenticated: Some(ANNA.into()),
             helo: "client.test".into(),
+            esmtp: true,
             mode: Mode::Submission { implicit_tls: true },
         };
         let envelope = Envelope {
@@ -535,8 +538,10 @@ async fn mx_recipient_check_fault_is_temporary_not_relay_denied() {
     let session = SessionInfo {
         peer: "127.0.0.1:40001".parse().unwrap(),
         tls: false,
+        tls_parameters: None,
         authenticated: None,
         helo: "mx.pec.alfa.test".into(),
+        esmtp: true,
         mode: Mode::Mx,
     };
     // pec.comune.beta.test is not the service domain: only the store knows it.
@@ -556,8 +561,9 @@ async fn mx_recipient_check_fault_is_temporary_not_relay_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submission_store_faults_are_temporary_and_heal() {
-    // The account lookup is the folder of Anna's receipts.
-    for method in ["account", "commit_batch"] {
+    // The hosted domains classify the recipients (certified or not); the account
+    // lookup is the folder of Anna's receipts.
+    for method in ["list_domains", "account", "commit_batch"] {
         let b = beta();
         b.store.fail(method, Fault::Nth(1));
         assert_temporary(&b.submit(&[MARIO], "Domanda").await, method);
@@ -583,8 +589,10 @@ async fn submission_login_fault_is_temporary_not_wrong_credentials() {
     let session = SessionInfo {
         peer: "127.0.0.1:40002".parse().unwrap(),
         tls: true,
+        tls_parameters: None,
         authenticated: None,
         helo: "client.test".into(),
+        esmtp: true,
         mode: Mode::Submission { implicit_tls: true },
     };
     b.store.fail("account", Fault::Always);

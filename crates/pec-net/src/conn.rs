@@ -84,6 +84,14 @@ impl<S> Conn<S> {
         matches!(self.stream, Stream::Tls(_))
     }
 
+    /// What the TLS handshake negotiated, for trace fields; `None` without TLS.
+    pub fn tls_parameters(&self) -> Option<crate::tls::TlsParameters> {
+        match &self.stream {
+            Stream::Tls(s) => crate::tls::TlsParameters::of(s.get_ref().1),
+            _ => None,
+        }
+    }
+
     /// Whether a read was ended by the shutdown (the session should say goodbye).
     pub fn interrupted(&self) -> bool {
         self.interrupted

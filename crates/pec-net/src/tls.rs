@@ -38,3 +38,49 @@ pub fn server_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls
             .with_single_cert(chain, key)?;
     Ok(Arc::new(config))
 }
+
+/// What a TLS session negotiated, named as OpenSSL names it, which is how Postfix and
+/// Dovecot write it in their `Received:` lines (`using TLSv1.3 with cipher
+/// TLS_AES_256_GCM_SHA384 (256/256 bits)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsParameters {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: &'static str,
+    /// The cipher suite's OpenSSL name (`TLS_AES_256_GCM_SHA384`,
+    /// `ECDHE-RSA-AES128-GCM-SHA256`).
+    pub cipher: &'static str,
+    /// The bits of its symmetric key.
+    pub bits: u16,
+}
+
+impl TlsParameters {
+    /// The parameters of a finished handshake; `None` before it, or for a suite this
+    /// table does not know (every suite of rustls's safe defaults is in it).
+    pub fn of(state: &rustls::CommonState) -> Option<TlsParameters> {
+        use rustls::{CipherSuite as S, ProtocolVersion as V};
+        let version = match state.protocol_version()? {
+            V::TLSv1_3 => "TLSv1.3",
+            V::TLSv1_2 => "TLSv1.2",
+            _ => return None,
+        };
+        let (cipher, bits) = match state.negotiated_cipher_suite()?.suite() {
+            S::TLS13_AES_256_GCM_SHA384 => ("TLS_AES_256_GCM_SHA384", 256),
+            S::TLS13_AES_128_GCM_SHA256 => ("TLS_AES_128_GCM_SHA256", 128),
+            S::TLS13_CHACHA20_POLY1305_SHA256 => ("TLS_CHACHA20_POLY1305_SHA256", 256),
+            S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => ("ECDHE-ECDSA-AES256-GCM-SHA384", 256),
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => ("ECDHE-ECDSA-AES128-GCM-SHA256", 128),
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => {
+                ("ECDHE-ECDSA-CHACHA20-POLY1305", 256)
+            }
+            S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => ("ECDHE-RSA-AES256-GCM-SHA384", 256),
+            S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => ("ECDHE-RSA-AES128-GCM-SHA256", 128),
+            S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => ("ECDHE-RSA-CHACHA20-POLY1305", 256),
+            _ => return None,
+        };
+        Some(TlsParameters {
+            version,
+            cipher,
+            bits,
+        })
+    }
+}

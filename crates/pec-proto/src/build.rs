@@ -7,7 +7,10 @@ use chrono::{DateTime, FixedOffset};
 
 use crate::breve;
 use crate::daticert::{Data, Daticert, Destinatario, Errore, Tipo, TipoDestinatario, TipoRicevuta};
-use crate::mime::{base64_lines, encode_header_text, has_8bit, push_header, to_crlf};
+use crate::mime::{
+    base64_lines, encode_header_text, has_8bit, prefixed_subject, push_header, push_header_keeping,
+    to_crlf,
+};
 use crate::original::Original;
 use crate::smime::Signer;
 use crate::text::Body;
@@ -346,7 +349,7 @@ fn assemble(
 
     let mut out = Vec::with_capacity(inner.len() + signature.len() * 2 + 1024);
     for (name, value) in headers {
-        push_header(&mut out, name, value);
+        push_header_keeping(&mut out, name, value, kept_prefix(name, value));
     }
     push_header(&mut out, "MIME-Version", "1.0");
     push_header(
@@ -375,8 +378,17 @@ fn assemble(
     Ok(out)
 }
 
-fn subject_header(prefix: &str, subject: &str) -> String {
-    format!("{prefix}{}", encode_header_text(subject))
+/// How much of a header value must stay on its first line with the word after it: a
+/// Subject's PEC prefix (ERP and protocol software match `startswith("ACCETTAZIONE: ")`
+/// on the raw or compat-decoded field), nothing for other fields.
+fn kept_prefix(name: &str, value: &str) -> usize {
+    if !name.eq_ignore_ascii_case("Subject") {
+        return 0;
+    }
+    SUBJECT_PREFIXES
+        .iter()
+        .find(|(p, _)| value.starts_with(p))
+        .map_or(0, |(p, _)| p.len())
 }
 
 fn angle(id: &str) -> String {
@@ -451,7 +463,7 @@ pub fn transport_envelope(
     headers.push(("Date", e.time.to_rfc2822()));
     headers.push((
         "Subject",
-        subject_header(prefix::POSTA_CERTIFICATA, tx.subject()),
+        prefixed_subject(prefix::POSTA_CERTIFICATA, tx.subject()),
     ));
     headers.push(("From", on_behalf_of(&tx.mittente, e.signer.address())));
     if original.field("Reply-To").is_none() {
@@ -506,7 +518,7 @@ pub fn anomaly_envelope(
     let mut headers: Vec<(&str, String)> = vec![
         ("X-Trasporto", "errore".into()),
         ("Date", e.time.to_rfc2822()),
-        ("Subject", subject_header(prefix::ANOMALIA, subject)),
+        ("Subject", prefixed_subject(prefix::ANOMALIA, subject)),
         ("From", on_behalf_of(sender, e.signer.address())),
     ];
     if original.field("Reply-To").is_none() && sender.contains('@') {
@@ -803,7 +815,7 @@ pub fn notice(e: &Emission<'_>, tx: &Transaction, n: &Notice<'_>, to: &str) -> R
         headers.push(("X-Riferimento-Message-ID", m.clone()));
     }
     headers.push(("Date", e.time.to_rfc2822()));
-    headers.push(("Subject", subject_header(s.prefix, tx.subject())));
+    headers.push(("Subject", prefixed_subject(s.prefix, tx.subject())));
     headers.push(("From", e.signer.address().to_string()));
     headers.push(("To", to.to_string()));
     headers.push(("Message-ID", angle(e.message_id)));

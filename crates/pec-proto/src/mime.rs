@@ -61,22 +61,37 @@ pub fn to_latin1(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A header value safe for the wire: ASCII as is, otherwise RFC 2047 `B` encoded words in
-/// UTF-8, split so that each encoded word stays short. Control characters become spaces.
-pub fn encode_header_text(value: &str) -> String {
-    let value: String = value
+/// Folded header lines stay within this many characters when their words allow it
+/// (RFC 5322 §2.1.1).
+const HEADER_LINE: usize = 78;
+
+/// UTF-8 bytes in one RFC 2047 encoded word: 60 base64 characters, a word of 72.
+const ENCODED_WORD_BYTES: usize = 45;
+
+/// What `=?UTF-8?B?` and `?=` add to the base64 text of an encoded word.
+const ENCODED_WORD_OVERHEAD: usize = 12;
+
+/// Control characters become spaces: a header value never carries a line break.
+fn without_controls(value: &str) -> String {
+    value
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if value.is_ascii() {
-        return value;
-    }
+        .collect()
+}
+
+/// `value` as RFC 2047 `B` encoded words in UTF-8, split at character boundaries: the
+/// first word holds at most `first_bytes` bytes (but always one character), the others
+/// [`ENCODED_WORD_BYTES`]. Decoders join adjacent encoded words without the space between
+/// them, so the text comes back whole.
+fn encoded_words(value: &str, first_bytes: usize) -> String {
     let mut words = Vec::new();
     let mut chunk = String::new();
+    let mut budget = first_bytes;
     for c in value.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
+        if !chunk.is_empty() && chunk.len() + c.len_utf8() > budget {
             words.push(format!("=?UTF-8?B?{}?=", STANDARD.encode(&chunk)));
             chunk.clear();
+            budget = ENCODED_WORD_BYTES;
         }
         chunk.push(c);
     }
@@ -86,14 +101,67 @@ pub fn encode_header_text(value: &str) -> String {
     words.join(" ")
 }
 
+/// A header value safe for the wire: ASCII as is, otherwise RFC 2047 `B` encoded words in
+/// UTF-8, split so that each encoded word stays short. Control characters become spaces.
+pub fn encode_header_text(value: &str) -> String {
+    let value = without_controls(value);
+    if value.is_ascii() {
+        return value;
+    }
+    encoded_words(&value, ENCODED_WORD_BYTES)
+}
+
+/// The value of a Subject made of a PEC `prefix` (`"ACCETTAZIONE: "`, ending with its
+/// space) and the original `subject`, for [`push_header_keeping`] with the prefix kept.
+///
+/// The subject is encoded (as [`encode_header_text`] does) when it is not ASCII, when it
+/// holds `=?` (a decoder could take it for an encoded word) or a word no line could hold;
+/// the first encoded word is then short enough to share the first line with the prefix,
+/// so a parser that reads that line alone still sees the prefix and the subject's start.
+pub fn prefixed_subject(prefix: &str, subject: &str) -> String {
+    let subject = without_controls(subject);
+    let plain = subject.is_ascii()
+        && !subject.contains("=?")
+        && subject.split(' ').all(|w| w.len() < HEADER_LINE);
+    if plain {
+        return format!("{prefix}{subject}");
+    }
+    // "Subject: " and the prefix are on the first line before the first encoded word.
+    let used = "Subject: ".len() + prefix.len();
+    let base64_room = HEADER_LINE
+        .saturating_sub(used + ENCODED_WORD_OVERHEAD)
+        .min(ENCODED_WORD_BYTES / 3 * 4);
+    format!("{prefix}{}", encoded_words(&subject, base64_room / 4 * 3))
+}
+
 /// Writes one header field, folding at spaces so lines stay within 78 characters when the
 /// value allows it. The value must already be wire-safe (see [`encode_header_text`]).
 pub fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    push_header_keeping(out, name, value, 0);
+}
+
+/// [`push_header`], except that the first `keep` bytes of `value` and the word after them
+/// are never folded apart: they stay on the first line whatever its length (a Subject's
+/// PEC prefix and the start of the original subject, which parsers look for there).
+/// `keep` is cut back to a character boundary of `value`.
+pub fn push_header_keeping(out: &mut Vec<u8>, name: &str, value: &str, keep: usize) {
+    let mut keep = keep.min(value.len());
+    while !value.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let (kept, rest) = value.split_at(keep);
+    let mut words = rest.split(' ').filter(|w| !w.is_empty());
+    let head = format!("{kept}{}", words.next().unwrap_or_default());
     out.extend_from_slice(name.as_bytes());
     out.push(b':');
     let mut line_len = name.len() + 1;
-    for word in value.split(' ').filter(|w| !w.is_empty()) {
-        if line_len + 1 + word.len() > 78 && line_len > name.len() + 1 {
+    if !head.trim().is_empty() {
+        out.push(b' ');
+        out.extend_from_slice(head.trim_start().as_bytes());
+        line_len += 1 + head.trim_start().len();
+    }
+    for word in words {
+        if line_len + 1 + word.len() > HEADER_LINE && line_len > name.len() + 1 {
             out.extend_from_slice(b"\r\n");
             line_len = 0;
         }
@@ -301,6 +369,29 @@ mod tests {
         );
         assert_eq!(bare_address("not an address"), None);
         assert_eq!(bare_address("a@b"), None);
+    }
+
+    #[test]
+    fn subjects_are_encoded_only_when_plain_text_could_mislead_or_overflow() {
+        assert_eq!(
+            prefixed_subject("CONSEGNA: ", "Fattura 12"),
+            "CONSEGNA: Fattura 12"
+        );
+        for subject in ["prezzo =?UTF-8?B?x?= finto", &"x".repeat(100), "Città"] {
+            let value = prefixed_subject("CONSEGNA: ", subject);
+            assert!(value.starts_with("CONSEGNA: =?UTF-8?B?"), "{value}");
+        }
+        let mut out = Vec::new();
+        let value = prefixed_subject("CONSEGNA: ", &"è".repeat(60));
+        push_header_keeping(&mut out, "Subject", &value, "CONSEGNA: ".len());
+        let text = String::from_utf8(out).unwrap();
+        let first = text.split("\r\n").next().unwrap();
+        assert!(first.starts_with("Subject: CONSEGNA: =?UTF-8?B?"), "{text}");
+        assert!(text.split("\r\n").all(|l| l.len() <= 78), "{text}");
+        // A keep that is not on a character boundary is cut back to one.
+        let mut out = Vec::new();
+        push_header_keeping(&mut out, "X", "àb c", 1);
+        assert_eq!(out, "X: àb c\r\n".as_bytes());
     }
 
     #[test]

@@ -16,6 +16,15 @@ pub struct Original<'a> {
     parsed: ParsedHeaders,
 }
 
+/// A submitted message completed by the submission server ([`Original::completed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The message with the fields added.
+    pub bytes: Vec<u8>,
+    /// The names of the fields added, in order (for the legal log).
+    pub added: Vec<&'static str>,
+}
+
 /// Header values that need real RFC 5322 parsing (addresses, encoded words).
 #[derive(Debug, Clone, Default)]
 struct ParsedHeaders {
@@ -151,11 +160,43 @@ impl<'a> Original<'a> {
         if !replaced {
             out.extend_from_slice(new_id.as_bytes());
         }
-        let header_end = self.fields.last().map_or(0, |f| {
-            f.bytes.as_ptr() as usize - self.raw.as_ptr() as usize + f.bytes.len()
-        });
-        out.extend_from_slice(self.raw.get(header_end..).unwrap_or_default());
+        out.extend_from_slice(self.raw.get(self.header_end()..).unwrap_or_default());
         out
+    }
+
+    /// The message as a submission server completes it (RFC 6409 §8.3): `Date:` set to
+    /// `date` (an RFC 5322 date-time) and `Message-ID:` to `<message_id>` when the field
+    /// is missing, added at the end of the header; `None` when both are there. The PEC
+    /// formal checks and the envelope then see a complete message; nothing else changes
+    /// (a field present, even empty, is the user's and stays as written).
+    pub fn completed(&self, date: &str, message_id: &str) -> Option<Completed> {
+        let missing = |name| self.field(name).is_none();
+        let mut added = Vec::new();
+        let mut fields = String::new();
+        if missing("Date") {
+            added.push("Date");
+            fields.push_str(&format!("Date: {date}\r\n"));
+        }
+        if missing("Message-ID") {
+            added.push("Message-ID");
+            fields.push_str(&format!("Message-ID: <{message_id}>\r\n"));
+        }
+        if added.is_empty() {
+            return None;
+        }
+        let end = self.header_end();
+        let mut bytes = Vec::with_capacity(self.raw.len() + fields.len());
+        bytes.extend_from_slice(&self.raw[..end]);
+        bytes.extend_from_slice(fields.as_bytes());
+        bytes.extend_from_slice(&self.raw[end..]);
+        Some(Completed { bytes, added })
+    }
+
+    /// Where the last header field ends (before the empty line), 0 without fields.
+    fn header_end(&self) -> usize {
+        self.fields.last().map_or(0, |f| {
+            f.bytes.as_ptr() as usize - self.raw.as_ptr() as usize + f.bytes.len()
+        })
     }
 
     /// Where the body starts.
@@ -195,5 +236,33 @@ Subject: =?UTF-8?Q?Citt=C3=A0?=\r\nMessage-ID: <abc@client>\r\nX-TipoRicevuta: B
         let no_id = b"From: a@b.it\r\n\r\nx";
         let m = Original::parse(no_id).with_pec_msgid("p@q.it");
         assert_eq!(&m[..], b"From: a@b.it\r\nMessage-ID: <p@q.it>\r\n\r\nx");
+    }
+
+    #[test]
+    fn a_submission_gets_the_date_and_message_id_it_lacks() {
+        const DATE: &str = "Mon, 10 Mar 2025 10:30:15 +0100";
+        let bare = b"From: a@b.it\r\nSubject: x\r\n\r\nDate: in the body\r\n";
+        let c = Original::parse(bare)
+            .completed(DATE, "id1@pec.b.it")
+            .unwrap();
+        assert_eq!(c.added, ["Date", "Message-ID"]);
+        assert_eq!(
+            String::from_utf8_lossy(&c.bytes),
+            "From: a@b.it\r\nSubject: x\r\nDate: Mon, 10 Mar 2025 10:30:15 +0100\r\n\
+             Message-ID: <id1@pec.b.it>\r\n\r\nDate: in the body\r\n"
+        );
+        let o = Original::parse(&c.bytes);
+        assert_eq!(o.message_id().as_deref(), Some("<id1@pec.b.it>"));
+        assert_eq!(o.completed(DATE, "id3@pec.b.it"), None, "complete already");
+
+        // A field present stays as the user wrote it, even empty.
+        let c = Original::parse(b"Date: \r\nSubject: x\r\n\r\nx")
+            .completed(DATE, "id2@pec.b.it")
+            .unwrap();
+        assert_eq!(c.added, ["Message-ID"]);
+        assert_eq!(
+            &c.bytes[..],
+            b"Date: \r\nSubject: x\r\nMessage-ID: <id2@pec.b.it>\r\n\r\nx"
+        );
     }
 }

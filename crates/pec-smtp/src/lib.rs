@@ -13,6 +13,7 @@ mod io;
 mod reply;
 mod server;
 mod tls;
+pub mod trace;
 
 pub use client::{ClientTls, DeliveryOutcome, RecipientOutcome, RecipientStatus, Relay};
 pub use error::Error;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pec_net::sasl::{self, Credentials};
+use pec_net::tls::TlsParameters;
 use pec_net::{Conn, ListenerLimits, Service, Shutdown};
 use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{MailFrom, RcptTo, Request};
@@ -103,10 +104,15 @@ pub struct SessionInfo {
     pub peer: SocketAddr,
     /// Whether the session is encrypted (implicit TLS or after STARTTLS).
     pub tls: bool,
+    /// What the TLS handshake negotiated, when this server made it (`None` without TLS,
+    /// or for a stream [`smtp_session`] was told is secure).
+    pub tls_parameters: Option<TlsParameters>,
     /// The identity returned by [`Handler::authenticate`], once AUTH succeeded.
     pub authenticated: Option<String>,
     /// The name given in HELO/EHLO (empty before it).
     pub helo: String,
+    /// Whether the client greeted with EHLO (ESMTP) rather than HELO.
+    pub esmtp: bool,
     /// The listener's mode.
     pub mode: Mode,
 }
@@ -316,14 +322,17 @@ impl<H: Handler> Session<H> {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let peer = conn.peer();
+        let tls_parameters = conn.tls_parameters();
         Session {
             stream: buffered(Box::new(conn)),
             out: Vec::new(),
             info: SessionInfo {
                 peer,
                 tls: secure,
+                tls_parameters,
                 authenticated: None,
                 helo: String::new(),
+                esmtp: false,
                 mode,
             },
             acceptor: config.tls.clone().map(TlsAcceptor::from),
@@ -374,6 +383,7 @@ impl<H: Handler> Session<H> {
         )
         .await
         .map_err(|_| Error::Timeout("TLS handshake"))??;
+        self.info.tls_parameters = TlsParameters::of(tls.get_ref().1);
         self.stream = buffered(Box::new(tls));
         self.info.tls = true;
         Ok(())
@@ -446,11 +456,13 @@ impl<H: Handler> Session<H> {
         match request {
             Request::Ehlo { host } => {
                 self.info.helo = host.into_owned();
+                self.info.esmtp = true;
                 self.reset_transaction();
                 self.ehlo();
             }
             Request::Helo { host } => {
                 self.info.helo = host.into_owned();
+                self.info.esmtp = false;
                 self.reset_transaction();
                 let text = format!("{} greets {}", self.config.hostname, self.info.helo);
                 self.reply(&Reply {

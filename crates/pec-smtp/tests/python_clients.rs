@@ -76,6 +76,14 @@ async fn smtplib_submission_starttls_auth_and_send() {
         Some("alice@example.it")
     );
     assert_eq!(received[0].session.helo, "client.test");
+    assert!(received[0].session.esmtp);
+    let tls = received[0]
+        .session
+        .tls_parameters
+        .expect("STARTTLS parameters");
+    assert_eq!(tls.version, "TLSv1.3");
+    assert!(tls.cipher.starts_with("TLS_AES_") || tls.cipher == "TLS_CHACHA20_POLY1305_SHA256");
+    assert!(tls.bits >= 128, "{tls:?}");
     server.shutdown().await;
 }
 
@@ -112,6 +120,11 @@ async fn smtplib_submission_implicit_tls() {
         vec!["bob@example.it", "carol@example.it"]
     );
     assert!(received[0].session.tls);
+    let tls = received[0]
+        .session
+        .tls_parameters
+        .expect("implicit TLS parameters");
+    assert_eq!(tls.version, "TLSv1.3", "{tls:?}");
     server.shutdown().await;
 }
 
@@ -153,7 +166,9 @@ async fn smtplib_mx_plaintext_and_starttls() {
     let received = server.received();
     assert_eq!(received.len(), 2);
     assert!(!received[0].session.tls);
+    assert!(received[0].session.tls_parameters.is_none());
     assert!(received[1].session.tls);
+    assert!(received[1].session.tls_parameters.is_some());
     assert_eq!(received[1].envelope.rcpt_to, vec!["bob@example.it"]);
     assert!(received.iter().all(|r| r.message == message));
     assert!(received.iter().all(|r| r.session.authenticated.is_none()));

@@ -122,7 +122,9 @@ pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
             };
             store.add_domain(&name, quota)?;
             println!(
-                "domain {} added (default quota {quota} bytes)",
+                "domain {} added (default quota {quota} bytes); mail to it is certified \
+                 from now on. Publish the index record again (pecd certs publish) so that \
+                 other gestori certify it too.",
                 name.to_lowercase()
             );
         }
@@ -133,7 +135,10 @@ pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
         }
         DomainCommand::Remove { name } => {
             store.remove_domain(&name)?;
-            println!("domain {} removed", name.to_lowercase());
+            println!(
+                "domain {} removed; publish the index record again (pecd certs publish).",
+                name.to_lowercase()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,7 +4,8 @@
 //! provider index LDIF made by [`pec_proto::labpki`], so that a lab of gestori can run with
 //! nothing installed beside the binary. `pecd certs publish` writes the gestore's own
 //! records of the provider index signed with its PEC key, the file each gestore publishes
-//! for the central index (spec §9.2).
+//! for the central index (spec §9.2), their `managedDomains` following the domains it
+//! hosts (`pecd domain add` / `remove`).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use pec_proto::index::ProviderIndex;
+use pec_proto::index::{Provider, ProviderIndex};
 use pec_proto::labpki::{self, GestoreSpec};
 use pec_proto::smime::{Digest, OpensslSigner, sha1_hex};
 
@@ -63,6 +64,9 @@ pub enum CertsCommand {
     },
     /// Write this gestore's records of the provider index (those named `gestore.name`),
     /// signed with its PEC key, as the DER `.p7m` file to publish at its LDIFLocationURL.
+    /// The records that list the signing certificate get `managedDomains` equal to the
+    /// hosted domains (`gestore.domains` and those of `pecd domain add`): publish again
+    /// after adding or removing a domain, so that other gestori certify mail to it.
     Publish {
         /// The file to write (e.g. `index-record.ldif.p7m`).
         #[arg(long, value_name = "FILE")]
@@ -83,12 +87,13 @@ pub fn run(cmd: CertsCommand, config: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Signs and writes the gestore's own index records. Refuses when the index has no
-/// record of the gestore or when the records do not list the signing certificate: the
-/// central index would then reject every message the gestore signs.
+/// Signs and writes the gestore's own index records, their domains following the hosted
+/// ones ([`follow_hosted`]). Refuses when the index has no record of the gestore or when
+/// the records do not list the signing certificate: the central index would then reject
+/// every message the gestore signs.
 fn publish(config: &Config, out: &Path) -> anyhow::Result<ExitCode> {
     let material = crate::trust::load(&config.certificates.dir)?;
-    let own: Vec<_> = material
+    let mut own: Vec<_> = material
         .index
         .providers
         .into_iter()
@@ -118,6 +123,20 @@ fn publish(config: &Config, out: &Path) -> anyhow::Result<ExitCode> {
             config.gestore.name
         );
     }
+    let mut hosted: Vec<String> = config
+        .gestore
+        .domains
+        .iter()
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    let store = crate::admin::open(config)?;
+    hosted.extend(store.list_domains()?.into_iter().map(|d| d.name));
+    let (added, removed) = follow_hosted(&mut own, &hash, &hosted);
+    for (what, domains) in [("added", &added), ("removed", &removed)] {
+        if !domains.is_empty() {
+            println!("managedDomains {what}: {}", domains.join(", "));
+        }
+    }
     let records = own.len();
     let ldif = ProviderIndex { providers: own }.to_ldif();
     let p7m = signer.sign_attached(ldif.as_bytes())?;
@@ -129,6 +148,48 @@ fn publish(config: &Config, out: &Path) -> anyhow::Result<ExitCode> {
         p7m.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes the `managedDomains` of the `records` listing the signing certificate `hash`
+/// follow `hosted` (lower case): a domain no longer hosted leaves them, a hosted domain
+/// no record of ours lists joins the first of them. Records of other certificates (another
+/// operating unit, with its own domains) stay as they are. Returns the domains added and
+/// removed.
+fn follow_hosted(
+    records: &mut [Provider],
+    hash: &str,
+    hosted: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let signs = |p: &Provider| {
+        p.certificate_hashes
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(hash))
+    };
+    let mut removed = Vec::new();
+    for p in records.iter_mut().filter(|p| signs(p)) {
+        p.managed_domains.retain(|d| {
+            let keep = hosted.contains(&d.to_ascii_lowercase());
+            if !keep {
+                removed.push(d.clone());
+            }
+            keep
+        });
+    }
+    let mut added: Vec<String> = hosted
+        .iter()
+        .filter(|h| {
+            !records
+                .iter()
+                .any(|p| p.managed_domains.iter().any(|d| d.eq_ignore_ascii_case(h)))
+        })
+        .cloned()
+        .collect();
+    added.sort();
+    added.dedup();
+    if let Some(first) = records.iter_mut().find(|p| signs(p)) {
+        first.managed_domains.extend(added.iter().cloned());
+    }
+    (added, removed)
 }
 
 /// Parses `ID=DOMAIN[,DOMAIN...][:PROVIDER NAME]`.
@@ -328,6 +389,37 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_records_follow_the_hosted_domains() {
+        let record = |hash: &str, domains: &[&str]| Provider {
+            name: "Alfa PEC".into(),
+            certificate_hashes: vec![hash.into()],
+            managed_domains: domains.iter().map(|d| d.to_string()).collect(),
+            ..Provider::default()
+        };
+        let mut records = vec![
+            record("AA11", &["pec.alfa.test", "pec.vecchio.alfa.test"]),
+            record("bb22", &["pec.altra-unita.test"]),
+        ];
+        let hosted = [
+            "pec.alfa.test".to_string(),
+            "pec.comune.esempio.bs.it".into(),
+            "pec.comune.esempio.bs.it".into(),
+            "pec.altra-unita.test".into(),
+        ];
+        let (added, removed) = follow_hosted(&mut records, "aa11", &hosted);
+        assert_eq!(added, ["pec.comune.esempio.bs.it"]);
+        assert_eq!(removed, ["pec.vecchio.alfa.test"]);
+        assert_eq!(
+            records[0].managed_domains,
+            ["pec.alfa.test", "pec.comune.esempio.bs.it"]
+        );
+        assert_eq!(records[1].managed_domains, ["pec.altra-unita.test"]);
+        // Nothing changes the second time.
+        let again = follow_hosted(&mut records, "aa11", &hosted);
+        assert_eq!(again, (vec![], vec![]));
+    }
 
     #[test]
     fn gestore_argument() {

@@ -1,4 +1,5 @@
-//! `pecd inspect`: what a message is, for a human or a script.
+//! `pecd inspect`: what a message is, for a human or a script; its exit status says
+//! whether the signature holds ([`EXIT_STATUS`]), so a script can reject a tampered message.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +12,42 @@ use pec_proto::daticert::Daticert;
 use pec_proto::index::ProviderIndex;
 use pec_proto::smime::{SignatureReport, Trust, TrustAnchors, trust};
 use serde_json::{Value, json};
+
+/// What `--help` says about the exit status of `pecd inspect`.
+pub const EXIT_STATUS: &str = "\
+Exit status (the report is printed in every case but 1 and 2):
+  0  signed, the signature is intact and, with --index, by a trusted gestore
+  1  error: the file cannot be read or is not an e-mail message
+  2  wrong arguments
+  3  the signature is NOT intact (the message was altered) or cannot be checked
+  4  the signature is intact but its signer is not a trusted gestore (with --index)
+  5  not signed";
+
+/// The verdict on a message's signature, as `pecd inspect` exits with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed, intact and (when an index was given) by a trusted gestore: 0.
+    Good = 0,
+    /// The signature does not verify: 3.
+    NotIntact = 3,
+    /// Intact, but the signer is not a trusted gestore of the index given: 4.
+    NotTrusted = 4,
+    /// No signature at all: 5.
+    Unsigned = 5,
+}
+
+impl Verdict {
+    /// The verdict for a signature `report` (`None`: unsigned) and, when an index was
+    /// given, the signer's `trust`.
+    pub fn of(report: Option<&SignatureReport>, trust: Option<&Trust>) -> Verdict {
+        match (report, trust) {
+            (None, _) => Verdict::Unsigned,
+            (Some(r), _) if !r.intact => Verdict::NotIntact,
+            (Some(_), Some(t)) if !t.trusted => Verdict::NotTrusted,
+            (Some(_), _) => Verdict::Good,
+        }
+    }
+}
 
 /// Arguments of `pecd inspect`.
 #[derive(clap::Args)]
@@ -65,6 +102,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         }),
         _ => None,
     };
+    let verdict = Verdict::of(report.as_ref(), trusted.as_ref());
     let doc = to_json(&c, report.as_ref(), trusted.as_ref(), index.is_some());
     let text = if args.json {
         serde_json::to_string_pretty(&doc)? + "\n"
@@ -72,9 +110,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         summary(&c, report.as_ref(), trusted.as_ref())
     };
     match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        // The reader went away (e.g. `| head`): nothing left to say.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        // The reader went away (e.g. `| head`): the verdict is still the answer.
+        Ok(()) => Ok(ExitCode::from(verdict as u8)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(verdict as u8)),
         Err(e) => Err(e).context("cannot write to standard output"),
     }
 }

@@ -23,7 +23,9 @@ enum Command {
     /// Certificates for a lab of gestori.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
-    /// Print what a message is: kind, PEC headers, daticert.xml fields, signature verdict.
+    /// Print what a message is: kind, PEC headers, daticert.xml fields, signature verdict;
+    /// the exit status is the verdict (0 only for an intact signature).
+    #[command(after_help = inspect::EXIT_STATUS)]
     Inspect(inspect::InspectArgs),
     /// Run the gestore: SMTP submission and MX, IMAP, POP3, queue and timers.
     Serve,

@@ -251,34 +251,13 @@ fn init_refuses_bad_arguments_and_documents_itself() {
     }
 }
 
-#[test]
-fn publish_signs_only_our_own_index_records() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    assert_ok(&pecd(&[
-        "certs",
-        "init",
-        "--dir",
-        &dir.join("certs").display().to_string(),
-        "--gestore",
-        "alfa=pec.alfa.test,pec.comune.alfa.test",
-        "--gestore",
-        "beta=pec.beta.test",
-    ]));
-    let config = dir.join("pecd.toml");
-    std::fs::write(
-        &config,
-        "[gestore]\nname = \"Alfa PEC (lab)\"\ndata_dir = \"data\"\ndomains = [\"pec.alfa.test\"]\n\
-         [certificates]\ndir = \"certs\"\nid = \"alfa\"\n",
-    )
-    .unwrap();
-    let config = config.display().to_string();
+/// Runs `pecd certs publish` for `config` into `<dir>/alfa.ldif.p7m`, opens the file
+/// with openssl and the lab CA, and returns the records in it.
+fn published(dir: &Path, config: &str) -> ProviderIndex {
     let p7m = dir.join("alfa.ldif.p7m").display().to_string();
     assert_ok(&pecd(&[
-        "--config", &config, "certs", "publish", "--out", &p7m,
+        "--config", config, "certs", "publish", "--out", &p7m,
     ]));
-
-    // openssl opens it with the lab CA: the record of alfa, with both domains, not beta's.
     let out = openssl(
         dir,
         &[
@@ -296,11 +275,64 @@ fn publish_signs_only_our_own_index_records() {
         ],
     );
     assert_ok(&out);
-    let index = ProviderIndex::parse_ldif(&out.stdout).unwrap();
+    ProviderIndex::parse_ldif(&out.stdout).unwrap()
+}
+
+#[test]
+fn publish_signs_only_our_own_index_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert_ok(&pecd(&[
+        "certs",
+        "init",
+        "--dir",
+        &dir.join("certs").display().to_string(),
+        "--gestore",
+        "alfa=pec.alfa.test,pec.comune.alfa.test",
+        "--gestore",
+        "beta=pec.beta.test",
+    ]));
+    let config = dir.join("pecd.toml");
+    std::fs::write(
+        &config,
+        "[gestore]\nname = \"Alfa PEC (lab)\"\ndata_dir = \"data\"\n\
+         domains = [\"pec.alfa.test\", \"pec.comune.alfa.test\"]\n\
+         [certificates]\ndir = \"certs\"\nid = \"alfa\"\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let p7m = dir.join("alfa.ldif.p7m").display().to_string();
+
+    // The record of alfa, with both domains, not beta's.
+    let index = published(dir, &config);
     assert_eq!(index.providers.len(), 1);
     assert_eq!(index.providers[0].name, "Alfa PEC (lab)");
     assert_eq!(
         index.providers[0].managed_domains,
+        ["pec.alfa.test", "pec.comune.alfa.test"]
+    );
+
+    // Its domains follow `pecd domain add` and `remove`.
+    let added = pecd(&["--config", &config, "domain", "add", "pec.nuovo.alfa.test"]);
+    assert_ok(&added);
+    assert!(String::from_utf8_lossy(&added.stdout).contains("pecd certs publish"));
+    assert_eq!(
+        published(dir, &config).providers[0].managed_domains,
+        [
+            "pec.alfa.test",
+            "pec.comune.alfa.test",
+            "pec.nuovo.alfa.test"
+        ]
+    );
+    assert_ok(&pecd(&[
+        "--config",
+        &config,
+        "domain",
+        "remove",
+        "pec.nuovo.alfa.test",
+    ]));
+    assert_eq!(
+        published(dir, &config).providers[0].managed_domains,
         ["pec.alfa.test", "pec.comune.alfa.test"]
     );
 

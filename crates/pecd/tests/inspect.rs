@@ -18,13 +18,20 @@ fn pecd(args: &[&str]) -> Output {
         .expect("run pecd")
 }
 
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
+/// The JSON report of a run that exited with `status` (the verdict on the signature).
+fn report(out: &Output, status: i32) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(status),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// The JSON report of a message whose signature is intact (and trusted, when asked).
+fn json(out: &Output) -> Value {
+    report(out, 0)
 }
 
 const ORIGINAL: &[u8] = b"From: mario.rossi@pec.alfa.test\r\nTo: anna.bianchi@pec.beta.test\r\n\
@@ -121,24 +128,27 @@ fn json_reports_kind_daticert_and_a_trusted_signature() {
     ]));
     assert_eq!(v["signature"]["trusted"], true);
 
-    // An index that does not list the signer: intact but not trusted.
+    // An index that does not list the signer: intact but not trusted, exit status 4.
     let other = dir.path().join("other");
     assert!(
         pecd(&["certs", "init", "--dir", other.to_str().unwrap()])
             .status
             .success()
     );
-    let v = json(&pecd(&[
-        "inspect",
-        "--json",
-        "--index",
-        other.join("index.ldif").to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]));
+    let v = report(
+        &pecd(&[
+            "inspect",
+            "--json",
+            "--index",
+            other.join("index.ldif").to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]),
+        4,
+    );
     assert_eq!(v["signature"]["intact"], true);
     assert_eq!(v["signature"]["trusted"], false);
 
-    // A tampered body: not intact.
+    // A tampered body: not intact, exit status 3, JSON or not, index or not.
     let tampered = String::from_utf8_lossy(&receipt).replacen(
         "\"Prova\" proveniente",
         "\"Prava\" proveniente",
@@ -150,8 +160,18 @@ fn json_reports_kind_daticert_and_a_trusted_signature() {
         "the tampering must hit the body"
     );
     std::fs::write(&file, tampered).unwrap();
-    let v = json(&pecd(&["inspect", "--json", file.to_str().unwrap()]));
+    let v = report(&pecd(&["inspect", "--json", file.to_str().unwrap()]), 3);
     assert_eq!(v["signature"]["intact"], false);
+    let human = pecd(&["inspect", file.to_str().unwrap()]);
+    assert_eq!(human.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&human.stdout).contains("NOT INTACT"));
+    let with_index = pecd(&[
+        "inspect",
+        "--index",
+        index.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(with_index.status.code(), Some(3));
 
     // The envelope: kind and its postacert.
     std::fs::write(&file, &envelope).unwrap();
@@ -172,11 +192,15 @@ fn real_samples_and_ordinary_mail() {
         env!("CARGO_MANIFEST_DIR"),
         "/../pec-proto/tests/fixtures/samples"
     );
-    let v = json(&pecd(&[
-        "inspect",
-        "--json",
-        &format!("{samples}/errore-consegna.eml"),
-    ]));
+    // Unsigned (the sample's signature was removed): exit status 5.
+    let v = report(
+        &pecd(&[
+            "inspect",
+            "--json",
+            &format!("{samples}/errore-consegna.eml"),
+        ]),
+        5,
+    );
     assert_eq!(v["kind"], "errore-consegna");
     assert_eq!(v["daticert"]["errore"], "no-dest");
     assert_eq!(v["daticert"]["consegna"], "rec@fakepec.it");
@@ -188,7 +212,7 @@ fn real_samples_and_ordinary_mail() {
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain.eml");
     std::fs::write(&plain, ORIGINAL).unwrap();
-    let v = json(&pecd(&["inspect", "--json", plain.to_str().unwrap()]));
+    let v = report(&pecd(&["inspect", "--json", plain.to_str().unwrap()]), 5);
     assert_eq!(v["kind"], "ordinaria");
     assert!(v["daticert"].is_null());
 }
@@ -200,10 +224,20 @@ fn unreadable_input_is_one_line_and_non_zero() {
     std::fs::write(&garbage, [0u8, 159, 146, 150, 0xff, b'\n', 0, 1]).unwrap();
     for path in [garbage.to_str().unwrap(), "/nonexistent/file.eml"] {
         let out = pecd(&["inspect", "--json", path]);
-        assert!(!out.status.success(), "{path}");
+        assert_eq!(out.status.code(), Some(1), "{path}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{path}: {err}");
         assert!(err.starts_with("pecd: "), "{err}");
         assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn help_documents_the_exit_status() {
+    let out = pecd(&["inspect", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in ["Exit status", "NOT intact", "trusted gestore", "not signed"] {
+        assert!(help.contains(want), "{want}: {help}");
     }
 }

@@ -94,7 +94,16 @@ pub fn emission<'a>(signer: &'a dyn Signer, id: &'a str) -> Emission<'a> {
 
 /// Every message kind the formats core builds: (name, expected kind, bytes).
 pub fn all_messages(signer: &dyn Signer) -> Vec<(&'static str, &'static str, Vec<u8>)> {
-    let tx = transaction();
+    all_messages_about(signer, &transaction(), ORDINARY)
+}
+
+/// [`all_messages`] about `tx` (for the envelope and the notices) and with `ordinary` in
+/// the busta di anomalia.
+pub fn all_messages_about(
+    signer: &dyn Signer,
+    tx: &Transaction,
+    ordinary: &[u8],
+) -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let original = Original::parse(ORIGINAL);
     let postacert = original.with_pec_msgid(PEC_MSGID);
     let sender = "mario.rossi@pec.alfa.test";
@@ -222,14 +231,14 @@ pub fn all_messages(signer: &dyn Signer) -> Vec<(&'static str, &'static str, Vec
         (
             "busta-trasporto",
             "posta-certificata",
-            build::transport_envelope(&e, &tx, &original).unwrap(),
+            build::transport_envelope(&e, tx, &original).unwrap(),
         ),
         (
             "busta-anomalia",
             "anomalia",
             build::anomaly_envelope(
                 &e,
-                ORDINARY,
+                ordinary,
                 "paolo@posta.ordinaria.test",
                 "Messaggio non firmato",
             )
@@ -237,7 +246,7 @@ pub fn all_messages(signer: &dyn Signer) -> Vec<(&'static str, &'static str, Vec
         ),
     ];
     for (name, kind, n, to) in notices {
-        out.push((name, kind, build::notice(&e, &tx, &n, to).unwrap()));
+        out.push((name, kind, build::notice(&e, tx, &n, to).unwrap()));
     }
     out
 }
