@@ -22,6 +22,7 @@ mod mime;
 mod notify;
 mod pattern;
 mod pop3;
+mod scan;
 mod server;
 
 pub use error::{Error, Result};
