@@ -20,6 +20,7 @@ mod input;
 mod listext;
 mod mime;
 mod notify;
+mod notify_command;
 mod pattern;
 mod pop3;
 mod scan;
