@@ -140,6 +140,17 @@ async fn mailbox_names_and_subscriptions_come_as_list() {
     // This session's own CREATE is told too, with the command's reply.
     let own = c.command("e", "CREATE Fatture").await;
     assert!(own.contains("\"/\" Fatture"), "{own}");
+
+    // In IDLE the same news come (RFC 5465 4), a delivery elsewhere as STATUS.
+    c.send("i IDLE").await;
+    c.until(|t| t.starts_with("+ ")).await;
+    other.command("f", "CREATE Ordini").await;
+    c.until(|t| t.contains("\"/\" Ordini\r\n")).await;
+    arrives(&config, "Ordini", "ordine");
+    let status = c.until(|t| t.contains("* STATUS Ordini")).await;
+    assert!(status.contains("MESSAGES 1"), "{status}");
+    c.send("DONE").await;
+    c.until(|t| t.contains("i OK")).await;
     c.command("z", "LOGOUT").await;
 }
 
