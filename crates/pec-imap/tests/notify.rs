@@ -97,6 +97,48 @@ async fn new_messages_come_as_status_elsewhere_and_fetch_in_the_selected_folder(
 }
 
 #[tokio::test]
+async fn selected_delayed_holds_expunges_for_a_command_that_may_tell_them() {
+    let (_dir, config) = common::config(None);
+    let first = deliver_to(&config, "INBOX", "prima");
+    deliver_to(&config, "INBOX", "seconda");
+    let mut c = login(&config).await;
+    c.command("s", "SELECT INBOX").await;
+    c.command(
+        "n",
+        "NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange))",
+    )
+    .await;
+    let mut other = login(&config).await;
+    other.command("s", "SELECT INBOX").await;
+
+    // A flag change is pushed with the message's UID.
+    other.command("f", "STORE 2 +FLAGS (\\Flagged)").await;
+    let flagged = c
+        .until(|t| t.contains("FETCH") && t.ends_with("\r\n"))
+        .await;
+    assert!(
+        flagged.contains("* 2 FETCH (UID") && flagged.contains("\\Flagged"),
+        "{flagged}"
+    );
+
+    // An expunge is held: the arrival that follows keeps the expunged message's slot.
+    other
+        .command("d", &format!("UID STORE {first} +FLAGS (\\Deleted)"))
+        .await;
+    other.command("e", "EXPUNGE").await;
+    arrives(&config, "INBOX", "terza");
+    let pushed = c.until(|t| t.contains("EXISTS\r\n")).await;
+    assert!(pushed.contains("* 3 EXISTS"), "{pushed}");
+    assert!(!pushed.contains("EXPUNGE"), "{pushed}");
+    // FETCH may not tell it; NOOP does.
+    let fetched = c.command("g", "FETCH 1 (FLAGS)").await;
+    assert!(!fetched.contains("EXPUNGE"), "{fetched}");
+    let noop = c.command("h", "NOOP").await;
+    assert!(noop.contains("* 1 EXPUNGE"), "{noop}");
+    c.command("z", "LOGOUT").await;
+}
+
+#[tokio::test]
 async fn mailbox_names_and_subscriptions_come_as_list() {
     let (_dir, config) = common::config(None);
     let mut c = login(&config).await;

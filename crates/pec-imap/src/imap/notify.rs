@@ -515,6 +515,43 @@ mod tests {
     }
 
     #[test]
+    fn each_filter_names_its_mailboxes() {
+        let group = |filter| Group {
+            filter,
+            events: NEW_EXPUNGE,
+            fetch: None,
+        };
+        let watching = |groups| Watching {
+            groups,
+            known: HashMap::new(),
+            subscribed: ["Lavoro".to_string()].into(),
+        };
+        let names = |w: &Watching, name: &str| w.events(name).messages();
+        let w = watching(vec![group(Filter::Inboxes)]);
+        assert!(names(&w, "INBOX") && names(&w, RECEIPTS_FOLDER) && !names(&w, "Sent"));
+        let w = watching(vec![group(Filter::Subscribed)]);
+        assert!(names(&w, "Lavoro") && !names(&w, "INBOX"));
+        let w = watching(vec![group(Filter::Subtree(vec!["Clienti".into()]))]);
+        assert!(names(&w, "Clienti") && names(&w, "Clienti/Rossi"));
+        assert!(!names(&w, "ClientiVecchi") && !names(&w, "INBOX"));
+        let w = watching(vec![group(Filter::Mailboxes(vec!["Clienti".into()]))]);
+        assert!(names(&w, "Clienti") && !names(&w, "Clienti/Rossi"));
+        let w = watching(vec![group(Filter::Personal)]);
+        assert!(names(&w, "anything") && w.selected().is_none());
+        // The selected filters never name a mailbox otherwise; the first group applies.
+        let w = watching(vec![
+            group(Filter::Selected),
+            Group {
+                filter: Filter::Mailboxes(vec!["INBOX".into()]),
+                events: Events::default(),
+                fetch: None,
+            },
+            group(Filter::Personal),
+        ]);
+        assert!(w.selected().is_some() && !names(&w, "INBOX") && names(&w, "Sent"));
+    }
+
+    #[test]
     fn names_are_quoted_or_left_out() {
         assert_eq!(quoted("a \"b\\c").unwrap(), "\"a \\\"b\\\\c\"");
         assert!(quoted("a\r\nb").is_none());
