@@ -9,13 +9,16 @@
 # Needs: dovecot-imapd (for the Dovecot side), python3, a release pecd
 # (cargo build --release -p pecd; CARGO_TARGET_DIR is honoured).
 # Environment: SECS (stress duration, default 30), CLIENTS (default 10), PECD (the pecd
-# binary, default the release one).
+# binary, default the release one), SERVERS (default "dovecot pecd": which to run),
+# ONLY (test file names, e.g. "notify select": only these, and no stress run).
 set -euo pipefail
 
 IMAPTEST=${1:-${IMAPTEST:-}}
 TESTS=${2:-${IMAPTEST_TESTS:-}}
 OUT=${3:-$(mktemp -d /tmp/imaptest-run.XXXXXX)}
 SECS=${SECS:-30}
+SERVERS=${SERVERS:-dovecot pecd}
+ONLY=${ONLY:-}
 CLIENTS=${CLIENTS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PECD=${PECD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pecd}
@@ -66,6 +69,7 @@ run_imaptest() { # name host port user pass [extra args...]
     : >"$OUT/$name-scripted.log"
     for file in "$TESTS"/*; do
         [[ -f $file && $file != *.mbox ]] || continue
+        [[ -z $ONLY || " $ONLY " == *" $(basename "$file") "* ]] || continue
         echo "=== $(basename "$file")" >>"$OUT/$name-scripted.log"
         timeout 120 "$IMAPTEST" host="$host" port="$port" user="$user" pass="$pass" \
             test="$file" "$@" >>"$OUT/$name-scripted.log" 2>&1 || true
@@ -88,6 +92,7 @@ for block in re.split(r"^=== ", text, flags=re.M)[1:]:
 print(f"{len(executed)} executed, {len(skipped)} skipped, {len(failed)} failed: {' '.join(failed)}")
 print(f"skipped: {' '.join(skipped)}")
 PY
+    [[ -z $ONLY ]] || return 0
     echo "== $name: stress, $CLIENTS clients, $SECS s"
     "$IMAPTEST" host="$host" port="$port" user="$user" pass="$pass" mbox="$MBOX" \
         clients="$CLIENTS" secs="$SECS" "$@" >"$OUT/$name-stress.log" 2>&1 || true
@@ -95,7 +100,9 @@ PY
 }
 
 # --- Dovecot: passwd-file user, Maildir, plain IMAP on a free loopback port.
-if [[ -x /usr/sbin/dovecot ]]; then
+if [[ " $SERVERS " != *" dovecot "* ]]; then
+    :
+elif [[ -x /usr/sbin/dovecot ]]; then
     D=$OUT/dovecot
     mkdir -p "$D/run" "$D/mail"
     chmod 755 "$D" "$D/run"
@@ -142,7 +149,9 @@ fi
 
 # --- pecd: the demo config on free ports with a fresh data directory; implicit TLS
 # with the lab CA (imaptest's ssl=any-cert: the lab certificate is not for 127.0.0.1).
-if [[ -x "$PECD" ]]; then
+if [[ " $SERVERS " != *" pecd "* ]]; then
+    :
+elif [[ -x "$PECD" ]]; then
     P=$OUT/pecd
     mkdir -p "$P"
     conf=$(cat "$ROOT/conf/pecd.toml")

@@ -20,8 +20,10 @@ mod input;
 mod listext;
 mod mime;
 mod notify;
+mod notify_command;
 mod pattern;
 mod pop3;
+mod scan;
 mod server;
 
 pub use error::{Error, Result};

@@ -14,6 +14,8 @@
 
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 
+use crate::scan::Scanner;
+
 /// What a LIST command asks for, in either form.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ListOptions {
@@ -58,201 +60,70 @@ pub(crate) type Refusal = &'static str;
 /// extended LIST. `None` if it is not a LIST command at all; `Some(Err)`
 /// for a LIST that is malformed or asks for an unsupported option.
 pub(crate) fn parse(message: &[u8]) -> Option<Result<ListOptions, Refusal>> {
-    let mut p = Parser { s: message, i: 0 };
+    let mut p = Scanner::new(message);
     p.word()?;
     if !p.eat(b' ') || !p.keyword(b"LIST") || !p.eat(b' ') {
         return None;
     }
-    Some(p.list())
+    Some(list(&mut p))
 }
 
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-/// Characters not allowed in an atom (RFC 3501 `atom-specials`, without
-/// the list wildcards and `]`, which callers check themselves).
-fn atom_char(c: u8) -> bool {
-    c > b' ' && c != 0x7f && !matches!(c, b'(' | b')' | b'{' | b'"' | b'\\')
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            true
-        } else {
-            false
+/// The arguments of an extended LIST, after `tag LIST `.
+fn list(p: &mut Scanner<'_>) -> Result<ListOptions, Refusal> {
+    const SYNTAX: Refusal = "Syntax error in LIST";
+    let mut o = ListOptions::default();
+    if p.peek() == Some(b'(') {
+        for opt in p.option_list().ok_or(SYNTAX)? {
+            match opt.as_slice() {
+                b"SUBSCRIBED" => o.subscribed = true,
+                b"SPECIAL-USE" => o.special_use = true,
+                b"RECURSIVEMATCH" => o.recursive_match = true,
+                // Remote mailboxes: there are none, nothing to add.
+                b"REMOTE" => {}
+                _ => return Err("Unknown LIST selection option"),
+            }
+        }
+        if !p.eat(b' ') {
+            return Err(SYNTAX);
         }
     }
-
-    /// A run of non-space bytes (the tag).
-    fn word(&mut self) -> Option<&[u8]> {
-        let start = self.i;
-        while self
-            .peek()
-            .is_some_and(|c| c != b' ' && c != b'\r' && c != b'\n')
-        {
-            self.i += 1;
-        }
-        (self.i > start).then(|| &self.s[start..self.i])
+    if o.recursive_match && !o.subscribed && !o.special_use {
+        return Err("RECURSIVEMATCH needs another selection option");
     }
-
-    fn keyword(&mut self, k: &[u8]) -> bool {
-        let end = self.i + k.len();
-        let ok = self
-            .s
-            .get(self.i..end)
-            .is_some_and(|w| w.eq_ignore_ascii_case(k))
-            && self.s.get(end).is_none_or(|&c| !atom_char(c));
-        if ok {
-            self.i = end;
-        }
-        ok
+    o.reference = p.string().ok_or(SYNTAX)?;
+    if !p.eat(b' ') {
+        return Err(SYNTAX);
     }
-
-    fn atom(&mut self) -> Option<Vec<u8>> {
-        let start = self.i;
-        while self.peek().is_some_and(atom_char) {
-            self.i += 1;
-        }
-        (self.i > start).then(|| self.s[start..self.i].to_vec())
-    }
-
-    fn quoted(&mut self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
+    if p.eat(b'(') {
         loop {
-            let c = self.peek()?;
-            self.i += 1;
-            match c {
-                b'"' => return Some(out),
-                b'\\' => {
-                    let e = self.peek().filter(|e| matches!(e, b'"' | b'\\'))?;
-                    self.i += 1;
-                    out.push(e);
-                }
-                b'\r' | b'\n' => return None,
-                c => out.push(c),
+            o.patterns.push(p.string().ok_or(SYNTAX)?);
+            if p.eat(b')') {
+                break;
             }
-        }
-    }
-
-    /// `{n}` or `{n+}`, CRLF, then n bytes (the fragmentizer already joined them).
-    fn literal(&mut self) -> Option<Vec<u8>> {
-        let start = self.i;
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.i += 1;
-        }
-        let n: usize = std::str::from_utf8(&self.s[start..self.i])
-            .ok()?
-            .parse()
-            .ok()?;
-        self.eat(b'+');
-        if !self.eat(b'}') {
-            return None;
-        }
-        self.eat(b'\r');
-        if !self.eat(b'\n') {
-            return None;
-        }
-        let bytes = self.s.get(self.i..self.i.checked_add(n)?)?.to_vec();
-        self.i += n;
-        Some(bytes)
-    }
-
-    /// An astring or list-mailbox: atom (wildcards allowed), quoted or literal.
-    fn string(&mut self) -> Option<Vec<u8>> {
-        if self.eat(b'"') {
-            self.quoted()
-        } else if self.eat(b'{') {
-            self.literal()
-        } else {
-            self.atom()
-        }
-    }
-
-    /// `"(" [atom *(SP atom)] ")"`, each atom upper-cased.
-    fn option_list(&mut self) -> Option<Vec<Vec<u8>>> {
-        if !self.eat(b'(') {
-            return None;
-        }
-        let mut out = Vec::new();
-        if self.eat(b')') {
-            return Some(out);
-        }
-        loop {
-            out.push(self.atom()?.to_ascii_uppercase());
-            if self.eat(b')') {
-                return Some(out);
-            }
-            if !self.eat(b' ') {
-                return None;
-            }
-        }
-    }
-
-    fn list(&mut self) -> Result<ListOptions, Refusal> {
-        const SYNTAX: Refusal = "Syntax error in LIST";
-        let mut o = ListOptions::default();
-        if self.peek() == Some(b'(') {
-            for opt in self.option_list().ok_or(SYNTAX)? {
-                match opt.as_slice() {
-                    b"SUBSCRIBED" => o.subscribed = true,
-                    b"SPECIAL-USE" => o.special_use = true,
-                    b"RECURSIVEMATCH" => o.recursive_match = true,
-                    // Remote mailboxes: there are none, nothing to add.
-                    b"REMOTE" => {}
-                    _ => return Err("Unknown LIST selection option"),
-                }
-            }
-            if !self.eat(b' ') {
+            if !p.eat(b' ') {
                 return Err(SYNTAX);
             }
         }
-        if o.recursive_match && !o.subscribed && !o.special_use {
-            return Err("RECURSIVEMATCH needs another selection option");
-        }
-        o.reference = self.string().ok_or(SYNTAX)?;
-        if !self.eat(b' ') {
-            return Err(SYNTAX);
-        }
-        if self.eat(b'(') {
-            loop {
-                o.patterns.push(self.string().ok_or(SYNTAX)?);
-                if self.eat(b')') {
-                    break;
-                }
-                if !self.eat(b' ') {
-                    return Err(SYNTAX);
-                }
-            }
-        } else {
-            o.patterns.push(self.string().ok_or(SYNTAX)?);
-        }
-        if self.eat(b' ') {
-            if !self.keyword(b"RETURN") || !self.eat(b' ') {
-                return Err(SYNTAX);
-            }
-            for opt in self.option_list().ok_or(SYNTAX)? {
-                match opt.as_slice() {
-                    b"SUBSCRIBED" => o.return_subscribed = true,
-                    // Children and special-use attributes are always returned.
-                    b"CHILDREN" | b"SPECIAL-USE" => {}
-                    _ => return Err("Unsupported LIST return option"),
-                }
-            }
-        }
-        self.eat(b'\r');
-        if !self.eat(b'\n') || self.i != self.s.len() {
-            return Err(SYNTAX);
-        }
-        Ok(o)
+    } else {
+        o.patterns.push(p.string().ok_or(SYNTAX)?);
     }
+    if p.eat(b' ') {
+        if !p.keyword(b"RETURN") || !p.eat(b' ') {
+            return Err(SYNTAX);
+        }
+        for opt in p.option_list().ok_or(SYNTAX)? {
+            match opt.as_slice() {
+                b"SUBSCRIBED" => o.return_subscribed = true,
+                // Children and special-use attributes are always returned.
+                b"CHILDREN" | b"SPECIAL-USE" => {}
+                _ => return Err("Unsupported LIST return option"),
+            }
+        }
+    }
+    if !p.at_end() {
+        return Err(SYNTAX);
+    }
+    Ok(o)
 }
 
 #[cfg(test)]

@@ -3,71 +3,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use pec_imap::{Config, imap_session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-const USER: &str = "anna@pec.example.it";
-
-/// A client over an in-memory pipe that reads until what it waits for has arrived.
-struct Client {
-    stream: DuplexStream,
-    seen: Vec<u8>,
-}
-
-impl Client {
-    fn start(config: Arc<Config>) -> Self {
-        let (stream, server) = tokio::io::duplex(256 * 1024);
-        tokio::spawn(imap_session(server, true, config));
-        Client {
-            stream,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.stream.write_all(line.as_bytes()).await.unwrap();
-        self.stream.write_all(b"\r\n").await.unwrap();
-    }
-
-    /// Reads until the output received after the last call satisfies `done`, failing
-    /// after a deadline; returns that output.
-    async fn until(&mut self, done: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        loop {
-            let text = String::from_utf8_lossy(&self.seen).into_owned();
-            if done(&text) {
-                self.seen.clear();
-                return text;
-            }
-            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
-                Ok(Ok(0)) => panic!("session ended; got {text}"),
-                Ok(Ok(n)) => self.seen.extend_from_slice(&buf[..n]),
-                Ok(Err(e)) => panic!("read failed: {e}; got {text}"),
-                Err(_) => panic!("nothing more within the deadline; got {text}"),
-            }
-        }
-    }
-
-    /// Sends a tagged command and returns its whole reply.
-    async fn command(&mut self, tag: &str, command: &str) -> String {
-        self.send(&format!("{tag} {command}")).await;
-        let tagged = format!("\r\n{tag} ");
-        self.until(|t| t.contains(&tagged) && t.ends_with("\r\n") || t.starts_with(&tagged[2..]))
-            .await
-    }
-}
-
-fn deliver(config: &Config, subject: &str) {
-    let bytes = format!("Subject: {subject}\r\nFrom: a@b.it\r\n\r\nbody\r\n");
-    config
-        .store
-        .deliver(USER, "INBOX", bytes.as_bytes(), &[], 0)
-        .unwrap();
-}
+use common::{Client, USER, deliver};
 
 /// Thunderbird's sequence from issue 10: while it fetches a receipt's body a new one
 /// arrives; pecd reports it inside the FETCH reply, which Thunderbird ignores; the

@@ -185,6 +185,33 @@ while True:
         assert b"OK" in line, line
         break
 print("idle ok")
+
+# QRESYNC (RFC 7162): resynchronise after another session changed and expunged
+ok(m.unselect())
+typ, data = m.enable("QRESYNC")
+assert typ == "OK" and b"QRESYNC" in b" ".join(m.untagged_responses.pop("ENABLED", [])), data
+ok(m.select("INBOX"))
+modseq = int(m.response("HIGHESTMODSEQ")[1][0])
+known = int(ok(m.uid("SEARCH", None, "ALL"))[0])
+other = imaplib.IMAP4_SSL("127.0.0.1", tls_port, ssl_context=ctx)
+ok(other.login(ANNA, PW))
+for subject in (b"kept", b"gone"):
+    ok(other.append("INBOX", None, None, b"Subject: " + subject + b"\r\n\r\nx\r\n"))
+ok(other.select("INBOX"))
+kept, gone = [int(u) for u in ok(other.uid("SEARCH", None, "ALL"))[0].split()][1:]
+ok(other.uid("STORE", str(known), "+FLAGS", "(\\Flagged)"))
+ok(other.uid("STORE", str(gone), "+FLAGS", "(\\Deleted)"))
+ok(other.expunge())
+assert other.logout()[0] == "BYE"
+ok(m.unselect())
+m.untagged_responses.clear()
+typ, data = m._simple_command("SELECT", "INBOX (QRESYNC (%d %d))" % (uidvalidity, modseq))
+assert typ == "OK", data
+assert m.untagged_responses.pop("VANISHED") == [b"(EARLIER) %d" % gone], m.untagged_responses
+fetched = b" ".join(m.untagged_responses.pop("FETCH")).decode()
+assert "UID %d FLAGS (\\Flagged" % known in fetched and "UID %d " % kept in fetched, fetched
+assert "UID %d " % gone not in fetched and "MODSEQ" in fetched, fetched
+print("qresync ok")
 assert m.logout()[0] == "BYE"
 
 # --- mario sees only his own mail -------------------------------------------

@@ -40,6 +40,7 @@ mod timers;
 mod virus;
 mod writer;
 
+pub use accounts::RECEIPTS_FOLDER;
 pub use effects::EffectKey;
 pub use error::{BatchItem, Error, Result};
 pub use export::{CSV_LIST_SEPARATOR, write_log_csv, write_log_jsonl};

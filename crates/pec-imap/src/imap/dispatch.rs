@@ -1,5 +1,6 @@
 //! Commands to their handlers, by state (any, authenticated, selected), and the end of every command: refusals mapped, pending changes announced, the tagged reply.
 
+use super::notify::Moment;
 use super::store::StoreRequest;
 use super::*;
 
@@ -15,8 +16,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Ok(Done::ok("CAPABILITY completed"))
             }
             CommandBody::Noop | CommandBody::Check => {
+                // Everything is reported at the end of the command, changes or not.
                 self.untold_news = false;
-                self.refresh(true).await?;
+                if let Some(sel) = self.selected.as_mut() {
+                    sel.stale = true;
+                }
                 Ok(Done::ok("NOOP completed"))
             }
             CommandBody::Logout => {
@@ -33,19 +37,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Ok(Done::ok("ID completed"))
             }
             CommandBody::Enable { capabilities } if self.user.is_some() => {
-                let mut enabled = Vec::new();
-                if capabilities
-                    .as_ref()
-                    .iter()
-                    .any(|c| matches!(c, CapabilityEnable::CondStore))
-                {
-                    self.condstore = true;
-                    enabled.push(CapabilityEnable::CondStore);
-                }
-                self.data(Data::Enabled {
-                    capabilities: enabled,
-                });
-                Ok(Done::ok("ENABLE completed"))
+                self.enable(capabilities.as_ref()).await
             }
             CommandBody::Login { username, password } if self.user.is_none() => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
@@ -74,8 +66,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(Flow::Continue)
     }
 
-    /// Ends command `name`: store refusals become NO, pending changes of the
-    /// selected folder are announced, then the tagged response.
+    /// ENABLE (RFC 5161) of CONDSTORE and QRESYNC (which implies CONDSTORE); a folder
+    /// selected when CONDSTORE comes on gets its HIGHESTMODSEQ (RFC 7162 3.1).
+    pub(super) async fn enable(&mut self, asked: &[CapabilityEnable<'static>]) -> Result<Done> {
+        let had_condstore = self.condstore;
+        let mut enabled = Vec::new();
+        for c in asked {
+            let qresync = c.to_string().eq_ignore_ascii_case("QRESYNC");
+            if !(qresync || matches!(c, CapabilityEnable::CondStore)) || enabled.contains(c) {
+                continue;
+            }
+            self.condstore = true;
+            self.qresync |= qresync;
+            enabled.push(c.clone());
+        }
+        if !had_condstore
+            && self.condstore
+            && let Some(name) = self.selected.as_ref().map(|s| s.name.clone())
+            && let Some(h) = NonZeroU64::new(self.folder_state(&name).await?.highestmodseq)
+        {
+            self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
+        }
+        self.data(Data::Enabled {
+            capabilities: enabled,
+        });
+        Ok(Done::ok("ENABLE completed"))
+    }
+
+    /// Ends command `name`: store refusals become NO, what changed is told as far as
+    /// the command allows, then the tagged response.
     pub(super) async fn finish(
         &mut self,
         tag: Tag<'static>,
@@ -87,17 +106,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(Error::Store(e)) => store_refusal(&e),
             Err(e) => return Err(e),
         };
-        if self
-            .selected
-            .as_ref()
-            .is_some_and(|s| s.changes.has_changed().unwrap_or(false))
-        {
-            // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1).
-            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH");
-            let arrived = self.refresh(allow_expunge).await?;
-            if arrived && !matches!(name, "NOOP" | "CHECK" | "IDLE") {
-                self.untold_news = true;
-            }
+        // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1).
+        let expunges = !matches!(name, "FETCH" | "STORE" | "SEARCH");
+        let arrived = self.news(Moment::CommandEnd { expunges }).await?;
+        if !arrived.is_empty() && !matches!(name, "NOOP" | "CHECK" | "IDLE") {
+            self.untold_news = true;
         }
         self.tagged(tag, done)
     }
@@ -154,16 +167,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             CommandBody::Create { mailbox } => self.create(&mailbox).await,
             CommandBody::Delete { mailbox } => {
                 let name = mailbox_name(&mailbox);
-                self.config
-                    .store(move |s| s.delete_folder(&user, &name))
-                    .await?;
+                let (u, n) = (user.clone(), name.clone());
+                self.config.store(move |s| s.delete_folder(&u, &n)).await?;
+                self.config.notifier.mailbox_changed(&user, &name, None);
                 Ok(Done::ok("DELETE completed"))
             }
             CommandBody::Rename { from, to } => {
                 let (from, to) = (mailbox_name(&from), mailbox_name(&to));
+                let (u, f, t) = (user.clone(), from.clone(), to.clone());
                 self.config
-                    .store(move |s| s.rename_folder(&user, &from, &to))
+                    .store(move |s| s.rename_folder(&u, &f, &t))
                     .await?;
+                self.config
+                    .notifier
+                    .mailbox_changed(&user, &to, Some(&from));
                 Ok(Done::ok("RENAME completed"))
             }
             CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
@@ -234,13 +251,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 modifiers,
             } => {
                 let mut changed_since = None;
+                let mut vanished = false;
                 for m in modifiers {
                     match m {
                         FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
-                        FetchModifier::Vanished => {
-                            return Ok(Done::bad("VANISHED needs QRESYNC, not supported"));
-                        }
+                        FetchModifier::Vanished => vanished = true,
                     }
+                }
+                if vanished {
+                    // RFC 7162 3.2.6.
+                    if !self.qresync {
+                        return Ok(Done::bad("VANISHED needs ENABLE QRESYNC"));
+                    }
+                    let (true, Some(since)) = (uid, changed_since) else {
+                        return Ok(Done::bad("VANISHED needs UID FETCH with CHANGEDSINCE"));
+                    };
+                    self.vanished_in(&sequence_set, since).await?;
                 }
                 self.fetch(&sequence_set, macro_or_item_names, uid, changed_since)
                     .await

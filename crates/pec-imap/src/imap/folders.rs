@@ -5,10 +5,78 @@ use super::*;
 /// A name LIST or LSUB may show: a folder (the security archive included) or a
 /// subscribed name without a folder.
 pub(super) struct ListEntry {
-    name: String,
+    pub(super) name: String,
     special_use: Option<String>,
-    subscribed: bool,
+    pub(super) subscribed: bool,
     exists: bool,
+}
+
+impl ListEntry {
+    /// A name that is neither a folder nor subscribed (LIST shows it `\NonExistent`).
+    pub(super) fn gone(name: &str) -> Self {
+        ListEntry {
+            name: name.to_string(),
+            special_use: None,
+            subscribed: false,
+            exists: false,
+        }
+    }
+
+    /// The LIST response for this entry: `\HasChildren` or `\HasNoChildren` (by
+    /// `children`), `\NonExistent` for a subscribed name without a folder, `\Subscribed`
+    /// when `show_subscribed` and it is, its special use, then `extended` data (RFC 5258
+    /// `mbox-list-extended`, e.g. CHILDINFO or OLDNAME) if any.
+    pub(super) fn list_line(
+        &self,
+        children: bool,
+        show_subscribed: bool,
+        extended: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let mut items = Vec::new();
+        if self.exists {
+            items.push(FlagNameAttribute::from(atom(if children {
+                "HasChildren"
+            } else {
+                "HasNoChildren"
+            })));
+        } else {
+            items.push(FlagNameAttribute::from(atom("NonExistent")));
+        }
+        if show_subscribed && self.subscribed {
+            items.push(FlagNameAttribute::from(atom("Subscribed")));
+        }
+        if let Some(special) = self
+            .special_use
+            .as_deref()
+            .and_then(|s| s.strip_prefix('\\'))
+            && let Ok(a) = Atom::try_from(special.to_string())
+        {
+            items.push(FlagNameAttribute::from(a));
+        }
+        let data = Data::List {
+            items,
+            delimiter: Some(QuotedChar::unvalidated('/')),
+            mailbox: to_mailbox(&self.name)?,
+        };
+        let mut line = ResponseCodec::default()
+            .encode(&Response::Data(data))
+            .dump();
+        if let Some(extended) = extended
+            && line.ends_with(b"\r\n")
+        {
+            line.truncate(line.len() - 2);
+            line.extend_from_slice(format!(" {extended}\r\n").as_bytes());
+        }
+        Ok(line)
+    }
+}
+
+/// Whether a folder of `entries` is below `name`.
+pub(super) fn has_children(entries: &[ListEntry], name: &str) -> bool {
+    let prefix = format!("{name}/");
+    entries
+        .iter()
+        .any(|c| c.exists && c.name.starts_with(&prefix))
 }
 
 /// The account's folders, the security archive (always subscribed) and the subscribed
@@ -117,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             let prefix = format!("{}/", f.name);
             let descendants = entries.iter().filter(|c| c.name.starts_with(&prefix));
-            let children = descendants.clone().any(|c| c.exists);
+            let children = has_children(&entries, &f.name);
             // RFC 5258 RECURSIVEMATCH: a parent of selected mailboxes that the patterns
             // do not return is listed (with CHILDINFO) even when not selected itself.
             let child_info = opts.recursive_match
@@ -127,34 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if !selects(f) && !child_info {
                 continue;
             }
-            let mut items = Vec::new();
-            if f.exists {
-                items.push(FlagNameAttribute::from(atom(if children {
-                    "HasChildren"
-                } else {
-                    "HasNoChildren"
-                })));
-            } else {
-                items.push(FlagNameAttribute::from(atom("NonExistent")));
-            }
-            if (opts.subscribed || opts.return_subscribed) && f.subscribed {
-                items.push(FlagNameAttribute::from(atom("Subscribed")));
-            }
-            if let Some(special) = f.special_use.as_deref().and_then(|s| s.strip_prefix('\\'))
-                && let Ok(a) = Atom::try_from(special.to_string())
-            {
-                items.push(FlagNameAttribute::from(a));
-            }
-            let data = Data::List {
-                items,
-                delimiter: Some(QuotedChar::unvalidated('/')),
-                mailbox: to_mailbox(&f.name)?,
-            };
-            let mut line = ResponseCodec::default()
-                .encode(&Response::Data(data))
-                .dump();
-            if child_info && line.ends_with(b"\r\n") {
-                line.truncate(line.len() - 2);
+            let child_info = child_info.then(|| {
                 let mut criteria = Vec::new();
                 if opts.subscribed {
                     criteria.push("\"SUBSCRIBED\"");
@@ -162,10 +203,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if opts.special_use {
                     criteria.push("\"SPECIAL-USE\"");
                 }
-                line.extend_from_slice(
-                    format!(" (\"CHILDINFO\" ({}))\r\n", criteria.join(" ")).as_bytes(),
-                );
-            }
+                format!("(\"CHILDINFO\" ({}))", criteria.join(" "))
+            });
+            let line = f.list_line(
+                children,
+                opts.subscribed || opts.return_subscribed,
+                child_info.as_deref(),
+            )?;
             lines.push(line);
         }
         for line in lines {
@@ -228,22 +272,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if count >= self.config.limits.max_folders {
             return Ok(Done::no_code("LIMIT", "Too many folders"));
         }
-        self.config
+        let u = user.clone();
+        let created = self
+            .config
             .store(move |s| {
+                let mut created = Vec::new();
                 let mut parent = String::new();
                 for part in name.split('/').take(name.split('/').count() - 1) {
                     if !parent.is_empty() {
                         parent.push('/');
                     }
                     parent.push_str(part);
-                    match s.create_folder(&user, &parent) {
-                        Ok(_) | Err(pec_store::Error::AlreadyExists(_)) => {}
+                    match s.create_folder(&u, &parent) {
+                        Ok(()) => created.push(parent.clone()),
+                        Err(pec_store::Error::AlreadyExists(_)) => {}
                         Err(e) => return Err(e),
                     }
                 }
-                s.create_folder(&user, &name)
+                s.create_folder(&u, &name)?;
+                created.push(name);
+                Ok(created)
             })
             .await?;
+        for name in created {
+            self.config.notifier.mailbox_changed(&user, &name, None);
+        }
         Ok(Done::ok("CREATE completed"))
     }
 
@@ -251,9 +304,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn subscribe(&mut self, mailbox: &Mailbox<'_>, on: bool) -> Result<Done> {
         let user = self.user()?;
         let name = mailbox_name(mailbox);
+        let (u, n) = (user.clone(), name.clone());
         self.config
-            .store(move |s| s.set_subscribed(&user, &name, on))
+            .store(move |s| s.set_subscribed(&u, &n, on))
             .await?;
+        self.config.notifier.subscription_changed(&user, &name);
         Ok(Done::ok(if on {
             "SUBSCRIBE completed"
         } else {

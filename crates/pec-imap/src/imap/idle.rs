@@ -1,5 +1,7 @@
-//! IDLE (RFC 2177): changes of the selected folder pushed while the client waits.
+//! IDLE (RFC 2177): what changes pushed while the client waits (the selected folder's
+//! changes, or what NOTIFY asked for, RFC 5465 4).
 
+use super::notify::Moment;
 use super::*;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -14,8 +16,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.data(Data::Exists(exists));
             self.data(Data::Recent(recent));
         }
+        // What the last command could not report (an expunge during FETCH).
+        self.news(Moment::Idle).await?;
         self.flush().await?;
-        let mut changes = self.selected.as_ref().map(|s| s.changes.clone());
         let mut buf = vec![0u8; 1024];
         loop {
             // Only DONE may come; anything that is not a short line ends the session.
@@ -37,35 +40,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Err(Error::Protocol("unexpected input in IDLE".into()));
                 }
             }
-            let changed = async {
-                match changes.as_mut() {
-                    Some(rx) => rx.changed().await.is_ok(),
+            let idle_timeout = self.config.limits.idle_timeout;
+            let conn = &mut self.conn;
+            let watcher = self.watcher.as_mut();
+            let news = async move {
+                match watcher {
+                    Some(w) => w.changed().await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                read = tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut buf)) => {
-                    match read {
-                        Err(_) => return Err(Error::Protocol("idle timeout in IDLE".into())),
-                        // The client left while idling: how clients quit, not a fault.
-                        Ok(Ok(0)) => {
-                            return Err(Error::Io(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "connection closed in IDLE",
-                            )));
-                        }
-                        Ok(Ok(n)) => self.input.feed(&buf[..n]),
-                        Ok(Err(e)) => return Err(e.into()),
-                    }
+            let (read, alive) = tokio::select! {
+                read = tokio::time::timeout(idle_timeout, conn.read(&mut buf)) => (Some(read), true),
+                alive = news => (None, alive),
+            };
+            match read {
+                None => {}
+                Some(Err(_)) => return Err(Error::Protocol("idle timeout in IDLE".into())),
+                // The client left while idling: how clients quit, not a fault.
+                Some(Ok(Ok(0))) => {
+                    return Err(Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "connection closed in IDLE",
+                    )));
                 }
-                alive = changed => {
-                    if !alive {
-                        changes = None;
-                    }
-                    self.refresh(true).await?;
-                    self.flush().await?;
+                Some(Ok(Ok(n))) => {
+                    self.input.feed(&buf[..n]);
+                    continue;
                 }
+                Some(Ok(Err(e))) => return Err(e.into()),
             }
+            if !alive {
+                self.watcher = None;
+            }
+            self.news(Moment::Idle).await?;
+            self.flush().await?;
         }
     }
 }

@@ -11,6 +11,9 @@
 //! - `select`: SELECT/EXAMINE, STATUS, keeping the selected folder in step;
 //! - `fetch`, `search`, `store` (STORE, COPY/MOVE, EXPUNGE), `idle`, `append`;
 //! - `folders`: LIST, LSUB, CREATE, SUBSCRIBE;
+//! - `qresync`: QRESYNC's SELECT, `VANISHED`;
+//! - `notify`: what changed told to the client (at a command's end, between commands,
+//!   in IDLE) and the NOTIFY command that chooses it;
 //! - `archive`: the security archive, decided in one place.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -47,7 +50,6 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec, ResponseCodec};
 use pec_store::{FlagOp, MessageMeta};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 
 mod append;
 mod archive;
@@ -55,6 +57,8 @@ mod dispatch;
 mod fetch;
 mod folders;
 mod idle;
+mod notify;
+mod qresync;
 mod search;
 mod select;
 mod session;
@@ -67,6 +71,8 @@ use crate::error::{Error, Result};
 use crate::input::{Bounds, Input, Next};
 use crate::listext::{self, ListOptions};
 use crate::mime;
+use crate::notify::{Watcher, folder_key};
+use crate::notify_command::{self, Notify};
 use crate::pattern::Pattern;
 use crate::server::{Config, Conn};
 use pec_proto::bounded::Parsed;
@@ -87,7 +93,8 @@ struct Selected {
     archive: bool,
     /// Messages in sequence order, as last reported to the client.
     messages: Vec<MessageMeta>,
-    changes: watch::Receiver<u64>,
+    /// The store may hold changes of the folder the client was not told of yet.
+    stale: bool,
     uidvalidity: u32,
     /// UIDs that are `\Recent` in this session (it was the first told of them).
     recent: HashSet<u32>,
@@ -212,6 +219,12 @@ struct Session<S> {
     /// CONDSTORE is enabled (RFC 7162 3.1): FETCH responses carrying FLAGS
     /// also carry MODSEQ.
     condstore: bool,
+    /// QRESYNC is enabled (RFC 7162 3.2.3): expunges are told with VANISHED.
+    qresync: bool,
+    /// The changes of the account's mailbox (from login on).
+    watcher: Option<Watcher>,
+    /// What NOTIFY SET asked for (RFC 5465); `None` before it and after NOTIFY NONE.
+    notify: Option<notify::Watching>,
     /// New messages were announced at the end of a command other than NOOP or IDLE
     /// since the last NOOP or IDLE. Clients such as Thunderbird ignore EXISTS inside a
     /// body FETCH reply and act only on untagged replies during IDLE, so the next IDLE
@@ -235,6 +248,9 @@ where
         selected: None,
         auth_failures: 0,
         condstore: false,
+        qresync: false,
+        watcher: None,
+        notify: None,
         untold_news: false,
     };
     let caps = s.capabilities();

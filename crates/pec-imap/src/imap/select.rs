@@ -2,6 +2,46 @@
 
 use super::*;
 
+/// What a report of the selected folder's changes may tell the client now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Report {
+    /// Expunged messages (not while FETCH, STORE or SEARCH answers, RFC 3501 7.4.1).
+    pub(super) expunges: bool,
+    /// New messages.
+    pub(super) arrivals: bool,
+    /// Changed flags.
+    pub(super) flags: bool,
+}
+
+impl Report {
+    /// Everything.
+    pub(super) const ALL: Report = Report {
+        expunges: true,
+        arrivals: true,
+        flags: true,
+    };
+
+    /// Whether anything may be told.
+    pub(super) fn any(&self) -> bool {
+        self.expunges || self.arrivals || self.flags
+    }
+}
+
+/// A STATUS item a folder's state answers (the counters SELECT reports), `None` for
+/// those counted over its messages.
+pub(super) fn state_item(
+    name: &StatusDataItemName,
+    sel: &pec_store::Selected,
+) -> Option<Result<StatusDataItem>> {
+    Some(match name {
+        StatusDataItemName::Messages => Ok(StatusDataItem::Messages(sel.exists)),
+        StatusDataItemName::UidNext => nz(sel.uidnext.max(1)).map(StatusDataItem::UidNext),
+        StatusDataItemName::UidValidity => nz(sel.uidvalidity).map(StatusDataItem::UidValidity),
+        StatusDataItemName::HighestModSeq => Ok(StatusDataItem::HighestModSeq(sel.highestmodseq)),
+        _ => return None,
+    })
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// The folder's messages from the store (the archive's entries for the archive).
     pub(super) async fn load(&self, folder: &str) -> Result<Vec<MessageMeta>> {
@@ -68,22 +108,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .claim_recent(&self.user()?, folder, uidvalidity, highest, claim))
     }
 
+    /// SELECT or EXAMINE (`examine`), with the CONDSTORE and QRESYNC parameters.
     pub(super) async fn select(
         &mut self,
         mailbox: &Mailbox<'_>,
         examine: bool,
         parameters: &[SelectParameter],
     ) -> Result<Done> {
-        self.selected = None;
-        self.untold_news = false;
+        let mut resync = None;
         for p in parameters {
             match p {
                 SelectParameter::CondStore => self.condstore = true,
-                SelectParameter::QResync { .. } => {
-                    return Ok(Done::bad("QRESYNC is not supported"));
+                SelectParameter::QResync { .. } if !self.qresync => {
+                    return Ok(Done::bad("QRESYNC must be enabled first"));
                 }
+                SelectParameter::QResync { .. } => match qresync::Resync::of(p) {
+                    Ok(r) => resync = r,
+                    Err(refused) => return Ok(refused),
+                },
             }
         }
+        if self.selected.take().is_some() {
+            // RFC 7162 3.2.11: what follows is about the new mailbox (or none).
+            self.untagged(
+                StatusKind::Ok,
+                Some(Code::Closed),
+                "Previous mailbox closed",
+            )?;
+        }
+        self.untold_news = false;
         let user = self.user()?;
         let name = mailbox_name(mailbox);
         let archive = is_archive(&name);
@@ -93,8 +146,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let (u, f) = (user.clone(), name.clone());
             Some(self.config.store(move |s| s.select(&u, &f)).await?)
         };
-        // Watched before the messages are read, so nothing delivered in between is missed.
-        let changes = self.config.notifier.watch(&user, &name);
         let messages = self.load(&name).await?;
         let pec_store::Selected {
             uidvalidity,
@@ -119,7 +170,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             read_only,
             archive,
             messages,
-            changes,
+            stale: false,
             uidvalidity,
             recent,
             keywords: BTreeSet::new(),
@@ -158,6 +209,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
         }
         self.selected = Some(sel);
+        if let Some(resync) = &resync {
+            self.resync(resync).await?;
+        }
         Ok(if read_only {
             Done::ok_code(Code::ReadOnly, "EXAMINE completed")
         } else {
@@ -165,40 +219,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         })
     }
 
-    /// Reports what changed in the selected folder since the client last
-    /// heard: EXPUNGE (if allowed now), FETCH FLAGS, EXISTS; `true` when new
-    /// messages were announced.
-    pub(super) async fn refresh(&mut self, allow_expunge: bool) -> Result<bool> {
-        let Some(sel) = self.selected.as_mut() else {
-            return Ok(false);
+    /// Reports what changed in the selected folder since the client last heard, as far
+    /// as `report` allows now: expunges (EXPUNGE, or VANISHED with QRESYNC), FETCH FLAGS,
+    /// EXISTS and RECENT. What is held back leaves the folder stale, for a later report.
+    /// Returns the UIDs of the messages announced as new.
+    pub(super) async fn refresh(&mut self, report: Report) -> Result<Vec<u32>> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Vec::new());
         };
-        sel.changes.borrow_and_update();
         let name = sel.name.clone();
         let fresh = self.load(&name).await?;
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         let user = self.user()?;
         let notifier = self.config.notifier.clone();
         let Some(sel) = self.selected.as_mut() else {
-            return Ok(false);
+            return Ok(Vec::new());
         };
         let by_uid: HashMap<u32, &MessageMeta> = fresh.iter().map(|m| (m.uid, m)).collect();
+        let mut held = false;
         let mut responses = Vec::new();
-        if allow_expunge {
-            let mut i = sel.messages.len();
-            while i > 0 {
-                i -= 1;
-                if !by_uid.contains_key(&sel.messages[i].uid) {
-                    let gone = sel.messages.remove(i);
-                    sel.recent.remove(&gone.uid);
-                    responses.push(Data::Expunge(seq_of(i)?));
-                }
+        let mut vanished = Vec::new();
+        let mut i = sel.messages.len();
+        while i > 0 {
+            i -= 1;
+            if by_uid.contains_key(&sel.messages[i].uid) {
+                continue;
             }
+            if !report.expunges {
+                held = true;
+                continue;
+            }
+            let gone = sel.messages.remove(i);
+            sel.recent.remove(&gone.uid);
+            if qresync {
+                vanished.push(gone.uid);
+            } else {
+                responses.push(Data::Expunge(seq_of(i)?));
+            }
+        }
+        vanished.sort_unstable();
+        for known_uids in qresync::compact(&vanished)? {
+            responses.push(Data::Vanished {
+                earlier: false,
+                known_uids,
+            });
         }
         let mut changed = Vec::new();
         for (i, m) in sel.messages.iter_mut().enumerate() {
             if let Some(f) = by_uid.get(&m.uid)
                 && (f.flags != m.flags || (condstore && f.modseq != m.modseq))
             {
+                if !report.flags {
+                    held = true;
+                    continue;
+                }
                 m.flags = f.flags.clone();
                 m.modseq = f.modseq;
                 changed.push(i);
@@ -206,9 +280,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let last = sel.messages.last().map_or(0, |m| m.uid);
         let before = sel.messages.len();
-        sel.messages
-            .extend(fresh.iter().filter(|m| m.uid > last).cloned());
-        let arrived_any = sel.messages.len() != before;
+        let new = fresh.iter().filter(|m| m.uid > last).cloned();
+        if report.arrivals {
+            sel.messages.extend(new);
+        } else {
+            held |= new.count() > 0;
+        }
+        sel.stale = held;
+        let arrived: Vec<u32> = sel.messages[before..].iter().map(|m| m.uid).collect();
         let new_keywords = sel.learn_keywords();
         for i in changed {
             let Some(m) = sel.messages.get(i) else {
@@ -226,19 +305,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 items: Vec1::try_from(items).map_err(response_err)?,
             });
         }
-        if sel.messages.len() != before {
+        if !arrived.is_empty() {
             let highest = sel.messages.last().map_or(0, |m| m.uid);
             let claimed = if sel.archive {
                 u32::MAX
             } else {
                 notifier.claim_recent(&user, &sel.name, sel.uidvalidity, highest, !sel.read_only)
             };
-            let arrived: Vec<u32> = sel.messages[before..]
-                .iter()
-                .map(|m| m.uid)
-                .filter(|&u| u > claimed)
-                .collect();
-            sel.recent.extend(arrived);
+            sel.recent
+                .extend(arrived.iter().copied().filter(|&u| u > claimed));
             responses.push(Data::Exists(
                 u32::try_from(sel.messages.len()).map_err(response_err)?,
             ));
@@ -252,7 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for r in responses {
             self.data(r);
         }
-        Ok(arrived_any)
+        Ok(arrived)
     }
 
     /// FLAGS and PERMANENTFLAGS again, after keywords new to the client appeared.
@@ -273,19 +348,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
+    /// What SELECT would report about a folder, without selecting it (the archive's
+    /// from its entries).
+    pub(super) async fn folder_state(&self, name: &str) -> Result<pec_store::Selected> {
+        if is_archive(name) {
+            return archive::state(&self.load(name).await?);
+        }
+        let (user, name) = (self.user()?, name.to_string());
+        self.config.store(move |s| s.select(&user, &name)).await
+    }
+
+    /// STATUS: the counters SELECT keeps from the folder's state, the others counted
+    /// over its messages (read only when one of them is asked for).
     pub(super) async fn status(
         &mut self,
         mailbox: &Mailbox<'static>,
         names: &[StatusDataItemName],
     ) -> Result<Done> {
-        let user = self.user()?;
         let name = mailbox_name(mailbox);
-        let messages = self.load(&name).await?;
-        let sel = if is_archive(&name) {
-            archive::state(&messages)?
+        let sel = self.folder_state(&name).await?;
+        let counted = names.iter().any(|n| state_item(n, &sel).is_none());
+        let messages = if counted {
+            self.load(&name).await?
         } else {
-            let n = name.clone();
-            self.config.store(move |s| s.select(&user, &n)).await?
+            Vec::new()
         };
         let count = |f: &dyn Fn(&MessageMeta) -> bool| {
             u32::try_from(messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
@@ -293,14 +379,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let mut items = Vec::new();
         for n in names {
             items.push(match n {
-                StatusDataItemName::Messages => StatusDataItem::Messages(sel.exists),
+                StatusDataItemName::Messages
+                | StatusDataItemName::UidNext
+                | StatusDataItemName::UidValidity
+                | StatusDataItemName::HighestModSeq => match state_item(n, &sel) {
+                    Some(item) => item?,
+                    None => continue,
+                },
                 StatusDataItemName::Recent => {
                     let claimed = self.claimed_recent(&name, sel.uidvalidity, 0, false)?;
                     StatusDataItem::Recent(count(&|m| m.uid > claimed))
-                }
-                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(sel.uidnext.max(1))?),
-                StatusDataItemName::UidValidity => {
-                    StatusDataItem::UidValidity(nz(sel.uidvalidity)?)
                 }
                 StatusDataItemName::Unseen => {
                     StatusDataItem::Unseen(count(&|m| !has_flag(m, "\\Seen")))
@@ -315,9 +403,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         .map(|m| m.size)
                         .sum(),
                 ),
-                StatusDataItemName::HighestModSeq => {
-                    StatusDataItem::HighestModSeq(sel.highestmodseq)
-                }
             });
         }
         self.data(Data::Status {

@@ -1,5 +1,6 @@
 //! The connection side of a session: output, reading commands within their bounds, the command loop, STARTTLS and login.
 
+use super::notify::Moment;
 use super::*;
 
 /// Bytes read from the socket at a time (the fragmentizer keeps at most one
@@ -33,6 +34,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::from(atom("CHILDREN")),
                 Capability::ListExtended,
                 Capability::CondStore,
+                Capability::QResync,
+                Capability::from(atom("NOTIFY")),
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
@@ -114,9 +117,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Reads bytes from the client into the input, waiting at most the idle timeout;
-    /// `false` when the session must end (the client left, or idled too long).
+    /// `false` when the session must end (the client left, or idled too long). Meanwhile,
+    /// once NOTIFY asked for it, what changes is told as it happens (RFC 5465 3).
     pub(super) async fn read_more(&mut self, buf: &mut [u8]) -> Result<bool> {
-        let read = tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(buf)).await;
+        let deadline = tokio::time::Instant::now() + self.config.limits.idle_timeout;
+        let read = loop {
+            let pushing = self.notify.is_some();
+            let conn = &mut self.conn;
+            let watcher = self.watcher.as_mut().filter(|_| pushing);
+            let news = async {
+                match watcher {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let alive = tokio::select! {
+                read = tokio::time::timeout_at(deadline, conn.read(buf)) => break read,
+                alive = news => alive,
+            };
+            if !alive {
+                self.watcher = None;
+            }
+            self.news(Moment::Between).await?;
+            self.flush().await?;
+        };
         match read {
             Err(_) => {
                 self.bye("Autologout: idle for too long")?;
@@ -216,6 +240,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.flush().await?;
                         continue;
                     }
+                    // RFC 5465 NOTIFY, which the codec does not decode either.
+                    if let (Some(tag), Some(parsed)) = (
+                        tag.clone(),
+                        notify_command::parse(self.input.fragmentizer().message_bytes()),
+                    ) {
+                        let done = match parsed {
+                            _ if self.user.is_none() => Ok(Done::no("Log in first")),
+                            Err(refused) => Ok(notify::refusal(refused)),
+                            Ok(request) => self.notify_command(request).await,
+                        };
+                        self.finish(tag, "NOTIFY", done).await?;
+                        self.flush().await?;
+                        continue;
+                    }
                     let text = match e {
                         DecodeMessageError::MessageTooLong { .. } => "Command too long",
                         _ => "Syntax error or unknown command",
@@ -279,6 +317,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match checked {
             Some(address) => {
                 tracing::info!(user = %address, "imap login");
+                self.watcher = Some(self.config.notifier.watch(&address));
                 self.user = Some(address);
                 let caps = self.capabilities();
                 self.tagged(tag, Done::ok_code(Code::Capability(caps), "Logged in"))?;

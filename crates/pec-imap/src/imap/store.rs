@@ -93,7 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !changed.is_empty() {
             self.config.notifier.changed(&user, &folder);
         }
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         let Some(sel) = self.selected.as_mut() else {
             return Ok(Done::bad("No mailbox selected"));
         };
@@ -126,7 +126,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 // .SILENT: only the new MODSEQ of changed messages (RFC 7162 3.1.3).
                 continue;
             }
-            if req.uid {
+            // With QRESYNC every FETCH a STORE causes names its UID (as Dovecot does).
+            if req.uid || qresync {
                 items.push(MessageDataItem::Uid(nz(m.uid)?));
             }
             if condstore {
@@ -211,24 +212,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(Done::ok("MOVE completed"))
     }
 
-    /// Drops expunged UIDs from the snapshot, announcing each with EXPUNGE.
+    /// Drops expunged UIDs from the snapshot, announcing each with EXPUNGE (with
+    /// VANISHED once QRESYNC is on).
     pub(super) fn forget(&mut self, uids: &[u32]) -> Result<()> {
+        let qresync = self.qresync;
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
         let mut out = Vec::new();
+        let mut vanished = Vec::new();
         let mut i = sel.messages.len();
         while i > 0 {
             i -= 1;
             if uids.contains(&sel.messages[i].uid) {
-                sel.messages.remove(i);
-                out.push(Data::Expunge(seq_of(i)?));
+                let gone = sel.messages.remove(i);
+                sel.recent.remove(&gone.uid);
+                if qresync {
+                    vanished.push(gone.uid);
+                } else {
+                    out.push(Data::Expunge(seq_of(i)?));
+                }
             }
         }
         for d in out {
             self.data(d);
         }
-        Ok(())
+        vanished.sort_unstable();
+        self.vanished(false, &vanished)
     }
 
     pub(super) async fn expunge(&mut self, uids: Option<SequenceSet>) -> Result<Done> {

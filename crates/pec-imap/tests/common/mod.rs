@@ -6,7 +6,11 @@ use std::time::Duration;
 use pec_imap::{Config, Limits, Notifier, hash_password, imap_session};
 use pec_net::{AuthLimits, Authenticator};
 use pec_store::{Directory, NewAccount, SqliteStore};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// The mailbox of [`config`].
+#[allow(dead_code)]
+pub const USER: &str = "anna@pec.example.it";
 
 /// A fresh store with `anna@pec.example.it` (password `segreta`), no TLS, a 1 ms delay
 /// after a failed login and no penalty before the next, and `max_literal` when given.
@@ -16,7 +20,7 @@ pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
     store.add_domain("pec.example.it", 10_000_000).unwrap();
     store
         .create_account(&NewAccount {
-            address: "anna@pec.example.it".into(),
+            address: USER.into(),
             password_hash: hash_password("segreta").unwrap(),
             quota: None,
             receipts_folder: false,
@@ -68,4 +72,75 @@ pub async fn session_lines(config: Arc<Config>, commands: &str) -> String {
         input.push_str("\r\n");
     }
     session(config, &input).await
+}
+
+/// A client over an in-memory pipe that reads until what it waits for has arrived (not
+/// every test file that shares this module drives one).
+#[allow(dead_code)]
+pub struct Client {
+    stream: DuplexStream,
+    seen: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl Client {
+    pub fn start(config: Arc<Config>) -> Self {
+        let (stream, server) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(imap_session(server, true, config));
+        Client {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).await.unwrap();
+        self.stream.write_all(b"\r\n").await.unwrap();
+    }
+
+    /// Reads until the output received after the last call satisfies `done`, failing
+    /// after a deadline; returns that output.
+    pub async fn until(&mut self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&self.seen).into_owned();
+            if done(&text) {
+                self.seen.clear();
+                return text;
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) => panic!("session ended; got {text}"),
+                Ok(Ok(n)) => self.seen.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => panic!("read failed: {e}; got {text}"),
+                Err(_) => panic!("nothing more within the deadline; got {text}"),
+            }
+        }
+    }
+
+    /// Sends a tagged command and returns its whole reply.
+    pub async fn command(&mut self, tag: &str, command: &str) -> String {
+        self.send(&format!("{tag} {command}")).await;
+        let tagged = format!("\r\n{tag} ");
+        self.until(|t| t.contains(&tagged) && t.ends_with("\r\n") || t.starts_with(&tagged[2..]))
+            .await
+    }
+}
+
+/// Delivers a small message with `subject` to `folder` of [`USER`] through the store
+/// alone (no notification); returns its UID.
+#[allow(dead_code)]
+pub fn deliver_to(config: &Config, folder: &str, subject: &str) -> u32 {
+    let bytes = format!("Subject: {subject}\r\nFrom: a@b.it\r\n\r\nbody\r\n");
+    config
+        .store
+        .deliver(USER, folder, bytes.as_bytes(), &[], 0)
+        .unwrap()
+        .uid
+}
+
+/// [`deliver_to`] the INBOX.
+#[allow(dead_code)]
+pub fn deliver(config: &Config, subject: &str) {
+    deliver_to(config, "INBOX", subject);
 }
