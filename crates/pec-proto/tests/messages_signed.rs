@@ -36,7 +36,6 @@ fn signer(pki: &LabPki) -> OpensslSigner {
     OpensslSigner::from_pem(
         g.sign_cert_pem.as_bytes(),
         g.sign_key_pem.as_bytes(),
-        None,
         Digest::Sha256,
     )
     .expect("signer")
@@ -46,7 +45,7 @@ fn openssl_verify(dir: &Path, name: &str, message: &[u8], ca: &Path) -> (bool, S
     let file = dir.join(format!("{name}.eml"));
     std::fs::write(&file, message).unwrap();
     let out = Command::new("openssl")
-        .args(["smime", "-verify", "-purpose", "any", "-CAfile"])
+        .args(["smime", "-verify", "-purpose", "smimesign", "-CAfile"])
         .arg(ca)
         .arg("-in")
         .arg(&file)
@@ -87,7 +86,9 @@ fn openssl_accepts_every_kind_and_classification_agrees() {
             cert.email.as_deref(),
             Some("posta-certificata@pec.alfa.test")
         );
-        let t = trust(&cert.der, &index, Some(&anchors), at);
+        // The signature carries the intermediate, and the root alone is the anchor.
+        assert_eq!(cert.chain.len(), 1, "{name}");
+        let t = trust(&cert.der, &cert.chain, &index, Some(&anchors), at);
         assert!(t.trusted, "{name}: {:?}", t.problem);
         assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
         // micalg names the digest actually used (checklist 28).
