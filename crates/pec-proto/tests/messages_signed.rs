@@ -166,3 +166,56 @@ fn any_flipped_byte_in_the_signed_part_or_signature_is_detected() {
         }
     }
 }
+
+#[test]
+fn micalg_forms_of_real_gestori_are_accepted_when_verifying() {
+    // The outer micalg is a hint outside the signature: the digest is the SignerInfo's.
+    // Real gestori write `micalg="sha1"` (Namirial, 2024) or `micalg="sha-256"` (2021);
+    // we write `micalg=sha-256`, and `micalg=sha-1` when signing with SHA-1.
+    let pki = lab();
+    let g = &pki.gestori[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_cert_pem).unwrap();
+    let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
+    let anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    let at = common::time().with_timezone(&Utc);
+    for (digest, ours) in [
+        (Digest::Sha256, "micalg=sha-256"),
+        (Digest::Sha1, "micalg=sha-1"),
+    ] {
+        let signer = OpensslSigner::from_pem(
+            g.sign_cert_pem.as_bytes(),
+            g.sign_key_pem.as_bytes(),
+            digest,
+        )
+        .unwrap();
+        let (_, _, envelope) = all_messages(&signer)
+            .into_iter()
+            .find(|m| m.0 == "busta-trasporto")
+            .unwrap();
+        let text = String::from_utf8_lossy(&envelope).into_owned();
+        assert!(text.contains(ours), "{ours}");
+        for theirs in [
+            ours,
+            "micalg=\"sha1\"",
+            "micalg=\"sha-256\"",
+            "micalg=SHA-1",
+            "micalg=\"SHA256\"",
+        ] {
+            let variant = text.replacen(ours, theirs, 1);
+            let (ok, err) = openssl_verify(dir.path(), "micalg", variant.as_bytes(), &ca);
+            assert!(ok, "{theirs}: {err}");
+            let c = classify(variant.as_bytes());
+            assert!(c.is_well_formed(), "{theirs}: {:?}", c.problems);
+            let report = c.verify_signature().expect("signed");
+            assert!(report.intact, "{theirs}: {:?}", report.problem);
+            assert_eq!(report.digest, Some(digest), "{theirs}");
+            let cert = report.signer.unwrap();
+            assert!(
+                trust(&cert.der, &cert.chain, &index, Some(&anchors), at).trusted,
+                "{theirs}"
+            );
+        }
+    }
+}
