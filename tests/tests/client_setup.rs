@@ -2,7 +2,9 @@
 //! fetched with Python's urllib and parsed with Python's xml.etree (judges we did not
 //! write). alfa announces public ports from `[client]` (as behind NAT), beta the ports it
 //! listens on. Outlook asks Autodiscover over HTTPS: the same documents are served there,
-//! and Python verifies the certificate against the lab CA.
+//! and Python verifies the certificate against the lab CA. Every TLS listener, implicit or
+//! STARTTLS, sends its certificate with the intermediate CA: `openssl s_client` verifies it
+//! against the lab root alone, as a client configured with only the root does.
 
 use pec_e2e::{Lab, run_python, standard};
 
@@ -58,6 +60,20 @@ fn fetch_from(url: &str, ca: &str, body: Option<&str>) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// `openssl s_client` to `port` (with `-starttls` for `starttls`), verifying the server
+/// name `host` against the CA file `ca` and failing on any verification error.
+fn s_client(port: u16, starttls: Option<&str>, host: &str, ca: &str) -> std::process::Output {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", host, "-verify_hostname", host])
+        .args(["-CAfile", ca, "-verify_return_error", "-showcerts"])
+        .stdin(std::process::Stdio::null());
+    if let Some(protocol) = starttls {
+        cmd.args(["-starttls", protocol]);
+    }
+    cmd.output().expect("the openssl command-line tool")
 }
 
 fn autodiscover_request(address: &str) -> String {
@@ -220,6 +236,42 @@ async fn thunderbird_autoconfig_and_outlook_autodiscover() {
             vec![status],
             "{path}"
         );
+    }
+
+    // Every TLS listener sends its chain: the root alone verifies it.
+    for (what, port, starttls) in [
+        ("submission (TLS)", beta.submission_port, None),
+        (
+            "submission (STARTTLS)",
+            beta.submission_starttls_port,
+            Some("smtp"),
+        ),
+        ("MX", beta.mx_port, Some("smtp")),
+        ("IMAPS", beta.imaps_port, None),
+        ("IMAP", beta.imap_port, Some("imap")),
+        ("POP3S", beta.pop3s_port, None),
+        ("POP3", beta.pop3_port, Some("pop3")),
+        ("HTTPS", beta.https_port, None),
+    ] {
+        let out = s_client(port, starttls, "mx.pec.beta.test", &ca);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Verify return code: 0 (ok)"),
+            "{what}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(" 1 s:C = IT, O = PEC Lab, CN = PEC Lab CA1 (NOT FOR PRODUCTION)"),
+            "{what}: the intermediate is sent: {text}"
+        );
+        // Without the lab root: refused.
+        let refused = s_client(
+            port,
+            starttls,
+            "mx.pec.beta.test",
+            "/etc/ssl/certs/ca-certificates.crt",
+        );
+        assert!(!refused.status.success(), "{what}");
     }
     lab.shutdown().await;
 }

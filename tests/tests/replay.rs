@@ -61,7 +61,6 @@ fn identity(lab: &Lab, id: &str, name: &str) -> Identity {
     let signer = OpensslSigner::from_pem(
         &read(pki.join(id).join("sign.pem")),
         &read(pki.join(id).join("sign.key")),
-        None,
         Digest::Sha256,
     )
     .unwrap();

@@ -71,7 +71,13 @@ pub fn examine(id: &Identity, raw: &[u8], now: DateTime<Utc>) -> Verdict {
         };
     };
     let material = id.trust();
-    let t = trust(&signer.der, &material.index, material.anchors.as_ref(), now);
+    let t = trust(
+        &signer.der,
+        &signer.chain,
+        &material.index,
+        material.anchors.as_ref(),
+        now,
+    );
     let provider = match (t.trusted, t.provider) {
         (true, Some(p)) => p,
         _ => {

@@ -40,7 +40,6 @@ fn identity(pki: &LabPki, i: usize) -> Identity {
     let signer = OpensslSigner::from_pem(
         g.sign_cert_pem.as_bytes(),
         g.sign_key_pem.as_bytes(),
-        None,
         Digest::Sha256,
     )
     .unwrap();

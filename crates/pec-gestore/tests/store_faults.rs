@@ -73,7 +73,6 @@ fn identity(i: usize) -> Identity {
     let signer = OpensslSigner::from_pem(
         g.sign_cert_pem.as_bytes(),
         g.sign_key_pem.as_bytes(),
-        None,
         Digest::Sha256,
     )
     .unwrap();

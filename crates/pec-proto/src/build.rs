@@ -329,8 +329,12 @@ fn assemble(
     let b = Boundaries::new(e.boundary, &contents);
     let eight_bit = parts.iter().any(|p| has_8bit(&p.content));
 
+    // MIME-Version inside the signed part too, as real gestori write it: the part is a
+    // complete entity for whoever takes it out of the signature (`openssl smime -verify
+    // -out`, clients that show the signed content as a message).
     let mut inner = format!(
-        "Content-Type: multipart/mixed; boundary=\"{}\"\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+        "Content-Type: multipart/mixed; boundary=\"{}\"\r\nContent-Transfer-Encoding: {}\r\n\
+         MIME-Version: 1.0\r\n\r\n",
         b.mixed,
         if eight_bit { "8bit" } else { "7bit" }
     )
@@ -466,8 +470,9 @@ pub fn transport_envelope(
         prefixed_subject(prefix::POSTA_CERTIFICATA, tx.subject()),
     ));
     headers.push(("From", on_behalf_of(&tx.mittente, e.signer.address())));
+    // The bare address, as real envelopes write it: integrations read the sender there.
     if original.field("Reply-To").is_none() {
-        headers.push(("Reply-To", angle(&tx.mittente)));
+        headers.push(("Reply-To", tx.mittente.clone()));
     }
     headers.push(("Message-ID", angle(&tx.identificativo)));
 
@@ -522,7 +527,7 @@ pub fn anomaly_envelope(
         ("From", on_behalf_of(sender, e.signer.address())),
     ];
     if original.field("Reply-To").is_none() && sender.contains('@') {
-        headers.push(("Reply-To", angle(sender)));
+        headers.push(("Reply-To", sender.to_string()));
     }
     if original.field("Message-ID").is_none() {
         headers.push(("Message-ID", angle(e.message_id)));

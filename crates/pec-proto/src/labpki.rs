@@ -1,6 +1,8 @@
-//! The lab PKI (spec §5.3): a root CA name-constrained to the lab gestori's domains, and per
-//! gestore a signing certificate with the PEC profile and a TLS server certificate, plus
-//! the provider index that lists them. Made with rcgen; nothing here touches a file.
+//! The lab PKI (spec §5.3), shaped like production: a root CA, an intermediate "PEC Lab
+//! CA1" (as AgID CA1 under its root) that issues per gestore a signing certificate with the
+//! PEC profile and a TLS server certificate, plus the provider index that lists them. Both
+//! CAs are name-constrained to the lab gestori's domains. Made with rcgen; nothing here
+//! touches a file.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -32,11 +34,14 @@ pub struct GestoreSpec {
 pub struct GestoreCerts {
     /// What it was made for.
     pub spec: GestoreSpec,
-    /// The S/MIME signing certificate.
+    /// The S/MIME signing certificate followed by the intermediate CA that issued it: the
+    /// `sign.pem` a gestore signs with, whose certificates but the root every signature
+    /// carries.
     pub sign_cert_pem: String,
     /// Its private key (PKCS#8).
     pub sign_key_pem: String,
-    /// The TLS server certificate (SAN: its domains, `mx.`/`mail.` names, `localhost`, 127.0.0.1).
+    /// The TLS server certificate (SAN: its domains, `mx.`/`mail.` names, `localhost`,
+    /// 127.0.0.1) followed by the intermediate CA: the chain the listeners send.
     pub tls_cert_pem: String,
     /// Its private key (PKCS#8).
     pub tls_key_pem: String,
@@ -45,10 +50,14 @@ pub struct GestoreCerts {
 /// A whole lab PKI.
 #[derive(Debug, Clone)]
 pub struct LabPki {
-    /// The root CA certificate.
+    /// The root CA certificate: the only trust anchor a lab gestore needs.
     pub ca_cert_pem: String,
     /// The root CA key.
     pub ca_key_pem: String,
+    /// The intermediate CA certificate ("PEC Lab CA1"), issued by the root.
+    pub ca1_cert_pem: String,
+    /// The intermediate CA key: what issues (and revokes) the gestori's certificates.
+    pub ca1_key_pem: String,
     /// One entry per gestore, in the order given.
     pub gestori: Vec<GestoreCerts>,
     /// The provider index listing every lab gestore.
@@ -58,11 +67,16 @@ pub struct LabPki {
 /// The subject of the lab root CA; says loudly that it is not for production.
 pub const CA_SUBJECT_CN: &str = "PEC Lab Root CA (NOT FOR PRODUCTION)";
 
+/// The subject of the lab intermediate CA, the lab's AgID CA1.
+pub const CA1_SUBJECT_CN: &str = "PEC Lab CA1 (NOT FOR PRODUCTION)";
+
 /// Makes a lab PKI valid from `now` for `days` days.
 ///
-/// The root CA (RSA-2048, `CA:TRUE, pathlen:0`) permits as rfc822Name only the gestori's
-/// domains, like AgID CA1 (spec §5.3). Signing keys are RSA-2048 with exactly the §5.3
-/// profile; TLS keys are ECDSA P-256. Every call makes fresh keys.
+/// The root CA (RSA-2048, `CA:TRUE, pathlen:1`) issues the intermediate "PEC Lab CA1"
+/// (RSA-2048, `CA:TRUE, pathlen:0`), which issues every gestore certificate, as AgID CA1
+/// does under its root. Both permit as rfc822Name only the gestori's domains, like AgID
+/// CA1 (spec §5.3). Signing keys are RSA-2048 with exactly the §5.3 profile; TLS keys are
+/// ECDSA P-256. Every call makes fresh keys.
 pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Result<LabPki> {
     validate(gestori)?;
     if days == 0 || days > 36_500 {
@@ -71,29 +85,29 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
         )));
     }
     let not_after = now + chrono::Duration::days(i64::from(days));
-
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = dn(&[
-        (DnType::CountryName, "IT"),
-        (DnType::OrganizationName, "PEC Lab"),
-        (DnType::CommonName, CA_SUBJECT_CN),
-    ])?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.name_constraints = Some(NameConstraints {
+    let constraints = NameConstraints {
         permitted_subtrees: gestori
             .iter()
             .flat_map(|g| g.domains.iter())
             .map(|d| GeneralSubtree::Rfc822Name(d.clone()))
             .collect(),
         excluded_subtrees: Vec::new(),
-    });
-    set_validity(&mut ca_params, now, not_after)?;
+    };
+
+    let root_params = ca_params(CA_SUBJECT_CN, 1, &constraints, now, not_after)?;
     let ca_key = rsa_key()?;
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(pki)?;
+    let ca_cert = root_params.self_signed(&ca_key).map_err(pki)?;
     let ca_cert_pem = ca_cert.pem();
     let ca_key_pem = ca_key.serialize_pem();
-    let issuer = Issuer::new(ca_params, ca_key);
+    let root = Issuer::new(root_params, ca_key);
+
+    let ca1_params = ca_params(CA1_SUBJECT_CN, 0, &constraints, now, not_after)?;
+    let ca1_key = rsa_key()?;
+    let ca1_cert = ca1_params.signed_by(&ca1_key, &root).map_err(pki)?;
+    let ca1_cert_pem = ca1_cert.pem();
+    let ca1_key_pem = ca1_key.serialize_pem();
+    let issuer = Issuer::new(ca1_params, ca1_key);
+    let with_ca1 = |leaf: String| format!("{leaf}{ca1_cert_pem}");
 
     let mut out = Vec::with_capacity(gestori.len());
     let mut index = ProviderIndex::default();
@@ -162,18 +176,42 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
         });
         out.push(GestoreCerts {
             spec: g.clone(),
-            sign_cert_pem: sign_cert.pem(),
+            sign_cert_pem: with_ca1(sign_cert.pem()),
             sign_key_pem: sign_key.serialize_pem(),
-            tls_cert_pem: tls_cert.pem(),
+            tls_cert_pem: with_ca1(tls_cert.pem()),
             tls_key_pem: tls_key.serialize_pem(),
         });
     }
     Ok(LabPki {
         ca_cert_pem,
         ca_key_pem,
+        ca1_cert_pem,
+        ca1_key_pem,
         gestori: out,
         index_ldif: index.to_ldif(),
     })
+}
+
+/// The parameters of a lab CA named `cn` that may have `pathlen` CAs below it.
+fn ca_params(
+    cn: &str,
+    pathlen: u8,
+    constraints: &NameConstraints,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(&[
+        (DnType::CountryName, "IT"),
+        (DnType::OrganizationName, "PEC Lab"),
+        (DnType::CommonName, cn),
+    ])?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(pathlen));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.name_constraints = Some(constraints.clone());
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, from, to)?;
+    Ok(params)
 }
 
 /// Checks what would make a bad certificate or a bad file name.

@@ -8,6 +8,7 @@
 pub mod bounded;
 pub mod breve;
 pub mod build;
+mod certcache;
 pub mod classify;
 pub mod daticert;
 pub mod error;

@@ -2,8 +2,16 @@
 //! verification of SHA-1 and SHA-256 signatures from any gestore.
 //!
 //! Verification answers three separate questions: are the signed bytes intact, who signed
-//! (certificate, e-mail, digest, signing time), and is that signer trusted (its certificate
-//! is in the provider index and chains to the configured CAs).
+//! (certificate, e-mail, digest, signing time, the CA certificates the signature carries),
+//! and is that signer trusted (its certificate is in the provider index and chains, through
+//! the CAs the signature carries, to the configured ones). As production signatures do,
+//! ours carry the signer certificate and the CAs of its chain but the root, so that a
+//! receiver trusting only the root can build the path.
+//!
+//! OpenSSL checks every signature, but never parses a certificate twice: the structure is
+//! read with the RustCrypto `cms` crate, its certificates are looked up (or parsed once)
+//! in [`crate::certcache`], and OpenSSL is given the SignedData without them plus the
+//! parsed signer certificate.
 
 use std::ffi::{c_int, c_void};
 use std::fmt;
@@ -22,6 +30,7 @@ use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{CrlStatus, X509, X509Crl, X509PurposeId, X509Ref, X509StoreContext};
 
+use crate::certcache;
 use crate::index::ProviderIndex;
 use crate::{Error, Result};
 
@@ -62,7 +71,8 @@ pub trait Signer: Send + Sync {
     /// The digest algorithm this signer uses.
     fn digest(&self) -> Digest;
     /// A DER-encoded detached CMS SignedData over `content`, including the signer
-    /// certificate, with `signingTime` set to `signing_time`.
+    /// certificate and the CA certificates of its chain but the root, with `signingTime`
+    /// set to `signing_time`.
     fn sign_detached(&self, content: &[u8], signing_time: DateTime<Utc>) -> Result<Vec<u8>>;
 }
 
@@ -77,7 +87,14 @@ pub struct SignerCert {
     pub sha1_hex: String,
     /// The DER certificate.
     pub der: Vec<u8>,
+    /// The other certificates the signature carries (DER, at most [`MAX_CARRIED`]): the
+    /// intermediate CAs [`trust`] builds the path to the anchors with.
+    pub chain: Vec<Vec<u8>>,
 }
+
+/// How many certificates besides the signer's a signature may bring to path building;
+/// real chains carry one (AgID CA1). More are ignored, and reported.
+pub const MAX_CARRIED: usize = 8;
 
 /// What a signature says about the bytes it covers and who made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +194,8 @@ impl Drop for MemBio<'_> {
 ///
 /// Emits what spec §5.2 describes: a detached CMS SignedData over the exact bytes given
 /// (binary, no MIME canonicalisation), signed attributes `contentType`, `signingTime` and
-/// `messageDigest`, the signer certificate (and the chain, if given) included.
+/// `messageDigest`, the signer certificate and its CA certificates but the root included
+/// (the real receipts carry AgID CA1).
 pub struct OpensslSigner {
     cert: X509,
     key: PKey<Private>,
@@ -197,19 +215,20 @@ impl fmt::Debug for OpensslSigner {
 }
 
 impl OpensslSigner {
-    /// Loads the signing certificate, its private key (PKCS#8 or traditional PEM) and an
-    /// optional chain (PEM bundle of CA certificates to include in every signature).
+    /// Loads the signing certificate with its chain (`sign.pem`: the signer certificate
+    /// first, then the CAs that issued it) and its private key (PKCS#8 or traditional PEM).
+    /// Every signature carries the certificates of `cert_pem` but a self-signed root,
+    /// which a receiver must already trust and which would prove nothing.
     ///
     /// Fails if the key does not match the certificate or the certificate has no
     /// rfc822Name in its subjectAltName (the `From:` address of generated messages).
-    pub fn from_pem(
-        cert_pem: &[u8],
-        key_pem: &[u8],
-        chain_pem: Option<&[u8]>,
-        digest: Digest,
-    ) -> Result<Self> {
-        let cert = X509::from_pem(cert_pem)
-            .map_err(|e| Error::Smime(format!("signing certificate: {e}")))?;
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8], digest: Digest) -> Result<Self> {
+        let mut certs = X509::stack_from_pem(cert_pem)
+            .map_err(|e| Error::Smime(format!("signing certificate: {e}")))?
+            .into_iter();
+        let cert = certs
+            .next()
+            .ok_or_else(|| Error::Smime("signing certificate: no certificate in the PEM".into()))?;
         let key = PKey::private_key_from_pem(key_pem)
             .map_err(|e| Error::Smime(format!("signing key: {e}")))?;
         if !cert.public_key()?.public_eq(&key) {
@@ -217,11 +236,7 @@ impl OpensslSigner {
                 "the signing key does not match the signing certificate".into(),
             ));
         }
-        let chain = match chain_pem {
-            Some(pem) => X509::stack_from_pem(pem)
-                .map_err(|e| Error::Smime(format!("certificate chain: {e}")))?,
-            None => Vec::new(),
-        };
+        let chain = certs.filter(|c| !self_signed(c)).collect();
         let address = first_san_email(&cert).ok_or_else(|| {
             Error::Smime("the signing certificate has no rfc822Name in its subjectAltName".into())
         })?;
@@ -328,6 +343,17 @@ impl Signer for OpensslSigner {
     }
 }
 
+/// Whether `cert` is a root: issued by itself and signed with its own key.
+fn self_signed(cert: &X509Ref) -> bool {
+    cert.subject_name()
+        .try_cmp(cert.issuer_name())
+        .is_ok_and(|o| o.is_eq())
+        && cert
+            .public_key()
+            .and_then(|k| cert.verify(&k))
+            .unwrap_or(false)
+}
+
 /// Seconds since the epoch in OpenSSL's `time_t` (`i64` on 64-bit targets, narrower on
 /// some others).
 fn unix_time<T: TryFrom<i64>>(t: DateTime<Utc>) -> Result<T> {
@@ -371,15 +397,16 @@ fn name_line(name: &openssl::x509::X509NameRef) -> String {
         .join(", ")
 }
 
-/// Describes a signer certificate given as DER.
-fn signer_cert(der: &[u8]) -> std::result::Result<SignerCert, String> {
-    let cert = X509::from_der(der).map_err(|e| format!("unreadable signer certificate: {e}"))?;
-    Ok(SignerCert {
-        subject: subject_line(&cert),
-        email: first_san_email(&cert),
+/// Describes the signer certificate `der`, parsed as `cert`, carried with the
+/// certificates `chain`.
+fn signer_cert(der: &[u8], cert: &X509Ref, chain: Vec<Vec<u8>>) -> SignerCert {
+    SignerCert {
+        subject: subject_line(cert),
+        email: first_san_email(cert),
         sha1_hex: sha1_hex(der),
         der: der.to_vec(),
-    })
+        chain,
+    }
 }
 
 const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
@@ -387,17 +414,21 @@ const OID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const OID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
-/// What the first SignerInfo of a SignedData says.
+/// What a SignedData says, read without OpenSSL: its first SignerInfo's signer (DER),
+/// digest and signingTime, the other certificates it carries, and the same structure
+/// without certificates or CRLs (what OpenSSL then parses).
 #[derive(Default)]
-struct SignerMeta {
-    signer: Option<SignerCert>,
+struct Reading {
+    signer: Option<Vec<u8>>,
+    carried: Vec<Vec<u8>>,
     digest: Option<Digest>,
     signing_time: Option<DateTime<Utc>>,
     problems: Vec<String>,
+    bare: Vec<u8>,
 }
 
-/// Reads signer, digest and signingTime from a DER CMS ContentInfo.
-fn signer_meta(der: &[u8]) -> std::result::Result<SignerMeta, String> {
+/// Reads a DER CMS ContentInfo holding a SignedData.
+fn read_signed_data(der: &[u8]) -> std::result::Result<Reading, String> {
     use cms::cert::CertificateChoices;
     use cms::content_info::ContentInfo;
     use cms::signed_data::{SignedData, SignerIdentifier};
@@ -410,7 +441,7 @@ fn signer_meta(der: &[u8]) -> std::result::Result<SignerMeta, String> {
             ci.content_type
         ));
     }
-    let sd: SignedData = ci
+    let mut sd: SignedData = ci
         .content
         .decode_as()
         .map_err(|e| format!("CMS SignedData: {e}"))?;
@@ -420,16 +451,16 @@ fn signer_meta(der: &[u8]) -> std::result::Result<SignerMeta, String> {
         .iter()
         .next()
         .ok_or_else(|| "SignedData without SignerInfo".to_string())?;
-    let mut meta = SignerMeta::default();
+    let mut r = Reading::default();
     if sd.signer_infos.0.len() > 1 {
-        meta.problems
+        r.problems
             .push("more than one SignerInfo; reporting the first".into());
     }
-    meta.digest = match si.digest_alg.oid {
+    r.digest = match si.digest_alg.oid {
         OID_SHA1 => Some(Digest::Sha1),
         OID_SHA256 => Some(Digest::Sha256),
         other => {
-            meta.problems
+            r.problems
                 .push(format!("unsupported digest algorithm {other}"));
             None
         }
@@ -443,50 +474,90 @@ fn signer_meta(der: &[u8]) -> std::result::Result<SignerMeta, String> {
         Some(v) => match v.to_der().and_then(|d| x509_cert::time::Time::from_der(&d)) {
             Ok(t) => {
                 let secs = t.to_unix_duration().as_secs();
-                meta.signing_time = i64::try_from(secs)
+                r.signing_time = i64::try_from(secs)
                     .ok()
                     .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0));
             }
-            Err(e) => meta.problems.push(format!("bad signingTime: {e}")),
+            Err(e) => r.problems.push(format!("bad signingTime: {e}")),
         },
-        None => meta.problems.push("no signingTime attribute".into()),
+        None => r.problems.push("no signingTime attribute".into()),
     }
     let certs = sd
         .certificates
-        .as_ref()
-        .map(|set| {
-            set.0
-                .iter()
-                .filter_map(|c| match c {
-                    CertificateChoices::Certificate(c) => Some(c),
-                    CertificateChoices::Other(_) => None,
-                })
-                .collect::<Vec<_>>()
-        })
+        .take()
+        .map(|set| set.0.into_vec())
         .unwrap_or_default();
-    let found = certs.into_iter().find(|c| match &si.sid {
-        SignerIdentifier::IssuerAndSerialNumber(isn) => {
-            c.tbs_certificate.issuer == isn.issuer
-                && c.tbs_certificate.serial_number == isn.serial_number
-        }
-        SignerIdentifier::SubjectKeyIdentifier(ski) => matches!(
-            c.tbs_certificate.get::<SubjectKeyIdentifier>(),
-            Ok(Some((_, ref found))) if found == ski
-        ),
-    });
-    match found {
-        Some(c) => {
-            let der = c.to_der().map_err(|e| format!("signer certificate: {e}"))?;
-            match signer_cert(&der) {
-                Ok(sc) => meta.signer = Some(sc),
-                Err(p) => meta.problems.push(p),
+    for c in certs {
+        let CertificateChoices::Certificate(c) = c else {
+            continue;
+        };
+        let is_signer = match &si.sid {
+            SignerIdentifier::IssuerAndSerialNumber(isn) => {
+                c.tbs_certificate.issuer == isn.issuer
+                    && c.tbs_certificate.serial_number == isn.serial_number
             }
+            SignerIdentifier::SubjectKeyIdentifier(ski) => matches!(
+                c.tbs_certificate.get::<SubjectKeyIdentifier>(),
+                Ok(Some((_, ref found))) if found == ski
+            ),
+        };
+        let der = c.to_der().map_err(|e| format!("certificate: {e}"))?;
+        if is_signer && r.signer.is_none() {
+            r.signer = Some(der);
+        } else if r.carried.len() < MAX_CARRIED {
+            r.carried.push(der);
+        } else {
+            r.problems.push(format!(
+                "more than {MAX_CARRIED} certificates besides the signer's; the others are \
+                 ignored"
+            ));
         }
-        None => meta
-            .problems
-            .push("the signer certificate is not in the signature".into()),
     }
-    Ok(meta)
+    if r.signer.is_none() {
+        r.problems
+            .push("the signer certificate is not in the signature".into());
+    }
+    r.problems.dedup();
+    sd.crls = None;
+    r.bare = ContentInfo {
+        content_type: OID_SIGNED_DATA,
+        content: der::Any::encode_from(&sd).map_err(|e| format!("CMS SignedData: {e}"))?,
+    }
+    .to_der()
+    .map_err(|e| format!("CMS ContentInfo: {e}"))?;
+    Ok(r)
+}
+
+/// Reads `p7s_der`; a signature that is BER rather than DER (indefinite lengths, as some
+/// signers emit) is read as OpenSSL re-encodes it.
+fn read_any(p7s_der: &[u8]) -> std::result::Result<Reading, String> {
+    read_signed_data(p7s_der).or_else(|first| {
+        let der = CmsContentInfo::from_der(p7s_der)
+            .and_then(|cms| cms.to_der())
+            .map_err(|_| first.clone())?;
+        read_signed_data(&der).map_err(|_| first)
+    })
+}
+
+/// OpenSSL's check of the detached signature `cms_der` over `content`, with `signer` as
+/// the certificate to verify with (found first, before any the structure carries).
+///
+/// NO_SIGNER_CERT_VERIFY: an expired or unknown certificate must not look like tampered
+/// bytes. BINARY: the content is compared byte for byte, no CRLF translation.
+fn openssl_verify(
+    content: &[u8],
+    cms_der: &[u8],
+    signer: Option<&X509>,
+) -> std::result::Result<(), String> {
+    let mut cms =
+        CmsContentInfo::from_der(cms_der).map_err(|e| format!("not a CMS signature: {e}"))?;
+    let mut certs = Stack::new().map_err(|e| e.to_string())?;
+    if let Some(cert) = signer {
+        certs.push(cert.clone()).map_err(|e| e.to_string())?;
+    }
+    let flags = CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY;
+    cms.verify(Some(&certs), None, Some(content), None, flags)
+        .map_err(|e| format!("the signature does not match the content: {e}"))
 }
 
 /// Verifies the detached CMS signature `p7s_der` over `content` (the exact bytes of the
@@ -496,6 +567,12 @@ fn signer_meta(der: &[u8]) -> std::result::Result<SignerMeta, String> {
 /// with the key of the included signer certificate; certificate validity, chain and
 /// index membership are the business of [`trust`]. Never fails: anything unreadable is
 /// reported as not intact with a `problem`.
+///
+/// OpenSSL checks the structure without its certificates, given the signer certificate
+/// from [`crate::certcache`]. Should that fail, it checks the signature as received (with
+/// the same signer certificate), so that reading and re-encoding the structure can never
+/// turn an intact signature into a broken one: a signature whose signed attributes are
+/// not in DER order, for instance, is re-sorted by the reader.
 pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
     let mut report = SignatureReport {
         intact: false,
@@ -504,35 +581,30 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
         signing_time: None,
         problem: None,
     };
-    let mut cms = match CmsContentInfo::from_der(p7s_der) {
-        Ok(cms) => cms,
-        Err(e) => {
-            report.problem = Some(format!("not a CMS signature: {e}"));
-            return report;
-        }
-    };
-    // The metadata parser wants DER; OpenSSL accepts BER (indefinite lengths, as some
-    // signers emit) and re-encodes it, so retry with its encoding if the original fails.
-    let meta = signer_meta(p7s_der).or_else(|first| match cms.to_der() {
-        Ok(der) => signer_meta(&der).map_err(|_| first),
-        Err(_) => Err(first),
-    });
     let mut problems = Vec::new();
-    match meta {
-        Ok(m) => {
-            report.signer = m.signer;
-            report.digest = m.digest;
-            report.signing_time = m.signing_time;
-            problems = m.problems;
+    let mut signer_x509 = None;
+    let mut quick = Err(String::new());
+    match read_any(p7s_der) {
+        Ok(r) => {
+            report.digest = r.digest;
+            report.signing_time = r.signing_time;
+            problems = r.problems;
+            if let Some(der) = &r.signer {
+                match certcache::parsed(der) {
+                    Ok(cert) => {
+                        report.signer = Some(signer_cert(der, &cert, r.carried));
+                        quick = openssl_verify(content, &r.bare, Some(&cert));
+                        signer_x509 = Some(cert);
+                    }
+                    Err(e) => problems.push(format!("unreadable signer certificate: {e}")),
+                }
+            }
         }
         Err(p) => problems.push(p),
     }
-    // NO_SIGNER_CERT_VERIFY: an expired or unknown certificate must not look like tampered
-    // bytes. BINARY: the content is compared byte for byte, no CRLF translation.
-    let flags = CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY;
-    match cms.verify(None, None, Some(content), None, flags) {
+    match quick.or_else(|_| openssl_verify(content, p7s_der, signer_x509.as_ref())) {
         Ok(()) => report.intact = true,
-        Err(e) => problems.insert(0, format!("the signature does not match the content: {e}")),
+        Err(e) => problems.insert(0, e),
     }
     if !problems.is_empty() {
         report.problem = Some(problems.join("; "));
@@ -598,7 +670,10 @@ impl TrustAnchors {
     }
 
     /// Adds the CRLs of a PEM file (one or more `X509 CRL` blocks). Each must be signed by
-    /// one of the anchors: a CRL nobody trusted issued is refused, not ignored.
+    /// one of the anchors, or by a CA certificate the file holds too (`CERTIFICATE`
+    /// blocks: the intermediate that publishes the CRL, such as AgID CA1 under a root
+    /// anchor), which must chain to the anchors now. A CRL nobody trusted issued is
+    /// refused, not ignored.
     pub fn add_crls_pem(&mut self, pem: &[u8]) -> Result<usize> {
         let text =
             std::str::from_utf8(pem).map_err(|_| Error::Smime("CRL file: not PEM text".into()))?;
@@ -606,10 +681,24 @@ impl TrustAnchors {
         if blocks.is_empty() {
             return Err(Error::Smime("CRL file: no X509 CRL block".into()));
         }
+        let mut issuers = self.certs.clone();
+        for block in pem_blocks(text, "CERTIFICATE") {
+            let ca = X509::from_pem(block.as_bytes())
+                .map_err(|e| Error::Smime(format!("CRL file: issuer certificate: {e}")))?;
+            self.path(&ca, &[], Utc::now(), X509PurposeId::CRL_SIGN)
+                .map_err(|reason| {
+                    Error::Smime(format!(
+                        "CRL file: the issuer certificate {} does not chain to the trusted \
+                         PEC CAs: {reason}",
+                        subject_line(&ca)
+                    ))
+                })?;
+            issuers.push(ca);
+        }
         for block in &blocks {
             let crl = X509Crl::from_pem(block.as_bytes())
                 .map_err(|e| Error::Smime(format!("CRL: {e}")))?;
-            let signed_by_anchor = self.certs.iter().any(|ca| {
+            let signed_by_a_trusted_ca = issuers.iter().any(|ca| {
                 ca.subject_name()
                     .try_cmp(crl.issuer_name())
                     .is_ok_and(|o| o.is_eq())
@@ -618,7 +707,7 @@ impl TrustAnchors {
                         .and_then(|k| crl.verify(&k))
                         .unwrap_or(false)
             });
-            if !signed_by_anchor {
+            if !signed_by_a_trusted_ca {
                 return Err(Error::Smime(format!(
                     "CRL of {} is not signed by a trusted PEC CA",
                     name_line(crl.issuer_name())
@@ -649,31 +738,50 @@ impl TrustAnchors {
             })
     }
 
-    /// The anchors as an OpenSSL store for the S/MIME signing purpose, checking at
-    /// `check_time` (Unix seconds) or, without it, now.
-    fn store(&self, check_time: Option<i64>) -> std::result::Result<X509Store, ErrorStack> {
+    /// Why a certificate of `path` (from the signer up, as [`TrustAnchors::path`] built
+    /// it) counts as revoked at `at`, if one does: the signer, and every CA above it but
+    /// the anchor the path ends at.
+    fn revoked_on(&self, path: &[X509], at: &Asn1Time) -> Option<String> {
+        let below_anchor = path.len().saturating_sub(1).max(1);
+        path.iter().take(below_anchor).find_map(|cert| {
+            self.revoked(cert, at).map(|reason| {
+                if std::ptr::eq(cert, &path[0]) {
+                    reason
+                } else {
+                    format!("the CA {} of its chain: {reason}", subject_line(cert))
+                }
+            })
+        })
+    }
+
+    /// The anchors as an OpenSSL store for `purpose`, checking at `check_time` (Unix
+    /// seconds).
+    fn store(
+        &self,
+        check_time: i64,
+        purpose: X509PurposeId,
+    ) -> std::result::Result<X509Store, ErrorStack> {
         let mut builder = X509StoreBuilder::new()?;
         for c in &self.certs {
             builder.add_cert(c.clone())?;
         }
         let mut param = X509VerifyParam::new()?;
-        if let Some(t) = check_time {
-            param.set_time(t);
-        }
+        param.set_time(check_time);
         param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
         builder.set_param(&param)?;
-        builder.set_purpose(X509PurposeId::SMIME_SIGN)?;
+        builder.set_purpose(purpose)?;
         Ok(builder.build())
     }
 
     /// The content of a signed `.p7m` (CMS SignedData with its content, DER) whose
-    /// signature is intact and whose signer chains to the anchors now and is not revoked
-    /// by their CRLs: how a downloaded provider index is accepted (spec §9.1, checklist
-    /// item 73).
+    /// signature is intact and whose signer chains to the anchors now, through the CAs the
+    /// file carries, none of them revoked by the CRLs: how a downloaded provider index is
+    /// accepted (spec §9.1, checklist item 73).
     pub fn open_signed(&self, p7m_der: &[u8]) -> Result<Vec<u8>> {
         let mut cms = CmsContentInfo::from_der(p7m_der)
             .map_err(|e| Error::Smime(format!("not a CMS SignedData: {e}")))?;
-        let store = self.store(None)?;
+        let now = Utc::now();
+        let store = self.store(unix_time(now)?, X509PurposeId::SMIME_SIGN)?;
         let mut content = Vec::new();
         cms.verify(
             None,
@@ -683,54 +791,79 @@ impl TrustAnchors {
             CMSOptions::BINARY,
         )
         .map_err(|e| Error::Smime(format!("signature not valid or not trusted: {e}")))?;
-        let now = Asn1Time::days_from_now(0)?;
-        let signer = signer_meta(p7m_der)
-            .ok()
-            .and_then(|m| m.signer)
-            .and_then(|s| X509::from_der(&s.der).ok());
-        match signer {
-            Some(cert) => match self.revoked(&cert, &now) {
-                Some(reason) => Err(Error::Smime(format!("signer of the file: {reason}"))),
-                None => Ok(content),
-            },
-            None => Err(Error::Smime(
-                "the signer certificate is not in the file".into(),
-            )),
+        let reading = read_any(p7m_der).map_err(Error::Smime)?;
+        let signer = reading
+            .signer
+            .ok_or_else(|| Error::Smime("the signer certificate is not in the file".into()))?;
+        let signer = certcache::parsed(&signer)?;
+        let path = self
+            .path(
+                &signer,
+                &carried(&reading.carried),
+                now,
+                X509PurposeId::SMIME_SIGN,
+            )
+            .map_err(|e| Error::Smime(format!("signer of the file: {e}")))?;
+        match self.revoked_on(&path, &Asn1Time::from_unix(unix_time(now)?)?) {
+            Some(reason) => Err(Error::Smime(format!("signer of the file: {reason}"))),
+            None => Ok(content),
         }
     }
 
-    /// Checks that `cert` chains to one of the anchors at time `at` (S/MIME signing purpose,
-    /// name constraints included). The error is OpenSSL's reason.
-    fn verify(&self, cert: &X509Ref, at: DateTime<Utc>) -> std::result::Result<(), String> {
+    /// The path from `cert` to one of the anchors at time `at`, through the CA
+    /// certificates `carried` (untrusted: they only help build it), checked for `purpose`
+    /// (name constraints included): `cert` first, the anchor last. The error is OpenSSL's
+    /// reason.
+    fn path(
+        &self,
+        cert: &X509Ref,
+        carried: &[X509],
+        at: DateTime<Utc>,
+        purpose: X509PurposeId,
+    ) -> std::result::Result<Vec<X509>, String> {
         let check_time = unix_time(at).map_err(|e| e.to_string())?;
-        let build = || -> std::result::Result<Option<String>, ErrorStack> {
-            let store = self.store(Some(check_time))?;
-            let untrusted = Stack::new()?;
-            let mut ctx = X509StoreContext::new()?;
-            ctx.init(&store, cert, &untrusted, |c| {
-                Ok(if c.verify_cert()? {
-                    None
-                } else {
-                    Some(c.error().error_string().to_owned())
+        let build =
+            || -> std::result::Result<std::result::Result<Vec<X509>, String>, ErrorStack> {
+                let store = self.store(check_time, purpose)?;
+                let mut untrusted = Stack::new()?;
+                for c in carried {
+                    untrusted.push(c.clone())?;
+                }
+                let mut ctx = X509StoreContext::new()?;
+                ctx.init(&store, cert, &untrusted, |c| {
+                    if !c.verify_cert()? {
+                        return Ok(Err(c.error().error_string().to_owned()));
+                    }
+                    Ok(Ok(c
+                        .chain()
+                        .map(|chain| chain.iter().map(X509Ref::to_owned).collect())
+                        .unwrap_or_default()))
                 })
-            })
-        };
-        match build() {
-            Ok(None) => Ok(()),
-            Ok(Some(reason)) => Err(reason),
-            Err(e) => Err(e.to_string()),
-        }
+            };
+        build().unwrap_or_else(|e| Err(e.to_string()))
     }
+}
+
+/// The certificates `ders` parsed (through the cache), at most [`MAX_CARRIED`] of them;
+/// an unreadable one is left out (the path then fails if it was needed).
+fn carried(ders: &[Vec<u8>]) -> Vec<X509> {
+    ders.iter()
+        .take(MAX_CARRIED)
+        .filter_map(|d| certcache::parsed(d).ok())
+        .collect()
 }
 
 /// Whether `cert_der` is a gestore certificate at time `at` (spec §5.4 steps 3, 4, 6): its
 /// SHA-1 is in `index`, it is byte-equal to a `providerCertificate` of that record, it is
-/// within its validity period, and, when `anchors` are given, it chains to them.
+/// within its validity period, and, when `anchors` are given, it chains to them, through
+/// the CA certificates `chain` its signature carried ([`SignerCert::chain`]) when the
+/// anchors are roots above them.
 ///
-/// Revocation (also step 6) is checked against the CRLs added to `anchors`; OCSP is not
-/// used.
+/// Revocation (also step 6) is checked against the CRLs added to `anchors`, for the
+/// certificate and the CAs of its path below the anchor; OCSP is not used.
 pub fn trust(
     cert_der: &[u8],
+    chain: &[Vec<u8>],
     index: &ProviderIndex,
     anchors: Option<&TrustAnchors>,
     at: DateTime<Utc>,
@@ -758,7 +891,7 @@ pub fn trust(
             ),
         );
     }
-    let cert = match X509::from_der(cert_der) {
+    let cert = match certcache::parsed(cert_der) {
         Ok(c) => c,
         Err(e) => return refuse(provider, format!("unreadable certificate: {e}")),
     };
@@ -777,13 +910,16 @@ pub fn trust(
         );
     }
     if let Some(anchors) = anchors {
-        if let Err(reason) = anchors.verify(&cert, at) {
-            return refuse(
-                provider,
-                format!("certificate does not chain to the trusted PEC CAs at {at}: {reason}"),
-            );
-        }
-        if let Some(reason) = anchors.revoked(&cert, &at_asn1) {
+        let path = match anchors.path(&cert, &carried(chain), at, X509PurposeId::SMIME_SIGN) {
+            Ok(path) => path,
+            Err(reason) => {
+                return refuse(
+                    provider,
+                    format!("certificate does not chain to the trusted PEC CAs at {at}: {reason}"),
+                );
+            }
+        };
+        if let Some(reason) = anchors.revoked_on(&path, &at_asn1) {
             return refuse(provider, reason);
         }
     }

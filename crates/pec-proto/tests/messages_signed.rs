@@ -36,7 +36,6 @@ fn signer(pki: &LabPki) -> OpensslSigner {
     OpensslSigner::from_pem(
         g.sign_cert_pem.as_bytes(),
         g.sign_key_pem.as_bytes(),
-        None,
         Digest::Sha256,
     )
     .expect("signer")
@@ -46,7 +45,7 @@ fn openssl_verify(dir: &Path, name: &str, message: &[u8], ca: &Path) -> (bool, S
     let file = dir.join(format!("{name}.eml"));
     std::fs::write(&file, message).unwrap();
     let out = Command::new("openssl")
-        .args(["smime", "-verify", "-purpose", "any", "-CAfile"])
+        .args(["smime", "-verify", "-purpose", "smimesign", "-CAfile"])
         .arg(ca)
         .arg("-in")
         .arg(&file)
@@ -87,7 +86,9 @@ fn openssl_accepts_every_kind_and_classification_agrees() {
             cert.email.as_deref(),
             Some("posta-certificata@pec.alfa.test")
         );
-        let t = trust(&cert.der, &index, Some(&anchors), at);
+        // The signature carries the intermediate, and the root alone is the anchor.
+        assert_eq!(cert.chain.len(), 1, "{name}");
+        let t = trust(&cert.der, &cert.chain, &index, Some(&anchors), at);
         assert!(t.trusted, "{name}: {:?}", t.problem);
         assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
         // micalg names the digest actually used (checklist 28).
@@ -161,6 +162,59 @@ fn any_flipped_byte_in_the_signed_part_or_signature_is_detected() {
             assert!(
                 verdict.is_none_or(|r| !r.intact),
                 "{name}: flipping message byte {i} went unnoticed"
+            );
+        }
+    }
+}
+
+#[test]
+fn micalg_forms_of_real_gestori_are_accepted_when_verifying() {
+    // The outer micalg is a hint outside the signature: the digest is the SignerInfo's.
+    // Real gestori write `micalg="sha1"` (Namirial, 2024) or `micalg="sha-256"` (2021);
+    // we write `micalg=sha-256`, and `micalg=sha-1` when signing with SHA-1.
+    let pki = lab();
+    let g = &pki.gestori[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_cert_pem).unwrap();
+    let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
+    let anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    let at = common::time().with_timezone(&Utc);
+    for (digest, ours) in [
+        (Digest::Sha256, "micalg=sha-256"),
+        (Digest::Sha1, "micalg=sha-1"),
+    ] {
+        let signer = OpensslSigner::from_pem(
+            g.sign_cert_pem.as_bytes(),
+            g.sign_key_pem.as_bytes(),
+            digest,
+        )
+        .unwrap();
+        let (_, _, envelope) = all_messages(&signer)
+            .into_iter()
+            .find(|m| m.0 == "busta-trasporto")
+            .unwrap();
+        let text = String::from_utf8_lossy(&envelope).into_owned();
+        assert!(text.contains(ours), "{ours}");
+        for theirs in [
+            ours,
+            "micalg=\"sha1\"",
+            "micalg=\"sha-256\"",
+            "micalg=SHA-1",
+            "micalg=\"SHA256\"",
+        ] {
+            let variant = text.replacen(ours, theirs, 1);
+            let (ok, err) = openssl_verify(dir.path(), "micalg", variant.as_bytes(), &ca);
+            assert!(ok, "{theirs}: {err}");
+            let c = classify(variant.as_bytes());
+            assert!(c.is_well_formed(), "{theirs}: {:?}", c.problems);
+            let report = c.verify_signature().expect("signed");
+            assert!(report.intact, "{theirs}: {:?}", report.problem);
+            assert_eq!(report.digest, Some(digest), "{theirs}");
+            let cert = report.signer.unwrap();
+            assert!(
+                trust(&cert.der, &cert.chain, &index, Some(&anchors), at).trusted,
+                "{theirs}"
             );
         }
     }

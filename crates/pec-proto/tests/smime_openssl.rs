@@ -49,17 +49,22 @@ fn signer(pki: &LabPki, i: usize, digest: Digest) -> OpensslSigner {
     OpensslSigner::from_pem(
         g.sign_cert_pem.as_bytes(),
         g.sign_key_pem.as_bytes(),
-        None,
         digest,
     )
     .unwrap()
 }
 
+/// The first certificate of `pem`, DER.
 fn der_of(pem: &str) -> Vec<u8> {
     openssl::x509::X509::from_pem(pem.as_bytes())
         .unwrap()
         .to_der()
         .unwrap()
+}
+
+/// What a lab signature carries besides the signer's: the intermediate CA.
+fn chain(pki: &LabPki) -> Vec<Vec<u8>> {
+    vec![der_of(&pki.ca1_cert_pem)]
 }
 
 /// Runs `openssl` with `args` in `dir`. Panics (test failure) if the tool is missing.
@@ -81,11 +86,14 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Writes the PKI files of gestore `i` (`ca.pem`, `sign.pem`, `sign.key`, ...) into `dir`.
+/// Writes the PKI files of gestore `i` (`ca.pem` the root alone, `ca1.pem` the
+/// intermediate, `sign.pem` with its chain, `sign.key`, ...) into `dir`.
 fn write_pki(dir: &Path, pki: &LabPki, i: usize) {
     let g = &pki.gestori[i];
     std::fs::write(dir.join("ca.pem"), &pki.ca_cert_pem).unwrap();
     std::fs::write(dir.join("ca.key"), &pki.ca_key_pem).unwrap();
+    std::fs::write(dir.join("ca1.pem"), &pki.ca1_cert_pem).unwrap();
+    std::fs::write(dir.join("ca1.key"), &pki.ca1_key_pem).unwrap();
     std::fs::write(dir.join("sign.pem"), &g.sign_cert_pem).unwrap();
     std::fs::write(dir.join("sign.key"), &g.sign_key_pem).unwrap();
     std::fs::write(dir.join("tls.pem"), &g.tls_cert_pem).unwrap();
@@ -186,6 +194,7 @@ fn our_signature_verifies_with_the_openssl_cli() {
     assert_eq!(report.signing_time, Some(signing_time()));
     let cert = report.signer.unwrap();
     assert_eq!(cert.der, der_of(&pki.gestori[0].sign_cert_pem));
+    assert_eq!(cert.chain, chain(&pki), "the intermediate is carried");
     assert_eq!(cert.sha1_hex, smime::sha1_hex(&cert.der));
     assert!(
         cert.sha1_hex
@@ -203,47 +212,82 @@ fn our_signature_verifies_with_the_openssl_cli() {
 }
 
 #[test]
-fn chain_certificates_are_included_and_sha1_can_be_emitted() {
+fn the_chain_but_the_root_is_included_and_sha1_can_be_emitted() {
     let pki = pki_at(Utc::now(), 30);
     let g = &pki.gestori[1];
-    let s = OpensslSigner::from_pem(
-        g.sign_cert_pem.as_bytes(),
-        g.sign_key_pem.as_bytes(),
-        Some(pki.ca_cert_pem.as_bytes()),
-        Digest::Sha1,
-    )
-    .unwrap();
-    let sig = s.sign_detached(CONTENT, signing_time()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(d.join("sig.der"), &sig).unwrap();
-    let certs = ok(&openssl(
-        d,
-        &[
-            "pkcs7",
-            "-inform",
-            "DER",
-            "-in",
-            "sig.der",
-            "-print_certs",
-            "-noout",
-        ],
-    ));
-    assert!(
-        certs.contains("Posta Certificata Beta PEC (lab)"),
-        "{certs}"
-    );
-    assert!(
-        certs.contains("PEC Lab Root CA (NOT FOR PRODUCTION)"),
-        "{certs}"
-    );
-    let report = smime::verify_detached(CONTENT, &sig);
-    assert!(report.intact, "{report:?}");
-    assert_eq!(report.digest, Some(Digest::Sha1));
-    assert_eq!(
-        report.signer.unwrap().email.as_deref(),
-        Some("posta-certificata@pec.beta.test")
-    );
+    // sign.pem as an operator may write it: the certificate, the intermediate, the root.
+    let with_root = format!("{}{}", g.sign_cert_pem, pki.ca_cert_pem);
+    for (name, pem) in [
+        ("sign.pem", g.sign_cert_pem.as_str()),
+        ("with the root", &with_root),
+    ] {
+        let s = OpensslSigner::from_pem(pem.as_bytes(), g.sign_key_pem.as_bytes(), Digest::Sha1)
+            .unwrap();
+        let sig = s.sign_detached(CONTENT, signing_time()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_pki(d, &pki, 1);
+        std::fs::write(d.join("data"), CONTENT).unwrap();
+        std::fs::write(d.join("sig.der"), &sig).unwrap();
+        let certs = ok(&openssl(
+            d,
+            &[
+                "pkcs7",
+                "-inform",
+                "DER",
+                "-in",
+                "sig.der",
+                "-print_certs",
+                "-noout",
+            ],
+        ));
+        assert_eq!(certs.matches("subject=").count(), 2, "{name}: {certs}");
+        assert!(
+            certs.contains(
+                "subject=C = IT, O = Beta PEC (lab), CN = Posta Certificata Beta PEC (lab)"
+            ),
+            "{name}: {certs}"
+        );
+        assert!(
+            certs.contains("subject=C = IT, O = PEC Lab, CN = PEC Lab CA1 (NOT FOR PRODUCTION)"),
+            "{name}: {certs}"
+        );
+        assert!(
+            !certs.contains("subject=C = IT, O = PEC Lab, CN = PEC Lab Root CA"),
+            "{name}: the root is never carried: {certs}"
+        );
+        // The independent judge builds the path from the root alone.
+        ok(&openssl(
+            d,
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "sig.der",
+                "-content",
+                "data",
+                "-CAfile",
+                "ca.pem",
+                "-purpose",
+                "smimesign",
+                "-out",
+                "/dev/null",
+            ],
+        ));
+        let report = smime::verify_detached(CONTENT, &sig);
+        assert!(report.intact, "{name}: {report:?}");
+        assert_eq!(report.digest, Some(Digest::Sha1));
+        let signer = report.signer.unwrap();
+        assert_eq!(
+            signer.email.as_deref(),
+            Some("posta-certificata@pec.beta.test")
+        );
+        assert_eq!(signer.der, der_of(&g.sign_cert_pem), "{name}");
+        assert_eq!(signer.chain, chain(&pki), "{name}");
+    }
 }
 
 #[test]
@@ -364,15 +408,21 @@ fn an_expired_certificate_is_intact_but_not_trusted() {
     let index = ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap();
     let anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
     let der = report.signer.unwrap().der;
-    let t = smime::trust(&der, &index, Some(&anchors), Utc::now());
+    let t = smime::trust(&der, &chain(&pki), &index, Some(&anchors), Utc::now());
     assert!(!t.trusted);
     assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
     assert!(t.problem.unwrap().contains("validity"));
     // At a time inside the validity period it was a gestore: the chain check uses `at`.
-    let t = smime::trust(&der, &index, Some(&anchors), then + Duration::hours(12));
+    let t = smime::trust(
+        &der,
+        &chain(&pki),
+        &index,
+        Some(&anchors),
+        then + Duration::hours(12),
+    );
     assert!(t.trusted, "{t:?}");
     // Not yet valid.
-    let t = smime::trust(&der, &index, None, then - Duration::hours(1));
+    let t = smime::trust(&der, &chain(&pki), &index, None, then - Duration::hours(1));
     assert!(!t.trusted);
     assert!(t.problem.unwrap().contains("validity"));
 }
@@ -393,24 +443,44 @@ fn trust_follows_the_index_and_the_anchors() {
     let alfa = der_of(&pki.gestori[0].sign_cert_pem);
     let beta = der_of(&pki.gestori[1].sign_cert_pem);
 
-    let t = smime::trust(&alfa, &index, Some(&anchors), now);
+    let t = smime::trust(&alfa, &chain(&pki), &index, Some(&anchors), now);
     assert!(t.trusted, "{t:?}");
     assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
     assert_eq!(t.problem, None);
-    let t = smime::trust(&beta, &index, Some(&anchors), now);
+    let t = smime::trust(&beta, &chain(&pki), &index, Some(&anchors), now);
     assert_eq!(t.provider.as_deref(), Some("Beta PEC (lab)"));
     assert!(t.trusted);
-    assert!(smime::trust(&alfa, &index, None, now).trusted);
+    assert!(smime::trust(&alfa, &chain(&pki), &index, None, now).trusted);
 
     // Not in the index.
     let stranger = der_of(&other.gestori[0].sign_cert_pem);
-    let t = smime::trust(&stranger, &index, Some(&anchors), now);
+    let t = smime::trust(&stranger, &chain(&other), &index, Some(&anchors), now);
     assert!(!t.trusted);
     assert_eq!(t.provider, None);
     assert!(t.problem.unwrap().contains("not in the provider index"));
 
+    // The root alone cannot be reached without the intermediate the signature carries...
+    let t = smime::trust(&alfa, &[], &index, Some(&anchors), now);
+    assert!(!t.trusted);
+    assert!(t.problem.unwrap().contains("chain"));
+    // ...nor through another lab's intermediate.
+    let t = smime::trust(&alfa, &chain(&other), &index, Some(&anchors), now);
+    assert!(!t.trusted);
+    // An intermediate configured as anchor (AgID CA1 without its root) needs none.
+    let ca1 = TrustAnchors::from_pem(pki.ca1_cert_pem.as_bytes()).unwrap();
+    assert!(smime::trust(&alfa, &[], &index, Some(&ca1), now).trusted);
+    // Junk carried besides the signer's certificate changes nothing.
+    let mut junk = vec![b"not a certificate".to_vec(); 20];
+    junk.push(der_of(&pki.ca1_cert_pem));
+    assert!(
+        !smime::trust(&alfa, &junk, &index, Some(&anchors), now).trusted,
+        "bounded"
+    );
+    junk.rotate_right(1);
+    assert!(smime::trust(&alfa, &junk, &index, Some(&anchors), now).trusted);
+
     // In the index, but another CA bundle.
-    let t = smime::trust(&alfa, &index, Some(&other_anchors), now);
+    let t = smime::trust(&alfa, &chain(&pki), &index, Some(&other_anchors), now);
     assert!(!t.trusted);
     assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
     assert!(t.problem.unwrap().contains("chain"));
@@ -422,7 +492,7 @@ fn trust_follows_the_index_and_the_anchors() {
         .certificate_hashes
         .push(smime::sha1_hex(&tls));
     listed.providers[0].certificates.push(tls.clone());
-    let t = smime::trust(&tls, &listed, Some(&anchors), now);
+    let t = smime::trust(&tls, &chain(&pki), &listed, Some(&anchors), now);
     assert!(!t.trusted, "{t:?}");
 
     // Hash listed, certificate bytes not (step 4).
@@ -430,7 +500,7 @@ fn trust_follows_the_index_and_the_anchors() {
     forged.providers[1]
         .certificate_hashes
         .push(smime::sha1_hex(&stranger));
-    let t = smime::trust(&stranger, &forged, None, now);
+    let t = smime::trust(&stranger, &chain(&other), &forged, None, now);
     assert!(!t.trusted);
     assert_eq!(t.provider.as_deref(), Some("Beta PEC (lab)"));
     assert!(t.problem.unwrap().contains("providerCertificate"));
@@ -442,7 +512,7 @@ fn trust_follows_the_index_and_the_anchors() {
             *h = h.to_lowercase();
         }
     }
-    assert!(smime::trust(&alfa, &lower, Some(&anchors), now).trusted);
+    assert!(smime::trust(&alfa, &chain(&pki), &lower, Some(&anchors), now).trusted);
 
     assert!(TrustAnchors::from_pem(b"no certificates here").is_err());
 }
@@ -490,7 +560,6 @@ fn signer_refuses_bad_keys_and_certificates() {
         OpensslSigner::from_pem(
             a.sign_cert_pem.as_bytes(),
             b.sign_key_pem.as_bytes(),
-            None,
             Digest::Sha256
         )
         .is_err()
@@ -499,12 +568,11 @@ fn signer_refuses_bad_keys_and_certificates() {
     let e = OpensslSigner::from_pem(
         a.tls_cert_pem.as_bytes(),
         a.tls_key_pem.as_bytes(),
-        None,
         Digest::Sha256,
     )
     .unwrap_err();
     assert!(e.to_string().contains("rfc822Name"), "{e}");
-    assert!(OpensslSigner::from_pem(b"x", b"y", None, Digest::Sha256).is_err());
+    assert!(OpensslSigner::from_pem(b"x", b"y", Digest::Sha256).is_err());
 }
 
 #[test]
@@ -536,9 +604,7 @@ fn signing_certificate_has_the_pec_profile() {
         text.contains("Subject: C = IT, O = Alfa PEC (lab), CN = Posta Certificata Alfa PEC (lab)"),
         "{text}"
     );
-    assert!(
-        text.contains("Issuer: C = IT, O = PEC Lab, CN = PEC Lab Root CA (NOT FOR PRODUCTION)")
-    );
+    assert!(text.contains("Issuer: C = IT, O = PEC Lab, CN = PEC Lab CA1 (NOT FOR PRODUCTION)"));
     assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
     assert!(text.contains("rsaEncryption"));
     assert!(
@@ -566,6 +632,8 @@ fn signing_certificate_has_the_pec_profile() {
             "verify",
             "-CAfile",
             "ca.pem",
+            "-untrusted",
+            "ca1.pem",
             "-purpose",
             "smimesign",
             "sign.pem",
@@ -591,6 +659,8 @@ fn signing_certificate_has_the_pec_profile() {
             "verify",
             "-CAfile",
             "ca.pem",
+            "-untrusted",
+            "ca1.pem",
             "-purpose",
             "sslserver",
             "tls.pem",
@@ -602,6 +672,8 @@ fn signing_certificate_has_the_pec_profile() {
             "verify",
             "-CAfile",
             "ca.pem",
+            "-untrusted",
+            "ca1.pem",
             "-purpose",
             "sslserver",
             "sign.pem",
@@ -626,62 +698,96 @@ fn signing_certificate_has_the_pec_profile() {
 }
 
 #[test]
-fn ca_is_name_constrained_to_the_gestori_domains() {
+fn both_cas_are_name_constrained_to_the_gestori_domains() {
     let pki = pki_at(Utc::now(), 825);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_pki(d, &pki, 0);
-    let text = ok(&openssl(d, &["x509", "-in", "ca.pem", "-noout", "-text"]));
-    assert!(
-        text.contains("Subject: C = IT, O = PEC Lab, CN = PEC Lab Root CA (NOT FOR PRODUCTION)"),
-        "{text}"
-    );
-    assert!(
-        text.contains("X509v3 Basic Constraints: critical\n                CA:TRUE"),
-        "{text}"
-    );
-    assert!(
-        text.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign\n"),
-        "{text}"
-    );
-    assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
-    for d in ["pec.alfa.test", "pec.cliente.test", "pec.beta.test"] {
-        assert!(text.contains(&format!("email:{d}\n")), "{d}: {text}");
+    for (file, subject, issuer, pathlen) in [
+        ("ca.pem", "PEC Lab Root CA", "PEC Lab Root CA", "1"),
+        ("ca1.pem", "PEC Lab CA1", "PEC Lab Root CA", "0"),
+    ] {
+        let text = ok(&openssl(d, &["x509", "-in", file, "-noout", "-text"]));
+        assert!(
+            text.contains(&format!(
+                "Subject: C = IT, O = PEC Lab, CN = {subject} (NOT FOR PRODUCTION)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "Issuer: C = IT, O = PEC Lab, CN = {issuer} (NOT FOR PRODUCTION)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "X509v3 Basic Constraints: critical\n                CA:TRUE, pathlen:{pathlen}"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("X509v3 Subject Key Identifier"), "{text}");
+        assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
+        for d in ["pec.alfa.test", "pec.cliente.test", "pec.beta.test"] {
+            assert!(text.contains(&format!("email:{d}\n")), "{d}: {text}");
+        }
     }
-
-    // A certificate for a foreign mail domain under this CA is refused by OpenSSL.
     ok(&openssl(
         d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "evil.key",
-            "-subj",
-            "/C=IT/O=Evil/CN=Posta Certificata Evil",
-            "-addext",
-            "subjectAltName=email:posta-certificata@evil.test",
-            "-addext",
-            "keyUsage=critical,digitalSignature",
-            "-x509",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-days",
-            "2",
-            "-out",
-            "evil.pem",
-        ],
+        &["verify", "-CAfile", "ca.pem", "-purpose", "any", "ca1.pem"],
     ));
-    let out = openssl(d, &["verify", "-CAfile", "ca.pem", "evil.pem"]);
-    assert!(!out.status.success(), "name constraints not enforced");
-    let msg =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(msg.contains("subtree"), "{msg}");
+
+    // A certificate for a foreign mail domain under either CA is refused by OpenSSL.
+    for (ca, key) in [("ca1.pem", "ca1.key"), ("ca.pem", "ca.key")] {
+        ok(&openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "evil.key",
+                "-subj",
+                "/C=IT/O=Evil/CN=Posta Certificata Evil",
+                "-addext",
+                "subjectAltName=email:posta-certificata@evil.test",
+                "-addext",
+                "keyUsage=critical,digitalSignature",
+                "-x509",
+                "-CA",
+                ca,
+                "-CAkey",
+                key,
+                "-days",
+                "2",
+                "-out",
+                "evil.pem",
+            ],
+        ));
+        let out = openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "ca.pem",
+                "-untrusted",
+                "ca1.pem",
+                "evil.pem",
+            ],
+        );
+        assert!(!out.status.success(), "{ca}: name constraints not enforced");
+        let msg = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains("subtree"), "{ca}: {msg}");
+    }
 }
 
 #[test]
@@ -721,6 +827,8 @@ fn tls_certificate_names() {
                 "verify",
                 "-CAfile",
                 "ca.pem",
+                "-untrusted",
+                "ca1.pem",
                 "-verify_hostname",
                 host,
                 "tls.pem",
@@ -733,6 +841,8 @@ fn tls_certificate_names() {
             "verify",
             "-CAfile",
             "ca.pem",
+            "-untrusted",
+            "ca1.pem",
             "-verify_ip",
             "127.0.0.1",
             "tls.pem",
@@ -783,9 +893,9 @@ fn bad_specs_are_refused() {
     assert!(labpki::generate(&specs(), now, 0).is_err());
 }
 
-/// A CRL made by `openssl ca` for the lab CA in `dir` (`ca.pem`, `ca.key`), revoking the
-/// certificate files `revoke`.
-fn crl_by_the_cli(dir: &Path, revoke: &[&str]) -> String {
+/// A CRL made by `openssl ca` for the lab CA `ca` in `dir` (`<ca>.pem`, `<ca>.key`: the
+/// root `ca` or the intermediate `ca1`), revoking the certificate files `revoke`.
+fn crl_by_the_cli(dir: &Path, ca: &str, revoke: &[&str]) -> String {
     std::fs::write(
         dir.join("ca.cnf"),
         "[ca]\ndefault_ca = lab\n[lab]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
@@ -794,22 +904,20 @@ fn crl_by_the_cli(dir: &Path, revoke: &[&str]) -> String {
     .unwrap();
     std::fs::write(dir.join("index.txt"), "").unwrap();
     std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
-    for cert in revoke {
+    let (key, cert) = (format!("{ca}.key"), format!("{ca}.pem"));
+    let issuer = ["ca", "-config", "ca.cnf", "-keyfile", &key, "-cert", &cert];
+    for revoked in revoke {
         ok(&openssl(
             dir,
-            &[
-                "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem", "-revoke", cert,
-            ],
+            &[&issuer[..], &["-revoke", revoked]].concat(),
         ));
     }
+    let out = format!("{ca}-crl.pem");
     ok(&openssl(
         dir,
-        &[
-            "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem", "-gencrl", "-out",
-            "crl.pem",
-        ],
+        &[&issuer[..], &["-gencrl", "-out", &out]].concat(),
     ));
-    std::fs::read_to_string(dir.join("crl.pem")).unwrap()
+    std::fs::read_to_string(dir.join(out)).unwrap()
 }
 
 #[test]
@@ -823,51 +931,94 @@ fn a_certificate_revoked_in_the_crl_is_not_trusted() {
     let alfa = der_of(&pki.gestori[0].sign_cert_pem);
     let beta = der_of(&pki.gestori[1].sign_cert_pem);
 
-    // The CA revokes alfa's signing certificate; beta's stays good.
-    let crl = crl_by_the_cli(dir.path(), &["sign.pem"]);
+    // The intermediate revokes alfa's signing certificate; beta's stays good.
+    let crl = crl_by_the_cli(dir.path(), "ca1", &["sign.pem"]);
     let mut anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
-    assert_eq!(anchors.add_crls_pem(crl.as_bytes()).unwrap(), 1);
-    let t = smime::trust(&alfa, &index, Some(&anchors), now + Duration::minutes(1));
+    // Its issuer is not an anchor: the CRL cannot be checked without its certificate...
+    let err = anchors.add_crls_pem(crl.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("not signed by a trusted PEC CA"),
+        "{err}"
+    );
+    // ...which the file may hold, and which must chain to the anchors.
+    let with_issuer = format!("{crl}{}", pki.ca1_cert_pem);
+    assert_eq!(anchors.add_crls_pem(with_issuer.as_bytes()).unwrap(), 1);
+    let t = smime::trust(
+        &alfa,
+        &chain(&pki),
+        &index,
+        Some(&anchors),
+        now + Duration::minutes(1),
+    );
     assert!(!t.trusted, "{t:?}");
     assert_eq!(t.provider.as_deref(), Some("Alfa PEC (lab)"));
     assert!(t.problem.as_deref().unwrap().contains("revoked"), "{t:?}");
-    assert!(smime::trust(&beta, &index, Some(&anchors), now).trusted);
+    assert!(smime::trust(&beta, &chain(&pki), &index, Some(&anchors), now).trusted);
     // The CLI agrees on both.
-    let check = |cert: &str| {
+    let check = |cert: &str, crls: &str, all: bool| {
         openssl(
             dir.path(),
             &[
                 "verify",
-                "-crl_check",
+                if all { "-crl_check_all" } else { "-crl_check" },
                 "-CAfile",
                 "ca.pem",
+                "-untrusted",
+                "ca1.pem",
                 "-CRLfile",
-                "crl.pem",
+                crls,
                 "-purpose",
                 "smimesign",
                 cert,
             ],
         )
     };
-    let revoked = check("sign.pem");
-    assert!(!revoked.status.success());
-    assert!(
-        String::from_utf8_lossy(&revoked.stdout).contains("revoked")
-            || String::from_utf8_lossy(&revoked.stderr).contains("revoked")
-    );
-    ok(&check("beta.pem"));
+    let says_revoked = |out: &Output| {
+        !out.status.success()
+            && (String::from_utf8_lossy(&out.stdout).contains("revoked")
+                || String::from_utf8_lossy(&out.stderr).contains("revoked"))
+    };
+    assert!(says_revoked(&check("sign.pem", "ca1-crl.pem", false)));
+    ok(&check("beta.pem", "ca1-crl.pem", false));
 
     // Without the CRL the same certificate is trusted: the CRL is what refuses it.
     let plain = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
-    assert!(smime::trust(&alfa, &index, Some(&plain), now).trusted);
+    assert!(smime::trust(&alfa, &chain(&pki), &index, Some(&plain), now).trusted);
 
-    // A CRL not signed by an anchor is refused when loaded, as is garbage.
+    // The root revokes the intermediate: every certificate below it is refused.
+    let root_crl = crl_by_the_cli(dir.path(), "ca", &["ca1.pem"]);
+    let mut anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+    assert_eq!(anchors.add_crls_pem(root_crl.as_bytes()).unwrap(), 1);
+    let t = smime::trust(
+        &beta,
+        &chain(&pki),
+        &index,
+        Some(&anchors),
+        now + Duration::minutes(1),
+    );
+    assert!(!t.trusted, "{t:?}");
+    let problem = t.problem.unwrap();
+    assert!(
+        problem.contains("PEC Lab CA1") && problem.contains("revoked"),
+        "{problem}"
+    );
+    std::fs::write(
+        dir.path().join("both.pem"),
+        format!("{root_crl}{}", crl_by_the_cli(dir.path(), "ca1", &[])),
+    )
+    .unwrap();
+    assert!(says_revoked(&check("beta.pem", "both.pem", true)));
+
+    // A CRL not signed by a trusted CA is refused when loaded, as is garbage.
     let other = pki_at(now, 30);
     let other_dir = tempfile::tempdir().unwrap();
     write_pki(other_dir.path(), &other, 0);
-    let foreign = crl_by_the_cli(other_dir.path(), &[]);
     let mut anchors = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
-    assert!(anchors.add_crls_pem(foreign.as_bytes()).is_err());
+    let foreign_root = crl_by_the_cli(other_dir.path(), "ca", &[]);
+    assert!(anchors.add_crls_pem(foreign_root.as_bytes()).is_err());
+    let foreign_ca1 = crl_by_the_cli(other_dir.path(), "ca1", &[]) + &other.ca1_cert_pem;
+    let err = anchors.add_crls_pem(foreign_ca1.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("does not chain"), "{err}");
     assert!(anchors.add_crls_pem(b"no CRL here").is_err());
     assert!(anchors.add_crls_pem(&[0xff, 0xfe]).is_err());
 }
@@ -920,6 +1071,8 @@ fn signed_index_files_are_opened_only_when_signed_by_a_trusted_key() {
             "sign.pem",
             "-inkey",
             "sign.key",
+            "-certfile",
+            "ca1.pem",
             "-out",
             "cli.p7m",
         ],
@@ -940,7 +1093,7 @@ fn signed_index_files_are_opened_only_when_signed_by_a_trusted_key() {
         .sign_attached(ldif)
         .unwrap();
     assert!(anchors.open_signed(&foreign).is_err());
-    let crl = crl_by_the_cli(dir.path(), &["sign.pem"]);
+    let crl = crl_by_the_cli(dir.path(), "ca1", &["sign.pem"]) + &pki.ca1_cert_pem;
     let mut revoking = TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap();
     revoking.add_crls_pem(crl.as_bytes()).unwrap();
     let err = revoking.open_signed(&p7m).unwrap_err().to_string();

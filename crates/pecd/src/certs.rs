@@ -1,8 +1,9 @@
 //! `pecd certs`: the lab PKI on disk, and this gestore's signed index record.
 //!
-//! `pecd certs init` writes a root CA, per-gestore signing and TLS certificates and the
-//! provider index LDIF made by [`pec_proto::labpki`], so that a lab of gestori can run with
-//! nothing installed beside the binary. `pecd certs publish` writes the gestore's own
+//! `pecd certs init` writes a root CA, the intermediate CA under it, per-gestore signing and
+//! TLS certificates (with their chain) and the provider index LDIF made by
+//! [`pec_proto::labpki`], so that a lab of gestori can run with nothing installed beside the
+//! binary. `pecd certs publish` writes the gestore's own
 //! records of the provider index signed with its PEC key, the file each gestore publishes
 //! for the central index (spec §9.2), their `managedDomains` following the domains it
 //! hosts (`pecd domain add` / `remove`).
@@ -21,20 +22,27 @@ use crate::config::Config;
 
 /// What `--help` says about `pecd certs init`.
 const INIT_ABOUT: &str = "\
-Generate a LAB PKI: a root CA, per-gestore signing and TLS certificates, and the index LDIF.
+Generate a LAB PKI: a root CA, an intermediate CA, per-gestore signing and TLS certificates,
+and the index LDIF.
 
 THIS IS A LAB PKI, NOT FOR PRODUCTION. A real gestore signs with a certificate issued by
 AgID's PEC CA and is listed in the official provider index; the keys written here are
 unprotected files.
 
-Files written under --dir:
-  ca.pem, ca.key          root CA 'PEC Lab Root CA (NOT FOR PRODUCTION)', RSA-2048,
-                          name-constrained (rfc822Name) to the gestori's domains
+Files written under --dir, shaped like production (AgID CA1 under its root):
+  ca.pem, ca.key          root CA 'PEC Lab Root CA (NOT FOR PRODUCTION)', RSA-2048: the
+                          only certificate a lab gestore or client needs to trust
+  ca1.pem, ca1.key        intermediate CA 'PEC Lab CA1 (NOT FOR PRODUCTION)', RSA-2048,
+                          issued by the root; it issues (and revokes) every certificate
+                          below. Both CAs are name-constrained (rfc822Name) to the
+                          gestori's domains
   <id>/sign.pem, sign.key S/MIME signing certificate with the PEC profile (spec §5.3):
                           O=<provider name>, CN=Posta Certificata <provider name>,
-                          SAN email posta-certificata@<first domain>, RSA-2048
+                          SAN email posta-certificata@<first domain>, RSA-2048; sign.pem
+                          holds it then ca1.pem, which every signature carries
   <id>/tls.pem, tls.key   TLS server certificate for each domain, mx.<domain>,
-                          mail.<domain>, localhost and 127.0.0.1 (ECDSA P-256)
+                          mail.<domain>, localhost and 127.0.0.1 (ECDSA P-256), then
+                          ca1.pem: the chain the listeners send
   index.ldif              provider index listing every gestore (spec §9)
 
 Private keys are PKCS#8 PEM files with mode 0600. Existing files are not overwritten
@@ -108,7 +116,6 @@ fn publish(config: &Config, out: &Path) -> anyhow::Result<ExitCode> {
     let signer = OpensslSigner::from_pem(
         &fs::read(config.own_file("sign.pem")).context("the signing certificate")?,
         &fs::read(config.own_file("sign.key")).context("the signing key")?,
-        None,
         Digest::Sha256,
     )
     .context("the signing certificate and key")?;
@@ -263,7 +270,8 @@ fn init(dir: &Path, gestori: Vec<GestoreSpec>, days: u32, force: bool) -> anyhow
 
 /// Generates a lab PKI for `gestori` (one `demo` gestore for `pec.demo.test` when empty)
 /// and writes it under `dir` in the layout `pecd serve` reads: `ca.pem`, `ca.key`,
-/// `index.ldif`, `<id>/{sign,tls}.{pem,key}`. Refuses to overwrite unless `force`.
+/// `ca1.pem`, `ca1.key`, `index.ldif`, `<id>/{sign,tls}.{pem,key}`. Refuses to overwrite
+/// unless `force`.
 pub fn write_lab(
     dir: &Path,
     mut gestori: Vec<GestoreSpec>,
@@ -289,6 +297,16 @@ pub fn write_lab(
         Output {
             path: dir.join("ca.key"),
             contents: pki.ca_key_pem.clone(),
+            private: true,
+        },
+        Output {
+            path: dir.join("ca1.pem"),
+            contents: pki.ca1_cert_pem.clone(),
+            private: false,
+        },
+        Output {
+            path: dir.join("ca1.key"),
+            contents: pki.ca1_key_pem.clone(),
             private: true,
         },
     ];

@@ -93,7 +93,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let report = c.verify_signature();
     let trusted = match (&index, &report) {
         (Some(index), Some(r)) => Some(match &r.signer {
-            Some(s) => trust(&s.der, index, anchors.as_ref(), Utc::now()),
+            Some(s) => trust(&s.der, &s.chain, index, anchors.as_ref(), Utc::now()),
             None => Trust {
                 trusted: false,
                 provider: None,

@@ -168,7 +168,6 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     let signer = OpensslSigner::from_pem(
         &read(&config.own_file("sign.pem"))?,
         &read(&config.own_file("sign.key"))?,
-        None,
         Digest::Sha256,
     )
     .context("the signing certificate and key")?;

@@ -30,9 +30,11 @@ fn assert_ok(out: &Output) {
     );
 }
 
-const FILES: [&str; 11] = [
+const FILES: [&str; 13] = [
     "ca.pem",
     "ca.key",
+    "ca1.pem",
+    "ca1.key",
     "index.ldif",
     "alfa/sign.pem",
     "alfa/sign.key",
@@ -77,6 +79,7 @@ fn init_writes_a_working_lab_pki() {
     }
     for id in ["alfa", "beta"] {
         for purpose_file in [("smimesign", "sign.pem"), ("sslserver", "tls.pem")] {
+            // The file carries its chain: the root alone is enough.
             let cert = format!("{id}/{}", purpose_file.1);
             assert_ok(&openssl(
                 &dir,
@@ -84,12 +87,47 @@ fn init_writes_a_working_lab_pki() {
                     "verify",
                     "-CAfile",
                     "ca.pem",
+                    "-untrusted",
+                    &cert,
                     "-purpose",
                     purpose_file.0,
                     &cert,
                 ],
             ));
+            assert_ok(&openssl(
+                &dir,
+                &[
+                    "crl2pkcs7",
+                    "-nocrl",
+                    "-certfile",
+                    &cert,
+                    "-out",
+                    "chain.p7",
+                ],
+            ));
+            let listed = openssl(
+                &dir,
+                &["pkcs7", "-in", "chain.p7", "-print_certs", "-noout"],
+            );
+            assert_ok(&listed);
+            let listed = String::from_utf8_lossy(&listed.stdout);
+            assert_eq!(
+                listed.matches("subject=").count(),
+                2,
+                "{cert}: the certificate, then the intermediate CA: {listed}"
+            );
+            assert!(
+                listed
+                    .contains("issuer=C = IT, O = PEC Lab, CN = PEC Lab CA1 (NOT FOR PRODUCTION)"),
+                "{listed}"
+            );
         }
+        // Without the chain, the root alone is not enough: the intermediate is needed.
+        let alone = openssl(
+            &dir,
+            &["verify", "-CAfile", "ca.pem", &format!("{id}/sign.pem")],
+        );
+        assert!(!alone.status.success());
         // Each key matches its certificate.
         for (cert, key) in [("sign.pem", "sign.key"), ("tls.pem", "tls.key")] {
             let a = openssl(
@@ -168,7 +206,14 @@ fn init_writes_a_working_lab_pki() {
     assert_ne!(after[1], before[1]);
     assert_ok(&openssl(
         &dir,
-        &["verify", "-CAfile", "ca.pem", "alfa/sign.pem"],
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-untrusted",
+            "alfa/sign.pem",
+            "alfa/sign.pem",
+        ],
     ));
 }
 
@@ -179,7 +224,14 @@ fn init_defaults_to_one_demo_gestore() {
     assert_ok(&pecd(&["certs", "init", "--dir", dir.to_str().unwrap()]));
     assert_ok(&openssl(
         &dir,
-        &["verify", "-CAfile", "ca.pem", "demo/sign.pem"],
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-untrusted",
+            "ca1.pem",
+            "demo/sign.pem",
+        ],
     ));
     let index = ProviderIndex::parse_ldif(&std::fs::read(dir.join("index.ldif")).unwrap()).unwrap();
     assert_eq!(index.providers.len(), 1);

@@ -58,7 +58,7 @@ fn lab_messages(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     );
     let cert = std::fs::read(lab.join("alfa/sign.pem")).unwrap();
     let key = std::fs::read(lab.join("alfa/sign.key")).unwrap();
-    let signer = OpensslSigner::from_pem(&cert, &key, None, Digest::Sha256).unwrap();
+    let signer = OpensslSigner::from_pem(&cert, &key, Digest::Sha256).unwrap();
     let original = Original::parse(ORIGINAL);
     let tx = Transaction::from_original(&original, "opec1.1@pec.alfa.test", |a| {
         if a.ends_with(".test") && a.contains("@pec.") {

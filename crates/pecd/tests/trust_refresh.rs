@@ -44,11 +44,13 @@ fn der(pem_file: &Path) -> Vec<u8> {
         .unwrap()
 }
 
-/// Whether `identity` trusts the signing certificate of gestore `id` now.
+/// Whether `identity` trusts the signing certificate of gestore `id` now, carried with the
+/// intermediate CA as its signatures carry it (`ca.pem` holds only the root).
 fn trusts(identity: &Identity, dir: &Path, id: &str) -> (bool, Option<String>) {
     let material = identity.trust();
     let t = trust(
         &der(&dir.join(id).join("sign.pem")),
+        &[der(&dir.join("ca1.pem"))],
         &material.index,
         material.anchors.as_ref(),
         Utc::now(),
@@ -64,7 +66,6 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
     let signer = OpensslSigner::from_pem(
         &std::fs::read(dir.join("alfa/sign.pem")).unwrap(),
         &std::fs::read(dir.join("alfa/sign.key")).unwrap(),
-        None,
         Digest::Sha256,
     )
     .unwrap();
@@ -82,7 +83,8 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
         "nothing changed"
     );
 
-    // The CA revokes beta's signing certificate; the CRL lands in crl/.
+    // The intermediate CA revokes beta's signing certificate; its CRL lands in crl/ with
+    // its certificate, which chains to the root of ca.pem.
     std::fs::write(
         dir.join("ca.cnf"),
         "[ca]\ndefault_ca = lab\n[lab]\ndatabase = ca-index.txt\ncrlnumber = crlnumber\n\
@@ -91,7 +93,9 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
     .unwrap();
     std::fs::write(dir.join("ca-index.txt"), "").unwrap();
     std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
-    let ca = ["-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem"];
+    let ca = [
+        "-config", "ca.cnf", "-keyfile", "ca1.key", "-cert", "ca1.pem",
+    ];
     openssl(
         dir,
         &[&["ca"][..], &ca, &["-revoke", "beta/sign.pem"]].concat(),
@@ -101,6 +105,12 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
         dir,
         &[&["ca"][..], &ca, &["-gencrl", "-out", "crl/lab.pem"]].concat(),
     );
+    // Without the certificate of its issuer, the CRL cannot be checked: refused.
+    assert!(refresh(dir, &identity, &mut seen).is_err());
+    assert_eq!(trusts(&identity, dir, "beta"), (true, None));
+    let mut with_issuer = std::fs::read(dir.join("crl/lab.pem")).unwrap();
+    with_issuer.extend(std::fs::read(dir.join("ca1.pem")).unwrap());
+    std::fs::write(dir.join("crl/lab.pem"), with_issuer).unwrap();
     assert!(refresh(dir, &identity, &mut seen).unwrap());
     let (trusted, problem) = trusts(&identity, dir, "beta");
     assert!(!trusted);
@@ -130,6 +140,8 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
             "alfa/sign.pem",
             "-inkey",
             "alfa/sign.key",
+            "-certfile",
+            "ca1.pem",
             "-out",
             "index.ldif.p7m",
         ],
