@@ -20,9 +20,11 @@ mod input;
 mod listext;
 mod mime;
 mod notify;
+mod ordering;
 mod pattern;
 mod pop3;
 mod server;
+mod subject;
 
 pub use error::{Error, Result};
 pub use imap::ARCHIVE_FOLDER;

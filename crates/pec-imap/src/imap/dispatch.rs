@@ -92,8 +92,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .as_ref()
             .is_some_and(|s| s.changes.has_changed().unwrap_or(false))
         {
-            // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1).
-            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH");
+            // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1), nor
+            // SORT, which answers with sequence numbers as SEARCH does.
+            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT");
             let arrived = self.refresh(allow_expunge).await?;
             if arrived && !matches!(name, "NOOP" | "CHECK" | "IDLE") {
                 self.untold_news = true;
@@ -270,6 +271,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.store(&sequence_set, store).await
             }
             CommandBody::Search { criteria, uid, .. } => self.search(criteria, uid).await,
+            CommandBody::Sort {
+                sort_criteria,
+                search_criteria,
+                uid,
+                ..
+            } => self.sort(sort_criteria, search_criteria, uid).await,
             CommandBody::Copy {
                 sequence_set,
                 mailbox,

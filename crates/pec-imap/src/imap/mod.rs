@@ -9,7 +9,8 @@
 //! - `session`: output, reading within the input bounds, the loop, STARTTLS, login;
 //! - `dispatch`: commands to handlers by state, and the end of every command;
 //! - `select`: SELECT/EXAMINE, STATUS, keeping the selected folder in step;
-//! - `fetch`, `search`, `store` (STORE, COPY/MOVE, EXPUNGE), `idle`, `append`;
+//! - `fetch`, `search`, `sort` (SORT), `store` (STORE, COPY/MOVE, EXPUNGE),
+//!   `idle`, `append`;
 //! - `folders`: LIST, LSUB, CREATE, SUBSCRIBE;
 //! - `archive`: the security archive, decided in one place.
 
@@ -58,6 +59,7 @@ mod idle;
 mod search;
 mod select;
 mod session;
+mod sort;
 mod store;
 
 pub use archive::ARCHIVE_FOLDER;

@@ -1,5 +1,7 @@
 //! The connection side of a session: output, reading commands within their bounds, the command loop, STARTTLS and login.
 
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+
 use super::*;
 
 /// Bytes read from the socket at a time (the fragmentizer keeps at most one
@@ -33,6 +35,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::from(atom("CHILDREN")),
                 Capability::ListExtended,
                 Capability::CondStore,
+                Capability::Sort(None),
+                Capability::Sort(Some(SortAlgorithm::Display)),
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
