@@ -25,6 +25,7 @@ mod pattern;
 mod pop3;
 mod server;
 mod subject;
+mod threading;
 
 pub use error::{Error, Result};
 pub use imap::ARCHIVE_FOLDER;

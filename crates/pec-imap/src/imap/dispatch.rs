@@ -93,8 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .is_some_and(|s| s.changes.has_changed().unwrap_or(false))
         {
             // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1), nor
-            // SORT, which answers with sequence numbers as SEARCH does.
-            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT");
+            // SORT and THREAD, which answer with sequence numbers as SEARCH does.
+            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT" | "THREAD");
             let arrived = self.refresh(allow_expunge).await?;
             if arrived && !matches!(name, "NOOP" | "CHECK" | "IDLE") {
                 self.untold_news = true;
@@ -277,6 +277,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 uid,
                 ..
             } => self.sort(sort_criteria, search_criteria, uid).await,
+            CommandBody::Thread {
+                algorithm,
+                search_criteria,
+                uid,
+                ..
+            } => self.thread(algorithm, search_criteria, uid).await,
             CommandBody::Copy {
                 sequence_set,
                 mailbox,

@@ -9,7 +9,7 @@
 //! - `session`: output, reading within the input bounds, the loop, STARTTLS, login;
 //! - `dispatch`: commands to handlers by state, and the end of every command;
 //! - `select`: SELECT/EXAMINE, STATUS, keeping the selected folder in step;
-//! - `fetch`, `search`, `sort` (SORT), `store` (STORE, COPY/MOVE, EXPUNGE),
+//! - `fetch`, `search`, `sort` (SORT, THREAD), `store` (STORE, COPY/MOVE, EXPUNGE),
 //!   `idle`, `append`;
 //! - `folders`: LIST, LSUB, CREATE, SUBSCRIBE;
 //! - `archive`: the security archive, decided in one place.

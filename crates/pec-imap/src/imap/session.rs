@@ -1,6 +1,7 @@
 //! The connection side of a session: output, reading commands within their bounds, the command loop, STARTTLS and login.
 
 use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 
 use super::*;
 
@@ -37,6 +38,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::CondStore,
                 Capability::Sort(None),
                 Capability::Sort(Some(SortAlgorithm::Display)),
+                Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+                Capability::Thread(ThreadingAlgorithm::References),
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
