@@ -18,7 +18,7 @@ use crate::mime;
 use crate::ordering::{collate, sent_date, subject};
 
 /// References kept per message: the last ones, its nearest ancestors.
-pub(crate) const MAX_REFERENCES: usize = 64;
+const MAX_REFERENCES: usize = 64;
 
 /// The longest walk up a thread when checking that a new link makes no loop. Only a
 /// node that already has children can close a loop, so the walk is rare (messages
@@ -471,6 +471,35 @@ mod tests {
     }
 
     #[test]
+    fn references_are_bounded_and_in_reply_to_stands_in() {
+        let meta = MessageMeta {
+            uid: 1,
+            hash: String::new(),
+            size: 0,
+            internaldate: 0,
+            flags: Vec::new(),
+            modseq: 1,
+        };
+        let read = |header: &str| {
+            let raw = format!("{header}\r\n\r\nbody\r\n");
+            let parsed = mime::parse(raw.as_bytes());
+            Threadable::read(NonZeroU32::MIN, 1, &meta, parsed.message(), true)
+        };
+        let many: Vec<String> = (0..100).map(|i| format!("<{i}@x>")).collect();
+        let m = read(&format!(
+            "Message-ID: <me@x>\r\nReferences: {}\r\nIn-Reply-To: <other@x>",
+            many.join("\r\n ")
+        ));
+        assert_eq!(m.message_id.as_deref(), Some("me@x"));
+        assert_eq!(m.references.len(), MAX_REFERENCES);
+        assert_eq!(m.references.first().map(String::as_str), Some("36@x"));
+        assert_eq!(m.references.last().map(String::as_str), Some("99@x"));
+        let m = read("In-Reply-To: <a@x> <b@x>\r\nReferences: no ids");
+        assert_eq!(m.references, ["a@x"]);
+        assert_eq!(m.message_id, None);
+    }
+
+    #[test]
     fn references_link_parents_and_break_loops() {
         // imaptest `thread`: 3 takes 2 as its child and leaves 1's thread.
         let msgs = [
@@ -546,6 +575,38 @@ mod tests {
         assert_eq!(show(ordered_subject(&msgs)), "(4 (2)(8)(6))(3 (1)(7)(5))");
         let msgs = [msg(1, 0, "x", None, &[]), msg(2, 0, "Re: X", None, &[])];
         assert_eq!(show(ordered_subject(&msgs)), "(1 2)");
+    }
+
+    #[test]
+    fn loop_checks_walk_up_a_bounded_way() {
+        // 1 waits for its parent <x@x>; 2..=1501 are a chain; 1502 is <x@x>, a reply
+        // to the chain's end. Checking that this link makes no loop would walk 1500
+        // levels up, so 1502 starts a thread of its own, with its child.
+        let n = MAX_WALK as u32 + 500;
+        let ids: Vec<String> = (0..=n + 2).map(|i| format!("{i}@x")).collect();
+        let mut msgs = vec![msg(1, 0, "", Some(&ids[1]), &["x@x"])];
+        for i in 2..=n + 1 {
+            let refs: Vec<&str> = if i == 2 {
+                vec![]
+            } else {
+                vec![&ids[i as usize - 1]]
+            };
+            msgs.push(msg(i, i64::from(i), "", Some(&ids[i as usize]), &refs));
+        }
+        msgs.push(msg(n + 2, 0, "", Some("x@x"), &[&ids[n as usize + 1]]));
+        let text = show(references(&msgs));
+        assert!(
+            text.starts_with(&format!("({} 1)(2 3 ", n + 2)),
+            "{}",
+            &text[..20]
+        );
+        // Within the bound the same link is made.
+        let msgs = [
+            msg(1, 2, "", Some("a@x"), &["x@x"]),
+            msg(2, 1, "", Some("b@x"), &[]),
+            msg(3, 0, "", Some("x@x"), &["b@x"]),
+        ];
+        assert_eq!(show(references(&msgs)), "(2 3 1)");
     }
 
     #[test]
