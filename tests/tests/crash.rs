@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,7 +126,7 @@ fn write_config(
 }
 
 /// Runs `script` with `args`, collecting the numbers it prints as `ACK n` on a thread.
-fn acknowledging(script: &str, args: &[String]) -> (Child, std::thread::JoinHandle<Vec<u64>>) {
+fn acknowledging(script: &str, args: &[String]) -> Acknowledging {
     let mut child = Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -134,14 +136,36 @@ fn acknowledging(script: &str, args: &[String]) -> (Child, std::thread::JoinHand
         .spawn()
         .expect("python3");
     let stdout = child.stdout.take().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
     let reader = std::thread::spawn(move || {
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
             .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
+            .inspect(|_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })
             .collect::<Vec<u64>>()
     });
-    (child, reader)
+    (child, reader, count)
+}
+
+/// A client script's process, the thread collecting the numbers it saw acknowledged, and
+/// how many so far.
+type Acknowledging = (Child, std::thread::JoinHandle<Vec<u64>>, Arc<AtomicUsize>);
+
+/// Waits until every counter has reached `least` (the streams are well under way: the
+/// kill then lands in the middle of them, whatever the machine's speed).
+fn until_acknowledged(counts: &[&AtomicUsize], least: usize) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while counts.iter().any(|c| c.load(Ordering::SeqCst) < least) {
+        assert!(
+            Instant::now() < deadline,
+            "the clients got too few acknowledgements"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The store `config` names, opened as `pecd` opens it.
@@ -163,9 +187,10 @@ fn sigkill_during_submissions_loses_nothing_acknowledged(backend: Backend) {
 
     let mut server = serve(&config);
     wait_port(sub);
-    let (mut client, reader) = acknowledging(CLIENT, &[sub.to_string(), ca.display().to_string()]);
+    let (mut client, reader, count) =
+        acknowledging(CLIENT, &[sub.to_string(), ca.display().to_string()]);
     // Let a stream of submissions run, then kill the server in the middle of it.
-    std::thread::sleep(Duration::from_millis(2500));
+    until_acknowledged(&[&count], 5);
     server.kill().unwrap();
     server.wait().unwrap();
     let _ = client.wait();
@@ -317,15 +342,18 @@ fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged(backend
             (*folder, *tag, acknowledging(APPENDER, &args))
         })
         .collect();
-    let (mut submitter, submitted) = acknowledging(CLIENT, &[sub.to_string(), ca.clone()]);
-    std::thread::sleep(Duration::from_millis(2500));
+    let (mut submitter, submitted, sub_count) =
+        acknowledging(CLIENT, &[sub.to_string(), ca.clone()]);
+    let mut counts: Vec<&AtomicUsize> = appenders.iter().map(|(_, _, a)| &*a.2).collect();
+    counts.push(&sub_count);
+    until_acknowledged(&counts, 2);
     server.kill().unwrap();
     server.wait().unwrap();
 
     let _ = submitter.wait();
     let submitted = submitted.join().unwrap();
     let mut acked = Vec::new();
-    for (folder, tag, (mut child, reader)) in appenders {
+    for (folder, tag, (mut child, reader, _)) in appenders {
         let _ = child.wait();
         let ns = reader.join().unwrap();
         assert!(

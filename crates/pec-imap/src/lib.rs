@@ -21,10 +21,13 @@ mod listext;
 mod mime;
 mod notify;
 mod notify_command;
+mod ordering;
 mod pattern;
 mod pop3;
 mod scan;
 mod server;
+mod subject;
+mod threading;
 
 pub use error::{Error, Result};
 pub use imap::ARCHIVE_FOLDER;

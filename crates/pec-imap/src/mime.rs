@@ -271,6 +271,27 @@ fn raw_header(ctx: Ctx<'_, '_>, part: &MessagePart<'_>, name: HeaderName<'_>) ->
     Some(unfolded.trim_ascii().to_vec())
 }
 
+/// The raw value (unfolded, trimmed) of the first `name` field of the top message,
+/// for what SORT and THREAD read from the header.
+pub(crate) fn first_header(msg: Option<&Message<'_>>, name: HeaderName<'_>) -> Option<Vec<u8>> {
+    let ctx = Ctx::top(msg?);
+    raw_header(ctx, ctx.part(0)?, name)
+}
+
+/// The text of an unstructured header value: RFC 2047 encoded words decoded (any
+/// charset `mail-parser` knows), folding white space between words made one space.
+/// SORT and THREAD compare subjects and display names in this form.
+pub(crate) fn decode_words(raw: &[u8]) -> String {
+    // The field parser reads up to the end of the field's line.
+    let mut line = Vec::with_capacity(raw.len() + 1);
+    line.extend_from_slice(raw);
+    line.push(b'\n');
+    match mail_parser::parsers::MessageStream::new(&line).parse_unstructured() {
+        HeaderValue::Text(text) => text.into_owned(),
+        _ => String::new(),
+    }
+}
+
 /// The ENVELOPE addresses of a header field (empty when the field is absent or empty).
 fn addresses(
     ctx: Ctx<'_, '_>,

@@ -5,51 +5,11 @@
 
 mod common;
 
-use pec_imap::Config;
-
-const USER: &str = "anna@pec.example.it";
-
-/// Stores each message (LF line ends turned into CRLF) in INBOX, in order.
-fn deliver_all(config: &Config, messages: &[&str]) {
-    for m in messages {
-        let bytes = m.replace('\n', "\r\n");
-        config
-            .store
-            .deliver(USER, "INBOX", bytes.as_bytes(), &[], 0)
-            .unwrap();
-    }
-}
-
-/// The untagged lines answering the command tagged `tag` (checked to end in OK).
-fn reply<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
-    let lines: Vec<&str> = out.split("\r\n").collect();
-    let end = lines
-        .iter()
-        .position(|l| l.starts_with(&format!("{tag} ")))
-        .unwrap_or_else(|| panic!("no {tag} in {out}"));
-    assert!(
-        lines[end].starts_with(&format!("{tag} OK")),
-        "{tag}: {}\n{out}",
-        lines[end]
-    );
-    let start = lines[..end]
-        .iter()
-        .rposition(|l| !l.starts_with('*'))
-        .map_or(0, |i| i + 1);
-    lines[start..end].to_vec()
-}
+use common::{deliver_all, reply};
 
 /// The numbers of the `* SEARCH` reply to `tag`.
 fn search(out: &str, tag: &str) -> Vec<u32> {
-    let lines = reply(out, tag);
-    let line = lines
-        .iter()
-        .find(|l| l.starts_with("* SEARCH"))
-        .unwrap_or_else(|| panic!("no SEARCH for {tag}: {out}"));
-    line["* SEARCH".len()..]
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect()
+    common::numbers(out, tag, "* SEARCH")
 }
 
 #[tokio::test]

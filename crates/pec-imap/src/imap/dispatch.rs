@@ -106,8 +106,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(Error::Store(e)) => store_refusal(&e),
             Err(e) => return Err(e),
         };
-        // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1).
-        let expunges = !matches!(name, "FETCH" | "STORE" | "SEARCH");
+        // FETCH, STORE and SEARCH must not announce expunges (RFC 3501 7.4.1), nor SORT
+        // and THREAD, which answer with sequence numbers as SEARCH does.
+        let expunges = !matches!(name, "FETCH" | "STORE" | "SEARCH" | "SORT" | "THREAD");
         let arrived = self.news(Moment::CommandEnd { expunges }).await?;
         if !arrived.is_empty() && !matches!(name, "NOOP" | "CHECK" | "IDLE") {
             self.untold_news = true;
@@ -296,6 +297,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.store(&sequence_set, store).await
             }
             CommandBody::Search { criteria, uid, .. } => self.search(criteria, uid).await,
+            CommandBody::Sort {
+                sort_criteria,
+                search_criteria,
+                uid,
+                ..
+            } => self.sort(sort_criteria, search_criteria, uid).await,
+            CommandBody::Thread {
+                algorithm,
+                search_criteria,
+                uid,
+                ..
+            } => self.thread(algorithm, search_criteria, uid).await,
             CommandBody::Copy {
                 sequence_set,
                 mailbox,

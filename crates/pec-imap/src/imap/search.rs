@@ -1,4 +1,6 @@
-//! SEARCH: the criteria of RFC 3501 and CONDSTORE MODSEQ, a message's bytes read only when a criterion needs them.
+//! SEARCH: the criteria of RFC 3501 and CONDSTORE MODSEQ, a message's bytes read only when a criterion needs them; the same scan picks the messages of SORT and THREAD.
+
+use mail_parser::Message;
 
 use super::*;
 
@@ -15,7 +17,7 @@ pub(super) struct Candidate<'a> {
     /// `\Recent` in this session.
     recent: bool,
     raw: &'a [u8],
-    parsed: Option<&'a mail_parser::Message<'a>>,
+    parsed: Option<&'a Message<'a>>,
 }
 
 pub(super) fn needs_bytes(key: &SearchKey<'_>) -> bool {
@@ -109,21 +111,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Done> {
-        let key = SearchKey::And(criteria);
-        let Some(sel) = self.selected.as_ref() else {
+        if self.selected.is_none() {
             return Ok(Done::bad("No mailbox selected"));
+        }
+        let mut hits = Vec::new();
+        let modseq = self
+            .scan(&SearchKey::And(criteria), false, |seq, meta, _| {
+                hits.push(nz(if uid { meta.uid } else { seq })?);
+                Ok(())
+            })
+            .await?;
+        self.data(Data::Search(hits, modseq));
+        Ok(Done::ok("SEARCH completed"))
+    }
+
+    /// Calls `visit` with the sequence number, the metadata and (with `header`) the
+    /// parsed header of each message of the selected folder that matches `key`, in
+    /// mailbox order; each message's bytes are read at most once, and only when the
+    /// criteria or `header` need them. SEARCH, SORT and THREAD all pick messages
+    /// here. Returns the highest MODSEQ of the matches when `key` asks for MODSEQ (RFC
+    /// 7162 3.1.5: the reply reports it).
+    pub(super) async fn scan(
+        &mut self,
+        key: &SearchKey<'_>,
+        header: bool,
+        mut visit: impl FnMut(u32, &MessageMeta, Option<&Message<'_>>) -> Result<()> + Send,
+    ) -> Result<Option<NonZeroU64>> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(None);
         };
         let (folder, archive) = (sel.name.clone(), sel.archive);
         let messages = sel.messages.clone();
         let recent = sel.recent.clone();
         let largest_uid = messages.last().map_or(0, |m| m.uid);
         let largest_seq = u32::try_from(messages.len()).unwrap_or(u32::MAX);
-        let load = needs_bytes(&key);
-        let with_modseq = has_modseq(&key);
+        let whole = needs_bytes(key);
+        let load = whole || header;
+        let with_modseq = has_modseq(key);
         if with_modseq {
             self.condstore = true;
         }
-        let mut hits = Vec::new();
         let mut highest = 0;
         for (i, meta) in messages.iter().enumerate() {
             let Some(raw) = self
@@ -132,7 +159,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             else {
                 continue;
             };
-            let parsed = load.then(|| mime::parse(&raw));
+            // Only the header when the criteria do not read the rest.
+            let parsed = load.then(|| {
+                mime::parse(if whole {
+                    &raw
+                } else {
+                    mime::split_header(&raw).0
+                })
+            });
+            let msg = parsed.as_ref().and_then(Parsed::message);
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let c = Candidate {
                 seq,
@@ -141,16 +176,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 meta,
                 recent: recent.contains(&meta.uid),
                 raw: &raw,
-                parsed: parsed.as_ref().and_then(Parsed::message),
+                parsed: msg,
             };
-            if matches(&key, &c) {
-                hits.push(nz(if uid { meta.uid } else { seq })?);
+            if matches(key, &c) {
+                visit(seq, meta, msg)?;
                 highest = highest.max(meta.modseq);
             }
         }
-        // RFC 7162 3.1.5: a SEARCH with MODSEQ reports the highest one found.
-        let modseq = NonZeroU64::new(highest).filter(|_| with_modseq);
-        self.data(Data::Search(hits, modseq));
-        Ok(Done::ok("SEARCH completed"))
+        Ok(NonZeroU64::new(highest).filter(|_| with_modseq))
     }
 }

@@ -1,5 +1,8 @@
 //! The connection side of a session: output, reading commands within their bounds, the command loop, STARTTLS and login.
 
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
+
 use super::notify::Moment;
 use super::*;
 
@@ -36,6 +39,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::CondStore,
                 Capability::QResync,
                 Capability::from(atom("NOTIFY")),
+                Capability::Sort(None),
+                Capability::Sort(Some(SortAlgorithm::Display)),
+                Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+                Capability::Thread(ThreadingAlgorithm::References),
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);

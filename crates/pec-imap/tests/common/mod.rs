@@ -143,4 +143,61 @@ pub fn deliver_to(config: &Config, folder: &str, subject: &str) -> u32 {
 #[allow(dead_code)]
 pub fn deliver(config: &Config, subject: &str) {
     deliver_to(config, "INBOX", subject);
+
+/// Stores each message (LF line ends turned into CRLF) in anna's INBOX, in order, with
+/// INTERNALDATE 0.
+#[allow(dead_code)]
+pub fn deliver_all(config: &Config, messages: &[&str]) {
+    let dated: Vec<(&str, i64)> = messages.iter().map(|m| (*m, 0)).collect();
+    deliver_at(config, &dated);
+}
+
+/// As [`deliver_all`], each message with its INTERNALDATE (seconds since the epoch).
+#[allow(dead_code)]
+pub fn deliver_at(config: &Config, messages: &[(&str, i64)]) {
+    for (m, internaldate) in messages {
+        let bytes = m.replace('\n', "\r\n");
+        config
+            .store
+            .deliver(USER, "INBOX", bytes.as_bytes(), &[], *internaldate)
+            .unwrap();
+    }
+}
+
+/// The untagged lines answering the command tagged `tag` (checked to end in OK).
+#[allow(dead_code)]
+pub fn reply<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
+    let lines: Vec<&str> = out.split("\r\n").collect();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{tag} ")))
+        .unwrap_or_else(|| panic!("no {tag} in {out}"));
+    assert!(
+        lines[end].starts_with(&format!("{tag} OK")),
+        "{tag}: {}\n{out}",
+        lines[end]
+    );
+    let start = lines[..end]
+        .iter()
+        .rposition(|l| !l.starts_with('*'))
+        .map_or(0, |i| i + 1);
+    lines[start..end].to_vec()
+}
+
+/// The numbers of the untagged `kind` line (`* SEARCH`, `* SORT`) answering `tag`,
+/// up to a parenthesized MODSEQ.
+#[allow(dead_code)]
+pub fn numbers(out: &str, tag: &str, kind: &str) -> Vec<u32> {
+    let lines = reply(out, tag);
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind} for {tag}: {out}"));
+    line[kind.len()..]
+        .split('(')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
 }
