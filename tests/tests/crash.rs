@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pec_e2e::{free_port, pecd_binary};
@@ -187,10 +187,10 @@ fn sigkill_during_submissions_loses_nothing_acknowledged(backend: Backend) {
 
     let mut server = serve(&config);
     wait_port(sub);
-    let (mut client, reader, count) =
+    let (mut client, reader, acks) =
         acknowledging(CLIENT, &[sub.to_string(), ca.display().to_string()]);
     // Let a stream of submissions run, then kill the server in the middle of it.
-    until_acknowledged(&[&count], 5);
+    until_acknowledged(&[&acks], 5);
     server.kill().unwrap();
     server.wait().unwrap();
     let _ = client.wait();
@@ -344,9 +344,9 @@ fn sigkill_during_imap_appends_and_deliveries_loses_nothing_acknowledged(backend
         .collect();
     let (mut submitter, submitted, sub_count) =
         acknowledging(CLIENT, &[sub.to_string(), ca.clone()]);
-    let mut counts: Vec<&AtomicUsize> = appenders.iter().map(|(_, _, a)| &*a.2).collect();
-    counts.push(&sub_count);
-    until_acknowledged(&counts, 2);
+    let mut acks: Vec<&AtomicUsize> = appenders.iter().map(|(_, _, a)| &*a.2).collect();
+    acks.push(&sub_count);
+    until_acknowledged(&acks, 2);
     server.kill().unwrap();
     server.wait().unwrap();
 
