@@ -10,8 +10,8 @@
 //!
 //! OpenSSL checks every signature, but never parses a certificate twice: the structure is
 //! read with the RustCrypto `cms` crate, its certificates are looked up (or parsed once)
-//! in [`crate::certcache`], and OpenSSL is given the SignedData without them plus the
-//! parsed signer certificate.
+//! in the certificate cache (`certcache.rs`), and OpenSSL is given the SignedData without
+//! them plus the parsed signer certificate.
 
 use std::ffi::{c_int, c_void};
 use std::fmt;
@@ -569,10 +569,10 @@ fn openssl_verify(
 /// reported as not intact with a `problem`.
 ///
 /// OpenSSL checks the structure without its certificates, given the signer certificate
-/// from [`crate::certcache`]. Should that fail, it checks the signature as received (with
-/// the same signer certificate), so that reading and re-encoding the structure can never
-/// turn an intact signature into a broken one: a signature whose signed attributes are
-/// not in DER order, for instance, is re-sorted by the reader.
+/// from the certificate cache (`certcache.rs`). Should that fail, it checks the signature
+/// as received (with the same signer certificate), so that reading and re-encoding the
+/// structure can never turn an intact signature into a broken one: a signature whose
+/// signed attributes are not in DER order, for instance, is re-sorted by the reader.
 pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
     let mut report = SignatureReport {
         intact: false,
