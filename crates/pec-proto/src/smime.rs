@@ -10,8 +10,8 @@
 //!
 //! OpenSSL checks every signature, but never parses a certificate twice: the structure is
 //! read with the RustCrypto `cms` crate, its certificates are looked up (or parsed once)
-//! in [`crate::certcache`], and OpenSSL is given the SignedData without them plus the
-//! parsed signer certificate.
+//! in the certificate cache (`certcache.rs`), and OpenSSL is given the SignedData without
+//! them plus the parsed signer certificate.
 
 use std::ffi::{c_int, c_void};
 use std::fmt;
@@ -569,10 +569,10 @@ fn openssl_verify(
 /// reported as not intact with a `problem`.
 ///
 /// OpenSSL checks the structure without its certificates, given the signer certificate
-/// from [`crate::certcache`]. Should that fail, it checks the signature as received (with
-/// the same signer certificate), so that reading and re-encoding the structure can never
-/// turn an intact signature into a broken one: a signature whose signed attributes are
-/// not in DER order, for instance, is re-sorted by the reader.
+/// from the certificate cache (`certcache.rs`). Should that fail, it checks the signature
+/// as received (with the same signer certificate), so that reading and re-encoding the
+/// structure can never turn an intact signature into a broken one: a signature whose
+/// signed attributes are not in DER order, for instance, is re-sorted by the reader.
 pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
     let mut report = SignatureReport {
         intact: false,
@@ -583,7 +583,7 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
     };
     let mut problems = Vec::new();
     let mut signer_x509 = None;
-    let mut quick = Err(String::new());
+    let mut verified_bare = false;
     match read_any(p7s_der) {
         Ok(r) => {
             report.digest = r.digest;
@@ -593,7 +593,7 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
                 match certcache::parsed(der) {
                     Ok(cert) => {
                         report.signer = Some(signer_cert(der, &cert, r.carried));
-                        quick = openssl_verify(content, &r.bare, Some(&cert));
+                        verified_bare = openssl_verify(content, &r.bare, Some(&cert)).is_ok();
                         signer_x509 = Some(cert);
                     }
                     Err(e) => problems.push(format!("unreadable signer certificate: {e}")),
@@ -602,7 +602,12 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
         }
         Err(p) => problems.push(p),
     }
-    match quick.or_else(|_| openssl_verify(content, p7s_der, signer_x509.as_ref())) {
+    let verdict = if verified_bare {
+        Ok(())
+    } else {
+        openssl_verify(content, p7s_der, signer_x509.as_ref())
+    };
+    match verdict {
         Ok(()) => report.intact = true,
         Err(e) => problems.insert(0, e),
     }
@@ -616,8 +621,10 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
 /// certificate revocation lists the CAs publish.
 ///
 /// Every certificate of the bundle is an anchor (a chain may end at an intermediate such as
-/// AgID CA1 without its root). A signer certificate listed as revoked in the CRL of its
-/// issuer is not trusted (spec §5.4 step 6).
+/// AgID CA1 without its root, or at the root with the intermediate carried by the
+/// signature). A signer certificate listed as revoked in the CRL of its issuer, or whose
+/// path goes through a CA revoked in the CRL of its own issuer, is not trusted (spec §5.4
+/// step 6).
 #[derive(Clone)]
 pub struct TrustAnchors {
     certs: Vec<X509>,
@@ -743,15 +750,17 @@ impl TrustAnchors {
     /// the anchor the path ends at.
     fn revoked_on(&self, path: &[X509], at: &Asn1Time) -> Option<String> {
         let below_anchor = path.len().saturating_sub(1).max(1);
-        path.iter().take(below_anchor).find_map(|cert| {
-            self.revoked(cert, at).map(|reason| {
-                if std::ptr::eq(cert, &path[0]) {
+        path.iter()
+            .take(below_anchor)
+            .enumerate()
+            .find_map(|(i, cert)| {
+                let reason = self.revoked(cert, at)?;
+                Some(if i == 0 {
                     reason
                 } else {
                     format!("the CA {} of its chain: {reason}", subject_line(cert))
-                }
+                })
             })
-        })
     }
 
     /// The anchors as an OpenSSL store for `purpose`, checking at `check_time` (Unix
@@ -927,5 +936,46 @@ pub fn trust(
         trusted: true,
         provider,
         problem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labpki::{self, GestoreSpec};
+
+    #[test]
+    fn openssl_checks_our_signatures_without_their_certificates() {
+        let now = Utc::now();
+        let spec = GestoreSpec {
+            id: "alfa".into(),
+            provider_name: "Alfa PEC (lab)".into(),
+            domains: vec!["pec.alfa.test".into()],
+        };
+        let pki = labpki::generate(&[spec], now, 2).unwrap();
+        let g = &pki.gestori[0];
+        let signer = OpensslSigner::from_pem(
+            g.sign_cert_pem.as_bytes(),
+            g.sign_key_pem.as_bytes(),
+            Digest::Sha256,
+        )
+        .unwrap();
+        let content = b"Content-Type: text/plain\r\n\r\nciao\r\n";
+        let sig = signer.sign_detached(content, now).unwrap();
+        let r = read_signed_data(&sig).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let cert = certcache::parsed(r.signer.as_deref().unwrap()).unwrap();
+        assert_eq!(cert.to_der().unwrap(), signer.certificate_der().unwrap());
+        assert_eq!(r.carried.len(), 1, "the intermediate");
+        // The structure OpenSSL parses has no certificate left: without the signer's it
+        // cannot verify; with it (from the cache), the quick path holds for our own
+        // signatures, so the structure as received is never parsed for them.
+        assert!(r.bare.len() + 1000 < sig.len());
+        assert!(openssl_verify(content, &r.bare, None).is_err());
+        assert_eq!(openssl_verify(content, &r.bare, Some(&cert)), Ok(()));
+        assert!(openssl_verify(b"other", &r.bare, Some(&cert)).is_err());
+        // Another certificate than the signer's is not accepted in its place.
+        let ca1 = X509::from_pem(pki.ca1_cert_pem.as_bytes()).unwrap();
+        assert!(openssl_verify(content, &r.bare, Some(&ca1)).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The trust material of `certificates.dir`, loaded at start and refreshed while the
-//! server runs: `ca.pem` (the PEC CAs), the CRLs in `crl/` (PEM files), and the provider
+//! server runs: `ca.pem` (the PEC CAs), the CRLs in `crl/` (PEM files; a CRL whose issuer
+//! is an intermediate below `ca.pem` carries that issuer's certificate), and the provider
 //! index — `index.ldif.p7m`, the signed file as the central index publishes it, whose
 //! signature must chain to the CAs, or else the plain `index.ldif` (the lab).
 //!
