@@ -143,6 +143,7 @@ pub fn deliver_to(config: &Config, folder: &str, subject: &str) -> u32 {
 #[allow(dead_code)]
 pub fn deliver(config: &Config, subject: &str) {
     deliver_to(config, "INBOX", subject);
+}
 
 /// Stores each message (LF line ends turned into CRLF) in anna's INBOX, in order, with
 /// INTERNALDATE 0.
