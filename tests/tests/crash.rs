@@ -40,7 +40,7 @@ fn wait_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < Duration::from_secs(180),
             "pecd did not start"
         );
         std::thread::sleep(Duration::from_millis(50));
