@@ -3,7 +3,7 @@
 
 use pec_e2e::{
     Backend, DELIVERED_FROM_MX, Lab, mailbox, of_kind, openssl_verifies, send_to_mx, standard,
-    submit, trace_before, wait_for,
+    submit, trace_before, wait_for, wait_for_kind,
 };
 use pec_proto::classify::classify;
 
@@ -154,7 +154,7 @@ async fn breve_and_sintetica_receipts(backend: Backend) {
     submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], body).expect("breve");
     let msg = message(&[ANNA], &[], "Sintetica", "X-TipoRicevuta: sintetica\r\n");
     submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &msg).expect("sintetica");
-    let inbox = wait_for(alfa.store.as_ref(), MARIO, 4).await;
+    let inbox = wait_for_kind(alfa.store.as_ref(), MARIO, "avvenuta-consegna", 2).await;
     let consegne = of_kind(&inbox, "avvenuta-consegna");
     assert_eq!(consegne.len(), 2);
     let breve = consegne
