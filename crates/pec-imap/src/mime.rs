@@ -176,6 +176,31 @@ pub(crate) fn section(
     }
 }
 
+/// The body of the part a BINARY section path designates (the whole message for an
+/// empty path) and the value of its Content-Transfer-Encoding field, if any; `None`
+/// when the part does not exist. Multipart bodies and attached messages have no
+/// encoding of their own to undo.
+pub(crate) fn binary_part(
+    raw: &[u8],
+    msg: Option<&Message<'_>>,
+    path: &[NonZeroU32],
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    if path.is_empty() {
+        return Some((raw.to_vec(), None));
+    }
+    let Some(msg) = msg else {
+        return (path.len() == 1 && path[0].get() == 1).then(|| (raw.to_vec(), None));
+    };
+    let (ctx, id) = resolve(Ctx::top(msg), path)?;
+    let part = ctx.part(id)?;
+    let body = ctx.slice(part.offset_body, part.offset_end).to_vec();
+    let encoding = match part.body {
+        PartType::Multipart(_) => None,
+        _ => raw_header(ctx, part, HeaderName::ContentTransferEncoding),
+    };
+    Some((body, encoding))
+}
+
 /// The fields of a header block whose names are (or, with `keep = false`,
 /// are not) in `names`, followed by the blank line, as HEADER.FIELDS wants.
 fn header_fields<N: AsRef<[u8]>>(header: &[u8], names: &[N], keep: bool) -> Vec<u8> {

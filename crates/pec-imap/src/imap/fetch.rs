@@ -43,14 +43,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         {
             names.push(MessageDataItemName::ModSeq);
         }
-        if names.iter().any(|n| {
-            matches!(
-                n,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Ok(Done::bad("BINARY is not supported"));
-        }
         let needs_bytes = names.iter().any(|n| {
             !matches!(
                 n,
@@ -70,6 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 matches!(
                     n,
                     MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Binary { peek: false, .. }
                         | MessageDataItemName::Rfc822
                         | MessageDataItemName::Rfc822Text
                 )
@@ -93,6 +86,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             else {
                 continue;
             };
+            let parsed = needs_bytes.then(|| mime::parse(&raw));
+            if binary::unknown_encoding(&names, &raw, parsed.as_ref()) {
+                // RFC 3516 4.2: the whole request fails.
+                return Ok(Done {
+                    kind: StatusKind::No,
+                    code: Some(Code::UnknownCte),
+                    text: "Unknown Content-Transfer-Encoding".into(),
+                });
+            }
             let mut set_seen = false;
             if marks_seen && !has_flag(&meta, "\\Seen") {
                 let changed = self
@@ -117,7 +119,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.config.notifier.changed(&user, &folder);
                 }
             }
-            let parsed = needs_bytes.then(|| mime::parse(&raw));
             let mut extra = Vec::new();
             if set_seen && !names.contains(&MessageDataItemName::Flags) {
                 extra.push(MessageDataItem::Flags(self.flags_of(&meta)));
@@ -132,6 +133,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             let mut first = true;
             for name in &names {
+                if let Some(encoded) = binary::item(name, &raw, parsed.as_ref()) {
+                    self.stream_encoded(&encoded, &mut first).await?;
+                    continue;
+                }
                 let item = self.item(name, &meta, &raw, parsed.as_ref())?;
                 self.stream_item(seq, item, &mut first).await?;
             }
@@ -192,9 +197,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     data: mime::literal(bytes),
                 }
             }
-            // Refused before any message is read (see `fetch`).
+            // Encoded by `binary::item`, which the codec cannot do (no origin octet).
             MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                return Err(Error::Response("BINARY is not supported".into()));
+                return Err(Error::Response("BINARY items are encoded apart".into()));
             }
         })
     }
@@ -220,6 +225,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .strip_prefix(prefix.as_bytes())
             .and_then(|b| b.strip_suffix(b")\r\n"))
             .ok_or_else(|| Error::Response("unexpected FETCH encoding".into()))?;
+        self.stream_encoded(inner, first).await
+    }
+
+    /// Appends one encoded item of a FETCH reply, as [`Self::stream_item`] does.
+    pub(super) async fn stream_encoded(&mut self, inner: &[u8], first: &mut bool) -> Result<()> {
         if !std::mem::take(first) {
             self.out.push(b' ');
         }

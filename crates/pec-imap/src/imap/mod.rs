@@ -54,6 +54,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 mod append;
 mod archive;
+mod binary;
 mod dispatch;
 mod fetch;
 mod folders;

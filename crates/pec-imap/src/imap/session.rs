@@ -17,6 +17,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) fn capabilities(&self) -> Vec1<Capability<'static>> {
         let mut caps = vec![Capability::Imap4Rev1];
         if self.user.is_none() {
+            // Non-synchronising literals only within the small pre-login bound.
+            caps.push(Capability::LiteralMinus);
             if !self.secure {
                 if self.config.tls.is_some() {
                     caps.push(Capability::StartTls);
@@ -43,6 +45,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::Sort(Some(SortAlgorithm::Display)),
                 Capability::Thread(ThreadingAlgorithm::OrderedSubject),
                 Capability::Thread(ThreadingAlgorithm::References),
+                Capability::Binary,
+                Capability::LiteralPlus,
+                Capability::from(atom("MULTIAPPEND")),
+                Capability::from(atom("CATENATE")),
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
