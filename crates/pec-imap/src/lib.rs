@@ -14,6 +14,7 @@
 //! entries cannot change or go but can be marked read (`\Seen`) by their address.
 
 mod address;
+mod append_command;
 mod cte;
 pub mod error;
 mod imap;

@@ -1,6 +1,6 @@
 //! A scanner over one whole command message (tag included, literals joined by the
 //! fragmentizer), for the commands `imap-codec` 2.0.0-alpha.10 does not decode
-//! (extended LIST, NOTIFY): the IMAP tokens those parsers are made of, each bounded by
+//! (extended LIST, NOTIFY, MULTIAPPEND and CATENATE): the IMAP tokens those parsers are made of, each bounded by
 //! the message it reads, none recursive.
 
 /// Characters not allowed in an atom (RFC 3501 `atom-specials`, without
@@ -112,6 +112,15 @@ impl<'a> Scanner<'a> {
         let bytes = self.s.get(self.i..self.i.checked_add(n)?)?.to_vec();
         self.i += n;
         Some(bytes)
+    }
+
+    /// A literal or an RFC 3516 literal8 (`~{n}`), as APPEND and CATENATE's TEXT take.
+    pub(crate) fn literal8(&mut self) -> Option<Vec<u8>> {
+        self.eat(b'~');
+        if !self.eat(b'{') {
+            return None;
+        }
+        self.literal()
     }
 
     /// An astring or list-mailbox: atom (wildcards allowed), quoted or literal.

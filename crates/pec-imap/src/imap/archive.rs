@@ -28,12 +28,16 @@ pub(super) fn is_reserved(name: &str) -> bool {
     normal.join(" ") == ARCHIVE_FOLDER.to_lowercase()
 }
 
+/// The refusal of a change to the archive.
+pub(super) fn read_only() -> Done {
+    Done::no("The security archive is read-only")
+}
+
 /// The answer to a command that would change the archive or take its name, if `body`
 /// is one (`selected` is the session's selected folder). Selected, the archive lets
 /// its address mark entries read (STORE of `\Seen`, FETCH of a body) and nothing else.
 pub(super) fn rule(body: &CommandBody<'_>, selected: Option<&Selected>) -> Option<Done> {
     let reserved = || Done::no("The name is reserved for the security archive");
-    let read_only = || Done::no("The security archive is read-only");
     match body {
         CommandBody::Create { mailbox } => {
             let name = mailbox_name(mailbox);

@@ -191,18 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 flags,
                 date,
                 message,
-            } => {
-                self.append(
-                    &mailbox,
-                    flags,
-                    date,
-                    match message {
-                        LiteralOrLiteral8::Literal(l) => l.into_inner().to_vec(),
-                        LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
-                    },
-                )
-                .await
-            }
+            } => self.append_one(&mailbox, flags, date, message).await,
             CommandBody::GetQuotaRoot { mailbox } => {
                 let usage = self.config.store(move |s| s.usage(&user)).await?;
                 self.data(Data::QuotaRoot {

@@ -70,6 +70,7 @@ mod store;
 pub use archive::ARCHIVE_FOLDER;
 use archive::is_archive;
 
+use crate::append_command;
 use crate::error::{Error, Result};
 use crate::input::{Bounds, Input, Next};
 use crate::listext::{self, ListOptions};

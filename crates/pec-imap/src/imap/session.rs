@@ -253,6 +253,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.flush().await?;
                         continue;
                     }
+                    // MULTIAPPEND and CATENATE, which the codec does not decode either.
+                    if let (Some(tag), Some(parsed)) = (
+                        tag.clone(),
+                        append_command::parse(self.input.fragmentizer().message_bytes()),
+                    ) {
+                        let done = match parsed {
+                            _ if self.user.is_none() => Ok(Done::no("Log in first")),
+                            Err(why) => Ok(Done::bad(why)),
+                            Ok(request) => self.append(request).await,
+                        };
+                        self.finish(tag, "APPEND", done).await?;
+                        self.flush().await?;
+                        continue;
+                    }
                     // RFC 5465 NOTIFY, which the codec does not decode either.
                     if let (Some(tag), Some(parsed)) = (
                         tag.clone(),
