@@ -9,6 +9,8 @@
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
 
+use crate::id_stream::{IdStream, Outcome, id_prefix};
+
 /// The bounds of the current session state.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bounds {
@@ -18,6 +20,9 @@ pub(crate) struct Bounds {
     pub literal: u32,
     /// Largest command, lines and literals together.
     pub command: usize,
+    /// An ID over these bounds is read as a stream (see [`crate::id_stream`]) instead
+    /// of ending the session: before login, where the bounds are small.
+    pub stream_id: bool,
 }
 
 /// What the session does next.
@@ -36,6 +41,13 @@ pub(crate) enum Next {
     /// non-synchronising literal over the bound that is coming anyway): say why in a BYE
     /// and close.
     Overflow(&'static str),
+    /// An ID too long for the bounds was read as a stream and has ended: answer it.
+    Id {
+        /// The command's tag.
+        tag: Vec<u8>,
+        /// How it ended.
+        outcome: Outcome,
+    },
 }
 
 /// The input side of a session.
@@ -45,6 +57,8 @@ pub(crate) struct Input {
     line_start: usize,
     /// Whether the bytes arriving belong to an accepted literal.
     in_literal: bool,
+    /// An ID being read as a stream, with its tag: bytes go to it until it ends.
+    id: Option<(Vec<u8>, IdStream)>,
 }
 
 impl Input {
@@ -55,12 +69,17 @@ impl Input {
             frag: Fragmentizer::new(u32::try_from(largest).unwrap_or(u32::MAX)),
             line_start: 0,
             in_literal: false,
+            id: None,
         }
     }
 
     /// Adds bytes read from the client.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        self.frag.enqueue_bytes(bytes);
+        let used = match self.id.as_mut() {
+            Some((_, stream)) if !stream.ended() => stream.feed(bytes),
+            _ => 0,
+        };
+        self.frag.enqueue_bytes(&bytes[used..]);
     }
 
     /// The fragmentizer, to decode the command just completed.
@@ -83,14 +102,25 @@ impl Input {
 
     /// Advances over the buffered bytes until something must be done.
     pub(crate) fn next(&mut self, bounds: &Bounds) -> Next {
+        if let Some((tag, stream)) = self.id.as_mut() {
+            return match stream.outcome() {
+                Some(outcome) => {
+                    let tag = std::mem::take(tag);
+                    self.id = None;
+                    Next::Id { tag, outcome }
+                }
+                None => Next::Read,
+            };
+        }
         loop {
             let Some(info) = self.frag.progress() else {
                 let buffered = self.frag.message_bytes().len();
+                let first_line = !self.in_literal && self.line_start == 0;
                 if buffered > bounds.command {
-                    return Next::Overflow("Command too long");
+                    return self.overflow(bounds, first_line, "Command too long");
                 }
                 if !self.in_literal && buffered.saturating_sub(self.line_start) > bounds.line {
-                    return Next::Overflow("Line too long");
+                    return self.overflow(bounds, first_line, "Line too long");
                 }
                 return Next::Read;
             };
@@ -103,11 +133,12 @@ impl Input {
                 } => {
                     self.line_start = end;
                     let buffered = self.frag.message_bytes().len();
+                    let whole = start == 0 && announcement.is_none();
                     if end - start > bounds.line {
-                        return Next::Overflow("Line too long");
+                        return self.overflow(bounds, whole, "Line too long");
                     }
                     if buffered > bounds.command {
-                        return Next::Overflow("Command too long");
+                        return self.overflow(bounds, whole, "Command too long");
                     }
                     let Some(LiteralAnnouncement { mode, length }) = announcement else {
                         // The command is complete; the next one starts a new buffer.
@@ -134,6 +165,29 @@ impl Input {
     }
 }
 
+impl Input {
+    /// A bound was broken by the command being received (`first_line`: in its first
+    /// line, no literal before): an ID is then read on as a stream if the bounds allow
+    /// it, anything else ends the session.
+    fn overflow(&mut self, bounds: &Bounds, first_line: bool, why: &'static str) -> Next {
+        let prefix =
+            id_prefix(self.frag.message_bytes()).filter(|_| bounds.stream_id && first_line);
+        let Some(prefix) = prefix else {
+            return Next::Overflow(why);
+        };
+        let received = self.frag.message_bytes();
+        let tag = received[..prefix - 4].to_vec();
+        let mut stream = IdStream::new(prefix);
+        stream.feed(&received[prefix..]);
+        // The fragmentizer holds nothing past the line's end (an unfinished line is
+        // taken whole, a finished one ends the message): it starts afresh.
+        self.frag.skip_message();
+        self.line_start = 0;
+        self.id = Some((tag, stream));
+        self.next(bounds)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +196,7 @@ mod tests {
         line: 100,
         literal: 50,
         command: 200,
+        stream_id: false,
     };
 
     fn run(input: &mut Input, bytes: &[u8]) -> Next {
@@ -214,5 +269,50 @@ mod tests {
         // 50 literal bytes with no line end, then the end of the command.
         assert_eq!(run(&mut i, &[b'x'; 50]), Next::Read);
         assert_eq!(run(&mut i, b"\r\n"), Next::Command);
+    }
+
+    #[test]
+    fn a_long_id_is_streamed_and_the_next_command_follows() {
+        let b = Bounds {
+            stream_id: true,
+            ..B
+        };
+        let value = "x".repeat(900);
+        let id = format!("t1 ID (\"name\" \"{value}\")\r\nt2 NOOP\r\n");
+        for chunk in [7, 64, 4096] {
+            let mut i = Input::new(1000);
+            let mut fed = 0;
+            let mut ended = None;
+            while ended.is_none() && fed < id.len() {
+                let piece = &id.as_bytes()[fed..(fed + chunk).min(id.len())];
+                fed += piece.len();
+                i.feed(piece);
+                match i.next(&b) {
+                    Next::Read => {}
+                    Next::Id { tag, outcome } => {
+                        assert_eq!(tag, b"t1");
+                        ended = Some(outcome);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            let Some(Outcome::Fields(fields)) = ended else {
+                panic!("the ID ends with fields");
+            };
+            assert_eq!(fields[0].1.as_deref(), Some(value.as_bytes()));
+            // Whatever comes past the ID is the next command.
+            i.feed(&id.as_bytes()[fed..]);
+            assert_eq!(i.next(&b), Next::Command, "chunk {chunk}");
+            assert_eq!(i.fragmentizer().message_bytes(), b"t2 NOOP\r\n");
+        }
+        // Not an ID, or streaming not allowed: the bound ends the session.
+        let mut i = Input::new(1000);
+        assert_eq!(
+            run(&mut i, format!("t1 NOOP {value}").as_bytes()),
+            Next::Overflow("Line too long")
+        );
+        let mut i = Input::new(1000);
+        i.feed(id.as_bytes());
+        assert_eq!(i.next(&B), Next::Overflow("Line too long"));
     }
 }

@@ -17,6 +17,7 @@ mod address;
 mod append_command;
 mod cte;
 pub mod error;
+mod id_stream;
 mod imap;
 mod input;
 mod listext;

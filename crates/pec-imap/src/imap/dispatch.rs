@@ -29,13 +29,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(Flow::Close);
             }
             CommandBody::StartTLS => return self.starttls(tag).await,
-            CommandBody::Id { .. } => {
-                let params = vec![(mime::istring("name"), mime::nstring(Some("pecd")))];
-                self.data(Data::Id {
-                    parameters: Some(params),
-                });
-                Ok(Done::ok("ID completed"))
-            }
+            CommandBody::Id { .. } => Ok(self.id_reply()),
             CommandBody::Enable { capabilities } if self.user.is_some() => {
                 self.enable(capabilities.as_ref()).await
             }

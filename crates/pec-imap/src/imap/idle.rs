@@ -34,7 +34,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     });
                 }
                 Next::Read => {}
-                Next::Literal(_) | Next::SyncLiteralTooLarge | Next::Overflow(_) => {
+                Next::Literal(_)
+                | Next::SyncLiteralTooLarge
+                | Next::Overflow(_)
+                | Next::Id { .. } => {
                     self.bye("Expected DONE")?;
                     self.flush().await?;
                     return Err(Error::Protocol("unexpected input in IDLE".into()));

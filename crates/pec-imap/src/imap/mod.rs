@@ -72,6 +72,7 @@ use archive::is_archive;
 
 use crate::append_command;
 use crate::error::{Error, Result};
+use crate::id_stream;
 use crate::input::{Bounds, Input, Next};
 use crate::listext::{self, ListOptions};
 use crate::mime;

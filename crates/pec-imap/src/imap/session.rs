@@ -119,12 +119,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 line: small,
                 literal: u32::try_from(small).unwrap_or(u32::MAX),
                 command: small,
+                stream_id: true,
             }
         } else {
             Bounds {
                 line: l.max_line,
                 literal: l.max_literal,
                 command: largest_command(l),
+                stream_id: false,
             }
         }
     }
@@ -205,6 +207,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.flush().await?;
                     self.input.skip();
                 }
+                Next::Id { tag, outcome } => {
+                    if !self.streamed_id(&tag, outcome)? {
+                        self.flush().await?;
+                        return Ok(false);
+                    }
+                    self.flush().await?;
+                }
                 Next::Overflow(why) => {
                     tracing::info!(reason = why, user = ?self.user, "client input over a bound");
                     self.bye(why)?;
@@ -213,6 +222,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
+    }
+
+    /// Answers an ID read as a stream before login (see [`crate::id_stream`]); `false`
+    /// when the session must end.
+    fn streamed_id(&mut self, tag: &[u8], outcome: id_stream::Outcome) -> Result<bool> {
+        let tag = std::str::from_utf8(tag)
+            .ok()
+            .filter(|t| t.len() <= MAX_TAG)
+            .and_then(|t| Tag::try_from(t.to_string()).ok());
+        let done = match outcome {
+            id_stream::Outcome::Unrecoverable => {
+                tracing::info!("pre-login ID over its bounds");
+                self.bye("Command too long")?;
+                return Ok(false);
+            }
+            id_stream::Outcome::Malformed => Done::bad("Syntax error in ID"),
+            id_stream::Outcome::Fields(fields) => {
+                let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(64)]).into_owned();
+                let client: Vec<(String, String)> = fields
+                    .iter()
+                    .map(|(k, v)| (shown(k), v.as_deref().map(shown).unwrap_or_default()))
+                    .collect();
+                tracing::debug!(?client, "imap client id");
+                self.id_reply()
+            }
+        };
+        match tag {
+            Some(tag) => self.tagged(tag, done)?,
+            None => self.untagged(done.kind, None, &done.text)?,
+        }
+        Ok(true)
+    }
+
+    /// The answer to ID (RFC 2971): the server's name.
+    pub(super) fn id_reply(&mut self) -> Done {
+        let params = vec![(mime::istring("name"), mime::nstring(Some("pecd")))];
+        self.data(Data::Id {
+            parameters: Some(params),
+        });
+        Done::ok("ID completed")
     }
 
     pub(super) async fn run(&mut self) -> Result<()> {
