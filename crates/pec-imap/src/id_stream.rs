@@ -66,6 +66,9 @@ pub(crate) struct IdStream {
     state: State,
     total: usize,
     fields: Fields,
+    /// The field whose value comes next.
+    field: Vec<u8>,
+    /// The string being read.
     current: Vec<u8>,
     /// The last two bytes before a CR, to see a `{n+}` at the line's end.
     tail: [u8; 2],
@@ -92,6 +95,7 @@ impl IdStream {
             state: State::Params,
             total: prefix,
             fields: Vec::new(),
+            field: Vec::new(),
             current: Vec::new(),
             tail: [0; 2],
             outcome: None,
@@ -191,8 +195,7 @@ impl IdStream {
                     self.push_value(Some(text));
                     State::AfterValue
                 } else {
-                    // The field waits in `current` for its value.
-                    self.current = text;
+                    self.field = text;
                     State::Space
                 }
             }
@@ -213,9 +216,9 @@ impl IdStream {
         };
     }
 
-    /// Records a pair: the field held in `current`, and `value`.
+    /// Records a pair: the field read last, and `value`.
     fn push_value(&mut self, value: Option<Vec<u8>>) {
-        let field = std::mem::take(&mut self.current);
+        let field = std::mem::take(&mut self.field);
         if self.fields.len() < MAX_PAIRS {
             self.fields.push((field, value));
         }

@@ -307,12 +307,11 @@ mod tests {
         }
         // Not an ID, or streaming not allowed: the bound ends the session.
         let mut i = Input::new(1000);
-        assert_eq!(
-            run(&mut i, format!("t1 NOOP {value}").as_bytes()),
-            Next::Overflow("Line too long")
-        );
+        let noop = run(&mut i, format!("t1 NOOP {value}").as_bytes());
+        assert!(matches!(noop, Next::Overflow(_)), "{noop:?}");
         let mut i = Input::new(1000);
         i.feed(id.as_bytes());
-        assert_eq!(i.next(&B), Next::Overflow("Line too long"));
+        let refused = i.next(&B);
+        assert!(matches!(refused, Next::Overflow(_)), "{refused:?}");
     }
 }
