@@ -342,6 +342,29 @@ fn parse_section(spec: &[u8]) -> Option<Section<'static>> {
     }
 }
 
+/// Parses `message` as an APPEND and every URL its CATENATE parts name, and panics if
+/// a bound is broken: what the fuzz target checks on hostile input.
+pub(crate) fn check(message: &[u8]) {
+    let Some(Ok(append)) = parse(message) else {
+        return;
+    };
+    assert!(!append.messages.is_empty() && append.messages.len() <= MAX_MESSAGES);
+    for m in &append.messages {
+        let Content::Catenate(parts) = &m.content else {
+            continue;
+        };
+        assert!(!parts.is_empty() && parts.len() <= MAX_PARTS);
+        for part in parts {
+            if let CatPart::Url(url) = part {
+                assert!(url.len() <= MAX_URL);
+                if let Some(u) = parse_url(url) {
+                    assert!(u.uid.get() > 0 && !u.mailbox.is_empty());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

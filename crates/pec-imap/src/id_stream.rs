@@ -109,11 +109,11 @@ impl IdStream {
             if self.outcome.is_some() {
                 return i;
             }
-            self.total += 1;
-            if self.total > MAX_TOTAL {
+            if self.total == MAX_TOTAL {
                 self.outcome = Some(Outcome::Unrecoverable);
-                return i + 1;
+                return i;
             }
+            self.total += 1;
             self.byte(b);
         }
         bytes.len()
@@ -235,9 +235,63 @@ impl IdStream {
     }
 }
 
+/// Reads `data` (what follows `tag ID `) whole and in pieces of `chunk` bytes, and
+/// panics if the two readings differ or a bound is broken: the invariants the fuzz
+/// target and the property test check on hostile input.
+pub(crate) fn check(data: &[u8], chunk: usize) {
+    let read = |piece: usize| {
+        let mut s = IdStream::new(0);
+        let mut used = 0;
+        for bytes in data.chunks(piece.max(1)) {
+            used += s.feed(bytes);
+            if s.ended() {
+                break;
+            }
+        }
+        assert!(used <= data.len() && used <= MAX_TOTAL);
+        assert!(s.fields.len() <= MAX_PAIRS && s.current.len() <= MAX_FIELD);
+        (s.outcome(), used)
+    };
+    let whole = read(data.len());
+    if let (Some(Outcome::Fields(fields)), _) = &whole {
+        assert!(fields.len() <= MAX_PAIRS);
+        assert!(fields.iter().all(|(k, v)| {
+            k.len() <= MAX_FIELD && v.as_ref().is_none_or(|v| v.len() <= MAX_FIELD)
+        }));
+    }
+    assert_eq!(whole, read(chunk), "chunks of {chunk}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn hostile_input_is_bounded_and_read_alike_in_any_pieces(
+            data in proptest::collection::vec(
+                prop_oneof![
+                    Just(b'"'), Just(b'\\'), Just(b'('), Just(b')'), Just(b' '), Just(b'\r'),
+                    Just(b'\n'), Just(b'N'), Just(b'I'), Just(b'L'), Just(b'{'), Just(b'+'),
+                    Just(b'}'), any::<u8>()
+                ],
+                0..2000,
+            ),
+            chunk in 1usize..64,
+        ) {
+            check(&data, chunk);
+        }
+    }
+
+    #[test]
+    fn long_hostile_inputs() {
+        let quoted = [b"(\"".as_slice(), &[b'a'; 100_000]].concat();
+        check(&quoted, 4096);
+        let pairs = "\"k\" NIL ".repeat(10_000);
+        check(format!("({pairs}").as_bytes(), 17);
+        check(&[b'\\'; 70_000], 1000);
+    }
 
     fn run(command: &[u8]) -> (Option<Outcome>, usize) {
         let prefix = id_prefix(command).unwrap();

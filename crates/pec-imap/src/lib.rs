@@ -48,4 +48,17 @@ pub mod fuzzing {
             .ok()
             .map(|p| p.matches(name))
     }
+
+    /// Reads `data` as the rest of a pre-login ID streamed past the pre-login bound,
+    /// whole and in pieces of `chunk` bytes; panics if the readings differ or what is
+    /// kept goes over its bounds.
+    pub fn id_stream(data: &[u8], chunk: usize) {
+        crate::id_stream::check(data, chunk);
+    }
+
+    /// Parses `message` as an APPEND (MULTIAPPEND, CATENATE) and the IMAP URLs it
+    /// names; panics if what is kept goes over its bounds.
+    pub fn append_command(message: &[u8]) {
+        crate::append_command::check(message);
+    }
 }
