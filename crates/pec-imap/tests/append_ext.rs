@@ -206,7 +206,7 @@ async fn catenate_cannot_read_another_users_mail_and_is_bounded() {
         .unwrap();
     common::deliver(&config, "mia");
     let many = vec!["URL \"/INBOX/;UID=1\""; 65].join(" ");
-    let six = vec!["URL \"/INBOX/;UID=1\""; 6].join(" ");
+    let six = ["URL \"/INBOX/;UID=1\""; 6].join(" ");
     let input = format!(
         "a1 APPEND INBOX CATENATE (URL \"imap://bruno%40pec.example.it@localhost/INBOX/;UID=1\")\r\n\
 a2 APPEND INBOX CATENATE (URL \"imap://bruno@pec.example.it@localhost/INBOX/;UID=1\")\r\n\
