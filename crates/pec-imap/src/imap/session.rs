@@ -17,8 +17,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) fn capabilities(&self) -> Vec1<Capability<'static>> {
         let mut caps = vec![Capability::Imap4Rev1];
         if self.user.is_none() {
-            // Non-synchronising literals only within the small pre-login bound.
-            caps.push(Capability::LiteralMinus);
             if !self.secure {
                 if self.config.tls.is_some() {
                     caps.push(Capability::StartTls);
@@ -28,6 +26,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 caps.push(Capability::Auth(AuthMechanism::Plain));
                 caps.push(Capability::SaslIr);
             }
+            // Non-synchronising literals only within the small pre-login bound.
+            caps.push(Capability::LiteralMinus);
         } else {
             caps.extend([
                 Capability::Namespace,
