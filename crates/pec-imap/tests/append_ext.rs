@@ -372,3 +372,31 @@ async fn a_long_id_before_login_is_answered_and_bounded() {
     assert!(out.contains("* BYE"), "{out}");
     assert!(!out.contains("c1 OK"), "{out}");
 }
+
+#[test]
+fn python_imaplib_judges_the_extensions() {
+    let (_dir, config) = common::config(None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            // Loopback in a test: the session counts as private, as a local pipe does.
+            tokio::spawn(imap_session(stream, true, Arc::clone(&config)));
+        }
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/append_client.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .output()
+        .expect("python3 is required to run the client tests");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.trim_end().ends_with("OK"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
