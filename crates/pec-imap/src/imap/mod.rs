@@ -9,8 +9,8 @@
 //! - `session`: output, reading within the input bounds, the loop, STARTTLS, login;
 //! - `dispatch`: commands to handlers by state, and the end of every command;
 //! - `select`: SELECT/EXAMINE, STATUS, keeping the selected folder in step;
-//! - `fetch`, `search`, `sort` (SORT, THREAD), `store` (STORE, COPY/MOVE, EXPUNGE),
-//!   `idle`, `append`;
+//! - `fetch`, `binary` (FETCH BINARY), `search`, `sort` (SORT, THREAD), `store` (STORE,
+//!   COPY/MOVE, EXPUNGE), `idle`, `append` (with MULTIAPPEND and CATENATE);
 //! - `folders`: LIST, LSUB, CREATE, SUBSCRIBE;
 //! - `qresync`: QRESYNC's SELECT, `VANISHED`;
 //! - `notify`: what changed told to the client (at a command's end, between commands,
