@@ -15,6 +15,7 @@
 
 mod address;
 pub mod error;
+mod esearch;
 mod imap;
 mod input;
 mod listext;
@@ -25,6 +26,7 @@ mod ordering;
 mod pattern;
 mod pop3;
 mod scan;
+mod search_return;
 mod server;
 mod subject;
 mod threading;
@@ -44,5 +46,11 @@ pub mod fuzzing {
         crate::pattern::Pattern::new(pattern)
             .ok()
             .map(|p| p.matches(name))
+    }
+
+    /// Whether `message` (a whole command, tag to CRLF) parses as a SEARCH or SORT
+    /// with RETURN options or as CANCELUPDATE; `None` when it is neither.
+    pub fn search_return(message: &[u8]) -> Option<bool> {
+        crate::search_return::parse(message).map(|r| r.is_ok())
     }
 }

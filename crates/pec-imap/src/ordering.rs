@@ -68,8 +68,14 @@ pub(crate) fn keys(
 /// then mailbox order. Returns what the reply shows for each, so RETURN options
 /// (ESORT) can work on the ordered list.
 pub(crate) fn sort(mut items: Vec<Sortable>, criteria: &[SortCriterion]) -> Vec<NonZeroU32> {
-    items.sort_by(|a, b| compare(a, b, criteria));
+    order(&mut items, criteria);
     items.into_iter().map(|i| i.number).collect()
+}
+
+/// Puts `items` in SORT order, keeping them (a CONTEXT=SORT result is kept with its
+/// keys, to place the messages that join it later).
+pub(crate) fn order(items: &mut [Sortable], criteria: &[SortCriterion]) {
+    items.sort_by(|a, b| compare(a, b, criteria));
 }
 
 fn compare(a: &Sortable, b: &Sortable, criteria: &[SortCriterion]) -> Ordering {

@@ -10,6 +10,7 @@
 //! - `dispatch`: commands to handlers by state, and the end of every command;
 //! - `select`: SELECT/EXAMINE, STATUS, keeping the selected folder in step;
 //! - `fetch`, `search`, `sort` (SORT, THREAD), `store` (STORE, COPY/MOVE, EXPUNGE),
+//!   `context` (SEARCH and SORT with RETURN: ESEARCH, ESORT, live searches),
 //!   `idle`, `append`;
 //! - `folders`: LIST, LSUB, CREATE, SUBSCRIBE;
 //! - `qresync`: QRESYNC's SELECT, `VANISHED`;
@@ -54,6 +55,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 mod append;
 mod archive;
+mod context;
 mod dispatch;
 mod fetch;
 mod folders;
@@ -102,6 +104,8 @@ struct Selected {
     recent: HashSet<u32>,
     /// Keywords the client was told of in FLAGS.
     keywords: BTreeSet<String>,
+    /// The searches kept live with UPDATE (RFC 5267), which end with the selection.
+    contexts: context::Contexts,
 }
 
 impl Selected {
