@@ -12,6 +12,7 @@
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 
 use super::search::{has_modseq, matches, needs_bytes};
+use super::sort::by_uid;
 use super::*;
 use crate::esearch::{self, Hit, Pairs};
 use crate::ordering::{self, Sortable};
@@ -252,39 +253,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let key = SearchKey::And(criteria);
         let with_modseq = has_modseq(&key);
-        let header = sort.as_deref().is_some_and(ordering::reads_header);
-        let mut found = Vec::new();
-        let mut about: HashMap<u32, (u32, u64)> = HashMap::new();
-        self.scan(&key, header, |seq, meta, msg| {
-            found.push(Sortable {
-                number: nz(meta.uid)?,
-                seq: meta.uid,
-                keys: sort
-                    .as_deref()
-                    .map(|s| ordering::keys(s, meta, msg))
-                    .unwrap_or_default(),
-            });
-            about.insert(meta.uid, (seq, meta.modseq));
-            Ok(())
-        })
-        .await?;
-        if let Some(sort) = sort.as_deref() {
-            ordering::order(&mut found, sort);
-        }
+        let (found, _) = self.ordered(&key, sort.as_deref()).await?;
         let hits: Vec<Hit> = found
             .iter()
-            .filter_map(|s| {
-                let (seq, modseq) = about.get(&s.number.get())?;
-                Some(Hit {
-                    number: if uid { s.number.get() } else { *seq },
-                    modseq: *modseq,
-                })
+            .map(|f| Hit {
+                number: f.number(uid),
+                modseq: f.modseq,
             })
             .collect();
         let line = esearch::response(&tag, uid, &hits, &options, with_modseq);
         self.out.extend_from_slice(line.as_bytes());
         if options.update {
-            self.keep_context(tag, uid, &key, sort, found)?;
+            let results = found.into_iter().map(|f| f.item).collect();
+            self.keep_context(tag, uid, &key, sort, results)?;
         }
         Ok(Done::ok(format!("{name} completed")))
     }
@@ -366,15 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 searched.insert(c.meta.uid);
                 for (ctx, joins) in contexts.live.iter().zip(joined.iter_mut()) {
                     if matches(&ctx.key, c) {
-                        joins.push(Sortable {
-                            number: nz(c.meta.uid)?,
-                            seq: c.meta.uid,
-                            keys: ctx
-                                .sort
-                                .as_deref()
-                                .map(|s| ordering::keys(s, c.meta, c.parsed))
-                                .unwrap_or_default(),
-                        });
+                        joins.push(by_uid(c.meta, c.parsed, ctx.sort.as_deref())?);
                     }
                 }
                 Ok(())
@@ -399,7 +372,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     .filter(|s| !present.contains(&s.number.get())),
             );
             match ctx.sort.as_deref() {
-                Some(sort) => ordering::order(&mut ctx.results, sort),
+                Some(sort) => ordering::order(&mut ctx.results, |s| s, sort),
                 None => ctx.results.sort_by_key(|s| s.number),
             }
             let (removed, added) = esearch::changes(&old, &ctx.uids());
