@@ -52,7 +52,7 @@ pub(crate) fn response(
         shown.extend(hits);
     }
     if let Some(p) = options.partial {
-        let part = &hits[p.indices(hits.len())];
+        let part = hits.get(p.indices(hits.len())).unwrap_or_default();
         let numbers = if part.is_empty() {
             "NIL".to_string()
         } else {

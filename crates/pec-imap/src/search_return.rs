@@ -48,10 +48,11 @@ impl Partial {
     pub(crate) fn indices(&self, len: usize) -> std::ops::Range<usize> {
         let low = usize::try_from(self.low).unwrap_or(usize::MAX);
         let high = usize::try_from(self.high).unwrap_or(usize::MAX);
+        let before = low.saturating_sub(1);
         if self.from_end {
-            len.saturating_sub(high)..len.saturating_sub(low - 1)
+            len.saturating_sub(high)..len.saturating_sub(before)
         } else {
-            (low - 1).min(len)..high.min(len)
+            before.min(len)..high.min(len)
         }
     }
 }
@@ -257,6 +258,12 @@ mod tests {
         assert_eq!(p.indices(10), 1..4);
         assert_eq!(p.indices(2), 1..2);
         assert_eq!(p.indices(1), 1..1, "beyond the end: nothing");
+        let huge = Partial {
+            from_end: true,
+            low: u32::MAX,
+            high: u32::MAX,
+        };
+        assert!(huge.indices(5).is_empty());
         for bad in ["1", "1:*", "*:1", "0:3", "-1:3", "1:", ":2", "1:2:3", "a:b"] {
             refused(&format!("a SEARCH RETURN (PARTIAL {bad}) ALL\r\n"));
         }
