@@ -17,6 +17,7 @@ mod address;
 mod append_command;
 mod cte;
 pub mod error;
+mod esearch;
 mod id_stream;
 mod imap;
 mod input;
@@ -28,6 +29,7 @@ mod ordering;
 mod pattern;
 mod pop3;
 mod scan;
+mod search_return;
 mod server;
 mod subject;
 mod threading;
@@ -60,5 +62,11 @@ pub mod fuzzing {
     /// names; panics if what is kept goes over its bounds.
     pub fn append_command(message: &[u8]) {
         crate::append_command::check(message);
+    }
+
+    /// Whether `message` (a whole command, tag to CRLF) parses as a SEARCH or SORT
+    /// with RETURN options or as CANCELUPDATE; `None` when it is neither.
+    pub fn search_return(message: &[u8]) -> Option<bool> {
+        crate::search_return::parse(message).map(|r| r.is_ok())
     }
 }

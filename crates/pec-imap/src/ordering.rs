@@ -64,12 +64,16 @@ pub(crate) fn keys(
         .collect()
 }
 
-/// The messages in SORT order: criterion by criterion (REVERSE turning one around),
-/// then mailbox order. Returns what the reply shows for each, so RETURN options
-/// (ESORT) can work on the ordered list.
-pub(crate) fn sort(mut items: Vec<Sortable>, criteria: &[SortCriterion]) -> Vec<NonZeroU32> {
-    items.sort_by(|a, b| compare(a, b, criteria));
-    items.into_iter().map(|i| i.number).collect()
+/// Puts `items` in SORT order: criterion by criterion (REVERSE turning one around),
+/// then mailbox order; `sortable` gives each item's keys. The items are kept, so that
+/// RETURN options (ESORT) work on the ordered list and a CONTEXT=SORT result keeps its
+/// keys to place the messages that join it later.
+pub(crate) fn order<T>(
+    items: &mut [T],
+    sortable: impl Fn(&T) -> &Sortable,
+    criteria: &[SortCriterion],
+) {
+    items.sort_by(|a, b| compare(sortable(a), sortable(b), criteria));
 }
 
 fn compare(a: &Sortable, b: &Sortable, criteria: &[SortCriterion]) -> Ordering {
@@ -173,7 +177,7 @@ mod tests {
     /// Sorts headers (message i has sequence number i + 1) and returns the sequence numbers.
     fn order(headers: &[&str], spec: &[(SortKey, bool)]) -> Vec<u32> {
         let criteria = criteria(spec);
-        let items = headers
+        let mut items: Vec<Sortable> = headers
             .iter()
             .enumerate()
             .map(|(i, h)| {
@@ -187,10 +191,8 @@ mod tests {
                 }
             })
             .collect();
-        sort(items, &criteria)
-            .into_iter()
-            .map(|n| n.get())
-            .collect()
+        super::order(&mut items, |s| s, &criteria);
+        items.into_iter().map(|s| s.number.get()).collect()
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A scanner over one whole command message (tag included, literals joined by the
 //! fragmentizer), for the commands `imap-codec` 2.0.0-alpha.10 does not decode
-//! (extended LIST, NOTIFY, MULTIAPPEND and CATENATE): the IMAP tokens those parsers are made of, each bounded by
-//! the message it reads, none recursive.
+//! (extended LIST, NOTIFY, MULTIAPPEND and CATENATE, SEARCH and SORT with RETURN,
+//! CANCELUPDATE): the IMAP tokens those parsers are made of, each bounded by the message
+//! it reads, none recursive.
 
 /// Characters not allowed in an atom (RFC 3501 `atom-specials`, without
 /// the list wildcards and `]`, which callers check themselves).
@@ -19,6 +20,11 @@ impl<'a> Scanner<'a> {
     /// A scanner at the start of `message`.
     pub(crate) fn new(message: &'a [u8]) -> Self {
         Scanner { s: message, i: 0 }
+    }
+
+    /// How many bytes of the message are consumed.
+    pub(crate) fn position(&self) -> usize {
+        self.i
     }
 
     /// The next byte, not consumed.

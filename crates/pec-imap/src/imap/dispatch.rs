@@ -63,28 +63,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// ENABLE (RFC 5161) of CONDSTORE and QRESYNC (which implies CONDSTORE); a folder
     /// selected when CONDSTORE comes on gets its HIGHESTMODSEQ (RFC 7162 3.1).
     pub(super) async fn enable(&mut self, asked: &[CapabilityEnable<'static>]) -> Result<Done> {
-        let had_condstore = self.condstore;
         let mut enabled = Vec::new();
         for c in asked {
             let qresync = c.to_string().eq_ignore_ascii_case("QRESYNC");
             if !(qresync || matches!(c, CapabilityEnable::CondStore)) || enabled.contains(c) {
                 continue;
             }
-            self.condstore = true;
+            self.condstore_on().await?;
             self.qresync |= qresync;
             enabled.push(c.clone());
-        }
-        if !had_condstore
-            && self.condstore
-            && let Some(name) = self.selected.as_ref().map(|s| s.name.clone())
-            && let Some(h) = NonZeroU64::new(self.folder_state(&name).await?.highestmodseq)
-        {
-            self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
         }
         self.data(Data::Enabled {
             capabilities: enabled,
         });
         Ok(Done::ok("ENABLE completed"))
+    }
+
+    /// Turns CONDSTORE on, as ENABLE or a CONDSTORE enabling command does (FETCH MODSEQ
+    /// or CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE); the first time, a folder
+    /// already selected gets its HIGHESTMODSEQ (RFC 7162 3.1).
+    pub(super) async fn condstore_on(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.condstore, true) {
+            return Ok(());
+        }
+        if let Some(name) = self.selected.as_ref().map(|s| s.name.clone())
+            && let Some(h) = NonZeroU64::new(self.folder_state(&name).await?.highestmodseq)
+        {
+            self.untagged(StatusKind::Ok, Some(Code::HighestModSeq(h)), "Highest")?;
+        }
+        Ok(())
     }
 
     /// Ends command `name`: store refusals become NO, what changed is told as far as

@@ -34,7 +34,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         // FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1).
         if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
-            self.condstore = true;
+            self.condstore_on().await?;
         }
         // With CONDSTORE on, FLAGS come with MODSEQ; CHANGEDSINCE implies it.
         if (changed_since.is_some()

@@ -10,7 +10,8 @@
 //! - `dispatch`: commands to handlers by state, and the end of every command;
 //! - `select`: SELECT/EXAMINE, STATUS, keeping the selected folder in step;
 //! - `fetch`, `binary` (FETCH BINARY), `search`, `sort` (SORT, THREAD), `store` (STORE,
-//!   COPY/MOVE, EXPUNGE), `idle`, `append` (with MULTIAPPEND and CATENATE);
+//!   COPY/MOVE, EXPUNGE), `context` (SEARCH and SORT with RETURN: ESEARCH, ESORT, live
+//!   searches), `idle`, `append` (with MULTIAPPEND and CATENATE);
 //! - `folders`: LIST, LSUB, CREATE, SUBSCRIBE;
 //! - `qresync`: QRESYNC's SELECT, `VANISHED`;
 //! - `notify`: what changed told to the client (at a command's end, between commands,
@@ -55,6 +56,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 mod append;
 mod archive;
 mod binary;
+mod context;
 mod dispatch;
 mod fetch;
 mod folders;
@@ -105,6 +107,8 @@ struct Selected {
     recent: HashSet<u32>,
     /// Keywords the client was told of in FLAGS.
     keywords: BTreeSet<String>,
+    /// The searches kept live with UPDATE (RFC 5267), which end with the selection.
+    contexts: context::Contexts,
 }
 
 impl Selected {

@@ -218,6 +218,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             arrived = self.refresh(report).await?;
             self.fetch_new(&arrived).await?;
         }
+        self.update_contexts().await?;
         if self.notify.is_some() {
             self.tell_others(&changes).await?;
         }

@@ -10,14 +10,17 @@ pub(super) fn date_of(ts: i64) -> Option<chrono::NaiveDate> {
 
 /// A message being searched, its bytes loaded only if the criteria need them.
 pub(super) struct Candidate<'a> {
-    seq: u32,
+    /// Its sequence number.
+    pub(super) seq: u32,
     largest_seq: u32,
     largest_uid: u32,
-    meta: &'a MessageMeta,
+    /// Its metadata.
+    pub(super) meta: &'a MessageMeta,
     /// `\Recent` in this session.
     recent: bool,
     raw: &'a [u8],
-    parsed: Option<&'a Message<'a>>,
+    /// Its parsed header (or whole message), when read.
+    pub(super) parsed: Option<&'a Message<'a>>,
 }
 
 pub(super) fn needs_bytes(key: &SearchKey<'_>) -> bool {
@@ -137,22 +140,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         header: bool,
         mut visit: impl FnMut(u32, &MessageMeta, Option<&Message<'_>>) -> Result<()> + Send,
     ) -> Result<Option<NonZeroU64>> {
+        let with_modseq = has_modseq(key);
+        if with_modseq {
+            self.condstore_on().await?;
+        }
+        let mut highest = 0;
+        self.walk(None, needs_bytes(key), header, |c| {
+            if matches(key, c) {
+                visit(c.seq, c.meta, c.parsed)?;
+                highest = highest.max(c.meta.modseq);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(NonZeroU64::new(highest).filter(|_| with_modseq))
+    }
+
+    /// Calls `visit` for the messages of the selected folder at `only` (indices in
+    /// sequence order, ascending; every message without it) as search candidates:
+    /// with `whole` each one's bytes are read and parsed, with `header` only its header
+    /// is parsed, else nothing is read. A message another session expunged meanwhile is
+    /// skipped.
+    pub(super) async fn walk(
+        &mut self,
+        only: Option<&[usize]>,
+        whole: bool,
+        header: bool,
+        mut visit: impl FnMut(&Candidate<'_>) -> Result<()> + Send,
+    ) -> Result<()> {
         let Some(sel) = self.selected.as_ref() else {
-            return Ok(None);
+            return Ok(());
         };
         let (folder, archive) = (sel.name.clone(), sel.archive);
         let messages = sel.messages.clone();
         let recent = sel.recent.clone();
         let largest_uid = messages.last().map_or(0, |m| m.uid);
         let largest_seq = u32::try_from(messages.len()).unwrap_or(u32::MAX);
-        let whole = needs_bytes(key);
         let load = whole || header;
-        let with_modseq = has_modseq(key);
-        if with_modseq {
-            self.condstore = true;
-        }
-        let mut highest = 0;
-        for (i, meta) in messages.iter().enumerate() {
+        let indices: Vec<usize> = match only {
+            Some(only) => only.to_vec(),
+            None => (0..messages.len()).collect(),
+        };
+        for i in indices {
+            let Some(meta) = messages.get(i) else {
+                continue;
+            };
             let Some(raw) = self
                 .bytes_if_present(load, archive, &folder, meta.uid)
                 .await?
@@ -168,9 +200,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 })
             });
             let msg = parsed.as_ref().and_then(Parsed::message);
-            let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let c = Candidate {
-                seq,
+                seq: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 largest_seq,
                 largest_uid,
                 meta,
@@ -178,11 +209,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 raw: &raw,
                 parsed: msg,
             };
-            if matches(key, &c) {
-                visit(seq, meta, msg)?;
-                highest = highest.max(meta.modseq);
-            }
+            visit(&c)?;
         }
-        Ok(NonZeroU64::new(highest).filter(|_| with_modseq))
+        Ok(())
     }
 }

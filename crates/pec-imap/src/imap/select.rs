@@ -174,6 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             uidvalidity,
             recent,
             keywords: BTreeSet::new(),
+            contexts: Default::default(),
         };
         sel.learn_keywords();
         let (flags, perm) = sel.flag_lists();
@@ -236,6 +237,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(Vec::new());
         };
         let by_uid: HashMap<u32, &MessageMeta> = fresh.iter().map(|m| (m.uid, m)).collect();
+        let gone: Vec<u32> = if report.expunges {
+            sel.messages
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| !by_uid.contains_key(u))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // REMOVEFROM for live searches while the expunged messages are still numbered.
+        let removals = sel.expunging(&gone);
         let mut held = false;
         let mut responses = Vec::new();
         let mut vanished = Vec::new();
@@ -321,6 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 u32::try_from(sel.recent.len()).map_err(response_err)?,
             ));
         }
+        self.out.extend_from_slice(&removals);
         if new_keywords {
             self.announce_flags()?;
         }

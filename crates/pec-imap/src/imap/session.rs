@@ -3,8 +3,11 @@
 use imap_codec::imap_types::extensions::sort::SortAlgorithm;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 
+use imap_codec::decode::Decoder;
+
 use super::notify::Moment;
 use super::*;
+use crate::search_return::{self, Extended};
 
 /// Bytes read from the socket at a time (the fragmentizer keeps at most one
 /// message, bounded by the literal limit).
@@ -49,6 +52,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Capability::LiteralPlus,
                 Capability::from(atom("MULTIAPPEND")),
                 Capability::from(atom("CATENATE")),
+                Capability::from(atom("ESEARCH")),
+                Capability::from(atom("ESORT")),
+                Capability::from(atom("CONTEXT=SEARCH")),
+                Capability::from(atom("CONTEXT=SORT")),
             ]);
         }
         caps.extend([Capability::Id, Capability::Enable, Capability::Idle]);
@@ -288,52 +295,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         .decode_tag()
                         .filter(|t| t.as_ref().len() <= MAX_TAG)
                         .map(|t| t.into_static());
-                    // The RFC 5258 form of LIST, which the codec does not decode.
-                    if let (Some(tag), Some(parsed)) = (
-                        tag.clone(),
-                        listext::parse(self.input.fragmentizer().message_bytes()),
-                    ) {
-                        let done = match parsed {
-                            Err(why) => Ok(Done::bad(why)),
-                            Ok(_) if self.user.is_none() => Ok(Done::no("Log in first")),
-                            Ok(options) => self.list(&options, false).await,
-                        };
-                        self.finish(tag, "LIST", done).await?;
-                        self.flush().await?;
-                        continue;
-                    }
-                    // MULTIAPPEND and CATENATE, which the codec does not decode either.
-                    if let (Some(tag), Some(parsed)) = (
-                        tag.clone(),
-                        append_command::parse(self.input.fragmentizer().message_bytes()),
-                    ) {
-                        let done = match parsed {
-                            _ if self.user.is_none() => Ok(Done::no("Log in first")),
-                            Err(why) => Ok(Done::bad(why)),
-                            Ok(request) => self.append(request).await,
-                        };
-                        self.finish(tag, "APPEND", done).await?;
-                        self.flush().await?;
-                        continue;
-                    }
-                    // RFC 5465 NOTIFY, which the codec does not decode either.
-                    if let (Some(tag), Some(parsed)) = (
-                        tag.clone(),
-                        notify_command::parse(self.input.fragmentizer().message_bytes()),
-                    ) {
-                        let done = match parsed {
-                            _ if self.user.is_none() => Ok(Done::no("Log in first")),
-                            Err(refused) => Ok(notify::refusal(refused)),
-                            Ok(request) => self.notify_command(request).await,
-                        };
-                        self.finish(tag, "NOTIFY", done).await?;
-                        self.flush().await?;
-                        continue;
-                    }
                     let text = match e {
                         DecodeMessageError::MessageTooLong { .. } => "Command too long",
                         _ => "Syntax error or unknown command",
                     };
+                    if let Some(tag) = tag.clone()
+                        && self.uncoded(tag).await?
+                    {
+                        self.flush().await?;
+                        continue;
+                    }
                     match tag {
                         Some(tag) => self.tagged(tag, Done::bad(text))?,
                         None => self.untagged(StatusKind::Bad, None, text)?,
@@ -348,6 +319,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(());
             }
         }
+    }
+
+    /// Answers a command the codec does not decode: the RFC 5258 form of LIST, APPEND with
+    /// MULTIAPPEND or CATENATE, NOTIFY
+    /// (RFC 5465), SEARCH and SORT with RETURN options, CANCELUPDATE (RFC 4731, RFC
+    /// 5267). `false` when the message is none of them.
+    async fn uncoded(&mut self, tag: Tag<'static>) -> Result<bool> {
+        let logged_in = self.user.is_some();
+        if let Some(parsed) = listext::parse(self.input.fragmentizer().message_bytes()) {
+            let done = match parsed {
+                Err(why) => Ok(Done::bad(why)),
+                Ok(_) if !logged_in => Ok(Done::no("Log in first")),
+                Ok(options) => self.list(&options, false).await,
+            };
+            self.finish(tag, "LIST", done).await?;
+            return Ok(true);
+        }
+        if let Some(parsed) = append_command::parse(self.input.fragmentizer().message_bytes()) {
+            let done = match parsed {
+                _ if !logged_in => Ok(Done::no("Log in first")),
+                Err(why) => Ok(Done::bad(why)),
+                Ok(request) => self.append(request).await,
+            };
+            self.finish(tag, "APPEND", done).await?;
+            return Ok(true);
+        }
+        if let Some(parsed) = notify_command::parse(self.input.fragmentizer().message_bytes()) {
+            let done = match parsed {
+                _ if !logged_in => Ok(Done::no("Log in first")),
+                Err(refused) => Ok(notify::refusal(refused)),
+                Ok(request) => self.notify_command(request).await,
+            };
+            self.finish(tag, "NOTIFY", done).await?;
+            return Ok(true);
+        }
+        let Some(parsed) = search_return::parse(self.input.fragmentizer().message_bytes()) else {
+            return Ok(false);
+        };
+        let (name, done) = match parsed {
+            _ if !logged_in => ("SEARCH", Ok(Done::no("Log in first"))),
+            Err(why) => ("SEARCH", Ok(Done::bad(why))),
+            Ok(Extended::CancelUpdate(tags)) => ("CANCELUPDATE", Ok(self.cancel_update(&tags))),
+            Ok(Extended::Searching { options, command }) => {
+                match CommandCodec::default().decode(&command) {
+                    Ok(([], decoded)) => {
+                        let body = decoded.body.into_static();
+                        let name = body.name();
+                        (name, self.searching(&tag, body, options).await)
+                    }
+                    _ => ("SEARCH", Ok(Done::bad("Syntax error in SEARCH or SORT"))),
+                }
+            }
+        };
+        self.finish(tag, name, done).await?;
+        Ok(true)
     }
 
     pub(super) async fn starttls(&mut self, tag: Tag<'static>) -> Result<Flow> {

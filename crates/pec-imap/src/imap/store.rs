@@ -38,7 +38,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn store(&mut self, set: &SequenceSet, req: StoreRequest) -> Result<Done> {
         let user = self.user()?;
         if req.unchanged_since.is_some() {
-            self.condstore = true;
+            self.condstore_on().await?;
         }
         let indices = self.resolve(set, req.uid);
         let Some(sel) = self.selected.as_ref() else {
@@ -216,6 +216,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// VANISHED once QRESYNC is on).
     pub(super) fn forget(&mut self, uids: &[u32]) -> Result<()> {
         let qresync = self.qresync;
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        // REMOVEFROM for live searches while the messages are still numbered.
+        let removals = sel.expunging(uids);
+        self.out.extend_from_slice(&removals);
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
