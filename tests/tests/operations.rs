@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pec_e2e::{Backend, Lab, free_port, standard, submit, wait_for, wait_for_kind};
+use pec_e2e::{Backend, Lab, free_port, standard, submit, wait_for_kind};
 use pec_gestore::clock::Clock;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
@@ -292,7 +292,16 @@ async fn report_counts_what_happened(backend: Backend) {
     );
     assert!(submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &hidden).is_err());
     wait_for_kind(alfa.store.as_ref(), MARIO, "avvenuta-consegna", 1).await;
-    wait_for(alfa.store.as_ref(), MARIO, 4).await;
+    wait_for_kind(alfa.store.as_ref(), MARIO, "non-accettazione", 1).await;
+    // The presa in carico goes to alfa's service mailbox, not to Mario.
+    poll("the presa in carico at alfa", || {
+        let events = alfa.store.count_log_events(0, i64::MAX).unwrap();
+        events
+            .iter()
+            .any(|(e, _)| e == "ricezione presa-in-carico")
+            .then_some(())
+    })
+    .await;
 
     let today = lab.clock.now().date_naive();
     let from = (today - chrono::Days::new(1)).to_string();
