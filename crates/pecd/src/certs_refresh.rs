@@ -1,5 +1,6 @@
 //! `pecd certs refresh`: downloads the provider index and the CRLs from the URLs of
-//! `[certificates]` (`index_url`, `crl_urls`), checks them together with the CA bundle
+//! `[certificates]` (`index_url`, `crl_urls`: `http://`, or `file://` for a file another
+//! job fetched), checks them together with the CA bundle
 //! exactly as the server loads them ([`crate::trust::load`]), and only then puts them in
 //! place, each file renamed over the old one. The running server takes them up within
 //! [`crate::trust::REFRESH_EVERY`]. Run it from the system's scheduler once a day (spec
@@ -81,11 +82,33 @@ struct Downloaded {
     crls: Vec<(String, Vec<u8>)>,
 }
 
+/// The bytes at `url`: an `http://` download, or a local `file://` path — the file a
+/// scheduler's `curl` wrote where the source needs what `http://` lacks (the official
+/// index is served over HTTPS to the gestore's client certificate).
+async fn fetch(url: &str) -> anyhow::Result<Vec<u8>> {
+    match url.strip_prefix("file://") {
+        Some(path) => {
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot open {path}"))?
+                .take(MAX_DOWNLOAD as u64 + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {path}"))?;
+            if bytes.len() > MAX_DOWNLOAD {
+                bail!("{path} is larger than {MAX_DOWNLOAD} bytes");
+            }
+            Ok(bytes)
+        }
+        None => Ok(pec_gestore::fetch::get(url, MAX_DOWNLOAD).await?),
+    }
+}
+
 async fn download(index_url: Option<&str>, crl_urls: &[String]) -> anyhow::Result<Downloaded> {
     let index = match index_url {
         Some(url) => Some((
             index_name(url),
-            pec_gestore::fetch::get(url, MAX_DOWNLOAD)
+            fetch(url)
                 .await
                 .with_context(|| format!("the provider index from {url}"))?,
         )),
@@ -97,7 +120,7 @@ async fn download(index_url: Option<&str>, crl_urls: &[String]) -> anyhow::Resul
         if crls.iter().any(|(n, _)| *n == name) {
             bail!("two CRL URLs would both be saved as crl/{name}");
         }
-        let bytes = pec_gestore::fetch::get(url, MAX_DOWNLOAD)
+        let bytes = fetch(url)
             .await
             .with_context(|| format!("the CRL from {url}"))?;
         crls.push((

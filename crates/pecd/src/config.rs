@@ -145,11 +145,11 @@ pub struct CertificatesConfig {
     /// Generate a lab PKI there when the files are missing. Never in production.
     #[serde(default)]
     pub lab_generate: bool,
-    /// `http://` URL of the provider index (`index.ldif.p7m`, or a plain `.ldif` in a
-    /// lab) that `pecd certs refresh` downloads.
+    /// `http://` (or `file://`) URL of the provider index (`index.ldif.p7m`, or a plain
+    /// `.ldif` in a lab) that `pecd certs refresh` downloads.
     pub index_url: Option<String>,
-    /// `http://` URLs of the CRLs (PEM or DER) that `pecd certs refresh` downloads into
-    /// `crl/`.
+    /// `http://` (or `file://`) URLs of the CRLs (PEM or DER) that `pecd certs refresh`
+    /// downloads into `crl/`.
     #[serde(default)]
     pub crl_urls: Vec<String>,
 }

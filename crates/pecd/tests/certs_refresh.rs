@@ -1,6 +1,6 @@
 //! `pecd certs refresh` against a small HTTP server of the test: the provider index and a
-//! DER CRL (made by the `openssl` CLI) are downloaded, checked and installed; an index
-//! that does not parse changes nothing.
+//! DER CRL (made by the `openssl` CLI) are downloaded, checked and installed; a broken
+//! index or a missing CRL changes nothing; a `file://` index is installed too.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -196,4 +196,25 @@ fn index_and_der_crl_are_downloaded_checked_and_installed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
     assert!(certs.join("crl/ca1.pem").exists());
+
+    // A file another job fetched (the official index wants HTTPS and a client certificate).
+    let fetched = tmp.path().join("fetched.ldif");
+    std::fs::write(&fetched, &index).unwrap();
+    std::fs::remove_file(certs.join("index.ldif")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[gestore]\ndata_dir = \"state\"\n\n[certificates]\ndir = \"certs\"\nid = \"alfa\"\n\
+             index_url = \"file://{}\"\n",
+            fetched.display()
+        ),
+    )
+    .unwrap();
+    let out = refresh(&config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(certs.join("index.ldif")).unwrap(), index);
 }
