@@ -231,6 +231,7 @@ forward! {
         fn purge_log(&self, cutoff: i64) -> Result<u64>;
         fn purge_virus(&self, cutoff: i64) -> Result<u64>;
         fn purge_effects(&self, cutoff: i64) -> Result<u64>;
+        fn purge_proofs(&self, cutoff: i64) -> Result<u64>;
         fn check(&self) -> Result<CheckReport>;
         fn backup(&self, dest: &Path) -> Result<u64>;
     }

@@ -261,6 +261,9 @@ pub trait Maintenance: Send + Sync {
     fn purge_virus(&self, cutoff: i64) -> Result<u64>;
     /// Deletes the effect keys stored before `cutoff`; returns how many.
     fn purge_effects(&self, cutoff: i64) -> Result<u64>;
+    /// Deletes the uptime minutes and the log time stamps from before `cutoff` (the log
+    /// records those stamps covered are gone at that age too); returns how many.
+    fn purge_proofs(&self, cutoff: i64) -> Result<u64>;
     /// Verifies every referenced blob (re-hashed, whether inline or a file), the
     /// database's integrity and each account's usage counter.
     fn check(&self) -> Result<CheckReport>;

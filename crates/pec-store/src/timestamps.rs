@@ -55,3 +55,12 @@ pub fn list(conn: &Connection) -> Result<Vec<LogTimestamp>> {
     }
     Ok(out)
 }
+
+/// Deletes the time stamps requested before `cutoff`; returns how many.
+pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
+    Ok(cached::execute(
+        conn,
+        "DELETE FROM log_timestamps WHERE requested_at < ?1",
+        [cutoff],
+    )? as u64)
+}

@@ -34,3 +34,8 @@ pub fn first(conn: &Connection) -> Result<Option<i64>> {
         |r| r.get(0),
     )?)
 }
+
+/// Deletes the minutes before `cutoff`; returns how many.
+pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
+    Ok(cached::execute(conn, "DELETE FROM uptime WHERE minute < ?1", [cutoff])? as u64)
+}

@@ -94,6 +94,14 @@ fn head_timestamps_counts_and_uptime(backend: Backend) {
     let up = store.uptime(T0, T0 + 600).unwrap();
     assert_eq!(up.since, Some(T0 - 60));
     assert_eq!(up.minutes, vec![T0, T0 + 120]);
+
+    // Retention: the minutes before T0 + 60 go (two), the stamp of T0 + 1 day stays.
+    assert_eq!(store.purge_proofs(T0 + 60).unwrap(), 2);
+    assert_eq!(store.uptime(0, i64::MAX).unwrap().minutes, vec![T0 + 120]);
+    assert_eq!(store.list_log_timestamps().unwrap().len(), 1);
+    assert_eq!(store.purge_proofs(T0 + 86_401).unwrap(), 2);
+    assert!(store.list_log_timestamps().unwrap().is_empty());
+    assert_eq!(store.uptime(0, i64::MAX).unwrap(), Default::default());
 }
 
 fn held_entries_wait_until_retried_or_expired(backend: Backend) {

@@ -519,6 +519,10 @@ impl Maintenance for PgStore {
         self.write(move |tx, _| ledger::purge_effects(tx, cutoff))
     }
 
+    fn purge_proofs(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |tx, _| proof::purge(tx, cutoff))
+    }
+
     fn check(&self) -> Result<CheckReport> {
         self.read(check::check)
     }

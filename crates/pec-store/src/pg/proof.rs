@@ -74,3 +74,13 @@ pub fn uptime(tx: &mut Transaction<'_>, from: i64, to: i64) -> Result<Uptime> {
         .collect();
     Ok(Uptime { since, minutes })
 }
+
+/// Deletes the uptime minutes and the time stamps from before `cutoff`; returns how many.
+pub fn purge(tx: &mut Transaction<'_>, cutoff: i64) -> Result<u64> {
+    let minutes = tx.execute("DELETE FROM uptime WHERE minute < $1", &[&cutoff])?;
+    let stamps = tx.execute(
+        "DELETE FROM log_timestamps WHERE requested_at < $1",
+        &[&cutoff],
+    )?;
+    Ok(minutes + stamps)
+}
