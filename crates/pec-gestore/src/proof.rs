@@ -97,7 +97,12 @@ pub async fn run<S: Scanner>(
             warn!("cannot record the service's uptime: {e}");
         }
         if let Some(url) = tsa_url.as_deref().filter(|_| now >= due) {
-            match stamp_log(g.store.as_ref(), url, now).await {
+            // A slow authority never holds up shutdown either.
+            let result = tokio::select! {
+                _ = &mut shutdown => break,
+                r = stamp_log(g.store.as_ref(), url, now) => r,
+            };
+            match result {
                 Ok(Some(s)) => {
                     info!(seq = s.seq, head = %s.head_hash, "legal log time-stamped");
                     due = next_stamp_due(Some(now));
