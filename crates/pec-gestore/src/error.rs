@@ -13,6 +13,10 @@ pub enum Error {
     /// Something the store keeps cannot be used (a timer without its envelope, ...).
     #[error("stored data unusable: {0}")]
     Stored(String),
+    /// An HTTP exchange with an outside service (time-stamping authority, index, CRL)
+    /// failed.
+    #[error("HTTP: {0}")]
+    Http(String),
 }
 
 /// Result with this crate's [`Error`].

@@ -60,6 +60,8 @@ pub struct Parts<S: Scanner> {
     pub listen: Listen,
     /// What the client set-up documents announce.
     pub client: ClientSetup,
+    /// The RFC 3161 time-stamping authority of the legal log's daily time stamp, if any.
+    pub tsa_url: Option<String>,
 }
 
 /// A started gestore.
@@ -214,7 +216,13 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         .store
         .subscribe(&changes)
         .map_err(std::io::Error::other)?;
-    let workers = tokio::spawn(run_workers(parts.gestore.clone(), parts.relays, stopped()));
+    let (g, tsa_url) = (parts.gestore.clone(), parts.tsa_url);
+    let workers = tokio::spawn(async move {
+        tokio::join!(
+            run_workers(g.clone(), parts.relays, stopped()),
+            crate::proof::run(g, tsa_url, stopped()),
+        );
+    });
     info!(gestore = %parts.gestore.id.name, "gestore running");
     Ok(Running {
         bound,

@@ -419,6 +419,10 @@ impl<S: Scanner> Gestore<S> {
             })
         };
         count("effect keys", self.store.purge_effects(cutoff));
+        count(
+            "uptime record and log time stamps",
+            self.store.purge_proofs(cutoff),
+        );
         (
             count("legal log", self.store.purge_log(cutoff)),
             count("security archive", self.store.purge_archive(cutoff)),

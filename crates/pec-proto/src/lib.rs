@@ -3,7 +3,7 @@
 //!
 //! Nothing here opens a socket, reads a clock or touches a file: times, identifiers
 //! and boundaries are passed in, so the same inputs always give the same bytes.
-//! Spec references (§n) are to the project's PEC digest (`shared/spec/PEC.md`).
+//! Spec references (§n) are to the sections of `docs/SPEC.md`.
 
 pub mod bounded;
 pub mod breve;
@@ -19,5 +19,6 @@ pub mod original;
 pub mod outer;
 pub mod smime;
 pub mod text;
+pub mod tsp;
 
 pub use error::{Error, Result};

@@ -18,9 +18,9 @@ use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
-    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
+    LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store};
 
@@ -200,12 +200,20 @@ forward! {
         fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>>;
         fn verify_log(&self) -> Result<LogVerification>;
         fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>>;
+        fn log_head(&self) -> Result<LogHead>;
+        fn store_log_timestamp(&self, stamp: &NewLogTimestamp) -> Result<LogTimestamp>;
+        fn list_log_timestamps(&self) -> Result<Vec<LogTimestamp>>;
+        fn count_log_events(&self, from: i64, to: i64) -> Result<Vec<(String, u64)>>;
+        fn record_uptime(&self, minute: i64) -> Result<()>;
+        fn uptime(&self, from: i64, to: i64) -> Result<Uptime>;
         fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
         fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
         fn queue_complete(&self, id: i64) -> Result<()>;
         fn queue_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry>;
         fn queue_fail(&self, id: i64) -> Result<QueueEntry>;
         fn list_queue(&self) -> Result<Vec<QueueEntry>>;
+        fn queue_hold(&self, id: i64, held: bool) -> Result<QueueEntry>;
+        fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry>;
         fn start_timers(&self, timers: &[NewTimer]) -> Result<()>;
         fn mark_presa_in_carico(&self, identificativo: &str, recipients: &[String], at: i64) -> Result<u64>;
         fn mark_outcome(&self, identificativo: &str, recipient: &str, outcome: Outcome) -> Result<Timer>;
@@ -223,6 +231,7 @@ forward! {
         fn purge_log(&self, cutoff: i64) -> Result<u64>;
         fn purge_virus(&self, cutoff: i64) -> Result<u64>;
         fn purge_effects(&self, cutoff: i64) -> Result<u64>;
+        fn purge_proofs(&self, cutoff: i64) -> Result<u64>;
         fn check(&self) -> Result<CheckReport>;
         fn backup(&self, dest: &Path) -> Result<u64>;
     }

@@ -278,6 +278,25 @@ pub fn verify(conn: &Connection) -> Result<LogVerification> {
     Ok(walk.verification(checkpoint, head))
 }
 
+/// The chain's head: the last record appended (genesis before the first).
+pub fn head(conn: &Connection) -> Result<LogHead> {
+    Ok(chain_state(conn)?.1)
+}
+
+/// How many records of each event have `from <= at < to`, by event.
+pub fn count_events(conn: &Connection, from: i64, to: i64) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event, count(*) FROM legal_log WHERE at >= ?1 AND at < ?2
+         GROUP BY event ORDER BY event",
+    )?;
+    let mut rows = stmt.query([from, to])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push((r.get(0)?, from_db(r.get(1)?, "legal log event count")?));
+    }
+    Ok(out)
+}
+
 /// Records matching `q`, in sequence order.
 pub fn search(conn: &Connection, q: &LogQuery) -> Result<Vec<LogRecord>> {
     let mut clauses = Vec::new();

@@ -37,6 +37,8 @@ mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 mod timers;
+mod timestamps;
+mod uptime;
 mod virus;
 mod writer;
 
@@ -48,10 +50,10 @@ pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
     Account, AlreadyDone, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered,
     Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord,
-    LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
-    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate,
-    PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
-    VirusEntry,
+    LogTimestamp, LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
+    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome,
+    OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS,
+    Timer, Uptime, Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};

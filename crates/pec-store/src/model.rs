@@ -255,6 +255,49 @@ pub struct LogQuery {
     pub to: Option<i64>,
 }
 
+/// A time stamp a time-stamping authority (RFC 3161) gave the legal log's head: the
+/// evidence that the log up to that record existed, unchanged, at the TSA's time (spec
+/// §8.1: the log is time-stamped every day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTimestamp {
+    /// Stable identifier.
+    pub id: i64,
+    /// The head record covered.
+    pub seq: u64,
+    /// Its chain hash (hex SHA-256): the digest the TSA signed.
+    pub head_hash: String,
+    /// When it was requested (gestore clock).
+    pub requested_at: i64,
+    /// The TSA it came from.
+    pub tsa_url: String,
+    /// The TSA's whole answer (DER `TimeStampResp`), as `openssl ts -verify -in` reads it.
+    pub response: Vec<u8>,
+}
+
+/// The minutes the service recorded itself up ([`crate::Ledger::uptime`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uptime {
+    /// The first minute ever recorded (the service did not exist before), if any.
+    pub since: Option<i64>,
+    /// The recorded minutes of the period asked, as Unix times, in order.
+    pub minutes: Vec<i64>,
+}
+
+/// A time stamp to keep ([`crate::Ledger::store_log_timestamp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogTimestamp {
+    /// The head record covered.
+    pub seq: u64,
+    /// Its chain hash.
+    pub head_hash: String,
+    /// When it was requested.
+    pub requested_at: i64,
+    /// The TSA it came from.
+    pub tsa_url: String,
+    /// The TSA's DER `TimeStampResp`.
+    pub response: Vec<u8>,
+}
+
 /// A point of the legal log's hash chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogHead {
@@ -374,6 +417,9 @@ pub struct QueueEntry {
     pub last_error: Option<String>,
     /// When to give up.
     pub expires_at: i64,
+    /// Kept from relay by the administrator (`pecd queue hold`) until released; it still
+    /// expires at `expires_at`.
+    pub held: bool,
 }
 
 impl QueueEntry {

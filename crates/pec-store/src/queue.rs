@@ -13,7 +13,7 @@ use crate::model::{NewQueueEntry, QueueEntry};
 
 /// Columns read by [`to_entry`].
 const COLUMNS: &str = "id, msgid, mail_from, rcpt_to, domain, blob, size, created_at, \
-                       next_attempt_at, attempts, last_error, expires_at";
+                       next_attempt_at, attempts, last_error, expires_at, held";
 
 /// Reads a [`QueueEntry`] from a row of [`COLUMNS`].
 fn to_entry(r: &Row<'_>) -> Result<QueueEntry> {
@@ -33,6 +33,7 @@ fn to_entry(r: &Row<'_>) -> Result<QueueEntry> {
             .map_err(|_| Error::Corrupt(format!("queue attempts = {attempts}")))?,
         last_error: r.get(10)?,
         expires_at: r.get(11)?,
+        held: r.get::<_, i64>(12)? != 0,
     })
 }
 
@@ -98,12 +99,14 @@ pub fn enqueue(
     get(conn, id)
 }
 
-/// Entries whose next attempt is due at `now`, earliest first, at most `limit`.
+/// Entries whose next attempt is due at `now`, earliest first, at most `limit`: held
+/// ones only once expired (they are given up then like any other).
 pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
     collect(
         conn,
         &format!(
-            "SELECT {COLUMNS} FROM queue WHERE next_attempt_at <= ?1
+            "SELECT {COLUMNS} FROM queue
+             WHERE next_attempt_at <= ?1 AND (held = 0 OR expires_at <= ?1)
              ORDER BY next_attempt_at, id LIMIT ?2"
         ),
         params![now, to_db(limit as u64)],
@@ -142,6 +145,32 @@ pub fn retry(conn: &Connection, id: i64, next_attempt_at: i64, error: &str) -> R
              next_attempt_at = min(?3, expires_at)
          WHERE id = ?1",
         params![id, error, next_attempt_at],
+    )?;
+    if changed == 0 {
+        return Err(Error::NoSuchQueueEntry(id));
+    }
+    get(conn, id)
+}
+
+/// Holds an entry from relay or releases it (administrator).
+pub fn hold(conn: &Connection, id: i64, held: bool) -> Result<QueueEntry> {
+    let changed = cached::execute(
+        conn,
+        "UPDATE queue SET held = ?2 WHERE id = ?1",
+        params![id, held],
+    )?;
+    if changed == 0 {
+        return Err(Error::NoSuchQueueEntry(id));
+    }
+    get(conn, id)
+}
+
+/// Makes an entry due at `at` (never past its expiry) and releases it (administrator).
+pub fn reschedule(conn: &Connection, id: i64, at: i64) -> Result<QueueEntry> {
+    let changed = cached::execute(
+        conn,
+        "UPDATE queue SET held = 0, next_attempt_at = min(?2, expires_at) WHERE id = ?1",
+        params![id, at],
     )?;
     if changed == 0 {
         return Err(Error::NoSuchQueueEntry(id));

@@ -218,6 +218,24 @@ const MIGRATIONS: &[&str] = &[
         archive_id INTEGER PRIMARY KEY REFERENCES archive(id) ON DELETE CASCADE
     );
     ",
+    // 8: what the gestore must prove (spec §7.2, §8.1): the RFC 3161 time stamps of the
+    // legal log's head (the TSA's whole DER answer), the minutes the service was up (one
+    // row per minute, written by the running gestore), and queue entries the
+    // administrator holds from relay.
+    "
+    CREATE TABLE log_timestamps (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq          INTEGER NOT NULL,
+        head_hash    TEXT NOT NULL,
+        requested_at INTEGER NOT NULL,
+        tsa_url      TEXT NOT NULL,
+        response     BLOB NOT NULL
+    );
+    CREATE TABLE uptime (
+        minute INTEGER PRIMARY KEY
+    ) WITHOUT ROWID;
+    ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what

@@ -14,15 +14,15 @@ use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
-    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
+    LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
 use crate::{
     accounts, archive, batch, folders, legal_log, lookup, maintenance, messages, queue, schema,
-    timers, virus,
+    timers, timestamps, uptime, virus,
 };
 
 /// The embedded store: `<root>/store.db` and `<root>/blobs/`.
@@ -312,6 +312,36 @@ impl Ledger for SqliteStore {
         self.read(|c| legal_log::search(c, query))
     }
 
+    fn log_head(&self) -> Result<LogHead> {
+        self.read(legal_log::head)
+    }
+
+    fn store_log_timestamp(&self, stamp: &NewLogTimestamp) -> Result<LogTimestamp> {
+        let stamp = stamp.clone();
+        self.write(move |c| timestamps::store(c, &stamp))
+    }
+
+    fn list_log_timestamps(&self) -> Result<Vec<LogTimestamp>> {
+        self.read(timestamps::list)
+    }
+
+    fn count_log_events(&self, from: i64, to: i64) -> Result<Vec<(String, u64)>> {
+        self.read(|c| legal_log::count_events(c, from, to))
+    }
+
+    fn record_uptime(&self, minute: i64) -> Result<()> {
+        self.write(move |c| uptime::record(c, minute))
+    }
+
+    fn uptime(&self, from: i64, to: i64) -> Result<Uptime> {
+        self.read(|c| {
+            Ok(Uptime {
+                since: uptime::first(c)?,
+                minutes: uptime::minutes(c, from, to)?,
+            })
+        })
+    }
+
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry> {
         let hash = blobs::hash_hex(&entry.message);
         self.blobs.prepare(&hash, &entry.message)?;
@@ -339,6 +369,14 @@ impl Ledger for SqliteStore {
 
     fn list_queue(&self) -> Result<Vec<QueueEntry>> {
         self.read(queue::list)
+    }
+
+    fn queue_hold(&self, id: i64, held: bool) -> Result<QueueEntry> {
+        self.write(move |c| queue::hold(c, id, held))
+    }
+
+    fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry> {
+        self.write(move |c| queue::reschedule(c, id, at))
     }
 
     fn start_timers(&self, new: &[NewTimer]) -> Result<()> {
@@ -428,6 +466,10 @@ impl Maintenance for SqliteStore {
 
     fn purge_effects(&self, cutoff: i64) -> Result<u64> {
         self.write(move |c| effects::purge(c, cutoff))
+    }
+
+    fn purge_proofs(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| Ok(uptime::purge(c, cutoff)? + timestamps::purge(c, cutoff)?))
     }
 
     fn check(&self) -> Result<CheckReport> {

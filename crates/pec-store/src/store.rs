@@ -19,9 +19,9 @@ use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
-    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
+    LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -165,6 +165,22 @@ pub trait Ledger: Send + Sync {
     fn verify_log(&self) -> Result<LogVerification>;
     /// Log records matching the query, by sequence number.
     fn search_log(&self, query: &LogQuery) -> Result<Vec<LogRecord>>;
+    /// The log's head (the last record appended), without walking the chain: what a
+    /// time stamp covers.
+    fn log_head(&self) -> Result<LogHead>;
+    /// Keeps a time-stamping authority's time stamp of the log's head.
+    fn store_log_timestamp(&self, stamp: &NewLogTimestamp) -> Result<LogTimestamp>;
+    /// Every kept time stamp, oldest first.
+    fn list_log_timestamps(&self) -> Result<Vec<LogTimestamp>>;
+    /// How many log records of each event have `from <= at < to`, by event: the
+    /// counts of the service report.
+    fn count_log_events(&self, from: i64, to: i64) -> Result<Vec<(String, u64)>>;
+    /// Records that the service was up in the minute starting at `minute` (a multiple
+    /// of 60); recording a minute twice, from any node, is harmless.
+    fn record_uptime(&self, minute: i64) -> Result<()>;
+    /// The minutes with `from <= minute < to` the service recorded itself up, and the
+    /// first one ever.
+    fn uptime(&self, from: i64, to: i64) -> Result<Uptime>;
     /// Queues a message for relay to another domain.
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry>;
     /// Queue entries due at `now` (expired ones included: the caller checks
@@ -186,6 +202,11 @@ pub trait Ledger: Send + Sync {
     fn queue_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry>;
     /// Removes a queue entry given up on and returns it, for the notice.
     fn queue_fail(&self, id: i64) -> Result<QueueEntry>;
+    /// Holds a queue entry from relay, or releases it (admin); a held entry is still
+    /// given up when it expires.
+    fn queue_hold(&self, id: i64, held: bool) -> Result<QueueEntry>;
+    /// Makes a queue entry due at `at` (never past its expiry) and releases it (admin).
+    fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry>;
     /// Every queue entry, oldest first (admin).
     fn list_queue(&self) -> Result<Vec<QueueEntry>>;
     /// Starts the 12 h / 24 h timers of PEC recipients, all or none.
@@ -240,6 +261,9 @@ pub trait Maintenance: Send + Sync {
     fn purge_virus(&self, cutoff: i64) -> Result<u64>;
     /// Deletes the effect keys stored before `cutoff`; returns how many.
     fn purge_effects(&self, cutoff: i64) -> Result<u64>;
+    /// Deletes the uptime minutes and the log time stamps from before `cutoff` (the log
+    /// records those stamps covered are gone at that age too); returns how many.
+    fn purge_proofs(&self, cutoff: i64) -> Result<u64>;
     /// Verifies every referenced blob (re-hashed, whether inline or a file), the
     /// database's integrity and each account's usage counter.
     fn check(&self) -> Result<CheckReport>;

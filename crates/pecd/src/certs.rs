@@ -80,6 +80,10 @@ pub enum CertsCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Download the provider index and the CRLs from `[certificates] index_url` and
+    /// `crl_urls`, check them with `ca.pem`, and put them in place only if they all
+    /// check out (the running server takes them up within ten minutes).
+    Refresh,
 }
 
 /// Runs a `pecd certs` subcommand; `config` is read only by the commands that need it.
@@ -92,6 +96,7 @@ pub fn run(cmd: CertsCommand, config: &Path) -> anyhow::Result<ExitCode> {
             force,
         } => init(&dir, gestori, days, force),
         CertsCommand::Publish { out } => publish(&Config::load(config)?, &out),
+        CertsCommand::Refresh => crate::certs_refresh::run(&Config::load(config)?),
     }
 }
 

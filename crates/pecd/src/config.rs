@@ -51,6 +51,19 @@ pub struct Config {
     /// How the server writes its operational log.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// The legal message log's daily time stamp.
+    #[serde(default)]
+    pub log: LegalLogConfig,
+}
+
+/// The `[log]` table: the legal message log (spec §8.1), not the operational log of
+/// `[logging]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegalLogConfig {
+    /// `http://` URL of an RFC 3161 time-stamping authority: the running gestore
+    /// time-stamps the log's head there every day, and `pecd log timestamp` on demand.
+    pub tsa_url: Option<String>,
 }
 
 /// The `[logging]` table: the operational log on standard error (not the legal log).
@@ -132,6 +145,13 @@ pub struct CertificatesConfig {
     /// Generate a lab PKI there when the files are missing. Never in production.
     #[serde(default)]
     pub lab_generate: bool,
+    /// `http://` (or `file://`) URL of the provider index (`index.ldif.p7m`, or a plain
+    /// `.ldif` in a lab) that `pecd certs refresh` downloads.
+    pub index_url: Option<String>,
+    /// `http://` (or `file://`) URLs of the CRLs (PEM or DER) that `pecd certs refresh`
+    /// downloads into `crl/`.
+    #[serde(default)]
+    pub crl_urls: Vec<String>,
 }
 
 impl Default for CertificatesConfig {
@@ -140,6 +160,8 @@ impl Default for CertificatesConfig {
             dir: default_cert_dir(),
             id: default_id(),
             lab_generate: false,
+            index_url: None,
+            crl_urls: Vec::new(),
         }
     }
 }

@@ -4,10 +4,13 @@
 pub mod admin;
 pub mod bench;
 pub mod certs;
+pub mod certs_refresh;
 pub mod config;
 pub mod inspect;
 pub mod log;
 pub mod private;
+pub mod queue;
+pub mod report;
 pub mod serve;
 pub mod store;
 pub mod trust;

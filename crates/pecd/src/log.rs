@@ -1,5 +1,6 @@
 //! `pecd log`: the legal message log (spec §8.1) — verify its hash chain, search it,
-//! export it.
+//! export it, time-stamp its head at an RFC 3161 authority and export the time stamps
+//! for `openssl ts -verify`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate};
-use pec_store::{LogFault, LogQuery, LogRecord, write_log_csv, write_log_jsonl};
+use pec_store::{LogFault, LogQuery, LogRecord, LogTimestamp, write_log_csv, write_log_jsonl};
 
 use crate::config::Config;
 
@@ -54,6 +55,40 @@ pub enum LogCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Time-stamp the log's current head now at `[log] tsa_url` (the running gestore
+    /// does it every day) and keep the authority's answer.
+    Timestamp,
+    /// The time stamps kept: head record, head hash, when, which authority.
+    Timestamps {
+        /// Also write each as `<DIR>/<id>.tsr` (the authority's DER answer) with
+        /// `<DIR>/<id>.sha256` (the head hash it covers, hex) for
+        /// `openssl ts -verify -digest "$(cat <id>.sha256)" -in <id>.tsr -CAfile tsa-ca.pem`.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+    },
+}
+
+/// One line of `pecd log timestamps`.
+fn stamp_line(s: &LogTimestamp) -> String {
+    let at = DateTime::from_timestamp(s.requested_at, 0)
+        .map_or_else(|| s.requested_at.to_string(), |t| t.to_rfc3339());
+    format!("{}	seq={}	{}	{at}	{}", s.id, s.seq, s.head_hash, s.tsa_url)
+}
+
+/// Writes each time stamp's answer and digest into `dir`.
+fn export_stamps(stamps: &[LogTimestamp], dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for s in stamps {
+        for (name, bytes) in [
+            (format!("{}.tsr", s.id), s.response.clone()),
+            (format!("{}.sha256", s.id), s.head_hash.clone().into_bytes()),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_date(text: &str, end_of_day: bool) -> anyhow::Result<i64> {
@@ -155,6 +190,32 @@ pub fn run(config: &Config, cmd: LogCommand) -> anyhow::Result<ExitCode> {
             };
             let records = store.search_log(&query)?;
             write(&records, format, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Timestamp => {
+            let Some(url) = config.log.tsa_url.as_deref() else {
+                bail!("no time-stamping authority: set [log] tsa_url");
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let now = chrono::Utc::now().timestamp();
+            let stamp =
+                runtime.block_on(pec_gestore::proof::stamp_log(store.as_ref(), url, now))?;
+            let Some(stamp) = stamp else {
+                bail!("the legal log is empty: nothing to time-stamp");
+            };
+            println!("{}", stamp_line(&stamp));
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Timestamps { export } => {
+            let stamps = store.list_log_timestamps()?;
+            for s in &stamps {
+                println!("{}", stamp_line(s));
+            }
+            if let Some(dir) = export {
+                export_stamps(&stamps, &dir)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         LogCommand::Export { format, output } => {

@@ -1,6 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-use pecd::{admin, bench, certs, config, inspect, log, serve};
+use pecd::{admin, bench, certs, config, inspect, log, queue, report, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,9 +29,14 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the gestore: SMTP submission and MX, IMAP, POP3, queue and timers.
     Serve,
-    /// The legal message log: verify, search, export.
+    /// The legal message log: verify, search, export, time-stamp.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// The outgoing queue: list, show, retry, hold, drop.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Messages, receipts, viruses and availability over a period.
+    Report(report::ReportArgs),
     /// The hosted PEC domains.
     #[command(subcommand)]
     Domain(admin::DomainCommand),
@@ -55,6 +60,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Serve => config::Config::load(&cli.config).and_then(|c| serve::run(&c)),
         Command::Log(cmd) => config::Config::load(&cli.config).and_then(|c| log::run(&c, cmd)),
+        Command::Queue(cmd) => config::Config::load(&cli.config).and_then(|c| queue::run(&c, cmd)),
+        Command::Report(args) => {
+            config::Config::load(&cli.config).and_then(|c| report::run(&c, args))
+        }
         Command::Domain(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::domain(&c, cmd))
         }

@@ -287,6 +287,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             https: l.https,
         },
         client: client_setup(config),
+        tsa_url: config.log.tsa_url.clone(),
     })
 }
 

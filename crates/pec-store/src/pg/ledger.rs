@@ -27,7 +27,7 @@ use crate::store::Change;
 
 /// Columns of a [`QueueEntry`], read by [`to_entry`].
 const QUEUE_COLUMNS: &str = "id, msgid, mail_from, rcpt_to, domain, blob, size, created_at, \
-                             next_attempt_at, attempts, last_error, expires_at";
+                             next_attempt_at, attempts, last_error, expires_at, held";
 
 /// Builds a [`QueueEntry`] from a row of [`QUEUE_COLUMNS`].
 fn to_entry(r: &postgres::Row) -> Result<QueueEntry> {
@@ -46,6 +46,7 @@ fn to_entry(r: &postgres::Row) -> Result<QueueEntry> {
             .map_err(|_| Error::Corrupt(format!("queue attempts = {attempts}")))?,
         last_error: r.get(10),
         expires_at: r.get(11),
+        held: r.get(12),
     })
 }
 
@@ -93,7 +94,7 @@ pub fn queue_due(
             &format!(
                 "WITH due AS (
                      SELECT id FROM queue
-                     WHERE next_attempt_at <= $1
+                     WHERE next_attempt_at <= $1 AND (NOT held OR expires_at <= $1)
                        AND (lease_until IS NULL OR lease_until <= $1 OR lease_owner = $3)
                      ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
                  UPDATE queue q SET lease_owner = $3, lease_until = $4
@@ -181,6 +182,31 @@ pub fn queue_retry(
                  WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
             ),
             &[&id, &error, &next_attempt_at, &node.owner()],
+        )?
+        .ok_or(Error::NoSuchQueueEntry(id))?;
+    to_entry(&row)
+}
+
+/// Holds an entry from relay or releases it (administrator).
+pub fn queue_hold(tx: &mut Transaction<'_>, id: i64, held: bool) -> Result<QueueEntry> {
+    let row = tx
+        .query_opt(
+            &format!("UPDATE queue SET held = $2 WHERE id = $1 RETURNING {QUEUE_COLUMNS}"),
+            &[&id, &held],
+        )?
+        .ok_or(Error::NoSuchQueueEntry(id))?;
+    to_entry(&row)
+}
+
+/// Makes an entry due at `at` (never past its expiry) and releases it (administrator).
+pub fn queue_reschedule(tx: &mut Transaction<'_>, id: i64, at: i64) -> Result<QueueEntry> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE queue SET held = FALSE, next_attempt_at = least($2, expires_at)
+                 WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
+            ),
+            &[&id, &at],
         )?
         .ok_or(Error::NoSuchQueueEntry(id))?;
     to_entry(&row)

@@ -147,6 +147,23 @@ pub fn verify(tx: &mut Transaction<'_>) -> Result<LogVerification> {
     Ok(walk.verification(checkpoint, head))
 }
 
+/// The chain's head: the last record appended (genesis before the first).
+pub fn head(tx: &mut Transaction<'_>) -> Result<LogHead> {
+    Ok(chain_state(tx, false)?.1)
+}
+
+/// How many records of each event have `from <= at < to`, by event.
+pub fn count_events(tx: &mut Transaction<'_>, from: i64, to: i64) -> Result<Vec<(String, u64)>> {
+    tx.query(
+        "SELECT event, count(*) FROM legal_log WHERE at >= $1 AND at < $2
+         GROUP BY event ORDER BY event",
+        &[&from, &to],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0), from_db(r.get(1), "legal log event count")?)))
+    .collect()
+}
+
 /// Records matching `q`, in sequence order.
 pub fn search(tx: &mut Transaction<'_>, q: &LogQuery) -> Result<Vec<LogRecord>> {
     let address = q.address.as_ref().map(|a| a.trim().to_string());

@@ -49,6 +49,8 @@ pub(crate) enum Kind {
     OptText,
     /// A JSON array of strings (TEXT) to TEXT[].
     List,
+    /// BLOB to BYTEA.
+    Bytes,
     /// Not copied: PostgreSQL computes it from the copied rows.
     Derived,
 }
@@ -186,6 +188,7 @@ pub(crate) const TABLES: &[Table] = &[
             ("attempts", Kind::Int),
             ("last_error", Kind::OptText),
             ("expires_at", Kind::Int),
+            ("held", Kind::Bool),
         ],
         serial: Some("id"),
     },
@@ -223,6 +226,23 @@ pub(crate) const TABLES: &[Table] = &[
     Table {
         name: "effects",
         columns: &[("key", Kind::Text), ("at", Kind::Int)],
+        serial: None,
+    },
+    Table {
+        name: "log_timestamps",
+        columns: &[
+            ("id", Kind::Int),
+            ("seq", Kind::Int),
+            ("head_hash", Kind::Text),
+            ("requested_at", Kind::Int),
+            ("tsa_url", Kind::Text),
+            ("response", Kind::Bytes),
+        ],
+        serial: Some("id"),
+    },
+    Table {
+        name: "uptime",
+        columns: &[("minute", Kind::Int)],
         serial: None,
     },
 ];
@@ -341,6 +361,7 @@ fn pg_type(kind: Kind) -> Type {
         Kind::Bool => Type::BOOL,
         Kind::Text | Kind::OptText => Type::TEXT,
         Kind::List => Type::TEXT_ARRAY,
+        Kind::Bytes => Type::BYTEA,
         Kind::Derived => Type::UNKNOWN,
     }
 }
@@ -365,6 +386,7 @@ fn value(
                 .map_err(|e| Error::Corrupt(format!("{table}: a list that is not one: {e}")))?;
             Box::new(list)
         }
+        Kind::Bytes => Box::new(row.get::<_, Vec<u8>>(i)?),
         Kind::Derived => Box::new(Option::<i64>::None),
     })
 }

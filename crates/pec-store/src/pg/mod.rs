@@ -26,6 +26,7 @@ mod log;
 mod mailboxes;
 pub mod migrate;
 mod pool;
+mod proof;
 mod schema;
 
 use std::path::Path;
@@ -40,9 +41,9 @@ use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
-    DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
+    LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -380,6 +381,31 @@ impl Ledger for PgStore {
         self.read(move |tx| log::search(tx, &query))
     }
 
+    fn log_head(&self) -> Result<LogHead> {
+        self.read(log::head)
+    }
+
+    fn store_log_timestamp(&self, stamp: &NewLogTimestamp) -> Result<LogTimestamp> {
+        let stamp = stamp.clone();
+        self.write(move |tx, _| proof::store_timestamp(tx, &stamp))
+    }
+
+    fn list_log_timestamps(&self) -> Result<Vec<LogTimestamp>> {
+        self.read(proof::list_timestamps)
+    }
+
+    fn count_log_events(&self, from: i64, to: i64) -> Result<Vec<(String, u64)>> {
+        self.read(move |tx| log::count_events(tx, from, to))
+    }
+
+    fn record_uptime(&self, minute: i64) -> Result<()> {
+        self.write(move |tx, _| proof::record_uptime(tx, minute))
+    }
+
+    fn uptime(&self, from: i64, to: i64) -> Result<Uptime> {
+        self.read(move |tx| proof::uptime(tx, from, to))
+    }
+
     fn enqueue(&self, entry: &NewQueueEntry) -> Result<QueueEntry> {
         let hash = crate::blobs::hash_hex(&entry.message);
         let entry = entry.clone();
@@ -406,6 +432,14 @@ impl Ledger for PgStore {
 
     fn list_queue(&self) -> Result<Vec<QueueEntry>> {
         self.read(ledger::list_queue)
+    }
+
+    fn queue_hold(&self, id: i64, held: bool) -> Result<QueueEntry> {
+        self.write(move |tx, _| ledger::queue_hold(tx, id, held))
+    }
+
+    fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry> {
+        self.write(move |tx, _| ledger::queue_reschedule(tx, id, at))
     }
 
     fn start_timers(&self, timers: &[NewTimer]) -> Result<()> {
@@ -483,6 +517,10 @@ impl Maintenance for PgStore {
 
     fn purge_effects(&self, cutoff: i64) -> Result<u64> {
         self.write(move |tx, _| ledger::purge_effects(tx, cutoff))
+    }
+
+    fn purge_proofs(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |tx, _| proof::purge(tx, cutoff))
     }
 
     fn check(&self) -> Result<CheckReport> {

@@ -212,6 +212,22 @@ const MIGRATIONS: &[&str] = &[
         archive_id BIGINT PRIMARY KEY REFERENCES archive(id) ON DELETE CASCADE
     );
     "#,
+    // 4: the embedded store's version 8: log time stamps, the minutes the service was up
+    // (any node), queue entries held by the administrator.
+    r#"
+    CREATE TABLE log_timestamps (
+        id           BIGSERIAL PRIMARY KEY,
+        seq          BIGINT NOT NULL,
+        head_hash    TEXT NOT NULL,
+        requested_at BIGINT NOT NULL,
+        tsa_url      TEXT NOT NULL,
+        response     BYTEA NOT NULL
+    );
+    CREATE TABLE uptime (
+        minute BIGINT PRIMARY KEY
+    );
+    ALTER TABLE queue ADD COLUMN held BOOLEAN NOT NULL DEFAULT FALSE;
+    "#,
 ];
 
 /// The schema version this program writes.
