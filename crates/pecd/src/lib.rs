@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod bench;
 pub mod certs;
+pub mod check;
 pub mod config;
 pub mod inspect;
 pub mod log;

@@ -144,7 +144,14 @@ fn init_writes_a_working_lab_pki() {
     // and autodiscover.<domain> (Outlook) of every domain of its gestore, and no other's.
     let sans = openssl(
         &dir,
-        &["x509", "-in", "alfa/tls.pem", "-noout", "-ext", "subjectAltName"],
+        &[
+            "x509",
+            "-in",
+            "alfa/tls.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
     );
     assert_ok(&sans);
     let sans = String::from_utf8_lossy(&sans.stdout);
