@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry,
+    QueueSummary, Selected, Timer, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store};
 
@@ -206,6 +206,7 @@ forward! {
         fn queue_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<QueueEntry>;
         fn queue_fail(&self, id: i64) -> Result<QueueEntry>;
         fn list_queue(&self) -> Result<Vec<QueueEntry>>;
+        fn queue_summary(&self) -> Result<QueueSummary>;
         fn start_timers(&self, timers: &[NewTimer]) -> Result<()>;
         fn mark_presa_in_carico(&self, identificativo: &str, recipients: &[String], at: i64) -> Result<u64>;
         fn mark_outcome(&self, identificativo: &str, recipient: &str, outcome: Outcome) -> Result<Timer>;

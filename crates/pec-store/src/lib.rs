@@ -50,8 +50,8 @@ pub use model::{
     Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord,
     LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
     NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate,
-    PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
-    VirusEntry,
+    PresaInCaricoUpdate, QueueEntry, QueueSummary, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS,
+    Timer, Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};

@@ -15,8 +15,8 @@ use crate::messages::Delivery;
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry,
+    QueueSummary, Selected, Timer, Usage, VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
@@ -339,6 +339,10 @@ impl Ledger for SqliteStore {
 
     fn list_queue(&self) -> Result<Vec<QueueEntry>> {
         self.read(queue::list)
+    }
+
+    fn queue_summary(&self) -> Result<QueueSummary> {
+        self.read(queue::summary)
     }
 
     fn start_timers(&self, new: &[NewTimer]) -> Result<()> {

@@ -41,8 +41,8 @@ use crate::messages::Delivery;
 use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogQuery, LogRecord, LogVerification, MessageMeta,
-    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected,
-    Timer, Usage, VirusEntry,
+    NewAccount, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry,
+    QueueSummary, Selected, Timer, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -406,6 +406,10 @@ impl Ledger for PgStore {
 
     fn list_queue(&self) -> Result<Vec<QueueEntry>> {
         self.read(ledger::list_queue)
+    }
+
+    fn queue_summary(&self) -> Result<QueueSummary> {
+        self.read(ledger::queue_summary)
     }
 
     fn start_timers(&self, timers: &[NewTimer]) -> Result<()> {
