@@ -28,6 +28,7 @@ mod legal_log;
 mod lookup;
 mod maintenance;
 mod messages;
+mod methods;
 pub mod model;
 mod pg;
 mod queue;
@@ -36,6 +37,7 @@ mod sqlite;
 mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod timed;
 mod timers;
 mod virus;
 mod writer;
