@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::access::{Outcome, Submission, complete, completion_note, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::events::Event;
+use crate::metrics::SubmissionOutcome;
 use crate::service::{Gestore, blocking, domain_of};
 
 fn temporary(e: impl std::fmt::Display) -> Reply {
@@ -158,6 +159,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     // identifiers): nothing stored, the client submits again.
                     Ok(c) if c.already_done.is_some() => temporary("identificativo già usato"),
                     Ok(_) => {
+                        g.metrics.submission(SubmissionOutcome::Accepted);
                         info!(identificativo = %tx.identificativo, from = %sender, "accepted");
                         Reply::ok(format!(
                             "Ok: messaggio accettato, identificativo {}",
@@ -209,6 +211,11 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                 ));
                 match g.commit(b) {
                     Ok(_) => {
+                        g.metrics.submission(if r.virus {
+                            SubmissionOutcome::RefusedVirus
+                        } else {
+                            SubmissionOutcome::Refused
+                        });
                         info!(from = %sender, reason = %r.reason, "not accepted");
                         Reply::new(
                             550,

@@ -16,6 +16,7 @@ pub mod events;
 pub mod handlers;
 pub mod identity;
 pub mod incoming;
+pub mod metrics;
 pub mod quota;
 pub mod reception;
 pub mod routing;

@@ -93,6 +93,7 @@ fn plain(busy: &[u8]) -> Service {
         name: "test",
         tls: None,
         busy: busy.to_vec(),
+        observer: None,
     }
 }
 
@@ -136,6 +137,7 @@ async fn an_implicit_tls_connection_that_never_starts_tls_is_closed_after_the_ha
         name: "tls",
         tls: Some(tls),
         busy: b"never sent over TLS listeners\r\n".to_vec(),
+        observer: None,
     };
     let server = Server::start(service, limits).await;
     let mut idle = connect_from([127, 0, 0, 1], server.addr).await;

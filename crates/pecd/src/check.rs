@@ -22,7 +22,10 @@ use toml::de::DeTable;
 use crate::config::{Config, parse_size};
 
 /// Certificates expiring within this many days are reported as a warning.
-pub const EXPIRY_WARNING_DAYS: i32 = 30;
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// A day in seconds.
+const DAY: i64 = 86_400;
 
 /// How deep the key path of an offset is looked for (the file has two levels).
 const MAX_KEY_DEPTH: usize = 8;
@@ -451,18 +454,20 @@ fn certificate_pair(cert: &Path, key: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whole days until the first certificate of `path` expires; negative once expired.
-pub fn days_left(path: &Path) -> Result<i32, String> {
+/// When the first certificate of `path` expires, in seconds since the Unix epoch.
+pub fn not_after(path: &Path) -> Result<i64, String> {
     let x509 = read_certificate(path)?;
-    let now = Asn1Time::days_from_now(0).map_err(|e| e.to_string())?;
-    let diff = now
+    let epoch = Asn1Time::from_unix(0).map_err(|e| e.to_string())?;
+    let diff = epoch
         .diff(x509.not_after())
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(if diff.days == 0 && diff.secs < 0 {
-        -1
-    } else {
-        diff.days
-    })
+    Ok(i64::from(diff.days) * DAY + i64::from(diff.secs))
+}
+
+/// Whole days until the first certificate of `path` expires; negative once expired.
+pub fn days_left(path: &Path) -> Result<i64, String> {
+    let left = not_after(path)? - chrono::Utc::now().timestamp();
+    Ok(left.div_euclid(DAY))
 }
 
 #[cfg(test)]
