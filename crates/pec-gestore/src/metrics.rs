@@ -305,40 +305,29 @@ impl Metrics {
 /// Prometheus: `x_total` throughout), and in the `# UNIT` lines, which Prometheus's format
 /// has not.
 fn prometheus_text(openmetrics: &str) -> String {
+    let counter = |line: &str| {
+        line.strip_prefix("# TYPE ")
+            .and_then(|t| t.strip_suffix(" counter"))
+            .map(str::to_string)
+    };
     let mut out = String::with_capacity(openmetrics.len() + 256);
-    let mut help: Option<&str> = None;
-    for line in openmetrics.lines() {
-        if line.starts_with("# HELP ") {
-            if let Some(h) = help.replace(line) {
-                out.push_str(h);
-                out.push('\n');
-            }
-            continue;
-        }
+    let mut lines = openmetrics.lines().peekable();
+    while let Some(line) = lines.next() {
         if line.starts_with("# UNIT ") {
             continue;
         }
-        if let Some(family) = line
-            .strip_prefix("# TYPE ")
-            .and_then(|t| t.strip_suffix(" counter"))
+        // A family's HELP comes just before its TYPE.
+        if let Some(help) = line.strip_prefix("# HELP ")
+            && let Some(family) = lines.peek().and_then(|next| counter(next))
         {
-            if let Some(h) = help.take() {
-                let text = h.strip_prefix(&format!("# HELP {family} ")).unwrap_or("");
-                out.push_str(&format!("# HELP {family}_total {text}\n"));
-            }
+            let text = help.strip_prefix(family.as_str()).unwrap_or(help);
+            out.push_str(&format!("# HELP {family}_total{text}\n"));
+        } else if let Some(family) = counter(line) {
             out.push_str(&format!("# TYPE {family}_total counter\n"));
-            continue;
-        }
-        if let Some(h) = help.take() {
-            out.push_str(h);
+        } else {
+            out.push_str(line);
             out.push('\n');
         }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if let Some(h) = help {
-        out.push_str(h);
-        out.push('\n');
     }
     out
 }
@@ -389,6 +378,17 @@ impl Signer for CountingSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_families_take_their_samples_name() {
+        let om = "# HELP a_x Things.\n# TYPE a_x counter\na_x_total{k=\"v\"} 2\n\
+                  # HELP a_g Level.\n# TYPE a_g gauge\n# UNIT a_g bytes\na_g 1\n# EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP a_x_total Things.\n# TYPE a_x_total counter\na_x_total{k=\"v\"} 2\n\
+             # HELP a_g Level.\n# TYPE a_g gauge\na_g 1\n# EOF\n"
+        );
+    }
 
     #[test]
     fn state_gauges_are_computed_at_scrape_time() {
