@@ -229,6 +229,35 @@ async fn a_pec_message_moves_the_counters(backend: Backend) {
     );
     assert!(value(&b, "pecd_signatures_total") >= 2.0, "{btext}");
     assert_eq!(sum(&b, "pecd_submissions_total"), 0.0, "{btext}");
+    assert_eq!(
+        value(&b, "pecd_signature_verification_failures_total"),
+        0.0,
+        "{btext}"
+    );
+
+    // The envelope beta delivered, altered after signing and sent to beta again: its
+    // signature no longer verifies (beta refuses it as ordinary mail).
+    let envelope = pec_e2e::wait_for_kind(beta.store.as_ref(), ANNA, "posta-certificata", 1)
+        .await
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(m).contains("Prova."))
+        .expect("the envelope");
+    let tampered = String::from_utf8_lossy(&envelope).replacen("Prova.", "Prove.", 1);
+    let _refused = pec_e2e::send_to_mx(
+        beta.mx_port,
+        "posta-certificata@pec.alfa.test",
+        &[ANNA],
+        tampered.as_bytes(),
+    );
+    let (btext, b) = scrape_until(beta.http_port, |s| {
+        value(s, "pecd_signature_verification_failures_total") >= 1.0
+    })
+    .await;
+    assert_eq!(
+        value(&b, "pecd_signature_verification_failures_total"),
+        1.0,
+        "{btext}"
+    );
 
     match promtool(&text) {
         None => println!("SKIPPED promtool check: promtool is not installed (Debian: prometheus)"),
