@@ -371,7 +371,18 @@ fn data_dir(dir: &Path, out: &mut Vec<Finding>) {
         }
         return;
     }
-    let parent = dir.ancestors().skip(1).find(|a| a.exists());
+    // A relative path's last ancestor is the empty path: the current directory.
+    let parent = dir
+        .ancestors()
+        .skip(1)
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.exists());
     match parent {
         Some(p) if p.is_dir() && tempfile::tempfile_in(p).is_ok() => out.push(warning(
             KEY,
@@ -487,6 +498,14 @@ mod tests {
         let text = "[routes]\n\"pec.b.test\" = \"x\"\n\"pec.a.test\" = \"y\"\n";
         let tree = DeTable::parse(text).unwrap();
         assert_eq!(line_of_key(text, &tree, "routes.pec.a.test"), 3);
+    }
+
+    #[test]
+    fn a_relative_data_directory_can_be_made_in_the_current_one() {
+        let mut out = Vec::new();
+        data_dir(Path::new("pecd-check-not-there/data"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].level, Level::Warning, "{}", out[0].message);
     }
 
     #[test]
