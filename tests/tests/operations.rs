@@ -139,6 +139,15 @@ async fn a_pec_message_moves_the_counters(backend: Backend) {
         1,
         "delivered"
     );
+    // Recipients in SMTP that the header does not name: refused by the formal checks.
+    let refused = submit(
+        alfa.submission_port,
+        &lab.ca(),
+        MARIO,
+        &[ANNA, "luca.verdi@pec.beta.test"],
+        &message,
+    );
+    assert!(refused.is_err(), "refused");
     run_python(
         IMAP_LOGIN,
         &[
@@ -160,6 +169,13 @@ async fn a_pec_message_moves_the_counters(backend: Backend) {
     .await;
     let accepted = "pecd_submissions_total{outcome=\"accepted\",reason=\"none\"}";
     assert_eq!(value(&after, accepted), 1.0, "{text}");
+    let refused = "pecd_submissions_total{outcome=\"refused\",reason=\"formal\"}";
+    assert_eq!(value(&after, refused), 1.0, "{text}");
+    assert_eq!(
+        value(&after, "pecd_events_total{event=\"non-accettazione\"}"),
+        1.0,
+        "{text}"
+    );
     assert_eq!(
         value(&after, "pecd_events_total{event=\"accettazione\"}"),
         1.0,

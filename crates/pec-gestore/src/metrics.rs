@@ -21,6 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::access::RefusalCause;
+
 /// The content type of [`Metrics::render`]'s text: Prometheus's text format, which
 /// every scraper and `promtool check metrics` read.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -49,17 +51,6 @@ struct MethodLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabels {
     certificate: &'static str,
-}
-
-/// How a submission ended, for `pecd_submissions_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubmissionOutcome {
-    /// Accepted: ricevuta di accettazione.
-    Accepted,
-    /// Refused by the formal checks: avviso di non accettazione.
-    Refused,
-    /// Refused because of a virus.
-    RefusedVirus,
 }
 
 /// The buckets of the store latency, in seconds: 100 µs to about 13 s.
@@ -202,13 +193,17 @@ impl Metrics {
         }
     }
 
-    /// Counts a submission's outcome.
-    pub fn submission(&self, outcome: SubmissionOutcome) {
-        let (outcome, reason) = match outcome {
-            SubmissionOutcome::Accepted => ("accepted", "none"),
-            SubmissionOutcome::Refused => ("refused", "formal"),
-            SubmissionOutcome::RefusedVirus => ("refused", "virus"),
-        };
+    /// Counts a submission accepted.
+    pub fn accepted(&self) {
+        self.submission("accepted", "none");
+    }
+
+    /// Counts a submission refused, by the rule that refused it.
+    pub fn refused(&self, cause: RefusalCause) {
+        self.submission("refused", cause.as_str());
+    }
+
+    fn submission(&self, outcome: &'static str, reason: &'static str) {
         self.submissions
             .get_or_create(&SubmissionLabels { outcome, reason })
             .inc();
@@ -400,7 +395,7 @@ mod tests {
         m.certificate("signing", now.timestamp() - 1);
         m.index_written(now.timestamp() - 3600);
         m.committed(["accettazione", "consegna", "consegna"]);
-        m.submission(SubmissionOutcome::RefusedVirus);
+        m.refused(RefusalCause::Virus);
         let text = m.render(&store, now);
         for line in [
             "pecd_certificate_expiry_seconds{certificate=\"tls\"} 864005",
