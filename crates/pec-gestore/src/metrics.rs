@@ -4,7 +4,7 @@
 //! that describe state (queue, certificates, provider index) computed at scrape time.
 //!
 //! Every label takes a bounded set of values: event and method names from the code,
-//! listener names, two refusal reasons.
+//! listener names, the refusal causes.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
