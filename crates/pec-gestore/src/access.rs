@@ -67,6 +67,29 @@ pub struct Accepted {
 }
 
 /// A refused submission: the avviso di non accettazione for the sender.
+/// Why a submission is refused, in a word: which rule refused it. The metrics count
+/// refusals by it (the Italian reason itself carries details).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCause {
+    /// A formal check of the message against its envelope (spec §7.1).
+    Formal,
+    /// A virus (the message goes to the virus store).
+    Virus,
+    /// A MIME structure too deep or with too many parts to carry.
+    Structure,
+}
+
+impl RefusalCause {
+    /// Its name as a metrics label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCause::Formal => "formal",
+            RefusalCause::Virus => "virus",
+            RefusalCause::Structure => "structure",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Refused {
     /// The transaction's facts as far as they could be read.
@@ -75,8 +98,8 @@ pub struct Refused {
     pub time: DateTime<Utc>,
     /// Why, in Italian as it appears in the notice.
     pub reason: String,
-    /// Whether the reason is a virus (the message goes to the virus store).
-    pub virus: bool,
+    /// Which rule refused it.
+    pub cause: RefusalCause,
     /// The signed notice, to the SMTP reverse path.
     pub notice: Vec<u8>,
     /// Its Message-ID (no angle brackets).
@@ -219,12 +242,12 @@ pub fn submit(
             .collect();
     }
     let refusal = match (sub.virus, formal_check(&original, sub, limits)) {
-        (Some(virus), _) => Some((virus.to_string(), true)),
-        (None, Err(reason)) => Some((reason, false)),
+        (Some(virus), _) => Some((virus.to_string(), RefusalCause::Virus)),
+        (None, Err(reason)) => Some((reason, RefusalCause::Formal)),
         (None, Ok(())) => None,
     };
-    if let Some((reason, virus)) = refusal {
-        return refuse(id, transaction, reason, virus, sub.mail_from, now);
+    if let Some((reason, cause)) = refusal {
+        return refuse(id, transaction, reason, cause, sub.mail_from, now);
     }
 
     // The original travels inside our envelope (three more MIME levels, eight more parts),
@@ -236,7 +259,7 @@ pub fn submit(
             id,
             transaction,
             too_complex(exceeded),
-            false,
+            RefusalCause::Structure,
             sub.mail_from,
             now,
         );
@@ -263,11 +286,11 @@ fn refuse(
     id: &Identity,
     transaction: Transaction,
     reason: String,
-    virus: bool,
+    cause: RefusalCause,
     to: &str,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let n = if virus {
+    let n = if cause == RefusalCause::Virus {
         Notice::NonAccettazioneVirus { virus: &reason }
     } else {
         Notice::NonAccettazione { reason: &reason }
@@ -277,7 +300,7 @@ fn refuse(
         transaction,
         time: now,
         reason,
-        virus,
+        cause,
         notice: notice.bytes,
         notice_id: notice.message_id,
     }))
@@ -383,7 +406,7 @@ mod tests {
                 r.reason,
                 "struttura MIME troppo complessa: troppi livelli di annidamento"
             );
-            assert!(!r.virus);
+            assert_eq!(r.cause, RefusalCause::Structure);
             let notice = classify(&r.notice);
             assert_eq!(notice.kind, Kind::NonAccettazione);
             assert_eq!(notice.headers.to.as_deref(), Some(SENDER));

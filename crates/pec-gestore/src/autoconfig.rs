@@ -29,6 +29,10 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tracing::{debug, warn};
 
+use crate::clock::Clock;
+use crate::metrics::{self, Metrics};
+use crate::service::blocking;
+
 /// Thunderbird's autoconfig path on the mail domain's `autoconfig.` host.
 pub const THUNDERBIRD_PATH: &str = "/mail/config-v1.1.xml";
 /// Thunderbird's autoconfig path on the mail domain itself.
@@ -174,12 +178,30 @@ fn services(all: &[(&'static str, Option<u16>, Security)]) -> Vec<Service> {
         .collect()
 }
 
+/// Prometheus's scrape path.
+pub const METRICS_PATH: &str = "/metrics";
+/// Liveness: 200 while the process answers.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Readiness: 200 when the store answers and the listeners run, else 503 and why.
+pub const READY_PATH: &str = "/readyz";
+
 /// What the HTTP server needs: the public set-up and the store (for the hosted domains).
 pub struct Http {
     /// The public host and ports.
     pub setup: ClientSetup,
     /// The store, asked which domains are hosted.
     pub store: Arc<dyn Store>,
+    /// The operator's endpoints ([`METRICS_PATH`], [`HEALTH_PATH`], [`READY_PATH`]);
+    /// `None` where they are not served (the HTTPS listener faces mail clients only).
+    pub operations: Option<Operations>,
+}
+
+/// What the operator's endpoints read.
+pub struct Operations {
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The gestore's clock (ages and days left are counted from it).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The mailbox address in `value`, lower case, if it looks like one.
@@ -222,9 +244,40 @@ impl Http {
         }
     }
 
+    /// The answer to an operator's endpoint, `None` for other paths.
+    fn operation(&self, ops: &Operations, path: &str) -> Option<Response<Full<Bytes>>> {
+        match path {
+            HEALTH_PATH => Some(plain(StatusCode::OK, "ok")),
+            READY_PATH => Some(match self.readiness(ops) {
+                Ok(()) => plain(StatusCode::OK, "ready"),
+                Err(why) => plain(StatusCode::SERVICE_UNAVAILABLE, &why),
+            }),
+            METRICS_PATH => {
+                let text = blocking(|| ops.metrics.render(self.store.as_ref(), ops.clock.now()));
+                Some(response(StatusCode::OK, metrics::CONTENT_TYPE, text))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the server can serve: its listeners run and its store answers.
+    fn readiness(&self, ops: &Operations) -> Result<(), String> {
+        if !ops.metrics.listeners_running() {
+            return Err("not ready: the listeners are not running".into());
+        }
+        blocking(|| self.store.queue_summary())
+            .map(|_| ())
+            .map_err(|e| format!("not ready: the store does not answer: {e}"))
+    }
+
     /// The answer to one request.
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
+        if let Some(ops) = &self.operations
+            && let Some(r) = self.operation(ops, &path)
+        {
+            return r;
+        }
         let query = req.uri().query().unwrap_or("").to_string();
         let method = req.method().clone();
         let host = req
@@ -314,6 +367,8 @@ pub async fn serve_http(
         name: if tls.is_some() { "https" } else { "http" },
         tls,
         busy: Vec::new(),
+        // Client set-up and scrapes are not mail sessions.
+        observer: None,
     };
     let session = move |accepted: Accepted| {
         serve_connection(

@@ -8,7 +8,7 @@ use pec_smtp::{Envelope, Handler, Reply, SessionInfo};
 use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry};
 use tracing::{info, warn};
 
-use crate::access::{Outcome, Submission, complete, completion_note, submit};
+use crate::access::{Outcome, RefusalCause, Submission, complete, completion_note, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::events::Event;
 use crate::service::{Gestore, blocking, domain_of};
@@ -158,6 +158,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     // identifiers): nothing stored, the client submits again.
                     Ok(c) if c.already_done.is_some() => temporary("identificativo già usato"),
                     Ok(_) => {
+                        g.metrics.accepted();
                         info!(identificativo = %tx.identificativo, from = %sender, "accepted");
                         Reply::ok(format!(
                             "Ok: messaggio accettato, identificativo {}",
@@ -185,7 +186,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                     &r.notice,
                     "non-accettazione",
                 );
-                if r.virus {
+                if r.cause == RefusalCause::Virus {
                     b.virus.push(NewVirusEntry {
                         at: now.timestamp(),
                         msgid: tx.identificativo.clone(),
@@ -209,6 +210,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
                 ));
                 match g.commit(b) {
                     Ok(_) => {
+                        g.metrics.refused(r.cause);
                         info!(from = %sender, reason = %r.reason, "not accepted");
                         Reply::new(
                             550,

@@ -15,6 +15,21 @@ use pec_proto::smime::{SignerCert, trust};
 
 use crate::identity::Identity;
 
+/// Why a message whose signature does not verify is not certified.
+const BROKEN_SIGNATURE: &str = "la firma del messaggio non è valida";
+/// Why a message signed by someone other than a listed gestore is not certified (the
+/// detail follows).
+const UNTRUSTED_SIGNER: &str = "il firmatario non è un gestore di posta certificata";
+
+impl Verdict {
+    /// Whether the message was signed but its signature failed verification (broken, or
+    /// not by a listed gestore): what the metrics count as verification failures.
+    pub fn signature_failed(&self) -> bool {
+        matches!(self, Verdict::Ordinary { reason }
+            if reason == BROKEN_SIGNATURE || reason.starts_with(UNTRUSTED_SIGNER))
+    }
+}
+
 /// The decision for one received message.
 #[derive(Debug, Clone)]
 pub enum Verdict {
@@ -62,7 +77,7 @@ pub fn examine(id: &Identity, raw: &[u8], now: DateTime<Utc>) -> Verdict {
     };
     if !report.intact {
         return Verdict::Ordinary {
-            reason: "la firma del messaggio non è valida".into(),
+            reason: BROKEN_SIGNATURE.into(),
         };
     }
     let Some(signer) = report.signer else {
@@ -82,10 +97,7 @@ pub fn examine(id: &Identity, raw: &[u8], now: DateTime<Utc>) -> Verdict {
         (true, Some(p)) => p,
         _ => {
             return Verdict::Ordinary {
-                reason: format!(
-                    "il firmatario non è un gestore di posta certificata ({})",
-                    t.problem.unwrap_or_default()
-                ),
+                reason: format!("{UNTRUSTED_SIGNER} ({})", t.problem.unwrap_or_default()),
             };
         }
     };

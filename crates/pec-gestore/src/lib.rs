@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod identity;
 pub mod incoming;
 pub mod proof;
+pub mod metrics;
 pub mod quota;
 pub mod reception;
 pub mod routing;

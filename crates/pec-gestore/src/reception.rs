@@ -128,7 +128,11 @@ impl<S: Scanner> Gestore<S> {
             rcpt_to,
             raw,
         };
-        match blocking(|| examine(&self.id, raw, now)) {
+        let verdict = blocking(|| examine(&self.id, raw, now));
+        if verdict.signature_failed() {
+            self.metrics.verification_failed();
+        }
+        match verdict {
             Verdict::Envelope {
                 daticert,
                 mail_receipt,

@@ -15,8 +15,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
-use crate::autoconfig::{ClientSetup, Http, serve_http};
+use crate::autoconfig::{ClientSetup, Http, Operations, serve_http};
 use crate::handlers::{MxHandler, SubmissionHandler};
+use crate::metrics::Metrics;
 use crate::service::Gestore;
 use crate::workers::{Relays, run_workers};
 
@@ -71,6 +72,8 @@ pub struct Running {
     /// Passes other nodes' changes on to this node's IMAP sessions and queue workers, for
     /// as long as the gestore runs (the store holds it weakly).
     _changes: ChangeHook,
+    /// Told when the listeners stop (readiness).
+    metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<&'static str>,
     workers: JoinHandle<()>,
@@ -196,17 +199,25 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
-    let h = Arc::new(Http {
-        setup: parts.client,
-        store: parts.gestore.store.clone(),
-    });
+    let http_server = |operations| {
+        Arc::new(Http {
+            setup: parts.client.clone(),
+            store: parts.gestore.store.clone(),
+            operations,
+        })
+    };
     if let Some((listener, _)) = http {
         let limits = parts.http_connections.clone();
-        let f = serve_http(listener, h.clone(), None, limits, stopped());
+        let ops = Operations {
+            metrics: parts.gestore.metrics.clone(),
+            clock: parts.gestore.clock.clone(),
+        };
+        let f = serve_http(listener, http_server(Some(ops)), None, limits, stopped());
         tasks.spawn(named("http", f));
     }
     if let Some((listener, _)) = https {
         let tls = https_tls(&parts.smtp)?;
+        let h = http_server(None);
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }
@@ -224,8 +235,10 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         );
     });
     info!(gestore = %parts.gestore.id.name, "gestore running");
+    parts.gestore.metrics.listeners(true);
     Ok(Running {
         bound,
+        metrics: parts.gestore.metrics.clone(),
         _changes: changes,
         stop,
         tasks,
@@ -236,15 +249,18 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
 impl Running {
     /// Resolves when a listener stops by itself (a failure), naming it.
     pub async fn failed(&mut self) -> &'static str {
-        match self.tasks.join_next().await {
+        let name = match self.tasks.join_next().await {
             Some(Ok(name)) => name,
             Some(Err(_)) => "a listener task",
             None => std::future::pending().await,
-        }
+        };
+        self.metrics.listeners(false);
+        name
     }
 
     /// Stops accepting, lets sessions finish their grace period, stops the workers.
     pub async fn stop(mut self) {
+        self.metrics.listeners(false);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         let _ = self.workers.await;

@@ -81,6 +81,8 @@ pub struct Gestore<S: Scanner> {
     pub queued: Notify,
     /// Told about every mailbox delivery.
     pub on_delivery: Option<DeliveryHook>,
+    /// Counts what it does.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Runs blocking work (signing, verifying, a durable commit) from async code without
@@ -298,6 +300,7 @@ impl<S: Scanner> Gestore<S> {
             .iter()
             .map(|d| (d.address.clone(), d.folder.clone()))
             .collect();
+        let events: Vec<String> = batch.log.iter().map(|e| e.event.clone()).collect();
         let mut added: BTreeMap<String, u64> = BTreeMap::new();
         for d in &batch.deliveries {
             *added.entry(d.address.clone()).or_default() += d.bytes.len() as u64;
@@ -306,6 +309,7 @@ impl<S: Scanner> Gestore<S> {
         if committed.already_done.is_some() {
             return Ok(committed);
         }
+        self.metrics.committed(events.iter().map(String::as_str));
         for (address, bytes) in &added {
             self.warn_if_nearly_full(address, *bytes);
         }

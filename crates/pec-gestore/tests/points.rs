@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use pec_gestore::access::{Limits, Outcome, Submission, submit};
+use pec_gestore::access::{Limits, Outcome, RefusalCause, Submission, submit};
 use pec_gestore::identity::Identity;
 use pec_gestore::incoming::{Verdict, examine};
 use pec_proto::build::{self, Emission, Notice, Transaction};
@@ -208,7 +208,7 @@ fn each_formal_error_gets_a_non_acceptance_notice() {
     for (raw, rcpt, from, auth, needle) in cases {
         let r = refused(run(&alfa, &raw, &rcpt, from, auth, None));
         assert!(r.reason.contains(needle), "{needle}: {}", r.reason);
-        assert!(!r.virus);
+        assert_eq!(r.cause, RefusalCause::Formal);
         let c = classify(&r.notice);
         assert_eq!(c.kind, Kind::NonAccettazione, "{needle}");
         assert_eq!(c.headers.to.as_deref(), Some(from), "to the reverse path");
@@ -233,7 +233,7 @@ fn virus_and_size_limits() {
     let alfa = identity(&pki, 0);
     let s = "mario.rossi@pec.alfa.test";
     let r = refused(run(&alfa, MSG, &rcpts(), s, s, Some("Eicar-Signature")));
-    assert!(r.virus);
+    assert_eq!(r.cause, RefusalCause::Virus);
     let c = classify(&r.notice);
     assert_eq!(c.headers.verifica_sicurezza.as_deref(), Some("errore"));
     assert!(

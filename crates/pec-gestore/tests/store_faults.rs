@@ -145,6 +145,7 @@ fn beta_accepting(ordinary: &[&str]) -> Beta {
         router: Router::static_only(BTreeMap::new()),
         queued: tokio::sync::Notify::new(),
         on_delivery: None,
+        metrics: Arc::new(pec_gestore::metrics::Metrics::new()),
     });
     let relay = Relay {
         helo_name: "mx.pec.beta.test".into(),

@@ -73,6 +73,8 @@ pub struct Config {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Resource bounds.
     pub limits: Limits,
+    /// Told about each session (the server's metrics); `None`: nobody.
+    pub observer: Option<Arc<dyn pec_net::SessionObserver>>,
 }
 
 impl Config {
@@ -114,7 +116,11 @@ enum Protocol {
 
 impl Protocol {
     /// The listener's description; `tls` for implicit TLS.
-    fn service(self, tls: Option<Arc<rustls::ServerConfig>>) -> Service {
+    fn service(
+        self,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        observer: Option<Arc<dyn pec_net::SessionObserver>>,
+    ) -> Service {
         let implicit = tls.is_some();
         let (name, busy): (_, &[u8]) = match self {
             Protocol::Imap => (
@@ -130,6 +136,7 @@ impl Protocol {
             name,
             tls,
             busy: busy.to_vec(),
+            observer,
         }
     }
 }
@@ -155,7 +162,7 @@ async fn serve(
             ));
         }
     };
-    let service = protocol.service(tls);
+    let service = protocol.service(tls, config.observer.clone());
     let limits = config.limits.connections.clone();
     let session = move |accepted: Accepted| {
         let config = config.clone();

@@ -136,6 +136,7 @@ fn lab(rt: &tokio::runtime::Runtime) -> Lab {
             auth_failure_delay: Duration::from_millis(50),
             ..Limits::default()
         },
+        observer: None,
     });
     let mut ports = Vec::new();
     for (pop, implicit) in [(false, false), (false, true), (true, false), (true, true)] {

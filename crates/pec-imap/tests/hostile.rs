@@ -303,6 +303,7 @@ async fn folders_per_account_are_bounded() {
         notifier: pec_imap::Notifier::new(),
         tls: None,
         limits,
+        observer: None,
     });
     let mut input = LOGIN.to_vec();
     input.extend_from_slice(b"a1 CREATE uno\r\na2 CREATE due\r\na3 CREATE tre\r\n");

@@ -60,6 +60,7 @@ fn faulty(limits: Limits) -> (tempfile::TempDir, Arc<Faulty<SqliteStore>>, Arc<C
         notifier: Notifier::new(),
         tls: None,
         limits,
+        observer: None,
     });
     (dir, store, config)
 }

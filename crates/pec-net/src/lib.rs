@@ -33,7 +33,7 @@ pub mod write_timeout;
 pub use auth::{AuthLimits, AuthStats, Authenticator};
 pub use conn::Conn;
 pub use error::{Error, Result};
-pub use listener::{Accept, Accepted, ListenerLimits, Service, serve};
+pub use listener::{Accept, Accepted, ListenerLimits, Service, SessionObserver, serve};
 pub use password::{hash_password, verify_password};
 pub use shutdown::Shutdown;
 pub use write_timeout::WriteTimeout;

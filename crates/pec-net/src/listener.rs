@@ -72,6 +72,35 @@ impl ListenerLimits {
     }
 }
 
+/// Told when a listener's sessions open and close (the server's metrics), by listener
+/// name.
+pub trait SessionObserver: Send + Sync + std::fmt::Debug {
+    /// A connection was accepted and given a slot.
+    fn opened(&self, service: &'static str);
+    /// That session ended.
+    fn closed(&self, service: &'static str);
+}
+
+/// Tells the observer a session ended when dropped, however the session task ends.
+struct Observed {
+    observer: Arc<dyn SessionObserver>,
+    service: &'static str,
+}
+
+impl Observed {
+    fn new(observer: Option<&Arc<dyn SessionObserver>>, service: &'static str) -> Option<Self> {
+        let observer = observer?.clone();
+        observer.opened(service);
+        Some(Observed { observer, service })
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        self.observer.closed(self.service);
+    }
+}
+
 /// What a listener serves, as far as the accept loop cares.
 #[derive(Clone)]
 pub struct Service {
@@ -83,6 +112,8 @@ pub struct Service {
     /// Written to a connection refused for lack of a slot, on plaintext listeners (SMTP
     /// `421 4.7.0 ...`, IMAP `* BYE ...`, POP3 `-ERR ...`); empty: just close.
     pub busy: Vec<u8>,
+    /// Told about each session; `None`: nobody.
+    pub observer: Option<Arc<dyn SessionObserver>>,
 }
 
 /// What a session gets from the listener.
@@ -236,8 +267,10 @@ where
         let (acceptor, session, shutdown) =
             (acceptor.clone(), Arc::clone(&session), stopping.clone());
         let handshake = limits.tls_handshake;
+        let observed = Observed::new(service.observer.as_ref(), name);
         sessions.spawn(async move {
             let _slot = slot;
+            let _observed = observed;
             let conn = match acceptor {
                 None => Conn::plain(socket, peer),
                 Some(acceptor) => {

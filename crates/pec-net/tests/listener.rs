@@ -93,6 +93,7 @@ fn plain(busy: &[u8]) -> Service {
         name: "test",
         tls: None,
         busy: busy.to_vec(),
+        observer: None,
     }
 }
 
@@ -136,6 +137,7 @@ async fn an_implicit_tls_connection_that_never_starts_tls_is_closed_after_the_ha
         name: "tls",
         tls: Some(tls),
         busy: b"never sent over TLS listeners\r\n".to_vec(),
+        observer: None,
     };
     let server = Server::start(service, limits).await;
     let mut idle = connect_from([127, 0, 0, 1], server.addr).await;
@@ -277,4 +279,48 @@ async fn shutdown_refuses_new_connections_tells_sessions_and_cuts_the_deaf_ones(
     assert!(refused.is_err(), "no new connection after shutdown");
     assert_eq!(read_all(&mut deaf).await, b"", "cut after the grace period");
     task.await.unwrap().unwrap();
+}
+
+/// Counts what the listener tells it.
+#[derive(Debug, Default)]
+struct Counting {
+    opened: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+impl pec_net::SessionObserver for Counting {
+    fn opened(&self, service: &'static str) {
+        assert_eq!(service, "test");
+        self.opened.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn closed(&self, service: &'static str) {
+        assert_eq!(service, "test");
+        self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_sessions_open_and_close_but_not_refused_connections() {
+    let counting = Arc::new(Counting::default());
+    let mut service = plain(b"busy\r\n");
+    service.observer = Some(counting.clone());
+    let limits = ListenerLimits {
+        max_connections_per_ip: 1,
+        ..ListenerLimits::default()
+    };
+    let server = Server::start(service, limits).await;
+    let mut first = connect_from([127, 0, 0, 1], server.addr).await;
+    assert_eq!(greeting(&mut first).await, "hello\r\n");
+    let mut refused = connect_from([127, 0, 0, 1], server.addr).await;
+    assert_eq!(read_all(&mut refused).await, b"busy\r\n");
+    assert_eq!(counting.opened.load(Ordering::SeqCst), 1);
+    assert_eq!(counting.closed.load(Ordering::SeqCst), 0);
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counting.closed.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counting.closed.load(Ordering::SeqCst), 1);
+    server.shutdown().await;
 }

@@ -142,13 +142,7 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
             (DnType::OrganizationName, &g.provider_name),
             (DnType::CommonName, &format!("mx.{first}")),
         ])?;
-        let mut names = Vec::new();
-        for d in &g.domains {
-            names.push(d.clone());
-            names.push(format!("mx.{d}"));
-            names.push(format!("mail.{d}"));
-        }
-        names.push("localhost".into());
+        let names = tls_names(&g.domains);
         tls.subject_alt_names = names
             .into_iter()
             .map(|n| n.try_into().map(SanType::DnsName))
@@ -190,6 +184,21 @@ pub fn generate(gestori: &[GestoreSpec], now: DateTime<Utc>, days: u32) -> Resul
         gestori: out,
         index_ldif: index.to_ldif(),
     })
+}
+
+/// The DNS names of a lab gestore's TLS certificate: each domain, its `mx.` and `mail.`
+/// hosts, and the `autoconfig.` and `autodiscover.` hosts Thunderbird and Outlook ask over
+/// HTTPS for client set-up; then `localhost`.
+fn tls_names(domains: &[String]) -> Vec<String> {
+    let mut names = Vec::with_capacity(domains.len() * 5 + 1);
+    for d in domains {
+        names.push(d.clone());
+        for host in ["mx", "mail", "autoconfig", "autodiscover"] {
+            names.push(format!("{host}.{d}"));
+        }
+    }
+    names.push("localhost".into());
+    names
 }
 
 /// The parameters of a lab CA named `cn` that may have `pathlen` CAs below it.
@@ -257,8 +266,9 @@ fn validate(gestori: &[GestoreSpec]) -> Result<()> {
     Ok(())
 }
 
-/// A lower-case dot-atom host name of LDH labels.
-fn is_domain(d: &str) -> bool {
+/// A lower-case dot-atom host name of LDH labels: what a PEC domain must look like, here
+/// and in `pecd config check`.
+pub fn is_domain(d: &str) -> bool {
     d.len() <= 253
         && d.split('.').all(|l| {
             !l.is_empty()

@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub timeouts: Timeouts,
     /// Certificate and key for STARTTLS / implicit TLS; `None` disables TLS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Told about each session (the server's metrics); `None`: nobody.
+    pub observer: Option<Arc<dyn pec_net::SessionObserver>>,
 }
 
 impl ServerConfig {
@@ -92,6 +94,7 @@ impl ServerConfig {
             auth_failure_delay: Duration::from_secs(1),
             timeouts: Timeouts::default(),
             tls: None,
+            observer: None,
         }
     }
 }
@@ -200,6 +203,7 @@ pub async fn serve<H: Handler>(
         },
         tls: config.tls.clone().filter(|_| implicit_tls),
         busy: b"421 4.7.0 Too many connections from your address, try again later\r\n".to_vec(),
+        observer: config.observer.clone(),
     };
     let limits = config.connections.clone();
     let session = move |accepted: pec_net::Accepted| {

@@ -28,6 +28,7 @@ mod legal_log;
 mod lookup;
 mod maintenance;
 mod messages;
+mod methods;
 pub mod model;
 mod pg;
 mod queue;
@@ -36,6 +37,7 @@ mod sqlite;
 mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod timed;
 mod timers;
 mod timestamps;
 mod uptime;
@@ -52,7 +54,7 @@ pub use model::{
     Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord,
     LogTimestamp, LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
     NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome,
-    OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS,
+    OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, QueueSummary, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS,
     Timer, Uptime, Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};

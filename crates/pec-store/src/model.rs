@@ -390,6 +390,16 @@ pub struct NewQueueEntry {
     pub expires_at: i64,
 }
 
+/// How much the outbound queue holds, for monitoring: one aggregate query, however long
+/// the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Entries waiting for delivery or a retry.
+    pub entries: u64,
+    /// When the oldest of them was queued, seconds since the Unix epoch; `None` when empty.
+    pub oldest_created_at: Option<i64>,
+}
+
 /// A queued outbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {

@@ -9,7 +9,7 @@ use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{from_db, list_from_db, list_to_db, to_db};
-use crate::model::{NewQueueEntry, QueueEntry};
+use crate::model::{NewQueueEntry, QueueEntry, QueueSummary};
 
 /// Columns read by [`to_entry`].
 const COLUMNS: &str = "id, msgid, mail_from, rcpt_to, domain, blob, size, created_at, \
@@ -120,6 +120,18 @@ pub fn list(conn: &Connection) -> Result<Vec<QueueEntry>> {
         &format!("SELECT {COLUMNS} FROM queue ORDER BY created_at, id"),
         [],
     )
+}
+
+/// The number of entries and the oldest one's creation time.
+pub fn summary(conn: &Connection) -> Result<QueueSummary> {
+    let (entries, oldest_created_at): (i64, Option<i64>) =
+        conn.query_row("SELECT COUNT(*), MIN(created_at) FROM queue", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(QueueSummary {
+        entries: from_db(entries, "queue count")?,
+        oldest_created_at,
+    })
 }
 
 /// Deletes an entry's row and releases its blob; `false` if there was no such entry.

@@ -16,7 +16,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
@@ -377,6 +378,10 @@ impl Ledger for SqliteStore {
 
     fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry> {
         self.write(move |c| queue::reschedule(c, id, at))
+    }
+
+    fn queue_summary(&self) -> Result<QueueSummary> {
+        self.read(queue::summary)
     }
 
     fn start_timers(&self, new: &[NewTimer]) -> Result<()> {

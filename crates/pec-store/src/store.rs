@@ -21,7 +21,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -209,6 +210,9 @@ pub trait Ledger: Send + Sync {
     fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry>;
     /// Every queue entry, oldest first (admin).
     fn list_queue(&self) -> Result<Vec<QueueEntry>>;
+    /// How many entries the queue holds and the oldest one's age (metrics), without
+    /// reading the entries.
+    fn queue_summary(&self) -> Result<QueueSummary>;
     /// Starts the 12 h / 24 h timers of PEC recipients, all or none.
     fn start_timers(&self, timers: &[NewTimer]) -> Result<()>;
     /// Records a presa in carico at `at` covering `recipients` of a

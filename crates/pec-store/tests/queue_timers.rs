@@ -3,8 +3,8 @@
 
 use pec_store::test_util::{Backend, TestStore};
 use pec_store::{
-    Error, NewQueueEntry, NewTimer, NoticeKind, Outcome, Store, TWELVE_HOURS, TWENTY_FOUR_HOURS,
-    backend_tests,
+    Error, NewQueueEntry, NewTimer, NoticeKind, Outcome, QueueSummary, Store, TWELVE_HOURS,
+    TWENTY_FOUR_HOURS, backend_tests,
 };
 
 const HOUR: i64 = 3600;
@@ -30,8 +30,14 @@ fn queued(n: u32, created_at: i64) -> NewQueueEntry {
 fn queue_due_retry_complete_across_reopen(backend: Backend) {
     let t = open(backend);
     let store = &t.store;
+    assert_eq!(store.queue_summary().unwrap(), QueueSummary::default());
     let a = store.enqueue(&queued(1, T0)).unwrap();
     let b = store.enqueue(&queued(2, T0 + 1)).unwrap();
+    let summary = QueueSummary {
+        entries: 2,
+        oldest_created_at: Some(T0),
+    };
+    assert_eq!(store.queue_summary().unwrap(), summary);
     assert_eq!(a.next_attempt_at, T0);
     assert_eq!((a.attempts, a.last_error.clone()), (0, None));
     assert_eq!(store.read_blob(&a.hash).unwrap(), b"envelope 1\r\n");
@@ -62,8 +68,17 @@ fn queue_due_retry_complete_across_reopen(backend: Backend) {
     assert_eq!(store.list_queue().unwrap(), vec![retried.clone()]);
     assert_eq!(store.queue_due(T0 + 600, 10).unwrap(), vec![retried]);
     assert_eq!(store.read_blob(&a.hash).unwrap(), b"envelope 1\r\n");
+    assert_eq!(
+        store.queue_summary().unwrap(),
+        QueueSummary {
+            entries: 1,
+            oldest_created_at: Some(T0)
+        },
+        "a retry keeps its age"
+    );
     store.queue_complete(a.id).unwrap();
     assert!(store.list_queue().unwrap().is_empty());
+    assert_eq!(store.queue_summary().unwrap(), QueueSummary::default());
     assert!(matches!(
         store.queue_complete(a.id),
         Err(Error::NoSuchQueueEntry(id)) if id == a.id

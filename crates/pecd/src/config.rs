@@ -317,10 +317,11 @@ impl LimitsConfig {
         }
     }
 
-    /// Refuses values that cannot work.
-    fn check(&self) -> anyhow::Result<()> {
+    /// The values that cannot work: each key of this table with what is wrong.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
         if self.max_recipients < 50 {
-            bail!("limits.max_recipients must be at least 50 (PEC rules)");
+            out.push(("max_recipients", "must be at least 50 (PEC rules)".into()));
         }
         let zero = [
             ("max_connections", self.max_connections == 0),
@@ -330,14 +331,17 @@ impl LimitsConfig {
             ("write_timeout_secs", self.write_timeout_secs == 0),
             ("max_folders", self.max_folders == 0),
         ];
-        if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
-            bail!("limits.{key} must be at least 1");
+        for (key, _) in zero.iter().filter(|(_, is_zero)| *is_zero) {
+            out.push((key, "must be at least 1".into()));
         }
-        let line = parse_size(&self.imap_max_line).context("limits.imap_max_line")?;
-        if !(1024..=1 << 20).contains(&line) {
-            bail!("limits.imap_max_line must be between 1KiB and 1MiB");
+        match parse_size(&self.imap_max_line) {
+            Err(e) => out.push(("imap_max_line", format!("{e:#}"))),
+            Ok(line) if !(1024..=1 << 20).contains(&line) => {
+                out.push(("imap_max_line", "must be between 1KiB and 1MiB".into()))
+            }
+            Ok(_) => {}
         }
-        Ok(())
+        out
     }
 }
 
@@ -495,11 +499,9 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-        let mut config: Config =
+        let config: Config =
             toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        config.gestore.data_dir = base.join(&config.gestore.data_dir);
-        config.certificates.dir = base.join(&config.certificates.dir);
+        let config = Config::resolved(config, path);
         for (key, value) in [
             ("gestore.default_quota", &config.gestore.default_quota),
             ("limits.max_message_size", &config.limits.max_message_size),
@@ -510,11 +512,19 @@ impl Config {
         ] {
             parse_size(value).with_context(|| format!("{key} in {}", path.display()))?;
         }
-        config
-            .limits
-            .check()
-            .with_context(|| format!("in {}", path.display()))?;
+        if let Some((key, problem)) = config.limits.problems().first() {
+            bail!("limits.{key} {problem} in {}", path.display());
+        }
         Ok(config)
+    }
+
+    /// `config` as read from the file at `path`, with its relative paths taken relative
+    /// to the file's directory.
+    pub fn resolved(mut config: Config, path: &Path) -> Config {
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.gestore.data_dir = base.join(&config.gestore.data_dir);
+        config.certificates.dir = base.join(&config.certificates.dir);
+        config
     }
 
     /// The default quota in bytes.

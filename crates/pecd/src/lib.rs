@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bench;
 pub mod certs;
 pub mod certs_refresh;
+pub mod check;
 pub mod config;
 pub mod inspect;
 pub mod log;

@@ -1,6 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-use pecd::{admin, bench, certs, config, inspect, log, queue, report, serve};
+use pecd::{admin, bench, certs, check, config, inspect, log, queue, report, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +27,9 @@ enum Command {
     /// the exit status is the verdict (0 only for an intact signature).
     #[command(after_help = inspect::EXIT_STATUS)]
     Inspect(inspect::InspectArgs),
+    /// Check the configuration file before a (re)start.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the gestore: SMTP submission and MX, IMAP, POP3, queue and timers.
     Serve,
     /// The legal message log: verify, search, export, time-stamp.
@@ -52,12 +55,22 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// `pecd config …`.
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Report every problem of the file (syntax, values, certificates and keys, data
+    /// directory, addresses) with its line and key; the exit status is 0 only without
+    /// errors (warnings pass).
+    Check,
+}
+
 fn main() -> ExitCode {
     pecd::private::restrict_umask();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Certs(cmd) => certs::run(cmd, &cli.config),
         Command::Inspect(args) => inspect::run(args),
+        Command::Config(ConfigCommand::Check) => check::run(&cli.config),
         Command::Serve => config::Config::load(&cli.config).and_then(|c| serve::run(&c)),
         Command::Log(cmd) => config::Config::load(&cli.config).and_then(|c| log::run(&c, cmd)),
         Command::Queue(cmd) => config::Config::load(&cli.config).and_then(|c| queue::run(&c, cmd)),

@@ -11,6 +11,7 @@ use pec_gestore::antivirus::{Clamd, Configured};
 use pec_gestore::autoconfig::ClientSetup;
 use pec_gestore::clock::{Clock, SystemClock};
 use pec_gestore::identity::Identity;
+use pec_gestore::metrics::Metrics;
 use pec_gestore::routing::Router;
 use pec_gestore::runtime::{self, Listen, Parts};
 use pec_gestore::service::{Gestore, Settings};
@@ -19,6 +20,7 @@ use pec_net::Authenticator;
 use pec_proto::labpki::GestoreSpec;
 use pec_proto::smime::{Digest, OpensslSigner};
 use pec_smtp::{ClientTls, Relay, ServerConfig};
+use pec_store::timed::Timed;
 use pec_store::{NewAccount, Store};
 use tracing::{info, warn};
 
@@ -171,6 +173,12 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         Digest::Sha256,
     )
     .context("the signing certificate and key")?;
+    let metrics = Arc::new(Metrics::new());
+    for (name, file) in [("signing", "sign.pem"), ("tls", "tls.pem")] {
+        let expiry = crate::check::not_after(&config.own_file(file)).map_err(anyhow::Error::msg)?;
+        metrics.certificate(name, expiry);
+    }
+    crate::trust::index_written(dir, &metrics);
     let ca_pem = read(&dir.join("ca.pem"))?;
     let material = crate::trust::load(dir)?;
     let tls = pec_net::tls::server_config(
@@ -185,7 +193,10 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             crate::private::loosened_warning(&config.gestore.data_dir, mode)
         );
     }
-    let store = crate::store::open(config)?;
+    let store: Arc<dyn Store> = Arc::new(Timed::new(
+        crate::store::open(config)?,
+        metrics.store_observer(),
+    ));
     ensure_accounts(config, store.as_ref())?;
 
     let scanner = match &config.antivirus.clamd {
@@ -203,7 +214,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     let gestore = Arc::new(Gestore {
         id: Identity::new(
             config.gestore.name.clone(),
-            Arc::new(signer),
+            metrics.counting(Arc::new(signer)),
             material.index,
             material.anchors,
         ),
@@ -229,6 +240,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         on_delivery: Some(Arc::new(move |address: &str, folder: &str| {
             hook_notifier.changed(address, folder)
         })),
+        metrics: metrics.clone(),
     });
 
     let client_tls = pec_smtp::client_tls_config(&ca_pem).context("the CA bundle")?;
@@ -250,6 +262,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
     smtp.connections = connections.clone();
     smtp.max_auth_failures = config.limits.max_auth_failures;
     smtp.tls = Some(tls.clone());
+    smtp.observer = Some(metrics.clone());
     let smtp = Arc::new(smtp);
     // One password check for IMAP, POP3 and (through runtime::start) SMTP submission.
     let imap = Arc::new(pec_imap::Config {
@@ -266,6 +279,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             auth: Arc::new(Authenticator::new(config.limits.auth())),
             ..pec_imap::Limits::default()
         },
+        observer: Some(metrics),
     });
 
     let l = &config.listen;

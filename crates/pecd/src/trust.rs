@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use pec_gestore::antivirus::Scanner;
 use pec_gestore::identity::{Identity, TrustMaterial};
+use pec_gestore::metrics::Metrics;
 use pec_gestore::service::Gestore;
 use pec_proto::index::ProviderIndex;
 use pec_proto::smime::TrustAnchors;
@@ -134,6 +135,18 @@ pub fn refresh(dir: &Path, identity: &Identity, seen: &mut Version) -> anyhow::R
     Ok(true)
 }
 
+/// Tells `metrics` when the index file in force was written.
+pub fn index_written(dir: &Path, metrics: &Metrics) {
+    let written = std::fs::metadata(index_file(dir))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    if let Some(at) = written {
+        metrics.index_written(at);
+    }
+}
+
 /// Warns when the index file is older than [`INDEX_MAX_AGE`].
 fn warn_if_stale(dir: &Path) {
     let path = index_file(dir);
@@ -159,8 +172,12 @@ pub async fn watch<S: Scanner>(dir: PathBuf, gestore: Arc<Gestore<S>>) {
     loop {
         warn_if_stale(&dir);
         tokio::time::sleep(REFRESH_EVERY).await;
-        if let Err(e) = refresh(&dir, &gestore.id, &mut seen) {
-            error!("trust material not refreshed, the previous one stays in force: {e:#}");
+        match refresh(&dir, &gestore.id, &mut seen) {
+            Ok(true) => index_written(&dir, &gestore.metrics),
+            Ok(false) => {}
+            Err(e) => {
+                error!("trust material not refreshed, the previous one stays in force: {e:#}")
+            }
         }
     }
 }

@@ -140,6 +140,57 @@ fn init_writes_a_working_lab_pki() {
             assert_eq!(a.stdout, b.stdout);
         }
     }
+    // HTTPS client set-up: the TLS certificate names autoconfig.<domain> (Thunderbird)
+    // and autodiscover.<domain> (Outlook) of every domain of its gestore, and no other's.
+    let sans = openssl(
+        &dir,
+        &[
+            "x509",
+            "-in",
+            "alfa/tls.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
+    assert_ok(&sans);
+    let sans = String::from_utf8_lossy(&sans.stdout);
+    for domain in ["pec.alfa.test", "pec.cliente.test"] {
+        for host in ["autoconfig", "autodiscover"] {
+            let name = format!("{host}.{domain}");
+            assert!(sans.contains(&format!("DNS:{name}")), "{name}: {sans}");
+            assert_ok(&openssl(
+                &dir,
+                &[
+                    "verify",
+                    "-CAfile",
+                    "ca.pem",
+                    "-untrusted",
+                    "alfa/tls.pem",
+                    "-purpose",
+                    "sslserver",
+                    "-verify_hostname",
+                    &name,
+                    "alfa/tls.pem",
+                ],
+            ));
+        }
+    }
+    assert!(!sans.contains("pec.beta.test"), "{sans}");
+    let other = openssl(
+        &dir,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-untrusted",
+            "alfa/tls.pem",
+            "-verify_hostname",
+            "autoconfig.pec.beta.test",
+            "alfa/tls.pem",
+        ],
+    );
+    assert!(!other.status.success(), "a name of another gestore");
     let text = openssl(
         &dir,
         &[

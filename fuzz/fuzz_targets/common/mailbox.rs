@@ -63,6 +63,7 @@ impl MailboxLab {
                 })),
                 ..pec_imap::Limits::default()
             },
+            observer: None,
         });
         MailboxLab { _dir: dir, config }
     }

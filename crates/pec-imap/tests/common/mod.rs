@@ -40,6 +40,7 @@ pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
             })),
             ..defaults
         },
+        observer: None,
     };
     (dir, Arc::new(config))
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db};
 use crate::model::{
     DueNotice, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry,
-    TWELVE_HOURS, Timer, VirusEntry,
+    QueueSummary, TWELVE_HOURS, Timer, VirusEntry,
 };
 use crate::store::Change;
 
@@ -133,6 +133,16 @@ pub fn list_queue(tx: &mut Transaction<'_>) -> Result<Vec<QueueEntry>> {
     .iter()
     .map(to_entry)
     .collect()
+}
+
+/// The number of entries and the oldest one's creation time.
+pub fn queue_summary(tx: &mut Transaction<'_>) -> Result<QueueSummary> {
+    let row = tx.query_one("SELECT COUNT(*), MIN(created_at) FROM queue", &[])?;
+    let entries: i64 = row.get(0);
+    Ok(QueueSummary {
+        entries: u64::try_from(entries).unwrap_or(0),
+        oldest_created_at: row.get(1),
+    })
 }
 
 /// Locks entry `id` until the transaction ends; `false` if it is gone.

@@ -43,7 +43,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, Selected, Timer, Uptime, Usage, VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -440,6 +441,10 @@ impl Ledger for PgStore {
 
     fn queue_reschedule(&self, id: i64, at: i64) -> Result<QueueEntry> {
         self.write(move |tx, _| ledger::queue_reschedule(tx, id, at))
+    }
+
+    fn queue_summary(&self) -> Result<QueueSummary> {
+        self.read(ledger::queue_summary)
     }
 
     fn start_timers(&self, timers: &[NewTimer]) -> Result<()> {
