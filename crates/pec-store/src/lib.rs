@@ -46,12 +46,12 @@ pub use error::{BatchItem, Error, Result};
 pub use export::{CSV_LIST_SEPARATOR, write_log_csv, write_log_jsonl};
 pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
-    Account, AlreadyDone, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord,
-    LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
+    ARCHIVE_FOLDER, Account, AlreadyDone, ArchiveEntry, Batch, CheckReport, Committed, Copied,
+    Delivered, Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery,
+    LogRecord, LogVerification, MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect,
     NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate,
-    PresaInCaricoUpdate, QueueEntry, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Usage,
-    VirusEntry,
+    PresaInCaricoUpdate, QueueEntry, SeenStored, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer,
+    Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};
