@@ -6,7 +6,7 @@
 //! the same path as mail between gestori); the queue worker hands local entries to the
 //! incoming point directly instead of over SMTP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -60,7 +60,8 @@ impl Default for Settings {
     }
 }
 
-/// A callback told the address and folder of every mailbox delivery (IMAP IDLE).
+/// A callback told the address and folder of every mailbox delivery and of every new
+/// security archive entry (folder [`pec_store::ARCHIVE_FOLDER`]), for IMAP IDLE.
 pub type DeliveryHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// The gestore at run time.
@@ -79,7 +80,7 @@ pub struct Gestore<S: Scanner> {
     pub router: crate::routing::Router,
     /// Wakes the queue worker when something was queued.
     pub queued: Notify,
-    /// Told about every mailbox delivery.
+    /// Told about every mailbox delivery and archive entry.
     pub on_delivery: Option<DeliveryHook>,
     /// Counts what it does.
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -319,6 +320,15 @@ impl<S: Scanner> Gestore<S> {
         if let Some(hook) = &self.on_delivery {
             for (address, folder) in delivered {
                 hook(&address, &folder);
+            }
+            // A new archive entry is news for the sessions watching the archive folder.
+            let archived: BTreeSet<&str> = committed
+                .archived
+                .iter()
+                .map(|e| e.address.as_str())
+                .collect();
+            for address in archived {
+                hook(address, pec_store::ARCHIVE_FOLDER);
             }
         }
         Ok(committed)

@@ -3,7 +3,8 @@
 
 mod common;
 
-use pec_imap::Config;
+use common::Client;
+use pec_imap::{ARCHIVE_FOLDER, Config};
 use pec_store::Direction;
 
 const ANNA: &str = "anna@pec.example.it";
@@ -123,9 +124,142 @@ b STORE 2 +FLAGS (\\Seen)\n",
     assert!(
         config
             .store
-            .archive_seen("altro@pec.example.it")
+            .archive_messages("altro@pec.example.it")
             .unwrap()
-            .is_empty()
+            .iter()
+            .all(|m| m.flags.is_empty())
     );
     assert_eq!(config.store.list_archive(ANNA).unwrap().len(), 2);
+}
+
+/// The number after `word` in `text` (as in `UIDVALIDITY 7`).
+fn number_after(text: &str, word: &str) -> u64 {
+    let at = text
+        .find(word)
+        .unwrap_or_else(|| panic!("no {word} in {text}"));
+    text[at + word.len()..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {word} in {text}"))
+}
+
+/// The archive is a folder of its own: UIDs from 1 for anna whatever another address
+/// archived before, a stable UIDVALIDITY, and modseqs that CONDSTORE and QRESYNC use
+/// as in any folder.
+#[tokio::test]
+async fn archive_has_its_own_uids_and_modseqs() {
+    let (_dir, config) = common::config(None);
+    archive(&config, "altro@pec.example.it", "d'altri", 50);
+    archive(&config, ANNA, "prima", 100);
+    archive(&config, ANNA, "seconda", 200);
+    let out = common::session_lines(
+        config.clone(),
+        "e ENABLE QRESYNC\n\
+s SELECT \"Archivio di sicurezza\"\n\
+a UID FETCH 1:* (FLAGS)\n\
+b UID STORE 1 +FLAGS.SILENT (\\Seen)\n\
+c UID STORE 1:2 (UNCHANGEDSINCE 3) +FLAGS.SILENT (\\Seen)\n\
+d UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4)\n\
+f UID FETCH 2 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\n\
+g STATUS \"Archivio di sicurezza\" (UIDNEXT HIGHESTMODSEQ UNSEEN)\n",
+    )
+    .await;
+    let s = reply(&out, "s").join("\n");
+    let uidvalidity = number_after(&s, "UIDVALIDITY");
+    assert!(uidvalidity > 1, "not the old shared UIDVALIDITY: {out}");
+    assert!(
+        s.contains("* 2 EXISTS") && s.contains("[UIDNEXT 3]"),
+        "{out}"
+    );
+    assert!(s.contains("[HIGHESTMODSEQ 3]"), "{out}");
+    let a = reply(&out, "a").join("\n");
+    assert!(a.contains("* 1 FETCH (UID 1 FLAGS () MODSEQ (2))"), "{out}");
+    assert!(a.contains("* 2 FETCH (UID 2 FLAGS () MODSEQ (3))"), "{out}");
+    assert!(
+        reply(&out, "b")
+            .join("\n")
+            .contains("* 1 FETCH (UID 1 MODSEQ (4))"),
+        "{out}"
+    );
+    let c = reply(&out, "c").join("\n");
+    assert!(c.contains("* 2 FETCH (UID 2 MODSEQ (5))"), "{out}");
+    assert!(
+        c.contains("c OK [MODIFIED 1]"),
+        "changed at 4, after 3: {out}"
+    );
+    let d = reply(&out, "d").join("\n");
+    assert!(
+        d.contains("UID 2 FLAGS (\\Seen) MODSEQ (5)") && !d.contains("UID 1 "),
+        "{out}"
+    );
+    assert!(out.contains("Subject: seconda\r\n\r\n)\r\nf OK"), "{out}");
+    assert!(
+        reply(&out, "g")
+            .join("\n")
+            .contains("UIDNEXT 3 HIGHESTMODSEQ 5 UNSEEN 0"),
+        "{out}"
+    );
+
+    // A client that knew the folder at modseq 4 learns only what changed since.
+    let out = common::session_lines(
+        config.clone(),
+        &format!(
+            "e ENABLE QRESYNC\n\
+s SELECT \"Archivio di sicurezza\" (QRESYNC ({uidvalidity} 4))\n"
+        ),
+    )
+    .await;
+    let s = reply(&out, "s").join("\n");
+    assert!(
+        s.contains("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (5))"),
+        "{out}"
+    );
+    assert!(!s.contains("* 1 FETCH"), "{out}");
+    assert_eq!(number_after(&s, "UIDVALIDITY"), uidvalidity, "stable");
+
+    // The next entry takes the next UID; another address's entries do not count.
+    archive(&config, "altro@pec.example.it", "d'altri ancora", 300);
+    archive(&config, ANNA, "terza", 400);
+    let out = common::session_lines(
+        config.clone(),
+        "s EXAMINE \"Archivio di sicurezza\"\n\
+a UID FETCH 3 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])\n",
+    )
+    .await;
+    assert!(reply(&out, "s").join("\n").contains("[UIDNEXT 4]"), "{out}");
+    assert!(out.contains("Subject: terza\r\n\r\n)\r\na OK"), "{out}");
+}
+
+/// A read mark set by one session reaches another at its next NOOP, and a new entry
+/// (told to the notifier, as the gestore does) wakes an IDLE on the archive.
+#[tokio::test]
+async fn archive_changes_reach_other_sessions() {
+    let (_dir, config) = common::config(None);
+    archive(&config, ANNA, "prima", 100);
+    archive(&config, ANNA, "seconda", 200);
+    let mut one = Client::start(config.clone());
+    let mut two = Client::start(config.clone());
+    for c in [&mut one, &mut two] {
+        c.until(|t| t.contains("\r\n")).await;
+        c.command("l", "LOGIN anna@pec.example.it segreta").await;
+        let s = c.command("s", "SELECT \"Archivio di sicurezza\"").await;
+        assert!(s.contains("* 2 EXISTS"), "{s}");
+    }
+    let stored = one.command("a", "STORE 2 +FLAGS (\\Seen)").await;
+    assert!(stored.contains("a OK"), "{stored}");
+    let noop = two.command("n", "NOOP").await;
+    assert!(noop.contains("* 2 FETCH (UID 2 FLAGS (\\Seen))"), "{noop}");
+
+    two.send("i IDLE").await;
+    two.until(|t| t.contains("+ ")).await;
+    archive(&config, ANNA, "terza", 300);
+    config.notifier.changed(ANNA, ARCHIVE_FOLDER);
+    let woke = two.until(|t| t.contains("* 3 EXISTS")).await;
+    assert!(woke.contains("* 3 EXISTS"), "{woke}");
+    two.send("DONE").await;
+    two.until(|t| t.contains("i OK")).await;
+    let fetched = two.command("f", "UID FETCH 3 (UID FLAGS)").await;
+    assert!(fetched.contains("* 3 FETCH (UID 3 FLAGS ())"), "{fetched}");
 }

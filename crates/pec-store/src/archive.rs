@@ -1,34 +1,89 @@
 //! The security archive (SQLite backend): a copy of PEC traffic per address,
 //! kept apart from mailboxes and outside quotas; purged by age on the
-//! caller's retention policy.
+//! caller's retention policy. Each address's archive is a folder of its own for IMAP:
+//! its entries have UIDs from 1 in arrival order and a modseq, its counters
+//! (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) are a row of `archive_folders`, and the only
+//! thing that changes about an entry is its read mark (`\Seen`).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
-use crate::lookup::{self, from_db, to_db};
-use crate::model::{ArchiveEntry, Direction};
+use crate::lookup::{self, from_db, to_db, uid_from_db};
+use crate::model::{ArchiveEntry, Direction, MessageMeta, SeenStored, Selected};
 
 /// Columns read by [`to_entry`].
-const COLUMNS: &str = "id, address, blob, size, direction, kind, stored_at";
+const COLUMNS: &str = "id, address, uid, blob, size, direction, kind, stored_at";
 
 /// Reads an [`ArchiveEntry`] from a row of [`COLUMNS`].
 fn to_entry(r: &rusqlite::Row<'_>) -> Result<ArchiveEntry> {
-    let direction: String = r.get(4)?;
+    let direction: String = r.get(5)?;
     Ok(ArchiveEntry {
         id: r.get(0)?,
         address: r.get(1)?,
-        hash: r.get(2)?,
-        size: from_db(r.get(3)?, "archive size")?,
+        uid: uid_from_db(r.get(2)?, "archive uid")?,
+        hash: r.get(3)?,
+        size: from_db(r.get(4)?, "archive size")?,
         direction: Direction::parse(&direction)
             .ok_or_else(|| Error::Corrupt(format!("archive direction {direction:?}")))?,
-        kind: r.get(5)?,
-        stored_at: r.get(6)?,
+        kind: r.get(6)?,
+        stored_at: r.get(7)?,
     })
 }
 
-/// Stores a copy of `bytes` (blob first, durable before the row commits).
+/// Columns read by [`to_meta`]: an entry as a message of the archive folder.
+const META_COLUMNS: &str = "a.uid, a.blob, a.size, a.stored_at, a.modseq,
+    EXISTS (SELECT 1 FROM archive_seen s WHERE s.archive_id = a.id)";
+
+/// Reads a [`MessageMeta`] from a row of [`META_COLUMNS`].
+fn to_meta(r: &rusqlite::Row<'_>) -> Result<MessageMeta> {
+    Ok(MessageMeta {
+        uid: uid_from_db(r.get(0)?, "archive uid")?,
+        hash: r.get(1)?,
+        size: from_db(r.get(2)?, "archive size")?,
+        internaldate: r.get(3)?,
+        flags: seen_flags(r.get(5)?),
+        modseq: from_db(r.get(4)?, "archive modseq")?,
+    })
+}
+
+/// The flags of an archive entry: `\Seen` or none.
+pub(crate) fn seen_flags(seen: bool) -> Vec<String> {
+    if seen {
+        vec![SEEN.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The only flag of the archive folder.
+const SEEN: &str = "\\Seen";
+
+/// The UIDVALIDITY of an address's archive folder made now: one more than the highest
+/// given so far, starting at 2. An archive folder is never deleted (its row outlives the
+/// account), so its UIDVALIDITY never changes; 1 is never given, because under
+/// UIDVALIDITY 1 the archive's UIDs used to be global entry ids, which a client may
+/// still have cached. Two folders made at once by two nodes may share a value, which
+/// is harmless: UIDVALIDITY is per folder.
+pub(crate) const NEW_UIDVALIDITY: &str =
+    "(SELECT COALESCE(MAX(uidvalidity), 1) + 1 FROM archive_folders)";
+
+/// Makes the archive folder of `addr` (lowercase) if it has none yet.
+fn ensure_folder(conn: &Connection, addr: &str) -> Result<()> {
+    cached::execute(
+        conn,
+        &format!(
+            "INSERT INTO archive_folders (address, uidvalidity) VALUES (?1, {NEW_UIDVALIDITY})
+             ON CONFLICT (address) DO NOTHING"
+        ),
+        [addr],
+    )?;
+    Ok(())
+}
+
+/// Stores a copy of `bytes` (blob first, durable before the row commits) under the
+/// next UID and modseq of its address's archive folder.
 pub fn archive(
     conn: &Connection,
     blobs: &SqliteBlobs,
@@ -39,12 +94,22 @@ pub fn archive(
 ) -> Result<ArchiveEntry> {
     let (addr, _) = lookup::address(addr)?;
     blobs.store(conn, hash, bytes)?;
+    ensure_folder(conn, &addr)?;
+    let (uid, modseq): (i64, i64) = cached::query_row(
+        conn,
+        "UPDATE archive_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+         WHERE address = ?1 RETURNING uidnext - 1, highestmodseq",
+        [&addr],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let id: i64 = cached::query_row(
         conn,
-        "INSERT INTO archive (address, blob, size, direction, kind, stored_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        "INSERT INTO archive (address, uid, modseq, blob, size, direction, kind, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             addr,
+            uid,
+            modseq,
             hash,
             to_db(bytes.len() as u64),
             direction.as_str(),
@@ -73,23 +138,23 @@ pub fn blob_of(conn: &Connection, id: i64) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// Blob hash of an archive entry of `addr`.
-pub fn blob_of_address(conn: &Connection, addr: &str, id: i64) -> Result<Option<String>> {
+/// Blob hash of the entry `uid` of the archive folder of `addr` (one index lookup).
+pub fn blob_of_uid(conn: &Connection, addr: &str, uid: u32) -> Result<Option<String>> {
     let (addr, _) = lookup::address(addr)?;
     Ok(cached::query_row(
         conn,
-        "SELECT blob FROM archive WHERE id = ?1 AND address = ?2",
-        params![id, addr],
+        "SELECT blob FROM archive WHERE address = ?1 AND uid = ?2",
+        params![addr, uid],
         |r| r.get(0),
     )
     .optional()?)
 }
 
-/// An address's archive entries, oldest first.
+/// An address's archive entries, in arrival (UID) order.
 pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
     let (addr, _) = lookup::address(addr)?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM archive WHERE address = ?1 ORDER BY stored_at, id"
+        "SELECT {COLUMNS} FROM archive WHERE address = ?1 ORDER BY uid"
     ))?;
     let mut rows = stmt.query([addr])?;
     let mut out = Vec::new();
@@ -99,31 +164,128 @@ pub fn list(conn: &Connection, addr: &str) -> Result<Vec<ArchiveEntry>> {
     Ok(out)
 }
 
-/// Ids of the entries of `addr` marked read.
-pub fn seen(conn: &Connection, addr: &str) -> Result<Vec<i64>> {
+/// The entries of the archive folder of `addr` as messages, by UID.
+pub fn messages(conn: &Connection, addr: &str) -> Result<Vec<MessageMeta>> {
     let (addr, _) = lookup::address(addr)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.archive_id FROM archive_seen s JOIN archive a ON a.id = s.archive_id
-         WHERE a.address = ?1 ORDER BY s.archive_id",
-    )?;
-    let rows = stmt.query_map([addr], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {META_COLUMNS} FROM archive a WHERE a.address = ?1 ORDER BY a.uid"
+    ))?;
+    let mut rows = stmt.query([addr])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(to_meta(r)?);
+    }
+    Ok(out)
 }
 
-/// Marks entries of `addr` read (or not); ids of other addresses are ignored.
-pub fn set_seen(conn: &Connection, addr: &str, ids: &[i64], on: bool) -> Result<()> {
+/// What SELECT reports about the archive folder of `addr`, `None` if it has none yet.
+pub fn folder(conn: &Connection, addr: &str) -> Result<Option<Selected>> {
     let (addr, _) = lookup::address(addr)?;
-    let sql = if on {
+    let row: Option<(i64, i64, i64, i64)> = cached::query_row(
+        conn,
+        "SELECT uidvalidity, uidnext, highestmodseq,
+                (SELECT count(*) FROM archive WHERE address = f.address)
+         FROM archive_folders f WHERE address = ?1",
+        [&addr],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .optional()?;
+    row.map(|(uidvalidity, uidnext, highestmodseq, exists)| {
+        Ok(Selected {
+            uidvalidity: uid_from_db(uidvalidity, "archive uidvalidity")?,
+            uidnext: uid_from_db(uidnext, "archive uidnext")?,
+            highestmodseq: from_db(highestmodseq, "archive highestmodseq")?,
+            exists: uid_from_db(exists, "archive exists")?,
+        })
+    })
+    .transpose()
+}
+
+/// Makes the archive folder of `addr` if it has none yet and reports it as SELECT does.
+pub fn make_folder(conn: &Connection, addr: &str) -> Result<Selected> {
+    ensure_folder(conn, &lookup::address(addr)?.0)?;
+    folder(conn, addr)?.ok_or_else(|| Error::Corrupt(format!("archive folder of {addr} vanished")))
+}
+
+/// Which of the entries `(uid, modseq, seen)` a STORE of `\Seen` = `on` changes, and
+/// which it leaves alone because they changed after `unchanged_since` (RFC 7162 3.1.3):
+/// the rule both backends follow.
+pub(crate) fn plan_seen(
+    entries: &[(u32, u64, bool)],
+    on: bool,
+    unchanged_since: Option<u64>,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut change = Vec::new();
+    let mut modified = Vec::new();
+    for &(uid, modseq, seen) in entries {
+        if unchanged_since.is_some_and(|limit| modseq > limit) {
+            modified.push(uid);
+        } else if seen != on {
+            change.push(uid);
+        }
+    }
+    (change, modified)
+}
+
+/// Marks the entries `uids` of the archive folder of `addr` read (or not), those
+/// changed after `unchanged_since` excepted; UIDs it does not have are ignored. The
+/// entries that change get one new modseq, the folder's next.
+pub fn set_seen(
+    conn: &Connection,
+    addr: &str,
+    uids: &[u32],
+    on: bool,
+    unchanged_since: Option<u64>,
+) -> Result<SeenStored> {
+    let (addr, _) = lookup::address(addr)?;
+    let mut entries = Vec::new();
+    for &uid in uids {
+        let row: Option<(i64, bool)> = cached::query_row(
+            conn,
+            "SELECT a.modseq, EXISTS (SELECT 1 FROM archive_seen s WHERE s.archive_id = a.id)
+             FROM archive a WHERE a.address = ?1 AND a.uid = ?2",
+            params![addr, uid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+        if let Some((modseq, seen)) = row {
+            entries.push((uid, from_db(modseq, "archive modseq")?, seen));
+        }
+    }
+    let (change, modified) = plan_seen(&entries, on, unchanged_since);
+    let mut changed = Vec::new();
+    if change.is_empty() {
+        return Ok(SeenStored { changed, modified });
+    }
+    let modseq: i64 = cached::query_row(
+        conn,
+        "UPDATE archive_folders SET highestmodseq = highestmodseq + 1 WHERE address = ?1
+         RETURNING highestmodseq",
+        [&addr],
+        |r| r.get(0),
+    )?;
+    let mark = if on {
         "INSERT OR IGNORE INTO archive_seen (archive_id)
-         SELECT id FROM archive WHERE id = ?1 AND address = ?2"
+         SELECT id FROM archive WHERE address = ?1 AND uid = ?2"
     } else {
         "DELETE FROM archive_seen
-         WHERE archive_id = (SELECT id FROM archive WHERE id = ?1 AND address = ?2)"
+         WHERE archive_id = (SELECT id FROM archive WHERE address = ?1 AND uid = ?2)"
     };
-    for id in ids {
-        cached::execute(conn, sql, params![id, addr])?;
+    for uid in change {
+        cached::execute(conn, mark, params![addr, uid])?;
+        cached::execute(
+            conn,
+            "UPDATE archive SET modseq = ?3 WHERE address = ?1 AND uid = ?2",
+            params![addr, uid, modseq],
+        )?;
+        changed.push(cached::query_row(
+            conn,
+            &format!("SELECT {META_COLUMNS} FROM archive a WHERE a.address = ?1 AND a.uid = ?2"),
+            params![addr, uid],
+            |r| Ok(to_meta(r)),
+        )??);
     }
-    Ok(())
+    Ok(SeenStored { changed, modified })
 }
 
 /// Deletes entries stored before `cutoff`; returns how many.

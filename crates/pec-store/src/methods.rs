@@ -37,9 +37,10 @@ macro_rules! with_store_methods {
                 fn move_messages(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
                 fn archive(&self, address: &str, bytes: &[u8], direction: Direction, kind: &str, at: i64) -> Result<ArchiveEntry>;
                 fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
-                fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>>;
-                fn archive_seen(&self, address: &str) -> Result<Vec<i64>>;
-                fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()>;
+                fn read_archive_of(&self, address: &str, uid: u32) -> Result<Vec<u8>>;
+                fn select_archive(&self, address: &str) -> Result<Selected>;
+                fn archive_messages(&self, address: &str) -> Result<Vec<MessageMeta>>;
+                fn set_archive_seen(&self, address: &str, uids: &[u32], seen: bool, unchanged_since: Option<u64>) -> Result<SeenStored>;
                 fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
             }
             impl Blobs {

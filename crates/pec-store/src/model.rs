@@ -156,6 +156,11 @@ impl Direction {
     }
 }
 
+/// The IMAP folder that shows an address's security archive. The store knows its name
+/// so that a change of the archive reaches the sessions watching it as any folder's
+/// change does ([`crate::Change::Folder`]).
+pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
+
 /// One entry of the security archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveEntry {
@@ -163,6 +168,9 @@ pub struct ArchiveEntry {
     pub id: i64,
     /// Account address the traffic concerns.
     pub address: String,
+    /// Its UID in the address's archive folder: 1 for the address's first entry, then
+    /// one more for each entry in arrival order, never given twice.
+    pub uid: u32,
     /// SHA-256 hex of the bytes.
     pub hash: String,
     /// Size in bytes.
@@ -173,6 +181,16 @@ pub struct ArchiveEntry {
     pub kind: String,
     /// When it was archived, seconds since the Unix epoch.
     pub stored_at: i64,
+}
+
+/// What [`crate::Mailboxes::set_archive_seen`] did: the archive is a folder whose only
+/// flag is `\\Seen`, changed as STORE changes a folder's flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenStored {
+    /// The entries whose read mark changed, with their new flags and modseq.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs left alone because they changed after the caller's UNCHANGEDSINCE.
+    pub modified: Vec<u32>,
 }
 
 /// Outcome of [`crate::Maintenance::check`].

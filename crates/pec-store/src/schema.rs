@@ -236,6 +236,30 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
     ",
+    // 9: each address's archive is an IMAP folder of its own (issue 10): its entries get
+    // UIDs 1, 2, 3... in arrival (id) order and a modseq (1 for the existing ones, the
+    // next one of the folder when their read mark changes); the folder's UIDVALIDITY,
+    // UIDNEXT and HIGHESTMODSEQ are kept per address in `archive_folders`, whose rows
+    // are never deleted. UIDVALIDITY is never 1, the value under which UIDs used to be
+    // global entry ids (see archive::NEW_UIDVALIDITY).
+    "
+    CREATE TABLE archive_folders (
+        address       TEXT PRIMARY KEY CHECK (address = lower(address)),
+        uidvalidity   INTEGER NOT NULL CHECK (uidvalidity > 1),
+        uidnext       INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1
+    ) WITHOUT ROWID;
+    ALTER TABLE archive ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE archive ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
+    UPDATE archive SET uid = numbered.uid
+    FROM (SELECT id, row_number() OVER (PARTITION BY address ORDER BY id) AS uid
+          FROM archive) AS numbered
+    WHERE numbered.id = archive.id;
+    CREATE UNIQUE INDEX archive_uid ON archive(address, uid);
+    INSERT INTO archive_folders (address, uidvalidity, uidnext)
+        SELECT address, row_number() OVER (ORDER BY address) + 1, max(uid) + 1
+        FROM archive GROUP BY address;
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what
@@ -443,6 +467,65 @@ mod tests {
             .query_row("SELECT count(*) FROM effects", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 4, "nothing else, the presa in carico received included");
+    }
+
+    #[test]
+    fn version_7_database_numbers_its_archive_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        for script in &MIGRATIONS[..7] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO archive (id, address, blob, size, direction, kind, stored_at)
+             VALUES (10, 'b@x.it', 'h', 1, 'sent', 'k', 5),
+                    (11, 'a@x.it', 'h', 1, 'sent', 'k', 9),
+                    (12, 'b@x.it', 'h', 1, 'sent', 'k', 1),
+                    (13, 'a@x.it', 'h', 1, 'sent', 'k', 2);
+             INSERT INTO archive_seen VALUES (12);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT id, address, uid FROM archive ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let numbered = [
+            (10, "b@x.it", 1),
+            (11, "a@x.it", 1),
+            (12, "b@x.it", 2),
+            (13, "a@x.it", 2),
+        ];
+        assert_eq!(
+            rows,
+            numbered.map(|(id, a, uid)| (id, a.to_string(), uid)),
+            "numbered in arrival (id) order, not by time"
+        );
+        let folders: Vec<(String, i64, i64, i64)> = conn
+            .prepare(
+                "SELECT address, uidvalidity, uidnext, highestmodseq FROM archive_folders
+                 ORDER BY address",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            folders,
+            [
+                ("a@x.it".to_string(), 2, 3, 1),
+                ("b@x.it".to_string(), 3, 3, 1)
+            ]
+        );
+        let seen: i64 = conn
+            .query_row("SELECT archive_id FROM archive_seen", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 12, "read marks stay");
     }
 
     #[test]

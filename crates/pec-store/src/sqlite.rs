@@ -16,8 +16,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
@@ -276,20 +276,31 @@ impl Mailboxes for SqliteStore {
         })
     }
 
-    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>> {
-        self.load(|c| {
-            archive::blob_of_address(c, address, id)?
-                .ok_or_else(|| Error::NoSuchMessage(u32::try_from(id).unwrap_or(0)))
-        })
+    fn read_archive_of(&self, address: &str, uid: u32) -> Result<Vec<u8>> {
+        self.load(|c| archive::blob_of_uid(c, address, uid)?.ok_or(Error::NoSuchMessage(uid)))
     }
 
-    fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
-        self.read(|c| archive::seen(c, address))
+    fn select_archive(&self, address: &str) -> Result<Selected> {
+        if let Some(state) = self.read(|c| archive::folder(c, address))? {
+            return Ok(state);
+        }
+        let address = address.to_string();
+        self.write(move |c| archive::make_folder(c, &address))
     }
 
-    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()> {
-        let (address, ids) = (address.to_string(), ids.to_vec());
-        self.write(move |c| archive::set_seen(c, &address, &ids, seen))
+    fn archive_messages(&self, address: &str) -> Result<Vec<MessageMeta>> {
+        self.read(|c| archive::messages(c, address))
+    }
+
+    fn set_archive_seen(
+        &self,
+        address: &str,
+        uids: &[u32],
+        seen: bool,
+        unchanged_since: Option<u64>,
+    ) -> Result<SeenStored> {
+        let (address, uids) = (address.to_string(), uids.to_vec());
+        self.write(move |c| archive::set_seen(c, &address, &uids, seen, unchanged_since))
     }
 }
 

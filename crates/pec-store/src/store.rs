@@ -21,8 +21,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -123,18 +123,30 @@ pub trait Mailboxes: Send + Sync {
         kind: &str,
         at: i64,
     ) -> Result<ArchiveEntry>;
-    /// An address's archive entries, oldest first.
+    /// An address's archive entries, in arrival (UID) order.
     fn list_archive(&self, address: &str) -> Result<Vec<ArchiveEntry>>;
     /// The bytes of an archive entry.
     fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
-    /// The bytes of an archive entry of `address` ([`Error::NoSuchMessage`] for an
-    /// entry of another address or none): one lookup, for IMAP FETCH.
-    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>>;
-    /// Ids of the address's archive entries it has read (`\Seen` over IMAP).
-    fn archive_seen(&self, address: &str) -> Result<Vec<i64>>;
-    /// Marks archive entries of the address read or unread; the entries themselves
-    /// never change, and ids of other addresses are ignored.
-    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()>;
+    /// The bytes of the entry `uid` of the address's archive folder
+    /// ([`Error::NoSuchMessage`] if it has none such): one index lookup, for IMAP FETCH.
+    fn read_archive_of(&self, address: &str, uid: u32) -> Result<Vec<u8>>;
+    /// What SELECT reports about the address's archive folder (the folder
+    /// [`crate::ARCHIVE_FOLDER`] shows), made on first use: its UIDVALIDITY never
+    /// changes, its UIDs are never given twice.
+    fn select_archive(&self, address: &str) -> Result<Selected>;
+    /// The entries of the address's archive folder as messages, by UID: `\Seen` is the
+    /// address's read mark, the modseq that of the entry's last change.
+    fn archive_messages(&self, address: &str) -> Result<Vec<MessageMeta>>;
+    /// Marks entries `uids` of the address's archive folder read or unread, except those
+    /// changed after `unchanged_since` (RFC 7162 UNCHANGEDSINCE); the entries themselves
+    /// never change, and UIDs the folder does not have are ignored.
+    fn set_archive_seen(
+        &self,
+        address: &str,
+        uids: &[u32],
+        seen: bool,
+        unchanged_since: Option<u64>,
+    ) -> Result<SeenStored>;
 }
 
 /// Stored bytes by their SHA-256 (queued messages, timer envelopes, virus store entries).

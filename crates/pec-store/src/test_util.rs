@@ -478,7 +478,9 @@ pub fn populate(store: &dyn Store) {
             T0 + 21,
         )
         .unwrap();
-    store.set_archive_seen(anna, &[archived.id], true).unwrap();
+    store
+        .set_archive_seen(anna, &[archived.uid], true, None)
+        .unwrap();
 
     let envelope = b"Subject: POSTA CERTIFICATA: prova\r\n\r\nenvelope\r\n".to_vec();
     let log = |event: &str, detail: &str| LogEntry {
@@ -598,14 +600,20 @@ pub fn contents(store: &dyn Store) -> String {
             "  subscribed {:?}",
             store.subscriptions(a).unwrap()
         ));
-        for entry in store.list_archive(a).unwrap() {
+        let archived = store.list_archive(a).unwrap();
+        for entry in &archived {
             let bytes = store.read_archive(entry.id).unwrap();
             line(format!("  {entry:?} {}", crate::blobs::hash_hex(&bytes)));
         }
-        line(format!(
-            "  archive read {:?}",
-            store.archive_seen(a).unwrap()
-        ));
+        // Only an address with entries surely has its archive folder: reading the
+        // folder of another would make it.
+        if !archived.is_empty() {
+            line(format!(
+                "  archive folder {:?} {:?}",
+                store.select_archive(a).unwrap(),
+                store.archive_messages(a).unwrap()
+            ));
+        }
     }
     for record in store.search_log(&crate::LogQuery::default()).unwrap() {
         line(format!("{record:?}"));

@@ -12,8 +12,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store};
 

@@ -419,49 +419,159 @@ fn group_commit_shares_transactions() {
     assert!(commits < 200, "no grouping happened: {commits} commits");
 }
 
-/// An address marks its own archive entries read; the mark goes when the entry is purged.
-fn archive_entries_are_marked_read_per_address(backend: Backend) {
+/// Archives `n` entries for each of `addresses` in turn, at times 100, 101, ...
+fn archive_interleaved(store: &dyn Store, addresses: &[&str], n: usize) {
+    for i in 0..n {
+        for (j, a) in addresses.iter().enumerate() {
+            let at = 100 + (i * addresses.len() + j) as i64;
+            let bytes = format!("Subject: {i}\r\n\r\n{a}\r\n");
+            store
+                .archive(a, bytes.as_bytes(), Direction::Received, "accettazione", at)
+                .unwrap();
+        }
+    }
+}
+
+/// Each address's archive is a folder of its own: UIDs 1, 2, 3... in arrival order,
+/// whatever other addresses archive in between, and counters of its own.
+fn archive_folders_number_entries_per_address(backend: Backend) {
+    const OTHER: &str = "altro@pec.example.it";
     let t = with_account(backend, None, false);
-    let store = &t.store;
-    let old = store
-        .archive(ADDR, b"old", Direction::Sent, "posta-certificata", 100)
-        .unwrap();
-    let new = store
-        .archive(ADDR, b"new", Direction::Received, "accettazione", 200)
-        .unwrap();
-    let other = store
-        .archive(
-            "altro@pec.example.it",
-            b"x",
-            Direction::Sent,
-            "posta-certificata",
-            200,
-        )
-        .unwrap();
-    assert!(store.archive_seen(ADDR).unwrap().is_empty());
-    store
-        .set_archive_seen(ADDR, &[old.id, new.id, other.id], true)
-        .unwrap();
-    store.set_archive_seen(ADDR, &[new.id], true).unwrap();
-    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id, new.id]);
-    assert_eq!(store.read_archive_of(ADDR, new.id).unwrap(), b"new");
+    let store = t.store.as_ref();
+    archive_interleaved(store, &[ADDR, OTHER], 3);
+    for a in [ADDR, OTHER] {
+        let uids: Vec<u32> = store
+            .list_archive(a)
+            .unwrap()
+            .iter()
+            .map(|e| e.uid)
+            .collect();
+        assert_eq!(uids, [1, 2, 3], "{a}");
+        let metas = store.archive_messages(a).unwrap();
+        assert_eq!(metas.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            metas.iter().map(|m| m.modseq).collect::<Vec<_>>(),
+            [2, 3, 4],
+            "each arrival is a change of the folder"
+        );
+        assert!(metas.iter().all(|m| m.flags.is_empty()));
+        let state = store.select_archive(a).unwrap();
+        assert_eq!(
+            (state.uidnext, state.highestmodseq, state.exists),
+            (4, 4, 3)
+        );
+        assert!(state.uidvalidity > 1, "1 was the UIDVALIDITY of global ids");
+    }
+    assert_eq!(
+        store.read_archive_of(ADDR, 2).unwrap(),
+        format!("Subject: 1\r\n\r\n{ADDR}\r\n").as_bytes()
+    );
     assert!(matches!(
-        store.read_archive_of(ADDR, other.id),
-        Err(Error::NoSuchMessage(_))
+        store.read_archive_of(ADDR, 4),
+        Err(Error::NoSuchMessage(4))
     ));
+    // An address that never had an entry gets a folder on first sight, stable after.
+    let empty = store.select_archive("nuovo@pec.example.it").unwrap();
+    assert_eq!((empty.uidnext, empty.exists), (1, 0));
+    assert_eq!(store.select_archive("NUOVO@pec.example.it").unwrap(), empty);
+}
+
+/// An address marks its own entries read, each change with a new modseq; UNCHANGEDSINCE
+/// leaves newer entries alone; purged UIDs are never given again.
+fn archive_read_marks_have_modseqs(backend: Backend) {
+    const OTHER: &str = "altro@pec.example.it";
+    let t = with_account(backend, None, false);
+    let store = t.store.as_ref();
+    archive_interleaved(store, &[ADDR, OTHER], 3);
+    let done = store
+        .set_archive_seen(ADDR, &[1, 2, 99], true, None)
+        .unwrap();
+    assert_eq!(
+        done.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(done.changed.iter().all(|m| m.modseq == 5));
+    assert!(done.changed.iter().all(|m| m.flags == ["\\Seen"]));
+    assert!(done.modified.is_empty());
+    // Entry 1 changed at 5, after 4: left alone and reported; entry 3 changes.
+    let done = store
+        .set_archive_seen(ADDR, &[1, 3], true, Some(4))
+        .unwrap();
+    assert_eq!(done.modified, [1]);
+    assert_eq!(done.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), [3]);
+    assert_eq!(done.changed[0].modseq, 6);
+    let done = store
+        .set_archive_seen(ADDR, &[1, 2, 3], false, Some(6))
+        .unwrap();
+    assert_eq!(
+        done.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(
+        done.changed
+            .iter()
+            .all(|m| m.modseq == 7 && m.flags.is_empty())
+    );
+    // Nothing to change: no new modseq.
+    let done = store.set_archive_seen(ADDR, &[1], false, None).unwrap();
+    assert_eq!(done, pec_store::SeenStored::default());
+    assert_eq!(store.select_archive(ADDR).unwrap().highestmodseq, 7);
+    store.set_archive_seen(ADDR, &[2], true, None).unwrap();
+    let seen: Vec<u32> = store
+        .archive_messages(ADDR)
+        .unwrap()
+        .iter()
+        .filter(|m| !m.flags.is_empty())
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(seen, [2]);
     assert!(
         store
-            .archive_seen("altro@pec.example.it")
+            .archive_messages(OTHER)
             .unwrap()
-            .is_empty(),
-        "another address's entry is not marked"
+            .iter()
+            .all(|m| m.flags.is_empty() && m.modseq <= 4),
+        "the same UIDs of another address are untouched"
     );
-    store.set_archive_seen(ADDR, &[new.id], false).unwrap();
-    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![old.id]);
-    assert_eq!(store.purge_archive(150).unwrap(), 1);
-    assert!(store.archive_seen(ADDR).unwrap().is_empty());
-    store.set_archive_seen(ADDR, &[new.id], true).unwrap();
-    assert_eq!(store.archive_seen(ADDR).unwrap(), vec![new.id]);
+    // Purged entries leave their UIDs unused: the next entry gets 4.
+    assert_eq!(store.purge_archive(102).unwrap(), 2);
+    let next = store
+        .archive(ADDR, b"dopo", Direction::Sent, "posta-certificata", 900)
+        .unwrap();
+    assert_eq!(next.uid, 4);
+    let state = store.select_archive(ADDR).unwrap();
+    assert_eq!((state.uidnext, state.exists), (5, 3));
+    let uids: Vec<u32> = store
+        .archive_messages(ADDR)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [2, 3, 4]);
+}
+
+/// The archive folders' UIDs, UIDVALIDITY and marks are the same when the store is
+/// opened again (another node on PostgreSQL).
+fn archive_folders_survive_reopening(backend: Backend) {
+    let t = with_account(backend, None, false);
+    archive_interleaved(t.store.as_ref(), &[ADDR], 2);
+    t.store.set_archive_seen(ADDR, &[2], true, None).unwrap();
+    let before = (
+        t.store.select_archive(ADDR).unwrap(),
+        t.store.archive_messages(ADDR).unwrap(),
+    );
+    let again = t.open();
+    assert_eq!(
+        (
+            again.select_archive(ADDR).unwrap(),
+            again.archive_messages(ADDR).unwrap()
+        ),
+        before
+    );
+    let next = again
+        .archive(ADDR, b"x", Direction::Sent, "posta-certificata", 500)
+        .unwrap();
+    assert_eq!(next.uid, 3);
 }
 
 fn archive_is_outside_quota_and_purged_by_age(backend: Backend) {
@@ -770,7 +880,9 @@ backend_tests!(
     delivery_over_quota_is_refused_and_stores_nothing,
     concurrent_deliveries_never_exceed_quota,
     archive_is_outside_quota_and_purged_by_age,
-    archive_entries_are_marked_read_per_address,
+    archive_folders_number_entries_per_address,
+    archive_read_marks_have_modseqs,
+    archive_folders_survive_reopening,
     reopen_keeps_everything,
     blobs_go_with_their_last_reference,
 );

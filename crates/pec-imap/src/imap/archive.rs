@@ -4,15 +4,17 @@
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::flag::Flag;
-use pec_store::{FlagOp, MessageMeta};
+use pec_store::{FlagOp, MessageMeta, SeenStored};
 
-use super::{Done, Selected, has_flag, mailbox_name, response_err};
+use super::{Done, Selected, mailbox_name};
 use crate::error::Result;
 use crate::server::Config;
 
 /// The folder that shows the account's security archive: its entries cannot change
-/// or go, only be marked read.
-pub const ARCHIVE_FOLDER: &str = "Archivio di sicurezza";
+/// or go, only be marked read. It is a folder of its own in the store (UIDVALIDITY,
+/// UIDs from 1, modseqs), so CONDSTORE, QRESYNC and the sessions watching it work as
+/// on any folder.
+pub const ARCHIVE_FOLDER: &str = pec_store::ARCHIVE_FOLDER;
 
 /// Whether `name` is the archive folder.
 pub(super) fn is_archive(name: &str) -> bool {
@@ -99,90 +101,51 @@ pub(super) fn rule(body: &CommandBody<'_>, selected: Option<&Selected>) -> Optio
     }
 }
 
-/// A STORE on archive entries (`current`, as the session knows them): only `\Seen`
-/// exists there ([`rule`] refused anything else). Returns the entries whose flags
-/// changed, with their new flags.
+/// Whether a STORE (`op` with `flags`, where [`rule`] let only `\\Seen` through) marks
+/// archive entries read (`Some(true)`), unread (`Some(false)`) or changes nothing.
+fn seen_wanted(op: FlagOp, flags: &[String]) -> Option<bool> {
+    let named = flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+    match op {
+        FlagOp::Add => named.then_some(true),
+        FlagOp::Remove => named.then_some(false),
+        FlagOp::Replace => Some(named),
+    }
+}
+
+/// A STORE on the archive entries `uids`: only `\\Seen` exists there ([`rule`] refused
+/// anything else), changed in the store unless changed after `unchanged_since`.
 pub(super) async fn store_seen(
     config: &Config,
     user: String,
-    current: Vec<MessageMeta>,
-    op: FlagOp,
-    flags: &[String],
-) -> Result<Vec<MessageMeta>> {
-    let named = flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
-    let (mut on, mut off, mut changed) = (Vec::new(), Vec::new(), Vec::new());
-    for mut m in current {
-        let seen = has_flag(&m, "\\Seen");
-        let wanted = match op {
-            FlagOp::Add => seen || named,
-            FlagOp::Remove => seen && !named,
-            FlagOp::Replace => named,
-        };
-        if wanted == seen {
-            continue;
-        }
-        if wanted {
-            on.push(i64::from(m.uid));
-            m.flags = vec!["\\Seen".to_string()];
-        } else {
-            off.push(i64::from(m.uid));
-            m.flags = Vec::new();
-        }
-        changed.push(m);
+    uids: Vec<u32>,
+    (op, flags): (FlagOp, &[String]),
+    unchanged_since: Option<u64>,
+) -> Result<SeenStored> {
+    let Some(seen) = seen_wanted(op, flags) else {
+        return Ok(SeenStored::default());
+    };
+    if uids.is_empty() {
+        return Ok(SeenStored::default());
     }
-    if !changed.is_empty() {
-        config
-            .store(move |s| {
-                s.set_archive_seen(&user, &on, true)?;
-                s.set_archive_seen(&user, &off, false)
-            })
-            .await?;
-    }
-    Ok(changed)
+    config
+        .store(move |s| s.set_archive_seen(&user, &uids, seen, unchanged_since))
+        .await
 }
 
-/// The archive's entries as messages: UIDs are entry ids, `\Seen` the address's read
-/// mark, one modification sequence (entries never change).
+/// The archive's entries as messages, by UID.
 pub(super) async fn messages(config: &Config, user: String) -> Result<Vec<MessageMeta>> {
-    let (entries, seen) = config
-        .store(move |s| Ok((s.list_archive(&user)?, s.archive_seen(&user)?)))
-        .await?;
-    let seen: std::collections::HashSet<i64> = seen.into_iter().collect();
-    Ok(entries
-        .into_iter()
-        .filter_map(|e| {
-            let flags = if seen.contains(&e.id) {
-                vec!["\\Seen".to_string()]
-            } else {
-                Vec::new()
-            };
-            Some(MessageMeta {
-                uid: u32::try_from(e.id).ok().filter(|&u| u > 0)?,
-                hash: e.hash,
-                size: e.size,
-                internaldate: e.stored_at,
-                flags,
-                modseq: 1,
-            })
-        })
-        .collect())
+    config.store(move |s| s.archive_messages(&user)).await
 }
 
 /// The bytes of the archive entry `uid`, if it belongs to `user`.
 pub(super) async fn bytes(config: &Config, user: String, uid: u32) -> Result<Vec<u8>> {
     config
-        // Only entries of this account are readable.
-        .store(move |s| s.read_archive_of(&user, i64::from(uid)))
+        // Only entries of this account are readable: one lookup by (address, UID).
+        .store(move |s| s.read_archive_of(&user, uid))
         .await
 }
 
-/// What SELECT and STATUS report for the archive: a fixed UIDVALIDITY and
-/// HIGHESTMODSEQ, the next UID after the newest entry.
-pub(super) fn state(messages: &[MessageMeta]) -> Result<pec_store::Selected> {
-    Ok(pec_store::Selected {
-        uidvalidity: 1,
-        uidnext: messages.last().map_or(1, |m| m.uid.saturating_add(1)),
-        highestmodseq: 1,
-        exists: u32::try_from(messages.len()).map_err(response_err)?,
-    })
+/// What SELECT and STATUS report for the archive folder of `user`.
+pub(super) async fn state(config: &Config, user: String) -> Result<pec_store::Selected> {
+    config.store(move |s| s.select_archive(&user)).await
 }

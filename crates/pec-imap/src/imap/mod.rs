@@ -96,7 +96,8 @@ fn largest_command(limits: &crate::server::Limits) -> usize {
 struct Selected {
     name: String,
     read_only: bool,
-    /// The archive folder: UIDs are archive entry ids, only `\Seen` is writable.
+    /// The archive folder: its entries are the address's archive, only `\Seen` is
+    /// writable.
     archive: bool,
     /// Messages in sequence order, as last reported to the client.
     messages: Vec<MessageMeta>,

@@ -183,11 +183,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if !events.messages() || selected.as_deref() == Some(name.as_str()) {
                 continue;
             }
-            // The archive's state means reading its entries; it changes only by
-            // deliveries, which no session is told of, so it is read only when asked.
-            if is_archive(&name) && !status {
-                continue;
-            }
             let Some(state) = self.state_if_exists(&name).await? else {
                 continue;
             };

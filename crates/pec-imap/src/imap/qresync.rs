@@ -139,8 +139,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    /// UIDs of the selected folder expunged after modification sequence `since`, by UID
-    /// (archive entries never go).
+    /// UIDs of the selected folder expunged after modification sequence `since`, by UID.
+    /// Archive entries are never expunged; those purged at the end of their retention
+    /// leave no tombstone and are told only to sessions that see them go.
     pub(super) async fn expunged_since(&self, since: u64) -> Result<Vec<u32>> {
         let Some(sel) = self.selected.as_ref().filter(|s| !s.archive) else {
             return Ok(Vec::new());

@@ -141,10 +141,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let name = mailbox_name(mailbox);
         let archive = is_archive(&name);
         let state = if archive {
-            None
+            archive::state(&self.config, user).await?
         } else {
-            let (u, f) = (user.clone(), name.clone());
-            Some(self.config.store(move |s| s.select(&u, &f)).await?)
+            let (u, f) = (user, name.clone());
+            self.config.store(move |s| s.select(&u, &f)).await?
         };
         let messages = self.load(&name).await?;
         let pec_store::Selected {
@@ -152,10 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             uidnext,
             highestmodseq,
             ..
-        } = match state {
-            Some(state) => state,
-            None => archive::state(&messages)?,
-        };
+        } = state;
         let read_only = examine;
         let exists = u32::try_from(messages.len()).map_err(response_err)?;
         let highest_uid = messages.last().map_or(0, |m| m.uid);
@@ -361,11 +358,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    /// What SELECT would report about a folder, without selecting it (the archive's
-    /// from its entries).
+    /// What SELECT would report about a folder, without selecting it.
     pub(super) async fn folder_state(&self, name: &str) -> Result<pec_store::Selected> {
         if is_archive(name) {
-            return archive::state(&self.load(name).await?);
+            return archive::state(&self.config, self.user()?).await;
         }
         let (user, name) = (self.user()?, name.to_string());
         self.config.store(move |s| s.select(&user, &name)).await

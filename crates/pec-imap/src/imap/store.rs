@@ -26,7 +26,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> Result<Vec<MessageMeta>> {
         let user = self.user()?;
         if archive {
-            return archive::store_seen(&self.config, user, metas, op, &flags).await;
+            let uids = metas.iter().map(|m| m.uid).collect();
+            let stored = archive::store_seen(&self.config, user, uids, (op, &flags), None).await?;
+            return Ok(stored.changed);
         }
         let folder = folder.to_string();
         let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
@@ -58,16 +60,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let (u, f) = (user.clone(), folder.clone());
         let unchanged_since = req.unchanged_since;
         let (changed, modified) = if archive {
-            // Archive entries keep modification sequence 1.
-            let wanted: HashSet<u32> = uids.iter().copied().collect();
-            let (allowed, modified): (Vec<MessageMeta>, Vec<MessageMeta>) = sel
-                .messages
-                .iter()
-                .filter(|m| wanted.contains(&m.uid))
-                .cloned()
-                .partition(|m| unchanged_since.is_none_or(|limit| m.modseq <= limit));
-            let changed = self.change_flags(true, &folder, allowed, op, flags).await?;
-            (changed, modified.into_iter().map(|m| m.uid).collect())
+            let stored =
+                archive::store_seen(&self.config, u, uids, (op, &flags), unchanged_since).await?;
+            (stored.changed, stored.modified)
         } else {
             self.config
                 .store(move |s| {

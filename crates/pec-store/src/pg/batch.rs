@@ -67,9 +67,15 @@ pub fn apply(tx: &mut Transaction<'_>, node: &Node, p: &Prepared) -> Result<Comm
             .push(mailboxes::deliver(tx, node, d).map_err(item(delivery(i, d)))?);
     }
     for (i, (a, hash)) in b.archive.iter().zip(&p.archive_hashes).enumerate() {
-        let entry =
-            mailboxes::archive(tx, (&a.address, hash, &a.bytes), a.direction, &a.kind, a.at)
-                .map_err(item(BatchItem::Archive(i)))?;
+        let entry = mailboxes::archive(
+            tx,
+            node,
+            (&a.address, hash, &a.bytes),
+            a.direction,
+            &a.kind,
+            a.at,
+        )
+        .map_err(item(BatchItem::Archive(i)))?;
         done.archived.push(entry);
     }
     for (i, (q, hash)) in b.queue.iter().zip(&p.queue_hashes).enumerate() {

@@ -11,11 +11,13 @@ use postgres::Transaction;
 use super::blobs;
 use super::changes::{self, Node};
 use super::directory::{account_id, insert_folder, unique};
+use crate::archive;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
 use crate::messages::{DELETED, Delivery, flag_set, flags_text};
 use crate::model::{
-    ArchiveEntry, Copied, Delivered, Direction, FlagOp, Folder, MessageMeta, Selected,
+    ARCHIVE_FOLDER, ArchiveEntry, Copied, Delivered, Direction, FlagOp, Folder, MessageMeta,
+    SeenStored, Selected,
 };
 use crate::store::Change;
 
@@ -496,26 +498,63 @@ pub fn copy(
 }
 
 /// Columns of an [`ArchiveEntry`], read by [`to_archive`].
-const ARCHIVE_COLUMNS: &str = "id, address, blob, size, direction, kind, stored_at";
+const ARCHIVE_COLUMNS: &str = "id, address, uid, blob, size, direction, kind, stored_at";
 
 /// Builds an [`ArchiveEntry`] from a row of [`ARCHIVE_COLUMNS`].
 fn to_archive(r: &postgres::Row) -> Result<ArchiveEntry> {
-    let direction: String = r.get(4);
+    let direction: String = r.get(5);
     Ok(ArchiveEntry {
         id: r.get(0),
         address: r.get(1),
-        hash: r.get(2),
-        size: from_db(r.get(3), "archive size")?,
+        uid: uid_from_db(r.get(2), "archive uid")?,
+        hash: r.get(3),
+        size: from_db(r.get(4), "archive size")?,
         direction: Direction::parse(&direction)
             .ok_or_else(|| Error::Corrupt(format!("archive direction {direction:?}")))?,
-        kind: r.get(5),
-        stored_at: r.get(6),
+        kind: r.get(6),
+        stored_at: r.get(7),
     })
 }
 
-/// Stores a copy of `bytes` (hashed by the caller as `hash`) in the security archive.
+/// Columns of an archive entry as a message of its folder, read by [`to_archive_meta`].
+const ARCHIVE_META_COLUMNS: &str = "a.uid, a.blob, a.size, a.stored_at, a.modseq,
+    EXISTS (SELECT 1 FROM archive_seen s WHERE s.archive_id = a.id)";
+
+/// Builds a [`MessageMeta`] from a row of [`ARCHIVE_META_COLUMNS`].
+fn to_archive_meta(r: &postgres::Row) -> Result<MessageMeta> {
+    Ok(MessageMeta {
+        uid: uid_from_db(r.get(0), "archive uid")?,
+        hash: r.get(1),
+        size: from_db(r.get(2), "archive size")?,
+        internaldate: r.get(3),
+        flags: archive::seen_flags(r.get(5)),
+        modseq: from_db(r.get(4), "archive modseq")?,
+    })
+}
+
+/// Tells the other nodes that the archive folder of `addr` (lowercase) changed.
+fn announce_archive(tx: &mut Transaction<'_>, node: &Node, addr: &str) -> Result<()> {
+    announce(tx, node, addr, ARCHIVE_FOLDER)
+}
+
+/// Makes the archive folder of `addr` (lowercase) if it has none yet.
+fn ensure_archive_folder(tx: &mut Transaction<'_>, addr: &str) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO archive_folders (address, uidvalidity)
+             VALUES ($1, {}) ON CONFLICT (address) DO NOTHING",
+            archive::NEW_UIDVALIDITY
+        ),
+        &[&addr],
+    )?;
+    Ok(())
+}
+
+/// Stores a copy of `bytes` (hashed by the caller as `hash`) in the security archive,
+/// under the next UID and modseq of its address's archive folder.
 pub fn archive(
     tx: &mut Transaction<'_>,
+    node: &Node,
     (addr, hash, bytes): (&str, &str, &[u8]),
     direction: Direction,
     kind: &str,
@@ -523,13 +562,22 @@ pub fn archive(
 ) -> Result<ArchiveEntry> {
     let (addr, _) = lookup::address(addr)?;
     blobs::hold(tx, hash, bytes)?;
+    ensure_archive_folder(tx, &addr)?;
+    let next = tx.query_one(
+        "UPDATE archive_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+         WHERE address = $1 RETURNING uidnext - 1, highestmodseq",
+        &[&addr],
+    )?;
+    let (uid, modseq): (i64, i64) = (next.get(0), next.get(1));
     let row = tx.query_one(
         &format!(
-            "INSERT INTO archive (address, blob, size, direction, kind, stored_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ARCHIVE_COLUMNS}"
+            "INSERT INTO archive (address, uid, modseq, blob, size, direction, kind, stored_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ARCHIVE_COLUMNS}"
         ),
         &[
             &addr,
+            &uid,
+            &modseq,
             &hash,
             &to_db(bytes.len() as u64),
             &direction.as_str(),
@@ -537,14 +585,15 @@ pub fn archive(
             &at,
         ],
     )?;
+    announce_archive(tx, node, &addr)?;
     to_archive(&row)
 }
 
-/// An address's archive entries, oldest first.
+/// An address's archive entries, in arrival (UID) order.
 pub fn list_archive(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<ArchiveEntry>> {
     let (addr, _) = lookup::address(addr)?;
     tx.query(
-        &format!("SELECT {ARCHIVE_COLUMNS} FROM archive WHERE address = $1 ORDER BY stored_at, id"),
+        &format!("SELECT {ARCHIVE_COLUMNS} FROM archive WHERE address = $1 ORDER BY uid"),
         &[&addr],
     )?
     .iter()
@@ -561,52 +610,145 @@ pub fn read_archive(tx: &mut Transaction<'_>, id: i64) -> Result<Vec<u8>> {
     blobs::read(tx, &hash)
 }
 
-/// The bytes of an archive entry of `addr`.
-pub fn read_archive_of(tx: &mut Transaction<'_>, addr: &str, id: i64) -> Result<Vec<u8>> {
+/// The bytes of the entry `uid` of the archive folder of `addr` (one index lookup).
+pub fn read_archive_of(tx: &mut Transaction<'_>, addr: &str, uid: u32) -> Result<Vec<u8>> {
     let (addr, _) = lookup::address(addr)?;
     let hash: String = tx
         .query_opt(
-            "SELECT blob FROM archive WHERE id = $1 AND address = $2",
-            &[&id, &addr],
+            "SELECT blob FROM archive WHERE address = $1 AND uid = $2",
+            &[&addr, &i64::from(uid)],
         )?
         .map(|r| r.get(0))
-        .ok_or_else(|| Error::NoSuchMessage(u32::try_from(id).unwrap_or(0)))?;
+        .ok_or(Error::NoSuchMessage(uid))?;
     blobs::read(tx, &hash)
 }
 
-/// Ids of the archive entries of `addr` marked read.
-pub fn archive_seen(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<i64>> {
+/// What SELECT reports about the archive folder of `addr`, `None` if it has none yet.
+pub fn archive_folder(tx: &mut Transaction<'_>, addr: &str) -> Result<Option<Selected>> {
     let (addr, _) = lookup::address(addr)?;
-    Ok(tx
-        .query(
-            "SELECT s.archive_id FROM archive_seen s JOIN archive a ON a.id = s.archive_id
-             WHERE a.address = $1 ORDER BY s.archive_id",
-            &[&addr],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    tx.query_opt(
+        "SELECT uidvalidity, uidnext, highestmodseq,
+                (SELECT count(*) FROM archive WHERE address = f.address)
+         FROM archive_folders f WHERE address = $1",
+        &[&addr],
+    )?
+    .map(|r| {
+        Ok(Selected {
+            uidvalidity: uid_from_db(r.get(0), "archive uidvalidity")?,
+            uidnext: uid_from_db(r.get(1), "archive uidnext")?,
+            highestmodseq: from_db(r.get(2), "archive highestmodseq")?,
+            exists: uid_from_db(r.get(3), "archive exists")?,
+        })
+    })
+    .transpose()
 }
 
-/// Marks archive entries of `addr` read (or not); ids of other addresses are ignored.
-pub fn set_archive_seen(tx: &mut Transaction<'_>, addr: &str, ids: &[i64], on: bool) -> Result<()> {
+/// Makes the archive folder of `addr` if it has none yet and reports it as SELECT does.
+pub fn make_archive_folder(tx: &mut Transaction<'_>, addr: &str) -> Result<Selected> {
+    ensure_archive_folder(tx, &lookup::address(addr)?.0)?;
+    archive_folder(tx, addr)?
+        .ok_or_else(|| Error::Corrupt(format!("archive folder of {addr} vanished")))
+}
+
+/// The entries of the archive folder of `addr` as messages, by UID.
+pub fn archive_messages(tx: &mut Transaction<'_>, addr: &str) -> Result<Vec<MessageMeta>> {
     let (addr, _) = lookup::address(addr)?;
-    let ids = ids.to_vec();
+    tx.query(
+        &format!(
+            "SELECT {ARCHIVE_META_COLUMNS} FROM archive a WHERE a.address = $1 ORDER BY a.uid"
+        ),
+        &[&addr],
+    )?
+    .iter()
+    .map(to_archive_meta)
+    .collect()
+}
+
+/// Marks the entries `uids` of the archive folder of `addr` read (or not), those changed
+/// after `unchanged_since` excepted (see [`archive::plan_seen`]); UIDs it does not have
+/// are ignored. The entries that change get one new modseq, the folder's next, taken
+/// under the folder row's lock.
+pub fn set_archive_seen(
+    tx: &mut Transaction<'_>,
+    node: &Node,
+    addr: &str,
+    uids: &[u32],
+    on: bool,
+    unchanged_since: Option<u64>,
+) -> Result<SeenStored> {
+    let (addr, _) = lookup::address(addr)?;
+    // The folder's row lock first: two STOREs of one folder see each other's marks.
+    if tx
+        .query_opt(
+            "SELECT 1 FROM archive_folders WHERE address = $1 FOR UPDATE",
+            &[&addr],
+        )?
+        .is_none()
+    {
+        return Ok(SeenStored::default());
+    }
+    let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
+    let entries = tx
+        .query(
+            "SELECT a.uid, a.modseq, EXISTS (SELECT 1 FROM archive_seen s WHERE s.archive_id = a.id)
+             FROM archive a WHERE a.address = $1 AND a.uid = ANY($2) ORDER BY a.uid",
+            &[&addr, &wanted],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                uid_from_db(r.get(0), "archive uid")?,
+                from_db(r.get(1), "archive modseq")?,
+                r.get(2),
+            ))
+        })
+        .collect::<Result<Vec<(u32, u64, bool)>>>()?;
+    let (change, modified) = archive::plan_seen(&entries, on, unchanged_since);
+    if change.is_empty() {
+        return Ok(SeenStored {
+            changed: Vec::new(),
+            modified,
+        });
+    }
+    let change: Vec<i64> = change.into_iter().map(i64::from).collect();
+    let modseq: i64 = tx
+        .query_one(
+            "UPDATE archive_folders SET highestmodseq = highestmodseq + 1 WHERE address = $1
+             RETURNING highestmodseq",
+            &[&addr],
+        )?
+        .get(0);
     if on {
         tx.execute(
             "INSERT INTO archive_seen (archive_id)
-             SELECT id FROM archive WHERE id = ANY($1) AND address = $2
+             SELECT id FROM archive WHERE address = $1 AND uid = ANY($2)
              ON CONFLICT DO NOTHING",
-            &[&ids, &addr],
+            &[&addr, &change],
         )?;
     } else {
         tx.execute(
             "DELETE FROM archive_seen WHERE archive_id IN
-             (SELECT id FROM archive WHERE id = ANY($1) AND address = $2)",
-            &[&ids, &addr],
+             (SELECT id FROM archive WHERE address = $1 AND uid = ANY($2))",
+            &[&addr, &change],
         )?;
     }
-    Ok(())
+    tx.execute(
+        "UPDATE archive SET modseq = $3 WHERE address = $1 AND uid = ANY($2)",
+        &[&addr, &change, &modseq],
+    )?;
+    let changed = tx
+        .query(
+            &format!(
+                "SELECT {ARCHIVE_META_COLUMNS} FROM archive a
+                 WHERE a.address = $1 AND a.uid = ANY($2) ORDER BY a.uid"
+            ),
+            &[&addr, &change],
+        )?
+        .iter()
+        .map(to_archive_meta)
+        .collect::<Result<_>>()?;
+    announce_archive(tx, node, &addr)?;
+    Ok(SeenStored { changed, modified })
 }
 
 /// Deletes archive entries stored before `cutoff`; returns how many.

@@ -135,8 +135,20 @@ pub(crate) const TABLES: &[Table] = &[
             ("direction", Kind::Text),
             ("kind", Kind::Text),
             ("stored_at", Kind::Int),
+            ("uid", Kind::Int),
+            ("modseq", Kind::Int),
         ],
         serial: Some("id"),
+    },
+    Table {
+        name: "archive_folders",
+        columns: &[
+            ("address", Kind::Text),
+            ("uidvalidity", Kind::Int),
+            ("uidnext", Kind::Int),
+            ("highestmodseq", Kind::Int),
+        ],
+        serial: None,
     },
     Table {
         name: "archive_seen",

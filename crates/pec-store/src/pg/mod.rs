@@ -43,8 +43,8 @@ use crate::model::{
     Account, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction, Domain,
     DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
     LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -320,8 +320,8 @@ impl Mailboxes for PgStore {
         let (address, kind) = (address.to_string(), kind.to_string());
         let hash = crate::blobs::hash_hex(bytes);
         let bytes = bytes.to_vec();
-        self.write(move |tx, _| {
-            mailboxes::archive(tx, (&address, &hash, &bytes), direction, &kind, at)
+        self.write(move |tx, node| {
+            mailboxes::archive(tx, node, (&address, &hash, &bytes), direction, &kind, at)
         })
     }
 
@@ -330,19 +330,36 @@ impl Mailboxes for PgStore {
         self.read(move |tx| mailboxes::list_archive(tx, &address))
     }
 
-    fn read_archive_of(&self, address: &str, id: i64) -> Result<Vec<u8>> {
+    fn read_archive_of(&self, address: &str, uid: u32) -> Result<Vec<u8>> {
         let address = address.to_string();
-        self.read(move |tx| mailboxes::read_archive_of(tx, &address, id))
+        self.read(move |tx| mailboxes::read_archive_of(tx, &address, uid))
     }
 
-    fn archive_seen(&self, address: &str) -> Result<Vec<i64>> {
+    fn select_archive(&self, address: &str) -> Result<Selected> {
+        let owned = address.to_string();
+        if let Some(state) = self.read(move |tx| mailboxes::archive_folder(tx, &owned))? {
+            return Ok(state);
+        }
         let address = address.to_string();
-        self.read(move |tx| mailboxes::archive_seen(tx, &address))
+        self.write(move |tx, _| mailboxes::make_archive_folder(tx, &address))
     }
 
-    fn set_archive_seen(&self, address: &str, ids: &[i64], seen: bool) -> Result<()> {
-        let (address, ids) = (address.to_string(), ids.to_vec());
-        self.write(move |tx, _| mailboxes::set_archive_seen(tx, &address, &ids, seen))
+    fn archive_messages(&self, address: &str) -> Result<Vec<MessageMeta>> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::archive_messages(tx, &address))
+    }
+
+    fn set_archive_seen(
+        &self,
+        address: &str,
+        uids: &[u32],
+        seen: bool,
+        unchanged_since: Option<u64>,
+    ) -> Result<SeenStored> {
+        let (address, uids) = (address.to_string(), uids.to_vec());
+        self.write(move |tx, node| {
+            mailboxes::set_archive_seen(tx, node, &address, &uids, seen, unchanged_since)
+        })
     }
 
     fn read_archive(&self, id: i64) -> Result<Vec<u8>> {

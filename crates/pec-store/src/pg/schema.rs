@@ -228,6 +228,28 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE queue ADD COLUMN held BOOLEAN NOT NULL DEFAULT FALSE;
     "#,
+    // 5: each address's archive is an IMAP folder of its own, as the embedded store's
+    // version 9 (see there): UIDs per address in arrival order, a modseq per entry, and
+    // the folder's counters in `archive_folders`. A new entry takes its UID with
+    // UPDATE ... RETURNING on its folder's row, whose lock orders concurrent ones.
+    r#"
+    CREATE TABLE archive_folders (
+        address       TEXT PRIMARY KEY CHECK (address = lower(address)),
+        uidvalidity   BIGINT NOT NULL CHECK (uidvalidity > 1),
+        uidnext       BIGINT NOT NULL DEFAULT 1,
+        highestmodseq BIGINT NOT NULL DEFAULT 1
+    );
+    ALTER TABLE archive ADD COLUMN uid BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE archive ADD COLUMN modseq BIGINT NOT NULL DEFAULT 1;
+    UPDATE archive SET uid = numbered.uid
+    FROM (SELECT id, row_number() OVER (PARTITION BY address ORDER BY id) AS uid
+          FROM archive) AS numbered
+    WHERE numbered.id = archive.id;
+    CREATE UNIQUE INDEX archive_uid ON archive(address, uid);
+    INSERT INTO archive_folders (address, uidvalidity, uidnext)
+        SELECT address, row_number() OVER (ORDER BY address COLLATE "C") + 1, max(uid) + 1
+        FROM archive GROUP BY address;
+    "#,
 ];
 
 /// The schema version this program writes.
@@ -266,5 +288,65 @@ pub fn migrate(client: &mut Client) -> Result<()> {
         tx.batch_execute(script)?;
         tx.execute("UPDATE schema_version SET version = $1", &[&(found + 1)])?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_3_database_numbers_its_archive_per_address() {
+        let url = crate::test_util::shared_server().database();
+        let mut client = Client::connect(&url, postgres::NoTls).unwrap();
+        for script in &MIGRATIONS[..3] {
+            client.batch_execute(script).unwrap();
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE schema_version (version BIGINT NOT NULL);
+                 INSERT INTO schema_version VALUES (3);
+                 INSERT INTO archive (id, address, blob, size, direction, kind, stored_at)
+                 VALUES (10, 'b@x.it', 'h', 1, 'sent', 'k', 5),
+                        (11, 'a@x.it', 'h', 1, 'sent', 'k', 9),
+                        (12, 'b@x.it', 'h', 1, 'sent', 'k', 1),
+                        (13, 'a@x.it', 'h', 1, 'sent', 'k', 2);",
+            )
+            .unwrap();
+        migrate(&mut client).unwrap();
+        let rows: Vec<(i64, String, i64)> = client
+            .query("SELECT id, address, uid FROM archive ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let numbered = [
+            (10, "b@x.it", 1),
+            (11, "a@x.it", 1),
+            (12, "b@x.it", 2),
+            (13, "a@x.it", 2),
+        ];
+        assert_eq!(
+            rows,
+            numbered.map(|(id, a, uid)| (id, a.to_string(), uid)),
+            "numbered in arrival (id) order, not by time"
+        );
+        let folders: Vec<(String, i64, i64, i64)> = client
+            .query(
+                "SELECT address, uidvalidity, uidnext, highestmodseq FROM archive_folders
+                 ORDER BY address",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        assert_eq!(
+            folders,
+            [
+                ("a@x.it".to_string(), 2, 3, 1),
+                ("b@x.it".to_string(), 3, 3, 1)
+            ]
+        );
     }
 }
