@@ -177,6 +177,8 @@ elif [[ -x "$PECD" ]]; then
         conf=$(sed -E "s#^$key = \"127.0.0.1:[0-9]+\"#$key = \"127.0.0.1:$port\"#" <<<"$conf")
         [[ $key == imaps ]] && PPORT=$port
     done
+    # All imaptest clients come from 127.0.0.1: room for them (the default is 10).
+    conf=$(sed -E "s#^max_connections_per_ip = [0-9]+#max_connections_per_ip = 1000#" <<<"$conf")
     printf '%s\n' "$conf" >"$P/pecd.toml"
     "$PECD" --config "$P/pecd.toml" serve >"$P/pecd.log" 2>&1 &
     PIDS+=($!)
@@ -249,6 +251,8 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
 first_valid_uid = 100
+# All imaptest clients are one user from 127.0.0.1 (the default allows 10).
+mail_max_userip_connections = 1000
 passdb {
   driver = passwd-file
   args = $D/users

@@ -263,3 +263,30 @@ async fn archive_changes_reach_other_sessions() {
     let fetched = two.command("f", "UID FETCH 3 (UID FLAGS)").await;
     assert!(fetched.contains("* 3 FETCH (UID 3 FLAGS ())"), "{fetched}");
 }
+
+/// Entries purged at the end of their retention are told as VANISHED (EARLIER) to a
+/// client resynchronising with QRESYNC: UIDs the archive no longer has.
+#[tokio::test]
+async fn purged_entries_vanish_for_qresync() {
+    let (_dir, config) = common::config(None);
+    archive(&config, ANNA, "prima", 100);
+    archive(&config, ANNA, "seconda", 200);
+    archive(&config, ANNA, "terza", 300);
+    let uidvalidity = config.store.select_archive(ANNA).unwrap().uidvalidity;
+    assert_eq!(config.store.purge_archive(150).unwrap(), 1);
+    let out = common::session_lines(
+        config.clone(),
+        &format!(
+            "e ENABLE QRESYNC\n\
+s SELECT \"Archivio di sicurezza\" (QRESYNC ({uidvalidity} 4 1:3))\n\
+f UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\n"
+        ),
+    )
+    .await;
+    let s = reply(&out, "s").join("\n");
+    assert!(s.contains("* VANISHED (EARLIER) 1\n"), "{out}");
+    assert!(s.contains("* 2 EXISTS"), "{out}");
+    let f = reply(&out, "f").join("\n");
+    assert!(f.contains("* VANISHED (EARLIER) 1\n"), "{out}");
+    assert!(f.contains("UID 2 ") && f.contains("UID 3 "), "{out}");
+}

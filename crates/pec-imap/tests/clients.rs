@@ -212,6 +212,30 @@ fn imap_first_sync_with_python_imaplib() {
 }
 
 #[test]
+fn imap_archive_with_python_imaplib() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lab = lab(&rt);
+    // Mario's entry first: anna's second entry still gets UID 2 in her archive.
+    for (who, at) in [(MARIO, 1_740_992_700), (ANNA, 1_740_992_800)] {
+        lab.store
+            .archive(
+                who,
+                b"Subject: copia\r\n\r\nx\r\n",
+                Direction::Sent,
+                "posta-certificata",
+                at,
+            )
+            .unwrap();
+    }
+    let args = vec![lab.ports[1].to_string(), lab.files.display().to_string()];
+    let mut done = false;
+    python("imap_archive.py", &args, |line| {
+        done |= line == "archive ok"
+    });
+    assert!(done, "the script did not finish");
+}
+
+#[test]
 fn pop3_with_python_poplib() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let lab = lab(&rt);

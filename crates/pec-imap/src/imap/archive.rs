@@ -137,6 +137,29 @@ pub(super) async fn messages(config: &Config, user: String) -> Result<Vec<Messag
     config.store(move |s| s.archive_messages(&user)).await
 }
 
+/// UIDs of the archive of `user` purged at the end of their retention: those below its
+/// UIDNEXT it no longer has. A purge leaves no tombstone, so they are told whatever
+/// modseq the client knew (RFC 7162 3.2.5.1 lets VANISHED (EARLIER) name UIDs expunged
+/// before it).
+pub(super) async fn purged(config: &Config, user: String) -> Result<Vec<u32>> {
+    let (state, present) = config
+        .store(move |s| Ok((s.select_archive(&user)?, s.archive_messages(&user)?)))
+        .await?;
+    Ok(gaps(present.iter().map(|m| m.uid), state.uidnext))
+}
+
+/// The numbers from 1 below `end` missing from `present` (ascending).
+fn gaps(present: impl Iterator<Item = u32>, end: u32) -> Vec<u32> {
+    let mut missing = Vec::new();
+    let mut next = 1;
+    for uid in present {
+        missing.extend(next..uid.min(end));
+        next = next.max(uid.saturating_add(1));
+    }
+    missing.extend(next..end);
+    missing
+}
+
 /// The bytes of the archive entry `uid`, if it belongs to `user`.
 pub(super) async fn bytes(config: &Config, user: String, uid: u32) -> Result<Vec<u8>> {
     config
@@ -148,4 +171,17 @@ pub(super) async fn bytes(config: &Config, user: String, uid: u32) -> Result<Vec
 /// What SELECT and STATUS report for the archive folder of `user`.
 pub(super) async fn state(config: &Config, user: String) -> Result<pec_store::Selected> {
     config.store(move |s| s.select_archive(&user)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gaps;
+
+    #[test]
+    fn gaps_are_the_missing_uids_below_uidnext() {
+        assert_eq!(gaps([2, 3, 6].into_iter(), 8), [1, 4, 5, 7]);
+        assert_eq!(gaps([1, 2].into_iter(), 3), Vec::<u32>::new());
+        assert_eq!(gaps([].into_iter(), 3), [1, 2]);
+        assert_eq!(gaps([u32::MAX].into_iter(), 2), [1]);
+    }
 }

@@ -139,13 +139,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    /// UIDs of the selected folder expunged after modification sequence `since`, by UID.
-    /// Archive entries are never expunged; those purged at the end of their retention
-    /// leave no tombstone and are told only to sessions that see them go.
+    /// UIDs of the selected folder expunged after modification sequence `since`, by UID
+    /// (for the archive, every entry purged at the end of its retention).
     pub(super) async fn expunged_since(&self, since: u64) -> Result<Vec<u32>> {
-        let Some(sel) = self.selected.as_ref().filter(|s| !s.archive) else {
+        let Some(sel) = self.selected.as_ref() else {
             return Ok(Vec::new());
         };
+        if sel.archive {
+            return archive::purged(&self.config, self.user()?).await;
+        }
         let (user, folder) = (self.user()?, sel.name.clone());
         self.config
             .store(move |s| s.expunged_since(&user, &folder, since))
