@@ -2,16 +2,23 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{pki, start};
-use pec_smtp::{ClientTls, Error, Mode, RecipientStatus, Relay, client_tls_config};
+use pec_smtp::{
+    ClientTls, DeliveryOutcome, Error, Mode, Pool, PoolLimits, RecipientStatus, Relay,
+    client_tls_config,
+};
+use tokio::net::{TcpListener, TcpStream};
 
 fn relay(tls: ClientTls) -> Relay {
     Relay {
         helo_name: "relay.test".into(),
         tls,
         timeout: Duration::from_secs(10),
+        pool: Pool::default(),
     }
 }
 
@@ -172,5 +179,175 @@ async fn relay_errors_are_classified() {
         other => panic!("unexpected {other}"),
     }
     assert!(!err.is_temporary());
+    server.shutdown().await;
+}
+
+/// A TCP relay in front of a test server that counts the connections it accepted and
+/// those still open, and can cut them all (the peer closing a session).
+struct Proxy {
+    addr: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    cut: tokio::sync::broadcast::Sender<()>,
+}
+
+async fn proxy(target: std::net::SocketAddr) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let (cut, _) = tokio::sync::broadcast::channel(4);
+    let (a, o, c) = (accepted.clone(), open.clone(), cut.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            a.fetch_add(1, Ordering::SeqCst);
+            o.fetch_add(1, Ordering::SeqCst);
+            let (o, mut cut) = (o.clone(), c.subscribe());
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.recv() => {}
+                    }
+                }
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    Proxy {
+        addr,
+        accepted,
+        open,
+        cut,
+    }
+}
+
+/// Polls `done` until it holds, failing after a generous deadline.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn pooled(tls: ClientTls, limits: PoolLimits) -> Relay {
+    Relay {
+        pool: Pool::new(limits),
+        ..relay(tls)
+    }
+}
+
+async fn send(relay: &Relay, proxy: &Proxy, n: usize) -> DeliveryOutcome {
+    send_to(relay, proxy.addr, n).await
+}
+
+async fn send_to(relay: &Relay, addr: std::net::SocketAddr, n: usize) -> DeliveryOutcome {
+    relay
+        .deliver_to(
+            &addr.to_string(),
+            "localhost",
+            "a@other.test",
+            &[format!("rcpt{n}@example.it")],
+            format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn many_messages_share_few_connections() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let tls = client_tls_config(server.pki.ca_pem.as_bytes()).unwrap();
+    let relay = pooled(
+        ClientTls::RequireStartTls(tls),
+        PoolLimits {
+            per_destination: 3,
+            ..PoolLimits::default()
+        },
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let relay = relay.clone();
+        let addr = proxy.addr;
+        tasks.spawn(async move { send_to(&relay, addr, n).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        assert_eq!(outcome.unwrap().data_reply.unwrap().code, 250);
+    }
+    for n in 24..30 {
+        send(&relay, &proxy, n).await;
+    }
+    let received = server.received();
+    assert_eq!(received.len(), 30);
+    assert!(received.iter().all(|r| r.session.tls));
+    let accepted = proxy.accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&accepted),
+        "30 messages used {accepted} connections"
+    );
+    assert!(relay.pool.idle_connections() <= 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let relay = pooled(
+        ClientTls::None,
+        PoolLimits {
+            idle: Duration::from_millis(200),
+            ..PoolLimits::default()
+        },
+    );
+    send(&relay, &proxy, 1).await;
+    assert_eq!(relay.pool.idle_connections(), 1);
+    eventually("the idle connection is closed", || {
+        proxy.open.load(Ordering::SeqCst) == 0 && relay.pool.idle_connections() == 0
+    })
+    .await;
+    // The next message opens a new one.
+    send(&relay, &proxy, 2).await;
+    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(server.received().len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_the_peer_closed_is_replaced_and_nothing_doubles() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let tls = client_tls_config(server.pki.ca_pem.as_bytes()).unwrap();
+    let relay = pooled(ClientTls::RequireStartTls(tls), PoolLimits::default());
+    send(&relay, &proxy, 1).await;
+    send(&relay, &proxy, 2).await;
+    assert_eq!(
+        proxy.accepted.load(Ordering::SeqCst),
+        1,
+        "second message reuses"
+    );
+    proxy.cut.send(()).unwrap();
+    eventually("the proxy cut the session", || {
+        proxy.open.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    let outcome = send(&relay, &proxy, 3).await;
+    assert_eq!(outcome.data_reply.unwrap().code, 250);
+    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 2);
+    let subjects: Vec<String> = server
+        .received()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.message[..11]).into_owned())
+        .collect();
+    assert_eq!(subjects, ["Subject: 1\r", "Subject: 2\r", "Subject: 3\r"]);
     server.shutdown().await;
 }
