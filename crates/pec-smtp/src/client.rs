@@ -24,6 +24,9 @@ const MAX_REPLY_LINES: usize = 100;
 const RSET: &[u8] = b"RSET\r\n";
 const RSET_STAGE: &str = "RSET";
 
+/// Opens the message content.
+const DATA: &[u8] = b"DATA\r\n";
+
 /// True when the failure means the server dropped the session (closed, I/O error, or
 /// `421` "closing"): on a reused session nothing was lost and a new one may work.
 fn lost(e: &Error) -> bool {
@@ -381,10 +384,14 @@ impl Relay {
             .map(|rcpt| format!("RCPT TO:<{rcpt}>\r\n"))
             .collect();
 
+        let pipelining = ehlo.capabilities & EXT_PIPELINING != 0;
         let mail_reply;
         let mut rcpt_replies = Vec::with_capacity(rcpt_to.len());
-        if ehlo.capabilities & EXT_PIPELINING != 0 {
-            // RFC 2920: RSET, MAIL and every RCPT in one write, then the replies in order.
+        // With PIPELINING, the reply to the DATA sent in the batch (RFC 2920 §3.1: DATA
+        // ends a group): refused by the server when no recipient was accepted.
+        let mut data_reply = None;
+        if pipelining {
+            // RFC 2920: RSET, MAIL, every RCPT and DATA in one write, then the replies.
             let mut batch = Vec::new();
             if reused {
                 batch.extend_from_slice(RSET);
@@ -393,6 +400,7 @@ impl Relay {
             for command in &rcpt_commands {
                 batch.extend_from_slice(command.as_bytes());
             }
+            batch.extend_from_slice(DATA);
             conn.send(&batch).await?;
             if reused {
                 conn.positive(RSET_STAGE).await?;
@@ -401,6 +409,7 @@ impl Relay {
             for _ in &rcpt_commands {
                 rcpt_replies.push(conn.reply().await?);
             }
+            data_reply = Some(conn.reply().await?);
         } else {
             if reused {
                 conn.send(RSET).await?;
@@ -434,14 +443,25 @@ impl Relay {
             .iter()
             .any(|r| r.status == RecipientStatus::Accepted);
         if !accepted {
+            if data_reply.is_some_and(|r| r.code == 354) {
+                // A server that opened DATA without recipients gets an empty message,
+                // which it cannot deliver to anybody.
+                conn.send(b".\r\n").await?;
+                conn.reply().await?;
+            }
             return Ok(DeliveryOutcome {
                 recipients,
                 data_reply: None,
             });
         }
 
-        conn.send(b"DATA\r\n").await?;
-        let mut data_reply = conn.reply().await?;
+        let mut data_reply = match data_reply {
+            Some(reply) => reply,
+            None => {
+                conn.send(DATA).await?;
+                conn.reply().await?
+            }
+        };
         if data_reply.code == 354 {
             let mut stuffed = Vec::new();
             pec_net::dot::stuff(message, &mut stuffed);

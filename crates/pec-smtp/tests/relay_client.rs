@@ -11,7 +11,9 @@ use pec_smtp::{
     ClientTls, DeliveryOutcome, Error, Mode, Pool, PoolLimits, RecipientStatus, Relay,
     client_tls_config,
 };
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 fn relay(tls: ClientTls) -> Relay {
     Relay {
@@ -350,4 +352,130 @@ async fn a_session_the_peer_closed_is_replaced_and_nothing_doubles() {
         .collect();
     assert_eq!(subjects, ["Subject: 1\r", "Subject: 2\r", "Subject: 3\r"]);
     server.shutdown().await;
+}
+
+/// What a scripted server saw: each command line, and whether more client bytes were
+/// already waiting when it had read that line (before it replied).
+type Seen = Vec<(String, bool)>;
+
+/// A plaintext SMTP server for one session that offers PIPELINING or not and, with
+/// pipelining, answers MAIL only once RCPT and DATA arrived too (a client that waits for
+/// each reply never gets one: the step timeout fails it). With `close_after_content` it
+/// drops the connection once the content arrived, before replying.
+async fn scripted(pipelining: bool, close_after_content: bool) -> (String, JoinHandle<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut s = BufReader::new(socket);
+        let mut seen = Seen::new();
+        s.get_mut().write_all(b"220 scripted\r\n").await.unwrap();
+        let mut pending: Vec<&[u8]> = Vec::new();
+        loop {
+            let mut line = String::new();
+            if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return seen;
+            }
+            let command = line.trim_end().to_ascii_uppercase();
+            seen.push((command.clone(), !s.buffer().is_empty()));
+            let reply: &[u8] = if command.starts_with("EHLO") {
+                if pipelining {
+                    b"250-scripted\r\n250 PIPELINING\r\n"
+                } else {
+                    b"250 scripted\r\n"
+                }
+            } else if command == "DATA" {
+                b"354 go on\r\n"
+            } else if command == "QUIT" {
+                b"221 bye\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            pending.push(reply);
+            let waits_for_more =
+                pipelining && (command.starts_with("MAIL") || command.starts_with("RCPT"));
+            if !waits_for_more {
+                let out: Vec<u8> = pending.concat();
+                pending.clear();
+                s.get_mut().write_all(&out).await.unwrap();
+            }
+            if command == "DATA" {
+                loop {
+                    let mut content = String::new();
+                    if s.read_line(&mut content).await.unwrap_or(0) == 0 {
+                        return seen;
+                    }
+                    if content == ".\r\n" {
+                        break;
+                    }
+                }
+                seen.push(("<content>".into(), !s.buffer().is_empty()));
+                if close_after_content {
+                    return seen;
+                }
+                s.get_mut().write_all(b"250 taken\r\n").await.unwrap();
+            }
+        }
+    });
+    (addr, task)
+}
+
+fn commands(seen: &Seen) -> Vec<&str> {
+    seen.iter().map(|(c, _)| c.as_str()).collect()
+}
+
+#[tokio::test]
+async fn commands_are_pipelined_only_when_offered() {
+    let to = ["bob@example.it".to_string(), "carol@example.it".to_string()];
+    for pipelining in [true, false] {
+        let (addr, server) = scripted(pipelining, false).await;
+        let relay = relay(ClientTls::None);
+        for _ in 0..2 {
+            let outcome = relay
+                .deliver(&addr, "a@other.test", &to, b"Subject: x\r\n\r\nbody\r\n")
+                .await
+                .unwrap();
+            assert_eq!(outcome.data_reply.unwrap().code, 250);
+        }
+        drop(relay);
+        let seen = server.await.unwrap();
+        let transaction = [
+            "MAIL FROM:<A@OTHER.TEST>",
+            "RCPT TO:<BOB@EXAMPLE.IT>",
+            "RCPT TO:<CAROL@EXAMPLE.IT>",
+            "DATA",
+            "<content>",
+        ];
+        let mut expected = vec!["EHLO RELAY.TEST"];
+        expected.extend(transaction);
+        expected.push("RSET");
+        expected.extend(transaction);
+        assert_eq!(commands(&seen), expected, "pipelining {pipelining}");
+        // Each group arrived in one write: RSET, MAIL and the RCPTs had the rest of the
+        // group behind them; without PIPELINING nothing ever came unasked.
+        for (command, more) in &seen {
+            let grouped = ["MAIL", "RCPT", "RSET"]
+                .iter()
+                .any(|c| command.starts_with(c));
+            assert_eq!(
+                *more,
+                pipelining && grouped,
+                "{command} (pipelining {pipelining})"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_closing_after_the_content_is_a_temporary_failure() {
+    let (addr, server) = scripted(true, true).await;
+    let relay = relay(ClientTls::None);
+    let err = relay
+        .deliver(&addr, "a@other.test", &["bob@example.it".into()], b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err}");
+    assert!(err.is_temporary());
+    assert_eq!(relay.pool.idle_connections(), 0);
+    server.await.unwrap();
 }
