@@ -151,6 +151,7 @@ fn beta_accepting(ordinary: &[&str]) -> Beta {
         helo_name: "mx.pec.beta.test".into(),
         tls: ClientTls::None,
         timeout: Duration::from_secs(1),
+        pool: pec_smtp::Pool::default(),
     };
     Beta {
         _dir: dir,

@@ -1,5 +1,6 @@
 //! The relay client: hands one message to a remote SMTP server (another gestore's MX or an
-//! ordinary MTA) and reports the outcome per recipient, for the transport queue.
+//! ordinary MTA) and reports the outcome per recipient, for the transport queue. Sessions
+//! are kept in the relay's [`Pool`] and reused for the next message to the same server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,28 @@ use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
 use crate::io::{Line, MAX_LINE, Stream, buffered, read_line};
+use crate::pool::{Lease, Pool, Session};
 use crate::{Error, Reply};
 
 /// Most lines accepted in one reply (EHLO replies are the longest); bounds memory.
 const MAX_REPLY_LINES: usize = 100;
+
+/// Resets a reused session before its next transaction.
+const RSET: &[u8] = b"RSET\r\n";
+const RSET_STAGE: &str = "RSET";
+
+/// Opens the message content.
+const DATA: &[u8] = b"DATA\r\n";
+
+/// True when the failure means the server dropped the session (closed, I/O error, or
+/// `421` "closing"): on a reused session nothing was lost and a new one may work.
+fn lost(e: &Error) -> bool {
+    match e {
+        Error::Io(_) | Error::Closed => true,
+        Error::Rejected { reply, .. } => reply.code == 421,
+        _ => false,
+    }
+}
 
 /// How the relay client uses TLS. PEC traffic between gestori must be encrypted (spec
 /// §8.3), ordinary Internet mail may fall back to plaintext.
@@ -30,7 +49,20 @@ pub enum ClientTls {
     None,
 }
 
-/// The relay client's settings, shared by every delivery a queue worker makes.
+impl ClientTls {
+    /// A tag telling the policies apart, so that sessions opened under one are never
+    /// reused under another.
+    fn tag(&self) -> u8 {
+        match self {
+            ClientTls::RequireStartTls(_) => 0,
+            ClientTls::Opportunistic(_) => 1,
+            ClientTls::None => 2,
+        }
+    }
+}
+
+/// The relay client's settings and connections, shared by every delivery a queue worker
+/// makes (clones share the pool).
 #[derive(Clone)]
 pub struct Relay {
     /// The name we give in EHLO.
@@ -39,6 +71,8 @@ pub struct Relay {
     pub tls: ClientTls,
     /// Limit for each step: connecting, each reply, the TLS handshake, sending the content.
     pub timeout: Duration,
+    /// The established sessions, reused from one delivery to the next.
+    pub pool: Pool,
 }
 
 /// What happened to one recipient.
@@ -90,9 +124,12 @@ fn host_of(target: &str) -> &str {
 }
 
 /// One client connection.
-struct Conn {
-    stream: Stream,
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
     step: Duration,
+    /// Set once message content went out in the current transaction: from then on a
+    /// failure leaves it unknown whether the server took the message.
+    content_sent: bool,
 }
 
 impl Conn {
@@ -117,7 +154,7 @@ impl Conn {
             let line = match line {
                 Line::Full(line) => line,
                 Line::TooLong => return Err(Error::Protocol("reply line too long".into())),
-                Line::Eof => return Err(Error::Protocol("connection closed by the server".into())),
+                Line::Eof => return Err(Error::Closed),
             };
             let last = line.get(3) != Some(&b'-');
             raw.extend_from_slice(&line);
@@ -156,6 +193,11 @@ impl Conn {
     /// Send a command and require a positive reply, else fail the whole transaction.
     async fn expect(&mut self, command: &str, stage: &'static str) -> Result<Reply, Error> {
         self.send(command.as_bytes()).await?;
+        self.positive(stage).await
+    }
+
+    /// Read the reply to a command already sent and require it to be positive.
+    async fn positive(&mut self, stage: &'static str) -> Result<Reply, Error> {
         let reply = self.reply().await?;
         if reply.is_positive() {
             Ok(reply)
@@ -215,12 +257,62 @@ impl Relay {
         {
             return Err(Error::InvalidAddress(address.to_owned()));
         }
+        let destination = (
+            connect_to.to_owned(),
+            server_name.to_owned(),
+            self.tls.tag(),
+        );
+        let mut lease = self.pool.lease(destination).await?;
+        if let Some(mut session) = lease.reused.take() {
+            match self
+                .transaction(&mut session, true, mail_from, rcpt_to, message)
+                .await
+            {
+                Ok(outcome) => return Ok(self.finish(lease, session, outcome)),
+                // The server dropped the session before taking anything: a new one may
+                // work, and nobody got the message yet.
+                Err(e) if !session.conn.content_sent && lost(&e) => {
+                    debug!(
+                        server = server_name,
+                        "reused session lost ({e}), opening a new one"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut session = self.open(connect_to, server_name).await?;
+        let outcome = self
+            .transaction(&mut session, false, mail_from, rcpt_to, message)
+            .await?;
+        Ok(self.finish(lease, session, outcome))
+    }
+
+    /// Keeps the session for the next delivery unless the server announced it is closing.
+    fn finish(&self, lease: Lease, session: Session, outcome: DeliveryOutcome) -> DeliveryOutcome {
+        let closing = outcome
+            .data_reply
+            .iter()
+            .chain(outcome.recipients.iter().filter_map(|r| match &r.status {
+                RecipientStatus::Accepted => None,
+                RecipientStatus::TemporaryFailure(reply)
+                | RecipientStatus::PermanentFailure(reply) => Some(reply),
+            }))
+            .any(|reply| reply.code == 421);
+        if !closing {
+            self.pool.give_back(lease, session);
+        }
+        outcome
+    }
+
+    /// A new session: connection, greeting, EHLO and STARTTLS as the policy asks.
+    async fn open(&self, connect_to: &str, server_name: &str) -> Result<Session, Error> {
         let tcp = timeout(self.timeout, TcpStream::connect(connect_to))
             .await
             .map_err(|_| Error::Timeout("connecting"))??;
         let mut conn = Conn {
             stream: buffered(Box::new(tcp)),
             step: self.timeout,
+            content_sent: false,
         };
         let greeting = conn.reply().await?;
         if greeting.code != 220 {
@@ -258,18 +350,24 @@ impl Relay {
             ehlo = conn.ehlo(&self.helo_name).await?;
             debug!(server = server_name, "STARTTLS done");
         }
-        self.transaction(&mut conn, &ehlo, mail_from, rcpt_to, message)
-            .await
+        Ok(Session {
+            conn,
+            ehlo,
+            transactions: 0,
+        })
     }
 
+    /// One transaction on `session`; a `reused` session is reset first (RSET).
     async fn transaction(
         &self,
-        conn: &mut Conn,
-        ehlo: &EhloResponse<String>,
+        session: &mut Session,
+        reused: bool,
         mail_from: &str,
         rcpt_to: &[String],
         message: &[u8],
     ) -> Result<DeliveryOutcome, Error> {
+        let Session { conn, ehlo, .. } = session;
+        conn.content_sent = false;
         let mut mail = format!("MAIL FROM:<{mail_from}>");
         if ehlo.capabilities & EXT_SIZE != 0 {
             mail.push_str(&format!(" SIZE={}", message.len()));
@@ -286,20 +384,37 @@ impl Relay {
             .map(|rcpt| format!("RCPT TO:<{rcpt}>\r\n"))
             .collect();
 
+        let pipelining = ehlo.capabilities & EXT_PIPELINING != 0;
         let mail_reply;
         let mut rcpt_replies = Vec::with_capacity(rcpt_to.len());
-        if ehlo.capabilities & EXT_PIPELINING != 0 {
-            // RFC 2920: MAIL and every RCPT in one write, then the replies in order.
-            let mut batch = mail.into_bytes();
+        // With PIPELINING, the reply to the DATA sent in the batch (RFC 2920 §3.1: DATA
+        // ends a group): refused by the server when no recipient was accepted.
+        let mut data_reply = None;
+        if pipelining {
+            // RFC 2920: RSET, MAIL, every RCPT and DATA in one write, then the replies.
+            let mut batch = Vec::new();
+            if reused {
+                batch.extend_from_slice(RSET);
+            }
+            batch.extend_from_slice(mail.as_bytes());
             for command in &rcpt_commands {
                 batch.extend_from_slice(command.as_bytes());
             }
+            batch.extend_from_slice(DATA);
             conn.send(&batch).await?;
+            if reused {
+                conn.positive(RSET_STAGE).await?;
+            }
             mail_reply = conn.reply().await?;
             for _ in &rcpt_commands {
                 rcpt_replies.push(conn.reply().await?);
             }
+            data_reply = Some(conn.reply().await?);
         } else {
+            if reused {
+                conn.send(RSET).await?;
+                conn.positive(RSET_STAGE).await?;
+            }
             conn.send(mail.as_bytes()).await?;
             mail_reply = conn.reply().await?;
             if mail_reply.is_positive() {
@@ -328,18 +443,29 @@ impl Relay {
             .iter()
             .any(|r| r.status == RecipientStatus::Accepted);
         if !accepted {
-            let _ = conn.send(b"QUIT\r\n").await;
+            if data_reply.is_some_and(|r| r.code == 354) {
+                // A server that opened DATA without recipients gets an empty message,
+                // which it cannot deliver to anybody.
+                conn.send(b".\r\n").await?;
+                conn.reply().await?;
+            }
             return Ok(DeliveryOutcome {
                 recipients,
                 data_reply: None,
             });
         }
 
-        conn.send(b"DATA\r\n").await?;
-        let mut data_reply = conn.reply().await?;
+        let mut data_reply = match data_reply {
+            Some(reply) => reply,
+            None => {
+                conn.send(DATA).await?;
+                conn.reply().await?
+            }
+        };
         if data_reply.code == 354 {
             let mut stuffed = Vec::new();
             pec_net::dot::stuff(message, &mut stuffed);
+            conn.content_sent = true;
             conn.send(&stuffed).await?;
             data_reply = conn.reply().await?;
         } else if data_reply.is_positive() {
@@ -356,7 +482,6 @@ impl Relay {
             }
         }
         info!(from = mail_from, data_reply = %data_reply, "relay transaction done");
-        let _ = conn.send(b"QUIT\r\n").await;
         Ok(DeliveryOutcome {
             recipients,
             data_reply: Some(data_reply),

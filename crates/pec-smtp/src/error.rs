@@ -30,6 +30,9 @@ pub enum Error {
         /// What the server answered.
         reply: Reply,
     },
+    /// The remote server closed the connection in the middle of a transaction.
+    #[error("connection closed by the remote server")]
+    Closed,
     /// The remote server said something that is not SMTP.
     #[error("SMTP protocol error: {0}")]
     Protocol(String),
@@ -54,6 +57,7 @@ impl Error {
             | Error::Tls(_)
             | Error::Timeout(_)
             | Error::Protocol(_)
+            | Error::Closed
             | Error::TlsUnavailable => true,
             Error::Rejected { reply, .. } => reply.is_transient(),
             Error::Config(_)

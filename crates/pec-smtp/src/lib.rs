@@ -10,6 +10,7 @@
 mod client;
 mod error;
 mod io;
+mod pool;
 mod reply;
 mod server;
 mod tls;
@@ -17,6 +18,7 @@ pub mod trace;
 
 pub use client::{ClientTls, DeliveryOutcome, RecipientOutcome, RecipientStatus, Relay};
 pub use error::Error;
+pub use pool::{Pool, PoolLimits};
 pub use reply::Reply;
 pub use server::{
     Envelope, Handler, Mode, ServerConfig, SessionInfo, Timeouts, serve, smtp_session,

@@ -9,6 +9,8 @@ use rustls::crypto::aws_lc_rs;
 
 /// The TLS configuration of the relay client, trusting exactly the CA certificates given
 /// (PEM): PEC traffic goes only to gestori whose certificates the provider chose to trust.
+/// Share the returned configuration: its session cache (rustls's default, 256 servers in
+/// memory) lets new connections to a gestore resume TLS instead of a full handshake.
 pub fn client_tls_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     let certs =

@@ -2,16 +2,25 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{pki, start};
-use pec_smtp::{ClientTls, Error, Mode, RecipientStatus, Relay, client_tls_config};
+use pec_smtp::{
+    ClientTls, DeliveryOutcome, Error, Mode, Pool, PoolLimits, RecipientStatus, Relay,
+    client_tls_config,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 fn relay(tls: ClientTls) -> Relay {
     Relay {
         helo_name: "relay.test".into(),
         tls,
         timeout: Duration::from_secs(10),
+        pool: Pool::default(),
     }
 }
 
@@ -173,4 +182,300 @@ async fn relay_errors_are_classified() {
     }
     assert!(!err.is_temporary());
     server.shutdown().await;
+}
+
+/// A TCP relay in front of a test server that counts the connections it accepted and
+/// those still open, and can cut them all (the peer closing a session).
+struct Proxy {
+    addr: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    cut: tokio::sync::broadcast::Sender<()>,
+}
+
+async fn proxy(target: std::net::SocketAddr) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let (cut, _) = tokio::sync::broadcast::channel(4);
+    let (a, o, c) = (accepted.clone(), open.clone(), cut.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            a.fetch_add(1, Ordering::SeqCst);
+            o.fetch_add(1, Ordering::SeqCst);
+            let (o, mut cut) = (o.clone(), c.subscribe());
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.recv() => {}
+                    }
+                }
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    Proxy {
+        addr,
+        accepted,
+        open,
+        cut,
+    }
+}
+
+/// Polls `done` until it holds, failing after a generous deadline.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn pooled(tls: ClientTls, limits: PoolLimits) -> Relay {
+    Relay {
+        pool: Pool::new(limits),
+        ..relay(tls)
+    }
+}
+
+async fn send(relay: &Relay, proxy: &Proxy, n: usize) -> DeliveryOutcome {
+    send_to(relay, proxy.addr, n).await
+}
+
+async fn send_to(relay: &Relay, addr: std::net::SocketAddr, n: usize) -> DeliveryOutcome {
+    relay
+        .deliver_to(
+            &addr.to_string(),
+            "localhost",
+            "a@other.test",
+            &[format!("rcpt{n}@example.it")],
+            format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn many_messages_share_few_connections() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let tls = client_tls_config(server.pki.ca_pem.as_bytes()).unwrap();
+    let relay = pooled(
+        ClientTls::RequireStartTls(tls),
+        PoolLimits {
+            per_destination: 3,
+            ..PoolLimits::default()
+        },
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let relay = relay.clone();
+        let addr = proxy.addr;
+        tasks.spawn(async move { send_to(&relay, addr, n).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        assert_eq!(outcome.unwrap().data_reply.unwrap().code, 250);
+    }
+    for n in 24..30 {
+        send(&relay, &proxy, n).await;
+    }
+    let received = server.received();
+    assert_eq!(received.len(), 30);
+    assert!(received.iter().all(|r| r.session.tls));
+    let accepted = proxy.accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&accepted),
+        "30 messages used {accepted} connections"
+    );
+    assert!(relay.pool.idle_connections() <= 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let relay = pooled(
+        ClientTls::None,
+        PoolLimits {
+            idle: Duration::from_millis(200),
+            ..PoolLimits::default()
+        },
+    );
+    send(&relay, &proxy, 1).await;
+    assert_eq!(relay.pool.idle_connections(), 1);
+    eventually("the idle connection is closed", || {
+        proxy.open.load(Ordering::SeqCst) == 0 && relay.pool.idle_connections() == 0
+    })
+    .await;
+    // The next message opens a new one.
+    send(&relay, &proxy, 2).await;
+    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(server.received().len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_the_peer_closed_is_replaced_and_nothing_doubles() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let tls = client_tls_config(server.pki.ca_pem.as_bytes()).unwrap();
+    let relay = pooled(ClientTls::RequireStartTls(tls), PoolLimits::default());
+    send(&relay, &proxy, 1).await;
+    send(&relay, &proxy, 2).await;
+    assert_eq!(
+        proxy.accepted.load(Ordering::SeqCst),
+        1,
+        "second message reuses"
+    );
+    proxy.cut.send(()).unwrap();
+    eventually("the proxy cut the session", || {
+        proxy.open.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    let outcome = send(&relay, &proxy, 3).await;
+    assert_eq!(outcome.data_reply.unwrap().code, 250);
+    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 2);
+    let subjects: Vec<String> = server
+        .received()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.message[..11]).into_owned())
+        .collect();
+    assert_eq!(subjects, ["Subject: 1\r", "Subject: 2\r", "Subject: 3\r"]);
+    server.shutdown().await;
+}
+
+/// What a scripted server saw: each command line, and whether more client bytes were
+/// already waiting when it had read that line (before it replied).
+type Seen = Vec<(String, bool)>;
+
+/// A plaintext SMTP server for one session that offers PIPELINING or not and, with
+/// pipelining, answers MAIL only once RCPT and DATA arrived too (a client that waits for
+/// each reply never gets one: the step timeout fails it). With `close_after_content` it
+/// drops the connection once the content arrived, before replying.
+async fn scripted(pipelining: bool, close_after_content: bool) -> (String, JoinHandle<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut s = BufReader::new(socket);
+        let mut seen = Seen::new();
+        s.get_mut().write_all(b"220 scripted\r\n").await.unwrap();
+        let mut pending: Vec<&[u8]> = Vec::new();
+        loop {
+            let mut line = String::new();
+            if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return seen;
+            }
+            let command = line.trim_end().to_ascii_uppercase();
+            seen.push((command.clone(), !s.buffer().is_empty()));
+            let reply: &[u8] = if command.starts_with("EHLO") {
+                if pipelining {
+                    b"250-scripted\r\n250 PIPELINING\r\n"
+                } else {
+                    b"250 scripted\r\n"
+                }
+            } else if command == "DATA" {
+                b"354 go on\r\n"
+            } else if command == "QUIT" {
+                b"221 bye\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            pending.push(reply);
+            let waits_for_more =
+                pipelining && (command.starts_with("MAIL") || command.starts_with("RCPT"));
+            if !waits_for_more {
+                let out: Vec<u8> = pending.concat();
+                pending.clear();
+                s.get_mut().write_all(&out).await.unwrap();
+            }
+            if command == "DATA" {
+                loop {
+                    let mut content = String::new();
+                    if s.read_line(&mut content).await.unwrap_or(0) == 0 {
+                        return seen;
+                    }
+                    if content == ".\r\n" {
+                        break;
+                    }
+                }
+                seen.push(("<content>".into(), !s.buffer().is_empty()));
+                if close_after_content {
+                    return seen;
+                }
+                s.get_mut().write_all(b"250 taken\r\n").await.unwrap();
+            }
+        }
+    });
+    (addr, task)
+}
+
+fn commands(seen: &Seen) -> Vec<&str> {
+    seen.iter().map(|(c, _)| c.as_str()).collect()
+}
+
+#[tokio::test]
+async fn commands_are_pipelined_only_when_offered() {
+    let to = ["bob@example.it".to_string(), "carol@example.it".to_string()];
+    for pipelining in [true, false] {
+        let (addr, server) = scripted(pipelining, false).await;
+        let relay = relay(ClientTls::None);
+        for _ in 0..2 {
+            let outcome = relay
+                .deliver(&addr, "a@other.test", &to, b"Subject: x\r\n\r\nbody\r\n")
+                .await
+                .unwrap();
+            assert_eq!(outcome.data_reply.unwrap().code, 250);
+        }
+        drop(relay);
+        let seen = server.await.unwrap();
+        let transaction = [
+            "MAIL FROM:<A@OTHER.TEST>",
+            "RCPT TO:<BOB@EXAMPLE.IT>",
+            "RCPT TO:<CAROL@EXAMPLE.IT>",
+            "DATA",
+            "<content>",
+        ];
+        let mut expected = vec!["EHLO RELAY.TEST"];
+        expected.extend(transaction);
+        expected.push("RSET");
+        expected.extend(transaction);
+        assert_eq!(commands(&seen), expected, "pipelining {pipelining}");
+        // Each group arrived in one write: RSET, MAIL and the RCPTs had the rest of the
+        // group behind them; without PIPELINING nothing ever came unasked.
+        for (command, more) in &seen {
+            let grouped = ["MAIL", "RCPT", "RSET"]
+                .iter()
+                .any(|c| command.starts_with(c));
+            assert_eq!(
+                *more,
+                pipelining && grouped,
+                "{command} (pipelining {pipelining})"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_closing_after_the_content_is_a_temporary_failure() {
+    let (addr, server) = scripted(true, true).await;
+    let relay = relay(ClientTls::None);
+    let err = relay
+        .deliver(&addr, "a@other.test", &["bob@example.it".into()], b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err}");
+    assert!(err.is_temporary());
+    assert_eq!(relay.pool.idle_connections(), 0);
+    server.await.unwrap();
 }

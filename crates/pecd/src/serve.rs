@@ -248,6 +248,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         helo_name: config.gestore.hostname.clone(),
         tls,
         timeout: Duration::from_secs(60),
+        pool: pec_smtp::Pool::default(),
     };
     let relays = Relays {
         pec: relay(ClientTls::RequireStartTls(client_tls.clone())),
