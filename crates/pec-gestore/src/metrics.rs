@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pec_proto::smime::{Digest, Signer};
+use pec_proto::smime::{CountedSigner, Signer};
 use pec_store::Store;
 use pec_store::timed::CallObserver;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -250,10 +250,10 @@ impl Metrics {
 
     /// `signer`, counting its signatures here.
     pub fn counting(self: &Arc<Self>, signer: Arc<dyn Signer>) -> Arc<dyn Signer> {
-        Arc::new(CountingSigner {
-            inner: signer,
-            metrics: self.clone(),
-        })
+        let metrics = self.clone();
+        Arc::new(CountedSigner::new(signer, move || {
+            metrics.signatures.inc();
+        }))
     }
 
     /// Every metric in Prometheus's text format ([`CONTENT_TYPE`]) at `now`, the state
@@ -339,34 +339,6 @@ impl pec_net::SessionObserver for Metrics {
         self.sessions_open
             .get_or_create(&ServiceLabels { service })
             .dec();
-    }
-}
-
-/// A signer that counts its signatures.
-struct CountingSigner {
-    inner: Arc<dyn Signer>,
-    metrics: Arc<Metrics>,
-}
-
-impl Signer for CountingSigner {
-    fn address(&self) -> &str {
-        self.inner.address()
-    }
-
-    fn digest(&self) -> Digest {
-        self.inner.digest()
-    }
-
-    fn sign_detached(
-        &self,
-        content: &[u8],
-        signing_time: DateTime<Utc>,
-    ) -> pec_proto::Result<Vec<u8>> {
-        let signed = self.inner.sign_detached(content, signing_time);
-        if signed.is_ok() {
-            self.metrics.signatures.inc();
-        }
-        signed
     }
 }
 

@@ -76,6 +76,36 @@ pub trait Signer: Send + Sync {
     fn sign_detached(&self, content: &[u8], signing_time: DateTime<Utc>) -> Result<Vec<u8>>;
 }
 
+/// A [`Signer`] that calls `on_signed` after each signature it makes: how metrics and the
+/// benchmark count the signatures of a running gestore without knowing its key.
+pub struct CountedSigner<F> {
+    inner: std::sync::Arc<dyn Signer>,
+    on_signed: F,
+}
+
+impl<F: Fn() + Send + Sync> CountedSigner<F> {
+    /// `inner`, reporting each signature it makes to `on_signed`.
+    pub fn new(inner: std::sync::Arc<dyn Signer>, on_signed: F) -> Self {
+        CountedSigner { inner, on_signed }
+    }
+}
+
+impl<F: Fn() + Send + Sync> Signer for CountedSigner<F> {
+    fn address(&self) -> &str {
+        self.inner.address()
+    }
+
+    fn digest(&self) -> Digest {
+        self.inner.digest()
+    }
+
+    fn sign_detached(&self, content: &[u8], signing_time: DateTime<Utc>) -> Result<Vec<u8>> {
+        let signed = self.inner.sign_detached(content, signing_time)?;
+        (self.on_signed)();
+        Ok(signed)
+    }
+}
+
 /// The signer certificate as found in a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerCert {

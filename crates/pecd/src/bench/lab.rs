@@ -9,40 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use pec_gestore::clock::SystemClock;
 use pec_gestore::runtime::{self, Running};
 use pec_proto::labpki::GestoreSpec;
-use pec_proto::smime::{Digest, Signer};
+use pec_proto::smime::{CountedSigner, Signer};
 use pec_store::Store;
 use pec_store::test_util::PgServer;
 
 /// Most recipients of one benchmark message; each domain has this many mailboxes.
 pub const RECIPIENTS: usize = 10;
-
-/// A signer that counts its signatures, so the benchmark reports signatures per second
-/// achieved by the gestori themselves.
-struct Counting {
-    inner: Arc<dyn Signer>,
-    count: Arc<AtomicU64>,
-}
-
-impl Signer for Counting {
-    fn address(&self) -> &str {
-        self.inner.address()
-    }
-    fn digest(&self) -> Digest {
-        self.inner.digest()
-    }
-    fn sign_detached(
-        &self,
-        content: &[u8],
-        signing_time: DateTime<Utc>,
-    ) -> pec_proto::Result<Vec<u8>> {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.inner.sign_detached(content, signing_time)
-    }
-}
 
 /// One running gestore.
 pub struct Node {
@@ -187,10 +162,11 @@ impl Gestori {
             let gestore = Arc::get_mut(&mut parts.gestore)
                 .context("the assembled gestore is already shared")?;
             let signer = gestore.id.signer.clone();
-            gestore.id.signer = Arc::new(Counting {
-                inner: signer.clone(),
-                count: signatures.clone(),
-            });
+            // Counted so the benchmark reports the signatures the gestori themselves made.
+            let count = signatures.clone();
+            gestore.id.signer = Arc::new(CountedSigner::new(signer.clone(), move || {
+                count.fetch_add(1, Ordering::Relaxed);
+            }));
             let store = parts.gestore.store.clone();
             let running = runtime::start(parts)
                 .await
