@@ -2,6 +2,8 @@
 //! DER CRL (made by the `openssl` CLI) are downloaded, checked and installed; a broken
 //! index or a missing CRL changes nothing; a `file://` index is installed too.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -48,19 +50,6 @@ fn serve(files: Files) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command-line tool");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn refresh(config: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pecd"))
         .arg("--config")
@@ -88,26 +77,8 @@ fn index_and_der_crl_are_downloaded_checked_and_installed() {
     bundle.extend(std::fs::read(certs.join("ca1.pem")).unwrap());
     std::fs::write(certs.join("ca.pem"), bundle).unwrap();
     // The intermediate revokes beta's signing certificate; the CRL is published in DER.
-    std::fs::write(
-        certs.join("ca.cnf"),
-        "[ca]\ndefault_ca = lab\n[lab]\ndatabase = ca-index.txt\ncrlnumber = crlnumber\n\
-         default_md = sha256\ndefault_crl_days = 7\n",
-    )
-    .unwrap();
-    std::fs::write(certs.join("ca-index.txt"), "").unwrap();
-    std::fs::write(certs.join("crlnumber"), "01\n").unwrap();
-    let ca = [
-        "-config", "ca.cnf", "-keyfile", "ca1.key", "-cert", "ca1.pem",
-    ];
-    openssl(
-        &certs,
-        &[&["ca"][..], &ca, &["-revoke", "beta/sign.pem"]].concat(),
-    );
-    openssl(
-        &certs,
-        &[&["ca"][..], &ca, &["-gencrl", "-out", "ca1-crl.pem"]].concat(),
-    );
-    openssl(
+    common::intermediate_revokes(&certs, "beta/sign.pem", "ca1-crl.pem");
+    common::openssl(
         &certs,
         &[
             "crl",
@@ -155,7 +126,7 @@ fn index_and_der_crl_are_downloaded_checked_and_installed() {
     );
     assert_eq!(std::fs::read(certs.join("index.ldif")).unwrap(), index);
     // The installed CRL is the published one, now PEM: openssl reads it back to the DER.
-    openssl(
+    common::openssl(
         &certs,
         &[
             "crl",

@@ -3,8 +3,9 @@
 //! `openssl` CLI) is preferred to the plain one, and invalid files leave the previous
 //! material in force.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -22,19 +23,6 @@ fn specs() -> Vec<GestoreSpec> {
             domains: vec![format!("pec.{id}.test")],
         })
         .collect()
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command-line tool");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn der(pem_file: &Path) -> Vec<u8> {
@@ -85,26 +73,8 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
 
     // The intermediate CA revokes beta's signing certificate; its CRL lands in crl/ with
     // its certificate, which chains to the root of ca.pem.
-    std::fs::write(
-        dir.join("ca.cnf"),
-        "[ca]\ndefault_ca = lab\n[lab]\ndatabase = ca-index.txt\ncrlnumber = crlnumber\n\
-         default_md = sha256\ndefault_crl_days = 7\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("ca-index.txt"), "").unwrap();
-    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
-    let ca = [
-        "-config", "ca.cnf", "-keyfile", "ca1.key", "-cert", "ca1.pem",
-    ];
-    openssl(
-        dir,
-        &[&["ca"][..], &ca, &["-revoke", "beta/sign.pem"]].concat(),
-    );
     std::fs::create_dir(dir.join("crl")).unwrap();
-    openssl(
-        dir,
-        &[&["ca"][..], &ca, &["-gencrl", "-out", "crl/lab.pem"]].concat(),
-    );
+    common::intermediate_revokes(dir, "beta/sign.pem", "crl/lab.pem");
     // Without the certificate of its issuer, the CRL cannot be checked: refused.
     assert!(refresh(dir, &identity, &mut seen).is_err());
     assert_eq!(trusts(&identity, dir, "beta"), (true, None));
@@ -125,7 +95,7 @@ fn crls_and_signed_index_are_refreshed_and_bad_files_change_nothing() {
 
     // The signed index, as the central index is published, is preferred to the plain one:
     // the plain one now lists nobody, and beta's certificate is still found.
-    openssl(
+    common::openssl(
         dir,
         &[
             "cms",
