@@ -5,11 +5,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pec_imap::imap_session;
 use pec_store::NewAccount;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A literal announcing `text` (`{n}` CRLF text).
 fn lit(text: &str) -> String {
@@ -295,22 +293,7 @@ a2 APPEND INBOX {{{}+}}\r\n{}\r\n",
 /// Sends `input` before any login and returns what the server said until it ended.
 async fn unauthenticated(input: Vec<u8>) -> String {
     let (_dir, config) = common::config(None);
-    let (mut client, server) = tokio::io::duplex(256 * 1024);
-    let task = tokio::spawn(imap_session(server, true, Arc::clone(&config)));
-    let writer = tokio::spawn(async move {
-        // The server may close first (BYE): a failed write is expected then.
-        let _ = client.write_all(&input).await;
-        let _ = client.shutdown().await;
-        client
-    });
-    let mut client = writer.await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    task.await.unwrap().unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    common::exchange(config, input).await
 }
 
 /// An ID of `pairs` pairs whose values are `size` bytes long.

@@ -50,11 +50,24 @@ pub fn config(max_literal: Option<u32>) -> (tempfile::TempDir, Arc<Config>) {
 /// that shares this module runs scripted sessions.
 #[allow(dead_code)]
 pub async fn session(config: Arc<Config>, input: &str) -> String {
+    let input = format!("l LOGIN anna@pec.example.it segreta\r\n{input}z LOGOUT\r\n");
+    exchange(config, input.into_bytes()).await
+}
+
+/// Sends `input` as it is (then closes the client's side) and returns everything the
+/// server said until it ended the session. The input is written beside the reading, so
+/// a server that answers while the client still writes, or ends the session early
+/// (BYE), does not block it; a failed write is expected then.
+#[allow(dead_code)]
+pub async fn exchange(config: Arc<Config>, input: Vec<u8>) -> String {
     let (mut client, server) = tokio::io::duplex(256 * 1024);
     let task = tokio::spawn(imap_session(server, true, config));
-    let input = format!("l LOGIN anna@pec.example.it segreta\r\n{input}z LOGOUT\r\n");
-    client.write_all(input.as_bytes()).await.unwrap();
-    client.shutdown().await.unwrap();
+    let writer = tokio::spawn(async move {
+        let _ = client.write_all(&input).await;
+        let _ = client.shutdown().await;
+        client
+    });
+    let mut client = writer.await.unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut out))
         .await
