@@ -418,6 +418,28 @@ pub async fn wait_for_kind(store: &dyn Store, address: &str, kind: &str, n: usiz
     wait_until(store, address, "INBOX", |m| of_kind(m, kind).len() >= n).await
 }
 
+/// Waits until `address`'s security archive holds an entry of `kind` (a service mailbox
+/// receives the receipts of other gestori there) and returns it; `None` after the
+/// deadline. Receipts travel as separate queue entries, so one may still be on its way
+/// when another has arrived.
+pub async fn wait_archived(
+    store: &dyn Store,
+    address: &str,
+    kind: &str,
+) -> Option<pec_store::ArchiveEntry> {
+    let start = Instant::now();
+    loop {
+        let found = store
+            .list_archive(address)
+            .ok()
+            .and_then(|entries| entries.into_iter().find(|e| e.kind == kind));
+        if found.is_some() || start.elapsed() > WAIT_DEADLINE {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_until(
     store: &dyn Store,
     address: &str,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use pec_e2e::{
     Backend, DELIVERED_FROM_MX, EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies,
-    send_to_mx, standard, start_clamd, submit, trace_before, wait_for,
+    send_to_mx, standard, start_clamd, submit, trace_before, wait_archived, wait_for,
 };
 use pec_gestore::access::{Limits, Outcome, Submission, submit as access_submit};
 use pec_gestore::clock::Clock;
@@ -296,13 +296,13 @@ async fn receipt_replayed_to_another_mailbox_is_not_filed(backend: Backend) {
         .expect("delivery receipt")
         .clone();
     wait_for(alfa.store.as_ref(), MARIO, 1).await;
-    let presa_entry = beta
-        .store
-        .list_archive("ricevute@pec.beta.test")
-        .unwrap()
-        .into_iter()
-        .find(|e| e.kind == "presa-in-carico")
-        .expect("presa in carico in beta's service mailbox");
+    let presa_entry = wait_archived(
+        beta.store.as_ref(),
+        "ricevute@pec.beta.test",
+        "presa-in-carico",
+    )
+    .await
+    .expect("presa in carico in beta's service mailbox");
     let presa = beta.store.read_archive(presa_entry.id).unwrap();
 
     // A second message of Anna's, which alfa (down now) has not received: a receipt alfa

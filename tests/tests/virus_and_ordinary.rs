@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pec_e2e::{
     Backend, EICAR, Lab, NodeSpec, mailbox, of_kind, openssl_verifies, send_to_mx, standard,
-    start_clamd, submit, trace_before, wait_for,
+    start_clamd, submit, trace_before, wait_archived, wait_for,
 };
 use pec_gestore::antivirus::{Clamd, Scanner, Verdict};
 use pec_proto::classify::classify;
@@ -87,11 +87,13 @@ async fn virus_at_submission_and_at_the_recipient_gestore(backend: Backend) {
     let v = beta.store.list_virus().unwrap();
     assert_eq!(v.len(), 1);
     assert!(v[0].virus.starts_with("Eicar-Test-Signature"));
-    let service = alfa.store.list_archive("ricevute@pec.alfa.test").unwrap();
-    let rilevazione = service
-        .iter()
-        .find(|e| e.kind == "rilevazione-virus")
-        .expect("rilevazione virus received");
+    let rilevazione = wait_archived(
+        alfa.store.as_ref(),
+        "ricevute@pec.alfa.test",
+        "rilevazione-virus",
+    )
+    .await
+    .expect("rilevazione virus received");
     let r = classify(&alfa.store.read_archive(rilevazione.id).unwrap());
     assert_eq!(
         r.headers.mittente.as_deref(),
