@@ -3,7 +3,7 @@
 //! a configuration file and [`crate::serve::assemble`] exactly as `pecd serve` builds them
 //! (system clock, real store with fsync, lab PKI).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use pec_gestore::runtime::{self, Running};
 use pec_proto::labpki::GestoreSpec;
 use pec_proto::smime::{CountedSigner, Signer};
 use pec_store::Store;
-use pec_store::test_util::PgServer;
+use pec_store::test_util::{PgServer, free_port};
 
 /// Most recipients of one benchmark message; each domain has this many mailboxes.
 pub const RECIPIENTS: usize = 10;
@@ -56,12 +56,6 @@ pub struct Gestori {
     pub beta: Node,
     /// Signatures made by both gestori so far.
     pub signatures: Arc<AtomicU64>,
-}
-
-/// A free loopback port (bound, then released for the gestore to bind).
-fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("no free port")?;
-    Ok(l.local_addr()?.port())
 }
 
 /// The sender mailbox of benchmark case `case` (one per case, so that its INBOX holds
@@ -111,8 +105,8 @@ impl Gestori {
             (0..alfa_nodes).map(|n| (0, n)).chain([(1, 0)]).collect();
         let ports: Vec<[u16; 3]> = instances
             .iter()
-            .map(|_| Ok([free_port()?, free_port()?, free_port()?]))
-            .collect::<anyhow::Result<_>>()?;
+            .map(|_| [free_port(), free_port(), free_port()])
+            .collect();
         let mut urls = Vec::new();
         for _ in ids {
             urls.push(match storage.postgres {

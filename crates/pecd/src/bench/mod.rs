@@ -944,10 +944,8 @@ async fn postfix(
 ) -> anyhow::Result<f64> {
     let script = postfix_script().context("interop/postfix.sh not found")?;
     let pdir = dir.join("postfix");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    // Below the ephemeral range, where outgoing connections cannot take it first.
+    let port = pec_store::test_util::free_port();
     progress("starting postfix...");
     let out = std::process::Command::new("bash")
         .arg(&script)
