@@ -1,7 +1,7 @@
 //! The `pec` property of an Email (capability `urn:pecd:params:jmap:pec`, docs/JMAP.md):
 //! `null` for ordinary mail; for an envelope, anomaly, receipt or notice, what it is
 //! (`kind`), its `daticert.xml` (`daticert`), the message it refers to (`refersTo`), its
-//! S/MIME signature (`signature`) and, in an envelope, the original (`original`).
+//! S/MIME signature (`signature`) and the original it carries, if any (`original`).
 //!
 //! Everything comes from pec-proto's classification, daticert reader and S/MIME
 //! verification; whether the signer is a gestore of the provider index is the gestore's
@@ -130,8 +130,8 @@ fn signature(ctx: &Ctx<'_>, c: &Classified) -> Value {
     })
 }
 
-/// The original a `posta-certificata` or `anomalia` carries: its main header fields and
-/// size; `null` for receipts.
+/// The original a message carries as `postacert.eml` (an envelope, an anomaly, a
+/// completa delivery receipt): its main header fields and size; `null` without one.
 fn original(c: &Classified) -> Value {
     let Some(bytes) = &c.postacert else {
         return Value::Null;
