@@ -238,6 +238,10 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             trust: parts.gestore.clone(),
             limits: pec_jmap::Limits::default(),
             public_host: public_authority(&parts.client.host, bound.https),
+            changed: {
+                let notifier = parts.imap.notifier.clone();
+                Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
+            },
         };
         let h = http_server(None, Some(Arc::new(jmap)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());

@@ -23,6 +23,8 @@ pub struct Ctx<'a> {
     pub limits: &'a Limits,
     /// Judges signers for the `pec` property.
     pub trust: &'a dyn SignerTrust,
+    /// Told `(address, folder)` of each change made (see [`crate::http::Jmap::changed`]).
+    pub changed: &'a (dyn Fn(&str, &str) + Send + Sync),
     /// Whether the request uses the PEC capability (`pec`, `pecKind`, `pecRefersTo`).
     pub using_pec: bool,
 }

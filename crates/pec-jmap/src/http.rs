@@ -52,7 +52,14 @@ pub struct Jmap {
     /// The public host (and `:port` if not 443) put in the session's URLs when the
     /// request names none usable.
     pub public_host: String,
+    /// Told the address and folder of every change made through JMAP, so that the IMAP
+    /// sessions of this node watching that folder learn of it (other nodes learn through
+    /// the store's change feed).
+    pub changed: FolderChanged,
 }
+
+/// A callback told `(address, folder)` of a change (the IMAP change hub's `changed`).
+pub type FolderChanged = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Whether `path` is one of JMAP's (the HTTP server hands those to [`Jmap::answer`]).
 pub fn serves(path: &str) -> bool {
@@ -253,6 +260,7 @@ impl Jmap {
             Err(p) => return problem(&p),
         };
         let (trust, limits) = (self.trust.clone(), self.limits.clone());
+        let changed = self.changed.clone();
         let response = self
             .blocking(move |store| {
                 let ctx = Ctx {
@@ -261,6 +269,7 @@ impl Jmap {
                     account_id: ids::account_id(&address),
                     limits: &limits,
                     trust: trust.as_ref(),
+                    changed: changed.as_ref(),
                     using_pec: request.using.iter().any(|u| u == session::PEC),
                 };
                 api::process(&ctx, request)

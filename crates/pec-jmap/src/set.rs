@@ -174,6 +174,7 @@ fn apply(
         }
         if !add.is_empty() || !remove.is_empty() {
             store.set_archive_seen(address, &uids, !add.is_empty(), None)?;
+            (ctx.changed)(address, pec_store::ARCHIVE_FOLDER);
         }
         return Ok(Ok(()));
     }
@@ -200,5 +201,6 @@ fn apply(
             }
         }
     }
+    (ctx.changed)(address, &folder.name);
     Ok(Ok(()))
 }

@@ -4,7 +4,7 @@
 //! user never reaches another's data.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -50,6 +50,8 @@ fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
 struct Fixture {
     _store: TestStore,
     store: Arc<dyn Store>,
+    /// The `(address, folder)` pairs the service said it changed.
+    changes: Arc<Mutex<Vec<(String, String)>>>,
     jmap: Jmap,
     rt: tokio::runtime::Runtime,
 }
@@ -74,12 +76,17 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         penalty_max: Duration::from_millis(2),
         ..AuthLimits::default()
     });
+    let changes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let told = changes.clone();
     let jmap = Jmap {
         store: store.clone(),
         auth: Arc::new(auth),
         trust: Arc::new(NoTrust),
         limits,
         public_host: "mail.pec.example.it".into(),
+        changed: Arc::new(move |a: &str, f: &str| {
+            told.lock().unwrap().push((a.to_string(), f.to_string()))
+        }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,6 +96,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
     Fixture {
         _store: t,
         store,
+        changes,
         jmap,
         rt,
     }
@@ -525,6 +533,11 @@ fn mailboxes_emails_and_changes(backend: Backend) {
     assert_ne!(set["newState"], state);
     let flags = store.messages(ALICE, "INBOX").unwrap()[0].flags.clone();
     assert_eq!(flags, vec!["\\Seen".to_string()]);
+    // IMAP sessions of the node are told.
+    assert_eq!(
+        f.changes.lock().unwrap().as_slice(),
+        [(ALICE.to_string(), "INBOX".to_string())]
+    );
     let later = store
         .deliver(
             ALICE,
@@ -609,6 +622,10 @@ fn mailboxes_emails_and_changes(backend: Backend) {
         store.archive_messages(ALICE).unwrap()[0].flags,
         vec!["\\Seen".to_string()]
     );
+    assert_eq!(
+        f.changes.lock().unwrap().last().unwrap(),
+        &(ALICE.to_string(), "Archivio di sicurezza".to_string())
+    );
 
     // Identity/get: the address itself.
     let r = f.call(
@@ -669,6 +686,7 @@ fn users_never_see_each_other(backend: Backend) {
             .flags
             .is_empty()
     );
+    assert!(f.changes.lock().unwrap().is_empty());
     let r = f.one(
         BOB,
         "Mailbox/get",
