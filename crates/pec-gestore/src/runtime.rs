@@ -236,7 +236,10 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             store: parts.gestore.store.clone(),
             auth: parts.imap.limits.auth.clone(),
             trust: parts.gestore.clone(),
-            limits: pec_jmap::Limits::default(),
+            limits: pec_jmap::Limits {
+                max_mailboxes: parts.imap.limits.max_folders,
+                ..pec_jmap::Limits::default()
+            },
             public_host: public_authority(&parts.client.host, bound.https),
             changed: {
                 let notifier = parts.imap.notifier.clone();

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::pec::SignerTrust;
 use crate::protocol::{Arguments, Invocation, Problem, Request, Response, resolve_references};
 use crate::session::{self, CAPABILITIES, Limits};
-use crate::{args, changes, email, identity, mailbox, query, set, thread};
+use crate::{args, changes, email, identity, mailbox, mailbox_set, query, set, thread};
 
 /// What one method call runs with: the store, the user and the request's options.
 pub struct Ctx<'a> {
@@ -59,8 +59,8 @@ pub fn parse_request(body: &[u8], limits: &Limits) -> std::result::Result<Reques
 fn capability(method: &str) -> Option<&'static str> {
     match method {
         "Core/echo" => Some(session::CORE),
-        "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Email/get" | "Email/query"
-        | "Email/changes" | "Email/set" | "Thread/get" => Some(session::MAIL),
+        "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Mailbox/set" | "Email/get"
+        | "Email/query" | "Email/changes" | "Email/set" | "Thread/get" => Some(session::MAIL),
         "Identity/get" => Some(session::SUBMISSION),
         _ => None,
     }
@@ -81,6 +81,7 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Mailbox/get" => mailbox::get(ctx, arguments),
         "Mailbox/changes" => mailbox::changes(ctx, arguments),
         "Mailbox/query" => mailbox::query(ctx, arguments),
+        "Mailbox/set" => mailbox_set::set(ctx, arguments),
         "Email/get" => email::get(ctx, arguments),
         "Email/query" => query::query(ctx, arguments),
         "Email/changes" => changes::email_changes(ctx, arguments),

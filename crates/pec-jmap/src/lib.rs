@@ -6,7 +6,7 @@
 //! - [`api`]: a request checked and its method calls dispatched;
 //! - [`protocol`]: the JSON shapes and result references;
 //! - [`session`]: the session resource, capabilities and limits;
-//! - [`mailbox`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
+//! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
 //! - [`ids`] and [`state`]: how store objects and their versions are named.
 //!
@@ -23,6 +23,7 @@ pub mod identity;
 pub mod ids;
 pub mod keywords;
 pub mod mailbox;
+pub mod mailbox_set;
 pub mod pec;
 pub mod protocol;
 pub mod query;

@@ -37,6 +37,8 @@ pub struct Limits {
     pub max_scanned: usize,
     /// Largest body value returned by Email/get whatever `maxBodyValueBytes` asks.
     pub max_body_value: usize,
+    /// Most folders an account may have (IMAP's `max_folders` by default).
+    pub max_mailboxes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +51,7 @@ impl Default for Limits {
             max_concurrent_requests: 4,
             max_scanned: 20_000,
             max_body_value: 1024 * 1024,
+            max_mailboxes: 1000,
         }
     }
 }
@@ -81,10 +84,10 @@ pub fn session(address: &str, base: &str, limits: &Limits) -> Value {
                     MAIL: {
                         "maxMailboxesPerEmail": 1,
                         "maxMailboxDepth": 1,
-                        "maxSizeMailboxName": 255,
+                        "maxSizeMailboxName": crate::mailbox_set::MAX_NAME,
                         "maxSizeAttachmentsPerEmail": 0,
                         "emailQuerySortOptions": ["receivedAt"],
-                        "mayCreateTopLevelMailbox": false,
+                        "mayCreateTopLevelMailbox": true,
                     },
                     SUBMISSION: {
                         "maxDelayedSend": 0,

@@ -727,4 +727,103 @@ fn users_never_see_each_other(backend: Backend) {
     assert_eq!(d.status, StatusCode::OK);
 }
 
-backend_tests!(mailboxes_emails_and_changes, users_never_see_each_other);
+fn user_folders_through_mailbox_set(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let folders = |f: &Fixture| -> Vec<(String, bool)> {
+        f.store
+            .list_folders(ALICE)
+            .unwrap()
+            .into_iter()
+            .map(|x| (x.name, x.subscribed))
+            .collect()
+    };
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "create": {
+            "k1": {"name": "Progetti", "parentId": null, "isSubscribed": false},
+            "k2": {"name": "INBOX"},
+            "k3": {"name": "a/b"},
+            "k4": {"name": "Archivio di sicurezza"},
+            "k5": {"name": "X", "role": "inbox"}}}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    let id = set["created"]["k1"]["id"].as_str().unwrap().to_string();
+    for k in ["k2", "k3", "k4", "k5"] {
+        assert_eq!(
+            set["notCreated"][k]["type"], "invalidProperties",
+            "{k}: {set}"
+        );
+    }
+    assert!(folders(&f).contains(&("Progetti".to_string(), false)));
+    let inbox = ok(
+        &f.one(
+            ALICE,
+            "Mailbox/query",
+            json!({"accountId": account, "filter": {"role": "inbox"}}),
+        ),
+        "Mailbox/query",
+    )["ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "update": {
+            id.clone(): {"name": "Pratiche 2026", "isSubscribed": true},
+            inbox.clone(): {"name": "Posta"},
+            "archive": {"isSubscribed": false}}}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    assert_eq!(set["updated"], json!({id.clone(): null}));
+    assert_eq!(set["notUpdated"][&inbox]["type"], "forbidden");
+    assert_eq!(set["notUpdated"]["archive"]["type"], "forbidden");
+    assert!(folders(&f).contains(&("Pratiche 2026".to_string(), true)));
+    f.store
+        .deliver(
+            ALICE,
+            "Pratiche 2026",
+            &message(BOB, ALICE, "dentro", "x"),
+            &[],
+            1_800_000_000,
+        )
+        .unwrap();
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "destroy": [id.clone(), inbox, "archive", "m999"]}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    assert_eq!(set["notDestroyed"][&id]["type"], "mailboxHasEmail");
+    assert_eq!(set["notDestroyed"]["archive"]["type"], "forbidden");
+    assert_eq!(set["notDestroyed"]["m999"]["type"], "notFound");
+    assert_eq!(set["destroyed"], json!([]));
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "destroy": [id.clone()], "onDestroyRemoveEmails": true}),
+    );
+    assert_eq!(ok(&r, "Mailbox/set")["destroyed"], json!([id]));
+    assert!(!folders(&f).iter().any(|(n, _)| n == "Pratiche 2026"));
+    // Bob cannot touch Alice's folders: their ids are not his.
+    f.store.create_folder(ALICE, "Sua").unwrap();
+    let theirs = format!("m{}", f.store.select(ALICE, "Sua").unwrap().uidvalidity);
+    let r = f.one(
+        BOB,
+        "Mailbox/set",
+        json!({"accountId": f.account(BOB), "destroy": [theirs.clone()],
+            "update": {theirs.clone(): {"name": "Mia"}}}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    assert_eq!(set["notDestroyed"][&theirs]["type"], "notFound");
+    assert_eq!(set["notUpdated"][&theirs]["type"], "notFound");
+    assert!(folders(&f).iter().any(|(n, _)| n == "Sua"));
+}
+
+backend_tests!(
+    mailboxes_emails_and_changes,
+    users_never_see_each_other,
+    user_folders_through_mailbox_set
+);
