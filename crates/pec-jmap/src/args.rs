@@ -140,8 +140,9 @@ pub fn changes_response(
     r
 }
 
-/// The `position` and `limit` window of a query over `total` results, with `anchor`
-/// (RFC 8620 §5.5) located by `index_of`.
+/// The page of a query's result `ids` the client asked for (RFC 8620 §5.5: `position`,
+/// negative from the end, or `anchor` and `anchorOffset`; `limit` at most
+/// `default_limit`), with the position it starts at.
 pub fn window(
     args: &Arguments,
     ids: &[String],

@@ -126,6 +126,7 @@ impl BlobId {
     pub fn parse(id: &str) -> Option<BlobId> {
         let rest = id.strip_prefix('b')?;
         let (hash, part) = match rest.split_once('_') {
+            // Part 0 is the message's root part.
             Some((h, p)) => (h, Some(number(p).or((p == "0").then_some(0))?)),
             None => (rest, None),
         };
