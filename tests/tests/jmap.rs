@@ -4,7 +4,7 @@
 //! finds the mailboxes and the emails with jmapc's own methods, then the `pec` property of
 //! both receipts (posted through jmapc's authenticated session: its models drop
 //! properties they do not know), finds them again with one `pecRefersTo` query, and the
-//! recipient's envelope with `pecKind`.
+//! recipient's envelope with `pecKind`. The plain HTTP listener does not serve JMAP.
 
 use pec_e2e::{Backend, Lab, of_kind, run_python, standard, submit, wait_for};
 
@@ -59,6 +59,15 @@ print("refers", len(refers["ids"]))
 for kind in ("accettazione", "avvenuta-consegna", "posta-certificata"):
     q = pec_call("Email/query", {"filter": {"pecKind": kind}})
     print("kind", kind, len(q["ids"]))
+"#;
+
+/// Prints the HTTP status of a GET of argv[1].
+const PLAIN_HTTP: &str = r#"
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=20).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
 "#;
 
 async fn jmapc_reads_the_pec_property_of_real_receipts(backend: Backend) {
@@ -172,6 +181,19 @@ async fn jmapc_reads_the_pec_property_of_real_receipts(backend: Backend) {
     assert!(has("kind accettazione 2"), "{out}");
     assert!(has("kind avvenuta-consegna 2"), "{out}");
     assert!(has("kind posta-certificata 1"), "{out}");
+
+    // The plain HTTP listener never serves JMAP (the password would travel in clear).
+    let plain = run_python(
+        PLAIN_HTTP,
+        &[&format!(
+            "http://127.0.0.1:{}/.well-known/jmap",
+            alfa.http_port
+        )],
+        &[],
+        b"",
+    )
+    .expect("urllib");
+    assert_eq!(plain.trim(), "404");
 
     // The recipient, at her gestore, sees the envelope with its original.
     let host_beta = format!("localhost:{}", beta.https_port);
