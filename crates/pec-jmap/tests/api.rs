@@ -364,6 +364,71 @@ fn rfc_8620_examples() {
     assert_eq!(error_type(&r[3]), "invalidResultReference");
 }
 
+#[test]
+fn hostile_requests_are_bounded() {
+    let f = fixture(Backend::Sqlite, Limits::default());
+    let account = f.account(ALICE);
+    // A filter nested deeper than 8 operators.
+    let mut filter = json!({"inMailbox": "archive"});
+    for _ in 0..50 {
+        filter = json!({"operator": "NOT", "conditions": [filter]});
+    }
+    let r = f.one(
+        ALICE,
+        "Email/query",
+        json!({"accountId": account, "filter": filter}),
+    );
+    assert_eq!(error_type(&r), "unsupportedFilter");
+    // More conditions than 64.
+    let wide: Vec<Value> = (0..100).map(|_| json!({"hasKeyword": "$seen"})).collect();
+    let r = f.one(
+        ALICE,
+        "Email/query",
+        json!({"accountId": account, "filter": {"operator": "OR", "conditions": wide}}),
+    );
+    assert_eq!(error_type(&r), "unsupportedFilter");
+    // More ids than maxObjectsInGet.
+    let ids: Vec<String> = (0..300).map(|i| format!("e1_{}", i + 1)).collect();
+    let r = f.one(
+        ALICE,
+        "Email/get",
+        json!({"accountId": account, "ids": ids}),
+    );
+    assert_eq!(error_type(&r), "requestTooLarge");
+    // Ids that are not ours, a pointer of many stars, an over-long state.
+    let r = f.one(
+        ALICE,
+        "Email/get",
+        json!({"accountId": account, "ids": ["../../etc", "e1_1_1", "s0", "e4294967296_1"]}),
+    );
+    assert_eq!(ok(&r, "Email/get")["notFound"].as_array().unwrap().len(), 4);
+    let r = f.call(
+        ALICE,
+        &USING,
+        json!([
+            ["Core/echo", {"a": [[[1]]]}, "e"],
+            ["Core/echo", {"#b": {"resultOf": "e", "name": "Core/echo",
+                "path": format!("/a{}", "/*".repeat(400))}}, "f"],
+        ]),
+    );
+    assert_eq!(error_type(&r[1]), "invalidResultReference");
+    let r = f.call(
+        ALICE,
+        &USING,
+        json!([
+            ["Core/echo", {"a": [[[1]]]}, "e"],
+            ["Core/echo", {"#b": {"resultOf": "e", "name": "Core/echo", "path": "/a/*/*/*"}}, "f"],
+        ]),
+    );
+    assert_eq!(ok(&r[1], "Core/echo")["b"], json!([1]));
+    let r = f.one(
+        ALICE,
+        "Email/changes",
+        json!({"accountId": account, "sinceState": "m1:1:1,".repeat(100_000)}),
+    );
+    assert_eq!(error_type(&r), "cannotCalculateChanges");
+}
+
 fn mailboxes_emails_and_changes(backend: Backend) {
     let f = fixture(backend, Limits::default());
     let account = f.account(ALICE);
