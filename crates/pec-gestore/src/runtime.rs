@@ -133,6 +133,14 @@ fn other_nodes<S: Scanner>(gestore: &Arc<Gestore<S>>, notifier: &pec_imap::Notif
     })
 }
 
+/// `host` with the HTTPS port when it is not 443, for the URLs of the JMAP session.
+fn public_authority(host: &str, https: Option<SocketAddr>) -> String {
+    match https.map(|a| a.port()) {
+        Some(443) | None => host.to_string(),
+        Some(port) => format!("{host}:{port}"),
+    }
+}
+
 /// Binds every listener, then starts them and the workers.
 pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     let l = parts.listen;
@@ -199,11 +207,12 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
-    let http_server = |operations| {
+    let http_server = |operations, jmap| {
         Arc::new(Http {
             setup: parts.client.clone(),
             store: parts.gestore.store.clone(),
             operations,
+            jmap,
         })
     };
     if let Some((listener, _)) = http {
@@ -212,12 +221,32 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             metrics: parts.gestore.metrics.clone(),
             clock: parts.gestore.clock.clone(),
         };
-        let f = serve_http(listener, http_server(Some(ops)), None, limits, stopped());
+        let f = serve_http(
+            listener,
+            http_server(Some(ops), None),
+            None,
+            limits,
+            stopped(),
+        );
         tasks.spawn(named("http", f));
     }
     if let Some((listener, _)) = https {
         let tls = https_tls(&parts.smtp)?;
-        let h = http_server(None);
+        let jmap = pec_jmap::Jmap {
+            store: parts.gestore.store.clone(),
+            auth: parts.imap.limits.auth.clone(),
+            trust: parts.gestore.clone(),
+            limits: pec_jmap::Limits {
+                max_mailboxes: parts.imap.limits.max_folders,
+                ..pec_jmap::Limits::default()
+            },
+            public_host: public_authority(&parts.client.host, bound.https),
+            changed: {
+                let notifier = parts.imap.notifier.clone();
+                Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
+            },
+        };
+        let h = http_server(None, Some(Arc::new(jmap)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }
