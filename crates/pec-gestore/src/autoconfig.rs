@@ -194,6 +194,9 @@ pub struct Http {
     /// The operator's endpoints ([`METRICS_PATH`], [`HEALTH_PATH`], [`READY_PATH`]);
     /// `None` where they are not served (the HTTPS listener faces mail clients only).
     pub operations: Option<Operations>,
+    /// The administration API under [`crate::admin::api::PREFIX`]; `None` where it is
+    /// not served (plain HTTP).
+    pub admin: Option<Arc<crate::admin::api::AdminApi>>,
 }
 
 /// What the operator's endpoints read.
@@ -271,8 +274,13 @@ impl Http {
     }
 
     /// The answer to one request.
-    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
+        if let Some(api) = &self.admin
+            && path.starts_with(crate::admin::api::PREFIX)
+        {
+            return api.answer(req, peer.ip()).await;
+        }
         if let Some(ops) = &self.operations
             && let Some(r) = self.operation(ops, &path)
         {
@@ -389,7 +397,7 @@ where
 {
     let service = service_fn(move |req| {
         let http = http.clone();
-        async move { Ok::<_, Infallible>(http.answer(req).await) }
+        async move { Ok::<_, Infallible>(http.answer(req, peer).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
+use crate::admin::Administration;
+use crate::admin::api::AdminApi;
 use crate::antivirus::Scanner;
 use crate::autoconfig::{ClientSetup, Http, Operations, serve_http};
 use crate::handlers::{MxHandler, SubmissionHandler};
@@ -199,11 +201,12 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
-    let http_server = |operations| {
+    let http_server = |operations, admin| {
         Arc::new(Http {
             setup: parts.client.clone(),
             store: parts.gestore.store.clone(),
             operations,
+            admin,
         })
     };
     if let Some((listener, _)) = http {
@@ -212,12 +215,26 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             metrics: parts.gestore.metrics.clone(),
             clock: parts.gestore.clock.clone(),
         };
-        let f = serve_http(listener, http_server(Some(ops)), None, limits, stopped());
+        let f = serve_http(
+            listener,
+            http_server(Some(ops), None),
+            None,
+            limits,
+            stopped(),
+        );
         tasks.spawn(named("http", f));
     }
     if let Some((listener, _)) = https {
         let tls = https_tls(&parts.smtp)?;
-        let h = http_server(None);
+        let api = AdminApi {
+            admin: Administration {
+                store: parts.gestore.store.clone(),
+                clock: parts.gestore.clock.clone(),
+                gestore: parts.gestore.id.name.clone(),
+            },
+            auth: parts.imap.limits.auth.clone(),
+        };
+        let h = http_server(None, Some(Arc::new(api)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }
