@@ -160,17 +160,15 @@ pub fn confirm(what: &str, name: &str, yes: bool) -> anyhow::Result<()> {
 
 /// Runs a `pecd domain` subcommand.
 pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
+    let admin = administration(config)?;
+    let actor = |what: &str| Actor::command_line(&format!("domain {what}"));
     match cmd {
         DomainCommand::Add { name, quota } => {
             let quota = match quota {
                 Some(q) => parse_size(&q)?,
                 None => config.default_quota(),
             };
-            if quota == 0 {
-                bail!("--quota 0 would make mailboxes that can receive nothing");
-            }
-            store.add_domain(&name, quota)?;
+            admin.add_domain(&actor("add"), &name, quota)?;
             println!(
                 "domain {} added (default mailbox quota {}); mail to it is certified \
                  from now on. Publish the index record again (pecd certs publish) so that \
@@ -180,7 +178,7 @@ pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
             );
         }
         DomainCommand::List => {
-            let domains = store.list_domains()?;
+            let domains = admin.store.list_domains()?;
             let width = domains
                 .iter()
                 .map(|d| d.name.len())
@@ -195,7 +193,7 @@ pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
         DomainCommand::Remove { name, yes } => {
             let name = name.to_lowercase();
             confirm(&format!("Removing domain {name}"), &name, yes)?;
-            store.remove_domain(&name)?;
+            admin.remove_domain(&actor("remove"), &name)?;
             println!("domain {name} removed; publish the index record again (pecd certs publish).");
         }
     }
@@ -269,7 +267,7 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
                 );
             }
             if let Some(r) = ricevute {
-                admin.store.set_receipts_folder(&address, r == "on")?;
+                admin.set_receipts_folder(&actor("set"), &address, r == "on")?;
                 println!(
                     "receipts of mailbox {} filed in {}",
                     address.to_lowercase(),

@@ -81,6 +81,21 @@ pub fn is_suspended(account: &Account) -> bool {
     account.password_hash.starts_with(SUSPENDED)
 }
 
+/// The ente among `enti` owning `address`'s domain, if `actor` may manage the mailbox
+/// (the province any, an ente's administrator its own domains' only).
+fn scope<'a>(actor: &Actor, enti: &'a [Ente], address: &str) -> Result<Option<&'a Ente>> {
+    let domain = domain_of(address);
+    let owner = enti.iter().find(|e| e.domains.contains(&domain));
+    match (&actor.ente, owner) {
+        (None, _) => Ok(owner),
+        (Some(mine), Some(o)) if *mine == o.name => Ok(owner),
+        _ => Err(Refusal::forbidden(
+            "other-ente",
+            format!("la casella {address} non appartiene ai domini del proprio ente"),
+        )),
+    }
+}
+
 /// The administration of one gestore: its store, its clock (the times of the legal log
 /// and of the mailbox events) and its name (the legal log's `gestore`).
 pub struct Administration {
@@ -166,26 +181,9 @@ impl Administration {
         }
     }
 
-    /// The ente owning `domain`, if any.
-    fn owner(&self, domain: &str) -> Result<Option<Ente>> {
-        Ok(self
-            .store
-            .list_enti()?
-            .into_iter()
-            .find(|e| e.domains.iter().any(|d| d == domain)))
-    }
-
     /// Refuses `actor` a mailbox outside their ente's domains; returns the owning ente.
     fn may_manage(&self, actor: &Actor, address: &str) -> Result<Option<Ente>> {
-        let owner = self.owner(&domain_of(address))?;
-        match (&actor.ente, &owner) {
-            (None, _) => Ok(owner),
-            (Some(mine), Some(o)) if *mine == o.name => Ok(owner),
-            _ => Err(Refusal::forbidden(
-                "other-ente",
-                format!("la casella {address} non appartiene ai domini del proprio ente"),
-            )),
-        }
+        Ok(scope(actor, &self.store.list_enti()?, address)?.cloned())
     }
 
     /// Refuses a quota that takes the ente's mailboxes past its allotment (the mailbox
@@ -235,6 +233,30 @@ impl Administration {
                 usage::human_size(ente.allotment)
             ),
         )
+    }
+
+    /// Hosts a domain whose new mailboxes get `default_quota` (province only).
+    pub fn add_domain(&self, actor: &Actor, name: &str, default_quota: u64) -> Result<()> {
+        Self::province_only(actor)?;
+        check_quota(default_quota)?;
+        let name = name.trim().to_lowercase();
+        self.store.add_domain(&name, default_quota)?;
+        self.log(
+            actor,
+            &name,
+            &format!(
+                "dominio aggiunto, quota predefinita {}",
+                usage::human_size(default_quota)
+            ),
+        )
+    }
+
+    /// Stops hosting a domain without mailboxes (province only).
+    pub fn remove_domain(&self, actor: &Actor, name: &str) -> Result<()> {
+        Self::province_only(actor)?;
+        let name = name.trim().to_lowercase();
+        self.store.remove_domain(&name)?;
+        self.log(actor, &name, "dominio rimosso")
     }
 
     /// The enti `actor` may see: all for the province, their own for an ente's.
@@ -318,9 +340,10 @@ impl Administration {
 
     /// The mailboxes `actor` manages (of one domain if given), with their usage.
     pub fn mailboxes(&self, actor: &Actor, domain: Option<&str>) -> Result<Vec<MailboxView>> {
+        let enti = self.store.list_enti()?;
         let mut out = Vec::new();
         for a in self.store.list_accounts(domain)? {
-            if self.may_manage(actor, &a.address).is_err() {
+            if scope(actor, &enti, &a.address).is_err() {
                 continue;
             }
             let used = self.store.usage(&a.address)?.used;
@@ -368,6 +391,15 @@ impl Administration {
             &address,
             &format!("quota impostata a {}", usage::human_size(quota)),
         )
+    }
+
+    /// Files the mailbox's PEC receipts in `Ricevute` (`on`) or in INBOX.
+    pub fn set_receipts_folder(&self, actor: &Actor, address: &str, on: bool) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        self.store.set_receipts_folder(&address, on)?;
+        let folder = if on { "Ricevute" } else { "INBOX" };
+        self.log(actor, &address, &format!("ricevute archiviate in {folder}"))
     }
 
     /// Suspends a mailbox (`on`: its logins refused, mail still delivered) or reactivates
