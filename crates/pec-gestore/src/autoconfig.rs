@@ -197,6 +197,9 @@ pub struct Http {
     /// JMAP ([`pec_jmap::serves`] names its paths); `None` where it is not served (the
     /// plain HTTP listener: JMAP logs in with the mailbox password).
     pub jmap: Option<Arc<pec_jmap::Jmap>>,
+    /// The administration API under [`crate::admin::api::PREFIX`]; `None` where it is
+    /// not served (plain HTTP).
+    pub admin: Option<Arc<crate::admin::api::AdminApi>>,
 }
 
 /// What the operator's endpoints read.
@@ -280,6 +283,11 @@ impl Http {
             && pec_jmap::serves(&path)
         {
             return jmap.answer(req, peer.ip()).await;
+        }
+        if let Some(api) = &self.admin
+            && path.starts_with(crate::admin::api::PREFIX)
+        {
+            return api.answer(req, peer.ip()).await;
         }
         if let Some(ops) = &self.operations
             && let Some(r) = self.operation(ops, &path)

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
+use crate::admin::Administration;
+use crate::admin::api::AdminApi;
 use crate::antivirus::Scanner;
 use crate::autoconfig::{ClientSetup, Http, Operations, serve_http};
 use crate::handlers::{MxHandler, SubmissionHandler};
@@ -207,12 +209,13 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
-    let http_server = |operations, jmap| {
+    let http_server = |operations, jmap, admin| {
         Arc::new(Http {
             setup: parts.client.clone(),
             store: parts.gestore.store.clone(),
             operations,
             jmap,
+            admin,
         })
     };
     if let Some((listener, _)) = http {
@@ -223,7 +226,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         };
         let f = serve_http(
             listener,
-            http_server(Some(ops), None),
+            http_server(Some(ops), None, None),
             None,
             limits,
             stopped(),
@@ -246,7 +249,15 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
                 Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
             },
         };
-        let h = http_server(None, Some(Arc::new(jmap)));
+        let api = AdminApi {
+            admin: Administration {
+                store: parts.gestore.store.clone(),
+                clock: parts.gestore.clock.clone(),
+                gestore: parts.gestore.id.name.clone(),
+            },
+            auth: parts.imap.limits.auth.clone(),
+        };
+        let h = http_server(None, Some(Arc::new(jmap)), Some(Arc::new(api)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }

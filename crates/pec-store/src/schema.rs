@@ -260,6 +260,32 @@ const MIGRATIONS: &[&str] = &[
         SELECT address, row_number() OVER (ORDER BY address) + 1, max(uid) + 1
         FROM archive GROUP BY address;
     ",
+    // 10: enti (issue 14): the bodies that own domains, their administrators (an
+    // administrator without an ente is the province's, of the whole gestore), and the
+    // mailbox events billing counts mailbox-days from (kept after the mailbox is gone).
+    "
+    CREATE TABLE enti (
+        id        INTEGER PRIMARY KEY,
+        name      TEXT NOT NULL UNIQUE,
+        allotment INTEGER NOT NULL CHECK (allotment >= 0)
+    );
+    CREATE TABLE ente_domains (
+        domain  TEXT PRIMARY KEY CHECK (domain = lower(domain)),
+        ente_id INTEGER NOT NULL REFERENCES enti(id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE admins (
+        login         TEXT PRIMARY KEY CHECK (login = lower(login)),
+        ente_id       INTEGER REFERENCES enti(id) ON DELETE CASCADE,
+        password_hash TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE mailbox_events (
+        id      INTEGER PRIMARY KEY,
+        address TEXT NOT NULL CHECK (address = lower(address)),
+        kind    TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE INDEX mailbox_events_at ON mailbox_events(at);
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what
