@@ -19,7 +19,7 @@ use crate::service::Gestore;
 pub const NON_CONFORME: &str = "$NonConforme";
 
 /// Whom a protocol office covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     /// One mailbox (address, lower case).
     Mailbox(String),
