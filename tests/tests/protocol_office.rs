@@ -82,7 +82,14 @@ async fn only_the_docx_is_flagged_and_all_are_delivered(backend: Backend) {
     let subjects = ["docx", "pdf", "pdfa", "tiff", "p7m"];
     for s in subjects {
         let message = std::fs::read_to_string(work.path().join(format!("{s}.eml"))).unwrap();
-        submit(alfa.submission_port, &lab.ca(), MARIO, &[PROTOCOLLO], &message).unwrap();
+        submit(
+            alfa.submission_port,
+            &lab.ca(),
+            MARIO,
+            &[PROTOCOLLO],
+            &message,
+        )
+        .unwrap();
     }
     let delivered = wait_for(beta.store.as_ref(), PROTOCOLLO, subjects.len()).await;
     assert_eq!(delivered.len(), subjects.len(), "every PEC is delivered");

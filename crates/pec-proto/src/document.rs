@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(sniff(b"{\\rtf1\\ansi ciao}"), Format::Rtf);
         assert_eq!(sniff(b"II*\0\x08\0\0\0"), Format::Tiff);
         assert_eq!(sniff(b"MM\0*\0\0\0\x08"), Format::Tiff);
-        assert_eq!(sniff(b"\xEF\xBB\xBF\r\n <?xml version=\"1.0\"?><a/>"), Format::Xml);
+        assert_eq!(
+            sniff(b"\xEF\xBB\xBF\r\n <?xml version=\"1.0\"?><a/>"),
+            Format::Xml
+        );
         assert_eq!(sniff(b"PK\x03\x04rest of a docx"), Format::Other("zip"));
         assert_eq!(sniff(b"plain words"), Format::Unknown);
         assert_eq!(sniff(b""), Format::Unknown);

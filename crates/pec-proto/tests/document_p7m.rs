@@ -28,8 +28,19 @@ fn signer(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out",
-            "cert.pem", "-days", "2", "-subj", "/CN=Mario Rossi/O=Cittadino",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Mario Rossi/O=Cittadino",
         ],
     );
 }
@@ -39,8 +50,20 @@ fn sign(dir: &Path, input: &str, output: &str) {
     openssl(
         dir,
         &[
-            "cms", "-sign", "-nodetach", "-binary", "-signer", "cert.pem", "-inkey", "key.pem",
-            "-outform", "DER", "-in", input, "-out", output,
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-binary",
+            "-signer",
+            "cert.pem",
+            "-inkey",
+            "key.pem",
+            "-outform",
+            "DER",
+            "-in",
+            input,
+            "-out",
+            output,
         ],
     );
 }
@@ -90,7 +113,12 @@ fn a_tampered_signed_document_is_opened_but_not_intact() {
     assert_eq!(f.innermost(), &Format::Pdf, "{f:?}");
     let sig = f.signatures()[0];
     assert!(!sig.intact);
-    assert!(sig.problem.as_deref().unwrap_or("").contains("does not match"));
+    assert!(
+        sig.problem
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not match")
+    );
 }
 
 #[test]

@@ -260,7 +260,12 @@ fn protocol_offices(config: &Config, out: &mut Vec<Finding>) {
             out.push(error(key, format!("{name} has two protocol offices")));
         }
         let domain = pec_gestore::service::domain_of(&name);
-        if !config.gestore.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+        if !config
+            .gestore
+            .domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&domain))
+        {
             out.push(warning(key, format!("{domain} is not a hosted domain")));
         }
     }

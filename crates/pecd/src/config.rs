@@ -117,14 +117,19 @@ impl ProtocolOfficeConfig {
                 Allowed::parse(f).ok_or_else(|| {
                     (
                         "formats",
-                        format!("unknown format {f:?} (known: {})", Allowed::NAMES.join(", ")),
+                        format!(
+                            "unknown format {f:?} (known: {})",
+                            Allowed::NAMES.join(", ")
+                        ),
                     )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let max_attachment_size = match &self.max_attachment_size {
             None => None,
-            Some(text) => Some(parse_size(text).map_err(|e| ("max_attachment_size", format!("{e:#}")))?),
+            Some(text) => {
+                Some(parse_size(text).map_err(|e| ("max_attachment_size", format!("{e:#}")))?)
+            }
         };
         Ok(ProtocolOffice {
             scope,

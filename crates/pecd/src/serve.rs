@@ -237,7 +237,10 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             protocol_offices: config
                 .protocol_office
                 .iter()
-                .map(|o| o.office().map_err(|(key, e)| anyhow::anyhow!("protocol_office.{key}: {e}")))
+                .map(|o| {
+                    o.office()
+                        .map_err(|(key, e)| anyhow::anyhow!("protocol_office.{key}: {e}"))
+                })
                 .collect::<anyhow::Result<_>>()?,
         },
         router: router(config)?,

@@ -375,5 +375,9 @@ fn protocol_offices_are_checked() {
 
     let c = lab.check(&good.replace("pec.cliente.test\"\n", "pec.cliente.test\"\nripudio = 1\n"));
     assert_eq!(c.code(), Some(1));
-    assert!(c.stderr().contains("unknown field `ripudio`"), "{}", c.stderr());
+    assert!(
+        c.stderr().contains("unknown field `ripudio`"),
+        "{}",
+        c.stderr()
+    );
 }

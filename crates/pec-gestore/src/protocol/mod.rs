@@ -44,7 +44,11 @@ pub fn office_for<'a>(offices: &'a [ProtocolOffice], address: &str) -> Option<&'
     offices
         .iter()
         .find(|o| o.scope == Scope::Mailbox(address.clone()))
-        .or_else(|| offices.iter().find(|o| o.scope == Scope::Domain(domain.clone())))
+        .or_else(|| {
+            offices
+                .iter()
+                .find(|o| o.scope == Scope::Domain(domain.clone()))
+        })
 }
 
 impl<S: Scanner> Gestore<S> {
