@@ -18,8 +18,8 @@ ports_alfa=(10465 10587 10025 10993 10143 10995)
 ports_beta=(20465 20587 20025 20993 20143 20995)
 port_postfix=30025
 
-config() { # id name domains mailboxes listen-prefix accept_ordinary
-    local id=$1 name=$2 domains=$3 mailboxes=$4 p=$5 ordinary=$6
+config() { # id name domains mailboxes listen-prefix accept_ordinary [extra TOML]
+    local id=$1 name=$2 domains=$3 mailboxes=$4 p=$5 ordinary=$6 extra=${7:-}
     cat > "$lab/$id.toml" <<TOML
 [gestore]
 name = "$name"
@@ -57,6 +57,7 @@ retry_max_secs = 300
 
 [lab]
 mailboxes = [$mailboxes]
+$extra
 TOML
 }
 
@@ -82,7 +83,13 @@ up() {
     config alfa "Alfa PEC (lab)" '"pec.alfa.test"' '"mario.rossi@pec.alfa.test"' 10 ''
     config beta "Beta PEC (lab)" '"pec.beta.test", "pec.comune.beta.test"' \
         '"anna.bianchi@pec.beta.test", "luca.verdi@pec.beta.test", "ufficio.protocollo@pec.comune.beta.test"' \
-        20 '"pec.comune.beta.test"'
+        20 '"pec.comune.beta.test"' '
+# The municipality'"'"'s protocol office: PDF, PDF/A, RTF, TIFF, XML and their .p7m;
+# a PEC with anything else is delivered with the IMAP keyword $NonConforme.
+[[protocol_office]]
+mailbox = "ufficio.protocollo@pec.comune.beta.test"
+formats = ["pdf", "pdf/a", "rtf", "tiff", "xml"]
+signed = true'
     for id in alfa beta; do
         if ! running "$id"; then
             "$pecd" --config "$lab/$id.toml" serve >>"$lab/$id.log" 2>&1 &

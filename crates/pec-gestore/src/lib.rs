@@ -20,6 +20,7 @@ pub mod identity;
 pub mod incoming;
 pub mod metrics;
 pub mod proof;
+pub mod protocol;
 pub mod quota;
 pub mod reception;
 pub mod routing;

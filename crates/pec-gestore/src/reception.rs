@@ -390,16 +390,17 @@ impl<S: Scanner> Gestore<S> {
             // reverse path of the envelope said.
             let (notice, event) = match failure {
                 None => {
-                    self.deliver(
+                    let postacert =
+                        postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
+                    let delivery = self.deliver(
                         &mut b,
                         step.arrival.mail_from,
                         (r, "INBOX"),
                         raw,
                         "posta-certificata",
                     );
+                    delivery.flags = self.protocol_flags(tx, r, postacert.as_deref());
                     let variant = variant_for(raw, tx.ricevuta, r);
-                    let postacert =
-                        postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
                     let g = self.id.notice(
                         tx,
                         &Notice::AvvenutaConsegna {

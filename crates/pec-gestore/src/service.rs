@@ -45,6 +45,8 @@ pub struct Settings {
     pub retry_max_secs: i64,
     /// How long a queued message is tried before it fails (24 h by law).
     pub queue_lifetime_secs: i64,
+    /// The protocol offices and their document policies.
+    pub protocol_offices: Vec<crate::protocol::ProtocolOffice>,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             retry_base_secs: 60,
             retry_max_secs: 3600,
             queue_lifetime_secs: DAY,
+            protocol_offices: Vec::new(),
         }
     }
 }
@@ -206,15 +209,16 @@ impl<S: Scanner> Gestore<S> {
     /// Delivers `bytes` into `address`'s `folder`, as the final hop of a message whose
     /// SMTP reverse path is `return_path`, and keeps the security archive copy (of `kind`)
     /// of what was delivered: `Return-Path:` and `Delivered-To:` in front, outside the
-    /// signed part. Both are the same bytes, so the store keeps them once.
-    pub fn deliver(
+    /// signed part. Both are the same bytes, so the store keeps them once. The delivery
+    /// is returned for its flags.
+    pub fn deliver<'b>(
         &self,
-        b: &mut Batch,
+        b: &'b mut Batch,
         return_path: &str,
         (address, folder): (&str, &str),
         bytes: &[u8],
         kind: &str,
-    ) {
+    ) -> &'b mut NewDelivery {
         let address = address.to_ascii_lowercase();
         let bytes = [delivered(return_path, &address).as_bytes(), bytes].concat();
         b.archive
@@ -226,6 +230,8 @@ impl<S: Scanner> Gestore<S> {
             flags: Vec::new(),
             internaldate: self.now().timestamp(),
         });
+        let last = b.deliveries.len() - 1;
+        &mut b.deliveries[last]
     }
 
     /// A security archive copy for `address`.

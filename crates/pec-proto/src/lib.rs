@@ -11,6 +11,7 @@ pub mod build;
 mod certcache;
 pub mod classify;
 pub mod daticert;
+pub mod document;
 pub mod error;
 pub mod index;
 pub mod labpki;

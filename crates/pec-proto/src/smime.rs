@@ -647,6 +647,87 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
     report
 }
 
+/// Opens a CMS SignedData that carries its content (a CAdES `.p7m`, DER): what the
+/// signature says, and the content it wraps.
+///
+/// As with [`verify_detached`], `intact` only says the content matches the signature
+/// made with the key of the signer certificate it carries; who the signer is and whether
+/// a qualified CA vouches for them is not judged here. The content is returned even
+/// when the signature is broken (so the document inside can still be named), and is
+/// `None` when there is none (a detached signature) or the structure is unreadable.
+/// Never fails: anything unreadable is a `problem`.
+pub fn open_attached(p7m_der: &[u8]) -> (SignatureReport, Option<Vec<u8>>) {
+    let mut report = SignatureReport {
+        intact: false,
+        signer: None,
+        digest: None,
+        signing_time: None,
+        problem: None,
+    };
+    let mut problems = Vec::new();
+    let mut signer_x509 = None;
+    match read_any(p7m_der) {
+        Ok(r) => {
+            report.digest = r.digest;
+            report.signing_time = r.signing_time;
+            problems = r.problems;
+            if let Some(der) = &r.signer {
+                match certcache::parsed(der) {
+                    Ok(cert) => {
+                        report.signer = Some(signer_cert(der, &cert, r.carried));
+                        signer_x509 = Some(cert);
+                    }
+                    Err(e) => problems.push(format!("unreadable signer certificate: {e}")),
+                }
+            }
+        }
+        Err(p) => problems.push(p),
+    }
+    let content = match attached_content(p7m_der, signer_x509.as_ref()) {
+        Ok(content) => {
+            report.intact = true;
+            Some(content)
+        }
+        Err(e) => {
+            problems.insert(0, e);
+            attached_content_unverified(p7m_der)
+        }
+    };
+    if !problems.is_empty() {
+        report.problem = Some(problems.join("; "));
+    }
+    (report, content)
+}
+
+/// OpenSSL's check of the signature of `p7m_der` over the content it carries, with
+/// `signer` found first: the content when it matches.
+fn attached_content(p7m_der: &[u8], signer: Option<&X509>) -> std::result::Result<Vec<u8>, String> {
+    let mut cms =
+        CmsContentInfo::from_der(p7m_der).map_err(|e| format!("not a CMS signature: {e}"))?;
+    let mut certs = Stack::new().map_err(|e| e.to_string())?;
+    if let Some(cert) = signer {
+        certs.push(cert.clone()).map_err(|e| e.to_string())?;
+    }
+    let mut content = Vec::new();
+    let flags = CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY;
+    cms.verify(Some(&certs), None, None, Some(&mut content), flags)
+        .map_err(|e| format!("the signature does not match the content: {e}"))?;
+    Ok(content)
+}
+
+/// The content `p7m_der` carries, its signature not checked (it was found broken).
+fn attached_content_unverified(p7m_der: &[u8]) -> Option<Vec<u8>> {
+    let mut cms = CmsContentInfo::from_der(p7m_der).ok()?;
+    let mut content = Vec::new();
+    let flags = CMSOptions::NOSIGS
+        | CMSOptions::NOVERIFY
+        | CMSOptions::NO_SIGNER_CERT_VERIFY
+        | CMSOptions::BINARY;
+    cms.verify(None, None, None, Some(&mut content), flags)
+        .ok()
+        .map(|()| content)
+}
+
 /// Trust anchors (the PEC CAs) against which signer certificates are checked, with the
 /// certificate revocation lists the CAs publish.
 ///

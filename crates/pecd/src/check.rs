@@ -235,7 +235,40 @@ fn findings(config: &Config) -> Vec<Finding> {
     store(config, &mut out);
     data_dir(&config.gestore.data_dir, &mut out);
     certificates(config, &mut out);
+    protocol_offices(config, &mut out);
     out
+}
+
+/// `[[protocol_office]]` entries: each a valid office, one per mailbox or domain, on a
+/// hosted domain.
+fn protocol_offices(config: &Config, out: &mut Vec<Finding>) {
+    use pec_gestore::protocol::Scope;
+    let mut seen = BTreeSet::new();
+    for entry in &config.protocol_office {
+        let office = match entry.office() {
+            Ok(o) => o,
+            Err((key, message)) => {
+                out.push(error(&format!("protocol_office.{key}"), message));
+                continue;
+            }
+        };
+        let (key, name) = match &office.scope {
+            Scope::Mailbox(m) => ("protocol_office.mailbox", m.clone()),
+            Scope::Domain(d) => ("protocol_office.domain", d.clone()),
+        };
+        if !seen.insert(office.scope.clone()) {
+            out.push(error(key, format!("{name} has two protocol offices")));
+        }
+        let domain = pec_gestore::service::domain_of(&name);
+        if !config
+            .gestore
+            .domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&domain))
+        {
+            out.push(warning(key, format!("{domain} is not a hosted domain")));
+        }
+    }
 }
 
 fn sizes(config: &Config, out: &mut Vec<Finding>) {

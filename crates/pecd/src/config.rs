@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use pec_gestore::protocol::ProtocolOffice;
 use pec_net::{AuthLimits, ListenerLimits};
 use serde::Deserialize;
 
@@ -54,6 +55,91 @@ pub struct Config {
     /// The legal message log's daily time stamp.
     #[serde(default)]
     pub log: LegalLogConfig,
+    /// Protocol offices: mailboxes or domains with a document policy.
+    #[serde(default)]
+    pub protocol_office: Vec<ProtocolOfficeConfig>,
+}
+
+/// One `[[protocol_office]]`: a mailbox (or every mailbox of a domain) whose PEC is
+/// registered in a protocol, and the documents it registers. Its PEC is always
+/// delivered; one with an attachment outside the policy gets the IMAP keyword
+/// `$NonConforme`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolOfficeConfig {
+    /// The office's mailbox (one of `mailbox` and `domain`).
+    pub mailbox: Option<String>,
+    /// A hosted domain whose every mailbox is an office (one of `mailbox` and `domain`).
+    pub domain: Option<String>,
+    /// The formats registered, judged by content: `pdf` (PDF/A included), `pdf/a`,
+    /// `rtf`, `tiff`, `xml`. All of them by default.
+    #[serde(default = "default_office_formats")]
+    pub formats: Vec<String>,
+    /// Whether those formats are accepted inside CAdES `.p7m` envelopes (signature
+    /// verified with OpenSSL). Yes by default.
+    #[serde(default = "default_true")]
+    pub signed: bool,
+    /// The largest attachment accepted (`"20MiB"`); no limit by default beyond
+    /// `limits.max_message_size`.
+    pub max_attachment_size: Option<String>,
+}
+
+fn default_office_formats() -> Vec<String> {
+    pec_gestore::protocol::policy::Allowed::NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ProtocolOfficeConfig {
+    /// The office as the gestore runs it; what is wrong, keyed by the entry's key name,
+    /// when the entry cannot be one.
+    pub fn office(&self) -> Result<ProtocolOffice, (&'static str, String)> {
+        use pec_gestore::protocol::Scope;
+        use pec_gestore::protocol::policy::{Allowed, DocumentPolicy};
+        let lower = |s: &String| s.trim().to_ascii_lowercase();
+        let scope = match (&self.mailbox, &self.domain) {
+            (Some(m), None) => Scope::Mailbox(lower(m)),
+            (None, Some(d)) => Scope::Domain(lower(d)),
+            _ => return Err(("mailbox", "give exactly one of mailbox and domain".into())),
+        };
+        if self.formats.is_empty() {
+            return Err(("formats", "name at least one format".into()));
+        }
+        let formats = self
+            .formats
+            .iter()
+            .map(|f| {
+                Allowed::parse(f).ok_or_else(|| {
+                    (
+                        "formats",
+                        format!(
+                            "unknown format {f:?} (known: {})",
+                            Allowed::NAMES.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_attachment_size = match &self.max_attachment_size {
+            None => None,
+            Some(text) => {
+                Some(parse_size(text).map_err(|e| ("max_attachment_size", format!("{e:#}")))?)
+            }
+        };
+        Ok(ProtocolOffice {
+            scope,
+            policy: DocumentPolicy {
+                formats,
+                signed: self.signed,
+                max_attachment_size,
+            },
+        })
+    }
 }
 
 /// The `[log]` table: the legal message log (spec §8.1), not the operational log of

@@ -234,6 +234,14 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             retry_base_secs: config.queue.retry_base_secs,
             retry_max_secs: config.queue.retry_max_secs,
             queue_lifetime_secs: pec_gestore::service::DAY,
+            protocol_offices: config
+                .protocol_office
+                .iter()
+                .map(|o| {
+                    o.office()
+                        .map_err(|(key, e)| anyhow::anyhow!("protocol_office.{key}: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
         },
         router: router(config)?,
         queued: tokio::sync::Notify::new(),

@@ -321,3 +321,63 @@ fn an_unreadable_file_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
 }
+
+#[test]
+fn protocol_offices_are_checked() {
+    let lab = Lab::new(400);
+    let good = format!(
+        "{GOOD}\n[[protocol_office]]\nmailbox = \"protocollo@pec.alfa.test\"\n\
+         formats = [\"pdf\", \"PDF/A\", \"tiff\"]\nmax_attachment_size = \"20MiB\"\n\n\
+         [[protocol_office]]\ndomain = \"pec.cliente.test\"\n"
+    );
+    let c = lab.check(&good);
+    assert_eq!(c.code(), Some(0), "{}", c.stderr());
+    assert_eq!(c.stderr(), "");
+
+    let c = lab.check(&good.replace("\"tiff\"", "\"docx\""));
+    assert_eq!(c.code(), Some(1));
+    c.reports(
+        "error",
+        "[[protocol_office]]",
+        "protocol_office.formats",
+        "unknown format \"docx\"",
+    );
+
+    let c = lab.check(&good.replace("20MiB", "twenty"));
+    assert_eq!(c.code(), Some(1));
+    c.reports(
+        "error",
+        "[[protocol_office]]",
+        "protocol_office.max_attachment_size",
+        "",
+    );
+
+    let c = lab.check(&good.replace(
+        "domain = \"pec.cliente.test\"",
+        "domain = \"pec.cliente.test\"\nmailbox = \"x@pec.cliente.test\"",
+    ));
+    assert_eq!(c.code(), Some(1));
+    c.reports(
+        "error",
+        "[[protocol_office]]",
+        "protocol_office.mailbox",
+        "exactly one of mailbox and domain",
+    );
+
+    let c = lab.check(&good.replace("pec.cliente.test\"\n", "pec.gamma.test\"\n"));
+    assert_eq!(c.code(), Some(0), "{}", c.stderr());
+    c.reports(
+        "warning",
+        "[[protocol_office]]",
+        "protocol_office.domain",
+        "pec.gamma.test is not a hosted domain",
+    );
+
+    let c = lab.check(&good.replace("pec.cliente.test\"\n", "pec.cliente.test\"\nripudio = 1\n"));
+    assert_eq!(c.code(), Some(1));
+    assert!(
+        c.stderr().contains("unknown field `ripudio`"),
+        "{}",
+        c.stderr()
+    );
+}

@@ -1,0 +1,124 @@
+//! Protocol offices (uffici protocollo): mailboxes whose PEC is registered in a
+//! municipality's protocol, with a document policy judged at final delivery.
+//!
+//! The PEC is always delivered (legally it arrived); a message whose attachments break
+//! the office's policy is flagged with the IMAP keyword [`NON_CONFORME`], stored with the
+//! message in the delivery's own transaction, so the registry and the operator's client
+//! see the verdict with the message.
+
+pub mod policy;
+
+use pec_proto::build::Transaction;
+use policy::DocumentPolicy;
+use tracing::info;
+
+use crate::antivirus::Scanner;
+use crate::service::Gestore;
+
+/// The IMAP keyword of a delivered PEC whose attachments break the office's policy.
+pub const NON_CONFORME: &str = "$NonConforme";
+
+/// Whom a protocol office covers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// One mailbox (address, lower case).
+    Mailbox(String),
+    /// Every mailbox of a domain (lower case).
+    Domain(String),
+}
+
+/// A protocol office: its mailboxes and its document policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolOffice {
+    /// The mailbox or domain it covers.
+    pub scope: Scope,
+    /// What its attachments may be.
+    pub policy: DocumentPolicy,
+}
+
+/// The office covering `address`: one configured for the mailbox itself wins over one
+/// for its domain.
+pub fn office_for<'a>(offices: &'a [ProtocolOffice], address: &str) -> Option<&'a ProtocolOffice> {
+    let address = address.trim().to_ascii_lowercase();
+    let domain = crate::service::domain_of(&address);
+    offices
+        .iter()
+        .find(|o| o.scope == Scope::Mailbox(address.clone()))
+        .or_else(|| {
+            offices
+                .iter()
+                .find(|o| o.scope == Scope::Domain(domain.clone()))
+        })
+}
+
+impl<S: Scanner> Gestore<S> {
+    /// The flags of `recipient`'s copy of the PEC `tx` whose original is `postacert`:
+    /// [`NON_CONFORME`] when `recipient` is a protocol office and an attachment breaks
+    /// its policy (each breach logged), none otherwise.
+    pub fn protocol_flags(
+        &self,
+        tx: &Transaction,
+        recipient: &str,
+        postacert: Option<&[u8]>,
+    ) -> Vec<String> {
+        let (Some(office), Some(original)) = (
+            office_for(&self.settings.protocol_offices, recipient),
+            postacert,
+        ) else {
+            return Vec::new();
+        };
+        let verdict = office.policy.judge(original);
+        if verdict.complies() {
+            return Vec::new();
+        }
+        for a in &verdict.attachments {
+            if let Some(breach) = &a.breach {
+                info!(
+                    msgid = %tx.identificativo,
+                    recipient,
+                    attachment = %a.name,
+                    sha256 = %a.sha256,
+                    "protocol office: {}",
+                    breach.italian(&office.policy)
+                );
+            }
+        }
+        if verdict.unjudged > 0 {
+            info!(
+                msgid = %tx.identificativo,
+                recipient,
+                "protocol office: {} attachments beyond the {} judged",
+                verdict.unjudged,
+                pec_proto::document::MAX_ATTACHMENTS
+            );
+        }
+        vec![NON_CONFORME.to_string()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn office(scope: Scope, max: u64) -> ProtocolOffice {
+        ProtocolOffice {
+            scope,
+            policy: DocumentPolicy {
+                max_attachment_size: Some(max),
+                ..DocumentPolicy::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_mailbox_office_wins_over_the_domain_one() {
+        let offices = [
+            office(Scope::Domain("pec.comune.test".into()), 1),
+            office(Scope::Mailbox("protocollo@pec.comune.test".into()), 2),
+        ];
+        let size = |a: &str| office_for(&offices, a).and_then(|o| o.policy.max_attachment_size);
+        assert_eq!(size("Protocollo@PEC.comune.test"), Some(2));
+        assert_eq!(size("anagrafe@pec.comune.test"), Some(1));
+        assert_eq!(size("protocollo@pec.altro.test"), None);
+    }
+}
