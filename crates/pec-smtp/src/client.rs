@@ -530,6 +530,15 @@ mod tests {
         assert_eq!(host_of("127.0.0.1:2525"), "127.0.0.1");
     }
 
+    /// Postfix 3.7's EHLO reply, as `tests/tests/relay_postfix.rs` meets it.
+    #[test]
+    fn postfix_ehlo_offers_chunking() {
+        let raw = b"250-mx.posta.ordinaria.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-VRFY\r\n250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
+        let ehlo = EhloResponse::parse(&mut raw.iter()).unwrap();
+        assert_ne!(ehlo.capabilities & EXT_CHUNKING, 0);
+        assert_ne!(ehlo.capabilities & EXT_PIPELINING, 0);
+    }
+
     #[test]
     fn parses_multiline_reply_with_enhanced_code() {
         let reply = Conn::parse(b"250-2.1.5 first\r\n250 2.1.5 second\r\n").unwrap();
