@@ -679,6 +679,26 @@ impl Postfix {
     }
 }
 
+impl Postfix {
+    /// Postfix's log (its `maillog_file`) once a line of it satisfies `done`, waiting up to
+    /// WAIT_DEADLINE; panics with the log when none does.
+    pub fn log_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let path = self.dir.path().join("postfix/postfix.log");
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            if log.lines().any(&done) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < WAIT_DEADLINE,
+                "no such line in Postfix's log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Postfix {
     fn drop(&mut self) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/postfix.sh");

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_START_TLS, EhloResponse};
+use smtp_proto::{
+    EXT_8BIT_MIME, EXT_CHUNKING, EXT_PIPELINING, EXT_SIZE, EXT_START_TLS, EhloResponse,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -102,7 +104,8 @@ pub struct DeliveryOutcome {
     /// One entry per recipient, in the order given. A recipient accepted at RCPT but whose
     /// DATA was refused carries the DATA reply.
     pub recipients: Vec<RecipientOutcome>,
-    /// The reply to the end of data (or to the DATA command when it was refused); `None`
+    /// The reply to the end of data or to the last BDAT chunk (or to the DATA command
+    /// when it was refused); `None`
     /// when no recipient was accepted and no content was sent.
     pub data_reply: Option<Reply>,
 }
@@ -357,7 +360,9 @@ impl Relay {
         })
     }
 
-    /// One transaction on `session`; a `reused` session is reset first (RSET).
+    /// One transaction on `session`; a `reused` session is reset first (RSET). The content
+    /// goes as one `BDAT … LAST` chunk when the server offers CHUNKING (RFC 3030: no
+    /// dot-stuffing, no scan for the end on either side), else after DATA.
     async fn transaction(
         &self,
         session: &mut Session,
@@ -385,6 +390,7 @@ impl Relay {
             .collect();
 
         let pipelining = ehlo.capabilities & EXT_PIPELINING != 0;
+        let chunking = ehlo.capabilities & EXT_CHUNKING != 0;
         let mail_reply;
         let mut rcpt_replies = Vec::with_capacity(rcpt_to.len());
         // With PIPELINING, the reply to the DATA sent in the batch (RFC 2920 §3.1: DATA
@@ -392,6 +398,8 @@ impl Relay {
         let mut data_reply = None;
         if pipelining {
             // RFC 2920: RSET, MAIL, every RCPT and DATA in one write, then the replies.
+            // BDAT is not sent before a recipient was accepted: the content would go out
+            // for nobody, and a lost session could no longer be retried at once.
             let mut batch = Vec::new();
             if reused {
                 batch.extend_from_slice(RSET);
@@ -400,7 +408,9 @@ impl Relay {
             for command in &rcpt_commands {
                 batch.extend_from_slice(command.as_bytes());
             }
-            batch.extend_from_slice(DATA);
+            if !chunking {
+                batch.extend_from_slice(DATA);
+            }
             conn.send(&batch).await?;
             if reused {
                 conn.positive(RSET_STAGE).await?;
@@ -409,7 +419,9 @@ impl Relay {
             for _ in &rcpt_commands {
                 rcpt_replies.push(conn.reply().await?);
             }
-            data_reply = Some(conn.reply().await?);
+            if !chunking {
+                data_reply = Some(conn.reply().await?);
+            }
         } else {
             if reused {
                 conn.send(RSET).await?;
@@ -431,7 +443,7 @@ impl Relay {
             });
         }
 
-        let mut recipients: Vec<RecipientOutcome> = rcpt_to
+        let recipients: Vec<RecipientOutcome> = rcpt_to
             .iter()
             .zip(&rcpt_replies)
             .map(|(rcpt, reply)| RecipientOutcome {
@@ -455,6 +467,14 @@ impl Relay {
             });
         }
 
+        if chunking {
+            let mut chunk = format!("BDAT {} LAST\r\n", message.len()).into_bytes();
+            chunk.extend_from_slice(message);
+            conn.content_sent = true;
+            conn.send(&chunk).await?;
+            let reply = conn.reply().await?;
+            return Ok(Self::outcome(mail_from, recipients, reply));
+        }
         let mut data_reply = match data_reply {
             Some(reply) => reply,
             None => {
@@ -474,6 +494,16 @@ impl Relay {
                 "unexpected reply to DATA: {data_reply}"
             )));
         }
+        Ok(Self::outcome(mail_from, recipients, data_reply))
+    }
+
+    /// The outcome once the server answered the content: a refusal there applies to every
+    /// recipient accepted at RCPT.
+    fn outcome(
+        mail_from: &str,
+        mut recipients: Vec<RecipientOutcome>,
+        data_reply: Reply,
+    ) -> DeliveryOutcome {
         if !data_reply.is_positive() {
             for r in &mut recipients {
                 if r.status == RecipientStatus::Accepted {
@@ -482,10 +512,10 @@ impl Relay {
             }
         }
         info!(from = mail_from, data_reply = %data_reply, "relay transaction done");
-        Ok(DeliveryOutcome {
+        DeliveryOutcome {
             recipients,
             data_reply: Some(data_reply),
-        })
+        }
     }
 }
 
@@ -498,6 +528,15 @@ mod tests {
         assert_eq!(host_of("mx.example.it:25"), "mx.example.it");
         assert_eq!(host_of("[::1]:25"), "::1");
         assert_eq!(host_of("127.0.0.1:2525"), "127.0.0.1");
+    }
+
+    /// Postfix 3.7's EHLO reply, as `tests/tests/relay_postfix.rs` meets it.
+    #[test]
+    fn postfix_ehlo_offers_chunking() {
+        let raw = b"250-mx.posta.ordinaria.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-VRFY\r\n250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
+        let ehlo = EhloResponse::parse(&mut raw.iter()).unwrap();
+        assert_ne!(ehlo.capabilities & EXT_CHUNKING, 0);
+        assert_ne!(ehlo.capabilities & EXT_PIPELINING, 0);
     }
 
     #[test]

@@ -259,6 +259,9 @@ struct Session<H> {
     acceptor: Option<TlsAcceptor>,
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// The content received so far by BDAT (RFC 3030) in the current transaction;
+    /// `None` before the first chunk.
+    chunks: Option<Vec<u8>>,
     auth_failures: u32,
 }
 
@@ -344,6 +347,7 @@ impl<H: Handler> Session<H> {
             handler,
             mail_from: None,
             rcpt_to: Vec::new(),
+            chunks: None,
             auth_failures: 0,
         }
     }
@@ -445,6 +449,7 @@ impl<H: Handler> Session<H> {
     fn reset_transaction(&mut self) {
         self.mail_from = None;
         self.rcpt_to.clear();
+        self.chunks = None;
     }
 
     async fn command(&mut self, line: &[u8]) -> Result<Flow, Error> {
@@ -478,6 +483,10 @@ impl<H: Handler> Session<H> {
             Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => return self.data().await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => return self.bdat(chunk_size, is_last).await,
             Request::Rset => {
                 self.reset_transaction();
                 self.send(250, "2.0.0", "OK");
@@ -498,7 +507,6 @@ impl<H: Handler> Session<H> {
                 initial_response,
             } => return self.auth(mechanism, initial_response.into_owned()).await,
             Request::Lhlo { .. }
-            | Request::Bdat { .. }
             | Request::Expn { .. }
             | Request::Help { .. }
             | Request::Etrn { .. }
@@ -523,6 +531,7 @@ impl<H: Handler> Session<H> {
             format!("SIZE {}", self.config.max_message_size),
             "8BITMIME".to_owned(),
             "ENHANCEDSTATUSCODES".to_owned(),
+            "CHUNKING".to_owned(),
         ];
         if self.tls_available() {
             lines.push("STARTTLS".to_owned());
@@ -629,6 +638,11 @@ impl<H: Handler> Session<H> {
             self.send(554, "5.5.1", "No valid recipients");
             return Ok(Flow::Continue);
         }
+        if self.chunks.is_some() {
+            // RFC 3030 §2: DATA and BDAT do not mix in one transaction.
+            self.send(503, "5.5.1", "DATA not allowed after BDAT");
+            return Ok(Flow::Continue);
+        }
         self.send(354, "2.0.0", "Start mail input; end with <CRLF>.<CRLF>");
         self.flush().await?;
         let received = timeout(self.config.timeouts.data, self.receive_data()).await;
@@ -656,19 +670,103 @@ impl<H: Handler> Session<H> {
             );
             return Ok(Flow::Continue);
         };
+        self.accept(envelope, message).await;
+        Ok(Flow::Continue)
+    }
+
+    /// Reads the `size` bytes of a BDAT chunk, appending them to `kept` when the message
+    /// stays within the size limit; returns false (`kept` emptied, the chunk read and
+    /// thrown away) when it would not.
+    async fn read_chunk(&mut self, mut size: usize, kept: &mut Vec<u8>) -> Result<bool, Error> {
+        let fits = kept
+            .len()
+            .checked_add(size)
+            .is_some_and(|total| total <= self.config.max_message_size);
+        if !fits {
+            kept.clear();
+        }
+        while size > 0 {
+            let buf = self.stream.fill_buf().await?;
+            if buf.is_empty() {
+                return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            let used = buf.len().min(size);
+            if fits {
+                kept.extend_from_slice(&buf[..used]);
+            }
+            self.stream.consume(used);
+            size -= used;
+        }
+        Ok(fits)
+    }
+
+    /// BDAT (RFC 3030 CHUNKING): the chunk that follows the command is always read, so
+    /// that the session stays in step with a client that pipelined it, even when the
+    /// transaction is refused; the chunks together count toward the size limit.
+    async fn bdat(&mut self, size: usize, last: bool) -> Result<Flow, Error> {
+        let refusal = if self.mail_from.is_none() {
+            Some(Reply::new(503, "5.5.1", "Need MAIL before BDAT"))
+        } else if self.rcpt_to.is_empty() {
+            Some(Reply::new(554, "5.5.1", "No valid recipients"))
+        } else {
+            None
+        };
+        let mut kept = self.chunks.take().unwrap_or_default();
+        let received = timeout(self.config.timeouts.data, self.read_chunk(size, &mut kept)).await;
+        let fits = match received {
+            Err(_) => {
+                self.send(
+                    421,
+                    "4.4.2",
+                    "Timeout receiving the message, closing connection",
+                );
+                return Ok(Flow::Close);
+            }
+            Ok(result) => result?,
+        };
+        if let Some(reply) = refusal {
+            self.reply(&reply);
+            return Ok(Flow::Continue);
+        }
+        if !fits {
+            // RFC 3030 §4.2: the transaction failed; later chunks of it are refused too.
+            self.reset_transaction();
+            self.send(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            );
+            return Ok(Flow::Continue);
+        }
+        if !last {
+            self.chunks = Some(kept);
+            self.send(250, "2.0.0", &format!("{size} octets received"));
+            return Ok(Flow::Continue);
+        }
+        let envelope = Envelope {
+            mail_from: self.mail_from.take().unwrap_or_default(),
+            rcpt_to: std::mem::take(&mut self.rcpt_to),
+        };
+        self.reset_transaction();
+        self.accept(envelope, kept).await;
+        Ok(Flow::Continue)
+    }
+
+    /// Hands a whole message (from DATA or the last BDAT chunk) to the handler and queues
+    /// its reply; a message with bare CR or LF is refused first.
+    async fn accept(&mut self, envelope: Envelope, message: Vec<u8>) {
         if has_bare_cr_or_lf(&message) {
             self.send(
                 550,
                 "5.6.2",
                 "Message contains bare CR or LF characters, lines must end with CRLF",
             );
-            return Ok(Flow::Continue);
+            return;
         }
         let size = message.len();
         let reply = self.handler.data(&self.info, envelope, message).await;
         info!(peer = %self.info.peer, size, reply = %reply, "message received");
         self.reply(&reply);
-        Ok(Flow::Continue)
     }
 
     async fn starttls(&mut self) -> Result<Flow, Error> {

@@ -227,6 +227,65 @@ async fn swaks_pipelining_over_starttls() {
     server.shutdown().await;
 }
 
+const BDAT: &str = r#"
+import smtplib, sys
+port = int(sys.argv[1])
+s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+s.ehlo('client.test')
+assert 'chunking' in s.esmtp_features, s.esmtp_features
+
+def bdat(chunk, last=False):
+    s.send(b'BDAT %d%s\r\n' % (len(chunk), b' LAST' if last else b'') + chunk)
+    return s.getreply()[0]
+
+def transaction():
+    assert s.docmd('MAIL', 'FROM:<sender@other.test>')[0] == 250
+    assert s.docmd('RCPT', 'TO:<bob@example.it>')[0] == 250
+
+# Before MAIL: refused, and the chunk (which looks like a command) is read, not run.
+assert bdat(b'MAIL FROM:<x@other.test>\r\n') == 503
+assert bdat(b'x', last=True) == 503
+# Several chunks, an empty one among them, taken as they are (no dot-unstuffing).
+transaction()
+for chunk in (b'Subject: chunks\r\n\r\n.dot', b' line\r\n.\r\nQUIT\r\n', b''):
+    assert bdat(chunk) == 250
+assert bdat(b'end\r\n', last=True) == 250
+# DATA and BDAT do not mix in one transaction.
+transaction()
+assert bdat(b'Subject: half\r\n') == 250
+assert s.docmd('DATA')[0] == 503
+assert s.docmd('RSET')[0] == 250
+# The chunks add up toward the size limit (1000 here): the one that passes it is refused,
+# the transaction ends, its later chunks are read and refused, the next one works.
+transaction()
+assert bdat(b'a' * 600) == 250
+assert bdat(b'b' * 600) == 552
+assert bdat(b'c\r\n', last=True) == 503
+# Pipelined: MAIL, RCPT and the last chunk in one write, then the three replies.
+s.send(b'MAIL FROM:<sender@other.test>\r\nRCPT TO:<carol@example.it>\r\nBDAT 16 LAST\r\nSubject: piped\r\n')
+assert [s.getreply()[0] for _ in range(3)] == [250, 250, 250]
+s.quit()
+print('ok')
+"#;
+
+#[tokio::test]
+async fn smtplib_sends_bdat_chunks() {
+    let server = start(Mode::Mx, |c| c.max_message_size = 1000).await;
+    let out = python(BDAT, &[server.addr.port().to_string()]).await;
+    assert_eq!(out.trim(), "ok");
+    let received = server.received();
+    let messages: Vec<&[u8]> = received.iter().map(|r| r.message.as_slice()).collect();
+    assert_eq!(
+        messages,
+        [
+            b"Subject: chunks\r\n\r\n.dot line\r\n.\r\nQUIT\r\nend\r\n".as_slice(),
+            b"Subject: piped\r\n".as_slice(),
+        ]
+    );
+    assert_eq!(received[1].envelope.rcpt_to, ["carol@example.it"]);
+    server.shutdown().await;
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

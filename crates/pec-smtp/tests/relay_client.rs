@@ -11,7 +11,7 @@ use pec_smtp::{
     ClientTls, DeliveryOutcome, Error, Mode, Pool, PoolLimits, RecipientStatus, Relay,
     client_tls_config,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -360,9 +360,16 @@ type Seen = Vec<(String, bool)>;
 
 /// A plaintext SMTP server for one session that offers PIPELINING or not and, with
 /// pipelining, answers MAIL only once RCPT and DATA arrived too (a client that waits for
-/// each reply never gets one: the step timeout fails it). With `close_after_content` it
-/// drops the connection once the content arrived, before replying.
-async fn scripted(pipelining: bool, close_after_content: bool) -> (String, JoinHandle<Seen>) {
+/// each reply never gets one: the step timeout fails it). With `chunking` it also offers
+/// CHUNKING, reads each BDAT chunk by its announced size and records it as
+/// `<chunk TEXT>`, and answers a pipelined group once nothing more is waiting. With
+/// `close_after_content` it drops the connection once the content arrived, before
+/// replying.
+async fn scripted(
+    pipelining: bool,
+    chunking: bool,
+    close_after_content: bool,
+) -> (String, JoinHandle<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let task = tokio::spawn(async move {
@@ -379,11 +386,22 @@ async fn scripted(pipelining: bool, close_after_content: bool) -> (String, JoinH
             let command = line.trim_end().to_ascii_uppercase();
             seen.push((command.clone(), !s.buffer().is_empty()));
             let reply: &[u8] = if command.starts_with("EHLO") {
-                if pipelining {
-                    b"250-scripted\r\n250 PIPELINING\r\n"
-                } else {
-                    b"250 scripted\r\n"
+                match (pipelining, chunking) {
+                    (true, true) => b"250-scripted\r\n250-PIPELINING\r\n250 CHUNKING\r\n",
+                    (true, false) => b"250-scripted\r\n250 PIPELINING\r\n",
+                    (false, true) => b"250-scripted\r\n250 CHUNKING\r\n",
+                    (false, false) => b"250 scripted\r\n",
                 }
+            } else if let Some(size) = command.strip_prefix("BDAT ") {
+                let size: usize = size.trim_end_matches(" LAST").parse().unwrap();
+                let mut chunk = vec![0; size];
+                s.read_exact(&mut chunk).await.unwrap();
+                let text = String::from_utf8(chunk).unwrap();
+                seen.push((format!("<chunk {text}>"), !s.buffer().is_empty()));
+                if close_after_content {
+                    return seen;
+                }
+                b"250 taken\r\n"
             } else if command == "DATA" {
                 b"354 go on\r\n"
             } else if command == "QUIT" {
@@ -392,8 +410,9 @@ async fn scripted(pipelining: bool, close_after_content: bool) -> (String, JoinH
                 b"250 ok\r\n"
             };
             pending.push(reply);
-            let waits_for_more =
-                pipelining && (command.starts_with("MAIL") || command.starts_with("RCPT"));
+            let waits_for_more = pipelining
+                && (command.starts_with("MAIL") || command.starts_with("RCPT"))
+                && (!chunking || !s.buffer().is_empty());
             if !waits_for_more {
                 let out: Vec<u8> = pending.concat();
                 pending.clear();
@@ -428,7 +447,7 @@ fn commands(seen: &Seen) -> Vec<&str> {
 async fn commands_are_pipelined_only_when_offered() {
     let to = ["bob@example.it".to_string(), "carol@example.it".to_string()];
     for pipelining in [true, false] {
-        let (addr, server) = scripted(pipelining, false).await;
+        let (addr, server) = scripted(pipelining, false, false).await;
         let relay = relay(ClientTls::None);
         for _ in 0..2 {
             let outcome = relay
@@ -468,7 +487,74 @@ async fn commands_are_pipelined_only_when_offered() {
 
 #[tokio::test]
 async fn a_peer_closing_after_the_content_is_a_temporary_failure() {
-    let (addr, server) = scripted(true, true).await;
+    let (addr, server) = scripted(true, false, true).await;
+    let relay = relay(ClientTls::None);
+    let err = relay
+        .deliver(&addr, "a@other.test", &["bob@example.it".into()], b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err}");
+    assert!(err.is_temporary());
+    assert_eq!(relay.pool.idle_connections(), 0);
+    server.await.unwrap();
+}
+
+/// Has a line starting with a dot and one that is only a dot: BDAT must carry both as
+/// they are, where DATA would stuff them.
+const DOTTED: &str = "Subject: x\r\n\r\n.starts with a dot\r\n.\r\nend\r\n";
+
+#[tokio::test]
+async fn content_goes_in_one_bdat_chunk_when_chunking_is_offered() {
+    let to = ["bob@example.it".to_string(), "carol@example.it".to_string()];
+    for pipelining in [true, false] {
+        let (addr, server) = scripted(pipelining, true, false).await;
+        let relay = relay(ClientTls::None);
+        for _ in 0..2 {
+            let outcome = relay
+                .deliver(&addr, "a@other.test", &to, DOTTED.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(outcome.data_reply.unwrap().code, 250);
+            assert!(
+                outcome
+                    .recipients
+                    .iter()
+                    .all(|r| r.status == RecipientStatus::Accepted)
+            );
+        }
+        drop(relay);
+        let seen = server.await.unwrap();
+        let bdat = format!("BDAT {} LAST", DOTTED.len());
+        let chunk = format!("<chunk {DOTTED}>");
+        let transaction = [
+            "MAIL FROM:<A@OTHER.TEST>",
+            "RCPT TO:<BOB@EXAMPLE.IT>",
+            "RCPT TO:<CAROL@EXAMPLE.IT>",
+            &bdat,
+            &chunk,
+        ];
+        let mut expected = vec!["EHLO RELAY.TEST"];
+        expected.extend(transaction);
+        expected.push("RSET");
+        expected.extend(transaction);
+        assert_eq!(commands(&seen), expected, "pipelining {pipelining}");
+        // With PIPELINING, RSET, MAIL and every RCPT but the last had the rest of the
+        // group behind them: BDAT waited for the recipients' replies. The chunk always
+        // came in the same write as its BDAT line.
+        let behind: Vec<bool> = seen.iter().map(|(_, more)| *more).collect();
+        let p = pipelining;
+        let group = [p, p, false, true, false];
+        let mut want = vec![false];
+        want.extend(group);
+        want.push(p);
+        want.extend(group);
+        assert_eq!(behind, want, "pipelining {pipelining}");
+    }
+}
+
+#[tokio::test]
+async fn a_peer_closing_after_a_chunk_is_a_temporary_failure() {
+    let (addr, server) = scripted(true, true, true).await;
     let relay = relay(ClientTls::None);
     let err = relay
         .deliver(&addr, "a@other.test", &["bob@example.it".into()], b"x\r\n")

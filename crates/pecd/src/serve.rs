@@ -67,7 +67,7 @@ fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
 
 /// Installs the operational log on standard error: JSON lines, or text with colours only
 /// on a terminal (a file under systemd or Docker gets no escape sequences).
-fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .with_writer(std::io::stderr);

@@ -195,6 +195,12 @@ impl Gestori {
             .all(|n| n.store.list_queue().is_ok_and(|q| q.is_empty()))
     }
 
+    /// Entries in alfa's and beta's outbound queues (`None` when unreadable): which
+    /// gestore's transport falls behind.
+    pub fn queue_lengths(&self) -> [Option<u64>; 2] {
+        [&self.alfa, &self.beta].map(|n| n.store.queue_summary().ok().map(|s| s.entries))
+    }
+
     /// Stops both gestori.
     pub async fn stop(self) {
         for node in self.alfa_others {

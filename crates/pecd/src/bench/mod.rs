@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// quick loop while profiling.
     #[arg(long)]
     pub main_only: bool,
+    /// Only the cross-gestore case (1 recipient, alfa to beta, 4 KB) and its half-load
+    /// run: the quick loop for the transport between gestori.
+    #[arg(long, conflicts_with = "main_only")]
+    pub cross_only: bool,
     /// Skip the Postfix yardstick.
     #[arg(long)]
     pub no_postfix: bool,
@@ -148,7 +152,8 @@ struct Report {
     cores: usize,
     load_average_at_start: String,
     clients: usize,
-    /// The 1-recipient intra-gestore 4 KB case, at full speed.
+    /// The 1-recipient intra-gestore 4 KB case, at full speed (with `--cross-only`, the
+    /// cross-gestore one).
     accepted_per_s: f64,
     p50_ms: f64,
     p95_ms: f64,
@@ -161,6 +166,11 @@ struct Report {
     signatures_per_s: f64,
     /// Submission-to-acceptance p99 at half the accepted rate.
     half_load_accept_p99_ms: f64,
+    /// The 1-recipient cross-gestore 4 KB case at full speed: completed/s over
+    /// accepted/s (whether the queue keeps up), when that case ran.
+    cross_completed_ratio: Option<f64>,
+    /// Its end-to-end p99 at half its accepted rate.
+    cross_half_load_p99_ms: Option<f64>,
     postfix_accepted_per_s: Option<f64>,
     ratio_to_postfix: Option<f64>,
     postfix_note: Option<String>,
@@ -180,6 +190,11 @@ const SIGNATURES_PER_MESSAGE: u32 = 4;
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // The gestori run here as under `pecd serve`.
     crate::serve::return_large_blocks();
+    // Their log only when asked for (`RUST_LOG=warn` shows relay failures and retries):
+    // the table and the progress lines are the bench's own output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        crate::serve::init_logging(crate::config::LogFormat::Text);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -240,10 +255,15 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         recipients,
         rate: None,
     };
-    let mut cases = vec![full(Route::Intra, false, 1)];
+    let main = if args.cross_only {
+        full(Route::Cross, false, 1)
+    } else {
+        full(Route::Intra, false, 1)
+    };
+    let mut cases = vec![main];
     for route in [Route::Intra, Route::Cross]
         .into_iter()
-        .filter(|_| !args.main_only)
+        .filter(|_| !args.main_only && !args.cross_only)
     {
         for large in [false, true] {
             for recipients in [1, RECIPIENTS] {
@@ -253,8 +273,13 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    // Signing, every case, the half-load case and Postfix share the time.
-    let phases = cases.len() as u32 + 3;
+    // The 4 KB 1-recipient cases (intra and cross) run again at half their rate.
+    let halved = cases
+        .iter()
+        .filter(|c| !c.large && c.recipients == 1)
+        .count();
+    // Signing, every case, the half-load cases and Postfix share the time.
+    let phases = (cases.len() + halved) as u32 + 2;
     let phase = Duration::from_secs(args.seconds).max(Duration::from_millis(200)) / phases;
 
     let server = if args.postgres {
@@ -288,7 +313,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         postgres: server.as_ref(),
         nodes: usize::from(args.nodes),
     };
-    let gestori = Gestori::start(cases.len() + 1, connections, storage).await?;
+    let gestori = Gestori::start(cases.len() + halved, connections, storage).await?;
     done(&format!(
         "gestori up on loopback ({cores} cores, load average {load}, store {store})"
     ));
@@ -325,23 +350,41 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let primary = results[0].clone();
-    let half = Case {
-        rate: Some((primary.accepted_per_s / 2.0).max(1.0)),
-        ..cases[0]
-    };
-    results.push(
-        run_case(
+    let full_results = results.clone();
+    let mut half_results = Vec::new();
+    for (case, result) in cases.iter().zip(&full_results) {
+        if case.large || case.recipients != 1 {
+            continue;
+        }
+        let half = Case {
+            rate: Some((result.accepted_per_s / 2.0).max(1.0)),
+            ..*case
+        };
+        let index = cases.len() + half_results.len();
+        let result = run_case(
             &gestori,
             &meter,
-            cases.len(),
+            index,
             &half,
             clients,
             phase,
             args.messages,
             budget,
         )
-        .await?,
-    );
+        .await?;
+        half_results.push((half.route, result));
+    }
+    let cross_full = cases
+        .iter()
+        .zip(&full_results)
+        .find(|(c, _)| c.route == Route::Cross && !c.large && c.recipients == 1)
+        .map(|(_, r)| r.clone());
+    let cross_half = half_results
+        .iter()
+        .find(|(route, _)| *route == Route::Cross)
+        .map(|(_, r)| r.clone());
+    let half_load_accept_p99_ms = half_results.first().map_or(0.0, |(_, r)| r.accept_p99_ms);
+    results.extend(half_results.into_iter().map(|(_, r)| r));
 
     let (postfix, postfix_note) = if args.no_postfix {
         (None, Some("skipped (--no-postfix)".to_string()))
@@ -372,7 +415,10 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         signing_limit_per_s,
         ratio_to_signing_limit: primary.accepted_per_s / signing_limit_per_s,
         signatures_per_s: primary.signatures_per_s,
-        half_load_accept_p99_ms: results.last().map_or(0.0, |r| r.accept_p99_ms),
+        half_load_accept_p99_ms,
+        cross_completed_ratio: cross_full
+            .map(|r| r.completed_per_s / r.accepted_per_s.max(f64::MIN_POSITIVE)),
+        cross_half_load_p99_ms: cross_half.map(|r| r.p99_ms),
         postfix_accepted_per_s: postfix,
         ratio_to_postfix: postfix.map(|p| primary.accepted_per_s / p),
         postfix_note,
@@ -440,14 +486,19 @@ fn table(r: &Report) -> String {
     let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.1}{unit}"));
     t.push_str(&format!(
         "\nRSA signatures/s ({} cores): {:.0}; signing limit {:.0} msg/s ({} per message); \
-         intra 4KB 1 rcpt reaches {:.0}% of it\n\
+         {} reaches {:.0}% of it\n\
+         cross 4KB 1 rcpt: done/s over acc/s {}; e2e p99 at half load {}\n\
          Postfix to Maildir: {} msg/s; ratio pecd/Postfix {}{}\n\
          peak RSS {:.1} MB; RSS with {} idle IMAPS connections {}\n",
         r.cores,
         r.rsa_signs_per_s,
         r.signing_limit_per_s,
         r.signatures_per_message,
+        r.cases.first().map_or("", |c| c.name.as_str()),
         100.0 * r.ratio_to_signing_limit,
+        r.cross_completed_ratio
+            .map_or("n/a".to_string(), |v| format!("{v:.2}")),
+        opt(r.cross_half_load_p99_ms, " ms"),
         opt(r.postfix_accepted_per_s, ""),
         opt(r.ratio_to_postfix, ""),
         r.postfix_note
@@ -848,6 +899,15 @@ async fn run_case(
     })
     .await?;
     let load_time = start.elapsed();
+    let queued = g
+        .queue_lengths()
+        .map(|n| n.map_or("?".to_string(), |n| n.to_string()));
+    done(&format!(
+        "[{name}] at the end of the load: {} receipts in, queues alfa {} beta {}",
+        receipts.load(Ordering::Relaxed),
+        queued[0],
+        queued[1]
+    ));
     let accepted = accepted.load(Ordering::Relaxed);
     let refused = refused.load(Ordering::Relaxed);
 
