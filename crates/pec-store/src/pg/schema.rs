@@ -250,6 +250,20 @@ const MIGRATIONS: &[&str] = &[
         SELECT address, row_number() OVER (ORDER BY address COLLATE "C") + 1, max(uid) + 1
         FROM archive GROUP BY address;
     "#,
+    // 6: archive options and the bytes each archive holds, as the embedded store's
+    // version 10 (see there).
+    r#"
+    CREATE TABLE archive_options (
+        address  TEXT PRIMARY KEY CHECK (address = lower(address)),
+        scope    TEXT NOT NULL CHECK (scope IN ('tutto', 'pec')),
+        sent     BOOLEAN NOT NULL,
+        received BOOLEAN NOT NULL,
+        quota    BIGINT NOT NULL CHECK (quota > 0)
+    );
+    ALTER TABLE archive_folders ADD COLUMN used BIGINT NOT NULL DEFAULT 0;
+    UPDATE archive_folders SET used = (
+        SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
+    "#,
 ];
 
 /// The schema version this program writes.
@@ -308,9 +322,9 @@ mod tests {
                  INSERT INTO schema_version VALUES (3);
                  INSERT INTO archive (id, address, blob, size, direction, kind, stored_at)
                  VALUES (10, 'b@x.it', 'h', 1, 'sent', 'k', 5),
-                        (11, 'a@x.it', 'h', 1, 'sent', 'k', 9),
-                        (12, 'b@x.it', 'h', 1, 'sent', 'k', 1),
-                        (13, 'a@x.it', 'h', 1, 'sent', 'k', 2);",
+                        (11, 'a@x.it', 'h', 2, 'sent', 'k', 9),
+                        (12, 'b@x.it', 'h', 4, 'sent', 'k', 1),
+                        (13, 'a@x.it', 'h', 8, 'sent', 'k', 2);",
             )
             .unwrap();
         migrate(&mut client).unwrap();
@@ -330,6 +344,17 @@ mod tests {
             rows,
             numbered.map(|(id, a, uid)| (id, a.to_string(), uid)),
             "numbered in arrival (id) order, not by time"
+        );
+        let used: Vec<i64> = client
+            .query("SELECT used FROM archive_folders ORDER BY address", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            used,
+            [10, 5],
+            "version 6 counts the bytes each archive holds"
         );
         let folders: Vec<(String, i64, i64, i64)> = client
             .query(
