@@ -194,6 +194,12 @@ pub struct Http {
     /// The operator's endpoints ([`METRICS_PATH`], [`HEALTH_PATH`], [`READY_PATH`]);
     /// `None` where they are not served (the HTTPS listener faces mail clients only).
     pub operations: Option<Operations>,
+    /// JMAP ([`pec_jmap::serves`] names its paths); `None` where it is not served (the
+    /// plain HTTP listener: JMAP logs in with the mailbox password).
+    pub jmap: Option<Arc<pec_jmap::Jmap>>,
+    /// The administration API under [`crate::admin::api::PREFIX`]; `None` where it is
+    /// not served (plain HTTP).
+    pub admin: Option<Arc<crate::admin::api::AdminApi>>,
 }
 
 /// What the operator's endpoints read.
@@ -270,9 +276,19 @@ impl Http {
             .map_err(|e| format!("not ready: the store does not answer: {e}"))
     }
 
-    /// The answer to one request.
-    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// The answer to one request from `peer`.
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
+        if let Some(jmap) = &self.jmap
+            && pec_jmap::serves(&path)
+        {
+            return jmap.answer(req, peer.ip()).await;
+        }
+        if let Some(api) = &self.admin
+            && path.starts_with(crate::admin::api::PREFIX)
+        {
+            return api.answer(req, peer.ip()).await;
+        }
         if let Some(ops) = &self.operations
             && let Some(r) = self.operation(ops, &path)
         {
@@ -389,7 +405,7 @@ where
 {
     let service = service_fn(move |req| {
         let http = http.clone();
-        async move { Ok::<_, Infallible>(http.answer(req).await) }
+        async move { Ok::<_, Infallible>(http.answer(req, peer).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

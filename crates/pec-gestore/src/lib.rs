@@ -6,6 +6,7 @@
 //! moving bytes over sockets and making them durable is the caller's job.
 
 pub mod access;
+pub mod admin;
 pub mod antivirus;
 pub mod autoconfig;
 pub mod clock;

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
+use crate::admin::Administration;
+use crate::admin::api::AdminApi;
 use crate::antivirus::Scanner;
 use crate::autoconfig::{ClientSetup, Http, Operations, serve_http};
 use crate::handlers::{MxHandler, SubmissionHandler};
@@ -133,6 +135,14 @@ fn other_nodes<S: Scanner>(gestore: &Arc<Gestore<S>>, notifier: &pec_imap::Notif
     })
 }
 
+/// `host` with the HTTPS port when it is not 443, for the URLs of the JMAP session.
+fn public_authority(host: &str, https: Option<SocketAddr>) -> String {
+    match https.map(|a| a.port()) {
+        Some(443) | None => host.to_string(),
+        Some(port) => format!("{host}:{port}"),
+    }
+}
+
 /// Binds every listener, then starts them and the workers.
 pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     let l = parts.listen;
@@ -199,11 +209,13 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
-    let http_server = |operations| {
+    let http_server = |operations, jmap, admin| {
         Arc::new(Http {
             setup: parts.client.clone(),
             store: parts.gestore.store.clone(),
             operations,
+            jmap,
+            admin,
         })
     };
     if let Some((listener, _)) = http {
@@ -212,12 +224,40 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             metrics: parts.gestore.metrics.clone(),
             clock: parts.gestore.clock.clone(),
         };
-        let f = serve_http(listener, http_server(Some(ops)), None, limits, stopped());
+        let f = serve_http(
+            listener,
+            http_server(Some(ops), None, None),
+            None,
+            limits,
+            stopped(),
+        );
         tasks.spawn(named("http", f));
     }
     if let Some((listener, _)) = https {
         let tls = https_tls(&parts.smtp)?;
-        let h = http_server(None);
+        let jmap = pec_jmap::Jmap {
+            store: parts.gestore.store.clone(),
+            auth: parts.imap.limits.auth.clone(),
+            trust: parts.gestore.clone(),
+            limits: pec_jmap::Limits {
+                max_mailboxes: parts.imap.limits.max_folders,
+                ..pec_jmap::Limits::default()
+            },
+            public_host: public_authority(&parts.client.host, bound.https),
+            changed: {
+                let notifier = parts.imap.notifier.clone();
+                Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
+            },
+        };
+        let api = AdminApi {
+            admin: Administration {
+                store: parts.gestore.store.clone(),
+                clock: parts.gestore.clock.clone(),
+                gestore: parts.gestore.id.name.clone(),
+            },
+            auth: parts.imap.limits.auth.clone(),
+        };
+        let h = http_server(None, Some(Arc::new(jmap)), Some(Arc::new(api)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());
         tasks.spawn(named("https", f));
     }

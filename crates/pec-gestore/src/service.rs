@@ -66,6 +66,26 @@ impl Default for Settings {
 /// security archive entry (folder [`pec_store::ARCHIVE_FOLDER`]), for IMAP IDLE.
 pub type DeliveryHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
+/// JMAP's `pec` property asks the gestore whether a signer is a gestore: the same
+/// judgement as the incoming point's (provider index and trusted CAs in force now).
+impl<S: Scanner> pec_jmap::SignerTrust for Gestore<S> {
+    fn trusted(
+        &self,
+        signer: &pec_proto::smime::SignerCert,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let material = self.id.trust();
+        pec_proto::smime::trust(
+            &signer.der,
+            &signer.chain,
+            &material.index,
+            material.anchors.as_ref(),
+            at,
+        )
+        .trusted
+    }
+}
+
 /// The gestore at run time.
 pub struct Gestore<S: Scanner> {
     /// Who it is.

@@ -63,6 +63,9 @@ pub enum Error {
     /// No domain with this name.
     #[error("no such domain {0:?}")]
     NoSuchDomain(String),
+    /// No ente with this name.
+    #[error("no such ente {0:?}")]
+    NoSuchEnte(String),
     /// No account with this address.
     #[error("no such account {0:?}")]
     NoSuchAccount(String),

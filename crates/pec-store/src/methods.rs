@@ -18,6 +18,12 @@ macro_rules! with_store_methods {
                 fn set_quota(&self, address: &str, quota: u64) -> Result<()>;
                 fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()>;
                 fn usage(&self, address: &str) -> Result<Usage>;
+                fn add_ente(&self, ente: &Ente) -> Result<()>;
+                fn list_enti(&self) -> Result<Vec<Ente>>;
+                fn add_admin(&self, admin: &Admin) -> Result<()>;
+                fn find_admin(&self, login: &str) -> Result<Option<Admin>>;
+                fn record_mailbox_event(&self, event: &MailboxEvent) -> Result<()>;
+                fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>>;
             }
             impl Mailboxes {
                 fn deliver(&self, address: &str, folder: &str, bytes: &[u8], flags: &[String], internaldate: i64) -> Result<Delivered>;

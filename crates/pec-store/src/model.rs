@@ -11,6 +11,53 @@ pub struct Domain {
     pub default_quota: u64,
 }
 
+/// An *ente* (a municipality, a school, an agency of the province): it owns mail domains,
+/// has administrators of its own and shares out `allotment` bytes of quota among its
+/// mailboxes; the province bills it by its usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ente {
+    /// Its name, unique (e.g. `comune-di-esempio`).
+    pub name: String,
+    /// The hosted domains it owns, lowercase, by name; a domain belongs to one ente.
+    pub domains: Vec<String>,
+    /// Quota its mailboxes may have in all, in bytes.
+    pub allotment: u64,
+}
+
+/// Someone who may use the administration API: of one ente (its domains' mailboxes
+/// only) or, with `ente` `None`, of the whole gestore (the province).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// The login (an address), lowercase.
+    pub login: String,
+    /// The ente administered; `None` for the province's administrators.
+    pub ente: Option<String>,
+    /// Password hash (argon2 PHC string) computed by the caller.
+    pub password_hash: String,
+}
+
+/// A change in a mailbox's life, kept for billing (mailbox-days are counted from them):
+/// `kind` is one of [`MAILBOX_CREATED`], [`MAILBOX_SUSPENDED`], [`MAILBOX_REACTIVATED`],
+/// [`MAILBOX_REMOVED`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEvent {
+    /// The mailbox address, lowercase.
+    pub address: String,
+    /// What happened.
+    pub kind: String,
+    /// When, seconds since the Unix epoch (the gestore's clock).
+    pub at: i64,
+}
+
+/// [`MailboxEvent::kind`] of a mailbox created.
+pub const MAILBOX_CREATED: &str = "created";
+/// [`MailboxEvent::kind`] of a mailbox suspended (its logins refused).
+pub const MAILBOX_SUSPENDED: &str = "suspended";
+/// [`MailboxEvent::kind`] of a suspended mailbox opened again.
+pub const MAILBOX_REACTIVATED: &str = "reactivated";
+/// [`MailboxEvent::kind`] of a mailbox removed.
+pub const MAILBOX_REMOVED: &str = "removed";
+
 /// What the caller supplies to create an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {

@@ -260,7 +260,33 @@ const MIGRATIONS: &[&str] = &[
         SELECT address, row_number() OVER (ORDER BY address) + 1, max(uid) + 1
         FROM archive GROUP BY address;
     ",
-    // 10: what each address's archive keeps (everything or only certified mail, sent
+    // 10: enti (issue 14): the bodies that own domains, their administrators (an
+    // administrator without an ente is the province's, of the whole gestore), and the
+    // mailbox events billing counts mailbox-days from (kept after the mailbox is gone).
+    "
+    CREATE TABLE enti (
+        id        INTEGER PRIMARY KEY,
+        name      TEXT NOT NULL UNIQUE,
+        allotment INTEGER NOT NULL CHECK (allotment >= 0)
+    );
+    CREATE TABLE ente_domains (
+        domain  TEXT PRIMARY KEY CHECK (domain = lower(domain)),
+        ente_id INTEGER NOT NULL REFERENCES enti(id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE admins (
+        login         TEXT PRIMARY KEY CHECK (login = lower(login)),
+        ente_id       INTEGER REFERENCES enti(id) ON DELETE CASCADE,
+        password_hash TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE mailbox_events (
+        id      INTEGER PRIMARY KEY,
+        address TEXT NOT NULL CHECK (address = lower(address)),
+        kind    TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE INDEX mailbox_events_at ON mailbox_events(at);
+    ",
+    // 11: what each address's archive keeps (everything or only certified mail, sent
     // and/or received) and its quota, apart from the mailbox quota; an address without
     // a row keeps everything up to ArchiveOptions::default's quota. `used` counts the
     // bytes of an archive's entries, kept with each entry and each purge.
@@ -531,7 +557,7 @@ mod tests {
         assert_eq!(
             used,
             [10, 5],
-            "version 10 counts the bytes each archive holds"
+            "version 11 counts the bytes each archive holds"
         );
         let folders: Vec<(String, i64, i64, i64)> = conn
             .prepare(

@@ -13,17 +13,17 @@ use crate::effects::{self, EffectKey};
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
-    LogTimestamp, LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry,
-    NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected,
-    Timer, Uptime, Usage, VirusEntry,
+    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
+    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
+    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
 use crate::{
-    accounts, archive, batch, folders, legal_log, lookup, maintenance, messages, queue, schema,
-    timers, timestamps, uptime, virus,
+    accounts, archive, batch, enti, folders, legal_log, lookup, maintenance, messages, queue,
+    schema, timers, timestamps, uptime, virus,
 };
 
 /// The embedded store: `<root>/store.db` and `<root>/blobs/`.
@@ -139,6 +139,33 @@ impl Directory for SqliteStore {
     fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()> {
         let address = address.to_string();
         self.write(move |c| accounts::set_receipts_folder(c, &address, on))
+    }
+
+    fn add_ente(&self, ente: &Ente) -> Result<()> {
+        let ente = ente.clone();
+        self.write(move |c| enti::add_ente(c, &ente))
+    }
+
+    fn list_enti(&self) -> Result<Vec<Ente>> {
+        self.read(enti::list_enti)
+    }
+
+    fn add_admin(&self, admin: &Admin) -> Result<()> {
+        let admin = admin.clone();
+        self.write(move |c| enti::add_admin(c, &admin))
+    }
+
+    fn find_admin(&self, login: &str) -> Result<Option<Admin>> {
+        self.read(|c| enti::find_admin(c, login))
+    }
+
+    fn record_mailbox_event(&self, event: &MailboxEvent) -> Result<()> {
+        let event = event.clone();
+        self.write(move |c| enti::record_mailbox_event(c, &event))
+    }
+
+    fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>> {
+        self.read(|c| enti::mailbox_events(c, to))
     }
 
     fn usage(&self, address: &str) -> Result<Usage> {

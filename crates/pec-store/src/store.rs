@@ -18,11 +18,11 @@ use std::sync::Arc;
 use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
-    Account, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
-    LogTimestamp, LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry,
-    NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected,
-    Timer, Uptime, Usage, VirusEntry,
+    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
+    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
+    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -62,6 +62,19 @@ pub trait Directory: Send + Sync {
     fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()>;
     /// Bytes used and quota.
     fn usage(&self, address: &str) -> Result<Usage>;
+    /// Adds an ente owning `ente.domains`, which must be hosted and owned by no other
+    /// ente ([`Error::AlreadyExists`] names a domain owned already).
+    fn add_ente(&self, ente: &Ente) -> Result<()>;
+    /// Every ente with its domains, by name.
+    fn list_enti(&self) -> Result<Vec<Ente>>;
+    /// Adds an administrator (of an ente that must exist, or of the gestore).
+    fn add_admin(&self, admin: &Admin) -> Result<()>;
+    /// The administrator with this login, `None` if there is none.
+    fn find_admin(&self, login: &str) -> Result<Option<Admin>>;
+    /// Keeps a change in a mailbox's life, for billing.
+    fn record_mailbox_event(&self, event: &MailboxEvent) -> Result<()>;
+    /// Every mailbox event with `at < to`, by address, then time, then as recorded.
+    fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>>;
 }
 
 /// The mailboxes as their users see them: folders, messages, flags, and the security

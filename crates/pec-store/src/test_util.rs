@@ -425,6 +425,37 @@ pub fn populate(store: &dyn Store) {
             })
             .unwrap();
     }
+    store
+        .add_ente(&crate::Ente {
+            name: "comune-alfa".into(),
+            domains: vec!["pec.alfa.test".into()],
+            allotment: 10 << 30,
+        })
+        .unwrap();
+    for (login, ente) in [
+        ("admin@comune.alfa.test", Some("comune-alfa")),
+        ("provincia@pec.gamma.test", None),
+    ] {
+        store
+            .add_admin(&crate::Admin {
+                login: login.into(),
+                ente: ente.map(str::to_string),
+                password_hash: format!("$argon2id$fake${login}"),
+            })
+            .unwrap();
+    }
+    for (kind, at) in [
+        (crate::MAILBOX_CREATED, T0),
+        (crate::MAILBOX_REMOVED, T0 + 86_400),
+    ] {
+        store
+            .record_mailbox_event(&crate::MailboxEvent {
+                address: "gone@pec.alfa.test".into(),
+                kind: kind.into(),
+                at,
+            })
+            .unwrap();
+    }
     let anna = "anna@pec.alfa.test";
     store.create_folder(anna, "Gone").unwrap();
     store.delete_folder(anna, "Gone").unwrap();
@@ -581,6 +612,11 @@ pub fn contents(store: &dyn Store) -> String {
         out.push('\n');
     };
     line(format!("{:?}", store.list_domains().unwrap()));
+    line(format!("{:?}", store.list_enti().unwrap()));
+    for login in ["admin@comune.alfa.test", "provincia@pec.gamma.test"] {
+        line(format!("{:?}", store.find_admin(login).unwrap()));
+    }
+    line(format!("{:?}", store.mailbox_events(i64::MAX).unwrap()));
     for account in store.list_accounts(None).unwrap() {
         let a = &account.address;
         line(format!("{account:?} {:?}", store.usage(a).unwrap()));

@@ -2,14 +2,16 @@
 //! `pecd backup`: the administrator's commands on the hosted domains, the mailboxes and
 //! the store.
 
-use std::io::Read;
+use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use anyhow::{Context, bail};
 use std::sync::Arc;
 
-use pec_store::{NewAccount, Store};
+use anyhow::{Context, bail};
+use pec_gestore::admin::usage::human_size;
+use pec_gestore::admin::{Actor, Administration, MIN_PASSWORD_CHARS};
+use pec_gestore::clock::SystemClock;
+use pec_store::Store;
 
 use crate::config::{Config, parse_size};
 
@@ -20,7 +22,8 @@ pub enum DomainCommand {
     Add {
         /// The domain name.
         name: String,
-        /// Default quota of its new mailboxes (e.g. `2GiB`); the configured default otherwise.
+        /// Default quota of its new mailboxes (e.g. `2GiB`, `500MiB`; `G` alone is
+        /// refused as ambiguous); the configured default otherwise.
         #[arg(long)]
         quota: Option<String>,
     },
@@ -30,6 +33,9 @@ pub enum DomainCommand {
     Remove {
         /// The domain name.
         name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -44,7 +50,7 @@ pub enum MailboxCommand {
         /// command line, where other users can see them).
         #[arg(long, required = true)]
         password_stdin: bool,
-        /// Quota (e.g. `3GiB`); the domain's default otherwise.
+        /// Quota (e.g. `3GiB`, `500MiB`; not 0); the domain's default otherwise.
         #[arg(long)]
         quota: Option<String>,
         /// File PEC receipts into a `Ricevute` folder instead of INBOX.
@@ -61,6 +67,9 @@ pub enum MailboxCommand {
     Remove {
         /// The address.
         address: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
     /// Change a mailbox's settings.
     Set {
@@ -70,7 +79,7 @@ pub enum MailboxCommand {
         /// already filed stay where they are.
         #[arg(long, value_parser = ["on", "off"])]
         ricevute: Option<String>,
-        /// New quota (e.g. `3GiB`).
+        /// New quota (e.g. `3GiB`; not 0).
         #[arg(long)]
         quota: Option<String>,
     },
@@ -81,6 +90,17 @@ pub enum MailboxCommand {
         /// Read the password from standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Refuse a mailbox's logins (IMAP, POP3, SMTP submission) until it is reactivated;
+    /// mail is still delivered to it.
+    Suspend {
+        /// The address.
+        address: String,
+    },
+    /// Accept a suspended mailbox's logins again.
+    Reactivate {
+        /// The address.
+        address: String,
     },
 }
 
@@ -97,56 +117,93 @@ pub fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     crate::store::open(config)
 }
 
+/// The administration rules over the store of `config`, on the system clock.
+pub fn administration(config: &Config) -> anyhow::Result<Administration> {
+    Ok(Administration {
+        store: open(config)?,
+        clock: Arc::new(SystemClock),
+        gestore: config.gestore.name.clone(),
+    })
+}
+
 /// Reads a password: the first line of standard input, without its line ending.
-fn read_password() -> anyhow::Result<String> {
+pub fn read_password() -> anyhow::Result<String> {
     let mut input = String::new();
     std::io::stdin()
         .take(4096)
         .read_to_string(&mut input)
         .context("cannot read the password from standard input")?;
     let password = input.lines().next().unwrap_or("").to_string();
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
     }
     Ok(password)
 }
 
+/// Asks before a destructive command: `--yes` goes ahead; otherwise, on a terminal,
+/// the operator types `name` to confirm; without a terminal the command is refused.
+pub fn confirm(what: &str, name: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{what} cannot be undone: add --yes to confirm");
+    }
+    eprint!("{what} cannot be undone. Type {name} to confirm: ");
+    let mut answer = String::new();
+    std::io::stdin().lock().take(1024).read_line(&mut answer)?;
+    if answer.trim() != name {
+        bail!("not confirmed: nothing changed");
+    }
+    Ok(())
+}
+
 /// Runs a `pecd domain` subcommand.
 pub fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
+    let admin = administration(config)?;
+    let actor = |what: &str| Actor::command_line(&format!("domain {what}"));
     match cmd {
         DomainCommand::Add { name, quota } => {
             let quota = match quota {
                 Some(q) => parse_size(&q)?,
                 None => config.default_quota(),
             };
-            store.add_domain(&name, quota)?;
+            admin.add_domain(&actor("add"), &name, quota)?;
             println!(
-                "domain {} added (default quota {quota} bytes); mail to it is certified \
+                "domain {} added (default mailbox quota {}); mail to it is certified \
                  from now on. Publish the index record again (pecd certs publish) so that \
                  other gestori certify it too.",
-                name.to_lowercase()
+                name.to_lowercase(),
+                human_size(quota)
             );
         }
         DomainCommand::List => {
-            for d in store.list_domains()? {
-                println!("{}\t{}", d.name, d.default_quota);
+            let domains = admin.store.list_domains()?;
+            let width = domains
+                .iter()
+                .map(|d| d.name.len())
+                .max()
+                .unwrap_or(0)
+                .max(6);
+            println!("{:width$}  DEFAULT QUOTA", "DOMAIN");
+            for d in domains {
+                println!("{:width$}  {}", d.name, human_size(d.default_quota));
             }
         }
-        DomainCommand::Remove { name } => {
-            store.remove_domain(&name)?;
-            println!(
-                "domain {} removed; publish the index record again (pecd certs publish).",
-                name.to_lowercase()
-            );
+        DomainCommand::Remove { name, yes } => {
+            let name = name.to_lowercase();
+            confirm(&format!("Removing domain {name}"), &name, yes)?;
+            admin.remove_domain(&actor("remove"), &name)?;
+            println!("domain {name} removed; publish the index record again (pecd certs publish).");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs a `pecd mailbox` subcommand.
+/// Runs a `pecd mailbox` subcommand, by the rules the administration API applies too.
 pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
+    let admin = administration(config)?;
+    let actor = |what: &str| Actor::command_line(&format!("mailbox {what}"));
     match cmd {
         MailboxCommand::Add {
             address,
@@ -154,28 +211,43 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
             ricevute,
             ..
         } => {
-            let password = read_password()?;
             let quota = quota.as_deref().map(parse_size).transpose()?;
-            let account = store.create_account(&NewAccount {
-                address,
-                password_hash: pec_imap::hash_password(&password)?,
-                quota,
-                receipts_folder: ricevute,
-            })?;
+            let password = read_password()?;
+            let account =
+                admin.create_mailbox(&actor("add"), &address, &password, quota, ricevute)?;
             println!(
-                "mailbox {} created (quota {} bytes)",
-                account.address, account.quota
+                "mailbox {} created (quota {})",
+                account.address,
+                human_size(account.quota)
             );
         }
         MailboxCommand::List { domain } => {
-            for a in store.list_accounts(domain.as_deref())? {
-                let usage = store.usage(&a.address)?;
-                println!("{}\t{}\t{}", a.address, usage.used, usage.quota);
+            let list = admin.mailboxes(&actor("list"), domain.as_deref())?;
+            let width = list
+                .iter()
+                .map(|m| m.address.len())
+                .max()
+                .unwrap_or(0)
+                .max(7);
+            println!(
+                "{:width$}  {:>10}  {:>10}  STATE",
+                "MAILBOX", "USED", "QUOTA"
+            );
+            for m in list {
+                println!(
+                    "{:width$}  {:>10}  {:>10}  {}",
+                    m.address,
+                    human_size(m.used),
+                    human_size(m.quota),
+                    if m.suspended { "suspended" } else { "active" }
+                );
             }
         }
-        MailboxCommand::Remove { address } => {
-            store.remove_account(&address)?;
-            println!("mailbox {} removed", address.to_lowercase());
+        MailboxCommand::Remove { address, yes } => {
+            let address = address.to_lowercase();
+            confirm(&format!("Removing mailbox {address}"), &address, yes)?;
+            admin.remove_mailbox(&actor("remove"), &address)?;
+            println!("mailbox {address} removed (its security archive is kept)");
         }
         MailboxCommand::Set {
             address,
@@ -187,13 +259,17 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
             }
             if let Some(q) = quota {
                 let q = parse_size(&q)?;
-                store.set_quota(&address, q)?;
-                println!("quota of {} set to {q} bytes", address.to_lowercase());
+                admin.set_quota(&actor("set"), &address, q)?;
+                println!(
+                    "quota of mailbox {} set to {}",
+                    address.to_lowercase(),
+                    human_size(q)
+                );
             }
             if let Some(r) = ricevute {
-                store.set_receipts_folder(&address, r == "on")?;
+                admin.set_receipts_folder(&actor("set"), &address, r == "on")?;
                 println!(
-                    "receipts of {} filed in {}",
+                    "receipts of mailbox {} filed in {}",
                     address.to_lowercase(),
                     if r == "on" { "Ricevute" } else { "INBOX" }
                 );
@@ -201,8 +277,19 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
         }
         MailboxCommand::Passwd { address, .. } => {
             let password = read_password()?;
-            store.set_password_hash(&address, &pec_imap::hash_password(&password)?)?;
-            println!("password of {} changed", address.to_lowercase());
+            admin.set_password(&actor("passwd"), &address, &password)?;
+            println!("password of mailbox {} changed", address.to_lowercase());
+        }
+        MailboxCommand::Suspend { address } => {
+            admin.suspend(&actor("suspend"), &address, true)?;
+            println!(
+                "mailbox {} suspended: its logins are refused",
+                address.to_lowercase()
+            );
+        }
+        MailboxCommand::Reactivate { address } => {
+            admin.suspend(&actor("reactivate"), &address, false)?;
+            println!("mailbox {} reactivated", address.to_lowercase());
         }
     }
     Ok(ExitCode::SUCCESS)

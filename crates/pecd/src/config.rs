@@ -538,28 +538,12 @@ impl Config {
     }
 }
 
-/// Reads a size such as `2GiB`, `500MB`, `1024` (bytes). Binary and decimal units.
+/// Reads a size such as `2GiB`, `500MB`, `1024` (bytes), by the rule the administration API
+/// applies too ([`pec_gestore::admin::size::parse_size`]): `3G` is refused as ambiguous.
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .with_context(|| format!("{text:?} is not a size"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1000 * 1000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1000 * 1000 * 1000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1000 * 1000 * 1000 * 1000,
-        "tib" => 1 << 40,
-        other => bail!("unknown size unit {other:?} in {text:?}"),
-    };
-    n.checked_mul(factor)
-        .with_context(|| format!("{text:?} is too large"))
+    pec_gestore::admin::size::parse_size(text).with_context(|| {
+        format!("{text:?} is not a size: write it as 2GiB, 500MiB, 3GB or a number of bytes")
+    })
 }
 
 #[cfg(test)]
@@ -570,6 +554,7 @@ mod tests {
     fn sizes() {
         assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
         assert_eq!(parse_size("3 GB").unwrap(), 3_000_000_000);
+        assert!(parse_size("3G").is_err(), "ambiguous");
         assert_eq!(parse_size("1024").unwrap(), 1024);
         assert!(parse_size("2 parsecs").is_err());
         assert!(parse_size("GiB").is_err());

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod certs_refresh;
 pub mod check;
 pub mod config;
+pub mod ente;
 pub mod inspect;
 pub mod log;
 pub mod private;

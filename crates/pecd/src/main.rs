@@ -1,6 +1,6 @@
 //! `pecd`: the PEC provider and its admin tool.
 
-use pecd::{admin, bench, certs, check, config, inspect, log, queue, report, serve};
+use pecd::{admin, bench, certs, check, config, ente, inspect, log, queue, report, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +46,12 @@ enum Command {
     /// The hosted mailboxes.
     #[command(subcommand)]
     Mailbox(admin::MailboxCommand),
+    /// The enti (bodies owning domains): add, list, their administrators, usage for billing.
+    #[command(subcommand)]
+    Ente(ente::EnteCommand),
+    /// The province's administrators of the HTTPS administration API.
+    #[command(subcommand)]
+    Admin(ente::AdminCommand),
     /// The mailbox store: integrity check, migration to PostgreSQL.
     #[command(subcommand)]
     Store(admin::StoreCommand),
@@ -83,6 +89,8 @@ fn main() -> ExitCode {
         Command::Mailbox(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::mailbox(&c, cmd))
         }
+        Command::Ente(cmd) => config::Config::load(&cli.config).and_then(|c| ente::ente(&c, cmd)),
+        Command::Admin(cmd) => config::Config::load(&cli.config).and_then(|c| ente::admin(&c, cmd)),
         Command::Store(cmd) => {
             config::Config::load(&cli.config).and_then(|c| admin::store(&c, cmd))
         }

@@ -32,6 +32,241 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The whitespace-separated words of each line of `text`.
+fn words(text: &str) -> Vec<Vec<&str>> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}
+
+/// A configuration with an embedded store in a new directory.
+fn new_config(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("pecd.toml");
+    std::fs::write(
+        &config,
+        "[gestore]\ndata_dir = \"state\"\ndefault_quota = \"2GiB\"\n",
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn sizes_are_never_ambiguous_or_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = new_config(dir.path());
+    let bad = pecd(
+        &config,
+        &["domain", "add", "pec.x.test", "--quota", "3G"],
+        "",
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("3GiB") && err.contains("3GB"), "{err}");
+    assert!(
+        !pecd(
+            &config,
+            &["domain", "add", "pec.x.test", "--quota", "0"],
+            ""
+        )
+        .status
+        .success()
+    );
+    ok(&pecd(
+        &config,
+        &["domain", "add", "pec.x.test", "--quota", "1GB"],
+        "",
+    ));
+    let add = |quota: &str| {
+        pecd(
+            &config,
+            &[
+                "mailbox",
+                "add",
+                "a@pec.x.test",
+                "--password-stdin",
+                "--quota",
+                quota,
+            ],
+            "secret-aaaa\n",
+        )
+    };
+    for quota in ["0", "0GiB", "2M"] {
+        assert!(!add(quota).status.success(), "{quota}");
+    }
+    ok(&add("500MiB"));
+    let set = |quota: &str| {
+        pecd(
+            &config,
+            &["mailbox", "set", "a@pec.x.test", "--quota", quota],
+            "",
+        )
+    };
+    assert!(!set("0").status.success());
+    assert!(ok(&set("1536MiB")).contains("1.5 GiB"));
+    let list = ok(&pecd(&config, &["mailbox", "list"], ""));
+    assert_eq!(
+        words(&list)[1],
+        ["a@pec.x.test", "0", "B", "1.5", "GiB", "active"]
+    );
+
+    ok(&pecd(&config, &["mailbox", "suspend", "a@pec.x.test"], ""));
+    let list = ok(&pecd(&config, &["mailbox", "list"], ""));
+    assert_eq!(words(&list)[1][5], "suspended", "{list}");
+}
+
+#[test]
+fn enti_their_admins_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = new_config(dir.path());
+    ok(&pecd(&config, &["domain", "add", "pec.comune-a.test"], ""));
+    ok(&pecd(&config, &["domain", "add", "pec.comune-b.test"], ""));
+    ok(&pecd(
+        &config,
+        &[
+            "ente",
+            "add",
+            "comune-a",
+            "--domain",
+            "pec.comune-a.test",
+            "--allotment",
+            "5GiB",
+        ],
+        "",
+    ));
+    // A domain not hosted, and one owned already, are refused.
+    for domain in ["pec.altro.test", "pec.comune-a.test"] {
+        let bad = pecd(
+            &config,
+            &[
+                "ente",
+                "add",
+                "comune-c",
+                "--domain",
+                domain,
+                "--allotment",
+                "1GiB",
+            ],
+            "",
+        );
+        assert!(!bad.status.success(), "{domain}");
+    }
+    let list = ok(&pecd(&config, &["ente", "list"], ""));
+    assert_eq!(
+        words(&list),
+        [
+            vec!["ENTE", "ALLOTMENT", "DOMAINS"],
+            vec!["comune-a", "5", "GiB", "pec.comune-a.test"],
+        ],
+        "{list}"
+    );
+    ok(&pecd(
+        &config,
+        &[
+            "ente",
+            "admin",
+            "add",
+            "comune-a",
+            "admin@pec.comune-a.test",
+            "--password-stdin",
+        ],
+        "segreto-admin\n",
+    ));
+    assert!(
+        !pecd(
+            &config,
+            &[
+                "ente",
+                "admin",
+                "add",
+                "comune-z",
+                "x@pec.comune-a.test",
+                "--password-stdin"
+            ],
+            "segreto-admin\n",
+        )
+        .status
+        .success(),
+        "no such ente"
+    );
+    ok(&pecd(
+        &config,
+        &[
+            "admin",
+            "add",
+            "provincia@pec.comune-b.test",
+            "--password-stdin",
+        ],
+        "segreto-provincia\n",
+    ));
+    // Over the ente's allotment: refused by the same rule as the API's.
+    let bad = pecd(
+        &config,
+        &[
+            "mailbox",
+            "add",
+            "a@pec.comune-a.test",
+            "--password-stdin",
+            "--quota",
+            "6GiB",
+        ],
+        "segreto-aaaa\n",
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("assegnazione"));
+    ok(&pecd(
+        &config,
+        &[
+            "mailbox",
+            "add",
+            "a@pec.comune-a.test",
+            "--password-stdin",
+            "--quota",
+            "1GiB",
+        ],
+        "segreto-aaaa\n",
+    ));
+    ok(&pecd(
+        &config,
+        &["mailbox", "add", "b@pec.comune-b.test", "--password-stdin"],
+        "segreto-bbbb\n",
+    ));
+    let csv = ok(&pecd(&config, &["ente", "usage", "--csv"], ""));
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "ente",
+                "casella",
+                "giorni_casella",
+                "inviati",
+                "ricevuti",
+                "spazio_byte"
+            ],
+            vec!["", "b@pec.comune-b.test", "1", "0", "0", "0"],
+            vec!["comune-a", "a@pec.comune-a.test", "1", "0", "0", "0"],
+            vec!["", "", "1", "0", "0", "0"],
+            vec!["comune-a", "", "1", "0", "0", "0"],
+        ],
+        "{csv}"
+    );
+    let one = ok(&pecd(&config, &["ente", "usage", "comune-a"], ""));
+    assert!(
+        one.contains("comune-a: 1 mailboxes") && !one.contains("b@pec"),
+        "{one}"
+    );
+    // Every change is in the legal log, naming the command that made it.
+    let log = ok(&pecd(
+        &config,
+        &["log", "search", "--address", "a@pec.comune-a.test"],
+        "",
+    ));
+    assert!(
+        log.contains("amministrazione") && log.contains("pecd mailbox add"),
+        "{log}"
+    );
+}
+
 #[test]
 fn domains_and_mailboxes() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,12 +284,13 @@ fn domains_and_mailboxes() {
         "",
     ));
     let list = ok(&pecd(&config, &["domain", "list"], ""));
-    assert!(
-        list.contains(&format!("pec.comune.test\t{}", 2u64 << 30)),
-        "{list}"
-    );
-    assert!(
-        list.contains(&format!("pec.provincia.test\t{}", 3u64 << 30)),
+    assert_eq!(
+        words(&list),
+        [
+            vec!["DOMAIN", "DEFAULT", "QUOTA"],
+            vec!["pec.comune.test", "2", "GiB"],
+            vec!["pec.provincia.test", "3", "GiB"],
+        ],
         "{list}"
     );
 
@@ -81,12 +317,13 @@ fn domains_and_mailboxes() {
         "secret-urp-1234\n",
     ));
     let list = ok(&pecd(&config, &["mailbox", "list"], ""));
-    assert!(
-        list.contains(&format!("protocollo@pec.comune.test\t0\t{}", 2u64 << 30)),
-        "{list}"
-    );
-    assert!(
-        list.contains("urp@pec.provincia.test\t0\t1048576"),
+    assert_eq!(
+        words(&list),
+        [
+            vec!["MAILBOX", "USED", "QUOTA", "STATE"],
+            vec!["protocollo@pec.comune.test", "0", "B", "2", "GiB", "active"],
+            vec!["urp@pec.provincia.test", "0", "B", "1", "MiB", "active"],
+        ],
         "{list}"
     );
 
@@ -137,12 +374,29 @@ fn domains_and_mailboxes() {
         ],
         "another-secret\n",
     ));
-    ok(&pecd(
+    // Destructive commands: refused without --yes when nobody can be asked.
+    let bad = pecd(
         &config,
         &["mailbox", "remove", "protocollo@pec.comune.test"],
+        "protocollo@pec.comune.test\n",
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--yes"));
+    ok(&pecd(
+        &config,
+        &["mailbox", "remove", "protocollo@pec.comune.test", "--yes"],
         "",
     ));
-    ok(&pecd(&config, &["domain", "remove", "pec.comune.test"], ""));
+    assert!(
+        !pecd(&config, &["domain", "remove", "pec.comune.test"], "")
+            .status
+            .success()
+    );
+    ok(&pecd(
+        &config,
+        &["domain", "remove", "pec.comune.test", "--yes"],
+        "",
+    ));
     let list = ok(&pecd(&config, &["domain", "list"], ""));
     assert!(!list.contains("pec.comune.test"), "{list}");
 

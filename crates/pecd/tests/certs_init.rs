@@ -433,6 +433,7 @@ fn publish_signs_only_our_own_index_records() {
         "domain",
         "remove",
         "pec.nuovo.alfa.test",
+        "--yes",
     ]));
     assert_eq!(
         published(dir, &config).providers[0].managed_domains,

@@ -269,6 +269,39 @@ pub(crate) const TABLES: &[Table] = &[
         columns: &[("minute", Kind::Int)],
         serial: None,
     },
+    Table {
+        name: "enti",
+        columns: &[
+            ("id", Kind::Int),
+            ("name", Kind::Text),
+            ("allotment", Kind::Int),
+        ],
+        serial: Some("id"),
+    },
+    Table {
+        name: "ente_domains",
+        columns: &[("domain", Kind::Text), ("ente_id", Kind::Int)],
+        serial: None,
+    },
+    Table {
+        name: "admins",
+        columns: &[
+            ("login", Kind::Text),
+            ("ente_id", Kind::OptInt),
+            ("password_hash", Kind::Text),
+        ],
+        serial: None,
+    },
+    Table {
+        name: "mailbox_events",
+        columns: &[
+            ("id", Kind::Int),
+            ("address", Kind::Text),
+            ("kind", Kind::Text),
+            ("at", Kind::Int),
+        ],
+        serial: Some("id"),
+    },
 ];
 
 /// The embedded store's blob table: its rows, and the files of larger blobs, become

@@ -21,6 +21,7 @@ mod blobs;
 mod changes;
 mod check;
 mod directory;
+mod enti;
 mod ledger;
 mod log;
 mod mailboxes;
@@ -40,11 +41,11 @@ use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
-    LogTimestamp, LogVerification, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry,
-    NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected,
-    Timer, Uptime, Usage, VirusEntry,
+    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
+    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
+    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -198,6 +199,34 @@ impl Directory for PgStore {
     fn set_receipts_folder(&self, address: &str, on: bool) -> Result<()> {
         let address = address.to_string();
         self.write(move |tx, _| directory::set_receipts_folder(tx, &address, on))
+    }
+
+    fn add_ente(&self, ente: &Ente) -> Result<()> {
+        let ente = ente.clone();
+        self.write(move |tx, _| enti::add_ente(tx, &ente))
+    }
+
+    fn list_enti(&self) -> Result<Vec<Ente>> {
+        self.read(enti::list_enti)
+    }
+
+    fn add_admin(&self, admin: &Admin) -> Result<()> {
+        let admin = admin.clone();
+        self.write(move |tx, _| enti::add_admin(tx, &admin))
+    }
+
+    fn find_admin(&self, login: &str) -> Result<Option<Admin>> {
+        let login = login.to_string();
+        self.read(move |tx| enti::find_admin(tx, &login))
+    }
+
+    fn record_mailbox_event(&self, event: &MailboxEvent) -> Result<()> {
+        let event = event.clone();
+        self.write(move |tx, _| enti::record_mailbox_event(tx, &event))
+    }
+
+    fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>> {
+        self.read(move |tx| enti::mailbox_events(tx, to))
     }
 
     fn usage(&self, address: &str) -> Result<Usage> {

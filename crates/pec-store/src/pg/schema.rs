@@ -250,8 +250,33 @@ const MIGRATIONS: &[&str] = &[
         SELECT address, row_number() OVER (ORDER BY address COLLATE "C") + 1, max(uid) + 1
         FROM archive GROUP BY address;
     "#,
-    // 6: archive options and the bytes each archive holds, as the embedded store's
+    // 6: enti, their administrators and the mailbox events, as the embedded store's
     // version 10 (see there).
+    r#"
+    CREATE TABLE enti (
+        id        BIGSERIAL PRIMARY KEY,
+        name      TEXT NOT NULL UNIQUE,
+        allotment BIGINT NOT NULL CHECK (allotment >= 0)
+    );
+    CREATE TABLE ente_domains (
+        domain  TEXT PRIMARY KEY CHECK (domain = lower(domain)),
+        ente_id BIGINT NOT NULL REFERENCES enti(id) ON DELETE CASCADE
+    );
+    CREATE TABLE admins (
+        login         TEXT PRIMARY KEY CHECK (login = lower(login)),
+        ente_id       BIGINT REFERENCES enti(id) ON DELETE CASCADE,
+        password_hash TEXT NOT NULL
+    );
+    CREATE TABLE mailbox_events (
+        id      BIGSERIAL PRIMARY KEY,
+        address TEXT NOT NULL CHECK (address = lower(address)),
+        kind    TEXT NOT NULL,
+        at      BIGINT NOT NULL
+    );
+    CREATE INDEX mailbox_events_at ON mailbox_events(at);
+    "#,
+    // 7: archive options and the bytes each archive holds, as the embedded store's
+    // version 11 (see there).
     r#"
     CREATE TABLE archive_options (
         address  TEXT PRIMARY KEY CHECK (address = lower(address)),
@@ -354,7 +379,7 @@ mod tests {
         assert_eq!(
             used,
             [10, 5],
-            "version 6 counts the bytes each archive holds"
+            "version 7 counts the bytes each archive holds"
         );
         let folders: Vec<(String, i64, i64, i64)> = client
             .query(

@@ -1,0 +1,446 @@
+//! The administration API over HTTPS, under [`PREFIX`] (documented in
+//! `docs/openapi.yaml`): the province's administrators manage enti, their administrators
+//! and every mailbox; an ente's administrators manage their own domains' mailboxes only
+//! (403 elsewhere). Requests carry HTTP Basic credentials of an administrator (`pecd admin
+//! add`, `pecd ente admin add`), checked by the same bounded argon2 pool, with the same
+//! per-client penalties, as mail logins. Bodies are JSON, at most [`MAX_BODY`] bytes;
+//! errors are JSON `{"code", "message"}`: a stable code for programs, an Italian message
+//! for people.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use pec_net::Authenticator;
+use pec_store::Ente;
+use serde::Deserialize;
+use tracing::warn;
+
+use super::size::parse_size;
+use super::usage::Period;
+use super::{Actor, Administration};
+use crate::error::{Error, RefusalKind};
+use crate::service::blocking;
+
+/// The path every API request starts with.
+pub const PREFIX: &str = "/api/v1/";
+
+/// Largest request body read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Longest path segment taken (an address is at most 320 bytes).
+const MAX_SEGMENT: usize = 512;
+
+/// The API: the administration rules and the password check of the gestore's logins.
+pub struct AdminApi {
+    /// The rules, over the gestore's store and clock.
+    pub admin: Administration,
+    /// The password check shared with SMTP, IMAP and POP3 (pool and penalties).
+    pub auth: Arc<Authenticator>,
+}
+
+/// A size in a request: bytes as a number, or text such as `"2GiB"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    fn bytes(&self) -> crate::Result<u64> {
+        match self {
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(t) => parse_size(t),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEnte {
+    name: String,
+    domains: Vec<String>,
+    allotment: Size,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAdmin {
+    login: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMailbox {
+    address: String,
+    password: String,
+    quota: Option<Size>,
+    #[serde(default)]
+    ricevute: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Password {
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Quota {
+    quota: Size,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn problem(status: StatusCode, code: &str, message: &str) -> Answer {
+    json(
+        status,
+        &serde_json::json!({ "code": code, "message": message }),
+    )
+}
+
+fn no_content() -> Answer {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// The answer to an error of the rules or of the store.
+fn failure(e: &Error) -> Answer {
+    use pec_store::Error as S;
+    match e {
+        Error::Refused(r) => {
+            let status = match r.kind {
+                RefusalKind::Forbidden => StatusCode::FORBIDDEN,
+                RefusalKind::Invalid => StatusCode::BAD_REQUEST,
+                RefusalKind::Conflict => StatusCode::CONFLICT,
+            };
+            problem(status, r.code, &r.message)
+        }
+        Error::Store(S::NoSuchAccount(a)) => problem(
+            StatusCode::NOT_FOUND,
+            "no-such-mailbox",
+            &format!("la casella {a} non esiste"),
+        ),
+        Error::Store(S::NoSuchDomain(d)) => problem(
+            StatusCode::NOT_FOUND,
+            "no-such-domain",
+            &format!("il dominio {d} non è gestito"),
+        ),
+        Error::Store(S::NoSuchEnte(n)) => problem(
+            StatusCode::NOT_FOUND,
+            "no-such-ente",
+            &format!("l'ente {n} non esiste"),
+        ),
+        Error::Store(S::AlreadyExists(n)) => problem(
+            StatusCode::CONFLICT,
+            "already-exists",
+            &format!("{n} esiste già"),
+        ),
+        Error::Store(S::InvalidName(n)) => problem(
+            StatusCode::BAD_REQUEST,
+            "bad-name",
+            &format!("nome non valido: {n}"),
+        ),
+        other => {
+            warn!("admin API: {other}");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "servizio momentaneamente non disponibile, riprovare più tardi",
+            )
+        }
+    }
+}
+
+/// `%XX` escapes of a path segment decoded; `None` if malformed or too long.
+fn decode_segment(s: &str) -> Option<String> {
+    if s.len() > MAX_SEGMENT {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The login and password of a Basic `Authorization` header.
+fn basic_credentials(req: &Request<Incoming>) -> Option<(String, String)> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 4096 {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (login, password) = text.split_once(':')?;
+    Some((login.to_string(), password.to_string()))
+}
+
+/// The value of `key` in a query string.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl AdminApi {
+    /// Who sent the request: the administrator whose Basic credentials it carries.
+    async fn actor(&self, req: &Request<Incoming>, peer: IpAddr) -> Result<Actor, Answer> {
+        let unauthorized = || {
+            let mut r = problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "credenziali mancanti o errate",
+            );
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic realm=\"pecd\", charset=\"UTF-8\""),
+            );
+            r
+        };
+        let Some((login, password)) = basic_credentials(req) else {
+            return Err(unauthorized());
+        };
+        let admin =
+            blocking(|| self.admin.store.find_admin(&login)).map_err(|e| failure(&e.into()))?;
+        let stored = admin.as_ref().map(|a| a.password_hash.as_str());
+        if !self.auth.verify(peer, &password, stored).await {
+            return Err(unauthorized());
+        }
+        match admin {
+            Some(a) => Ok(Actor {
+                name: a.login,
+                ente: a.ente,
+            }),
+            None => Err(unauthorized()),
+        }
+    }
+
+    /// The request's JSON body as `T`.
+    async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Answer> {
+        let bytes = Limited::new(req.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|_| {
+                problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    &format!("corpo della richiesta oltre {MAX_BODY} byte o interrotto"),
+                )
+            })?
+            .to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "bad-json",
+                &format!("JSON non valido: {e}"),
+            )
+        })
+    }
+
+    /// The answer to a request under [`PREFIX`] from `peer`.
+    pub async fn answer(&self, req: Request<Incoming>, peer: IpAddr) -> Answer {
+        let actor = match self.actor(&req, peer).await {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let rest = path.strip_prefix(PREFIX).unwrap_or("");
+        let segments: Option<Vec<String>> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .take(5)
+            .map(decode_segment)
+            .collect();
+        let Some(segments) = segments else {
+            return problem(StatusCode::BAD_REQUEST, "bad-path", "percorso non valido");
+        };
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let method = req.method().clone();
+        let a = &self.admin;
+        let done = |r: crate::Result<()>| r.map_or_else(|e| failure(&e), |()| no_content());
+        match (method, segs.as_slice()) {
+            (Method::GET, ["enti"]) => match blocking(|| a.enti(&actor)) {
+                Ok(enti) => json(StatusCode::OK, &serde_json::Value::Array(enti_json(&enti))),
+                Err(e) => failure(&e),
+            },
+            (Method::POST, ["enti"]) => {
+                let new: NewEnte = match Self::body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                let result = new.allotment.bytes().and_then(|allotment| {
+                    let ente = Ente {
+                        name: new.name.trim().to_string(),
+                        domains: new
+                            .domains
+                            .iter()
+                            .map(|d| d.trim().to_lowercase())
+                            .collect(),
+                        allotment,
+                    };
+                    blocking(|| a.add_ente(&actor, &ente)).map(|()| ente)
+                });
+                match result {
+                    Ok(ente) => json(StatusCode::CREATED, &enti_json(&[ente])[0]),
+                    Err(e) => failure(&e),
+                }
+            }
+            (Method::POST, ["enti", ente, "admins"]) => {
+                let ente = ente.to_string();
+                let new: NewAdmin = match Self::body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                match blocking(|| a.add_admin(&actor, &new.login, Some(&ente), &new.password)) {
+                    Ok(()) => json(
+                        StatusCode::CREATED,
+                        &serde_json::json!({ "login": new.login.trim().to_lowercase(), "ente": ente }),
+                    ),
+                    Err(e) => failure(&e),
+                }
+            }
+            (Method::GET, ["mailboxes"]) => {
+                let domain = query_value(&query, "domain");
+                match blocking(|| a.mailboxes(&actor, domain.as_deref())) {
+                    Ok(list) => json(StatusCode::OK, &serde_json::json!(list)),
+                    Err(e) => failure(&e),
+                }
+            }
+            (Method::POST, ["mailboxes"]) => {
+                let new: NewMailbox = match Self::body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                let result = new
+                    .quota
+                    .as_ref()
+                    .map(Size::bytes)
+                    .transpose()
+                    .and_then(|quota| {
+                        blocking(|| {
+                            a.create_mailbox(
+                                &actor,
+                                &new.address,
+                                &new.password,
+                                quota,
+                                new.ricevute,
+                            )
+                        })
+                    });
+                match result {
+                    Ok(account) => json(
+                        StatusCode::CREATED,
+                        &serde_json::json!({
+                            "address": account.address,
+                            "quota": account.quota,
+                            "used": 0,
+                            "suspended": false,
+                        }),
+                    ),
+                    Err(e) => failure(&e),
+                }
+            }
+            (Method::DELETE, ["mailboxes", address]) => {
+                let address = address.to_string();
+                done(blocking(|| a.remove_mailbox(&actor, &address)))
+            }
+            (Method::PUT, ["mailboxes", address, "password"]) => {
+                let address = address.to_string();
+                match Self::body::<Password>(req).await {
+                    Ok(p) => done(blocking(|| a.set_password(&actor, &address, &p.password))),
+                    Err(r) => r,
+                }
+            }
+            (Method::PUT, ["mailboxes", address, "quota"]) => {
+                let address = address.to_string();
+                match Self::body::<Quota>(req).await {
+                    Ok(q) => done(
+                        q.quota
+                            .bytes()
+                            .and_then(|quota| blocking(|| a.set_quota(&actor, &address, quota))),
+                    ),
+                    Err(r) => r,
+                }
+            }
+            (Method::POST, ["mailboxes", address, action @ ("suspend" | "reactivate")]) => {
+                let on = *action == "suspend";
+                done(blocking(|| a.suspend(&actor, address, on)))
+            }
+            (Method::GET, ["usage"]) => {
+                let (Some(from), Some(to)) =
+                    (query_value(&query, "from"), query_value(&query, "to"))
+                else {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "missing-period",
+                        "indicare il periodo con from=AAAA-MM-GG e to=AAAA-MM-GG",
+                    );
+                };
+                let ente = query_value(&query, "ente");
+                let report = Period::parse(&from, &to)
+                    .and_then(|p| blocking(|| a.usage(&actor, ente.as_deref(), p)));
+                match (report, query_value(&query, "format").as_deref()) {
+                    (Err(e), _) => failure(&e),
+                    (Ok(r), Some("csv")) => {
+                        let mut resp = Response::new(Full::new(Bytes::from(r.csv())));
+                        resp.headers_mut().insert(
+                            CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("text/csv; charset=utf-8"),
+                        );
+                        resp
+                    }
+                    (Ok(r), _) => json(StatusCode::OK, &serde_json::json!(r)),
+                }
+            }
+            _ => problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "risorsa o metodo inesistente",
+            ),
+        }
+    }
+}
+
+fn enti_json(enti: &[Ente]) -> Vec<serde_json::Value> {
+    enti.iter()
+        .map(|e| {
+            serde_json::json!({
+                "name": e.name,
+                "domains": e.domains,
+                "allotment": e.allotment,
+            })
+        })
+        .collect()
+}

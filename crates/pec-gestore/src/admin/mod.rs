@@ -1,0 +1,428 @@
+//! Administration of enti and their mailboxes: the rules both the command line (`pecd
+//! ente …`, `pecd mailbox …`) and the HTTPS API ([`api`]) apply, so the two cannot drift
+//! apart. Who acts is an [`Actor`]: the province (the whole gestore) or an ente's
+//! administrator, confined to the ente's domains. Every change is recorded in the legal
+//! log (event [`LOG_EVENT`]) naming who made it, and every change of a mailbox's life in
+//! the mailbox events billing counts ([`usage`]).
+
+pub mod api;
+pub mod size;
+pub mod usage;
+
+use std::sync::Arc;
+
+use pec_store::{
+    Account, Admin, Ente, LogEntry, MAILBOX_CREATED, MAILBOX_REACTIVATED, MAILBOX_REMOVED,
+    MAILBOX_SUSPENDED, MailboxEvent, NewAccount, Store,
+};
+
+use crate::clock::{Clock, italian};
+use crate::error::{Error, Refusal, Result};
+use crate::service::domain_of;
+
+/// The legal log event of every administrative change.
+pub const LOG_EVENT: &str = "amministrazione";
+
+/// Shortest password accepted for a mailbox or an administrator.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Longest password accepted (argon2 would take any length; a bound keeps requests small).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// The prefix of a suspended mailbox's stored hash: no PHC string starts with it, so no
+/// password matches (`pec_net::verify_password` never matches a malformed hash) until
+/// the mailbox is reactivated and the prefix taken off again.
+const SUSPENDED: char = '!';
+
+/// Who makes a change, as the legal log names them, and what they may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The name recorded in the legal log (an administrator's login, or who ran a
+    /// command on the server).
+    pub name: String,
+    /// The ente they administer; `None` for the province, which administers everything.
+    pub ente: Option<String>,
+}
+
+impl Actor {
+    /// The province's administrator named `name`.
+    pub fn province(name: &str) -> Actor {
+        Actor {
+            name: name.to_string(),
+            ente: None,
+        }
+    }
+
+    /// Whoever runs an administration command on the server (the province): named
+    /// `pecd <command> (<user>)` in the legal log, with the operating-system user.
+    pub fn command_line(command: &str) -> Actor {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "?".into());
+        Actor::province(&format!("pecd {command} ({user})"))
+    }
+}
+
+/// The status of a mailbox, as administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxView {
+    /// The address.
+    pub address: String,
+    /// Quota in bytes.
+    pub quota: u64,
+    /// Bytes used.
+    pub used: u64,
+    /// Whether its logins are refused.
+    pub suspended: bool,
+}
+
+/// Whether a stored password hash is that of a suspended mailbox.
+pub fn is_suspended(account: &Account) -> bool {
+    account.password_hash.starts_with(SUSPENDED)
+}
+
+/// The ente among `enti` owning `address`'s domain, if `actor` may manage the mailbox
+/// (the province any, an ente's administrator its own domains' only).
+fn scope<'a>(actor: &Actor, enti: &'a [Ente], address: &str) -> Result<Option<&'a Ente>> {
+    let domain = domain_of(address);
+    let owner = enti.iter().find(|e| e.domains.contains(&domain));
+    match (&actor.ente, owner) {
+        (None, _) => Ok(owner),
+        (Some(mine), Some(o)) if *mine == o.name => Ok(owner),
+        _ => Err(Refusal::forbidden(
+            "other-ente",
+            format!("la casella {address} non appartiene ai domini del proprio ente"),
+        )),
+    }
+}
+
+/// The administration of one gestore: its store, its clock (the times of the legal log
+/// and of the mailbox events) and its name (the legal log's `gestore`).
+pub struct Administration {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The gestore's clock.
+    pub clock: Arc<dyn Clock>,
+    /// The gestore's name.
+    pub gestore: String,
+}
+
+/// Checks a new password's length and hashes it (argon2).
+pub fn hash_new_password(password: &str) -> Result<String> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(Refusal::invalid(
+            "password-too-short",
+            format!("la password deve avere almeno {MIN_PASSWORD_CHARS} caratteri"),
+        ));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(Refusal::invalid(
+            "password-too-long",
+            format!("la password può avere al massimo {MAX_PASSWORD_CHARS} caratteri"),
+        ));
+    }
+    pec_net::hash_password(password).map_err(|e| Error::Stored(e.to_string()))
+}
+
+/// Refuses a zero quota (a mailbox that can receive nothing is a mistake, not a setting).
+fn check_quota(quota: u64) -> Result<()> {
+    if quota == 0 {
+        return Err(Refusal::invalid(
+            "quota-zero",
+            "la quota deve essere maggiore di zero".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Administration {
+    /// Appends the legal log record of a change `what` to `target` made by `actor`.
+    fn log(&self, actor: &Actor, target: &str, what: &str) -> Result<()> {
+        let now = self.clock.now();
+        let detail = match &actor.ente {
+            Some(ente) => format!("{what} (amministratore dell'ente {ente})"),
+            None => format!("{what} (amministratore del gestore)"),
+        };
+        self.store.append_log(&[LogEntry {
+            at: now.timestamp(),
+            at_local: italian(now).to_rfc3339(),
+            event: LOG_EVENT.to_string(),
+            msgid: String::new(),
+            original_msgid: String::new(),
+            sender: actor.name.clone(),
+            recipients: vec![target.to_string()],
+            subject: String::new(),
+            generated_ids: Vec::new(),
+            gestore: self.gestore.clone(),
+            detail,
+        }])?;
+        Ok(())
+    }
+
+    /// Records a change in the life of `address`.
+    fn event(&self, address: &str, kind: &str) -> Result<()> {
+        self.store.record_mailbox_event(&MailboxEvent {
+            address: address.to_string(),
+            kind: kind.to_string(),
+            at: self.clock.now().timestamp(),
+        })?;
+        Ok(())
+    }
+
+    /// Refuses anyone but the province.
+    fn province_only(actor: &Actor) -> Result<()> {
+        match actor.ente {
+            None => Ok(()),
+            Some(_) => Err(Refusal::forbidden(
+                "province-only",
+                "operazione riservata all'amministratore del gestore".into(),
+            )),
+        }
+    }
+
+    /// Refuses `actor` a mailbox outside their ente's domains; returns the owning ente.
+    fn may_manage(&self, actor: &Actor, address: &str) -> Result<Option<Ente>> {
+        Ok(scope(actor, &self.store.list_enti()?, address)?.cloned())
+    }
+
+    /// Refuses a quota that takes the ente's mailboxes past its allotment (the mailbox
+    /// `address`'s present quota replaced by `quota`).
+    fn check_allotment(&self, ente: Option<&Ente>, address: &str, quota: u64) -> Result<()> {
+        let Some(ente) = ente else {
+            return Ok(());
+        };
+        let mut total = quota;
+        for domain in &ente.domains {
+            for a in self.store.list_accounts(Some(domain))? {
+                if a.address != address {
+                    total = total.saturating_add(a.quota);
+                }
+            }
+        }
+        if total > ente.allotment {
+            return Err(Refusal::conflict(
+                "allotment-exceeded",
+                format!(
+                    "quota oltre l'assegnazione dell'ente {}: {} richiesti, {} assegnati",
+                    ente.name,
+                    usage::human_size(total),
+                    usage::human_size(ente.allotment)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds an ente owning hosted `domains` (province only).
+    pub fn add_ente(&self, actor: &Actor, ente: &Ente) -> Result<()> {
+        Self::province_only(actor)?;
+        if ente.name.trim().is_empty() || ente.name.len() > 200 {
+            return Err(Refusal::invalid(
+                "bad-name",
+                "il nome dell'ente deve avere da 1 a 200 caratteri".into(),
+            ));
+        }
+        self.store.add_ente(ente)?;
+        self.log(
+            actor,
+            &ente.name,
+            &format!(
+                "ente creato: domini {}, assegnazione {}",
+                ente.domains.join(", "),
+                usage::human_size(ente.allotment)
+            ),
+        )
+    }
+
+    /// Hosts a domain whose new mailboxes get `default_quota` (province only).
+    pub fn add_domain(&self, actor: &Actor, name: &str, default_quota: u64) -> Result<()> {
+        Self::province_only(actor)?;
+        check_quota(default_quota)?;
+        let name = name.trim().to_lowercase();
+        self.store.add_domain(&name, default_quota)?;
+        self.log(
+            actor,
+            &name,
+            &format!(
+                "dominio aggiunto, quota predefinita {}",
+                usage::human_size(default_quota)
+            ),
+        )
+    }
+
+    /// Stops hosting a domain without mailboxes (province only).
+    pub fn remove_domain(&self, actor: &Actor, name: &str) -> Result<()> {
+        Self::province_only(actor)?;
+        let name = name.trim().to_lowercase();
+        self.store.remove_domain(&name)?;
+        self.log(actor, &name, "dominio rimosso")
+    }
+
+    /// The enti `actor` may see: all for the province, their own for an ente's.
+    pub fn enti(&self, actor: &Actor) -> Result<Vec<Ente>> {
+        let all = self.store.list_enti()?;
+        Ok(match &actor.ente {
+            None => all,
+            Some(mine) => all.into_iter().filter(|e| e.name == *mine).collect(),
+        })
+    }
+
+    /// Adds an administrator of `ente`, or of the gestore without one (province only).
+    pub fn add_admin(
+        &self,
+        actor: &Actor,
+        login: &str,
+        ente: Option<&str>,
+        password: &str,
+    ) -> Result<()> {
+        Self::province_only(actor)?;
+        let login = login.trim().to_lowercase();
+        if login.is_empty() || login.len() > 320 || login.contains(char::is_whitespace) {
+            return Err(Refusal::invalid(
+                "bad-login",
+                "il nome di accesso non è valido".into(),
+            ));
+        }
+        let password_hash = hash_new_password(password)?;
+        self.store.add_admin(&Admin {
+            login: login.clone(),
+            ente: ente.map(str::to_string),
+            password_hash,
+        })?;
+        let what = match ente {
+            Some(e) => format!("amministratore dell'ente {e} aggiunto"),
+            None => "amministratore del gestore aggiunto".to_string(),
+        };
+        self.log(actor, &login, &what)
+    }
+
+    /// Creates a mailbox in a domain `actor` manages, its quota within the ente's
+    /// allotment (the domain's default quota without `quota`).
+    pub fn create_mailbox(
+        &self,
+        actor: &Actor,
+        address: &str,
+        password: &str,
+        quota: Option<u64>,
+        receipts_folder: bool,
+    ) -> Result<Account> {
+        let address = address.trim().to_lowercase();
+        let ente = self.may_manage(actor, &address)?;
+        let domain = domain_of(&address);
+        let quota = match quota {
+            Some(q) => q,
+            None => self
+                .store
+                .list_domains()?
+                .into_iter()
+                .find(|d| d.name == domain)
+                .map(|d| d.default_quota)
+                .ok_or(pec_store::Error::NoSuchDomain(domain))?,
+        };
+        check_quota(quota)?;
+        self.check_allotment(ente.as_ref(), &address, quota)?;
+        let password_hash = hash_new_password(password)?;
+        let account = self.store.create_account(&NewAccount {
+            address: address.clone(),
+            password_hash,
+            quota: Some(quota),
+            receipts_folder,
+        })?;
+        self.event(&account.address, MAILBOX_CREATED)?;
+        self.log(
+            actor,
+            &account.address,
+            &format!("casella creata, quota {}", usage::human_size(quota)),
+        )?;
+        Ok(account)
+    }
+
+    /// The mailboxes `actor` manages (of one domain if given), with their usage.
+    pub fn mailboxes(&self, actor: &Actor, domain: Option<&str>) -> Result<Vec<MailboxView>> {
+        let enti = self.store.list_enti()?;
+        let mut out = Vec::new();
+        for a in self.store.list_accounts(domain)? {
+            if scope(actor, &enti, &a.address).is_err() {
+                continue;
+            }
+            let used = self.store.usage(&a.address)?.used;
+            out.push(MailboxView {
+                suspended: is_suspended(&a),
+                address: a.address,
+                quota: a.quota,
+                used,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes a mailbox (its security archive stays).
+    pub fn remove_mailbox(&self, actor: &Actor, address: &str) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        self.store.remove_account(&address)?;
+        self.event(&address, MAILBOX_REMOVED)?;
+        self.log(actor, &address, "casella eliminata")
+    }
+
+    /// Sets a mailbox's password; a suspended mailbox stays suspended.
+    pub fn set_password(&self, actor: &Actor, address: &str, password: &str) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        let account = self.store.account(&address)?;
+        let mut hash = hash_new_password(password)?;
+        if is_suspended(&account) {
+            hash.insert(0, SUSPENDED);
+        }
+        self.store.set_password_hash(&address, &hash)?;
+        self.log(actor, &address, "password reimpostata")
+    }
+
+    /// Sets a mailbox's quota, within its ente's allotment.
+    pub fn set_quota(&self, actor: &Actor, address: &str, quota: u64) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        let ente = self.may_manage(actor, &address)?;
+        check_quota(quota)?;
+        self.check_allotment(ente.as_ref(), &address, quota)?;
+        self.store.set_quota(&address, quota)?;
+        self.log(
+            actor,
+            &address,
+            &format!("quota impostata a {}", usage::human_size(quota)),
+        )
+    }
+
+    /// Files the mailbox's PEC receipts in `Ricevute` (`on`) or in INBOX.
+    pub fn set_receipts_folder(&self, actor: &Actor, address: &str, on: bool) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        self.store.set_receipts_folder(&address, on)?;
+        let folder = if on { "Ricevute" } else { "INBOX" };
+        self.log(actor, &address, &format!("ricevute archiviate in {folder}"))
+    }
+
+    /// Suspends a mailbox (`on`: its logins refused, mail still delivered) or reactivates
+    /// it; doing what is done already changes nothing and records nothing.
+    pub fn suspend(&self, actor: &Actor, address: &str, on: bool) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        let account = self.store.account(&address)?;
+        if is_suspended(&account) == on {
+            return Ok(());
+        }
+        let hash = if on {
+            format!("{SUSPENDED}{}", account.password_hash)
+        } else {
+            account.password_hash[SUSPENDED.len_utf8()..].to_string()
+        };
+        self.store.set_password_hash(&address, &hash)?;
+        let (kind, what) = if on {
+            (MAILBOX_SUSPENDED, "casella sospesa")
+        } else {
+            (MAILBOX_REACTIVATED, "casella riattivata")
+        };
+        self.event(&address, kind)?;
+        self.log(actor, &address, what)
+    }
+}

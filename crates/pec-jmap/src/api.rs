@@ -1,0 +1,121 @@
+//! The API endpoint's work once the user is known: a request checked against the
+//! capabilities and limits (request-level problems), then each method call, with its
+//! result references resolved, dispatched to the module that serves it.
+
+use pec_store::Store;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::pec::SignerTrust;
+use crate::protocol::{Arguments, Invocation, Problem, Request, Response, resolve_references};
+use crate::session::{self, CAPABILITIES, Limits};
+use crate::{args, changes, email, identity, mailbox, mailbox_set, query, set, thread};
+
+/// What one method call runs with: the store, the user and the request's options.
+pub struct Ctx<'a> {
+    /// Where the mail is.
+    pub store: &'a dyn Store,
+    /// The authenticated user's address.
+    pub address: &'a str,
+    /// Their account id.
+    pub account_id: String,
+    /// The API's bounds.
+    pub limits: &'a Limits,
+    /// Judges signers for the `pec` property.
+    pub trust: &'a dyn SignerTrust,
+    /// Told `(address, folder)` of each change made (see [`crate::http::Jmap::changed`]).
+    pub changed: &'a (dyn Fn(&str, &str) + Send + Sync),
+    /// Whether the request uses the PEC capability (`pec`, `pecKind`, `pecRefersTo`).
+    pub using_pec: bool,
+}
+
+/// Parses and checks a request body: not JSON, not a request, a capability we do not
+/// have or too many calls are request-level problems.
+pub fn parse_request(body: &[u8], limits: &Limits) -> std::result::Result<Request, Problem> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::new("notJSON", format!("the body is not JSON: {e}")))?;
+    let request: Request = serde_json::from_value(value)
+        .map_err(|e| Problem::new("notRequest", format!("not a JMAP request: {e}")))?;
+    if let Some(unknown) = request
+        .using
+        .iter()
+        .find(|c| !CAPABILITIES.contains(&c.as_str()))
+    {
+        return Err(Problem::new(
+            "unknownCapability",
+            format!("unknown capability {unknown}"),
+        ));
+    }
+    if request.method_calls.len() > limits.max_calls_in_request {
+        return Err(Problem::limit(
+            "maxCallsInRequest",
+            format!("at most {} method calls", limits.max_calls_in_request),
+        ));
+    }
+    Ok(request)
+}
+
+/// The capability a method belongs to, `None` if we do not serve it.
+fn capability(method: &str) -> Option<&'static str> {
+    match method {
+        "Core/echo" => Some(session::CORE),
+        "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Mailbox/set" | "Email/get"
+        | "Email/query" | "Email/changes" | "Email/set" | "Thread/get" => Some(session::MAIL),
+        "Identity/get" => Some(session::SUBMISSION),
+        _ => None,
+    }
+}
+
+/// Runs one method call.
+fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> Result<Arguments> {
+    let unknown = || Error::UnknownMethod(name.to_string());
+    let needed = capability(name).ok_or_else(unknown)?;
+    if !using.iter().any(|u| u == needed) {
+        return Err(unknown());
+    }
+    if name == "Core/echo" {
+        return Ok(arguments.clone());
+    }
+    args::account(arguments, &ctx.account_id)?;
+    match name {
+        "Mailbox/get" => mailbox::get(ctx, arguments),
+        "Mailbox/changes" => mailbox::changes(ctx, arguments),
+        "Mailbox/query" => mailbox::query(ctx, arguments),
+        "Mailbox/set" => mailbox_set::set(ctx, arguments),
+        "Email/get" => email::get(ctx, arguments),
+        "Email/query" => query::query(ctx, arguments),
+        "Email/changes" => changes::email_changes(ctx, arguments),
+        "Email/set" => set::set(ctx, arguments),
+        "Thread/get" => thread::get(ctx, arguments),
+        "Identity/get" => identity::get(ctx, arguments),
+        _ => Err(unknown()),
+    }
+}
+
+/// Runs the calls of `request` in order for the user of `ctx` (synchronous: the store
+/// is called directly, so run it where blocking is allowed).
+pub fn process(ctx: &Ctx<'_>, request: Request) -> Response {
+    let mut responses: Vec<Invocation> = Vec::with_capacity(request.method_calls.len());
+    for Invocation(name, mut arguments, call_id) in request.method_calls {
+        let result = resolve_references(&mut arguments, &responses)
+            .and_then(|()| call(ctx, &request.using, &name, &arguments));
+        let invocation = match result {
+            Ok(r) => Invocation(name, r, call_id),
+            Err(e) => {
+                if let Error::Store(inner) = &e {
+                    tracing::warn!(method = %name, "JMAP call failed in the store: {inner}");
+                }
+                let mut error = Map::new();
+                error.insert("type".into(), e.kind().into());
+                error.insert("description".into(), e.to_string().into());
+                Invocation("error".into(), error, call_id)
+            }
+        };
+        responses.push(invocation);
+    }
+    Response {
+        method_responses: responses,
+        created_ids: request.created_ids,
+        session_state: session::SESSION_STATE.into(),
+    }
+}

@@ -1,0 +1,894 @@
+//! The JMAP service through its HTTP layer (`Jmap::answer`), on both stores: the
+//! session and its authentication, request-level problems, the shapes of RFC 8620 and
+//! RFC 8621 responses, mailboxes, emails, keywords, changes, downloads, and that one
+//! user never reaches another's data.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use pec_jmap::{Jmap, Limits, SignerTrust};
+use pec_net::{AuthLimits, Authenticator};
+use pec_proto::smime::SignerCert;
+use pec_store::test_util::{Backend, TestStore};
+use pec_store::{Direction, FlagOp, NewAccount, Store, backend_tests};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@pec.example.it";
+const BOB: &str = "bob@pec.example.it";
+const PASSWORD: &str = "correct horse";
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const USING: [&str; 3] = [
+    "urn:ietf:params:jmap:core",
+    "urn:ietf:params:jmap:mail",
+    "urn:pecd:params:jmap:pec",
+];
+
+/// Trusts nobody: these tests hold no signed mail (the e2e test does).
+struct NoTrust;
+
+impl SignerTrust for NoTrust {
+    fn trusted(&self, _: &SignerCert, _: DateTime<Utc>) -> bool {
+        false
+    }
+}
+
+fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Sender <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@test>\r\nDate: Mon, 30 Nov 2026 08:00:00 +0100\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+struct Fixture {
+    _store: TestStore,
+    store: Arc<dyn Store>,
+    /// The `(address, folder)` pairs the service said it changed.
+    changes: Arc<Mutex<Vec<(String, String)>>>,
+    jmap: Jmap,
+    rt: tokio::runtime::Runtime,
+}
+
+fn fixture(backend: Backend, limits: Limits) -> Fixture {
+    let t = TestStore::new(backend);
+    let store = t.store.clone();
+    store.add_domain("pec.example.it", 1 << 30).unwrap();
+    let hash = pec_net::hash_password(PASSWORD).unwrap();
+    for address in [ALICE, BOB] {
+        store
+            .create_account(&NewAccount {
+                address: address.into(),
+                password_hash: hash.clone(),
+                quota: None,
+                receipts_folder: false,
+            })
+            .unwrap();
+    }
+    let auth = Authenticator::new(AuthLimits {
+        penalty: Duration::from_millis(1),
+        penalty_max: Duration::from_millis(2),
+        ..AuthLimits::default()
+    });
+    let changes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let told = changes.clone();
+    let jmap = Jmap {
+        store: store.clone(),
+        auth: Arc::new(auth),
+        trust: Arc::new(NoTrust),
+        limits,
+        public_host: "mail.pec.example.it".into(),
+        changed: Arc::new(move |a: &str, f: &str| {
+            told.lock().unwrap().push((a.to_string(), f.to_string()))
+        }),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    Fixture {
+        _store: t,
+        store,
+        changes,
+        jmap,
+        rt,
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl Fixture {
+    fn send(&self, method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "mail.pec.example.it:8443");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        self.rt.block_on(async {
+            let r = self.jmap.answer(req, PEER).await;
+            let status = r.status();
+            let headers = r.headers().clone();
+            let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+            Answer {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    /// One API request as `user`, expecting 200; the method responses.
+    fn call(&self, user: &str, using: &[&str], calls: Value) -> Vec<Value> {
+        let body = json!({"using": using, "methodCalls": calls});
+        let a = self.send(
+            "POST",
+            "/jmap/api",
+            Some(&basic(user, PASSWORD)),
+            body.to_string().into_bytes(),
+        );
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&a.body)
+        );
+        let v = a.json();
+        assert_eq!(v["sessionState"], "pecd-1");
+        v["methodResponses"].as_array().unwrap().clone()
+    }
+
+    fn one(&self, user: &str, name: &str, args: Value) -> Value {
+        let r = self.call(user, &USING, json!([[name, args, "c0"]]));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0][2], "c0");
+        r[0].clone()
+    }
+
+    fn account(&self, user: &str) -> String {
+        let a = self.send(
+            "GET",
+            "/.well-known/jmap",
+            Some(&basic(user, PASSWORD)),
+            vec![],
+        );
+        a.json()["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn ok(r: &Value, name: &str) -> Value {
+    assert_eq!(r[0], name, "{r}");
+    r[1].clone()
+}
+
+fn error_type(r: &Value) -> String {
+    assert_eq!(r[0], "error", "{r}");
+    r[1]["type"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn session_needs_the_mailbox_password() {
+    let f = fixture(Backend::Sqlite, Limits::default());
+    let none = f.send("GET", "/.well-known/jmap", None, vec![]);
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    let challenge = none.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Basic "), "{challenge}");
+    let wrong = f.send(
+        "GET",
+        "/.well-known/jmap",
+        Some(&basic(ALICE, "nope")),
+        vec![],
+    );
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let nobody = f.send(
+        "GET",
+        "/.well-known/jmap",
+        Some(&basic("x@y.it", PASSWORD)),
+        vec![],
+    );
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+    let api = f.send(
+        "POST",
+        "/jmap/api",
+        Some(&basic(ALICE, "nope")),
+        b"{}".to_vec(),
+    );
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    let right = f.send(
+        "GET",
+        "/.well-known/jmap",
+        Some(&basic(ALICE, PASSWORD)),
+        vec![],
+    );
+    assert_eq!(right.status, StatusCode::OK);
+    let s = right.json();
+    for c in [
+        "urn:ietf:params:jmap:core",
+        "urn:ietf:params:jmap:mail",
+        "urn:ietf:params:jmap:submission",
+        "urn:pecd:params:jmap:pec",
+    ] {
+        assert!(s["capabilities"].get(c).is_some(), "{c} missing: {s}");
+    }
+    let core = &s["capabilities"]["urn:ietf:params:jmap:core"];
+    assert_eq!(core["maxCallsInRequest"], 32);
+    assert_eq!(core["maxObjectsInGet"], 256);
+    assert_eq!(core["maxSizeRequest"], 4 * 1024 * 1024);
+    assert_eq!(s["username"], ALICE);
+    assert_eq!(s["apiUrl"], "https://mail.pec.example.it:8443/jmap/api");
+    let account = s["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        .as_str()
+        .unwrap();
+    assert_eq!(s["accounts"][account]["name"], ALICE);
+    assert!(
+        s["downloadUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with("/jmap/download/{accountId}/{blobId}/{name}?type={type}")
+    );
+    // Another user's account id is different.
+    assert_ne!(f.account(BOB), account);
+}
+
+#[test]
+fn request_level_problems() {
+    let limits = Limits {
+        max_size_request: 2048,
+        max_calls_in_request: 2,
+        ..Limits::default()
+    };
+    let f = fixture(Backend::Sqlite, limits);
+    let auth = basic(ALICE, PASSWORD);
+    let problem = |body: &[u8]| {
+        let a = f.send("POST", "/jmap/api", Some(&auth), body.to_vec());
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert_eq!(a.headers["content-type"], "application/problem+json");
+        a.json()
+    };
+    assert_eq!(
+        problem(b"{nope")["type"],
+        "urn:ietf:params:jmap:error:notJSON"
+    );
+    assert_eq!(
+        problem(br#"{"using": [], "methodCalls": {}}"#)["type"],
+        "urn:ietf:params:jmap:error:notRequest"
+    );
+    assert_eq!(
+        problem(br#"{"using": ["urn:example:nope"], "methodCalls": []}"#)["type"],
+        "urn:ietf:params:jmap:error:unknownCapability"
+    );
+    let three = json!({"using": ["urn:ietf:params:jmap:core"], "methodCalls": [
+        ["Core/echo", {}, "a"], ["Core/echo", {}, "b"], ["Core/echo", {}, "c"]]});
+    let p = problem(three.to_string().as_bytes());
+    assert_eq!(p["type"], "urn:ietf:params:jmap:error:limit");
+    assert_eq!(p["limit"], "maxCallsInRequest");
+    let big = format!(
+        r#"{{"using": [], "methodCalls": [["Core/echo", {{"x": "{}"}}, "a"]]}}"#,
+        "y".repeat(4096)
+    );
+    let p = problem(big.as_bytes());
+    assert_eq!(p["limit"], "maxSizeRequest");
+    let get = f.send("GET", "/jmap/api", Some(&auth), vec![]);
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[test]
+fn rfc_8620_examples() {
+    let f = fixture(Backend::Sqlite, Limits::default());
+    // RFC 8620 §4.1: Core/echo returns its arguments.
+    let r = f.call(
+        ALICE,
+        &["urn:ietf:params:jmap:core"],
+        json!([["Core/echo", {"hello": true, "high": 5}, "b3ff"]]),
+    );
+    assert_eq!(
+        r,
+        vec![json!(["Core/echo", {"hello": true, "high": 5}, "b3ff"])]
+    );
+    // §3.6.2: an unknown method, and a method of a capability not in `using`.
+    let r = f.call(
+        ALICE,
+        &["urn:ietf:params:jmap:core"],
+        json!([["Nope/get", {}, "a"], ["Mailbox/get", {"accountId": f.account(ALICE)}, "b"]]),
+    );
+    assert_eq!(error_type(&r[0]), "unknownMethod");
+    assert_eq!(r[0][2], "a");
+    assert_eq!(error_type(&r[1]), "unknownMethod");
+    // accountNotFound and invalidArguments.
+    let r = f.one(ALICE, "Mailbox/get", json!({"accountId": f.account(BOB)}));
+    assert_eq!(error_type(&r), "accountNotFound");
+    let r = f.one(ALICE, "Mailbox/get", json!({}));
+    assert_eq!(error_type(&r), "invalidArguments");
+    // §3.7: a result reference with a JSON pointer through arrays.
+    let account = f.account(ALICE);
+    f.store
+        .deliver(
+            ALICE,
+            "INBOX",
+            &message(BOB, ALICE, "uno", "ciao"),
+            &[],
+            1_800_000_000,
+        )
+        .unwrap();
+    let r = f.call(
+        ALICE,
+        &USING,
+        json!([
+            ["Email/query", {"accountId": account}, "t0"],
+            ["Email/get", {"accountId": account,
+                "#ids": {"resultOf": "t0", "name": "Email/query", "path": "/ids"},
+                "properties": ["threadId"]}, "t1"],
+            ["Thread/get", {"accountId": account,
+                "#ids": {"resultOf": "t1", "name": "Email/get", "path": "/list/*/threadId"}}, "t2"],
+            ["Email/get", {"accountId": account,
+                "#ids": {"resultOf": "t9", "name": "Email/query", "path": "/ids"}}, "t3"],
+        ]),
+    );
+    let ids = ok(&r[0], "Email/query")["ids"].clone();
+    assert_eq!(ids.as_array().unwrap().len(), 1);
+    let got = ok(&r[1], "Email/get");
+    assert_eq!(got["list"][0]["id"], ids[0]);
+    let thread = ok(&r[2], "Thread/get");
+    assert_eq!(thread["list"][0]["emailIds"], ids);
+    assert_eq!(error_type(&r[3]), "invalidResultReference");
+}
+
+#[test]
+fn hostile_requests_are_bounded() {
+    let f = fixture(Backend::Sqlite, Limits::default());
+    let account = f.account(ALICE);
+    // A filter nested deeper than 8 operators.
+    let mut filter = json!({"inMailbox": "archive"});
+    for _ in 0..50 {
+        filter = json!({"operator": "NOT", "conditions": [filter]});
+    }
+    let r = f.one(
+        ALICE,
+        "Email/query",
+        json!({"accountId": account, "filter": filter}),
+    );
+    assert_eq!(error_type(&r), "unsupportedFilter");
+    // More conditions than 64.
+    let wide: Vec<Value> = (0..100).map(|_| json!({"hasKeyword": "$seen"})).collect();
+    let r = f.one(
+        ALICE,
+        "Email/query",
+        json!({"accountId": account, "filter": {"operator": "OR", "conditions": wide}}),
+    );
+    assert_eq!(error_type(&r), "unsupportedFilter");
+    // More ids than maxObjectsInGet.
+    let ids: Vec<String> = (0..300).map(|i| format!("e1_{}", i + 1)).collect();
+    let r = f.one(
+        ALICE,
+        "Email/get",
+        json!({"accountId": account, "ids": ids}),
+    );
+    assert_eq!(error_type(&r), "requestTooLarge");
+    // Ids that are not ours, a pointer of many stars, an over-long state.
+    let r = f.one(
+        ALICE,
+        "Email/get",
+        json!({"accountId": account, "ids": ["../../etc", "e1_1_1", "s0", "e4294967296_1"]}),
+    );
+    assert_eq!(ok(&r, "Email/get")["notFound"].as_array().unwrap().len(), 4);
+    let r = f.call(
+        ALICE,
+        &USING,
+        json!([
+            ["Core/echo", {"a": [[[1]]]}, "e"],
+            ["Core/echo", {"#b": {"resultOf": "e", "name": "Core/echo",
+                "path": format!("/a{}", "/*".repeat(400))}}, "f"],
+        ]),
+    );
+    assert_eq!(error_type(&r[1]), "invalidResultReference");
+    let r = f.call(
+        ALICE,
+        &USING,
+        json!([
+            ["Core/echo", {"a": [[[1]]]}, "e"],
+            ["Core/echo", {"#b": {"resultOf": "e", "name": "Core/echo", "path": "/a/*/*/*"}}, "f"],
+        ]),
+    );
+    assert_eq!(ok(&r[1], "Core/echo")["b"], json!([1]));
+    let r = f.one(
+        ALICE,
+        "Email/changes",
+        json!({"accountId": account, "sinceState": "m1:1:1,".repeat(100_000)}),
+    );
+    assert_eq!(error_type(&r), "cannotCalculateChanges");
+}
+
+fn mailboxes_emails_and_changes(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let store = &f.store;
+    store.create_folder(ALICE, "Pratiche").unwrap();
+    let first = store
+        .deliver(
+            ALICE,
+            "INBOX",
+            &message(BOB, ALICE, "primo", "testo uno"),
+            &[],
+            1_800_000_000,
+        )
+        .unwrap();
+    store
+        .deliver(
+            ALICE,
+            "Pratiche",
+            &message("carla@pec.example.it", ALICE, "secondo", "testo due"),
+            &["\\Flagged".to_string()],
+            1_800_000_100,
+        )
+        .unwrap();
+    store
+        .archive(
+            ALICE,
+            &message(BOB, ALICE, "archiviato", "x"),
+            Direction::Received,
+            "posta-certificata",
+            1_800_000_050,
+        )
+        .unwrap();
+
+    // Mailbox/get: INBOX has the inbox role, the archive is read-only.
+    let mb = ok(
+        &f.one(ALICE, "Mailbox/get", json!({"accountId": account})),
+        "Mailbox/get",
+    );
+    let list = mb["list"].as_array().unwrap();
+    let inbox = list.iter().find(|m| m["role"] == "inbox").unwrap();
+    assert_eq!(inbox["name"], "INBOX");
+    assert_eq!(inbox["totalEmails"], 1);
+    assert_eq!(inbox["unreadEmails"], 1);
+    assert_eq!(inbox["myRights"]["mayAddItems"], true);
+    let archive = list.iter().find(|m| m["id"] == "archive").unwrap();
+    assert_eq!(archive["name"], "Archivio di sicurezza");
+    assert_eq!(archive["totalEmails"], 1);
+    assert_eq!(archive["myRights"]["mayAddItems"], false);
+    assert_eq!(archive["myRights"]["mayRemoveItems"], false);
+    assert_eq!(archive["myRights"]["maySetSeen"], true);
+    let pratiche = list.iter().find(|m| m["name"] == "Pratiche").unwrap();
+    let pratiche_id = pratiche["id"].as_str().unwrap().to_string();
+    let inbox_id = inbox["id"].as_str().unwrap().to_string();
+    let mailbox_state = mb["state"].as_str().unwrap().to_string();
+
+    // Mailbox/query by role.
+    let q = ok(
+        &f.one(
+            ALICE,
+            "Mailbox/query",
+            json!({"accountId": account, "filter": {"role": "inbox"}}),
+        ),
+        "Mailbox/query",
+    );
+    assert_eq!(q["ids"], json!([inbox_id]));
+
+    // Email/query: filters and sort.
+    let query = |filter: Value| -> Vec<String> {
+        let r = f.one(
+            ALICE,
+            "Email/query",
+            json!({"accountId": account, "filter": filter,
+            "sort": [{"property": "receivedAt", "isAscending": true}]}),
+        );
+        serde_json::from_value(ok(&r, "Email/query")["ids"].clone()).unwrap()
+    };
+    let all = query(Value::Null);
+    assert_eq!(all.len(), 3);
+    let inbox_email = format!("e{}_{}", first.uidvalidity, first.uid);
+    assert_eq!(all[0], inbox_email);
+    assert_eq!(all[1], "s1");
+    assert_eq!(
+        query(json!({"inMailbox": inbox_id})),
+        vec![inbox_email.clone()]
+    );
+    assert_eq!(query(json!({"inMailbox": pratiche_id})).len(), 1);
+    assert_eq!(query(json!({"hasKeyword": "$flagged"})).len(), 1);
+    assert_eq!(query(json!({"from": "carla"})).len(), 1);
+    assert_eq!(
+        query(json!({"subject": "PRIMO"})),
+        vec![inbox_email.clone()]
+    );
+    assert_eq!(query(json!({"text": "testo"})).len(), 2);
+    assert_eq!(query(json!({"after": "2027-01-15T08:00:30Z"})).len(), 2);
+    assert_eq!(
+        query(json!({"before": "2027-01-15T08:00:01Z"})),
+        vec![inbox_email.clone()]
+    );
+    assert_eq!(
+        query(json!({"operator": "NOT", "conditions": [{"inMailbox": "archive"}]})).len(),
+        2
+    );
+    let r = f.one(
+        ALICE,
+        "Email/query",
+        json!({"accountId": account, "filter": {"nope": 1}}),
+    );
+    assert_eq!(error_type(&r), "unsupportedFilter");
+
+    // Email/get: the properties of RFC 8621 §4.1.
+    let r = f.one(
+        ALICE,
+        "Email/get",
+        json!({"accountId": account, "ids": [inbox_email, "e999_1"],
+        "properties": ["subject", "from", "to", "keywords", "mailboxIds", "receivedAt",
+            "messageId", "textBody", "bodyValues", "preview", "size", "blobId", "pec",
+            "header:Subject:asText", "headers"],
+        "fetchTextBodyValues": true}),
+    );
+    let got = ok(&r, "Email/get");
+    assert_eq!(got["notFound"], json!(["e999_1"]));
+    let e = &got["list"][0];
+    assert_eq!(e["subject"], "primo");
+    assert_eq!(e["header:Subject:asText"], "primo");
+    assert_eq!(e["from"], json!([{"name": "Sender", "email": BOB}]));
+    assert_eq!(e["to"], json!([{"name": null, "email": ALICE}]));
+    assert_eq!(e["keywords"], json!({}));
+    assert_eq!(e["mailboxIds"], json!({inbox_id.clone(): true}));
+    assert_eq!(e["receivedAt"], "2027-01-15T08:00:00Z");
+    assert_eq!(e["messageId"], json!(["primo@test"]));
+    assert_eq!(e["pec"], Value::Null);
+    assert_eq!(e["preview"], "testo uno");
+    let part = e["textBody"][0]["partId"].as_str().unwrap();
+    assert_eq!(e["bodyValues"][part]["value"], "testo uno\r\n");
+    assert_eq!(e["textBody"][0]["type"], "text/plain");
+    let headers = e["headers"].as_array().unwrap();
+    assert!(
+        headers
+            .iter()
+            .any(|h| h["name"] == "Subject" && h["value"] == " primo"),
+        "{headers:?}"
+    );
+    let blob = e["blobId"].as_str().unwrap().to_string();
+
+    // Download: the message exactly as stored.
+    let d = f.send(
+        "GET",
+        &format!("/jmap/download/{account}/{blob}/m.eml?type=message/rfc822"),
+        Some(&basic(ALICE, PASSWORD)),
+        vec![],
+    );
+    assert_eq!(d.status, StatusCode::OK);
+    assert_eq!(d.headers["content-type"], "message/rfc822");
+    assert_eq!(d.body, message(BOB, ALICE, "primo", "testo uno"));
+
+    // Email/set $seen, then Email/changes and Mailbox/changes see it.
+    let state = got["state"].as_str().unwrap().to_string();
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account,
+        "update": {inbox_email.clone(): {"keywords/$seen": true}}}),
+    );
+    let set = ok(&r, "Email/set");
+    assert_eq!(set["updated"], json!({inbox_email.clone(): null}));
+    assert_eq!(set["oldState"], state);
+    assert_ne!(set["newState"], state);
+    let flags = store.messages(ALICE, "INBOX").unwrap()[0].flags.clone();
+    assert_eq!(flags, vec!["\\Seen".to_string()]);
+    // IMAP sessions of the node are told.
+    assert_eq!(
+        f.changes.lock().unwrap().as_slice(),
+        [(ALICE.to_string(), "INBOX".to_string())]
+    );
+    let later = store
+        .deliver(
+            ALICE,
+            "INBOX",
+            &message(BOB, ALICE, "terzo", "x"),
+            &[],
+            1_800_000_200,
+        )
+        .unwrap();
+    let r = f.one(
+        ALICE,
+        "Email/changes",
+        json!({"accountId": account, "sinceState": state}),
+    );
+    let c = ok(&r, "Email/changes");
+    assert_eq!(c["updated"], json!([inbox_email.clone()]));
+    assert_eq!(
+        c["created"],
+        json!([format!("e{}_{}", later.uidvalidity, later.uid)])
+    );
+    assert_eq!(c["destroyed"], json!([]));
+    let new_state = c["newState"].as_str().unwrap().to_string();
+    store
+        .store_flags(
+            ALICE,
+            "INBOX",
+            &[first.uid],
+            FlagOp::Add,
+            &["\\Deleted".into()],
+        )
+        .unwrap();
+    store.expunge(ALICE, "INBOX", None).unwrap();
+    let r = f.one(
+        ALICE,
+        "Email/changes",
+        json!({"accountId": account, "sinceState": new_state}),
+    );
+    let c = ok(&r, "Email/changes");
+    assert_eq!(c["destroyed"], json!([inbox_email.clone()]));
+    assert_eq!(c["created"], json!([]));
+    let r = f.one(
+        ALICE,
+        "Email/changes",
+        json!({"accountId": account, "sinceState": "garbage"}),
+    );
+    assert_eq!(error_type(&r), "cannotCalculateChanges");
+    let r = f.one(
+        ALICE,
+        "Mailbox/changes",
+        json!({"accountId": account, "sinceState": mailbox_state}),
+    );
+    let c = ok(&r, "Mailbox/changes");
+    assert_eq!(c["updated"], json!([inbox_id]));
+    assert_eq!(
+        c["updatedProperties"],
+        json!([
+            "totalEmails",
+            "unreadEmails",
+            "totalThreads",
+            "unreadThreads"
+        ])
+    );
+
+    // The archive changes $seen only.
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account,
+        "update": {"s1": {"keywords/$flagged": true}, "s9": {"keywords/$seen": true}}}),
+    );
+    let set = ok(&r, "Email/set");
+    assert_eq!(set["notUpdated"]["s1"]["type"], "forbidden");
+    assert_eq!(set["notUpdated"]["s9"]["type"], "notFound");
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account,
+        "update": {"s1": {"keywords": {"$seen": true}}}}),
+    );
+    assert_eq!(ok(&r, "Email/set")["updated"], json!({"s1": null}));
+    assert_eq!(
+        store.archive_messages(ALICE).unwrap()[0].flags,
+        vec!["\\Seen".to_string()]
+    );
+    assert_eq!(
+        f.changes.lock().unwrap().last().unwrap(),
+        &(ALICE.to_string(), "Archivio di sicurezza".to_string())
+    );
+
+    // Identity/get: the address itself.
+    let r = f.call(
+        ALICE,
+        &[
+            "urn:ietf:params:jmap:core",
+            "urn:ietf:params:jmap:submission",
+        ],
+        json!([["Identity/get", {"accountId": account}, "i"]]),
+    );
+    assert_eq!(ok(&r[0], "Identity/get")["list"][0]["email"], ALICE);
+}
+
+fn users_never_see_each_other(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let alice = f.account(ALICE);
+    let bob = f.account(BOB);
+    let d = f
+        .store
+        .deliver(
+            ALICE,
+            "INBOX",
+            &message(BOB, ALICE, "privato", "segreto"),
+            &[],
+            1_800_000_000,
+        )
+        .unwrap();
+    f.store
+        .archive(
+            ALICE,
+            &message(BOB, ALICE, "arch", "segreto"),
+            Direction::Received,
+            "posta-certificata",
+            1_800_000_000,
+        )
+        .unwrap();
+    let email = format!("e{}_{}", d.uidvalidity, d.uid);
+    // Bob's own account shows nothing of Alice's.
+    let r = f.one(BOB, "Email/query", json!({"accountId": bob}));
+    assert_eq!(ok(&r, "Email/query")["ids"], json!([]));
+    let r = f.one(
+        BOB,
+        "Email/get",
+        json!({"accountId": bob, "ids": [email, "s1"]}),
+    );
+    assert_eq!(ok(&r, "Email/get")["notFound"], json!([email, "s1"]));
+    let r = f.one(
+        BOB,
+        "Email/set",
+        json!({"accountId": bob, "update": {email.clone(): {"keywords/$seen": true}}}),
+    );
+    assert_eq!(
+        ok(&r, "Email/set")["notUpdated"][&email]["type"],
+        "notFound"
+    );
+    assert!(
+        f.store.messages(ALICE, "INBOX").unwrap()[0]
+            .flags
+            .is_empty()
+    );
+    assert!(f.changes.lock().unwrap().is_empty());
+    let r = f.one(
+        BOB,
+        "Mailbox/get",
+        json!({"accountId": bob, "ids": [format!("m{}", d.uidvalidity)]}),
+    );
+    assert_eq!(
+        ok(&r, "Mailbox/get")["notFound"].as_array().unwrap().len(),
+        1
+    );
+    // Alice's account id is not Bob's to use.
+    let r = f.one(BOB, "Email/query", json!({"accountId": alice}));
+    assert_eq!(error_type(&r), "accountNotFound");
+    // Nor are her blobs, under either account id.
+    let r = f.one(
+        ALICE,
+        "Email/get",
+        json!({"accountId": alice, "ids": [email], "properties": ["blobId"]}),
+    );
+    let blob = ok(&r, "Email/get")["list"][0]["blobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for account in [&alice, &bob] {
+        let d = f.send(
+            "GET",
+            &format!("/jmap/download/{account}/{blob}/x.eml"),
+            Some(&basic(BOB, PASSWORD)),
+            vec![],
+        );
+        assert_eq!(d.status, StatusCode::NOT_FOUND);
+    }
+    let d = f.send(
+        "GET",
+        &format!("/jmap/download/{alice}/{blob}/x.eml"),
+        Some(&basic(ALICE, PASSWORD)),
+        vec![],
+    );
+    assert_eq!(d.status, StatusCode::OK);
+}
+
+fn user_folders_through_mailbox_set(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let folders = |f: &Fixture| -> Vec<(String, bool)> {
+        f.store
+            .list_folders(ALICE)
+            .unwrap()
+            .into_iter()
+            .map(|x| (x.name, x.subscribed))
+            .collect()
+    };
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "create": {
+            "k1": {"name": "Progetti", "parentId": null, "isSubscribed": false},
+            "k2": {"name": "INBOX"},
+            "k3": {"name": "a/b"},
+            "k4": {"name": "Archivio di sicurezza"},
+            "k5": {"name": "X", "role": "inbox"}}}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    let id = set["created"]["k1"]["id"].as_str().unwrap().to_string();
+    for k in ["k2", "k3", "k4", "k5"] {
+        assert_eq!(
+            set["notCreated"][k]["type"], "invalidProperties",
+            "{k}: {set}"
+        );
+    }
+    assert!(folders(&f).contains(&("Progetti".to_string(), false)));
+    let inbox = ok(
+        &f.one(
+            ALICE,
+            "Mailbox/query",
+            json!({"accountId": account, "filter": {"role": "inbox"}}),
+        ),
+        "Mailbox/query",
+    )["ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "update": {
+            id.clone(): {"name": "Pratiche 2026", "isSubscribed": true},
+            inbox.clone(): {"name": "Posta"},
+            "archive": {"isSubscribed": false}}}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    assert_eq!(set["updated"], json!({id.clone(): null}));
+    assert_eq!(set["notUpdated"][&inbox]["type"], "forbidden");
+    assert_eq!(set["notUpdated"]["archive"]["type"], "forbidden");
+    assert!(folders(&f).contains(&("Pratiche 2026".to_string(), true)));
+    f.store
+        .deliver(
+            ALICE,
+            "Pratiche 2026",
+            &message(BOB, ALICE, "dentro", "x"),
+            &[],
+            1_800_000_000,
+        )
+        .unwrap();
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "destroy": [id.clone(), inbox, "archive", "m999"]}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    assert_eq!(set["notDestroyed"][&id]["type"], "mailboxHasEmail");
+    assert_eq!(set["notDestroyed"]["archive"]["type"], "forbidden");
+    assert_eq!(set["notDestroyed"]["m999"]["type"], "notFound");
+    assert_eq!(set["destroyed"], json!([]));
+    let r = f.one(
+        ALICE,
+        "Mailbox/set",
+        json!({"accountId": account, "destroy": [id.clone()], "onDestroyRemoveEmails": true}),
+    );
+    assert_eq!(ok(&r, "Mailbox/set")["destroyed"], json!([id]));
+    assert!(!folders(&f).iter().any(|(n, _)| n == "Pratiche 2026"));
+    // Bob cannot touch Alice's folders: their ids are not his.
+    f.store.create_folder(ALICE, "Sua").unwrap();
+    let theirs = format!("m{}", f.store.select(ALICE, "Sua").unwrap().uidvalidity);
+    let r = f.one(
+        BOB,
+        "Mailbox/set",
+        json!({"accountId": f.account(BOB), "destroy": [theirs.clone()],
+            "update": {theirs.clone(): {"name": "Mia"}}}),
+    );
+    let set = ok(&r, "Mailbox/set");
+    assert_eq!(set["notDestroyed"][&theirs]["type"], "notFound");
+    assert_eq!(set["notUpdated"][&theirs]["type"], "notFound");
+    assert!(folders(&f).iter().any(|(n, _)| n == "Sua"));
+}
+
+backend_tests!(
+    mailboxes_emails_and_changes,
+    users_never_see_each_other,
+    user_folders_through_mailbox_set
+);
