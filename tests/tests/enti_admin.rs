@@ -234,6 +234,36 @@ async fn ente_admins_are_confined_and_usage_follows_the_clock(backend: Backend) 
     );
     assert_eq!(s, 409, "{b}");
 
+    // The security archive's options: the ente admin sets its own mailbox's, not another
+    // ente's; what is not given stays.
+    let (s, b) = api.call(
+        ENTE_ADMIN,
+        "PUT",
+        &format!("mailboxes/{UNO}/archive"),
+        r#"{"scope": "pec", "sent": false, "quota": "1GiB"}"#,
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&b).expect("json"),
+        serde_json::json!({"scope": "pec", "sent": false, "received": true, "quota": 1u64 << 30})
+    );
+    let (s, b) = api.call(ENTE_ADMIN, "GET", &format!("mailboxes/{UNO}/archive"), "");
+    assert_eq!((s, field(&b, "scope")), (200, "pec".into()), "{b}");
+    let (s, b) = api.call(
+        ENTE_ADMIN,
+        "PUT",
+        "mailboxes/anna.bianchi@pec.beta.test/archive",
+        r#"{"scope": "pec"}"#,
+    );
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = api.call(
+        ENTE_ADMIN,
+        "PUT",
+        &format!("mailboxes/{UNO}/archive"),
+        r#"{"scope": "niente"}"#,
+    );
+    assert_eq!((s, field(&b, "code")), (400, "bad-scope".into()), "{b}");
+
     // Password reset: IMAP takes the new one, not the old.
     let (s, b) = api.call(
         ENTE_ADMIN,
@@ -329,7 +359,13 @@ async fn ente_admins_are_confined_and_usage_follows_the_clock(backend: Backend) 
         .filter(|r| r.entry.event == "amministrazione")
         .map(|r| (r.entry.sender.as_str(), r.entry.detail.as_str()))
         .collect();
-    assert_eq!(admin.len(), 4, "{admin:?}");
+    assert_eq!(admin.len(), 5, "{admin:?}");
+    assert!(
+        admin.iter().any(|(_, what)| what.starts_with(
+            "archivio di sicurezza: conserva solo PEC, inviati no, ricevuti sì, quota 1 GiB"
+        )),
+        "{admin:?}"
+    );
     assert!(
         admin.iter().all(|(who, _)| *who == ENTE_ADMIN.0),
         "{admin:?}"

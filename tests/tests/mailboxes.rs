@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use pec_e2e::{Backend, Lab, mailbox, of_kind, standard, submit, wait_for, wait_in};
+use pec_e2e::{Backend, Lab, mailbox, of_kind, standard, submit, wait_archived, wait_for, wait_in};
 use pec_proto::classify::classify;
-use pec_store::{Mailboxes, SqliteStore};
+use pec_store::{ArchiveOptions, Mailboxes, SqliteStore};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
@@ -97,12 +97,18 @@ async fn backup_of_a_live_store_passes_check_and_a_deleted_file_fails_it() {
     lab.shutdown().await;
 }
 
+/// The subjects of the quota notices among `messages`.
 fn notices(messages: &[Vec<u8>]) -> Vec<String> {
+    notices_of(messages, "Avviso: casella quasi piena")
+}
+
+/// The subjects among `messages` that start with `prefix`.
+fn notices_of(messages: &[Vec<u8>], prefix: &str) -> Vec<String> {
     messages
         .iter()
         .map(|m| classify(m))
         .filter_map(|c| c.headers.subject)
-        .filter(|s| s.starts_with("Avviso: casella quasi piena"))
+        .filter(|s| s.starts_with(prefix))
         .collect()
 }
 
@@ -161,6 +167,57 @@ async fn quota_notice_once_when_a_delivery_passes_90_percent(backend: Backend) {
     lab.shutdown().await;
 }
 
+async fn archive_quota_notice_then_copies_stop_but_mail_is_delivered(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
+    let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
+    let attachment = "Allegato: riga di testo che occupa spazio nell'archivio.\r\n".repeat(500);
+    let big = |n: u32| message(MARIO, ANNA, &format!("Pratica {n}"), &attachment);
+    submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &big(1)).expect("first");
+    wait_for(beta.store.as_ref(), ANNA, 1).await;
+    let first = wait_archived(beta.store.as_ref(), ANNA, "posta-certificata")
+        .await
+        .expect("the envelope is archived");
+    assert_eq!(
+        beta.store.archive_usage(ANNA).expect("usage").used,
+        first.size
+    );
+    // Room for two envelopes of this size (about 95 % with two), not for three.
+    let quota = first.size * 21 / 10;
+    beta.store
+        .set_archive_options(
+            ANNA,
+            &ArchiveOptions {
+                quota,
+                ..ArchiveOptions::default()
+            },
+        )
+        .expect("options");
+
+    submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &big(2)).expect("second");
+    let inbox = wait_for(beta.store.as_ref(), ANNA, 3).await;
+    let found = notices_of(&inbox, "Avviso: archivio di sicurezza quasi pieno");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        notices(&inbox).is_empty(),
+        "the mailbox itself is far from full"
+    );
+    let text = String::from_utf8_lossy(inbox.last().expect("the notice is the newest"));
+    assert!(
+        text.contains("l'archivio di sicurezza della casella anna.bianchi@pec.beta.test occupa"),
+        "{text}"
+    );
+    assert_eq!(beta.store.list_archive(ANNA).expect("archive").len(), 2);
+
+    // The third envelope is delivered, but the full archive keeps no copy of it.
+    submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &big(3)).expect("third");
+    let inbox = wait_for(beta.store.as_ref(), ANNA, 4).await;
+    assert_eq!(inbox.len(), 4, "three envelopes and the notice");
+    assert_eq!(beta.store.list_archive(ANNA).expect("archive").len(), 2);
+    let usage = beta.store.archive_usage(ANNA).expect("usage");
+    assert!(usage.used <= usage.quota && usage.used * 100 >= usage.quota * 90);
+    lab.shutdown().await;
+}
+
 async fn receipts_in_ricevute_envelopes_in_inbox(backend: Backend) {
     let lab = Lab::start_on(backend, standard(), &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
@@ -210,5 +267,6 @@ async fn receipts_in_ricevute_envelopes_in_inbox(backend: Backend) {
 
 pec_e2e::e2e_tests!(
     quota_notice_once_when_a_delivery_passes_90_percent,
+    archive_quota_notice_then_copies_stop_but_mail_is_delivered,
     receipts_in_ricevute_envelopes_in_inbox,
 );

@@ -1,6 +1,8 @@
 //! The notice a user gets in INBOX when deliveries take the mailbox past
 //! [`WARNING_PERCENT`] of its quota: once it is full, certified mail for it is refused
-//! with a non-delivery receipt to the sender, so the user is told in time.
+//! with a non-delivery receipt to the sender, so the user is told in time. The same for
+//! the security archive, which has a quota of its own: once it is full, new copies are
+//! no longer kept in it (the messages are still delivered).
 //!
 //! The notice is sent once per crossing: a delivery warns only when the mailbox was
 //! below the threshold without it and is at or above it with it (usage is read after the
@@ -38,8 +40,55 @@ fn megabytes(bytes: u64) -> String {
     format!("{},{}", tenths / 10, tenths % 10)
 }
 
+/// What a quota notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// The mailbox's folders.
+    Mailbox,
+    /// The mailbox's security archive.
+    Archive,
+}
+
+impl Space {
+    /// The notice's subject, before the percentage.
+    fn subject(self) -> &'static str {
+        match self {
+            Space::Mailbox => "Avviso: casella quasi piena",
+            Space::Archive => "Avviso: archivio di sicurezza quasi pieno",
+        }
+    }
+
+    /// What takes the space, as the first sentence names it.
+    fn what(self) -> &'static str {
+        match self {
+            Space::Mailbox => "la casella",
+            Space::Archive => "l'archivio di sicurezza della casella",
+        }
+    }
+
+    /// What happens when it is full, and what to do.
+    fn advice(self) -> &'static str {
+        match self {
+            Space::Mailbox => {
+                "Quando la casella è piena i messaggi di posta elettronica certificata in arrivo\r\n\
+                 non possono essere consegnati e il mittente riceve un avviso di mancata consegna.\r\n\
+                 Si consiglia di eliminare i messaggi non più necessari, dopo averli salvati\r\n\
+                 se occorre conservarli.\r\n"
+            }
+            Space::Archive => {
+                "Quando l'archivio è pieno le copie dei nuovi messaggi non vi sono più\r\n\
+                 conservate; i messaggi sono comunque consegnati nella casella.\r\n\
+                 Per ampliare l'archivio o scegliere che cosa conservarvi rivolgersi\r\n\
+                 all'amministratore del proprio ente.\r\n"
+            }
+        }
+    }
+}
+
 /// The notice's bytes (Italian text, UTF-8).
+#[allow(clippy::too_many_arguments)]
 pub fn notice(
+    space: Space,
     gestore: &str,
     from: &str,
     to: &str,
@@ -56,7 +105,7 @@ pub fn notice(
     format!(
         "From: \"{display}\" <{from}>\r\n\
          To: <{to}>\r\n\
-         Subject: Avviso: casella quasi piena ({pct} %)\r\n\
+         Subject: {subject} ({pct} %)\r\n\
          Date: {date}\r\n\
          Message-ID: <{message_id}>\r\n\
          MIME-Version: 1.0\r\n\
@@ -66,16 +115,16 @@ pub fn notice(
          \r\n\
          Gentile utente,\r\n\
          \r\n\
-         la casella {to} occupa {used_mb} MB dei {quota_mb} MB disponibili ({pct} %).\r\n\
+         {what} {to} occupa {used_mb} MB dei {quota_mb} MB disponibili ({pct} %).\r\n\
          \r\n\
-         Quando la casella è piena i messaggi di posta elettronica certificata in arrivo\r\n\
-         non possono essere consegnati e il mittente riceve un avviso di mancata consegna.\r\n\
-         Si consiglia di eliminare i messaggi non più necessari, dopo averli salvati\r\n\
-         se occorre conservarli.\r\n\
+         {advice}\
          \r\n\
          Questo è un messaggio automatico: non rispondere.\r\n\
          \r\n\
          {gestore}\r\n",
+        subject = space.subject(),
+        what = space.what(),
+        advice = space.advice(),
         date = italian(now).to_rfc2822(),
         used_mb = megabytes(used),
         quota_mb = megabytes(quota),
@@ -84,13 +133,18 @@ pub fn notice(
 }
 
 impl<S: Scanner> Gestore<S> {
-    /// After `added` bytes were delivered to `address`, puts the quota notice in its
-    /// INBOX if they took it past [`WARNING_PERCENT`]. Best effort: a failure is logged.
-    pub fn warn_if_nearly_full(&self, address: &str, added: u64) {
-        let usage = match self.store.usage(address) {
+    /// After `added` bytes were stored in `address`'s `space`, puts the quota notice in
+    /// its INBOX if they took that space past [`WARNING_PERCENT`]. Best effort: a failure
+    /// is logged.
+    pub fn warn_if_nearly_full(&self, space: Space, address: &str, added: u64) {
+        let usage = match space {
+            Space::Mailbox => self.store.usage(address),
+            Space::Archive => self.store.archive_usage(address),
+        };
+        let usage = match usage {
             Ok(u) => u,
             Err(e) => {
-                warn!(mailbox = address, "cannot read the usage: {e}");
+                warn!(mailbox = address, ?space, "cannot read the usage: {e}");
                 return;
             }
         };
@@ -99,6 +153,7 @@ impl<S: Scanner> Gestore<S> {
         }
         let now = self.now();
         let bytes = notice(
+            space,
             &self.id.name,
             self.id.address(),
             address,
@@ -114,6 +169,7 @@ impl<S: Scanner> Gestore<S> {
             Ok(_) => {
                 info!(
                     mailbox = address,
+                    ?space,
                     used = usage.used,
                     quota = usage.quota,
                     "quota notice delivered"
@@ -147,6 +203,7 @@ mod tests {
             .map(|d| d.with_timezone(&Utc))
             .unwrap();
         let n = notice(
+            Space::Mailbox,
             "Demo PEC",
             "posta-certificata@pec.demo.test",
             "mario@pec.demo.test",
@@ -162,5 +219,20 @@ mod tests {
             text.contains("Date: Sat, 1 Mar 2025 11:00:00 +0100\r\n"),
             "{text}"
         );
+        let n = notice(
+            Space::Archive,
+            "Demo PEC",
+            "posta-certificata@pec.demo.test",
+            "mario@pec.demo.test",
+            "y@pec.demo.test",
+            5_400_000,
+            6_000_000,
+            now,
+        );
+        let text = String::from_utf8(n).unwrap();
+        assert!(text.contains("Subject: Avviso: archivio di sicurezza quasi pieno (90 %)\r\n"));
+        assert!(text.contains(
+            "l'archivio di sicurezza della casella mario@pec.demo.test occupa 5,4 MB dei 6,0 MB"
+        ));
     }
 }

@@ -18,6 +18,7 @@ use pec_store::{
     Store,
 };
 use tokio::sync::Notify;
+use tracing::warn;
 
 use crate::access::Limits;
 use crate::antivirus::Scanner;
@@ -25,6 +26,7 @@ use crate::clock::{Clock, italian};
 use crate::emit::Generated;
 use crate::events::Event;
 use crate::identity::Identity;
+use crate::quota::Space;
 
 /// Seconds in 24 hours: the life of a queued PEC message (spec §2.3, §7.3).
 pub const DAY: i64 = 24 * 3600;
@@ -338,7 +340,17 @@ impl<S: Scanner> Gestore<S> {
         }
         self.metrics.committed(events.iter().map(String::as_str));
         for (address, bytes) in &added {
-            self.warn_if_nearly_full(address, *bytes);
+            self.warn_if_nearly_full(Space::Mailbox, address, *bytes);
+        }
+        let mut archived: BTreeMap<&str, u64> = BTreeMap::new();
+        for e in &committed.archived {
+            *archived.entry(e.address.as_str()).or_default() += e.size;
+        }
+        for (address, bytes) in archived {
+            self.warn_if_nearly_full(Space::Archive, address, bytes);
+        }
+        for address in committed.archive_full.iter().collect::<BTreeSet<_>>() {
+            warn!(mailbox = %address, "security archive full: a copy was not kept");
         }
         if wake_queue {
             self.queued.notify_one();

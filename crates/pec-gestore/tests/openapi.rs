@@ -20,6 +20,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/mailboxes/{address}/quota"),
     ("post", "/mailboxes/{address}/suspend"),
     ("post", "/mailboxes/{address}/reactivate"),
+    ("get", "/mailboxes/{address}/archive"),
+    ("put", "/mailboxes/{address}/archive"),
     ("get", "/usage"),
 ];
 

@@ -11,7 +11,10 @@ use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
-use crate::model::{ArchiveEntry, Direction, MessageMeta, SeenStored, Selected};
+use crate::model::{
+    Admission, ArchiveEntry, ArchiveOptions, ArchiveScope, Direction, MessageMeta, SeenStored,
+    Selected, Usage,
+};
 
 /// Columns read by [`to_entry`].
 const COLUMNS: &str = "id, address, uid, blob, size, direction, kind, stored_at";
@@ -97,9 +100,9 @@ pub fn archive(
     ensure_folder(conn, &addr)?;
     let (uid, modseq): (i64, i64) = cached::query_row(
         conn,
-        "UPDATE archive_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-         WHERE address = ?1 RETURNING uidnext - 1, highestmodseq",
-        [&addr],
+        "UPDATE archive_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
+         used = used + ?2 WHERE address = ?1 RETURNING uidnext - 1, highestmodseq",
+        params![&addr, to_db(bytes.len() as u64)],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let id: i64 = cached::query_row(
@@ -290,10 +293,97 @@ pub fn set_seen(
 
 /// Deletes entries stored before `cutoff`; returns how many.
 pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
+    cached::execute(conn, PURGE_USED, [cutoff])?;
     let n = blobs::unreference(
         conn,
         "DELETE FROM archive WHERE stored_at < ?1 RETURNING blob",
         [cutoff],
     )?;
     Ok(n as u64)
+}
+
+/// Takes what a purge before `?1` removes off each archive's bytes used (run before the
+/// entries go).
+const PURGE_USED: &str = "UPDATE archive_folders SET used = used - (
+        SELECT COALESCE(SUM(size), 0) FROM archive
+        WHERE archive.address = archive_folders.address AND stored_at < ?1)
+    WHERE address IN (SELECT address FROM archive WHERE stored_at < ?1)";
+
+/// The options of `addr`'s archive ([`ArchiveOptions::default`] without a row).
+pub fn options(conn: &Connection, addr: &str) -> Result<ArchiveOptions> {
+    let (addr, _) = lookup::address(addr)?;
+    let row: Option<(String, bool, bool, i64)> = cached::query_row(
+        conn,
+        "SELECT scope, sent, received, quota FROM archive_options WHERE address = ?1",
+        [&addr],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .optional()?;
+    row.map_or(
+        Ok(ArchiveOptions::default()),
+        |(scope, sent, received, quota)| options_from_db(&scope, sent, received, quota),
+    )
+}
+
+/// Reads stored options, refusing what the schema's checks should have kept out.
+pub(crate) fn options_from_db(
+    scope: &str,
+    sent: bool,
+    received: bool,
+    quota: i64,
+) -> Result<ArchiveOptions> {
+    Ok(ArchiveOptions {
+        scope: ArchiveScope::parse(scope)
+            .ok_or_else(|| Error::Corrupt(format!("archive scope {scope:?}")))?,
+        sent,
+        received,
+        quota: from_db(quota, "archive quota")?,
+    })
+}
+
+/// Sets the options of the archive of `addr`, which must be a mailbox.
+pub fn set_options(conn: &Connection, addr: &str, o: &ArchiveOptions) -> Result<()> {
+    let (addr, _) = lookup::address(addr)?;
+    lookup::account(conn, &addr)?;
+    if o.quota == 0 {
+        return Err(Error::InvalidName("archive quota 0".to_string()));
+    }
+    cached::execute(
+        conn,
+        "INSERT INTO archive_options (address, scope, sent, received, quota)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (address) DO UPDATE SET scope = excluded.scope, sent = excluded.sent,
+             received = excluded.received, quota = excluded.quota",
+        params![addr, o.scope.as_str(), o.sent, o.received, to_db(o.quota)],
+    )?;
+    Ok(())
+}
+
+/// Bytes held by `addr`'s archive and its quota.
+pub fn usage(conn: &Connection, addr: &str) -> Result<Usage> {
+    let (addr, _) = lookup::address(addr)?;
+    let used: Option<i64> = cached::query_row(
+        conn,
+        "SELECT used FROM archive_folders WHERE address = ?1",
+        [&addr],
+        |r| r.get(0),
+    )
+    .optional()?;
+    Ok(Usage {
+        used: from_db(used.unwrap_or(0), "archive usage")?,
+        quota: options(conn, &addr)?.quota,
+    })
+}
+
+/// What becomes of a copy of `size` bytes for `addr`'s archive (see
+/// [`ArchiveOptions::admit`]).
+pub fn admit(
+    conn: &Connection,
+    addr: &str,
+    direction: Direction,
+    kind: &str,
+    size: u64,
+) -> Result<Admission> {
+    let u = usage(conn, addr)?;
+    Ok(options(conn, addr)?.admit(direction, kind, u.used, size))
 }

@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use crate::blobs::{self, SqliteBlobs};
 use crate::error::{BatchItem, Error, Result};
 use crate::messages::{self, Delivery};
-use crate::model::{AlreadyDone, Batch, Committed};
+use crate::model::{Admission, AlreadyDone, Batch, Committed};
 use crate::{archive, effects, legal_log, queue, timers, virus};
 
 /// A batch with every blob hash computed, ready for the writer thread (or a PostgreSQL
@@ -153,6 +153,17 @@ pub fn apply(conn: &Connection, blobs: &SqliteBlobs, p: &Prepared) -> Result<Com
             .push(messages::deliver(conn, blobs, d).map_err(item(delivery(i, d)))?);
     }
     for (i, (a, hash)) in p.batch.archive.iter().zip(&p.archive_hashes).enumerate() {
+        let size = a.bytes.len() as u64;
+        match archive::admit(conn, &a.address, a.direction, &a.kind, size)
+            .map_err(item(BatchItem::Archive(i)))?
+        {
+            Admission::Keep => {}
+            Admission::Excluded => continue,
+            Admission::Full => {
+                done.archive_full.push(a.address.clone());
+                continue;
+            }
+        }
         let entry = archive::archive(
             conn,
             blobs,

@@ -51,14 +51,14 @@ pub use error::{BatchItem, Error, Result};
 pub use export::{CSV_LIST_SEPARATOR, write_log_csv, write_log_jsonl};
 pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
-    ARCHIVE_FOLDER, Account, Admin, AlreadyDone, ArchiveEntry, Batch, CheckReport, Committed,
-    Copied, Delivered, Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogFault,
-    LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MAILBOX_CREATED,
-    MAILBOX_REACTIVATED, MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent, MessageMeta, NewAccount,
-    NewArchiveCopy, NewDelivery, NewEffect, NewLogTimestamp, NewQueueEntry, NewTimer,
-    NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate, PresaInCaricoUpdate,
-    QueueEntry, QueueSummary, SeenStored, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Uptime,
-    Usage, VirusEntry,
+    ARCHIVE_FOLDER, Account, Admin, Admission, AlreadyDone, ArchiveEntry, ArchiveOptions,
+    ArchiveScope, Batch, CheckReport, Committed, Copied, DEFAULT_ARCHIVE_QUOTA, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery,
+    LogRecord, LogTimestamp, LogVerification, MAILBOX_CREATED, MAILBOX_REACTIVATED,
+    MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent, MessageMeta, NewAccount, NewArchiveCopy,
+    NewDelivery, NewEffect, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
+    NoticeSentUpdate, Outcome, OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, QueueSummary,
+    SeenStored, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Uptime, Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};

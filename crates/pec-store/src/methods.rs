@@ -47,6 +47,9 @@ macro_rules! with_store_methods {
                 fn select_archive(&self, address: &str) -> Result<Selected>;
                 fn archive_messages(&self, address: &str) -> Result<Vec<MessageMeta>>;
                 fn set_archive_seen(&self, address: &str, uids: &[u32], seen: bool, unchanged_since: Option<u64>) -> Result<SeenStored>;
+                fn archive_options(&self, address: &str) -> Result<ArchiveOptions>;
+                fn set_archive_options(&self, address: &str, options: &ArchiveOptions) -> Result<()>;
+                fn archive_usage(&self, address: &str) -> Result<Usage>;
                 fn read_archive(&self, id: i64) -> Result<Vec<u8>>;
             }
             impl Blobs {

@@ -86,12 +86,12 @@ pub struct Account {
     pub receipts_folder: bool,
 }
 
-/// Bytes used by an account against its quota.
+/// Bytes used against a quota: a mailbox's, or its security archive's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
-    /// Sum of the sizes of the account's messages (security archive excluded).
+    /// Sum of the sizes of the messages (of the mailbox's folders, or of its archive).
     pub used: u64,
-    /// The account's quota in bytes.
+    /// The quota in bytes.
     pub quota: u64,
 }
 
@@ -199,6 +199,101 @@ impl Direction {
             "sent" => Some(Direction::Sent),
             "received" => Some(Direction::Received),
             _ => None,
+        }
+    }
+}
+
+/// What an address's security archive keeps (issue 14: "salvare automaticamente tutte le
+/// mail inviate e ricevute oppure solo quelle … che siano PEC"), and up to how many bytes.
+/// An address without options of its own has [`ArchiveOptions::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveOptions {
+    /// Everything delivered and sent, or only certified mail.
+    pub scope: ArchiveScope,
+    /// Keep what the address sends.
+    pub sent: bool,
+    /// Keep what the address receives.
+    pub received: bool,
+    /// Bytes the archive may hold, apart from the mailbox quota.
+    pub quota: u64,
+}
+
+/// The archive quota of an address without options of its own: 6 GiB, the size the
+/// province offers its enti.
+pub const DEFAULT_ARCHIVE_QUOTA: u64 = 6 << 30;
+
+impl Default for ArchiveOptions {
+    /// Everything, both directions, [`DEFAULT_ARCHIVE_QUOTA`]: what the archive kept
+    /// before it had options.
+    fn default() -> Self {
+        ArchiveOptions {
+            scope: ArchiveScope::All,
+            sent: true,
+            received: true,
+            quota: DEFAULT_ARCHIVE_QUOTA,
+        }
+    }
+}
+
+/// Which messages an archive keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveScope {
+    /// Every copy the gestore makes: certified mail, receipts, and the anomaly
+    /// envelopes of ordinary mail.
+    All,
+    /// Only certified mail and its receipts: not the anomaly envelopes of ordinary mail.
+    Pec,
+}
+
+impl ArchiveScope {
+    /// The spelling stored in the database and shown to administrators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveScope::All => "tutto",
+            ArchiveScope::Pec => "pec",
+        }
+    }
+
+    /// Parses [`ArchiveScope::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tutto" => Some(ArchiveScope::All),
+            "pec" => Some(ArchiveScope::Pec),
+            _ => None,
+        }
+    }
+}
+
+/// What becomes of one archive copy of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Kept.
+    Keep,
+    /// Left out by the address's options (scope or direction).
+    Excluded,
+    /// Left out because it would take the archive past its quota.
+    Full,
+}
+
+impl ArchiveOptions {
+    /// Whether a copy of `kind` (a message kind as `pec_proto` spells it: `anomalia` and
+    /// `ordinaria` are not certified mail) going `direction`, of `size` bytes, is kept by
+    /// an archive holding `used` bytes.
+    pub fn admit(&self, direction: Direction, kind: &str, used: u64, size: u64) -> Admission {
+        let direction_kept = match direction {
+            Direction::Sent => self.sent,
+            Direction::Received => self.received,
+        };
+        let scope_kept = match self.scope {
+            ArchiveScope::All => true,
+            ArchiveScope::Pec => !matches!(kind, "anomalia" | "ordinaria"),
+        };
+        if !(direction_kept && scope_kept) {
+            Admission::Excluded
+        } else if used.saturating_add(size) > self.quota {
+            Admission::Full
+        } else {
+            Admission::Keep
         }
     }
 }
@@ -793,8 +888,10 @@ pub struct Committed {
     pub already_done: Option<AlreadyDone>,
     /// One per delivery.
     pub delivered: Vec<Delivered>,
-    /// One per archive copy.
+    /// One per archive copy kept (see [`ArchiveOptions::admit`]).
     pub archived: Vec<ArchiveEntry>,
+    /// The addresses of the archive copies left out because their archive was full.
+    pub archive_full: Vec<String>,
     /// One per queue entry.
     pub queued: Vec<QueueEntry>,
     /// One per virus store entry.

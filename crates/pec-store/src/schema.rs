@@ -286,6 +286,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mailbox_events_at ON mailbox_events(at);
     ",
+    // 11: what each address's archive keeps (everything or only certified mail, sent
+    // and/or received) and its quota, apart from the mailbox quota; an address without
+    // a row keeps everything up to ArchiveOptions::default's quota. `used` counts the
+    // bytes of an archive's entries, kept with each entry and each purge.
+    "
+    CREATE TABLE archive_options (
+        address  TEXT PRIMARY KEY CHECK (address = lower(address)),
+        scope    TEXT NOT NULL CHECK (scope IN ('tutto', 'pec')),
+        sent     INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        quota    INTEGER NOT NULL CHECK (quota > 0)
+    ) WITHOUT ROWID;
+    ALTER TABLE archive_folders ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+    UPDATE archive_folders SET used = (
+        SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what
@@ -506,9 +522,9 @@ mod tests {
         conn.execute_batch(
             "INSERT INTO archive (id, address, blob, size, direction, kind, stored_at)
              VALUES (10, 'b@x.it', 'h', 1, 'sent', 'k', 5),
-                    (11, 'a@x.it', 'h', 1, 'sent', 'k', 9),
-                    (12, 'b@x.it', 'h', 1, 'sent', 'k', 1),
-                    (13, 'a@x.it', 'h', 1, 'sent', 'k', 2);
+                    (11, 'a@x.it', 'h', 2, 'sent', 'k', 9),
+                    (12, 'b@x.it', 'h', 4, 'sent', 'k', 1),
+                    (13, 'a@x.it', 'h', 8, 'sent', 'k', 2);
              INSERT INTO archive_seen VALUES (12);",
         )
         .unwrap();
@@ -530,6 +546,18 @@ mod tests {
             rows,
             numbered.map(|(id, a, uid)| (id, a.to_string(), uid)),
             "numbered in arrival (id) order, not by time"
+        );
+        let used: Vec<i64> = conn
+            .prepare("SELECT used FROM archive_folders ORDER BY address")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            used,
+            [10, 5],
+            "version 11 counts the bytes each archive holds"
         );
         let folders: Vec<(String, i64, i64, i64)> = conn
             .prepare(

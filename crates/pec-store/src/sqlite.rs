@@ -13,11 +13,11 @@ use crate::effects::{self, EffectKey};
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, Admin, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction,
-    Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
-    LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry,
-    NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected,
-    Timer, Uptime, Usage, VirusEntry,
+    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
+    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
+    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
@@ -328,6 +328,19 @@ impl Mailboxes for SqliteStore {
     ) -> Result<SeenStored> {
         let (address, uids) = (address.to_string(), uids.to_vec());
         self.write(move |c| archive::set_seen(c, &address, &uids, seen, unchanged_since))
+    }
+
+    fn archive_options(&self, address: &str) -> Result<ArchiveOptions> {
+        self.read(|c| archive::options(c, address))
+    }
+
+    fn set_archive_options(&self, address: &str, options: &ArchiveOptions) -> Result<()> {
+        let (address, options) = (address.to_string(), *options);
+        self.write(move |c| archive::set_options(c, &address, &options))
+    }
+
+    fn archive_usage(&self, address: &str) -> Result<Usage> {
+        self.read(|c| archive::usage(c, address))
     }
 }
 

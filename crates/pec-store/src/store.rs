@@ -18,11 +18,11 @@ use std::sync::Arc;
 use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
-    Account, Admin, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction,
-    Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
-    LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry,
-    NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected,
-    Timer, Uptime, Usage, VirusEntry,
+    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
+    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
+    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -127,7 +127,9 @@ pub trait Mailboxes: Send + Sync {
     fn copy(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
     /// Moves messages to another folder.
     fn move_messages(&self, address: &str, from: &str, uids: &[u32], to: &str) -> Result<Copied>;
-    /// Keeps a copy of PEC traffic in the security archive (not counted in quota).
+    /// Keeps a copy of PEC traffic in the security archive (not counted in the mailbox
+    /// quota), whatever the address's [`ArchiveOptions`]: those are applied to the copies
+    /// of a [`Batch`], the gestore's path.
     fn archive(
         &self,
         address: &str,
@@ -160,6 +162,14 @@ pub trait Mailboxes: Send + Sync {
         seen: bool,
         unchanged_since: Option<u64>,
     ) -> Result<SeenStored>;
+    /// What the address's archive keeps and its quota ([`ArchiveOptions::default`] until
+    /// set).
+    fn archive_options(&self, address: &str) -> Result<ArchiveOptions>;
+    /// Sets what the archive of mailbox `address` keeps from now on and its quota (never
+    /// 0); entries already kept stay.
+    fn set_archive_options(&self, address: &str, options: &ArchiveOptions) -> Result<()>;
+    /// Bytes held by the address's archive and its quota.
+    fn archive_usage(&self, address: &str) -> Result<Usage>;
 }
 
 /// Stored bytes by their SHA-256 (queued messages, timer envelopes, virus store entries).

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use pec_gestore::admin::usage::human_size;
 use pec_gestore::admin::{Actor, Administration, MIN_PASSWORD_CHARS};
 use pec_gestore::clock::SystemClock;
-use pec_store::Store;
+use pec_store::{ArchiveScope, Store};
 
 use crate::config::{Config, parse_size};
 
@@ -101,6 +101,24 @@ pub enum MailboxCommand {
     Reactivate {
         /// The address.
         address: String,
+    },
+    /// Show or change what the mailbox's security archive keeps and its quota (apart
+    /// from the mailbox quota); without options, show them.
+    Archive {
+        /// The address.
+        address: String,
+        /// Keep every message (`tutto`) or only certified mail and its receipts (`pec`).
+        #[arg(long, value_parser = ["tutto", "pec"])]
+        scope: Option<String>,
+        /// Keep what the mailbox sends.
+        #[arg(long, value_parser = ["on", "off"])]
+        sent: Option<String>,
+        /// Keep what the mailbox receives.
+        #[arg(long, value_parser = ["on", "off"])]
+        received: Option<String>,
+        /// The archive's quota (e.g. `6GiB`); once full, new copies are not kept.
+        #[arg(long)]
+        quota: Option<String>,
     },
 }
 
@@ -290,6 +308,40 @@ pub fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<ExitCode>
         MailboxCommand::Reactivate { address } => {
             admin.suspend(&actor("reactivate"), &address, false)?;
             println!("mailbox {} reactivated", address.to_lowercase());
+        }
+        MailboxCommand::Archive {
+            address,
+            scope,
+            sent,
+            received,
+            quota,
+        } => {
+            let address = address.to_lowercase();
+            let mut options = admin.archive_options(&actor("archive"), &address)?;
+            let changed =
+                scope.is_some() || sent.is_some() || received.is_some() || quota.is_some();
+            if let Some(s) = scope {
+                options.scope = ArchiveScope::parse(&s).context("scope: tutto or pec")?;
+            }
+            options.sent = sent.map_or(options.sent, |v| v == "on");
+            options.received = received.map_or(options.received, |v| v == "on");
+            if let Some(q) = quota {
+                options.quota = parse_size(&q)?;
+            }
+            if changed {
+                admin.set_archive_options(&actor("archive"), &address, &options)?;
+            }
+            let usage = admin.store.archive_usage(&address)?;
+            let on = |b: bool| if b { "on" } else { "off" };
+            println!(
+                "security archive of mailbox {address}: scope {}, sent {}, received {}, \
+                 quota {}, used {}",
+                options.scope.as_str(),
+                on(options.sent),
+                on(options.received),
+                human_size(options.quota),
+                human_size(usage.used)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -455,3 +455,102 @@ fn store_migrate_copies_the_embedded_store_into_postgres() {
     let from_pg = pecd(&postgres, &["store", "migrate", "--to", &url], "");
     assert!(!from_pg.status.success());
 }
+
+#[test]
+fn security_archive_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = new_config(dir.path());
+    ok(&pecd(&config, &["domain", "add", "pec.comune.test"], ""));
+    ok(&pecd(
+        &config,
+        &[
+            "mailbox",
+            "add",
+            "protocollo@pec.comune.test",
+            "--password-stdin",
+        ],
+        "secret-protocollo\n",
+    ));
+    let shown = ok(&pecd(
+        &config,
+        &["mailbox", "archive", "protocollo@pec.comune.test"],
+        "",
+    ));
+    assert!(
+        shown.contains("scope tutto, sent on, received on, quota 6 GiB, used 0 B"),
+        "the default: everything, 6 GiB: {shown}"
+    );
+    let set = ok(&pecd(
+        &config,
+        &[
+            "mailbox",
+            "archive",
+            "protocollo@pec.comune.test",
+            "--scope",
+            "pec",
+            "--sent",
+            "off",
+            "--quota",
+            "500MiB",
+        ],
+        "",
+    ));
+    assert!(
+        set.contains("scope pec, sent off, received on, quota 500 MiB"),
+        "{set}"
+    );
+    // Kept: shown again unchanged.
+    let shown = ok(&pecd(
+        &config,
+        &["mailbox", "archive", "protocollo@pec.comune.test"],
+        "",
+    ));
+    assert!(
+        shown.contains("scope pec, sent off, received on, quota 500 MiB"),
+        "{shown}"
+    );
+    for bad in [
+        vec!["--quota", "0"],
+        vec!["--quota", "3G"],
+        vec!["--scope", "qualcosa"],
+    ] {
+        let mut args = vec!["mailbox", "archive", "protocollo@pec.comune.test"];
+        args.extend(bad.iter());
+        assert!(!pecd(&config, &args, "").status.success(), "{bad:?}");
+    }
+    assert!(
+        !pecd(
+            &config,
+            &[
+                "mailbox",
+                "archive",
+                "nessuno@pec.comune.test",
+                "--scope",
+                "pec"
+            ],
+            ""
+        )
+        .status
+        .success()
+    );
+    // The change is in the legal log, with who made it.
+    let log = ok(&pecd(
+        &config,
+        &[
+            "log",
+            "search",
+            "--address",
+            "protocollo@pec.comune.test",
+            "--format",
+            "jsonl",
+        ],
+        "",
+    ));
+    assert!(
+        log.contains(
+            "archivio di sicurezza: conserva solo PEC, inviati no, ricevuti sì, quota 500 MiB"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("pecd mailbox archive"), "{log}");
+}

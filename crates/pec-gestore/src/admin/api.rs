@@ -16,14 +16,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use pec_net::Authenticator;
-use pec_store::Ente;
+use pec_store::{ArchiveOptions, ArchiveScope, Ente};
 use serde::Deserialize;
 use tracing::warn;
 
 use super::size::parse_size;
 use super::usage::Period;
 use super::{Actor, Administration};
-use crate::error::{Error, RefusalKind};
+use crate::error::{Error, Refusal, RefusalKind};
 use crate::service::blocking;
 
 /// The path every API request starts with.
@@ -95,6 +95,51 @@ struct Password {
 #[serde(deny_unknown_fields)]
 struct Quota {
     quota: Size,
+}
+
+/// A change of a mailbox's archive options: what is not given stays as it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveChange {
+    /// `tutto` or `pec`.
+    scope: Option<String>,
+    sent: Option<bool>,
+    received: Option<bool>,
+    quota: Option<Size>,
+}
+
+impl ArchiveChange {
+    /// `current` with this change applied.
+    fn apply(&self, current: ArchiveOptions) -> crate::Result<ArchiveOptions> {
+        let scope = match self.scope.as_deref() {
+            None => current.scope,
+            Some(s) => ArchiveScope::parse(s).ok_or_else(|| {
+                Refusal::invalid(
+                    "bad-scope",
+                    format!("ambito {s:?} non valido: \"tutto\" oppure \"pec\""),
+                )
+            })?,
+        };
+        Ok(ArchiveOptions {
+            scope,
+            sent: self.sent.unwrap_or(current.sent),
+            received: self.received.unwrap_or(current.received),
+            quota: match &self.quota {
+                Some(q) => q.bytes()?,
+                None => current.quota,
+            },
+        })
+    }
+}
+
+/// Archive options as the API shows them.
+fn archive_json(o: &ArchiveOptions) -> serde_json::Value {
+    serde_json::json!({
+        "scope": o.scope.as_str(),
+        "sent": o.sent,
+        "received": o.received,
+        "quota": o.quota,
+    })
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -392,6 +437,28 @@ impl AdminApi {
                             .and_then(|quota| blocking(|| a.set_quota(&actor, &address, quota))),
                     ),
                     Err(r) => r,
+                }
+            }
+            (Method::GET, ["mailboxes", address, "archive"]) => {
+                match blocking(|| a.archive_options(&actor, address)) {
+                    Ok(o) => json(StatusCode::OK, &archive_json(&o)),
+                    Err(e) => failure(&e),
+                }
+            }
+            (Method::PUT, ["mailboxes", address, "archive"]) => {
+                let address = address.to_string();
+                let change = match Self::body::<ArchiveChange>(req).await {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let set = blocking(|| {
+                    let options = change.apply(a.archive_options(&actor, &address)?)?;
+                    a.set_archive_options(&actor, &address, &options)?;
+                    Ok(options)
+                });
+                match set {
+                    Ok(o) => json(StatusCode::OK, &archive_json(&o)),
+                    Err(e) => failure(&e),
                 }
             }
             (Method::POST, ["mailboxes", address, action @ ("suspend" | "reactivate")]) => {

@@ -12,8 +12,8 @@ pub mod usage;
 use std::sync::Arc;
 
 use pec_store::{
-    Account, Admin, Ente, LogEntry, MAILBOX_CREATED, MAILBOX_REACTIVATED, MAILBOX_REMOVED,
-    MAILBOX_SUSPENDED, MailboxEvent, NewAccount, Store,
+    Account, Admin, ArchiveOptions, ArchiveScope, Ente, LogEntry, MAILBOX_CREATED,
+    MAILBOX_REACTIVATED, MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent, NewAccount, Store,
 };
 
 use crate::clock::{Clock, italian};
@@ -94,6 +94,21 @@ fn scope<'a>(actor: &Actor, enti: &'a [Ente], address: &str) -> Result<Option<&'
             format!("la casella {address} non appartiene ai domini del proprio ente"),
         )),
     }
+}
+
+/// Archive options in Italian, as the legal log and the command line show them.
+pub fn describe_archive(o: &ArchiveOptions) -> String {
+    let yes = |b: bool| if b { "sì" } else { "no" };
+    let scope = match o.scope {
+        ArchiveScope::All => "tutti i messaggi",
+        ArchiveScope::Pec => "solo PEC",
+    };
+    format!(
+        "conserva {scope}, inviati {}, ricevuti {}, quota {}",
+        yes(o.sent),
+        yes(o.received),
+        usage::human_size(o.quota)
+    )
 }
 
 /// The administration of one gestore: its store, its clock (the times of the legal log
@@ -400,6 +415,32 @@ impl Administration {
         self.store.set_receipts_folder(&address, on)?;
         let folder = if on { "Ricevute" } else { "INBOX" };
         self.log(actor, &address, &format!("ricevute archiviate in {folder}"))
+    }
+
+    /// What the mailbox's security archive keeps and its quota.
+    pub fn archive_options(&self, actor: &Actor, address: &str) -> Result<ArchiveOptions> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        Ok(self.store.archive_options(&address)?)
+    }
+
+    /// Sets what the mailbox's security archive keeps from now on and its quota (apart
+    /// from the mailbox quota and the ente's allotment, which are of mailboxes).
+    pub fn set_archive_options(
+        &self,
+        actor: &Actor,
+        address: &str,
+        options: &ArchiveOptions,
+    ) -> Result<()> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        check_quota(options.quota)?;
+        self.store.set_archive_options(&address, options)?;
+        self.log(
+            actor,
+            &address,
+            &format!("archivio di sicurezza: {}", describe_archive(options)),
+        )
     }
 
     /// Suspends a mailbox (`on`: its logins refused, mail still delivered) or reactivates

@@ -18,7 +18,7 @@ use super::changes::Node;
 use super::{ledger, log, mailboxes};
 use crate::batch::{Prepared, delivery, item};
 use crate::error::{BatchItem, Error, Result};
-use crate::model::{AlreadyDone, Committed};
+use crate::model::{Admission, AlreadyDone, Committed};
 
 /// What of the batch is done already, having claimed its effect keys and locked the
 /// queue entries it completes (both kept only if the batch goes on).
@@ -67,6 +67,17 @@ pub fn apply(tx: &mut Transaction<'_>, node: &Node, p: &Prepared) -> Result<Comm
             .push(mailboxes::deliver(tx, node, d).map_err(item(delivery(i, d)))?);
     }
     for (i, (a, hash)) in b.archive.iter().zip(&p.archive_hashes).enumerate() {
+        let size = a.bytes.len() as u64;
+        match mailboxes::admit_archive(tx, &a.address, a.direction, &a.kind, size)
+            .map_err(item(BatchItem::Archive(i)))?
+        {
+            Admission::Keep => {}
+            Admission::Excluded => continue,
+            Admission::Full => {
+                done.archive_full.push(a.address.clone());
+                continue;
+            }
+        }
         let entry = mailboxes::archive(
             tx,
             node,

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
 use crate::messages::{DELETED, Delivery, flag_set, flags_text};
 use crate::model::{
-    ARCHIVE_FOLDER, ArchiveEntry, Copied, Delivered, Direction, FlagOp, Folder, MessageMeta,
-    SeenStored, Selected,
+    ARCHIVE_FOLDER, Admission, ArchiveEntry, ArchiveOptions, Copied, Delivered, Direction, FlagOp,
+    Folder, MessageMeta, SeenStored, Selected, Usage,
 };
 use crate::store::Change;
 
@@ -564,9 +564,9 @@ pub fn archive(
     blobs::hold(tx, hash, bytes)?;
     ensure_archive_folder(tx, &addr)?;
     let next = tx.query_one(
-        "UPDATE archive_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-         WHERE address = $1 RETURNING uidnext - 1, highestmodseq",
-        &[&addr],
+        "UPDATE archive_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
+         used = used + $2 WHERE address = $1 RETURNING uidnext - 1, highestmodseq",
+        &[&addr, &to_db(bytes.len() as u64)],
     )?;
     let (uid, modseq): (i64, i64) = (next.get(0), next.get(1));
     let row = tx.query_one(
@@ -753,5 +753,76 @@ pub fn set_archive_seen(
 
 /// Deletes archive entries stored before `cutoff`; returns how many.
 pub fn purge_archive(tx: &mut Transaction<'_>, cutoff: i64) -> Result<u64> {
+    // What goes comes off each archive's bytes used, before the entries go.
+    tx.execute(
+        "UPDATE archive_folders SET used = used - (
+             SELECT COALESCE(SUM(size), 0) FROM archive
+             WHERE archive.address = archive_folders.address AND stored_at < $1)
+         WHERE address IN (SELECT address FROM archive WHERE stored_at < $1)",
+        &[&cutoff],
+    )?;
     blobs::purge_stored_before(tx, "archive", cutoff)
+}
+
+/// The options of `addr`'s archive ([`ArchiveOptions::default`] without a row).
+pub fn archive_options(tx: &mut Transaction<'_>, addr: &str) -> Result<ArchiveOptions> {
+    let (addr, _) = lookup::address(addr)?;
+    let row = tx.query_opt(
+        "SELECT scope, sent, received, quota FROM archive_options WHERE address = $1",
+        &[&addr],
+    )?;
+    row.map_or(Ok(ArchiveOptions::default()), |r| {
+        archive::options_from_db(r.get(0), r.get(1), r.get(2), r.get(3))
+    })
+}
+
+/// Sets the options of the archive of `addr`, which must be a mailbox.
+pub fn set_archive_options(tx: &mut Transaction<'_>, addr: &str, o: &ArchiveOptions) -> Result<()> {
+    let (addr, _) = lookup::address(addr)?;
+    account_id(tx, &addr, false)?;
+    if o.quota == 0 {
+        return Err(Error::InvalidName("archive quota 0".to_string()));
+    }
+    tx.execute(
+        "INSERT INTO archive_options (address, scope, sent, received, quota)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (address) DO UPDATE SET scope = excluded.scope, sent = excluded.sent,
+             received = excluded.received, quota = excluded.quota",
+        &[
+            &addr,
+            &o.scope.as_str(),
+            &o.sent,
+            &o.received,
+            &to_db(o.quota),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Bytes held by `addr`'s archive and its quota.
+pub fn archive_usage(tx: &mut Transaction<'_>, addr: &str) -> Result<Usage> {
+    let (addr, _) = lookup::address(addr)?;
+    let used: Option<i64> = tx
+        .query_opt(
+            "SELECT used FROM archive_folders WHERE address = $1",
+            &[&addr],
+        )?
+        .map(|r| r.get(0));
+    Ok(Usage {
+        used: from_db(used.unwrap_or(0), "archive usage")?,
+        quota: archive_options(tx, &addr)?.quota,
+    })
+}
+
+/// What becomes of a copy of `size` bytes for `addr`'s archive (see
+/// [`ArchiveOptions::admit`]).
+pub fn admit_archive(
+    tx: &mut Transaction<'_>,
+    addr: &str,
+    direction: Direction,
+    kind: &str,
+    size: u64,
+) -> Result<Admission> {
+    let u = archive_usage(tx, addr)?;
+    Ok(archive_options(tx, addr)?.admit(direction, kind, u.used, size))
 }

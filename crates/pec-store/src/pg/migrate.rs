@@ -147,6 +147,18 @@ pub(crate) const TABLES: &[Table] = &[
             ("uidvalidity", Kind::Int),
             ("uidnext", Kind::Int),
             ("highestmodseq", Kind::Int),
+            ("used", Kind::Int),
+        ],
+        serial: None,
+    },
+    Table {
+        name: "archive_options",
+        columns: &[
+            ("address", Kind::Text),
+            ("scope", Kind::Text),
+            ("sent", Kind::Bool),
+            ("received", Kind::Bool),
+            ("quota", Kind::Int),
         ],
         serial: None,
     },

@@ -41,11 +41,11 @@ use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, Admin, ArchiveEntry, Batch, CheckReport, Committed, Copied, Delivered, Direction,
-    Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp,
-    LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry,
-    NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary, SeenStored, Selected,
-    Timer, Uptime, Usage, VirusEntry,
+    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
+    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
+    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
+    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
+    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -389,6 +389,21 @@ impl Mailboxes for PgStore {
         self.write(move |tx, node| {
             mailboxes::set_archive_seen(tx, node, &address, &uids, seen, unchanged_since)
         })
+    }
+
+    fn archive_options(&self, address: &str) -> Result<ArchiveOptions> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::archive_options(tx, &address))
+    }
+
+    fn set_archive_options(&self, address: &str, options: &ArchiveOptions) -> Result<()> {
+        let (address, options) = (address.to_string(), *options);
+        self.write(move |tx, _| mailboxes::set_archive_options(tx, &address, &options))
+    }
+
+    fn archive_usage(&self, address: &str) -> Result<Usage> {
+        let address = address.to_string();
+        self.read(move |tx| mailboxes::archive_usage(tx, &address))
     }
 
     fn read_archive(&self, id: i64) -> Result<Vec<u8>> {

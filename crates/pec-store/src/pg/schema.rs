@@ -275,6 +275,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mailbox_events_at ON mailbox_events(at);
     "#,
+    // 7: archive options and the bytes each archive holds, as the embedded store's
+    // version 11 (see there).
+    r#"
+    CREATE TABLE archive_options (
+        address  TEXT PRIMARY KEY CHECK (address = lower(address)),
+        scope    TEXT NOT NULL CHECK (scope IN ('tutto', 'pec')),
+        sent     BOOLEAN NOT NULL,
+        received BOOLEAN NOT NULL,
+        quota    BIGINT NOT NULL CHECK (quota > 0)
+    );
+    ALTER TABLE archive_folders ADD COLUMN used BIGINT NOT NULL DEFAULT 0;
+    UPDATE archive_folders SET used = (
+        SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
+    "#,
 ];
 
 /// The schema version this program writes.
@@ -333,9 +347,9 @@ mod tests {
                  INSERT INTO schema_version VALUES (3);
                  INSERT INTO archive (id, address, blob, size, direction, kind, stored_at)
                  VALUES (10, 'b@x.it', 'h', 1, 'sent', 'k', 5),
-                        (11, 'a@x.it', 'h', 1, 'sent', 'k', 9),
-                        (12, 'b@x.it', 'h', 1, 'sent', 'k', 1),
-                        (13, 'a@x.it', 'h', 1, 'sent', 'k', 2);",
+                        (11, 'a@x.it', 'h', 2, 'sent', 'k', 9),
+                        (12, 'b@x.it', 'h', 4, 'sent', 'k', 1),
+                        (13, 'a@x.it', 'h', 8, 'sent', 'k', 2);",
             )
             .unwrap();
         migrate(&mut client).unwrap();
@@ -355,6 +369,17 @@ mod tests {
             rows,
             numbered.map(|(id, a, uid)| (id, a.to_string(), uid)),
             "numbered in arrival (id) order, not by time"
+        );
+        let used: Vec<i64> = client
+            .query("SELECT used FROM archive_folders ORDER BY address", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            used,
+            [10, 5],
+            "version 7 counts the bytes each archive holds"
         );
         let folders: Vec<(String, i64, i64, i64)> = client
             .query(
