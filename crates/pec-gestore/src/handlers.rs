@@ -79,9 +79,7 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         let Some(user) = session.authenticated.as_deref() else {
             return Reply::new(530, "5.7.0", "Autenticazione richiesta");
         };
-        let message = self
-            .gestore
-            .received(session, &envelope.rcpt_to, &message);
+        let message = self.gestore.received(session, &envelope.rcpt_to, &message);
         self.gestore
             .submit_message(
                 user,

@@ -24,7 +24,6 @@ impl<S: Scanner> Gestore<S> {
         message: Vec<u8>,
         base: Batch,
     ) -> Reply {
-
         let virus = match self.scanner.scan(&message).await {
             Ok(Scan::Clean) => None,
             Ok(Scan::Infected(name)) => Some(name),
