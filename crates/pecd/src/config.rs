@@ -769,4 +769,24 @@ mod tests {
             );
         }
     }
+    #[test]
+    fn a_ripudio_needs_ripudio_on_and_a_real_copy_address() {
+        let office = |extra: &str| {
+            let text = format!("mailbox = \"Protocollo@pec.comune.test\"\n{extra}");
+            toml::from_str::<ProtocolOfficeConfig>(&text)
+                .unwrap()
+                .office()
+        };
+        assert_eq!(office("").unwrap().ripudio, None);
+        let on = office("ripudio = true\ncopy_to = \"Segreteria <Seg@pec.comune.test>\"")
+            .unwrap()
+            .ripudio
+            .unwrap();
+        assert_eq!(on.copy_to.as_deref(), Some("seg@pec.comune.test"));
+        assert_eq!(on.text, pec_gestore::protocol::ripudio::DEFAULT_TEXT);
+        let (key, _) = office("ripudio_text = \"x\"").unwrap_err();
+        assert_eq!(key, "ripudio");
+        let (key, _) = office("ripudio = true\ncopy_to = \"not an address\"").unwrap_err();
+        assert_eq!(key, "copy_to");
+    }
 }

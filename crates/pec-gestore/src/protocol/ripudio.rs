@@ -103,3 +103,65 @@ impl Ripudio {
 fn no_controls(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use pec_proto::daticert::TipoRicevuta;
+
+    #[test]
+    fn the_ripudio_names_the_message_and_no_header_can_be_injected() {
+        let tx = Transaction {
+            mittente: "mario@pec.alfa.test\r\nBcc: x@evil.test".into(),
+            destinatari: Vec::new(),
+            risposte: String::new(),
+            oggetto: Some("Città\r\nBcc: y@evil.test".into()),
+            identificativo: "id-1@pec.alfa.test".into(),
+            msgid: None,
+            ricevuta: TipoRicevuta::default(),
+        };
+        let policy = DocumentPolicy::default();
+        let verdict = policy.judge(
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n\
+              --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; \
+              filename=a.exe\r\n\r\nMZ\r\n--b--\r\n",
+        );
+        assert!(!verdict.complies());
+        let ripudio = Ripudio {
+            text: "Non protocollabile.".into(),
+            copy_to: Some("seg@pec.comune.test".into()),
+        };
+        let what = Repudiated {
+            tx: &tx,
+            office: "protocollo@pec.comune.test",
+            delivered_at: DateTime::from_timestamp(1_764_489_600, 0).unwrap(),
+        };
+        let bytes = ripudio.message(&what, &policy, &verdict);
+        let (head, body) = std::str::from_utf8(&bytes)
+            .unwrap()
+            .split_once("\r\n\r\n")
+            .unwrap();
+        assert!(!head.contains("\r\nBcc"), "{head}");
+        assert!(head.contains("\r\nCc: seg@pec.comune.test\r\n"), "{head}");
+        assert!(head.contains("Subject: RIPUDIO: =?UTF-8?B?"), "{head}");
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(body.replace("\r\n", ""))
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("Non protocollabile.\r\n\r\n"), "{text}");
+        assert!(
+            text.contains("Identificativo: id-1@pec.alfa.test\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Ricevuto il: 30/11/2025 alle ore 09:00:00 (+0100)"),
+            "{text}"
+        );
+        assert!(text.contains("- a.exe: formato non ammesso"), "{text}");
+        assert_eq!(
+            ripudio.recipients("mario@pec.alfa.test"),
+            ["mario@pec.alfa.test", "seg@pec.comune.test"]
+        );
+    }
+}
