@@ -5,7 +5,12 @@
 //! sender gets a ripudio — a PEC from the office, with its accettazione at the office
 //! and a copy to the competent office — whose text Python's email package reads.
 
-use pec_e2e::{Backend, Lab, of_kind, run_python, standard, submit, wait_for, wait_for_kind};
+use pec_e2e::{
+    Backend, Lab, mailbox, of_kind, run_python, send_to_mx, standard, submit, wait_for,
+    wait_for_kind,
+};
+use pec_gestore::protocol::ripudio::ACCESS_POINT;
+use pec_proto::classify::classify;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const PROTOCOLLO: &str = "ufficio.protocollo@pec.comune.beta.test";
@@ -157,6 +162,25 @@ async fn only_the_docx_is_flagged_and_all_are_delivered(backend: Backend) {
             "{text}"
         );
     }
+
+    // The .docx envelope relayed again, exactly: stored once, so repudiated once (the
+    // ripudio is queued in the delivery's step). The office's INBOX is read before the
+    // queue: a second ripudio, whichever step it has reached, is seen in one of them.
+    let docx = delivered
+        .iter()
+        .find(|m| {
+            classify(m)
+                .daticert
+                .is_some_and(|d| d.identificativo == docx_id)
+        })
+        .expect("the .docx envelope");
+    send_to_mx(beta.mx_port, MARIO, &[PROTOCOLLO], docx).expect("exact replay");
+    let inbox = mailbox(beta.store.as_ref(), PROTOCOLLO, "INBOX");
+    let queued = beta.store.list_queue().expect("queue");
+    assert_eq!(of_kind(&inbox, "posta-certificata").len(), subjects.len());
+    let ripudi = of_kind(&inbox, "accettazione").len()
+        + queued.iter().filter(|q| q.domain == ACCESS_POINT).count();
+    assert_eq!(ripudi, 1, "one ripudio, however often the PEC arrives");
 
     let flagged = run_python(
         SEARCH_KEYWORD,
