@@ -85,11 +85,13 @@ up() {
         '"anna.bianchi@pec.beta.test", "luca.verdi@pec.beta.test", "ufficio.protocollo@pec.comune.beta.test"' \
         20 '"pec.comune.beta.test"' '
 # The municipality'"'"'s protocol office: PDF, PDF/A, RTF, TIFF, XML and their .p7m;
-# a PEC with anything else is delivered with the IMAP keyword $NonConforme.
+# a PEC with anything else is delivered with the IMAP keyword $NonConforme, and its
+# sender gets a ripudio from the office.
 [[protocol_office]]
 mailbox = "ufficio.protocollo@pec.comune.beta.test"
 formats = ["pdf", "pdf/a", "rtf", "tiff", "xml"]
-signed = true'
+signed = true
+ripudio = true'
     for id in alfa beta; do
         if ! running "$id"; then
             "$pecd" --config "$lab/$id.toml" serve >>"$lab/$id.log" 2>&1 &

@@ -1,12 +1,20 @@
 //! A protocol office's document policy, end to end: messages written by Python's email
 //! package with a `.docx`, a PDF, a PDF/A, a TIFF and a PDF signed by `openssl cms -sign
 //! -nodetach`, submitted at alfa to beta's `ufficio.protocollo`. Every one is delivered;
-//! only the `.docx` carries `$NonConforme`, as Python's imaplib sees it.
+//! only the `.docx` carries `$NonConforme`, as Python's imaplib sees it, and only its
+//! sender gets a ripudio — a PEC from the office, with its accettazione at the office
+//! and a copy to the competent office — whose text Python's email package reads.
 
-use pec_e2e::{Backend, Lab, run_python, standard, submit, wait_for};
+use pec_e2e::{
+    Backend, Lab, mailbox, of_kind, run_python, send_to_mx, standard, submit, wait_for,
+    wait_for_kind,
+};
+use pec_gestore::protocol::ripudio::ACCESS_POINT;
+use pec_proto::classify::classify;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const PROTOCOLLO: &str = "ufficio.protocollo@pec.comune.beta.test";
+const COMPETENTE: &str = "luca.verdi@pec.beta.test";
 
 /// Writes one message per attachment into the directory `argv[1]` (`<subject>.eml`),
 /// each attachment under its ordinary name (the policy's unit tests cover misleading
@@ -70,9 +78,19 @@ print("all", len(data[0].split()))
 m.logout()
 "#;
 
+/// Prints the decoded text of the message on stdin.
+const READ_BODY: &str = r#"
+import email, email.policy, sys
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
+print(m.get_body(("plain",)).get_content().replace("\r\n", "\n"), end="")
+"#;
+
 async fn only_the_docx_is_flagged_and_all_are_delivered(backend: Backend) {
     let mut specs = standard();
-    specs[1].extra = format!("[[protocol_office]]\nmailbox = \"{PROTOCOLLO}\"\n");
+    specs[1].extra = format!(
+        "[[protocol_office]]\nmailbox = \"{PROTOCOLLO}\"\nripudio = true\n\
+         ripudio_text = \"Il messaggio non è protocollabile.\"\ncopy_to = \"{COMPETENTE}\"\n"
+    );
     let lab = Lab::start_on(backend, specs, &[]).await;
     let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
 
@@ -91,8 +109,78 @@ async fn only_the_docx_is_flagged_and_all_are_delivered(backend: Backend) {
         )
         .unwrap();
     }
-    let delivered = wait_for(beta.store.as_ref(), PROTOCOLLO, subjects.len()).await;
-    assert_eq!(delivered.len(), subjects.len(), "every PEC is delivered");
+    let delivered = wait_for_kind(
+        beta.store.as_ref(),
+        PROTOCOLLO,
+        "posta-certificata",
+        subjects.len(),
+    )
+    .await;
+    assert_eq!(
+        of_kind(&delivered, "posta-certificata").len(),
+        subjects.len(),
+        "every PEC is delivered"
+    );
+
+    let docx_id = of_kind(&delivered, "posta-certificata")
+        .into_iter()
+        .filter_map(|c| c.daticert)
+        .find(|d| d.oggetto.as_deref() == Some("Istanza docx"))
+        .expect("the .docx PEC")
+        .identificativo;
+
+    // The ripudio is a PEC: accepted at the office, delivered to the sender and the copy.
+    let office = wait_for_kind(beta.store.as_ref(), PROTOCOLLO, "avvenuta-consegna", 2).await;
+    assert_eq!(of_kind(&office, "accettazione").len(), 1);
+    let copy = wait_for(beta.store.as_ref(), COMPETENTE, 1).await;
+    let mario = wait_for_kind(alfa.store.as_ref(), MARIO, "posta-certificata", 1).await;
+    for inbox in [&copy, &mario] {
+        let ripudi = of_kind(inbox, "posta-certificata");
+        assert_eq!(ripudi.len(), 1, "one ripudio");
+        let d = ripudi[0].daticert.as_ref().expect("daticert");
+        assert_eq!(d.mittente, PROTOCOLLO);
+        assert_eq!(d.oggetto.as_deref(), Some("RIPUDIO: Istanza docx"));
+        let text = run_python(
+            READ_BODY,
+            &[],
+            &[],
+            ripudi[0].postacert.as_deref().expect("postacert"),
+        )
+        .expect("email");
+        assert!(
+            text.starts_with("Il messaggio non è protocollabile."),
+            "{text}"
+        );
+        assert!(text.contains("Oggetto: Istanza docx\n"), "{text}");
+        assert!(
+            text.contains(&format!("Identificativo: {docx_id}\n")),
+            "{text}"
+        );
+        assert!(text.contains("Ricevuto il: "), "{text}");
+        assert!(
+            text.contains("- istanza.docx: formato non ammesso ("),
+            "{text}"
+        );
+    }
+
+    // The .docx envelope relayed again, exactly: stored once, so repudiated once (the
+    // ripudio is queued in the delivery's step). The office's INBOX is read before the
+    // queue: a second ripudio, whichever step it has reached, is seen in one of them.
+    let docx = delivered
+        .iter()
+        .find(|m| {
+            classify(m)
+                .daticert
+                .is_some_and(|d| d.identificativo == docx_id)
+        })
+        .expect("the .docx envelope");
+    send_to_mx(beta.mx_port, MARIO, &[PROTOCOLLO], docx).expect("exact replay");
+    let inbox = mailbox(beta.store.as_ref(), PROTOCOLLO, "INBOX");
+    let queued = beta.store.list_queue().expect("queue");
+    assert_eq!(of_kind(&inbox, "posta-certificata").len(), subjects.len());
+    let ripudi = of_kind(&inbox, "accettazione").len()
+        + queued.iter().filter(|q| q.domain == ACCESS_POINT).count();
+    assert_eq!(ripudi, 1, "one ripudio, however often the PEC arrives");
 
     let flagged = run_python(
         SEARCH_KEYWORD,
@@ -111,7 +199,8 @@ async fn only_the_docx_is_flagged_and_all_are_delivered(backend: Backend) {
     let lines: Vec<&str> = flagged.lines().collect();
     assert_eq!(lines.len(), 2, "{flagged}");
     assert!(lines[0].ends_with("Istanza docx"), "{flagged}");
-    assert_eq!(lines[1], format!("all {}", subjects.len()), "{flagged}");
+    // The PEC received and the ripudio's accettazione and two consegne.
+    assert_eq!(lines[1], format!("all {}", subjects.len() + 3), "{flagged}");
 }
 
 pec_e2e::e2e_tests!(only_the_docx_is_flagged_and_all_are_delivered);

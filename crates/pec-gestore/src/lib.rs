@@ -26,6 +26,7 @@ pub mod reception;
 pub mod routing;
 pub mod runtime;
 pub mod service;
+pub mod submission;
 pub mod workers;
 
 pub use error::{Error, Result};

@@ -392,14 +392,15 @@ impl<S: Scanner> Gestore<S> {
                 None => {
                     let postacert =
                         postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
-                    let delivery = self.deliver(
+                    let flags = self.protocol_flags(&mut b, tx, r, postacert.as_deref());
+                    self.deliver(
                         &mut b,
                         step.arrival.mail_from,
                         (r, "INBOX"),
                         raw,
                         "posta-certificata",
-                    );
-                    delivery.flags = self.protocol_flags(tx, r, postacert.as_deref());
+                    )
+                    .flags = flags;
                     let variant = variant_for(raw, tx.ricevuta, r);
                     let g = self.id.notice(
                         tx,

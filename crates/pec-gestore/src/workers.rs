@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
 use crate::events::Event;
+use crate::protocol::ripudio::ACCESS_POINT;
 use crate::routing::RouteError;
 use crate::service::Gestore;
 
@@ -91,6 +92,10 @@ impl<S: Scanner> Gestore<S> {
             }
             return;
         }
+        if entry.domain == ACCESS_POINT {
+            self.submit_entry(entry, bytes).await;
+            return;
+        }
         let local = match self.hosts(&entry.domain) {
             Ok(local) => local,
             Err(e) => {
@@ -129,6 +134,35 @@ impl<S: Scanner> Gestore<S> {
         } else {
             self.relay_remote(relays, &entry, &bytes).await
         };
+        crate::service::blocking(|| self.settle(entry, &bytes, results));
+    }
+
+    /// Submits a queued message through the access point from its `mail_from` mailbox
+    /// (a ripudio): the entry is completed in the submission's durable step, and retried
+    /// with the queue's backoff when that step fails for now.
+    async fn submit_entry(&self, entry: QueueEntry, bytes: Vec<u8>) {
+        let done = Batch {
+            completed: vec![entry.id],
+            ..Batch::default()
+        };
+        let reply = self
+            .submit_message(
+                &entry.mail_from,
+                (&entry.mail_from, &entry.rcpt_to),
+                bytes.clone(),
+                done,
+            )
+            .await;
+        if !reply.is_transient() {
+            // Accepted, or refused with an avviso di non accettazione to the mailbox.
+            info!(id = entry.id, from = %entry.mail_from, reply = %reply, "submitted through the access point");
+            return;
+        }
+        let results = entry
+            .rcpt_to
+            .iter()
+            .map(|t| (t.clone(), Err(reply.clone())))
+            .collect();
         crate::service::blocking(|| self.settle(entry, &bytes, results));
     }
 

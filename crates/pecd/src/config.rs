@@ -63,7 +63,7 @@ pub struct Config {
 /// One `[[protocol_office]]`: a mailbox (or every mailbox of a domain) whose PEC is
 /// registered in a protocol, and the documents it registers. Its PEC is always
 /// delivered; one with an attachment outside the policy gets the IMAP keyword
-/// `$NonConforme`.
+/// `$NonConforme` and, with `ripudio`, a ripudio to its sender.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolOfficeConfig {
@@ -82,6 +82,15 @@ pub struct ProtocolOfficeConfig {
     /// The largest attachment accepted (`"20MiB"`); no limit by default beyond
     /// `limits.max_message_size`.
     pub max_attachment_size: Option<String>,
+    /// Whether a message outside the policy gets a ripudio: a PEC from the office's
+    /// mailbox to its sender, through our own access point. No by default.
+    #[serde(default)]
+    pub ripudio: bool,
+    /// The Italian opening of the ripudio (the message's subject, identificativo, date
+    /// and the reason for each attachment follow it); a standard one by default.
+    pub ripudio_text: Option<String>,
+    /// A competent-office mailbox that gets a copy of each ripudio.
+    pub copy_to: Option<String>,
 }
 
 fn default_office_formats() -> Vec<String> {
@@ -101,6 +110,7 @@ impl ProtocolOfficeConfig {
     pub fn office(&self) -> Result<ProtocolOffice, (&'static str, String)> {
         use pec_gestore::protocol::Scope;
         use pec_gestore::protocol::policy::{Allowed, DocumentPolicy};
+        use pec_gestore::protocol::ripudio::{DEFAULT_TEXT, Ripudio};
         let lower = |s: &String| s.trim().to_ascii_lowercase();
         let scope = match (&self.mailbox, &self.domain) {
             (Some(m), None) => Scope::Mailbox(lower(m)),
@@ -131,8 +141,30 @@ impl ProtocolOfficeConfig {
                 Some(parse_size(text).map_err(|e| ("max_attachment_size", format!("{e:#}")))?)
             }
         };
+        let copy_to = match &self.copy_to {
+            None => None,
+            Some(c) => Some(
+                pec_proto::mime::bare_address(c)
+                    .ok_or_else(|| ("copy_to", format!("{c:?} is not an e-mail address")))?
+                    .to_ascii_lowercase(),
+            ),
+        };
+        if !self.ripudio && (self.ripudio_text.is_some() || copy_to.is_some()) {
+            return Err((
+                "ripudio",
+                "ripudio_text and copy_to need ripudio = true".into(),
+            ));
+        }
+        let ripudio = self.ripudio.then(|| Ripudio {
+            text: self
+                .ripudio_text
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TEXT.to_string()),
+            copy_to,
+        });
         Ok(ProtocolOffice {
             scope,
+            ripudio,
             policy: DocumentPolicy {
                 formats,
                 signed: self.signed,
@@ -736,5 +768,25 @@ mod tests {
                 "{bad}: {e:#}"
             );
         }
+    }
+    #[test]
+    fn a_ripudio_needs_ripudio_on_and_a_real_copy_address() {
+        let office = |extra: &str| {
+            let text = format!("mailbox = \"Protocollo@pec.comune.test\"\n{extra}");
+            toml::from_str::<ProtocolOfficeConfig>(&text)
+                .unwrap()
+                .office()
+        };
+        assert_eq!(office("").unwrap().ripudio, None);
+        let on = office("ripudio = true\ncopy_to = \"Segreteria <Seg@pec.comune.test>\"")
+            .unwrap()
+            .ripudio
+            .unwrap();
+        assert_eq!(on.copy_to.as_deref(), Some("seg@pec.comune.test"));
+        assert_eq!(on.text, pec_gestore::protocol::ripudio::DEFAULT_TEXT);
+        let (key, _) = office("ripudio_text = \"x\"").unwrap_err();
+        assert_eq!(key, "ripudio");
+        let (key, _) = office("ripudio = true\ncopy_to = \"not an address\"").unwrap_err();
+        assert_eq!(key, "copy_to");
     }
 }

@@ -4,12 +4,17 @@
 //! The PEC is always delivered (legally it arrived); a message whose attachments break
 //! the office's policy is flagged with the IMAP keyword [`NON_CONFORME`], stored with the
 //! message in the delivery's own transaction, so the registry and the operator's client
-//! see the verdict with the message.
+//! see the verdict with the message. An office with a [`ripudio::Ripudio`] also sends
+//! the sender a ripudio, queued in that same transaction — so exactly once per delivery,
+//! under the delivery's effect key.
 
 pub mod policy;
+pub mod ripudio;
 
 use pec_proto::build::Transaction;
+use pec_store::{Batch, NewQueueEntry};
 use policy::DocumentPolicy;
+use ripudio::{ACCESS_POINT, Repudiated, Ripudio};
 use tracing::info;
 
 use crate::antivirus::Scanner;
@@ -34,6 +39,8 @@ pub struct ProtocolOffice {
     pub scope: Scope,
     /// What its attachments may be.
     pub policy: DocumentPolicy,
+    /// Whether it repudiates a message that breaks the policy, and how.
+    pub ripudio: Option<Ripudio>,
 }
 
 /// The office covering `address`: one configured for the mailbox itself wins over one
@@ -54,9 +61,11 @@ pub fn office_for<'a>(offices: &'a [ProtocolOffice], address: &str) -> Option<&'
 impl<S: Scanner> Gestore<S> {
     /// The flags of `recipient`'s copy of the PEC `tx` whose original is `postacert`:
     /// [`NON_CONFORME`] when `recipient` is a protocol office and an attachment breaks
-    /// its policy (each breach logged), none otherwise.
+    /// its policy (each breach logged, and the ripudio queued in `b` when the office
+    /// sends one), none otherwise.
     pub fn protocol_flags(
         &self,
+        b: &mut Batch,
         tx: &Transaction,
         recipient: &str,
         postacert: Option<&[u8]>,
@@ -92,6 +101,24 @@ impl<S: Scanner> Gestore<S> {
                 pec_proto::document::MAX_ATTACHMENTS
             );
         }
+        if let Some(ripudio) = &office.ripudio {
+            let now = self.now();
+            let what = Repudiated {
+                tx,
+                office: recipient,
+                delivered_at: now,
+            };
+            info!(msgid = %tx.identificativo, recipient, "protocol office: ripudio queued");
+            b.queue.push(NewQueueEntry {
+                msgid: tx.identificativo.clone(),
+                mail_from: recipient.to_ascii_lowercase(),
+                rcpt_to: ripudio.recipients(&tx.mittente),
+                domain: ACCESS_POINT.to_string(),
+                message: ripudio.message(&what, &office.policy, &verdict),
+                created_at: now.timestamp(),
+                expires_at: now.timestamp() + self.settings.queue_lifetime_secs,
+            });
+        }
         vec![NON_CONFORME.to_string()]
     }
 }
@@ -107,6 +134,7 @@ mod tests {
                 max_attachment_size: Some(max),
                 ..DocumentPolicy::default()
             },
+            ripudio: None,
         }
     }
 
