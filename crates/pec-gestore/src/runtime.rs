@@ -245,6 +245,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
                 let notifier = parts.imap.notifier.clone();
                 Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
             },
+            uploads: Arc::default(),
         };
         let h = http_server(None, Some(Arc::new(jmap)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());

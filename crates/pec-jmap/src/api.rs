@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::pec::SignerTrust;
 use crate::protocol::{Arguments, Invocation, Problem, Request, Response, resolve_references};
 use crate::session::{self, CAPABILITIES, Limits};
-use crate::{args, changes, email, identity, mailbox, mailbox_set, query, set, thread};
+use crate::{args, changes, email, identity, import, mailbox, mailbox_set, query, set, thread};
 
 /// What one method call runs with: the store, the user and the request's options.
 pub struct Ctx<'a> {
@@ -25,6 +25,8 @@ pub struct Ctx<'a> {
     pub trust: &'a dyn SignerTrust,
     /// Told `(address, folder)` of each change made (see [`crate::http::Jmap::changed`]).
     pub changed: &'a (dyn Fn(&str, &str) + Send + Sync),
+    /// The uploads Email/import reads.
+    pub uploads: &'a crate::upload::Uploads,
     /// Whether the request uses the PEC capability (`pec`, `pecKind`, `pecRefersTo`).
     pub using_pec: bool,
 }
@@ -60,7 +62,9 @@ fn capability(method: &str) -> Option<&'static str> {
     match method {
         "Core/echo" => Some(session::CORE),
         "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Mailbox/set" | "Email/get"
-        | "Email/query" | "Email/changes" | "Email/set" | "Thread/get" => Some(session::MAIL),
+        | "Email/query" | "Email/changes" | "Email/set" | "Email/import" | "Thread/get" => {
+            Some(session::MAIL)
+        }
         "Identity/get" => Some(session::SUBMISSION),
         _ => None,
     }
@@ -86,6 +90,7 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Email/query" => query::query(ctx, arguments),
         "Email/changes" => changes::email_changes(ctx, arguments),
         "Email/set" => set::set(ctx, arguments),
+        "Email/import" => import::import(ctx, arguments),
         "Thread/get" => thread::get(ctx, arguments),
         "Identity/get" => identity::get(ctx, arguments),
         _ => Err(unknown()),

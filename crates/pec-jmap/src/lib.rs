@@ -8,6 +8,7 @@
 //! - [`session`]: the session resource, capabilities and limits;
 //! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
+//! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import;
 //! - [`ids`] and [`state`]: how store objects and their versions are named.
 //!
 //! The web client of the gestore is to be built on this API.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod import;
 pub mod keywords;
 pub mod mailbox;
 pub mod mailbox_set;
@@ -31,8 +33,10 @@ pub mod session;
 pub mod set;
 pub mod state;
 pub mod thread;
+pub mod upload;
 
 pub use error::{Error, Result};
 pub use http::{FolderChanged, Jmap, serves};
 pub use pec::SignerTrust;
 pub use session::Limits;
+pub use upload::Uploads;

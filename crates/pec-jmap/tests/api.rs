@@ -87,6 +87,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         changed: Arc::new(move |a: &str, f: &str| {
             told.lock().unwrap().push((a.to_string(), f.to_string()))
         }),
+        uploads: Arc::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -887,8 +888,195 @@ fn user_folders_through_mailbox_set(backend: Backend) {
     assert!(folders(&f).iter().any(|(n, _)| n == "Sua"));
 }
 
+/// The id of ALICE's mailbox with `role`.
+fn mailbox_with_role(f: &Fixture, account: &str, role: &str) -> String {
+    let q = ok(
+        &f.one(
+            ALICE,
+            "Mailbox/query",
+            json!({"accountId": account, "filter": {"role": role}}),
+        ),
+        "Mailbox/query",
+    );
+    q["ids"][0].as_str().unwrap().to_string()
+}
+
+fn upload_and_import(backend: Backend) {
+    let f = fixture(
+        backend,
+        Limits {
+            max_size_upload: 4096,
+            ..Limits::default()
+        },
+    );
+    let account = f.account(ALICE);
+    let session = f.send(
+        "GET",
+        "/.well-known/jmap",
+        Some(&basic(ALICE, PASSWORD)),
+        vec![],
+    );
+    assert_eq!(
+        session.json()["capabilities"]["urn:ietf:params:jmap:core"]["maxSizeUpload"],
+        4096
+    );
+    let bytes = message(ALICE, BOB, "bozza", "testo della bozza");
+    let expected_hash: String = openssl::sha::sha256(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let upload_path = format!("/jmap/upload/{account}/");
+
+    // Upload: 201 with the blob's id (its SHA-256), type and size.
+    let req = Request::builder()
+        .method("POST")
+        .uri(&upload_path)
+        .header("authorization", basic(ALICE, PASSWORD))
+        .header("content-type", "message/rfc822; charset=utf-8")
+        .body(Full::new(Bytes::from(bytes.clone())))
+        .unwrap();
+    let (status, up) = f.rt.block_on(async {
+        let r = f.jmap.answer(req, PEER).await;
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, serde_json::from_slice::<Value>(&body).unwrap())
+    });
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    assert_eq!(up["accountId"], account.as_str());
+    assert_eq!(up["blobId"], format!("b{expected_hash}"));
+    assert_eq!(up["type"], "message/rfc822");
+    assert_eq!(up["size"], bytes.len());
+    let blob = up["blobId"].as_str().unwrap().to_string();
+
+    // The uploader downloads it; nobody else does, nor uploads into another account.
+    let download = format!("/jmap/download/{account}/{blob}/b.eml");
+    let a = f.send("GET", &download, Some(&basic(ALICE, PASSWORD)), vec![]);
+    assert_eq!((a.status, a.body.clone()), (StatusCode::OK, bytes.clone()));
+    let bob_account = f.account(BOB);
+    let theirs = format!("/jmap/download/{bob_account}/{blob}/b.eml");
+    let a = f.send("GET", &theirs, Some(&basic(BOB, PASSWORD)), vec![]);
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = f.send(
+        "POST",
+        &upload_path,
+        Some(&basic(BOB, PASSWORD)),
+        b"x".to_vec(),
+    );
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // Over maxSizeUpload: 413, a limit problem; nothing kept.
+    let a = f.send(
+        "POST",
+        &upload_path,
+        Some(&basic(ALICE, PASSWORD)),
+        vec![b'x'; 4097],
+    );
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["limit"], "maxSizeUpload");
+    let a = f.send("GET", &upload_path, Some(&basic(ALICE, PASSWORD)), vec![]);
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Email/import into Drafts with $draft: stored as IMAP APPEND stores it.
+    let drafts = mailbox_with_role(&f, &account, "drafts");
+    let junk = f.send(
+        "POST",
+        &upload_path,
+        Some(&basic(ALICE, PASSWORD)),
+        b"\x00\x01 not a message".to_vec(),
+    );
+    let junk = junk.json()["blobId"].as_str().unwrap().to_string();
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "emails": {
+            "k1": {"blobId": blob, "mailboxIds": {&drafts: true},
+                   "keywords": {"$draft": true, "$seen": true},
+                   "receivedAt": "2026-11-30T07:00:00Z"},
+            "k2": {"blobId": blob, "mailboxIds": {"archive": true}},
+            "k3": {"blobId": "b0000000000000000000000000000000000000000000000000000000000000000",
+                   "mailboxIds": {&drafts: true}},
+            "k4": {"blobId": blob, "mailboxIds": {}},
+            "k5": {"blobId": junk, "mailboxIds": {&drafts: true}},
+            "k6": {"blobId": blob, "mailboxIds": {&drafts: true}, "keywords": {"$seen": false}},
+        }}),
+    );
+    let imported = ok(&r, "Email/import");
+    assert_ne!(imported["oldState"], imported["newState"]);
+    let created = &imported["created"]["k1"];
+    assert_eq!(created["blobId"], blob.as_str());
+    assert_eq!(created["size"], bytes.len());
+    assert_eq!(imported["notCreated"]["k2"]["type"], "forbidden");
+    assert_eq!(imported["notCreated"]["k3"]["type"], "blobNotFound");
+    assert_eq!(imported["notCreated"]["k4"]["type"], "invalidProperties");
+    assert_eq!(imported["notCreated"]["k5"]["type"], "invalidEmail");
+    assert_eq!(imported["notCreated"]["k6"]["type"], "invalidProperties");
+    let id = created["id"].as_str().unwrap();
+    let uid: u32 = id.rsplit('_').next().unwrap().parse().unwrap();
+    assert_eq!(f.store.fetch(ALICE, "Drafts", uid).unwrap(), bytes);
+    let meta = f.store.messages(ALICE, "Drafts").unwrap();
+    assert_eq!(meta.len(), 1);
+    let mut flags = meta[0].flags.clone();
+    flags.sort();
+    assert_eq!(flags, ["\\Draft", "\\Seen"]);
+    assert_eq!(meta[0].internaldate, 1_796_022_000);
+    assert!(
+        f.changes
+            .lock()
+            .unwrap()
+            .contains(&(ALICE.to_string(), "Drafts".to_string()))
+    );
+    let got = ok(
+        &f.one(
+            ALICE,
+            "Email/get",
+            json!({"accountId": account, "ids": [id], "properties": ["subject", "mailboxIds", "keywords"]}),
+        ),
+        "Email/get",
+    );
+    assert_eq!(got["list"][0]["subject"], "bozza");
+    assert_eq!(got["list"][0]["mailboxIds"], json!({&drafts: true}));
+
+    // A stored message's blob can be imported again elsewhere (a copy, as IMAP COPY).
+    let inbox = mailbox_with_role(&f, &account, "inbox");
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "ifInState": imported["newState"], "emails": {
+            "k1": {"blobId": blob, "mailboxIds": {&inbox: true}}}}),
+    );
+    assert!(ok(&r, "Email/import")["created"]["k1"]["id"].is_string());
+    // A stale ifInState is a stateMismatch; Bob cannot import Alice's blob.
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "ifInState": imported["newState"], "emails": {}}),
+    );
+    assert_eq!(error_type(&r), "stateMismatch");
+    let bob_inbox = {
+        let q = f.one(
+            BOB,
+            "Mailbox/query",
+            json!({"accountId": bob_account, "filter": {"role": "inbox"}}),
+        );
+        ok(&q, "Mailbox/query")["ids"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let r = f.one(
+        BOB,
+        "Email/import",
+        json!({"accountId": bob_account, "emails": {
+            "k1": {"blobId": blob, "mailboxIds": {&bob_inbox: true}}}}),
+    );
+    assert_eq!(
+        ok(&r, "Email/import")["notCreated"]["k1"]["type"],
+        "blobNotFound"
+    );
+}
+
 backend_tests!(
     mailboxes_emails_and_changes,
     users_never_see_each_other,
-    user_folders_through_mailbox_set
+    user_folders_through_mailbox_set,
+    upload_and_import
 );
