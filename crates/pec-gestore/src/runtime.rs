@@ -246,6 +246,11 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
                 Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
             },
             uploads: Arc::default(),
+            access: Some(Arc::new(crate::jmap_submission::JmapAccess {
+                handler: sub_handler.clone(),
+                max_message_size: parts.smtp.max_message_size,
+                max_recipients: parts.smtp.max_recipients,
+            })),
         };
         let h = http_server(None, Some(Arc::new(jmap)));
         let f = serve_http(listener, h, Some(tls), parts.http_connections, stopped());

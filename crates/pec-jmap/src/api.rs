@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::pec::SignerTrust;
 use crate::protocol::{Arguments, Invocation, Problem, Request, Response, resolve_references};
 use crate::session::{self, CAPABILITIES, Limits};
-use crate::{args, changes, email, identity, import, mailbox, mailbox_set, query, set, thread};
+use crate::{
+    args, changes, email, identity, import, mailbox, mailbox_set, query, set, submission, thread,
+};
 
 /// What one method call runs with: the store, the user and the request's options.
 pub struct Ctx<'a> {
@@ -27,6 +29,10 @@ pub struct Ctx<'a> {
     pub changed: &'a (dyn Fn(&str, &str) + Send + Sync),
     /// The uploads Email/import reads.
     pub uploads: &'a crate::upload::Uploads,
+    /// The gestore's access point EmailSubmission/set sends through (`None`: no sending).
+    pub access: Option<&'a dyn crate::submission::AccessPoint>,
+    /// The client's address, for the trace of what it submits.
+    pub peer: std::net::IpAddr,
     /// Whether the request uses the PEC capability (`pec`, `pecKind`, `pecRefersTo`).
     pub using_pec: bool,
 }
@@ -65,7 +71,7 @@ fn capability(method: &str) -> Option<&'static str> {
         | "Email/query" | "Email/changes" | "Email/set" | "Email/import" | "Thread/get" => {
             Some(session::MAIL)
         }
-        "Identity/get" => Some(session::SUBMISSION),
+        "Identity/get" | "EmailSubmission/set" => Some(session::SUBMISSION),
         _ => None,
     }
 }
@@ -93,6 +99,7 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Email/import" => import::import(ctx, arguments),
         "Thread/get" => thread::get(ctx, arguments),
         "Identity/get" => identity::get(ctx, arguments),
+        "EmailSubmission/set" => submission::set(ctx, arguments),
         _ => Err(unknown()),
     }
 }

@@ -24,6 +24,7 @@ use crate::ids;
 use crate::pec::SignerTrust;
 use crate::protocol::Problem;
 use crate::session::{self, Limits};
+use crate::submission::AccessPoint;
 use crate::upload::{Refused, Uploads};
 
 /// The session resource (RFC 8620 §2.2).
@@ -59,6 +60,9 @@ pub struct Jmap {
     pub changed: FolderChanged,
     /// Blobs uploaded and not yet imported (in memory, bounded: [`crate::upload`]).
     pub uploads: Arc<Uploads>,
+    /// The access point EmailSubmission/set sends through, as SMTP submission does
+    /// (`None`: the service reads mail only).
+    pub access: Option<Arc<dyn AccessPoint>>,
 }
 
 /// A callback told `(address, folder)` of a change (the IMAP change hub's `changed`).
@@ -225,7 +229,7 @@ impl Jmap {
             if method != Method::POST {
                 return plain(StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
             }
-            return self.api(req, address).await;
+            return self.api(req, address, peer).await;
         }
         if let Some(rest) = path.strip_prefix(DOWNLOAD_PREFIX) {
             if method != Method::GET && method != Method::HEAD {
@@ -249,7 +253,7 @@ impl Jmap {
 
     /// The API endpoint: a bounded body, a checked request, the calls run off the
     /// async threads.
-    async fn api<B>(&self, req: Request<B>, address: String) -> Reply
+    async fn api<B>(&self, req: Request<B>, address: String, peer: IpAddr) -> Reply
     where
         B: Body + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -271,6 +275,7 @@ impl Jmap {
         };
         let (trust, limits) = (self.trust.clone(), self.limits.clone());
         let (changed, uploads) = (self.changed.clone(), self.uploads.clone());
+        let access = self.access.clone();
         let response = self
             .blocking(move |store| {
                 let ctx = Ctx {
@@ -281,6 +286,8 @@ impl Jmap {
                     trust: trust.as_ref(),
                     changed: changed.as_ref(),
                     uploads: uploads.as_ref(),
+                    access: access.as_deref(),
+                    peer,
                     using_pec: request.using.iter().any(|u| u == session::PEC),
                 };
                 api::process(&ctx, request)

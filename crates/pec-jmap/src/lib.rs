@@ -9,6 +9,7 @@
 //! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
 //! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import;
+//!   [`submission`]: EmailSubmission/set through the gestore's access point;
 //! - [`ids`] and [`state`]: how store objects and their versions are named.
 //!
 //! The web client of the gestore is to be built on this API.
@@ -32,6 +33,7 @@ pub mod query;
 pub mod session;
 pub mod set;
 pub mod state;
+pub mod submission;
 pub mod thread;
 pub mod upload;
 
@@ -39,4 +41,5 @@ pub use error::{Error, Result};
 pub use http::{FolderChanged, Jmap, serves};
 pub use pec::SignerTrust;
 pub use session::Limits;
+pub use submission::{AccessPoint, Verdict};
 pub use upload::Uploads;

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use pec_jmap::{Jmap, Limits, SignerTrust};
+use pec_jmap::submission::Pending;
+use pec_jmap::{AccessPoint, Jmap, Limits, SignerTrust, Verdict};
 use pec_net::{AuthLimits, Authenticator};
 use pec_proto::smime::SignerCert;
 use pec_store::test_util::{Backend, TestStore};
@@ -47,7 +48,39 @@ fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// What the access point was asked: `(peer, user, mail_from, rcpt_to, message)`.
+type Submitted = (IpAddr, String, String, Vec<String>, Vec<u8>);
+
+/// An access point that records each submission and answers what the test set.
+#[derive(Default)]
+struct FakeAccess {
+    submitted: Mutex<Vec<Submitted>>,
+    answer: Mutex<Option<Verdict>>,
+}
+
+impl AccessPoint for FakeAccess {
+    fn submit<'a>(
+        &'a self,
+        peer: IpAddr,
+        user: &'a str,
+        mail_from: &'a str,
+        rcpt_to: &'a [String],
+        message: Vec<u8>,
+    ) -> Pending<'a> {
+        self.submitted.lock().unwrap().push((
+            peer,
+            user.to_string(),
+            mail_from.to_string(),
+            rcpt_to.to_vec(),
+            message,
+        ));
+        let answer = self.answer.lock().unwrap().clone();
+        Box::pin(async move { answer.expect("the test sets an answer") })
+    }
+}
+
 struct Fixture {
+    access: Arc<FakeAccess>,
     _store: TestStore,
     store: Arc<dyn Store>,
     /// The `(address, folder)` pairs the service said it changed.
@@ -78,6 +111,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
     });
     let changes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let told = changes.clone();
+    let access = Arc::new(FakeAccess::default());
     let jmap = Jmap {
         store: store.clone(),
         auth: Arc::new(auth),
@@ -88,6 +122,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
             told.lock().unwrap().push((a.to_string(), f.to_string()))
         }),
         uploads: Arc::default(),
+        access: Some(access.clone()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -95,6 +130,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         .build()
         .unwrap();
     Fixture {
+        access,
         _store: t,
         store,
         changes,
@@ -1074,9 +1110,144 @@ fn upload_and_import(backend: Backend) {
     );
 }
 
+/// Imports `bytes` into ALICE's Drafts: the email id.
+fn import_draft(f: &Fixture, account: &str, bytes: Vec<u8>) -> String {
+    let up = f.send(
+        "POST",
+        &format!("/jmap/upload/{account}/"),
+        Some(&basic(ALICE, PASSWORD)),
+        bytes,
+    );
+    assert_eq!(up.status, StatusCode::CREATED);
+    let drafts = mailbox_with_role(f, account, "drafts");
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "emails": {"d": {
+            "blobId": up.json()["blobId"], "mailboxIds": {drafts: true}}}}),
+    );
+    ok(&r, "Email/import")["created"]["d"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn submission_goes_through_the_access_point(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let bytes = format!(
+        "From: {ALICE}\r\nTo: {BOB}, carla@pec.example.it\r\nCc: <dario@pec.example.it>\r\n\
+         Subject: invio\r\n\r\ntesto\r\n"
+    )
+    .into_bytes();
+    let email = import_draft(&f, &account, bytes.clone());
+    let submit =
+        |create: Value| {
+            let r = f.call(
+            ALICE,
+            &["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:submission"],
+            json!([["EmailSubmission/set", {"accountId": account, "create": {"s": create}}, "c"]]),
+        );
+            ok(&r[0], "EmailSubmission/set")
+        };
+
+    // Accepted: the envelope is the user and the email's To and Cc; the bytes as stored.
+    *f.access.answer.lock().unwrap() = Some(Verdict::Accepted("Ok: accettato, id 1".into()));
+    let r = submit(json!({"emailId": email, "identityId": "self"}));
+    assert_eq!(r["created"]["s"]["undoStatus"], "final", "{r}");
+    assert_eq!(r["created"]["s"]["pecAccepted"], "Ok: accettato, id 1");
+    {
+        let seen = f.access.submitted.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (peer, user, from, rcpt, message) = &seen[0];
+        assert_eq!((*peer, user.as_str(), from.as_str()), (PEER, ALICE, ALICE));
+        assert_eq!(rcpt, &[BOB, "carla@pec.example.it", "dario@pec.example.it"]);
+        assert_eq!(message, &bytes);
+    }
+
+    // Each refusal of the access point is the SetError RFC 8621 names.
+    let envelope = json!({"mailFrom": {"email": BOB}, "rcptTo": [{"email": "x@y.it"}]});
+    for (verdict, kind) in [
+        (Verdict::ForbiddenFrom("mittente".into()), "forbiddenFrom"),
+        (
+            Verdict::InvalidRecipients(vec!["x@y.it".into()], "no".into()),
+            "invalidRecipients",
+        ),
+        (Verdict::TooLarge(10), "tooLarge"),
+        (Verdict::Refused("non accettato".into()), "forbiddenToSend"),
+        (Verdict::Temporary("riprovare".into()), "serverUnavailable"),
+    ] {
+        *f.access.answer.lock().unwrap() = Some(verdict);
+        let r = submit(json!({"emailId": email, "envelope": envelope}));
+        assert_eq!(r["notCreated"]["s"]["type"], kind, "{r}");
+    }
+    assert_eq!(
+        submit(json!({"emailId": email, "envelope": envelope}))["notCreated"]["s"]["description"],
+        "riprovare"
+    );
+    {
+        let seen = f.access.submitted.lock().unwrap();
+        assert_eq!(seen.len(), 7);
+        // The client's envelope is passed as it is: the access point judges it.
+        assert_eq!(
+            (seen[1].2.as_str(), seen[1].3.as_slice()),
+            (BOB, &["x@y.it".to_string()][..])
+        );
+    }
+    // What never reaches the access point: another identity, an email not the user's, a
+    // draft without recipients; and a PEC accepted is not recalled.
+    let bob_email = {
+        let d = f
+            .store
+            .deliver(
+                BOB,
+                "INBOX",
+                &message(ALICE, BOB, "suo", "x"),
+                &[],
+                1_800_000_000,
+            )
+            .unwrap();
+        format!("e{}_{}", d.uidvalidity, d.uid)
+    };
+    let lonely = import_draft(
+        &f,
+        &account,
+        format!("From: {ALICE}\r\nSubject: a nessuno\r\n\r\nx\r\n").into_bytes(),
+    );
+    assert_eq!(
+        submit(json!({"emailId": email, "identityId": "altra"}))["notCreated"]["s"]["type"],
+        "invalidProperties"
+    );
+    assert_eq!(
+        submit(json!({"emailId": bob_email}))["notCreated"]["s"]["type"],
+        "invalidProperties"
+    );
+    assert_eq!(
+        submit(json!({"emailId": lonely}))["notCreated"]["s"]["type"],
+        "noRecipients"
+    );
+    assert_eq!(f.access.submitted.lock().unwrap().len(), 7);
+    let r = f.call(
+        ALICE,
+        &["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:submission"],
+        json!([["EmailSubmission/set", {"accountId": account, "destroy": ["x1"], "update": {"x2": {}}}, "c"]]),
+    );
+    let r = ok(&r[0], "EmailSubmission/set");
+    assert_eq!(r["notDestroyed"]["x1"]["type"], "cannotUnsend");
+    assert_eq!(r["notUpdated"]["x2"]["type"], "cannotUnsend");
+    // Without the submission capability in `using`, the method is unknown.
+    let r = f.call(
+        ALICE,
+        &["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        json!([["EmailSubmission/set", {"accountId": account, "create": {}}, "c"]]),
+    );
+    assert_eq!(error_type(&r[0]), "unknownMethod");
+}
+
 backend_tests!(
     mailboxes_emails_and_changes,
     users_never_see_each_other,
     user_folders_through_mailbox_set,
-    upload_and_import
+    upload_and_import,
+    submission_goes_through_the_access_point
 );
