@@ -202,9 +202,9 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
             Err(e) => not_created.insert(creation_id.clone(), e),
         };
     }
-    let final_ = |_| set_error("cannotUnsend", "a PEC accepted cannot be recalled");
-    let not_updated: Map<String, Value> = update.keys().map(|k| (k.clone(), final_(()))).collect();
-    let not_destroyed: Map<String, Value> = destroy.into_iter().map(|k| (k, final_(()))).collect();
+    let unsend = || set_error("cannotUnsend", "a PEC accepted cannot be recalled");
+    let not_updated: Map<String, Value> = update.keys().map(|k| (k.clone(), unsend())).collect();
+    let not_destroyed: Map<String, Value> = destroy.into_iter().map(|k| (k, unsend())).collect();
     let mut r = Map::new();
     r.insert("accountId".into(), ctx.account_id.clone().into());
     r.insert("oldState".into(), Value::Null);
