@@ -114,7 +114,7 @@ pub fn store(
 }
 
 /// The Unix time of an RFC 3339 `receivedAt`, now when absent.
-fn received_at(value: Option<&Value>) -> std::result::Result<i64, Value> {
+pub fn received_at(value: Option<&Value>) -> std::result::Result<i64, Value> {
     match value {
         None | Some(Value::Null) => Ok(chrono::Utc::now().timestamp()),
         Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)

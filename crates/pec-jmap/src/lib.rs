@@ -8,7 +8,7 @@
 //! - [`session`]: the session resource, capabilities and limits;
 //! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
-//! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import;
+//! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import; [`draft`]: Email/set create;
 //!   [`submission`]: EmailSubmission/set through the gestore's access point;
 //! - [`ids`] and [`state`]: how store objects and their versions are named.
 //!
@@ -18,6 +18,7 @@ pub mod api;
 pub mod args;
 pub mod blob;
 pub mod changes;
+pub mod draft;
 pub mod email;
 pub mod error;
 pub mod http;

@@ -88,7 +88,7 @@ pub fn session(address: &str, base: &str, limits: &Limits) -> Value {
                         "maxMailboxesPerEmail": 1,
                         "maxMailboxDepth": 1,
                         "maxSizeMailboxName": crate::mailbox_set::MAX_NAME,
-                        "maxSizeAttachmentsPerEmail": 0,
+                        "maxSizeAttachmentsPerEmail": limits.max_size_upload,
                         "emailQuerySortOptions": ["receivedAt"],
                         "mayCreateTopLevelMailbox": true,
                     },

@@ -1244,10 +1244,105 @@ fn submission_goes_through_the_access_point(backend: Backend) {
     assert_eq!(error_type(&r[0]), "unknownMethod");
 }
 
+fn drafts_from_email_properties(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let drafts = mailbox_with_role(&f, &account, "drafts");
+    let pdf = b"%PDF-1.4 verbale".to_vec();
+    let up = f.send(
+        "POST",
+        &format!("/jmap/upload/{account}/"),
+        Some(&basic(ALICE, PASSWORD)),
+        pdf.clone(),
+    );
+    let blob = up.json()["blobId"].as_str().unwrap().to_string();
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account, "create": {
+            "d1": {
+                "mailboxIds": {&drafts: true},
+                "keywords": {"$draft": true},
+                "from": [{"name": "Alice Rossi", "email": ALICE}],
+                "to": [{"email": BOB}],
+                "subject": "Verbale è pronto",
+                "sentAt": "2026-11-30T08:00:00+01:00",
+                "bodyValues": {"t": {"value": "In allegato il verbale."}},
+                "textBody": [{"partId": "t", "type": "text/plain"}],
+                "attachments": [{"blobId": blob, "type": "application/pdf", "name": "verbale.pdf"}],
+            },
+            "d2": {"mailboxIds": {"archive": true}, "subject": "x"},
+            "d3": {"mailboxIds": {&drafts: true}, "to": [{"email": "not an address"}]},
+            "d4": {"mailboxIds": {&drafts: true},
+                   "attachments": [{"blobId": "b0000000000000000000000000000000000000000000000000000000000000000"}]},
+            "d5": {"mailboxIds": {&drafts: true}, "headers": []},
+            "d6": {"mailboxIds": {&drafts: true}, "textBody": [{"partId": "missing"}]},
+        }}),
+    );
+    let set = ok(&r, "Email/set");
+    assert_ne!(set["oldState"], set["newState"]);
+    assert_eq!(set["notCreated"]["d2"]["type"], "forbidden", "{set}");
+    assert_eq!(
+        set["notCreated"]["d3"]["type"], "invalidProperties",
+        "{set}"
+    );
+    assert_eq!(set["notCreated"]["d4"]["type"], "blobNotFound", "{set}");
+    assert_eq!(
+        set["notCreated"]["d5"]["type"], "invalidProperties",
+        "{set}"
+    );
+    assert_eq!(
+        set["notCreated"]["d6"]["type"], "invalidProperties",
+        "{set}"
+    );
+    let id = set["created"]["d1"]["id"].as_str().unwrap().to_string();
+
+    // The stored bytes, read by mail-parser: the headers and parts asked for.
+    let uid: u32 = id.rsplit('_').next().unwrap().parse().unwrap();
+    let raw = f.store.fetch(ALICE, "Drafts", uid).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(m.subject(), Some("Verbale è pronto"));
+    let from = m.from().unwrap().first().unwrap();
+    assert_eq!(
+        (from.name(), from.address()),
+        (Some("Alice Rossi"), Some(ALICE))
+    );
+    assert_eq!(m.to().unwrap().first().unwrap().address(), Some(BOB));
+    assert_eq!(m.date().unwrap().to_timestamp(), 1_796_022_000);
+    assert!(m.message_id().unwrap().ends_with("@pec.example.it"));
+    assert_eq!(m.body_text(0).as_deref(), Some("In allegato il verbale."));
+    let att = m.attachment(0).unwrap();
+    assert_eq!(
+        mail_parser::MimeHeaders::attachment_name(att),
+        Some("verbale.pdf")
+    );
+    assert_eq!(att.contents(), pdf.as_slice());
+    let flags = &f.store.messages(ALICE, "Drafts").unwrap()[0].flags;
+    assert_eq!(flags, &["\\Draft".to_string()]);
+
+    // And through Email/get, as any client sees it.
+    let got = ok(
+        &f.one(
+            ALICE,
+            "Email/get",
+            json!({"accountId": account, "ids": [id],
+                   "properties": ["subject", "keywords", "attachments", "hasAttachment"]}),
+        ),
+        "Email/get",
+    );
+    let e = &got["list"][0];
+    assert_eq!(e["keywords"], json!({"$draft": true}));
+    assert_eq!(e["hasAttachment"], true);
+    assert_eq!(e["attachments"][0]["name"], "verbale.pdf");
+    assert_eq!(e["attachments"][0]["type"], "application/pdf");
+    assert_eq!(e["attachments"][0]["size"], pdf.len());
+}
+
 backend_tests!(
     mailboxes_emails_and_changes,
     users_never_see_each_other,
     user_folders_through_mailbox_set,
     upload_and_import,
-    submission_goes_through_the_access_point
+    submission_goes_through_the_access_point,
+    drafts_from_email_properties
 );
