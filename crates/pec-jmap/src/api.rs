@@ -104,6 +104,14 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
     }
 }
 
+/// The `["error", {type, description}, callId]` of a failed call.
+fn error_invocation(e: &Error, call_id: String) -> Invocation {
+    let mut error = Map::new();
+    error.insert("type".into(), e.kind().into());
+    error.insert("description".into(), e.to_string().into());
+    Invocation("error".into(), error, call_id)
+}
+
 /// Runs the calls of `request` in order for the user of `ctx` (synchronous: the store
 /// is called directly, so run it where blocking is allowed).
 pub fn process(ctx: &Ctx<'_>, request: Request) -> Response {
@@ -111,19 +119,27 @@ pub fn process(ctx: &Ctx<'_>, request: Request) -> Response {
     for Invocation(name, mut arguments, call_id) in request.method_calls {
         let result = resolve_references(&mut arguments, &responses)
             .and_then(|()| call(ctx, &request.using, &name, &arguments));
+        let implicit = match &result {
+            Ok(r) if name == "EmailSubmission/set" => submission::on_success(&arguments, r),
+            _ => None,
+        };
         let invocation = match result {
             Ok(r) => Invocation(name, r, call_id),
             Err(e) => {
                 if let Error::Store(inner) = &e {
                     tracing::warn!(method = %name, "JMAP call failed in the store: {inner}");
                 }
-                let mut error = Map::new();
-                error.insert("type".into(), e.kind().into());
-                error.insert("description".into(), e.to_string().into());
-                Invocation("error".into(), error, call_id)
+                error_invocation(&e, call_id)
             }
         };
         responses.push(invocation);
+        if let Some(set_args) = implicit {
+            let id = responses.last().map(|i| i.2.clone()).unwrap_or_default();
+            responses.push(match set::set(ctx, &set_args) {
+                Ok(r) => Invocation("Email/set".into(), r, id),
+                Err(e) => error_invocation(&e, id),
+            });
+        }
     }
     Response {
         method_responses: responses,

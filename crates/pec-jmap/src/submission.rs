@@ -217,3 +217,43 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
     r.insert("notDestroyed".into(), Value::Object(not_destroyed));
     Ok(r)
 }
+
+/// The implicit Email/set RFC 8621 §7.5 asks for after an EmailSubmission/set with
+/// `onSuccessUpdateEmail` or `onSuccessDestroyEmail`: their `#creationId` keys name the
+/// email of that creation, and only creations that succeeded count. `None` when neither
+/// is given or nothing succeeded.
+pub fn on_success(args: &Arguments, response: &Arguments) -> Option<Arguments> {
+    let created = response.get("created")?.as_object()?;
+    let create = args.get("create")?.as_object()?;
+    let email_of = |key: &str| {
+        let creation = key.strip_prefix('#')?;
+        created.get(creation)?;
+        create
+            .get(creation)?
+            .get("emailId")?
+            .as_str()
+            .map(str::to_string)
+    };
+    let update: Map<String, Value> = args
+        .get("onSuccessUpdateEmail")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, patch)| Some((email_of(k)?, patch.clone())))
+        .collect();
+    let destroy: Vec<Value> = args
+        .get("onSuccessDestroyEmail")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| email_of(k.as_str()?).map(Value::from))
+        .collect();
+    if update.is_empty() && destroy.is_empty() {
+        return None;
+    }
+    let mut set = Map::new();
+    set.insert("accountId".into(), response.get("accountId")?.clone());
+    set.insert("update".into(), Value::Object(update));
+    set.insert("destroy".into(), Value::Array(destroy));
+    Some(set)
+}

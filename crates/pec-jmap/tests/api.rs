@@ -1165,6 +1165,29 @@ fn submission_goes_through_the_access_point(backend: Backend) {
         assert_eq!(message, &bytes);
     }
 
+    // onSuccessUpdateEmail: the implicit Email/set after the submission, on the
+    // created ones only (the draft loses $draft, gains $seen).
+    let r = f.call(
+        ALICE,
+        &[
+            "urn:ietf:params:jmap:core",
+            "urn:ietf:params:jmap:mail",
+            "urn:ietf:params:jmap:submission",
+        ],
+        json!([["EmailSubmission/set", {"accountId": account,
+            "create": {"s": {"emailId": email}},
+            "onSuccessUpdateEmail": {"#s": {"keywords/$draft": null, "keywords/$seen": true},
+                                     "#other": {"keywords/$flagged": true}}}, "c"]]),
+    );
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(ok(&r[0], "EmailSubmission/set")["created"]["s"].is_object());
+    let implicit = ok(&r[1], "Email/set");
+    assert_eq!(r[1][2], "c");
+    assert_eq!(implicit["updated"], json!({&email: null}), "{implicit}");
+    let flags = &f.store.messages(ALICE, "Drafts").unwrap()[0].flags;
+    assert_eq!(flags, &["\\Seen".to_string()]);
+    f.access.submitted.lock().unwrap().pop();
+
     // Each refusal of the access point is the SetError RFC 8621 names.
     let envelope = json!({"mailFrom": {"email": BOB}, "rcptTo": [{"email": "x@y.it"}]});
     for (verdict, kind) in [
