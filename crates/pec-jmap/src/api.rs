@@ -116,9 +116,15 @@ fn error_invocation(e: &Error, call_id: String) -> Invocation {
 /// is called directly, so run it where blocking is allowed).
 pub fn process(ctx: &Ctx<'_>, request: Request) -> Response {
     let mut responses: Vec<Invocation> = Vec::with_capacity(request.method_calls.len());
+    // Creation ids known so far: the client's and those of this request's creations.
+    let mut created_ids = request.created_ids.clone().unwrap_or_default();
     for Invocation(name, mut arguments, call_id) in request.method_calls {
+        submission::resolve_creation_ids(&name, &mut arguments, &created_ids);
         let result = resolve_references(&mut arguments, &responses)
             .and_then(|()| call(ctx, &request.using, &name, &arguments));
+        if let Ok(r) = &result {
+            submission::record_creation_ids(&name, r, &mut created_ids);
+        }
         let implicit = match &result {
             Ok(r) if name == "EmailSubmission/set" => submission::on_success(&arguments, r),
             _ => None,
@@ -143,7 +149,7 @@ pub fn process(ctx: &Ctx<'_>, request: Request) -> Response {
     }
     Response {
         method_responses: responses,
-        created_ids: request.created_ids,
+        created_ids: request.created_ids.map(|_| created_ids),
         session_state: session::SESSION_STATE.into(),
     }
 }

@@ -257,3 +257,43 @@ pub fn on_success(args: &Arguments, response: &Arguments) -> Option<Arguments> {
     set.insert("destroy".into(), Value::Array(destroy));
     Some(set)
 }
+
+/// Records the ids of the emails an Email/set or Email/import created, by creation id,
+/// in a request's `createdIds` (RFC 8620 §5.3), so that a later call may name them
+/// `#creationId`.
+pub fn record_creation_ids(method: &str, response: &Arguments, ids: &mut Map<String, Value>) {
+    if method != "Email/set" && method != "Email/import" {
+        return;
+    }
+    let Some(created) = response.get("created").and_then(Value::as_object) else {
+        return;
+    };
+    for (creation, object) in created {
+        if let Some(id) = object.get("id") {
+            ids.insert(creation.clone(), id.clone());
+        }
+    }
+}
+
+/// In an EmailSubmission/set, replaces an `emailId` of `#creationId` with the id that
+/// creation got earlier in the request (an unknown one stays, and is not found).
+pub fn resolve_creation_ids(method: &str, args: &mut Arguments, ids: &Map<String, Value>) {
+    if method != "EmailSubmission/set" {
+        return;
+    }
+    let Some(create) = args.get_mut("create").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for spec in create.values_mut() {
+        let Some(email) = spec.get_mut("emailId") else {
+            continue;
+        };
+        let known = email
+            .as_str()
+            .and_then(|e| e.strip_prefix('#'))
+            .and_then(|c| ids.get(c));
+        if let Some(id) = known {
+            *email = id.clone();
+        }
+    }
+}

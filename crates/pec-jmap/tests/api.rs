@@ -1188,6 +1188,36 @@ fn submission_goes_through_the_access_point(backend: Backend) {
     assert_eq!(flags, &["\\Seen".to_string()]);
     f.access.submitted.lock().unwrap().pop();
 
+    // A draft created and sent in one request: `#d` names the created email.
+    let drafts = mailbox_with_role(&f, &account, "drafts");
+    let r = f.call(
+        ALICE,
+        &[
+            "urn:ietf:params:jmap:core",
+            "urn:ietf:params:jmap:mail",
+            "urn:ietf:params:jmap:submission",
+        ],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"d": {
+                "mailboxIds": {&drafts: true}, "from": [{"email": ALICE}],
+                "to": [{"email": BOB}], "subject": "in un colpo"}}}, "a"],
+            ["EmailSubmission/set", {"accountId": account,
+                "create": {"s": {"emailId": "#d"}}}, "b"]]),
+    );
+    let made = ok(&r[0], "Email/set")["created"]["d"]["id"].clone();
+    assert!(
+        ok(&r[1], "EmailSubmission/set")["created"]["s"].is_object(),
+        "{r:?}"
+    );
+    {
+        let seen = f.access.submitted.lock().unwrap();
+        let last = seen.last().unwrap();
+        assert_eq!(last.3, [BOB]);
+        assert!(String::from_utf8_lossy(&last.4).contains("Subject: in un colpo"));
+    }
+    assert!(made.is_string());
+    f.access.submitted.lock().unwrap().pop();
+
     // Each refusal of the access point is the SetError RFC 8621 names.
     let envelope = json!({"mailFrom": {"email": BOB}, "rcptTo": [{"email": "x@y.it"}]});
     for (verdict, kind) in [
