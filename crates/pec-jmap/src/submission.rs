@@ -156,10 +156,9 @@ fn create_one(ctx: &Ctx<'_>, index: &Index<'_>, spec: &Value) -> Result<Result<V
     let verdict = handle.block_on(access.submit(ctx.peer, ctx.address, &mail_from, &rcpt_to, raw));
     Ok(match verdict {
         Verdict::Accepted(text) => {
-            let digest = openssl::sha::sha256(text.as_bytes());
-            let id: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+            let digest = pec_store::blobs::hash_hex(text.as_bytes());
             Ok(json!({
-                "id": format!("x{id}"),
+                "id": format!("x{}", digest.get(..24).unwrap_or_default()),
                 "undoStatus": "final",
                 "sendAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "pecAccepted": text,

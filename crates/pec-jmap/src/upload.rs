@@ -49,7 +49,7 @@ impl Uploads {
     /// Keeps `bytes` for `address` and returns their SHA-256 hex (the blob is
     /// `b<hash>`, as a stored message's).
     pub fn put(&self, address: &str, bytes: Vec<u8>) -> Result<String, Refused> {
-        let hash = hex(&openssl::sha::sha256(&bytes));
+        let hash = pec_store::blobs::hash_hex(&bytes);
         let now = Instant::now();
         let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
         accounts.retain(|_, blobs| {
@@ -91,10 +91,6 @@ impl Uploads {
             .find(|u| u.hash == hash && u.at.elapsed() < LIFETIME)
             .map(|u| u.bytes.clone())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

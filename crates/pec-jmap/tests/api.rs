@@ -957,6 +957,7 @@ fn upload_and_import(backend: Backend) {
         4096
     );
     let bytes = message(ALICE, BOB, "bozza", "testo della bozza");
+    // The blob id is the SHA-256 of the bytes, computed here independently.
     let expected_hash: String = openssl::sha::sha256(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
