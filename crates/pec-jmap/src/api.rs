@@ -10,7 +10,8 @@ use crate::pec::SignerTrust;
 use crate::protocol::{Arguments, Invocation, Problem, Request, Response, resolve_references};
 use crate::session::{self, CAPABILITIES, Limits};
 use crate::{
-    args, changes, email, identity, import, mailbox, mailbox_set, query, set, submission, thread,
+    args, changes, email, identity, import, mailbox, mailbox_set, query, set, snippet, submission,
+    thread,
 };
 
 /// What one method call runs with: the store, the user and the request's options.
@@ -68,9 +69,8 @@ fn capability(method: &str) -> Option<&'static str> {
     match method {
         "Core/echo" => Some(session::CORE),
         "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Mailbox/set" | "Email/get"
-        | "Email/query" | "Email/changes" | "Email/set" | "Email/import" | "Thread/get" => {
-            Some(session::MAIL)
-        }
+        | "Email/query" | "Email/changes" | "Email/set" | "Email/import" | "Email/queryChanges"
+        | "SearchSnippet/get" | "Thread/get" => Some(session::MAIL),
         "Identity/get" | "EmailSubmission/set" => Some(session::SUBMISSION),
         _ => None,
     }
@@ -97,6 +97,13 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Email/changes" => changes::email_changes(ctx, arguments),
         "Email/set" => set::set(ctx, arguments),
         "Email/import" => import::import(ctx, arguments),
+        "SearchSnippet/get" => snippet::get(ctx, arguments),
+        // Allowed by RFC 8620 §5.6: the client queries again.
+        "Email/queryChanges" => Err(Error::CannotCalculateChanges(
+            args::string(arguments, "sinceQueryState")?
+                .unwrap_or_default()
+                .to_string(),
+        )),
         "Thread/get" => thread::get(ctx, arguments),
         "Identity/get" => identity::get(ctx, arguments),
         "EmailSubmission/set" => submission::set(ctx, arguments),

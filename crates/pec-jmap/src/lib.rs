@@ -9,6 +9,7 @@
 //! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
 //! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import; [`draft`]: Email/set create;
+//!   [`snippet`]: SearchSnippet/get;
 //!   [`submission`]: EmailSubmission/set through the gestore's access point;
 //! - [`ids`] and [`state`]: how store objects and their versions are named.
 //!
@@ -33,6 +34,7 @@ pub mod protocol;
 pub mod query;
 pub mod session;
 pub mod set;
+pub mod snippet;
 pub mod state;
 pub mod submission;
 pub mod thread;

@@ -1390,6 +1390,28 @@ fn drafts_from_email_properties(backend: Backend) {
     assert_eq!(e["attachments"][0]["name"], "verbale.pdf");
     assert_eq!(e["attachments"][0]["type"], "application/pdf");
     assert_eq!(e["attachments"][0]["size"], pdf.len());
+
+    // SearchSnippet/get marks the filter's text in the subject; Email/queryChanges
+    // always asks the client to query again.
+    let r = f.one(
+        ALICE,
+        "SearchSnippet/get",
+        json!({"accountId": account, "filter": {"operator": "AND", "conditions": [
+                   {"text": "VERBALE"}, {"operator": "NOT", "conditions": [{"subject": "pronto"}]}]},
+               "emailIds": [id, "e9_9"]}),
+    );
+    let snippets = ok(&r, "SearchSnippet/get");
+    assert_eq!(
+        snippets["list"],
+        json!([{"emailId": id, "subject": "<mark>Verbale</mark> è pronto", "preview": null}])
+    );
+    assert_eq!(snippets["notFound"], json!(["e9_9"]));
+    let r = f.one(
+        ALICE,
+        "Email/queryChanges",
+        json!({"accountId": account, "sinceQueryState": "x"}),
+    );
+    assert_eq!(error_type(&r), "cannotCalculateChanges");
 }
 
 backend_tests!(
