@@ -18,6 +18,7 @@ pub mod fetch;
 pub mod handlers;
 pub mod identity;
 pub mod incoming;
+pub mod jmap_submission;
 pub mod metrics;
 pub mod proof;
 pub mod protocol;

@@ -248,6 +248,12 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
                 let notifier = parts.imap.notifier.clone();
                 Arc::new(move |address: &str, folder: &str| notifier.changed(address, folder))
             },
+            uploads: Arc::default(),
+            access: Some(Arc::new(crate::jmap_submission::JmapAccess {
+                handler: sub_handler.clone(),
+                max_message_size: parts.smtp.max_message_size,
+                max_recipients: parts.smtp.max_recipients,
+            })),
         };
         let api = AdminApi {
             admin: Administration {

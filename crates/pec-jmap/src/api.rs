@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 use crate::pec::SignerTrust;
 use crate::protocol::{Arguments, Invocation, Problem, Request, Response, resolve_references};
 use crate::session::{self, CAPABILITIES, Limits};
-use crate::{args, changes, email, identity, mailbox, mailbox_set, query, set, thread};
+use crate::{
+    args, changes, email, identity, import, mailbox, mailbox_set, query, set, snippet, submission,
+    thread,
+};
 
 /// What one method call runs with: the store, the user and the request's options.
 pub struct Ctx<'a> {
@@ -25,6 +28,12 @@ pub struct Ctx<'a> {
     pub trust: &'a dyn SignerTrust,
     /// Told `(address, folder)` of each change made (see [`crate::http::Jmap::changed`]).
     pub changed: &'a (dyn Fn(&str, &str) + Send + Sync),
+    /// The uploads Email/import reads.
+    pub uploads: &'a crate::upload::Uploads,
+    /// The gestore's access point EmailSubmission/set sends through (`None`: no sending).
+    pub access: Option<&'a dyn crate::submission::AccessPoint>,
+    /// The client's address, for the trace of what it submits.
+    pub peer: std::net::IpAddr,
     /// Whether the request uses the PEC capability (`pec`, `pecKind`, `pecRefersTo`).
     pub using_pec: bool,
 }
@@ -60,8 +69,9 @@ fn capability(method: &str) -> Option<&'static str> {
     match method {
         "Core/echo" => Some(session::CORE),
         "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Mailbox/set" | "Email/get"
-        | "Email/query" | "Email/changes" | "Email/set" | "Thread/get" => Some(session::MAIL),
-        "Identity/get" => Some(session::SUBMISSION),
+        | "Email/query" | "Email/changes" | "Email/set" | "Email/import" | "Email/queryChanges"
+        | "SearchSnippet/get" | "Thread/get" => Some(session::MAIL),
+        "Identity/get" | "EmailSubmission/set" => Some(session::SUBMISSION),
         _ => None,
     }
 }
@@ -86,36 +96,67 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Email/query" => query::query(ctx, arguments),
         "Email/changes" => changes::email_changes(ctx, arguments),
         "Email/set" => set::set(ctx, arguments),
+        "Email/import" => import::import(ctx, arguments),
+        "SearchSnippet/get" => snippet::get(ctx, arguments),
+        // Allowed by RFC 8620 §5.6: the client queries again.
+        "Email/queryChanges" => Err(Error::CannotCalculateChanges(
+            args::string(arguments, "sinceQueryState")?
+                .unwrap_or_default()
+                .to_string(),
+        )),
         "Thread/get" => thread::get(ctx, arguments),
         "Identity/get" => identity::get(ctx, arguments),
+        "EmailSubmission/set" => submission::set(ctx, arguments),
         _ => Err(unknown()),
     }
+}
+
+/// The `["error", {type, description}, callId]` of a failed call.
+fn error_invocation(e: &Error, call_id: String) -> Invocation {
+    let mut error = Map::new();
+    error.insert("type".into(), e.kind().into());
+    error.insert("description".into(), e.to_string().into());
+    Invocation("error".into(), error, call_id)
 }
 
 /// Runs the calls of `request` in order for the user of `ctx` (synchronous: the store
 /// is called directly, so run it where blocking is allowed).
 pub fn process(ctx: &Ctx<'_>, request: Request) -> Response {
     let mut responses: Vec<Invocation> = Vec::with_capacity(request.method_calls.len());
+    // Creation ids known so far: the client's and those of this request's creations.
+    let mut created_ids = request.created_ids.clone().unwrap_or_default();
     for Invocation(name, mut arguments, call_id) in request.method_calls {
+        submission::resolve_creation_ids(&name, &mut arguments, &created_ids);
         let result = resolve_references(&mut arguments, &responses)
             .and_then(|()| call(ctx, &request.using, &name, &arguments));
+        if let Ok(r) = &result {
+            submission::record_creation_ids(&name, r, &mut created_ids);
+        }
+        let implicit = match &result {
+            Ok(r) if name == "EmailSubmission/set" => submission::on_success(&arguments, r),
+            _ => None,
+        };
         let invocation = match result {
             Ok(r) => Invocation(name, r, call_id),
             Err(e) => {
                 if let Error::Store(inner) = &e {
                     tracing::warn!(method = %name, "JMAP call failed in the store: {inner}");
                 }
-                let mut error = Map::new();
-                error.insert("type".into(), e.kind().into());
-                error.insert("description".into(), e.to_string().into());
-                Invocation("error".into(), error, call_id)
+                error_invocation(&e, call_id)
             }
         };
         responses.push(invocation);
+        if let Some(set_args) = implicit {
+            let id = responses.last().map(|i| i.2.clone()).unwrap_or_default();
+            responses.push(match set::set(ctx, &set_args) {
+                Ok(r) => Invocation("Email/set".into(), r, id),
+                Err(e) => error_invocation(&e, id),
+            });
+        }
     }
     Response {
         method_responses: responses,
-        created_ids: request.created_ids,
+        created_ids: request.created_ids.map(|_| created_ids),
         session_state: session::SESSION_STATE.into(),
     }
 }

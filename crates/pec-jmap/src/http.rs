@@ -24,6 +24,8 @@ use crate::ids;
 use crate::pec::SignerTrust;
 use crate::protocol::Problem;
 use crate::session::{self, Limits};
+use crate::submission::AccessPoint;
+use crate::upload::{Refused, Uploads};
 
 /// The session resource (RFC 8620 §2.2).
 pub const WELL_KNOWN: &str = "/.well-known/jmap";
@@ -31,7 +33,7 @@ pub const WELL_KNOWN: &str = "/.well-known/jmap";
 pub const API_PATH: &str = "/jmap/api";
 /// Downloads: `/jmap/download/{accountId}/{blobId}/{name}?type=`.
 pub const DOWNLOAD_PREFIX: &str = "/jmap/download/";
-/// Uploads (announced, not served yet: `maxSizeUpload` is 0).
+/// Uploads: `POST /jmap/upload/{accountId}/` (RFC 8620 §6.1).
 pub const UPLOAD_PREFIX: &str = "/jmap/upload/";
 /// Push by event source (announced, not served yet).
 pub const EVENT_SOURCE_PATH: &str = "/jmap/eventsource";
@@ -56,6 +58,11 @@ pub struct Jmap {
     /// sessions of this node watching that folder learn of it (other nodes learn through
     /// the store's change feed).
     pub changed: FolderChanged,
+    /// Blobs uploaded and not yet imported (in memory, bounded: [`crate::upload`]).
+    pub uploads: Arc<Uploads>,
+    /// The access point EmailSubmission/set sends through, as SMTP submission does
+    /// (`None`: the service reads mail only).
+    pub access: Option<Arc<dyn AccessPoint>>,
 }
 
 /// A callback told `(address, folder)` of a change (the IMAP change hub's `changed`).
@@ -222,7 +229,7 @@ impl Jmap {
             if method != Method::POST {
                 return plain(StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
             }
-            return self.api(req, address).await;
+            return self.api(req, address, peer).await;
         }
         if let Some(rest) = path.strip_prefix(DOWNLOAD_PREFIX) {
             if method != Method::GET && method != Method::HEAD {
@@ -231,7 +238,14 @@ impl Jmap {
             let query = req.uri().query().unwrap_or("").to_string();
             return self.download(rest, &query, address).await;
         }
-        if path.starts_with(UPLOAD_PREFIX) || path == EVENT_SOURCE_PATH {
+        if let Some(rest) = path.strip_prefix(UPLOAD_PREFIX) {
+            if method != Method::POST {
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
+            }
+            let account = rest.trim_end_matches('/').to_string();
+            return self.upload(req, &account, address).await;
+        }
+        if path == EVENT_SOURCE_PATH {
             return plain(StatusCode::NOT_IMPLEMENTED, "non ancora disponibile");
         }
         plain(StatusCode::NOT_FOUND, "risorsa inesistente")
@@ -239,7 +253,7 @@ impl Jmap {
 
     /// The API endpoint: a bounded body, a checked request, the calls run off the
     /// async threads.
-    async fn api<B>(&self, req: Request<B>, address: String) -> Reply
+    async fn api<B>(&self, req: Request<B>, address: String, peer: IpAddr) -> Reply
     where
         B: Body + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -260,7 +274,8 @@ impl Jmap {
             Err(p) => return problem(&p),
         };
         let (trust, limits) = (self.trust.clone(), self.limits.clone());
-        let changed = self.changed.clone();
+        let (changed, uploads) = (self.changed.clone(), self.uploads.clone());
+        let access = self.access.clone();
         let response = self
             .blocking(move |store| {
                 let ctx = Ctx {
@@ -270,6 +285,9 @@ impl Jmap {
                     limits: &limits,
                     trust: trust.as_ref(),
                     changed: changed.as_ref(),
+                    uploads: uploads.as_ref(),
+                    access: access.as_deref(),
+                    peer,
                     using_pec: request.using.iter().any(|u| u == session::PEC),
                 };
                 api::process(&ctx, request)
@@ -278,6 +296,51 @@ impl Jmap {
         match response {
             Some(r) => json(StatusCode::OK, &r),
             None => unavailable(),
+        }
+    }
+
+    /// An upload (RFC 8620 §6.1): at most `maxSizeUpload` bytes kept for the user,
+    /// answered with the blob's id, type and size.
+    async fn upload<B>(&self, req: Request<B>, account: &str, address: String) -> Reply
+    where
+        B: Body + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let account_id = ids::account_id(&address);
+        if account != account_id {
+            return plain(StatusCode::NOT_FOUND, "risorsa inesistente");
+        }
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| blob::content_type(&format!("type={}", t.split(';').next().unwrap_or(""))))
+            .unwrap_or_else(|| "application/octet-stream".to_string());
+        let max = self.limits.max_size_upload;
+        let body = match Limited::new(req.into_body(), max).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                debug!("JMAP upload not read: {e}");
+                let mut p = Problem::limit(
+                    "maxSizeUpload",
+                    format!("the upload is larger than {max} bytes"),
+                );
+                p.status = StatusCode::PAYLOAD_TOO_LARGE.as_u16();
+                return problem(&p);
+            }
+        };
+        let size = body.len();
+        match self.uploads.put(&address, body.to_vec()) {
+            Ok(hash) => json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "accountId": account_id,
+                    "blobId": ids::BlobId { hash, part: None }.to_string(),
+                    "type": content_type,
+                    "size": size,
+                }),
+            ),
+            Err(Refused::Full) => unavailable(),
         }
     }
 
@@ -295,9 +358,17 @@ impl Jmap {
         if account != ids::account_id(&address) {
             return plain(StatusCode::NOT_FOUND, "risorsa inesistente");
         }
-        let found = self
-            .blocking(move |store| blob::read(store, &address, &blob_id))
-            .await;
+        let uploaded = blob_id
+            .part
+            .is_none()
+            .then(|| self.uploads.get(&address, &blob_id.hash))
+            .flatten();
+        let found = if let Some(bytes) = uploaded {
+            Some(Ok(Some(bytes.as_ref().clone())))
+        } else {
+            self.blocking(move |store| blob::read(store, &address, &blob_id))
+                .await
+        };
         let bytes = match found {
             Some(Ok(Some(b))) => b,
             Some(Ok(None)) => return plain(StatusCode::NOT_FOUND, "risorsa inesistente"),

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::protocol::Arguments;
 
 /// The one identity's id.
-const ID: &str = "self";
+pub const ID: &str = "self";
 
 /// Identity/get.
 pub fn get(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {

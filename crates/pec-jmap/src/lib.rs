@@ -8,6 +8,9 @@
 //! - [`session`]: the session resource, capabilities and limits;
 //! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
+//! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import; [`draft`]: Email/set create;
+//!   [`snippet`]: SearchSnippet/get;
+//!   [`submission`]: EmailSubmission/set through the gestore's access point;
 //! - [`ids`] and [`state`]: how store objects and their versions are named.
 //!
 //! The web client of the gestore is to be built on this API.
@@ -16,11 +19,13 @@ pub mod api;
 pub mod args;
 pub mod blob;
 pub mod changes;
+pub mod draft;
 pub mod email;
 pub mod error;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod import;
 pub mod keywords;
 pub mod mailbox;
 pub mod mailbox_set;
@@ -29,10 +34,15 @@ pub mod protocol;
 pub mod query;
 pub mod session;
 pub mod set;
+pub mod snippet;
 pub mod state;
+pub mod submission;
 pub mod thread;
+pub mod upload;
 
 pub use error::{Error, Result};
 pub use http::{FolderChanged, Jmap, serves};
 pub use pec::SignerTrust;
 pub use session::Limits;
+pub use submission::{AccessPoint, Verdict};
+pub use upload::Uploads;

@@ -188,6 +188,28 @@ fn parse(value: &Value, depth: usize, nodes: &mut usize, using_pec: bool) -> Res
     Ok(Filter::All(all))
 }
 
+/// The texts SearchSnippet/get marks in subjects: the `text` and `subject` conditions of
+/// `value` outside any `NOT`, lower case (parsed with Email/query's bounds).
+pub fn subject_terms(value: &Value, using_pec: bool) -> Result<Vec<String>> {
+    let mut nodes = 0;
+    let filter = parse(value, 0, &mut nodes, using_pec)?;
+    let mut terms = Vec::new();
+    let mut stack = vec![&filter];
+    while let Some(f) = stack.pop() {
+        match f {
+            Filter::All(conditions) => terms.extend(conditions.iter().filter_map(|c| match c {
+                Condition::Contains(Field::Text | Field::Subject, t) if !t.is_empty() => {
+                    Some(t.clone())
+                }
+                _ => None,
+            })),
+            Filter::And(inner) | Filter::Or(inner) => stack.extend(inner),
+            Filter::Not(_) => {}
+        }
+    }
+    Ok(terms)
+}
+
 /// What content conditions read of one message, loaded once.
 struct Content {
     from: String,

@@ -39,6 +39,8 @@ pub struct Limits {
     pub max_body_value: usize,
     /// Most folders an account may have (IMAP's `max_folders` by default).
     pub max_mailboxes: usize,
+    /// Largest upload, in bytes (announced as `maxSizeUpload`).
+    pub max_size_upload: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +54,7 @@ impl Default for Limits {
             max_scanned: 20_000,
             max_body_value: 1024 * 1024,
             max_mailboxes: 1000,
+            max_size_upload: 25 * 1024 * 1024,
         }
     }
 }
@@ -62,7 +65,7 @@ pub fn session(address: &str, base: &str, limits: &Limits) -> Value {
     json!({
         "capabilities": {
             CORE: {
-                "maxSizeUpload": 0,
+                "maxSizeUpload": limits.max_size_upload,
                 "maxConcurrentUpload": 1,
                 "maxSizeRequest": limits.max_size_request,
                 "maxConcurrentRequests": limits.max_concurrent_requests,
@@ -85,7 +88,7 @@ pub fn session(address: &str, base: &str, limits: &Limits) -> Value {
                         "maxMailboxesPerEmail": 1,
                         "maxMailboxDepth": 1,
                         "maxSizeMailboxName": crate::mailbox_set::MAX_NAME,
-                        "maxSizeAttachmentsPerEmail": 0,
+                        "maxSizeAttachmentsPerEmail": limits.max_size_upload,
                         "emailQuerySortOptions": ["receivedAt"],
                         "mayCreateTopLevelMailbox": true,
                     },

@@ -1,6 +1,6 @@
-//! Email/set (RFC 8621 §4.6), for keywords only: a PEC mailbox's messages are evidence,
-//! so they are neither created nor destroyed through this API (creation is submission,
-//! removal is left to IMAP for now). `keywords` is replaced whole or patched one
+//! Email/set (RFC 8621 §4.6): keywords, and drafts created ([`crate::draft`]). A PEC
+//! mailbox's messages are evidence, so they are not destroyed through this API (removal
+//! is left to IMAP for now). `keywords` is replaced whole or patched one
 //! keyword at a time (`keywords/$seen`); in the security archive only `$seen` changes.
 
 use pec_store::FlagOp;
@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::Ctx;
 use crate::args;
+use crate::draft;
 use crate::email::Index;
 use crate::error::{Error, Result};
 use crate::ids::{EmailId, Place};
@@ -115,12 +116,13 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
         }
     }
     let refuse = |why: &str| set_error("forbidden", why);
+    let mut created = Map::new();
     let mut not_created = Map::new();
-    for id in create.keys() {
-        not_created.insert(
-            id.clone(),
-            refuse("emails are created by submission (EmailSubmission), not by Email/set"),
-        );
+    for (id, spec) in &create {
+        match draft::create(ctx, &index, spec)? {
+            Ok(c) => created.insert(id.clone(), c),
+            Err(e) => not_created.insert(id.clone(), e),
+        };
     }
     let mut not_destroyed = Map::new();
     for id in destroy {
@@ -131,7 +133,7 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
     r.insert("accountId".into(), ctx.account_id.clone().into());
     r.insert("oldState".into(), old_state.into());
     r.insert("newState".into(), new_state.into());
-    r.insert("created".into(), Value::Null);
+    r.insert("created".into(), Value::Object(created));
     r.insert("updated".into(), Value::Object(updated));
     r.insert("destroyed".into(), Value::Null);
     r.insert("notCreated".into(), Value::Object(not_created));

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use pec_jmap::{Jmap, Limits, SignerTrust};
+use pec_jmap::submission::Pending;
+use pec_jmap::{AccessPoint, Jmap, Limits, SignerTrust, Verdict};
 use pec_net::{AuthLimits, Authenticator};
 use pec_proto::smime::SignerCert;
 use pec_store::test_util::{Backend, TestStore};
@@ -47,7 +48,39 @@ fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// What the access point was asked: `(peer, user, mail_from, rcpt_to, message)`.
+type Submitted = (IpAddr, String, String, Vec<String>, Vec<u8>);
+
+/// An access point that records each submission and answers what the test set.
+#[derive(Default)]
+struct FakeAccess {
+    submitted: Mutex<Vec<Submitted>>,
+    answer: Mutex<Option<Verdict>>,
+}
+
+impl AccessPoint for FakeAccess {
+    fn submit<'a>(
+        &'a self,
+        peer: IpAddr,
+        user: &'a str,
+        mail_from: &'a str,
+        rcpt_to: &'a [String],
+        message: Vec<u8>,
+    ) -> Pending<'a> {
+        self.submitted.lock().unwrap().push((
+            peer,
+            user.to_string(),
+            mail_from.to_string(),
+            rcpt_to.to_vec(),
+            message,
+        ));
+        let answer = self.answer.lock().unwrap().clone();
+        Box::pin(async move { answer.expect("the test sets an answer") })
+    }
+}
+
 struct Fixture {
+    access: Arc<FakeAccess>,
     _store: TestStore,
     store: Arc<dyn Store>,
     /// The `(address, folder)` pairs the service said it changed.
@@ -78,6 +111,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
     });
     let changes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let told = changes.clone();
+    let access = Arc::new(FakeAccess::default());
     let jmap = Jmap {
         store: store.clone(),
         auth: Arc::new(auth),
@@ -87,6 +121,8 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         changed: Arc::new(move |a: &str, f: &str| {
             told.lock().unwrap().push((a.to_string(), f.to_string()))
         }),
+        uploads: Arc::default(),
+        access: Some(access.clone()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -94,6 +130,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         .build()
         .unwrap();
     Fixture {
+        access,
         _store: t,
         store,
         changes,
@@ -887,8 +924,501 @@ fn user_folders_through_mailbox_set(backend: Backend) {
     assert!(folders(&f).iter().any(|(n, _)| n == "Sua"));
 }
 
+/// The id of ALICE's mailbox with `role`.
+fn mailbox_with_role(f: &Fixture, account: &str, role: &str) -> String {
+    let q = ok(
+        &f.one(
+            ALICE,
+            "Mailbox/query",
+            json!({"accountId": account, "filter": {"role": role}}),
+        ),
+        "Mailbox/query",
+    );
+    q["ids"][0].as_str().unwrap().to_string()
+}
+
+fn upload_and_import(backend: Backend) {
+    let f = fixture(
+        backend,
+        Limits {
+            max_size_upload: 4096,
+            ..Limits::default()
+        },
+    );
+    let account = f.account(ALICE);
+    let session = f.send(
+        "GET",
+        "/.well-known/jmap",
+        Some(&basic(ALICE, PASSWORD)),
+        vec![],
+    );
+    assert_eq!(
+        session.json()["capabilities"]["urn:ietf:params:jmap:core"]["maxSizeUpload"],
+        4096
+    );
+    let bytes = message(ALICE, BOB, "bozza", "testo della bozza");
+    // The blob id is the SHA-256 of the bytes, computed here independently.
+    let expected_hash: String = openssl::sha::sha256(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let upload_path = format!("/jmap/upload/{account}/");
+
+    // Upload: 201 with the blob's id (its SHA-256), type and size.
+    let req = Request::builder()
+        .method("POST")
+        .uri(&upload_path)
+        .header("authorization", basic(ALICE, PASSWORD))
+        .header("content-type", "message/rfc822; charset=utf-8")
+        .body(Full::new(Bytes::from(bytes.clone())))
+        .unwrap();
+    let (status, up) = f.rt.block_on(async {
+        let r = f.jmap.answer(req, PEER).await;
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, serde_json::from_slice::<Value>(&body).unwrap())
+    });
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    assert_eq!(up["accountId"], account.as_str());
+    assert_eq!(up["blobId"], format!("b{expected_hash}"));
+    assert_eq!(up["type"], "message/rfc822");
+    assert_eq!(up["size"], bytes.len());
+    let blob = up["blobId"].as_str().unwrap().to_string();
+
+    // The uploader downloads it; nobody else does, nor uploads into another account.
+    let download = format!("/jmap/download/{account}/{blob}/b.eml");
+    let a = f.send("GET", &download, Some(&basic(ALICE, PASSWORD)), vec![]);
+    assert_eq!((a.status, a.body.clone()), (StatusCode::OK, bytes.clone()));
+    let bob_account = f.account(BOB);
+    let theirs = format!("/jmap/download/{bob_account}/{blob}/b.eml");
+    let a = f.send("GET", &theirs, Some(&basic(BOB, PASSWORD)), vec![]);
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = f.send(
+        "POST",
+        &upload_path,
+        Some(&basic(BOB, PASSWORD)),
+        b"x".to_vec(),
+    );
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // Over maxSizeUpload: 413, a limit problem; nothing kept.
+    let a = f.send(
+        "POST",
+        &upload_path,
+        Some(&basic(ALICE, PASSWORD)),
+        vec![b'x'; 4097],
+    );
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["limit"], "maxSizeUpload");
+    let a = f.send("GET", &upload_path, Some(&basic(ALICE, PASSWORD)), vec![]);
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Email/import into Drafts with $draft: stored as IMAP APPEND stores it.
+    let drafts = mailbox_with_role(&f, &account, "drafts");
+    let junk = f.send(
+        "POST",
+        &upload_path,
+        Some(&basic(ALICE, PASSWORD)),
+        b"\x00\x01 not a message".to_vec(),
+    );
+    let junk = junk.json()["blobId"].as_str().unwrap().to_string();
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "emails": {
+            "k1": {"blobId": blob, "mailboxIds": {&drafts: true},
+                   "keywords": {"$draft": true, "$seen": true},
+                   "receivedAt": "2026-11-30T07:00:00Z"},
+            "k2": {"blobId": blob, "mailboxIds": {"archive": true}},
+            "k3": {"blobId": "b0000000000000000000000000000000000000000000000000000000000000000",
+                   "mailboxIds": {&drafts: true}},
+            "k4": {"blobId": blob, "mailboxIds": {}},
+            "k5": {"blobId": junk, "mailboxIds": {&drafts: true}},
+            "k6": {"blobId": blob, "mailboxIds": {&drafts: true}, "keywords": {"$seen": false}},
+        }}),
+    );
+    let imported = ok(&r, "Email/import");
+    assert_ne!(imported["oldState"], imported["newState"]);
+    let created = &imported["created"]["k1"];
+    assert_eq!(created["blobId"], blob.as_str());
+    assert_eq!(created["size"], bytes.len());
+    assert_eq!(imported["notCreated"]["k2"]["type"], "forbidden");
+    assert_eq!(imported["notCreated"]["k3"]["type"], "blobNotFound");
+    assert_eq!(imported["notCreated"]["k4"]["type"], "invalidProperties");
+    assert_eq!(imported["notCreated"]["k5"]["type"], "invalidEmail");
+    assert_eq!(imported["notCreated"]["k6"]["type"], "invalidProperties");
+    let id = created["id"].as_str().unwrap();
+    let uid: u32 = id.rsplit('_').next().unwrap().parse().unwrap();
+    assert_eq!(f.store.fetch(ALICE, "Drafts", uid).unwrap(), bytes);
+    let meta = f.store.messages(ALICE, "Drafts").unwrap();
+    assert_eq!(meta.len(), 1);
+    let mut flags = meta[0].flags.clone();
+    flags.sort();
+    assert_eq!(flags, ["\\Draft", "\\Seen"]);
+    assert_eq!(meta[0].internaldate, 1_796_022_000);
+    assert!(
+        f.changes
+            .lock()
+            .unwrap()
+            .contains(&(ALICE.to_string(), "Drafts".to_string()))
+    );
+    let got = ok(
+        &f.one(
+            ALICE,
+            "Email/get",
+            json!({"accountId": account, "ids": [id], "properties": ["subject", "mailboxIds", "keywords"]}),
+        ),
+        "Email/get",
+    );
+    assert_eq!(got["list"][0]["subject"], "bozza");
+    assert_eq!(got["list"][0]["mailboxIds"], json!({&drafts: true}));
+
+    // A stored message's blob can be imported again elsewhere (a copy, as IMAP COPY).
+    let inbox = mailbox_with_role(&f, &account, "inbox");
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "ifInState": imported["newState"], "emails": {
+            "k1": {"blobId": blob, "mailboxIds": {&inbox: true}}}}),
+    );
+    assert!(ok(&r, "Email/import")["created"]["k1"]["id"].is_string());
+    // A stale ifInState is a stateMismatch; Bob cannot import Alice's blob.
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "ifInState": imported["newState"], "emails": {}}),
+    );
+    assert_eq!(error_type(&r), "stateMismatch");
+    let bob_inbox = {
+        let q = f.one(
+            BOB,
+            "Mailbox/query",
+            json!({"accountId": bob_account, "filter": {"role": "inbox"}}),
+        );
+        ok(&q, "Mailbox/query")["ids"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let r = f.one(
+        BOB,
+        "Email/import",
+        json!({"accountId": bob_account, "emails": {
+            "k1": {"blobId": blob, "mailboxIds": {&bob_inbox: true}}}}),
+    );
+    assert_eq!(
+        ok(&r, "Email/import")["notCreated"]["k1"]["type"],
+        "blobNotFound"
+    );
+}
+
+/// Imports `bytes` into ALICE's Drafts: the email id.
+fn import_draft(f: &Fixture, account: &str, bytes: Vec<u8>) -> String {
+    let up = f.send(
+        "POST",
+        &format!("/jmap/upload/{account}/"),
+        Some(&basic(ALICE, PASSWORD)),
+        bytes,
+    );
+    assert_eq!(up.status, StatusCode::CREATED);
+    let drafts = mailbox_with_role(f, account, "drafts");
+    let r = f.one(
+        ALICE,
+        "Email/import",
+        json!({"accountId": account, "emails": {"d": {
+            "blobId": up.json()["blobId"], "mailboxIds": {drafts: true}}}}),
+    );
+    ok(&r, "Email/import")["created"]["d"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn submission_goes_through_the_access_point(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let bytes = format!(
+        "From: {ALICE}\r\nTo: {BOB}, carla@pec.example.it\r\nCc: <dario@pec.example.it>\r\n\
+         Subject: invio\r\n\r\ntesto\r\n"
+    )
+    .into_bytes();
+    let email = import_draft(&f, &account, bytes.clone());
+    let submit =
+        |create: Value| {
+            let r = f.call(
+            ALICE,
+            &["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:submission"],
+            json!([["EmailSubmission/set", {"accountId": account, "create": {"s": create}}, "c"]]),
+        );
+            ok(&r[0], "EmailSubmission/set")
+        };
+
+    // Accepted: the envelope is the user and the email's To and Cc; the bytes as stored.
+    *f.access.answer.lock().unwrap() = Some(Verdict::Accepted("Ok: accettato, id 1".into()));
+    let r = submit(json!({"emailId": email, "identityId": "self"}));
+    assert_eq!(r["created"]["s"]["undoStatus"], "final", "{r}");
+    assert_eq!(r["created"]["s"]["pecAccepted"], "Ok: accettato, id 1");
+    {
+        let seen = f.access.submitted.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (peer, user, from, rcpt, message) = &seen[0];
+        assert_eq!((*peer, user.as_str(), from.as_str()), (PEER, ALICE, ALICE));
+        assert_eq!(rcpt, &[BOB, "carla@pec.example.it", "dario@pec.example.it"]);
+        assert_eq!(message, &bytes);
+    }
+
+    // onSuccessUpdateEmail: the implicit Email/set after the submission, on the
+    // created ones only (the draft loses $draft, gains $seen).
+    let r = f.call(
+        ALICE,
+        &[
+            "urn:ietf:params:jmap:core",
+            "urn:ietf:params:jmap:mail",
+            "urn:ietf:params:jmap:submission",
+        ],
+        json!([["EmailSubmission/set", {"accountId": account,
+            "create": {"s": {"emailId": email}},
+            "onSuccessUpdateEmail": {"#s": {"keywords/$draft": null, "keywords/$seen": true},
+                                     "#other": {"keywords/$flagged": true}}}, "c"]]),
+    );
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(ok(&r[0], "EmailSubmission/set")["created"]["s"].is_object());
+    let implicit = ok(&r[1], "Email/set");
+    assert_eq!(r[1][2], "c");
+    assert_eq!(implicit["updated"], json!({&email: null}), "{implicit}");
+    let flags = &f.store.messages(ALICE, "Drafts").unwrap()[0].flags;
+    assert_eq!(flags, &["\\Seen".to_string()]);
+    f.access.submitted.lock().unwrap().pop();
+
+    // A draft created and sent in one request: `#d` names the created email.
+    let drafts = mailbox_with_role(&f, &account, "drafts");
+    let r = f.call(
+        ALICE,
+        &[
+            "urn:ietf:params:jmap:core",
+            "urn:ietf:params:jmap:mail",
+            "urn:ietf:params:jmap:submission",
+        ],
+        json!([
+            ["Email/set", {"accountId": account, "create": {"d": {
+                "mailboxIds": {&drafts: true}, "from": [{"email": ALICE}],
+                "to": [{"email": BOB}], "subject": "in un colpo"}}}, "a"],
+            ["EmailSubmission/set", {"accountId": account,
+                "create": {"s": {"emailId": "#d"}}}, "b"]]),
+    );
+    let made = ok(&r[0], "Email/set")["created"]["d"]["id"].clone();
+    assert!(
+        ok(&r[1], "EmailSubmission/set")["created"]["s"].is_object(),
+        "{r:?}"
+    );
+    {
+        let seen = f.access.submitted.lock().unwrap();
+        let last = seen.last().unwrap();
+        assert_eq!(last.3, [BOB]);
+        assert!(String::from_utf8_lossy(&last.4).contains("Subject: in un colpo"));
+    }
+    assert!(made.is_string());
+    f.access.submitted.lock().unwrap().pop();
+
+    // Each refusal of the access point is the SetError RFC 8621 names.
+    let envelope = json!({"mailFrom": {"email": BOB}, "rcptTo": [{"email": "x@y.it"}]});
+    for (verdict, kind) in [
+        (Verdict::ForbiddenFrom("mittente".into()), "forbiddenFrom"),
+        (
+            Verdict::InvalidRecipients(vec!["x@y.it".into()], "no".into()),
+            "invalidRecipients",
+        ),
+        (Verdict::TooLarge(10), "tooLarge"),
+        (Verdict::Refused("non accettato".into()), "forbiddenToSend"),
+        (Verdict::Temporary("riprovare".into()), "serverUnavailable"),
+    ] {
+        *f.access.answer.lock().unwrap() = Some(verdict);
+        let r = submit(json!({"emailId": email, "envelope": envelope}));
+        assert_eq!(r["notCreated"]["s"]["type"], kind, "{r}");
+    }
+    assert_eq!(
+        submit(json!({"emailId": email, "envelope": envelope}))["notCreated"]["s"]["description"],
+        "riprovare"
+    );
+    {
+        let seen = f.access.submitted.lock().unwrap();
+        assert_eq!(seen.len(), 7);
+        // The client's envelope is passed as it is: the access point judges it.
+        assert_eq!(
+            (seen[1].2.as_str(), seen[1].3.as_slice()),
+            (BOB, &["x@y.it".to_string()][..])
+        );
+    }
+    // What never reaches the access point: another identity, an email not the user's, a
+    // draft without recipients; and a PEC accepted is not recalled.
+    let bob_email = {
+        let d = f
+            .store
+            .deliver(
+                BOB,
+                "INBOX",
+                &message(ALICE, BOB, "suo", "x"),
+                &[],
+                1_800_000_000,
+            )
+            .unwrap();
+        format!("e{}_{}", d.uidvalidity, d.uid)
+    };
+    let lonely = import_draft(
+        &f,
+        &account,
+        format!("From: {ALICE}\r\nSubject: a nessuno\r\n\r\nx\r\n").into_bytes(),
+    );
+    assert_eq!(
+        submit(json!({"emailId": email, "identityId": "altra"}))["notCreated"]["s"]["type"],
+        "invalidProperties"
+    );
+    assert_eq!(
+        submit(json!({"emailId": bob_email}))["notCreated"]["s"]["type"],
+        "invalidProperties"
+    );
+    assert_eq!(
+        submit(json!({"emailId": lonely}))["notCreated"]["s"]["type"],
+        "noRecipients"
+    );
+    assert_eq!(f.access.submitted.lock().unwrap().len(), 7);
+    let r = f.call(
+        ALICE,
+        &["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:submission"],
+        json!([["EmailSubmission/set", {"accountId": account, "destroy": ["x1"], "update": {"x2": {}}}, "c"]]),
+    );
+    let r = ok(&r[0], "EmailSubmission/set");
+    assert_eq!(r["notDestroyed"]["x1"]["type"], "cannotUnsend");
+    assert_eq!(r["notUpdated"]["x2"]["type"], "cannotUnsend");
+    // Without the submission capability in `using`, the method is unknown.
+    let r = f.call(
+        ALICE,
+        &["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        json!([["EmailSubmission/set", {"accountId": account, "create": {}}, "c"]]),
+    );
+    assert_eq!(error_type(&r[0]), "unknownMethod");
+}
+
+fn drafts_from_email_properties(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let drafts = mailbox_with_role(&f, &account, "drafts");
+    let pdf = b"%PDF-1.4 verbale".to_vec();
+    let up = f.send(
+        "POST",
+        &format!("/jmap/upload/{account}/"),
+        Some(&basic(ALICE, PASSWORD)),
+        pdf.clone(),
+    );
+    let blob = up.json()["blobId"].as_str().unwrap().to_string();
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account, "create": {
+            "d1": {
+                "mailboxIds": {&drafts: true},
+                "keywords": {"$draft": true},
+                "from": [{"name": "Alice Rossi", "email": ALICE}],
+                "to": [{"email": BOB}],
+                "subject": "Verbale è pronto",
+                "sentAt": "2026-11-30T08:00:00+01:00",
+                "bodyValues": {"t": {"value": "In allegato il verbale."}},
+                "textBody": [{"partId": "t", "type": "text/plain"}],
+                "attachments": [{"blobId": blob, "type": "application/pdf", "name": "verbale.pdf"}],
+            },
+            "d2": {"mailboxIds": {"archive": true}, "subject": "x"},
+            "d3": {"mailboxIds": {&drafts: true}, "to": [{"email": "not an address"}]},
+            "d4": {"mailboxIds": {&drafts: true},
+                   "attachments": [{"blobId": "b0000000000000000000000000000000000000000000000000000000000000000"}]},
+            "d5": {"mailboxIds": {&drafts: true}, "headers": []},
+            "d6": {"mailboxIds": {&drafts: true}, "textBody": [{"partId": "missing"}]},
+        }}),
+    );
+    let set = ok(&r, "Email/set");
+    assert_ne!(set["oldState"], set["newState"]);
+    assert_eq!(set["notCreated"]["d2"]["type"], "forbidden", "{set}");
+    assert_eq!(
+        set["notCreated"]["d3"]["type"], "invalidProperties",
+        "{set}"
+    );
+    assert_eq!(set["notCreated"]["d4"]["type"], "blobNotFound", "{set}");
+    assert_eq!(
+        set["notCreated"]["d5"]["type"], "invalidProperties",
+        "{set}"
+    );
+    assert_eq!(
+        set["notCreated"]["d6"]["type"], "invalidProperties",
+        "{set}"
+    );
+    let id = set["created"]["d1"]["id"].as_str().unwrap().to_string();
+
+    // The stored bytes, read by mail-parser: the headers and parts asked for.
+    let uid: u32 = id.rsplit('_').next().unwrap().parse().unwrap();
+    let raw = f.store.fetch(ALICE, "Drafts", uid).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(m.subject(), Some("Verbale è pronto"));
+    let from = m.from().unwrap().first().unwrap();
+    assert_eq!(
+        (from.name(), from.address()),
+        (Some("Alice Rossi"), Some(ALICE))
+    );
+    assert_eq!(m.to().unwrap().first().unwrap().address(), Some(BOB));
+    assert_eq!(m.date().unwrap().to_timestamp(), 1_796_022_000);
+    assert!(m.message_id().unwrap().ends_with("@pec.example.it"));
+    assert_eq!(m.body_text(0).as_deref(), Some("In allegato il verbale."));
+    let att = m.attachment(0).unwrap();
+    assert_eq!(
+        mail_parser::MimeHeaders::attachment_name(att),
+        Some("verbale.pdf")
+    );
+    assert_eq!(att.contents(), pdf.as_slice());
+    let flags = &f.store.messages(ALICE, "Drafts").unwrap()[0].flags;
+    assert_eq!(flags, &["\\Draft".to_string()]);
+
+    // And through Email/get, as any client sees it.
+    let got = ok(
+        &f.one(
+            ALICE,
+            "Email/get",
+            json!({"accountId": account, "ids": [id],
+                   "properties": ["subject", "keywords", "attachments", "hasAttachment"]}),
+        ),
+        "Email/get",
+    );
+    let e = &got["list"][0];
+    assert_eq!(e["keywords"], json!({"$draft": true}));
+    assert_eq!(e["hasAttachment"], true);
+    assert_eq!(e["attachments"][0]["name"], "verbale.pdf");
+    assert_eq!(e["attachments"][0]["type"], "application/pdf");
+    assert_eq!(e["attachments"][0]["size"], pdf.len());
+
+    // SearchSnippet/get marks the filter's text in the subject; Email/queryChanges
+    // always asks the client to query again.
+    let r = f.one(
+        ALICE,
+        "SearchSnippet/get",
+        json!({"accountId": account, "filter": {"operator": "AND", "conditions": [
+                   {"text": "VERBALE"}, {"operator": "NOT", "conditions": [{"subject": "pronto"}]}]},
+               "emailIds": [id, "e9_9"]}),
+    );
+    let snippets = ok(&r, "SearchSnippet/get");
+    assert_eq!(
+        snippets["list"],
+        json!([{"emailId": id, "subject": "<mark>Verbale</mark> è pronto", "preview": null}])
+    );
+    assert_eq!(snippets["notFound"], json!(["e9_9"]));
+    let r = f.one(
+        ALICE,
+        "Email/queryChanges",
+        json!({"accountId": account, "sinceQueryState": "x"}),
+    );
+    assert_eq!(error_type(&r), "cannotCalculateChanges");
+}
+
 backend_tests!(
     mailboxes_emails_and_changes,
     users_never_see_each_other,
-    user_folders_through_mailbox_set
+    user_folders_through_mailbox_set,
+    upload_and_import,
+    submission_goes_through_the_access_point,
+    drafts_from_email_properties
 );
