@@ -22,7 +22,7 @@ use crate::api::{self, Ctx};
 use crate::blob;
 use crate::ids;
 use crate::pec::SignerTrust;
-use crate::protocol::Problem;
+use crate::protocol::{Invocation, Problem, Response as ApiResponse};
 use crate::session::{self, Limits};
 
 /// The session resource (RFC 8620 §2.2).
@@ -57,6 +57,21 @@ pub struct Jmap {
     /// the store's change feed).
     pub changed: FolderChanged,
 }
+
+/// The outcome of a password check ([`Jmap::login`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The password is right: the mailbox's address.
+    Accepted(String),
+    /// No such user, or a wrong password.
+    Refused,
+    /// The store did not answer: a temporary failure.
+    Unavailable,
+}
+
+/// The store did not answer: the caller should say "try again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
 
 /// A callback told `(address, folder)` of a change (the IMAP change hub's `changed`).
 pub type FolderChanged = Arc<dyn Fn(&str, &str) + Send + Sync>;
@@ -168,26 +183,72 @@ impl Jmap {
         else {
             return Err(unauthorized());
         };
-        if user.len() > MAX_CREDENTIAL || password.len() > MAX_CREDENTIAL {
-            return Err(unauthorized());
+        match self.login(&user, &password, peer).await {
+            Login::Accepted(address) => Ok(address),
+            Login::Refused => Err(unauthorized()),
+            Login::Unavailable => Err(unavailable()),
         }
-        let lookup = user.clone();
+    }
+
+    /// Checks `user`'s `password` as an IMAP login does (the same argon2 pool and the
+    /// same per-client penalty): JMAP's Basic authentication and the webmail's login
+    /// form both come here.
+    pub async fn login(&self, user: &str, password: &str, peer: IpAddr) -> Login {
+        if user.is_empty() || user.len() > MAX_CREDENTIAL || password.len() > MAX_CREDENTIAL {
+            return Login::Refused;
+        }
+        let lookup = user.to_string();
         let account = match self.blocking(move |s| s.find_account(&lookup)).await {
             Some(Ok(a)) => a,
             Some(Err(e)) => {
                 warn!("JMAP login: the store failed: {e}");
-                return Err(unavailable());
+                return Login::Unavailable;
             }
-            None => return Err(unavailable()),
+            None => return Login::Unavailable,
         };
         let stored = account.as_ref().map(|a| a.password_hash.as_str());
-        if self.auth.verify(peer, &password, stored).await
+        if self.auth.verify(peer, password, stored).await
             && let Some(a) = account
         {
-            return Ok(a.address);
+            return Login::Accepted(a.address);
         }
         debug!(%peer, "JMAP login refused");
-        Err(unauthorized())
+        Login::Refused
+    }
+
+    /// Runs `calls` for `address` in-process, with every capability in use (the PEC
+    /// one included): the webmail reads the mailbox through the same methods a JMAP
+    /// client calls. `None` when the store task failed.
+    pub async fn call(&self, address: String, calls: Vec<Invocation>) -> Option<ApiResponse> {
+        let request = crate::protocol::Request {
+            using: session::CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            method_calls: calls,
+            created_ids: None,
+        };
+        self.run(address, request).await
+    }
+
+    /// A blob of `address`'s messages (see [`blob::read`]): `Ok(None)` when none of
+    /// theirs is or holds it, `Err` when the store failed.
+    pub async fn read_blob(
+        &self,
+        address: String,
+        blob_id: ids::BlobId,
+    ) -> Result<Option<Vec<u8>>, Unavailable> {
+        let found = self
+            .blocking(move |store| blob::read(store, &address, &blob_id))
+            .await;
+        match found {
+            Some(Ok(b)) => Ok(b),
+            Some(Err(e)) => {
+                warn!("JMAP download: the store failed: {e}");
+                Err(Unavailable)
+            }
+            None => Err(Unavailable),
+        }
     }
 
     /// The answer to a request on one of the paths [`serves`] names.
@@ -259,26 +320,29 @@ impl Jmap {
             Ok(r) => r,
             Err(p) => return problem(&p),
         };
-        let (trust, limits) = (self.trust.clone(), self.limits.clone());
-        let changed = self.changed.clone();
-        let response = self
-            .blocking(move |store| {
-                let ctx = Ctx {
-                    store,
-                    address: &address,
-                    account_id: ids::account_id(&address),
-                    limits: &limits,
-                    trust: trust.as_ref(),
-                    changed: changed.as_ref(),
-                    using_pec: request.using.iter().any(|u| u == session::PEC),
-                };
-                api::process(&ctx, request)
-            })
-            .await;
-        match response {
+        match self.run(address, request).await {
             Some(r) => json(StatusCode::OK, &r),
             None => unavailable(),
         }
+    }
+
+    /// Runs a checked request for `address` off the async threads.
+    async fn run(&self, address: String, request: crate::protocol::Request) -> Option<ApiResponse> {
+        let (trust, limits) = (self.trust.clone(), self.limits.clone());
+        let changed = self.changed.clone();
+        self.blocking(move |store| {
+            let ctx = Ctx {
+                store,
+                address: &address,
+                account_id: ids::account_id(&address),
+                limits: &limits,
+                trust: trust.as_ref(),
+                changed: changed.as_ref(),
+                using_pec: request.using.iter().any(|u| u == session::PEC),
+            };
+            api::process(&ctx, request)
+        })
+        .await
     }
 
     /// A blob of the user's account, with the type and name the client asked for.
@@ -295,17 +359,10 @@ impl Jmap {
         if account != ids::account_id(&address) {
             return plain(StatusCode::NOT_FOUND, "risorsa inesistente");
         }
-        let found = self
-            .blocking(move |store| blob::read(store, &address, &blob_id))
-            .await;
-        let bytes = match found {
-            Some(Ok(Some(b))) => b,
-            Some(Ok(None)) => return plain(StatusCode::NOT_FOUND, "risorsa inesistente"),
-            Some(Err(e)) => {
-                warn!("JMAP download: the store failed: {e}");
-                return unavailable();
-            }
-            None => return unavailable(),
+        let bytes = match self.read_blob(address, blob_id).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return plain(StatusCode::NOT_FOUND, "risorsa inesistente"),
+            Err(Unavailable) => return unavailable(),
         };
         let content_type = blob::content_type(query);
         let mut r = reply(StatusCode::OK, &content_type, bytes);

@@ -33,6 +33,6 @@ pub mod state;
 pub mod thread;
 
 pub use error::{Error, Result};
-pub use http::{FolderChanged, Jmap, serves};
+pub use http::{FolderChanged, Jmap, Login, Unavailable, serves};
 pub use pec::SignerTrust;
 pub use session::Limits;
