@@ -197,6 +197,10 @@ pub struct Http {
     /// JMAP ([`pec_jmap::serves`] names its paths); `None` where it is not served (the
     /// plain HTTP listener: JMAP logs in with the mailbox password).
     pub jmap: Option<Arc<pec_jmap::Jmap>>,
+    /// The webmail at `/webmail/` ([`pec_webmail::serves`]), over the same JMAP service;
+    /// `None` where it is not served (the plain HTTP listener: it logs in with the mailbox
+    /// password and its cookies are `Secure`).
+    pub webmail: Option<Arc<pec_webmail::Webmail>>,
 }
 
 /// What the operator's endpoints read.
@@ -280,6 +284,11 @@ impl Http {
             && pec_jmap::serves(&path)
         {
             return jmap.answer(req, peer.ip()).await;
+        }
+        if let Some(webmail) = &self.webmail
+            && pec_webmail::serves(&path)
+        {
+            return webmail.answer(req, peer.ip()).await;
         }
         if let Some(ops) = &self.operations
             && let Some(r) = self.operation(ops, &path)
