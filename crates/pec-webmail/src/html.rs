@@ -14,6 +14,7 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\r' => {}
             c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
@@ -37,7 +38,7 @@ pub fn url_segment(text: &str) -> String {
 /// Styles: readable contrast (at least 4.5:1), visible keyboard focus.
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff}\
 header{background:#003366;color:#fff;padding:.5em 1em;display:flex;justify-content:space-between;align-items:center}\
-header a,header button{color:#fff}main{display:flex;gap:1em;padding:1em}nav{min-width:14em}\
+header a{color:#fff}header button{background:#fff;color:#003366;border:1px solid #fff;padding:.2em .8em}main{display:flex;gap:1em;padding:1em}nav{min-width:14em}\
 nav ul{list-style:none;padding:0}nav li{margin:.3em 0}a{color:#0645ad}\
 a:focus,button:focus,input:focus{outline:3px solid #ff9900;outline-offset:2px}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #ccc}\
@@ -48,7 +49,6 @@ section.pannello{border:1px solid #888;border-radius:.4em;padding:.5em 1em;margi
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}\
 pre{white-space:pre-wrap;background:#f4f4f4;padding:.5em;border:1px solid #ccc}\
 .errore{color:#721c24;background:#f8d7da;padding:.5em;border:1px solid #721c24}\
-.sr{position:absolute;left:-9999px}\
 form.login{max-width:22em;margin:3em auto;display:grid;gap:.5em}";
 
 /// A whole page: `title`, the user's bar when `user` is known (address, logout form with
@@ -83,6 +83,7 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
         assert_eq!(esc("a\u{0}b\u{1b}"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(esc("riga\r\nriga"), "riga\nriga");
         assert_eq!(url_segment("a b/é\"?"), "a%20b%2F%C3%A9%22%3F");
         let p = page("<b>", Some(("x\"@y", "t<")), "");
         assert!(

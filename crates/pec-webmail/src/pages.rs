@@ -52,6 +52,10 @@ pub fn notice(user: Option<User<'_>>, title: &str, text: &str) -> String {
 fn folder_name(mailbox: &Value) -> String {
     match (mailbox["role"].as_str(), mailbox["name"].as_str()) {
         (Some("inbox"), _) => "Posta in arrivo".into(),
+        (Some("sent"), _) => "Posta inviata".into(),
+        (Some("drafts"), _) => "Bozze".into(),
+        (Some("trash"), _) => "Cestino".into(),
+        (Some("junk"), _) => "Posta indesiderata".into(),
         (_, Some(n)) => n.into(),
         _ => "?".into(),
     }
@@ -73,9 +77,7 @@ fn nav(mailboxes: &[Value], current: Option<&str>) -> String {
             ""
         };
         let count = if unread > 0 {
-            format!(
-                " <span class=\"nonletti\">({unread}<span class=\"sr\"> non letti</span>)</span>"
-            )
+            format!(" <span class=\"nonletti\">({unread} non letti)</span>")
         } else {
             String::new()
         };
@@ -432,4 +434,64 @@ pub fn message(user: User<'_>, mailboxes: &[Value], email: &Value, extras: &Extr
         .and_then(|m| m.keys().next())
         .map(String::as_str);
     shell(user, mailboxes, current, &title, &c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_daticert_panel_is_italian_and_escaped() {
+        let email = json!({
+            "id": "e1_2", "subject": "CONSEGNA: <i>x</i>", "blobId": "babc",
+            "from": [{"name": null, "email": "posta-certificata@pec.beta.it"}],
+            "pec": {"kind": "avvenuta-consegna", "signature": {"intact": true, "trusted": true,
+                "signer": {"subject": "CN=<Beta>", "email": "pc@pec.beta.it", "sha1": "AB"},
+                "signingTime": "2026-11-30T06:59:46Z", "problem": null},
+                "daticert": {"tipo": "avvenuta-consegna", "errore": "nessuno",
+                "mittente": "mario@pec.alfa.it", "oggetto": "<script>x</script>",
+                "destinatari": [{"indirizzo": "anna@pec.beta.it", "tipo": "certificato"}],
+                "gestoreEmittente": "Beta & C.", "identificativo": "opec1@pec.alfa.it",
+                "data": {"giorno": "30/11/2026", "ora": "07:59:46", "zona": "+0100"},
+                "consegna": "anna@pec.beta.it", "msgid": null, "ricevuta": "completa"}}
+        });
+        let user = User {
+            address: "mario@pec.alfa.it",
+            csrf: "t",
+        };
+        let html = message(user, &[], &email, &Extras::default());
+        for fact in [
+            "<dt>Mittente</dt><dd>mario@pec.alfa.it</dd>",
+            "<dt>Destinatari</dt><dd>anna@pec.beta.it (certificato (PEC))</dd>",
+            "<dt>Data e ora</dt><dd>30/11/2026 07:59:46 (UTC+0100)</dd>",
+            "<dt>Identificativo</dt><dd>opec1@pec.alfa.it</dd>",
+            "<dt>Gestore</dt><dd>Beta &amp; C.</dd>",
+            "<dt>Oggetto</dt><dd>&lt;script&gt;x&lt;/script&gt;</dd>",
+            "Firma valida di un gestore PEC accreditato",
+            "<dt>Firmatario</dt><dd>CN=&lt;Beta&gt;</dd>",
+            "<span class=\"badge ok\">Avvenuta consegna</span>",
+        ] {
+            assert!(html.contains(fact), "{fact}: {html}");
+        }
+        assert!(!html.contains("<i>") && !html.contains("<script>"));
+        let states = [("anna@pec.beta.it".to_string(), State::NotDelivered)];
+        let receipts =
+            [json!({"id": "e1_3", "subject": "<b>", "pec": {"kind": "errore-consegna"}})];
+        let extras = Extras {
+            original: None,
+            receipts: Some((&receipts, &states)),
+        };
+        let html = message(user, &[], &email, &extras);
+        assert!(
+            html.contains(
+                "<td>anna@pec.beta.it</td><td><span class=\"badge ko\">mancata consegna</span>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/webmail/messaggio/e1_3\">&lt;b&gt;</a>"),
+            "{html}"
+        );
+    }
 }

@@ -307,7 +307,7 @@ fn hostile_subjects_and_addresses_are_escaped(backend: Backend) {
     // Opening it marked it read: the inbox has no unread count any more.
     let before = list
         .body
-        .contains("(1<span class=\"sr\"> non letti</span>)");
+        .contains("Posta in arrivo</a> <span class=\"nonletti\">(1 non letti)</span>");
     let after = f.send("GET", "/webmail/", Some(&session), &[]);
     assert!(
         before && !after.body.contains("non letti"),
