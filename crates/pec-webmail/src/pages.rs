@@ -364,7 +364,16 @@ pub struct Extras<'a> {
     /// The original the message carries: the blob id of `postacert.eml` and its contents.
     pub original: Option<(&'a str, &'a Original)>,
     /// For a message the user sent: the receipts found and each recipient's state.
-    pub receipts: Option<(&'a [Value], &'a [(String, State)])>,
+    pub receipts: Option<Receipts<'a>>,
+}
+
+/// A sent message's receipts (Email objects with `pec`) and each recipient's state.
+#[derive(Debug, Clone, Copy)]
+pub struct Receipts<'a> {
+    /// The receipts found.
+    pub emails: &'a [Value],
+    /// Each recipient and where the message stands for them.
+    pub states: &'a [(String, State)],
 }
 
 /// One message: its header, PEC panels, text and attachments, downloads.
@@ -388,8 +397,8 @@ pub fn message(user: User<'_>, mailboxes: &[Value], email: &Value, extras: &Extr
         }
         c.push_str(&signature(&pec["signature"]));
     }
-    if let Some((emails, states)) = extras.receipts {
-        c.push_str(&receipts(emails, states));
+    if let Some(r) = extras.receipts {
+        c.push_str(&receipts(r.emails, r.states));
     }
     if let Some((blob, o)) = extras.original {
         c.push_str(&original(blob, o));
@@ -480,7 +489,10 @@ mod tests {
             [json!({"id": "e1_3", "subject": "<b>", "pec": {"kind": "errore-consegna"}})];
         let extras = Extras {
             original: None,
-            receipts: Some((&receipts, &states)),
+            receipts: Some(Receipts {
+                emails: &receipts,
+                states: &states,
+            }),
         };
         let html = message(user, &[], &email, &extras);
         assert!(

@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::original::{self, Original};
-use crate::pages::{self, Extras, User};
+use crate::pages::{self, Extras, Receipts, User};
 use crate::receipts;
 use crate::sessions::{self, Session, SessionLimits, Sessions, same_token};
 
@@ -458,7 +458,10 @@ impl Webmail {
         });
         let extras = Extras {
             original: original.as_ref().map(|(b, o)| (b.as_str(), o)),
-            receipts: found.as_deref().zip(states.as_deref()),
+            receipts: found
+                .as_deref()
+                .zip(states.as_deref())
+                .map(|(emails, states)| Receipts { emails, states }),
         };
         Ok(html(
             StatusCode::OK,
