@@ -99,10 +99,21 @@ fn shell(
     content: &str,
 ) -> String {
     let body = format!(
-        "<main>{}<div class=\"contenuto\">{content}</div></main>",
-        nav(mailboxes, current)
+        "<main>{}<div class=\"contenuto\">{}{content}</div></main>",
+        nav(mailboxes, current),
+        search_form("")
     );
     page(title, Some((user.address, user.csrf)), &body)
+}
+
+/// The search box of every page, holding `query`.
+fn search_form(query: &str) -> String {
+    format!(
+        "<form role=\"search\" method=\"get\" action=\"/webmail/cerca\">\
+         <label for=\"q\">Cerca nei messaggi</label> <input id=\"q\" name=\"q\" type=\"search\" \
+         maxlength=\"200\" value=\"{}\"> <button type=\"submit\">Cerca</button></form>",
+        esc(query)
+    )
 }
 
 /// The badge of a message's PEC kind; nothing for ordinary mail.
@@ -137,19 +148,9 @@ fn subject(email: &Value) -> String {
     }
 }
 
-/// One folder's messages, newest first, a page of them from `position` of `total`.
-pub fn folder(
-    user: User<'_>,
-    mailboxes: &[Value],
-    mailbox: &Value,
-    emails: &[Value],
-    position: usize,
-    total: usize,
-    page_size: usize,
-) -> String {
-    let id = mailbox["id"].as_str().unwrap_or("");
-    let name = folder_name(mailbox);
-    let mut c = format!("<h1>{}</h1>", esc(&name));
+/// The table of a list of messages: badge, sender, subject (a link), date.
+fn table(emails: &[Value]) -> String {
+    let mut c = String::new();
     if emails.is_empty() {
         c.push_str("<p>Nessun messaggio.</p>");
     } else {
@@ -172,6 +173,42 @@ pub fn folder(
         }
         c.push_str("</tbody></table>");
     }
+    c
+}
+
+/// The results of a search for `query` (at most a page), or why there are none.
+pub fn search(
+    user: User<'_>,
+    mailboxes: &[Value],
+    query: &str,
+    emails: &[Value],
+    note: Option<&str>,
+) -> String {
+    let mut c = format!("<h1>Ricerca: {}</h1>", esc(query));
+    match note {
+        Some(n) => c.push_str(&format!(
+            "<p class=\"errore\" role=\"alert\">{}</p>",
+            esc(n)
+        )),
+        None => c.push_str(&table(emails)),
+    }
+    shell(user, mailboxes, None, "Ricerca", &c)
+}
+
+/// One folder's messages, newest first, a page of them from `position` of `total`.
+pub fn folder(
+    user: User<'_>,
+    mailboxes: &[Value],
+    mailbox: &Value,
+    emails: &[Value],
+    position: usize,
+    total: usize,
+    page_size: usize,
+) -> String {
+    let id = mailbox["id"].as_str().unwrap_or("");
+    let name = folder_name(mailbox);
+    let mut c = format!("<h1>{}</h1>", esc(&name));
+    c.push_str(&table(emails));
     let link = folder_link(id);
     let mut pages = Vec::new();
     if position > 0 {

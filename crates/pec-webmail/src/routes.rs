@@ -42,6 +42,8 @@ const PAGE: usize = 50;
 const MAX_RECEIPTS: usize = 256;
 /// Longest text shown of a message's body values.
 const MAX_BODY_VALUE: usize = 256 * 1024;
+/// Longest search text read (in characters).
+const MAX_SEARCH: usize = 200;
 /// Most cookies read from a request.
 const MAX_COOKIES: usize = 32;
 
@@ -372,6 +374,7 @@ impl Webmail {
             [""] => self.folder(user, None, query).await,
             ["cartella", id] => self.folder(user, Some(id), query).await,
             ["messaggio", id] => self.message(user, id).await,
+            ["cerca"] => self.search(user, query).await,
             ["scarica", blob, name] => self.download(user, blob, name, query).await,
             ["allegato", blob, part, name] => self.inner(user, blob, part, name).await,
             _ => Err(Error::NotFound),
@@ -424,6 +427,43 @@ impl Webmail {
         Ok(html(
             StatusCode::OK,
             pages::folder(user, &mailboxes, mailbox, &emails, position, total, PAGE),
+        ))
+    }
+
+    /// The search page: messages of every folder whose text holds `q` (newest first, a
+    /// page of them); pec-jmap refuses to read too many messages, and the page says so.
+    async fn search(&self, user: User<'_>, query: &str) -> Result<Reply> {
+        let text: String = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "q")
+            .map(|(_, v)| v.trim().chars().take(MAX_SEARCH).collect())
+            .unwrap_or_default();
+        let account = account_id(user.address);
+        let mut calls = vec![json!(["Mailbox/get", {"accountId": account}, "m"])];
+        if !text.is_empty() {
+            calls.push(json!(["Email/query", {"accountId": account,
+                "filter": {"text": text},
+                "sort": [{"property": "receivedAt", "isAscending": false}],
+                "limit": PAGE}, "q"]));
+            calls.push(json!(["Email/get", {"accountId": account,
+                "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "properties": ["id", "subject", "from", "receivedAt", "keywords", "pec"]}, "g"]));
+        }
+        let r = self.call(user.address, Value::Array(calls)).await?;
+        let mailboxes = list(&result(&r[0])?);
+        let (emails, note) = match r.get(1).map(result) {
+            None => (Vec::new(), Some("Scrivere il testo da cercare.")),
+            Some(Err(Error::Method(kind, _))) if kind == "unsupportedFilter" => (
+                Vec::new(),
+                Some(
+                    "Troppi messaggi per una ricerca sul testo: riprovare con parole più precise.",
+                ),
+            ),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(_)) => (list(&result(&r[2])?), None),
+        };
+        Ok(html(
+            StatusCode::OK,
+            pages::search(user, &mailboxes, &text, &emails, note),
         ))
     }
 

@@ -425,7 +425,31 @@ fn wrong_passwords_cost_a_growing_wait(backend: Backend) {
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
 }
 
+fn search_finds_the_users_messages_only(backend: Backend) {
+    let f = fixture(backend);
+    f.deliver(ALICE, BOB, "Verbale della giunta", "approvato");
+    f.deliver(ALICE, BOB, "Convocazione", "lunedì alle 9");
+    f.deliver(BOB, ALICE, "Verbale di Bob", "suo");
+    let (alice, _) = f.login(ALICE);
+    let found = f.send("GET", "/webmail/cerca?q=verbale", Some(&alice), &[]);
+    assert_eq!(found.status, StatusCode::OK);
+    assert!(
+        found.body.contains("Verbale della giunta"),
+        "{}",
+        found.body
+    );
+    assert!(!found.body.contains("Convocazione") && !found.body.contains("Verbale di Bob"));
+    let by_body = f.send("GET", "/webmail/cerca?q=luned%C3%AC", Some(&alice), &[]);
+    assert!(by_body.body.contains("Convocazione"), "{}", by_body.body);
+    let hostile = f.send("GET", "/webmail/cerca?q=%3Cscript%3E", Some(&alice), &[]);
+    assert!(hostile.body.contains("Ricerca: &lt;script&gt;") && !hostile.body.contains("<script>"));
+    assert!(hostile.body.contains("Nessun messaggio."));
+    let empty = f.send("GET", "/webmail/cerca?q=", Some(&alice), &[]);
+    assert!(empty.body.contains("Scrivere il testo da cercare."));
+}
+
 backend_tests!(
+    search_finds_the_users_messages_only,
     login_form_cookies_and_logout,
     hostile_subjects_and_addresses_are_escaped,
     users_never_see_each_other,
