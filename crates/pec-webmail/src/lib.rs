@@ -2,7 +2,7 @@
 //! Italian, no JavaScript, over the JMAP layer in-process ([`pec_jmap::Jmap`]): the same
 //! Mailbox and Email objects, and the same `pec` property, a JMAP client reads.
 //!
-//! - [`routes`]: the paths, the login form, cookies and CSRF checks, downloads;
+//! - [`routes`]: the paths, the login form, cookies and CSRF checks, search, downloads;
 //! - [`sessions`]: server-side sessions, bounded in number, with an idle expiry;
 //! - [`pages`]: the HTML of each page, every outside value escaped ([`html`]);
 //! - [`receipts`]: a sent message's receipts and the state of each recipient;

@@ -1,5 +1,5 @@
 //! The webmail's paths under `/webmail/`: the login form and logout, the folder and
-//! message pages, downloads. Sessions live in a cookie `Secure; HttpOnly;
+//! message pages, search, downloads. Sessions live in a cookie `Secure; HttpOnly;
 //! SameSite=Strict; Path=/webmail/`; every POST carries a CSRF token (the session's, or
 //! before login a double-submit token also set in a cookie); the password check is
 //! pec-jmap's ([`Jmap::login`]), so logins share IMAP's argon2 pool and per-client
