@@ -200,6 +200,10 @@ pub struct Http {
     /// The administration API under [`crate::admin::api::PREFIX`]; `None` where it is
     /// not served (plain HTTP).
     pub admin: Option<Arc<crate::admin::api::AdminApi>>,
+    /// The webmail at `/webmail/` ([`pec_webmail::serves`]), over the same JMAP service;
+    /// `None` where it is not served (the plain HTTP listener: it logs in with the mailbox
+    /// password and its cookies are `Secure`).
+    pub webmail: Option<Arc<pec_webmail::Webmail>>,
 }
 
 /// What the operator's endpoints read.
@@ -288,6 +292,11 @@ impl Http {
             && path.starts_with(crate::admin::api::PREFIX)
         {
             return api.answer(req, peer.ip()).await;
+        }
+        if let Some(webmail) = &self.webmail
+            && pec_webmail::serves(&path)
+        {
+            return webmail.answer(req, peer.ip()).await;
         }
         if let Some(ops) = &self.operations
             && let Some(r) = self.operation(ops, &path)

@@ -22,7 +22,7 @@ use crate::api::{self, Ctx};
 use crate::blob;
 use crate::ids;
 use crate::pec::SignerTrust;
-use crate::protocol::Problem;
+use crate::protocol::{Invocation, Problem, Response as ApiResponse};
 use crate::session::{self, Limits};
 use crate::submission::AccessPoint;
 use crate::upload::{Refused, Uploads};
@@ -64,6 +64,21 @@ pub struct Jmap {
     /// (`None`: the service reads mail only).
     pub access: Option<Arc<dyn AccessPoint>>,
 }
+
+/// The outcome of a password check ([`Jmap::login`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The password is right: the mailbox's address.
+    Accepted(String),
+    /// No such user, or a wrong password.
+    Refused,
+    /// The store did not answer: a temporary failure.
+    Unavailable,
+}
+
+/// The store did not answer: the caller should say "try again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
 
 /// A callback told `(address, folder)` of a change (the IMAP change hub's `changed`).
 pub type FolderChanged = Arc<dyn Fn(&str, &str) + Send + Sync>;
@@ -175,26 +190,82 @@ impl Jmap {
         else {
             return Err(unauthorized());
         };
-        if user.len() > MAX_CREDENTIAL || password.len() > MAX_CREDENTIAL {
-            return Err(unauthorized());
+        match self.login(&user, &password, peer).await {
+            Login::Accepted(address) => Ok(address),
+            Login::Refused => Err(unauthorized()),
+            Login::Unavailable => Err(unavailable()),
         }
-        let lookup = user.clone();
+    }
+
+    /// Checks `user`'s `password` as an IMAP login does (the same argon2 pool and the
+    /// same per-client penalty): JMAP's Basic authentication and the webmail's login
+    /// form both come here.
+    pub async fn login(&self, user: &str, password: &str, peer: IpAddr) -> Login {
+        if user.is_empty() || user.len() > MAX_CREDENTIAL || password.len() > MAX_CREDENTIAL {
+            return Login::Refused;
+        }
+        let lookup = user.to_string();
         let account = match self.blocking(move |s| s.find_account(&lookup)).await {
             Some(Ok(a)) => a,
             Some(Err(e)) => {
                 warn!("JMAP login: the store failed: {e}");
-                return Err(unavailable());
+                return Login::Unavailable;
             }
-            None => return Err(unavailable()),
+            None => return Login::Unavailable,
         };
         let stored = account.as_ref().map(|a| a.password_hash.as_str());
-        if self.auth.verify(peer, &password, stored).await
+        if self.auth.verify(peer, password, stored).await
             && let Some(a) = account
         {
-            return Ok(a.address);
+            return Login::Accepted(a.address);
         }
         debug!(%peer, "JMAP login refused");
-        Err(unauthorized())
+        Login::Refused
+    }
+
+    /// Runs `calls` for `address` in-process, with every capability in use (the PEC
+    /// one included): the webmail reads the mailbox through the same methods a JMAP
+    /// client calls. It cannot submit (EmailSubmission/set needs the client's address
+    /// for the access point). `None` when the store task failed.
+    pub async fn call(&self, address: String, calls: Vec<Invocation>) -> Option<ApiResponse> {
+        let request = crate::protocol::Request {
+            using: session::CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            method_calls: calls,
+            created_ids: None,
+        };
+        self.run(address, None, request).await
+    }
+
+    /// A blob of `address`'s: one they uploaded, or one of their messages or a part of
+    /// one (see [`blob::read`]); `Ok(None)` when none of theirs is or holds it, `Err` when
+    /// the store failed.
+    pub async fn read_blob(
+        &self,
+        address: String,
+        blob_id: ids::BlobId,
+    ) -> Result<Option<Vec<u8>>, Unavailable> {
+        let uploaded = blob_id
+            .part
+            .is_none()
+            .then(|| self.uploads.get(&address, &blob_id.hash))
+            .flatten();
+        if let Some(bytes) = uploaded {
+            return Ok(Some(bytes.as_ref().clone()));
+        }
+        let found = self
+            .blocking(move |store| blob::read(store, &address, &blob_id))
+            .await;
+        match found {
+            Some(Ok(b)) => Ok(b),
+            Some(Err(e)) => {
+                warn!("JMAP download: the store failed: {e}");
+                Err(Unavailable)
+            }
+            None => Err(Unavailable),
+        }
     }
 
     /// The answer to a request on one of the paths [`serves`] names.
@@ -273,27 +344,7 @@ impl Jmap {
             Ok(r) => r,
             Err(p) => return problem(&p),
         };
-        let (trust, limits) = (self.trust.clone(), self.limits.clone());
-        let (changed, uploads) = (self.changed.clone(), self.uploads.clone());
-        let access = self.access.clone();
-        let response = self
-            .blocking(move |store| {
-                let ctx = Ctx {
-                    store,
-                    address: &address,
-                    account_id: ids::account_id(&address),
-                    limits: &limits,
-                    trust: trust.as_ref(),
-                    changed: changed.as_ref(),
-                    uploads: uploads.as_ref(),
-                    access: access.as_deref(),
-                    peer,
-                    using_pec: request.using.iter().any(|u| u == session::PEC),
-                };
-                api::process(&ctx, request)
-            })
-            .await;
-        match response {
+        match self.run(address, Some(peer), request).await {
             Some(r) => json(StatusCode::OK, &r),
             None => unavailable(),
         }
@@ -344,6 +395,37 @@ impl Jmap {
         }
     }
 
+    /// Runs a checked request for `address` off the async threads. `peer` is the
+    /// client's address, which EmailSubmission hands to the access point; without it (an
+    /// in-process call) the request cannot submit.
+    async fn run(
+        &self,
+        address: String,
+        peer: Option<IpAddr>,
+        request: crate::protocol::Request,
+    ) -> Option<ApiResponse> {
+        let (trust, limits) = (self.trust.clone(), self.limits.clone());
+        let (changed, uploads) = (self.changed.clone(), self.uploads.clone());
+        let access = peer.and(self.access.clone());
+        let peer = peer.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        self.blocking(move |store| {
+            let ctx = Ctx {
+                store,
+                address: &address,
+                account_id: ids::account_id(&address),
+                limits: &limits,
+                trust: trust.as_ref(),
+                changed: changed.as_ref(),
+                uploads: uploads.as_ref(),
+                access: access.as_deref(),
+                peer,
+                using_pec: request.using.iter().any(|u| u == session::PEC),
+            };
+            api::process(&ctx, request)
+        })
+        .await
+    }
+
     /// A blob of the user's account, with the type and name the client asked for.
     async fn download(&self, rest: &str, query: &str, address: String) -> Reply {
         let mut segments = rest.splitn(3, '/');
@@ -358,25 +440,10 @@ impl Jmap {
         if account != ids::account_id(&address) {
             return plain(StatusCode::NOT_FOUND, "risorsa inesistente");
         }
-        let uploaded = blob_id
-            .part
-            .is_none()
-            .then(|| self.uploads.get(&address, &blob_id.hash))
-            .flatten();
-        let found = if let Some(bytes) = uploaded {
-            Some(Ok(Some(bytes.as_ref().clone())))
-        } else {
-            self.blocking(move |store| blob::read(store, &address, &blob_id))
-                .await
-        };
-        let bytes = match found {
-            Some(Ok(Some(b))) => b,
-            Some(Ok(None)) => return plain(StatusCode::NOT_FOUND, "risorsa inesistente"),
-            Some(Err(e)) => {
-                warn!("JMAP download: the store failed: {e}");
-                return unavailable();
-            }
-            None => return unavailable(),
+        let bytes = match self.read_blob(address, blob_id).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return plain(StatusCode::NOT_FOUND, "risorsa inesistente"),
+            Err(Unavailable) => return unavailable(),
         };
         let content_type = blob::content_type(query);
         let mut r = reply(StatusCode::OK, &content_type, bytes);

@@ -41,7 +41,7 @@ pub mod thread;
 pub mod upload;
 
 pub use error::{Error, Result};
-pub use http::{FolderChanged, Jmap, serves};
+pub use http::{FolderChanged, Jmap, Login, Unavailable, serves};
 pub use pec::SignerTrust;
 pub use session::Limits;
 pub use submission::{AccessPoint, Verdict};

@@ -186,7 +186,7 @@ fn every_value_problem_is_reported_at_once() {
         "error",
         "default_quota",
         "gestore.default_quota",
-        "unknown size unit",
+        "\"2 parsecs\" is not a size",
     );
     c.reports(
         "error",
@@ -373,10 +373,10 @@ fn protocol_offices_are_checked() {
         "pec.gamma.test is not a hosted domain",
     );
 
-    let c = lab.check(&good.replace("pec.cliente.test\"\n", "pec.cliente.test\"\nripudio = 1\n"));
+    let c = lab.check(&good.replace("pec.cliente.test\"\n", "pec.cliente.test\"\nripudiare = 1\n"));
     assert_eq!(c.code(), Some(1));
     assert!(
-        c.stderr().contains("unknown field `ripudio`"),
+        c.stderr().contains("unknown field `ripudiare`"),
         "{}",
         c.stderr()
     );

@@ -1,0 +1,94 @@
+//! HTML output: every value that comes from outside (subjects, addresses, file names,
+//! daticert fields) goes through [`esc`] before it is written into a page; [`page`] wraps
+//! a body in the common layout (language, styles, the user's bar).
+
+use std::fmt::Write;
+
+/// `text` escaped for HTML element content and double-quoted attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\r' => {}
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` escaped for one path segment of a URL (RFC 3986 unreserved bytes kept).
+pub fn url_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Styles: readable contrast (at least 4.5:1), visible keyboard focus.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff}\
+header{background:#003366;color:#fff;padding:.5em 1em;display:flex;justify-content:space-between;align-items:center}\
+header a{color:#fff}header button{background:#fff;color:#003366;border:1px solid #fff;padding:.2em .8em}main{display:flex;gap:1em;padding:1em}nav{min-width:14em}\
+nav ul{list-style:none;padding:0}nav li{margin:.3em 0}a{color:#0645ad}\
+a:focus,button:focus,input:focus{outline:3px solid #ff9900;outline-offset:2px}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #ccc}\
+tr.nonletto td{font-weight:bold}.badge{display:inline-block;padding:.1em .5em;border-radius:.3em;\
+font-size:.85em;background:#e6e6e6;color:#1a1a1a;border:1px solid #555}\
+.badge.ok{background:#dff0d8;color:#1e4620}.badge.ko{background:#f8d7da;color:#721c24}\
+section.pannello{border:1px solid #888;border-radius:.4em;padding:.5em 1em;margin:1em 0}\
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}\
+pre{white-space:pre-wrap;background:#f4f4f4;padding:.5em;border:1px solid #ccc}\
+.errore{color:#721c24;background:#f8d7da;padding:.5em;border:1px solid #721c24}\
+form.login{max-width:22em;margin:3em auto;display:grid;gap:.5em}";
+
+/// A whole page: `title`, the user's bar when `user` is known (address, logout form with
+/// its CSRF token), then `body`, all in Italian.
+pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
+    let bar = match user {
+        Some((address, csrf)) => format!(
+            "<header><span>Posta certificata &mdash; <strong>{}</strong></span>\
+             <form method=\"post\" action=\"/webmail/esci\"><input type=\"hidden\" name=\"csrf\" \
+             value=\"{}\"><button type=\"submit\">Esci</button></form></header>",
+            esc(address),
+            esc(csrf)
+        ),
+        None => "<header><span>Posta certificata</span></header>".to_string(),
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"it\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} &mdash; Webmail PEC</title><style>{STYLE}</style></head><body>{bar}{body}</body></html>\n",
+        esc(title)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_is_escaped() {
+        assert_eq!(
+            esc("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+        assert_eq!(esc("a\u{0}b\u{1b}"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(esc("riga\r\nriga"), "riga\nriga");
+        assert_eq!(url_segment("a b/é\"?"), "a%20b%2F%C3%A9%22%3F");
+        let p = page("<b>", Some(("x\"@y", "t<")), "");
+        assert!(
+            p.contains("&lt;b&gt;") && p.contains("x&quot;@y") && p.contains("value=\"t&lt;\"")
+        );
+        assert!(!p.contains("<b>"));
+    }
+}

@@ -1,0 +1,647 @@
+//! The webmail's paths under `/webmail/`: the login form and logout, the folder and
+//! message pages, search, downloads. Sessions live in a cookie `Secure; HttpOnly;
+//! SameSite=Strict; Path=/webmail/`; every POST carries a CSRF token (the session's, or
+//! before login a double-submit token also set in a cookie); the password check is
+//! pec-jmap's ([`Jmap::login`]), so logins share IMAP's argon2 pool and per-client
+//! penalty. Every page reads the mailbox through pec-jmap's methods, in-process.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Bytes};
+use hyper::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION,
+    REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
+};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use pec_jmap::ids::{BlobId, Place, account_id};
+use pec_jmap::protocol::Invocation;
+use pec_jmap::{Jmap, Login};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::original::{self, Original};
+use crate::pages::{self, Extras, Receipts, User};
+use crate::receipts;
+use crate::sessions::{self, Session, SessionLimits, Sessions, same_token};
+
+/// Where the webmail lives.
+pub const PREFIX: &str = "/webmail/";
+/// The session cookie.
+pub const COOKIE_NAME: &str = "pecwm";
+/// The login form's double-submit CSRF cookie.
+pub const LOGIN_COOKIE: &str = "pecwm_login";
+/// Largest form body read.
+const MAX_FORM: usize = 16 * 1024;
+/// Messages per page of a folder.
+const PAGE: usize = 50;
+/// Most receipts read for one message.
+const MAX_RECEIPTS: usize = 256;
+/// Longest text shown of a message's body values.
+const MAX_BODY_VALUE: usize = 256 * 1024;
+/// Longest search text read (in characters).
+const MAX_SEARCH: usize = 200;
+/// Most cookies read from a request.
+const MAX_COOKIES: usize = 32;
+
+/// Policy of every page: no script at all, styles inline, forms to ourselves only.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                           frame-ancestors 'none'; base-uri 'none'";
+/// Policy of downloads: whatever they are, they run nothing here.
+const DOWNLOAD_POLICY: &str = "default-src 'none'; sandbox";
+
+/// Whether `path` is the webmail's (the HTTP server hands those to [`Webmail::answer`]).
+pub fn serves(path: &str) -> bool {
+    path == "/webmail" || path.starts_with(PREFIX)
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// The webmail of a gestore: pec-jmap for the mail, and the sessions.
+pub struct Webmail {
+    jmap: Arc<Jmap>,
+    sessions: Mutex<Sessions>,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>, policy: &str) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    for (name, value) in [
+        (CONTENT_TYPE, content_type),
+        (CACHE_CONTROL, "no-store"),
+        (CONTENT_SECURITY_POLICY, policy),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (REFERRER_POLICY, "no-referrer"),
+    ] {
+        if let Ok(v) = value.parse() {
+            h.insert(name, v);
+        }
+    }
+    r
+}
+
+fn html(status: StatusCode, body: String) -> Reply {
+    reply(status, "text/html; charset=utf-8", body, PAGE_POLICY)
+}
+
+fn redirect(to: &str) -> Reply {
+    let mut r = reply(
+        StatusCode::SEE_OTHER,
+        "text/plain; charset=utf-8",
+        "",
+        PAGE_POLICY,
+    );
+    if let Ok(v) = to.parse() {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+/// A `Set-Cookie` value for the webmail's path, `value` empty to delete it.
+fn cookie(name: &str, value: &str) -> String {
+    let age = if value.is_empty() { "; Max-Age=0" } else { "" };
+    format!("{name}={value}; Secure; HttpOnly; SameSite=Strict; Path={PREFIX}{age}")
+}
+
+fn set_cookie(r: &mut Reply, name: &str, value: &str) {
+    if let Ok(v) = cookie(name, value).parse() {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// The value of cookie `name` in the request.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .take(MAX_COOKIES)
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `%XX` sequences of a path segment decoded (invalid ones kept as they are).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A form's fields.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+async fn read_form<B>(req: Request<B>) -> Option<Form>
+where
+    B: Body + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(req.into_body(), MAX_FORM).collect().await {
+        Ok(b) => Some(Form(
+            form_urlencoded::parse(&b.to_bytes())
+                .take(16)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )),
+        Err(e) => {
+            debug!("webmail form not read: {e}");
+            None
+        }
+    }
+}
+
+/// The page of a failure.
+fn failure(user: Option<User<'_>>, e: &Error) -> Reply {
+    match e {
+        Error::Unavailable => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::notice(
+                user,
+                "Servizio non disponibile",
+                "Il servizio è temporaneamente non disponibile: riprovare tra poco.",
+            ),
+        ),
+        Error::Method(kind, _) if kind == "serverUnavailable" => failure(user, &Error::Unavailable),
+        Error::Method(..) | Error::NotFound => html(
+            StatusCode::NOT_FOUND,
+            pages::notice(
+                user,
+                "Pagina inesistente",
+                "Il messaggio o la cartella non esiste.",
+            ),
+        ),
+    }
+}
+
+/// The result of one method response: its arguments, or the error it is.
+fn result(r: &Invocation) -> Result<Value> {
+    if r.0 == "error" {
+        let kind = r.1.get("type").and_then(Value::as_str).unwrap_or("");
+        let description = r.1.get("description").and_then(Value::as_str).unwrap_or("");
+        return Err(Error::Method(kind.to_string(), description.to_string()));
+    }
+    Ok(Value::Object(r.1.clone()))
+}
+
+fn list(v: &Value) -> Vec<Value> {
+    v["list"].as_array().cloned().unwrap_or_default()
+}
+
+impl Webmail {
+    /// A webmail over `jmap`, with sessions within `limits`.
+    pub fn new(jmap: Arc<Jmap>, limits: SessionLimits) -> Self {
+        Webmail {
+            jmap,
+            sessions: Mutex::new(Sessions::new(limits)),
+        }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs JMAP method calls for `address` (`[name, arguments, id]` each).
+    async fn call(&self, address: &str, calls: Value) -> Result<Vec<Invocation>> {
+        let calls: Vec<Invocation> = serde_json::from_value(calls)
+            .map_err(|e| Error::Method("invalidArguments".into(), e.to_string()))?;
+        let response = self
+            .jmap
+            .call(address.to_string(), calls)
+            .await
+            .ok_or(Error::Unavailable)?;
+        Ok(response.method_responses)
+    }
+
+    /// The login page with a fresh double-submit token (in the form and a cookie).
+    fn login_page(status: StatusCode, error: Option<&str>) -> Reply {
+        let Some(token) = sessions::token() else {
+            return failure(None, &Error::Unavailable);
+        };
+        let mut r = html(status, pages::login(&token, error));
+        set_cookie(&mut r, LOGIN_COOKIE, &token);
+        r
+    }
+
+    /// The answer to a request on one of the paths [`serves`] names, from `peer`.
+    pub async fn answer<B>(&self, req: Request<B>, peer: IpAddr) -> Reply
+    where
+        B: Body + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        if path == "/webmail" {
+            return redirect(PREFIX);
+        }
+        if path == "/webmail/accedi" && method == Method::POST {
+            return self.login(req, peer).await;
+        }
+        let id = cookie_value(req.headers(), COOKIE_NAME);
+        let session = id
+            .as_deref()
+            .and_then(|id| self.sessions().get(id, Instant::now()));
+        let Some(session) = session else {
+            return match method {
+                Method::GET | Method::HEAD if path == PREFIX => {
+                    Self::login_page(StatusCode::OK, None)
+                }
+                Method::GET | Method::HEAD => redirect(PREFIX),
+                _ => html(
+                    StatusCode::FORBIDDEN,
+                    pages::notice(None, "Sessione scaduta", "Accedere di nuovo."),
+                ),
+            };
+        };
+        if method == Method::POST {
+            let Some(form) = read_form(req).await else {
+                return html(
+                    StatusCode::BAD_REQUEST,
+                    pages::notice(None, "Richiesta non valida", "Il modulo è troppo grande."),
+                );
+            };
+            if !same_token(form.get("csrf"), &session.csrf) {
+                debug!(%peer, "webmail: a POST without the session's CSRF token");
+                return html(
+                    StatusCode::FORBIDDEN,
+                    pages::notice(
+                        None,
+                        "Richiesta rifiutata",
+                        "Il modulo non proviene da questa sessione.",
+                    ),
+                );
+            }
+            return match (path.as_str(), id) {
+                ("/webmail/esci", Some(id)) => {
+                    self.sessions().close(&id);
+                    let mut r = redirect(PREFIX);
+                    set_cookie(&mut r, COOKIE_NAME, "");
+                    r
+                }
+                _ => failure(None, &Error::NotFound),
+            };
+        }
+        if method != Method::GET && method != Method::HEAD {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "metodo non ammesso\n",
+                PAGE_POLICY,
+            );
+        }
+        let query = req.uri().query().unwrap_or("").to_string();
+        self.page(&session, &path, &query).await
+    }
+
+    /// The login form's POST: the double-submit token, then the password check.
+    async fn login<B>(&self, req: Request<B>, peer: IpAddr) -> Reply
+    where
+        B: Body + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let pre = cookie_value(req.headers(), LOGIN_COOKIE);
+        let Some(form) = read_form(req).await else {
+            return Self::login_page(StatusCode::BAD_REQUEST, Some("Richiesta non valida."));
+        };
+        if !pre.is_some_and(|p| same_token(&p, form.get("csrf"))) {
+            return Self::login_page(
+                StatusCode::FORBIDDEN,
+                Some("Il modulo di accesso è scaduto: riprovare."),
+            );
+        }
+        let user = form.get("username").trim().to_ascii_lowercase();
+        match self.jmap.login(&user, form.get("password"), peer).await {
+            Login::Accepted(address) => {
+                let Some(id) = self.sessions().open(&address, Instant::now()) else {
+                    return failure(None, &Error::Unavailable);
+                };
+                let mut r = redirect(PREFIX);
+                set_cookie(&mut r, COOKIE_NAME, &id);
+                set_cookie(&mut r, LOGIN_COOKIE, "");
+                r
+            }
+            Login::Refused => Self::login_page(
+                StatusCode::UNAUTHORIZED,
+                Some("Indirizzo o password non corretti."),
+            ),
+            Login::Unavailable => Self::login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Servizio temporaneamente non disponibile: riprovare."),
+            ),
+        }
+    }
+
+    /// A GET of a logged-in user.
+    async fn page(&self, session: &Session, path: &str, query: &str) -> Reply {
+        let user = User {
+            address: &session.address,
+            csrf: &session.csrf,
+        };
+        let rest = path.strip_prefix(PREFIX).unwrap_or("");
+        let segments: Vec<String> = rest.split('/').take(4).map(percent_decode).collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let answer = match segs.as_slice() {
+            [""] => self.folder(user, None, query).await,
+            ["cartella", id] => self.folder(user, Some(id), query).await,
+            ["messaggio", id] => self.message(user, id).await,
+            ["cerca"] => self.search(user, query).await,
+            ["scarica", blob, name] => self.download(user, blob, name, query).await,
+            ["allegato", blob, part, name] => self.inner(user, blob, part, name).await,
+            _ => Err(Error::NotFound),
+        };
+        answer.unwrap_or_else(|e| {
+            if let Error::Method(kind, why) = &e {
+                warn!(address = %session.address, "webmail: JMAP {kind}: {why}");
+            }
+            failure(Some(user), &e)
+        })
+    }
+
+    /// A folder's page (`None`: the inbox).
+    async fn folder(&self, user: User<'_>, id: Option<&str>, query: &str) -> Result<Reply> {
+        let account = account_id(user.address);
+        let r = self
+            .call(
+                user.address,
+                json!([["Mailbox/get", {"accountId": account}, "m"]]),
+            )
+            .await?;
+        let mailboxes = list(&result(&r[0])?);
+        let mailbox = match id {
+            Some(id) => mailboxes.iter().find(|m| m["id"] == id),
+            None => mailboxes.iter().find(|m| m["role"] == "inbox"),
+        }
+        .ok_or(Error::NotFound)?;
+        let position = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "da")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let r = self
+            .call(
+                user.address,
+                json!([
+                    ["Email/query", {"accountId": account,
+                        "filter": {"inMailbox": mailbox["id"]},
+                        "sort": [{"property": "receivedAt", "isAscending": false}],
+                        "position": position, "limit": PAGE, "calculateTotal": true}, "q"],
+                    ["Email/get", {"accountId": account,
+                        "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                        "properties": ["id", "subject", "from", "receivedAt", "keywords", "pec"]}, "g"]
+                ]),
+            )
+            .await?;
+        let q = result(&r[0])?;
+        let emails = list(&result(&r[1])?);
+        let total = q["total"].as_u64().unwrap_or(0) as usize;
+        let position = q["position"].as_u64().unwrap_or(0) as usize;
+        Ok(html(
+            StatusCode::OK,
+            pages::folder(user, &mailboxes, mailbox, &emails, position, total, PAGE),
+        ))
+    }
+
+    /// The search page: messages of every folder whose text holds `q` (newest first, a
+    /// page of them); pec-jmap refuses to read too many messages, and the page says so.
+    async fn search(&self, user: User<'_>, query: &str) -> Result<Reply> {
+        let text: String = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "q")
+            .map(|(_, v)| v.trim().chars().take(MAX_SEARCH).collect())
+            .unwrap_or_default();
+        let account = account_id(user.address);
+        let mut calls = vec![json!(["Mailbox/get", {"accountId": account}, "m"])];
+        if !text.is_empty() {
+            calls.push(json!(["Email/query", {"accountId": account,
+                "filter": {"text": text},
+                "sort": [{"property": "receivedAt", "isAscending": false}],
+                "limit": PAGE}, "q"]));
+            calls.push(json!(["Email/get", {"accountId": account,
+                "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "properties": ["id", "subject", "from", "receivedAt", "keywords", "pec"]}, "g"]));
+        }
+        let r = self.call(user.address, Value::Array(calls)).await?;
+        let mailboxes = list(&result(&r[0])?);
+        let (emails, note) = match r.get(1).map(result) {
+            None => (Vec::new(), Some("Scrivere il testo da cercare.")),
+            Some(Err(Error::Method(kind, _))) if kind == "unsupportedFilter" => (
+                Vec::new(),
+                Some(
+                    "Troppi messaggi per una ricerca sul testo: riprovare con parole più precise.",
+                ),
+            ),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(_)) => (list(&result(&r[2])?), None),
+        };
+        Ok(html(
+            StatusCode::OK,
+            pages::search(user, &mailboxes, &text, &emails, note),
+        ))
+    }
+
+    /// A message's page; opening it marks it read.
+    async fn message(&self, user: User<'_>, id: &str) -> Result<Reply> {
+        let account = account_id(user.address);
+        let r = self
+            .call(
+                user.address,
+                json!([
+                    ["Email/set", {"accountId": account,
+                        "update": {id: {"keywords/$seen": true}}}, "s"],
+                    ["Mailbox/get", {"accountId": account}, "m"],
+                    ["Email/get", {"accountId": account, "ids": [id],
+                        "properties": ["id", "subject", "from", "to", "cc", "receivedAt",
+                            "keywords", "pec", "attachments", "textBody", "bodyValues",
+                            "mailboxIds", "blobId"],
+                        "fetchTextBodyValues": true, "maxBodyValueBytes": MAX_BODY_VALUE}, "g"]
+                ]),
+            )
+            .await?;
+        let mailboxes = list(&result(&r[1])?);
+        let email = list(&result(&r[2])?)
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound)?;
+        let original = self.original(user.address, &email).await?;
+        let found = self.receipts(user.address, &email).await?;
+        let states = found.as_ref().map(|emails| {
+            let pecs: Vec<Value> = emails.iter().map(|e| e["pec"].clone()).collect();
+            receipts::states(&email["pec"], &pecs)
+        });
+        let extras = Extras {
+            original: original.as_ref().map(|(b, o)| (b.as_str(), o)),
+            receipts: found
+                .as_deref()
+                .zip(states.as_deref())
+                .map(|(emails, states)| Receipts { emails, states }),
+        };
+        Ok(html(
+            StatusCode::OK,
+            pages::message(user, &mailboxes, &email, &extras),
+        ))
+    }
+
+    /// The original an envelope carries: the blob id of its `postacert.eml` and what it
+    /// says; `None` for a message without one.
+    async fn original(&self, address: &str, email: &Value) -> Result<Option<(String, Original)>> {
+        if email["pec"]["original"].is_null() {
+            return Ok(None);
+        }
+        let blob = email["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == "message/rfc822")
+            .and_then(|a| a["blobId"].as_str());
+        let Some((text, parsed)) = blob.and_then(|b| BlobId::parse(b).map(|p| (b, p))) else {
+            return Ok(None);
+        };
+        let bytes = self.blob(address, parsed).await?;
+        Ok(original::read(&bytes).map(|o| (text.to_string(), o)))
+    }
+
+    /// For a PEC message the user sent (they are the daticert's mittente): every receipt
+    /// of it, found by `pecRefersTo`, those outside the security archive if any.
+    async fn receipts(&self, address: &str, email: &Value) -> Result<Option<Vec<Value>>> {
+        let pec = &email["pec"];
+        let sent_by_user = pec["daticert"]["mittente"]
+            .as_str()
+            .is_some_and(|m| m.eq_ignore_ascii_case(address));
+        let key = pec["refersTo"]
+            .as_str()
+            .or_else(|| pec["daticert"]["msgid"].as_str());
+        let (true, Some(key)) = (sent_by_user, key) else {
+            return Ok(None);
+        };
+        let account = account_id(address);
+        let r = self
+            .call(
+                address,
+                json!([
+                    ["Email/query", {"accountId": account, "filter": {"pecRefersTo": key},
+                        "limit": MAX_RECEIPTS}, "q"],
+                    ["Email/get", {"accountId": account,
+                        "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                        "properties": ["id", "subject", "receivedAt", "pec", "mailboxIds"]}, "g"]
+                ]),
+            )
+            .await?;
+        let all = match result(&r[1]) {
+            Ok(v) => list(&v),
+            Err(Error::Method(kind, why)) if kind != "serverUnavailable" => {
+                debug!("webmail: receipts not searched: {kind}: {why}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let archive = Place::Archive.mailbox_id();
+        let (archived, current): (Vec<Value>, Vec<Value>) = all
+            .into_iter()
+            .filter(|e| e["pec"]["kind"] != "posta-certificata")
+            .partition(|e| e["mailboxIds"].get(&archive).is_some());
+        Ok(Some(if current.is_empty() {
+            archived
+        } else {
+            current
+        }))
+    }
+
+    /// A blob of the user's messages.
+    async fn blob(&self, address: &str, blob: BlobId) -> Result<Vec<u8>> {
+        match self.jmap.read_blob(address.to_string(), blob).await {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err(Error::NotFound),
+            Err(pec_jmap::Unavailable) => Err(Error::Unavailable),
+        }
+    }
+
+    /// A download of a message (`.eml`) or one of its parts.
+    async fn download(&self, user: User<'_>, blob: &str, name: &str, query: &str) -> Result<Reply> {
+        let parsed = BlobId::parse(blob).ok_or(Error::NotFound)?;
+        let bytes = self.blob(user.address, parsed).await?;
+        Ok(attachment(
+            bytes,
+            name,
+            &pec_jmap::blob::content_type(query),
+        ))
+    }
+
+    /// A download of an attachment of the original inside `postacert.eml`.
+    async fn inner(&self, user: User<'_>, blob: &str, part: &str, name: &str) -> Result<Reply> {
+        let parsed = BlobId::parse(blob).ok_or(Error::NotFound)?;
+        let part: u32 = part.parse().map_err(|_| Error::NotFound)?;
+        let bytes = self.blob(user.address, parsed).await?;
+        let (contents, _, media_type) =
+            original::attachment(&bytes, part).ok_or(Error::NotFound)?;
+        let query = format!("type={media_type}");
+        Ok(attachment(
+            contents,
+            name,
+            &pec_jmap::blob::content_type(&query),
+        ))
+    }
+}
+
+/// A file for download: always `attachment`, never run here.
+fn attachment(bytes: Vec<u8>, name: &str, content_type: &str) -> Reply {
+    let mut r = reply(StatusCode::OK, content_type, bytes, DOWNLOAD_POLICY);
+    let name = pec_jmap::blob::safe_name(name);
+    let name = if name.is_empty() {
+        "allegato".to_string()
+    } else {
+        name
+    };
+    if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
+        r.headers_mut().insert(CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_paths_and_names() {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, "a=1; pecwm=abc; pecwm_login=def".parse().unwrap());
+        assert_eq!(cookie_value(&h, COOKIE_NAME).as_deref(), Some("abc"));
+        assert_eq!(cookie_value(&h, LOGIN_COOKIE).as_deref(), Some("def"));
+        assert_eq!(cookie_value(&h, "b"), None);
+        assert_eq!(
+            cookie(COOKIE_NAME, "x"),
+            "pecwm=x; Secure; HttpOnly; SameSite=Strict; Path=/webmail/"
+        );
+        assert!(cookie(COOKIE_NAME, "").ends_with("Max-Age=0"));
+        assert_eq!(percent_decode("a%20b%2Fc%zz%"), "a b/c%zz%");
+        assert!(serves("/webmail") && serves("/webmail/x") && !serves("/webmailx"));
+    }
+}
