@@ -373,7 +373,10 @@ fn protocol_offices_are_checked() {
         "pec.gamma.test is not a hosted domain",
     );
 
-    let c = lab.check(&good.replace("pec.cliente.test\"\n", "pec.cliente.test\"\nripudiare = 1\n"));
+    let c = lab.check(&good.replace(
+        "pec.cliente.test\"\n",
+        "pec.cliente.test\"\nripudiare = 1\n",
+    ));
     assert_eq!(c.code(), Some(1));
     assert!(
         c.stderr().contains("unknown field `ripudiare`"),
