@@ -604,47 +604,21 @@ fn openssl_verify(
 /// structure can never turn an intact signature into a broken one: a signature whose
 /// signed attributes are not in DER order, for instance, is re-sorted by the reader.
 pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
-    let mut report = SignatureReport {
-        intact: false,
-        signer: None,
-        digest: None,
-        signing_time: None,
-        problem: None,
+    let mut read = read_report(p7s_der);
+    let verified_bare = match (&read.bare, &read.signer) {
+        (Some(bare), Some(cert)) => openssl_verify(content, bare, Some(cert)).is_ok(),
+        _ => false,
     };
-    let mut problems = Vec::new();
-    let mut signer_x509 = None;
-    let mut verified_bare = false;
-    match read_any(p7s_der) {
-        Ok(r) => {
-            report.digest = r.digest;
-            report.signing_time = r.signing_time;
-            problems = r.problems;
-            if let Some(der) = &r.signer {
-                match certcache::parsed(der) {
-                    Ok(cert) => {
-                        report.signer = Some(signer_cert(der, &cert, r.carried));
-                        verified_bare = openssl_verify(content, &r.bare, Some(&cert)).is_ok();
-                        signer_x509 = Some(cert);
-                    }
-                    Err(e) => problems.push(format!("unreadable signer certificate: {e}")),
-                }
-            }
-        }
-        Err(p) => problems.push(p),
-    }
     let verdict = if verified_bare {
         Ok(())
     } else {
-        openssl_verify(content, p7s_der, signer_x509.as_ref())
+        openssl_verify(content, p7s_der, read.signer.as_ref())
     };
     match verdict {
-        Ok(()) => report.intact = true,
-        Err(e) => problems.insert(0, e),
+        Ok(()) => read.report.intact = true,
+        Err(e) => read.problems.insert(0, e),
     }
-    if !problems.is_empty() {
-        report.problem = Some(problems.join("; "));
-    }
-    report
+    read.finish()
 }
 
 /// Opens a CMS SignedData that carries its content (a CAdES `.p7m`, DER): what the
@@ -657,46 +631,76 @@ pub fn verify_detached(content: &[u8], p7s_der: &[u8]) -> SignatureReport {
 /// `None` when there is none (a detached signature) or the structure is unreadable.
 /// Never fails: anything unreadable is a `problem`.
 pub fn open_attached(p7m_der: &[u8]) -> (SignatureReport, Option<Vec<u8>>) {
-    let mut report = SignatureReport {
-        intact: false,
-        signer: None,
-        digest: None,
-        signing_time: None,
-        problem: None,
-    };
-    let mut problems = Vec::new();
-    let mut signer_x509 = None;
-    match read_any(p7m_der) {
-        Ok(r) => {
-            report.digest = r.digest;
-            report.signing_time = r.signing_time;
-            problems = r.problems;
-            if let Some(der) = &r.signer {
-                match certcache::parsed(der) {
-                    Ok(cert) => {
-                        report.signer = Some(signer_cert(der, &cert, r.carried));
-                        signer_x509 = Some(cert);
-                    }
-                    Err(e) => problems.push(format!("unreadable signer certificate: {e}")),
-                }
-            }
-        }
-        Err(p) => problems.push(p),
-    }
-    let content = match attached_content(p7m_der, signer_x509.as_ref()) {
+    let mut read = read_report(p7m_der);
+    let content = match attached_content(p7m_der, read.signer.as_ref()) {
         Ok(content) => {
-            report.intact = true;
+            read.report.intact = true;
             Some(content)
         }
         Err(e) => {
-            problems.insert(0, e);
+            read.problems.insert(0, e);
             attached_content_unverified(p7m_der)
         }
     };
-    if !problems.is_empty() {
-        report.problem = Some(problems.join("; "));
+    (read.finish(), content)
+}
+
+/// What reading a signature's structure tells before OpenSSL checks it: the report
+/// (digest, signing time, signer; not yet intact), the problems found so far, the signer
+/// certificate (parsed once, from the cache) and the structure without its certificates.
+struct ReadReport {
+    report: SignatureReport,
+    problems: Vec<String>,
+    signer: Option<X509>,
+    bare: Option<Vec<u8>>,
+}
+
+impl ReadReport {
+    /// The report, with every problem found.
+    fn finish(mut self) -> SignatureReport {
+        if !self.problems.is_empty() {
+            self.report.problem = Some(self.problems.join("; "));
+        }
+        self.report
     }
-    (report, content)
+}
+
+/// Reads the signature `der` (detached or carrying its content) for [`verify_detached`]
+/// and [`open_attached`]: never fails, anything unreadable is a problem.
+fn read_report(der: &[u8]) -> ReadReport {
+    let mut read = ReadReport {
+        report: SignatureReport {
+            intact: false,
+            signer: None,
+            digest: None,
+            signing_time: None,
+            problem: None,
+        },
+        problems: Vec::new(),
+        signer: None,
+        bare: None,
+    };
+    match read_any(der) {
+        Ok(r) => {
+            read.report.digest = r.digest;
+            read.report.signing_time = r.signing_time;
+            read.problems = r.problems;
+            if let Some(cert_der) = &r.signer {
+                match certcache::parsed(cert_der) {
+                    Ok(cert) => {
+                        read.report.signer = Some(signer_cert(cert_der, &cert, r.carried));
+                        read.signer = Some(cert);
+                    }
+                    Err(e) => read
+                        .problems
+                        .push(format!("unreadable signer certificate: {e}")),
+                }
+            }
+            read.bare = Some(r.bare);
+        }
+        Err(p) => read.problems.push(p),
+    }
+    read
 }
 
 /// OpenSSL's check of the signature of `p7m_der` over the content it carries, with
