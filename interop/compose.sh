@@ -17,12 +17,21 @@
 # beta submission TLS 21465, IMAPS 21993. The lab CA: interop/.compose/ca.pem.
 # Environment: PECD (the pecd binary; default target/release/pecd when present, else a
 # debug build, rebuilt when stale), LAB_NET (the first three octets of the network,
-# default 10.89.99), PECD_UID (the uid pecd runs as in the image, default 10025).
+# default 10.89.99), PECD_UID (the uid pecd runs as in the image, default 10025),
+# LAB_PROJECT (the compose project and image name, default pecd-lab) and the published
+# ports LAB_ALFA_SMTP, LAB_ALFA_IMAP, LAB_ALFA_HTTP, LAB_BETA_SMTP, LAB_BETA_IMAP,
+# LAB_ALFA2_SMTP, LAB_ALFA2_IMAP (defaults above): two labs can then run side by side.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 lab="$here/.compose"
 export LAB_NET=${LAB_NET:-10.89.99}
+export LAB_PROJECT=${LAB_PROJECT:-pecd-lab}
+export LAB_IMAGE="$LAB_PROJECT:latest"
+export LAB_ALFA_SMTP=${LAB_ALFA_SMTP:-11465} LAB_ALFA_IMAP=${LAB_ALFA_IMAP:-11993}
+export LAB_ALFA_HTTP=${LAB_ALFA_HTTP:-11080}
+export LAB_BETA_SMTP=${LAB_BETA_SMTP:-21465} LAB_BETA_IMAP=${LAB_BETA_IMAP:-21993}
+export LAB_ALFA2_SMTP=${LAB_ALFA2_SMTP:-12465} LAB_ALFA2_IMAP=${LAB_ALFA2_IMAP:-12993}
 uid=${PECD_UID:-10025}
 base=pecd-lab-base:bookworm
 # Compose v2 (the docker plugin) when present, else Debian's docker-compose.
@@ -31,7 +40,7 @@ if docker compose version >/dev/null 2>&1; then
 else
     export LAB_COMPOSE="docker-compose"
 fi
-compose() { $LAB_COMPOSE -p pecd-lab -f "$here/compose.yaml" "$@"; }
+compose() { $LAB_COMPOSE -p "$LAB_PROJECT" -f "$here/compose.yaml" "$@"; }
 
 # The binary to ship: an explicit PECD, else the release build when present, else the
 # debug build (cargo rebuilds it when a source changed).
@@ -169,7 +178,7 @@ build_images() {
     "$root"/*) ;;
     *) echo "PECD must be inside $root (the image's build context)" >&2; exit 1 ;;
     esac
-    docker build -q -t pecd-lab:latest --build-arg "BASE=$base" --build-arg "UID=$uid" \
+    docker build -q -t "$LAB_IMAGE" --build-arg "BASE=$base" --build-arg "UID=$uid" \
         --build-arg "PECD=${pecd#"$root"/}" "$root" >"$lab/build.log" 2>&1 \
         || { cat "$lab/build.log" >&2; exit 1; }
 }
@@ -178,15 +187,17 @@ build_images() {
 # naming the one that does not (and shows its log).
 wait_ready() {
     python3 - "$lab/ca.pem" "$1" <<'PY'
-import socket, ssl, subprocess, sys, time
+import os, socket, ssl, subprocess, sys, time
 ca = sys.argv[1]
 def exited():
-    out = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=pecd-lab",
+    out = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=" + os.environ["LAB_PROJECT"],
                           "--filter", "status=exited"], capture_output=True, text=True).stdout
     return bool(out.strip())
-services = [("alfa", 11465, b"220"), ("alfa", 11993, b"* OK"), ("beta", 21465, b"220"), ("beta", 21993, b"* OK")]
+port = lambda name: int(os.environ[name])
+services = [("alfa", port("LAB_ALFA_SMTP"), b"220"), ("alfa", port("LAB_ALFA_IMAP"), b"* OK"),
+            ("beta", port("LAB_BETA_SMTP"), b"220"), ("beta", port("LAB_BETA_IMAP"), b"* OK")]
 if sys.argv[2] == "1":
-    services += [("alfa2", 12465, b"220"), ("alfa2", 12993, b"* OK")]
+    services += [("alfa2", port("LAB_ALFA2_SMTP"), b"220"), ("alfa2", port("LAB_ALFA2_IMAP"), b"* OK")]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.check_hostname = False
 deadline = time.monotonic() + 180
@@ -232,13 +243,15 @@ up() {
         compose logs --no-color --tail 30 >&2
         exit 1
     fi
-    echo "compose lab up: alfa (11465, 11993, 11080), beta (21465, 21993) on 127.0.0.1; CA $lab/ca.pem"
-    [ "$ha" = 0 ] || echo "HA profile: second alfa node (12465, 12993), alfa's store in PostgreSQL"
+    echo "compose lab up: alfa ($LAB_ALFA_SMTP, $LAB_ALFA_IMAP, $LAB_ALFA_HTTP), beta ($LAB_BETA_SMTP, $LAB_BETA_IMAP) on 127.0.0.1; CA $lab/ca.pem"
+    [ "$ha" = 0 ] || echo "HA profile: second alfa node ($LAB_ALFA2_SMTP, $LAB_ALFA2_IMAP), alfa's store in PostgreSQL"
 }
 
 down() {
     compose --profile ha down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || true
     rm -f "$lab/ha"
+    # A lab under a project name of its own (a test run's) takes its image with it.
+    [ "$LAB_PROJECT" = pecd-lab ] || docker image rm -f "$LAB_IMAGE" >/dev/null 2>&1 || true
     echo "compose lab down"
 }
 
@@ -246,7 +259,7 @@ status() {
     compose --profile ha ps
     local expected=5
     [ -f "$lab/ha" ] && expected=7
-    [ "$(docker ps -q --filter label=com.docker.compose.project=pecd-lab --filter status=running | wc -l)" -eq $expected ]
+    [ "$(docker ps -q --filter label=com.docker.compose.project=$LAB_PROJECT --filter status=running | wc -l)" -eq $expected ]
 }
 
 case "${1:-}" in

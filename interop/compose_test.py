@@ -33,9 +33,18 @@ from email.header import decode_header, make_header
 HERE = sys.argv[1]
 CA = f"{HERE}/.compose/ca.pem"
 NET = os.environ.get("LAB_NET", "10.89.99")
-ALFA = {"smtp": 11465, "imap": 11993}
-ALFA2 = {"smtp": 12465, "imap": 12993}
-BETA = {"smtp": 21465, "imap": 21993}
+PROJECT = os.environ.get("LAB_PROJECT", "pecd-lab")
+
+
+def ports(node, smtp, imap):
+    """The published ports of a node: compose.sh exports them, defaults as documented."""
+    env = lambda what, default: int(os.environ.get(f"LAB_{node}_{what}", default))
+    return {"smtp": env("SMTP", smtp), "imap": env("IMAP", imap)}
+
+
+ALFA = ports("ALFA", 11465, 11993)
+ALFA2 = ports("ALFA2", 12465, 12993)
+BETA = ports("BETA", 21465, 21993)
 MARIO = ("mario.rossi@pec.alfa.test", "secret-mario.rossi")
 ANNA = ("anna.bianchi@pec.beta.test", "secret-anna.bianchi")
 PROTOCOLLO = ("ufficio.protocollo@pec.comune.beta.test", "secret-ufficio.protocollo")
@@ -45,7 +54,7 @@ TIMEOUT = 120
 
 def compose(*args, check=True):
     """Runs `docker compose` on the lab's file and returns its standard output."""
-    cmd = [*shlex.split(os.environ.get("LAB_COMPOSE", "docker-compose")), "-p", "pecd-lab"]
+    cmd = [*shlex.split(os.environ.get("LAB_COMPOSE", "docker-compose")), "-p", PROJECT]
     cmd += ["-f", f"{HERE}/compose.yaml", *args]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if check and done.returncode != 0:
@@ -157,7 +166,7 @@ def ordinary():
     s2 = f"from-ordinary {RUN}"
     mail = f"From: someone@posta.ordinaria.test\nTo: {PROTOCOLLO[0]}\nSubject: {s2}\n\nciao\n"
     done = subprocess.run(
-        [*shlex.split(os.environ.get("LAB_COMPOSE", "docker-compose")), "-p", "pecd-lab",
+        [*shlex.split(os.environ.get("LAB_COMPOSE", "docker-compose")), "-p", PROJECT,
          "-f", f"{HERE}/compose.yaml", "exec", "-T", "postfix",
          "sendmail", "-f", "someone@posta.ordinaria.test", PROTOCOLLO[0]],
         input=mail, text=True, capture_output=True,
@@ -216,7 +225,7 @@ def main():
         lambda: compose("start", "beta"),
     )
     beta = container("beta")
-    network = "pecd-lab_lab"
+    network = f"{PROJECT}_lab"
     held_then_delivered(
         "beta-cut-off",
         lambda: subprocess.run(["docker", "network", "disconnect", network, beta], check=True),

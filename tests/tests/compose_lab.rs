@@ -6,12 +6,17 @@
 //! load (see interop/compose_test.py); `down` must leave no container of the lab.
 //!
 //! Skipped only on a machine without the `docker` command; a docker that is there but
-//! does not work fails the test.
+//! does not work fails the test. The lab runs under a project name, a network and
+//! published ports of this run's own (free loopback ports), so another lab on the same
+//! Docker engine — a second checkout's test suite, or a sysadmin's `compose.sh up` — is
+//! not disturbed and does not disturb it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pec_e2e::pecd_binary;
+use std::sync::OnceLock;
+
+use pec_e2e::{free_port, pecd_binary};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,10 +25,42 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// This run's project name (also the image's name).
+fn project() -> String {
+    format!("pecd-lab-test-{}", std::process::id())
+}
+
+/// What makes this run's lab its own: project, network, published ports.
+fn lab_env() -> &'static [(String, String)] {
+    static ENV: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = vec![
+            ("LAB_PROJECT".to_string(), project()),
+            (
+                "LAB_NET".to_string(),
+                format!("10.89.{}", 100 + std::process::id() % 150),
+            ),
+        ];
+        for name in [
+            "LAB_ALFA_SMTP",
+            "LAB_ALFA_IMAP",
+            "LAB_ALFA_HTTP",
+            "LAB_BETA_SMTP",
+            "LAB_BETA_IMAP",
+            "LAB_ALFA2_SMTP",
+            "LAB_ALFA2_IMAP",
+        ] {
+            env.push((name.to_string(), free_port().to_string()));
+        }
+        env
+    })
+}
+
 fn compose_sh(args: &[&str]) -> Output {
     Command::new(root().join("interop/compose.sh"))
         .args(args)
         .env("PECD", pecd_binary())
+        .envs(lab_env().iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run interop/compose.sh")
 }
@@ -54,7 +91,7 @@ fn lab_containers() -> usize {
             "ps",
             "-aq",
             "--filter",
-            "label=com.docker.compose.project=pecd-lab",
+            &format!("label=com.docker.compose.project={}", project()),
         ])
         .output()
         .expect("docker ps");
