@@ -2,7 +2,9 @@
 //!
 //! - **Bounded work.** An argon2 verification takes 19 MiB and tens of milliseconds of CPU.
 //!   At most [`AuthLimits::workers`] run at once, on the blocking pool; more attempts wait
-//!   their turn, so a burst of logins cannot take the memory of the machine.
+//!   their turn, so a burst of logins cannot take the memory of the machine. The work
+//!   memory is kept between verifications, one buffer per worker at most, and released
+//!   after [`AuthLimits::memory_idle`] without logins (module `work_memory`).
 //! - **Unknown users cost the same.** A login for a user that does not exist is verified
 //!   against a dummy hash with the real parameters, so the answer time does not tell
 //!   whether an account exists.
@@ -14,14 +16,15 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::password::{dummy_hash, verify_password};
+use crate::password::{dummy_hash, verify_in};
 use crate::penalty::{Penalties, Policy};
+use crate::work_memory::WorkMemory;
 
 /// How much password checking a server allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +39,15 @@ pub struct AuthLimits {
     pub penalty_forget: Duration,
     /// Most clients remembered with failures (bounded memory under a distributed attack).
     pub remembered_clients: usize,
+    /// How long the work memory of the verifications (19 MiB per worker) is kept after
+    /// the last one, so a stream of logins does not allocate it each time.
+    pub memory_idle: Duration,
 }
 
 impl Default for AuthLimits {
     /// One verification per CPU; Dovecot's penalty (2 s doubling up to 15 s), forgotten
-    /// after 10 minutes without failures; 65,536 clients remembered (a few MiB).
+    /// after 10 minutes without failures; 65,536 clients remembered (a few MiB); work
+    /// memory kept for 30 s after the last verification.
     fn default() -> Self {
         AuthLimits {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -48,6 +55,7 @@ impl Default for AuthLimits {
             penalty_max: Duration::from_secs(15),
             penalty_forget: Duration::from_secs(600),
             remembered_clients: 65_536,
+            memory_idle: Duration::from_secs(30),
         }
     }
 }
@@ -61,6 +69,8 @@ pub struct AuthStats {
     pub peak: usize,
     /// Verifications done, the dummy ones for unknown users included.
     pub verifications: u64,
+    /// Work memory buffers kept for the next verifications (0 once idle).
+    pub kept_buffers: usize,
 }
 
 #[derive(Default)]
@@ -76,6 +86,7 @@ pub struct Authenticator {
     penalties: Mutex<Penalties>,
     dummy: Arc<str>,
     gauge: Arc<Gauge>,
+    memory: Arc<WorkMemory>,
     limits: AuthLimits,
 }
 
@@ -103,11 +114,13 @@ impl Authenticator {
             forget: limits.penalty_forget,
             capacity: limits.remembered_clients.max(1),
         };
+        let workers = limits.workers.max(1);
         Authenticator {
-            pool: Arc::new(Semaphore::new(limits.workers.max(1))),
+            pool: Arc::new(Semaphore::new(workers)),
             penalties: Mutex::new(Penalties::new(policy)),
             dummy: dummy_hash().into(),
             gauge: Arc::default(),
+            memory: Arc::new(WorkMemory::new(workers, limits.memory_idle)),
             limits,
         }
     }
@@ -133,25 +146,33 @@ impl Authenticator {
         matched
     }
 
-    /// One verification in the pool: waits for a worker, runs on the blocking pool. The
-    /// permit goes with the verification, so a session that gives up waiting cannot let
-    /// more than `workers` run.
+    /// One verification in the pool: waits for a worker, runs on the blocking pool in a
+    /// kept work memory. The permit goes with the verification, so a session that gives
+    /// up waiting cannot let more than `workers` run (its memory is then freed, not kept).
     async fn run(&self, password: &str, hash: Arc<str>) -> bool {
         let Ok(permit) = self.pool.clone().acquire_owned().await else {
             return false;
         };
         let password = password.to_owned();
         let gauge = self.gauge.clone();
+        let memory = self.memory.clone();
         let verification = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
             gauge.peak.fetch_max(now, Ordering::SeqCst);
-            let ok = verify_password(&password, &hash);
+            let mut blocks = memory.take();
+            let ok = verify_in(&password, &hash, &mut blocks);
             gauge.verifications.fetch_add(1, Ordering::SeqCst);
             gauge.running.fetch_sub(1, Ordering::SeqCst);
-            ok
+            (ok, blocks)
         });
-        verification.await.unwrap_or(false)
+        let Ok((ok, blocks)) = verification.await else {
+            return false;
+        };
+        if let Some(due) = self.memory.give_back(blocks, Instant::now()) {
+            tokio::spawn(release_when_idle(Arc::downgrade(&self.memory), due));
+        }
+        ok
     }
 
     /// The pool's counters, for tests and metrics.
@@ -160,6 +181,22 @@ impl Authenticator {
             running: self.gauge.running.load(Ordering::SeqCst),
             peak: self.gauge.peak.load(Ordering::SeqCst),
             verifications: self.gauge.verifications.load(Ordering::SeqCst),
+            kept_buffers: self.memory.kept(),
+        }
+    }
+}
+
+/// Drops the kept work memory once it has been idle long enough, checking at `due` and
+/// again as long as verifications keep giving it back (one such task at a time).
+async fn release_when_idle(memory: Weak<WorkMemory>, mut due: Instant) {
+    loop {
+        tokio::time::sleep_until(due).await;
+        let Some(memory) = memory.upgrade() else {
+            return;
+        };
+        match memory.release_if_idle(Instant::now()) {
+            Some(next) => due = next,
+            None => return,
         }
     }
 }

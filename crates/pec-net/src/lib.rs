@@ -10,7 +10,8 @@
 //! - [`sasl`]: AUTH PLAIN and LOGIN decoding;
 //! - [`password`] and [`auth`]: the argon2 password format and the one password check
 //!   ([`Authenticator`]): a bounded pool of verifications, the same work for unknown users, a
-//!   growing per-IP penalty after failures;
+//!   growing per-IP penalty after failures, the argon2 work memory kept between
+//!   verifications (`work_memory`);
 //! - [`dot`]: dot-stuffing of an outgoing message (POP3 RETR/TOP, the SMTP relay client).
 //!
 //! Nothing here knows a mail protocol beyond these shared pieces; the protocol crates plug
@@ -28,6 +29,7 @@ pub mod sasl;
 pub mod shutdown;
 mod slots;
 pub mod tls;
+mod work_memory;
 pub mod write_timeout;
 
 pub use auth::{AuthLimits, AuthStats, Authenticator};

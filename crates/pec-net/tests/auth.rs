@@ -43,6 +43,10 @@ async fn fifty_concurrent_wrong_logins_never_run_more_than_the_workers() {
     assert_eq!(stats.verifications, 50);
     assert!(stats.peak <= 2, "{stats:?}");
     assert_eq!(stats.running, 0);
+    assert!(
+        (1..=2).contains(&stats.kept_buffers),
+        "work memory kept for the next logins, one per worker at most: {stats:?}"
+    );
 }
 
 #[tokio::test]
@@ -117,4 +121,52 @@ async fn parallel_attempts_from_one_client_are_spaced_out() {
     // One attempt at a time, each at least 2 s after the one before.
     assert!(done.windows(2).all(|w| w[1] >= w[0] + 2), "{done:?}");
     assert!(done[0] >= 2, "{done:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_work_memory_is_kept_while_logins_come_and_released_when_idle() {
+    let idle = Duration::from_secs(30);
+    let auth = Authenticator::new(AuthLimits {
+        workers: 2,
+        memory_idle: idle,
+        penalty: Duration::ZERO,
+        ..AuthLimits::default()
+    });
+    let stored = cheap_hash("segreta");
+    assert_eq!(
+        auth.stats().kept_buffers,
+        0,
+        "nothing before the first login"
+    );
+
+    // A login every 20 s: each one comes before the memory has been idle for 30 s.
+    for n in 0..4 {
+        assert!(auth.verify(client(n), "segreta", Some(&stored)).await);
+        assert!(!auth.verify(client(n), "sbagliata", Some(&stored)).await);
+        assert!(
+            !auth.verify(client(n), "segreta", None).await,
+            "unknown user"
+        );
+        assert_eq!(
+            auth.stats().kept_buffers,
+            1,
+            "login {n}: one buffer, reused"
+        );
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(
+            auth.stats().kept_buffers,
+            1,
+            "20 s after login {n}: still kept"
+        );
+    }
+
+    // Quiet past the idle period (on the paused clock: the release task's timer fires
+    // first, and runs before time moves on to this sleep's end).
+    tokio::time::sleep(idle).await;
+    assert_eq!(auth.stats().kept_buffers, 0, "released once idle");
+
+    // Logins again: memory taken again, verdicts unchanged.
+    assert!(auth.verify(client(9), "segreta", Some(&stored)).await);
+    assert_eq!(auth.stats().kept_buffers, 1);
+    assert_eq!(auth.stats().verifications, 13);
 }
