@@ -5,6 +5,15 @@
 //! both receipts (posted through jmapc's authenticated session: its models drop
 //! properties they do not know), finds them again with one `pecRefersTo` query, and the
 //! recipient's envelope with `pecKind`. The plain HTTP listener does not serve JMAP.
+//!
+//! Push: jmapc's own event-source client (`Client.events`) waits while a PEC is sent;
+//! the StateChange it gets leads, through Email/changes, to the accettazione;
+//! Email/queryChanges adds it to INBOX's results; moved to the Trash and then destroyed
+//! with Email/set, Python's imaplib sees it go from INBOX to Trash and out of Trash.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use pec_e2e::{Backend, Lab, of_kind, run_python, standard, submit, wait_for};
 
@@ -235,4 +244,151 @@ async fn jmapc_reads_the_pec_property_of_real_receipts(backend: Backend) {
     lab.shutdown().await;
 }
 
-pec_e2e::e2e_tests!(jmapc_reads_the_pec_property_of_real_receipts);
+/// Logs in as argv[3] (password argv[4]) at https://argv[1], CA file argv[2], IMAPS port
+/// argv[5]. Opens jmapc's event source, prints `ready` after its first event, then follows
+/// StateChange events with Email/changes until an accettazione arrives in INBOX; checks
+/// it with Email/queryChanges, moves it to the Trash and destroys it with Email/set,
+/// looking with imaplib after each step. One line per fact.
+const PUSH_CLIENT: &str = r#"
+import imaplib, os, signal, ssl, sys
+host, ca, user, password, imaps = sys.argv[1:6]
+os.environ["REQUESTS_CA_BUNDLE"] = ca
+signal.alarm(120)
+from jmapc import Client, EmailQueryFilterCondition
+from jmapc.methods import EmailChanges, EmailGet, EmailQuery, EmailQueryChanges, EmailSet, MailboxGet
+
+def call(method):
+    return client.request(method, raise_errors=True, single_response=True)
+
+def imap_count(folder):
+    imap = imaplib.IMAP4_SSL("localhost", int(imaps), ssl_context=ssl.create_default_context(cafile=ca))
+    imap.login(user, password)
+    imap.select(folder, readonly=True)
+    typ, data = imap.search(None, "SUBJECT", '"ACCETTAZIONE"')
+    imap.logout()
+    return len(data[0].split())
+
+client = Client.create_with_password(host=host, user=user, password=password)
+account = client.account_id
+mailboxes = call(MailboxGet(ids=None)).data
+inbox = next(m.id for m in mailboxes if m.role == "inbox")
+trash = next(m.id for m in mailboxes if m.role == "trash")
+in_inbox = EmailQueryFilterCondition(in_mailbox=inbox)
+query_state = call(EmailQuery(filter=in_inbox)).query_state
+events = client.events
+since = next(events).data.changed[account].email
+print("ready", flush=True)
+accettazione, delivered = None, False
+for event in events:
+    now = event.data.changed.get(account)
+    if now is None:
+        continue
+    delivered = delivered or now.email_delivery is not None
+    if now.email is not None and accettazione is None:
+        changes = call(EmailChanges(since_state=since))
+        since = changes.new_state
+        created = changes.created and call(EmailGet(ids=changes.created, properties=["subject", "mailboxIds"])).data
+        for e in created or []:
+            where = "inbox" if inbox in e.mailbox_ids else "other"
+            print("created", where, e.subject, flush=True)
+            if where == "inbox" and e.subject.startswith("ACCETTAZIONE"):
+                accettazione = e.id
+    if accettazione and delivered:
+        break
+print("delivery", delivered, flush=True)
+added = call(EmailQueryChanges(filter=in_inbox, since_query_state=query_state)).added
+print("query added", accettazione in [a.id for a in added])
+print("imap before", imap_count("INBOX"), imap_count("Trash"))
+moved = call(EmailSet(update={accettazione: {"mailboxIds": {trash: True}}})).updated[accettazione].id
+print("imap moved", imap_count("INBOX"), imap_count("Trash"))
+changes = call(EmailChanges(since_state=since))
+print("changes moved", moved in changes.created, accettazione in changes.destroyed)
+destroyed = call(EmailSet(destroy=[moved])).destroyed
+print("destroyed", destroyed == [moved])
+print("imap destroyed", imap_count("INBOX"), imap_count("Trash"))
+"#;
+
+/// The next line the client prints (`None` once it is done), at most 120 s away.
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(120), lines.recv())
+        .await
+        .expect("the client answers within 120 s")
+}
+
+/// jmapc's event source, then Email/changes, Email/queryChanges and Email/set moves and
+/// destroys, judged by imaplib.
+async fn jmapc_is_pushed_a_delivery(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
+    let alfa = lab.node("alfa");
+    let ca = lab.ca().display().to_string();
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(PUSH_CLIENT)
+        .args([
+            &format!("localhost:{}", alfa.https_port),
+            &ca,
+            MARIO,
+            "secret-mario.rossi",
+            &alfa.imaps_port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is required");
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let ready = next_line(&mut lines).await;
+    assert_eq!(ready.as_deref(), Some("ready"), "{ready:?}");
+
+    let msg = format!(
+        "From: Mario Rossi <{MARIO}>\r\nTo: {ANNA}\r\nSubject: Verbale 8\r\n\
+         Message-ID: <verbale-8@client.test>\r\n\r\nIn allegato il verbale.\r\n"
+    );
+    submit(alfa.submission_port, &lab.ca(), MARIO, &[ANNA], &msg).expect("submitted");
+    let mut out = Vec::new();
+    while let Some(line) = next_line(&mut lines).await {
+        out.push(line);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .expect("python3");
+    let stderr = errors.join().unwrap();
+    let out = out.join("\n");
+    assert!(status.success(), "{out}\n{stderr}");
+    let has = |l: &str| out.lines().any(|x| x == l);
+    assert!(
+        has("created inbox ACCETTAZIONE: Verbale 8"),
+        "{out}\n{stderr}"
+    );
+    for line in [
+        "delivery True",
+        "query added True",
+        "imap before 1 0",
+        "imap moved 0 1",
+        "changes moved True True",
+        "destroyed True",
+        "imap destroyed 0 0",
+    ] {
+        assert!(has(line), "{line}: {out}\n{stderr}");
+    }
+    lab.shutdown().await;
+}
+
+pec_e2e::e2e_tests!(
+    jmapc_reads_the_pec_property_of_real_receipts,
+    jmapc_is_pushed_a_delivery
+);

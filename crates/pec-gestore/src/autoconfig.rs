@@ -11,9 +11,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::server::conn::http1;
@@ -280,14 +281,29 @@ impl Http {
             .map_err(|e| format!("not ready: the store does not answer: {e}"))
     }
 
-    /// The answer to one request from `peer`.
+    /// The answer to one request from `peer`: JMAP's (whose event source is a stream:
+    /// `streaming` is then set) or [`Http::answer`]'s.
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        streaming: &AtomicBool,
+    ) -> Response<pec_jmap::ResponseBody> {
+        if let Some(jmap) = &self.jmap
+            && pec_jmap::serves(req.uri().path())
+        {
+            let r = jmap.answer(req, peer.ip()).await;
+            if matches!(r.body(), Either::Right(_)) {
+                streaming.store(true, Ordering::Relaxed);
+            }
+            return r;
+        }
+        self.answer(req, peer).await.map(Either::Left)
+    }
+
+    /// The answer to one request from `peer` on a path other than JMAP's.
     async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
-        if let Some(jmap) = &self.jmap
-            && pec_jmap::serves(&path)
-        {
-            return jmap.answer(req, peer.ip()).await;
-        }
         if let Some(api) = &self.admin
             && path.starts_with(crate::admin::api::PREFIX)
         {
@@ -406,38 +422,58 @@ pub async fn serve_http(
     pec_net::serve(listener, service, limits, session, stopped).await
 }
 
-/// Answers the requests of one connection, for at most a minute; at shutdown the request
-/// under way is answered, then the connection closes.
+/// Answers the requests of one connection, for at most a minute, or, once it carries a
+/// JMAP event source, for as long as such a stream lasts besides; at shutdown the request
+/// under way is answered, then the connection closes (an event source ends at once).
 async fn serve_connection<IO>(io: IO, http: Arc<Http>, peer: SocketAddr, shutdown: Shutdown)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let http = http.clone();
-        async move { Ok::<_, Infallible>(http.answer(req, peer).await) }
+    let streaming = Arc::new(AtomicBool::new(false));
+    let push_lifetime = http
+        .jmap
+        .as_ref()
+        .map_or(Duration::ZERO, |j| j.push.lifetime());
+    let service = service_fn({
+        let streaming = streaming.clone();
+        move |req| {
+            let (http, streaming) = (http.clone(), streaming.clone());
+            async move { Ok::<_, Infallible>(http.respond(req, peer, &streaming).await) }
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let served = tokio::time::timeout(Duration::from_secs(60), async {
+    let time_up = async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        if streaming.load(Ordering::Relaxed) {
+            tokio::time::sleep(push_lifetime).await;
+        }
+    };
+    let served = async {
         let finished = tokio::select! {
             result = conn.as_mut() => Some(result),
             () = shutdown.signalled() => None,
         };
         match finished {
-            Some(result) => result,
+            Some(result) => Some(result),
+            // A stream has no end to wait for: the connection is dropped.
+            None if streaming.load(Ordering::Relaxed) => None,
             None => {
                 conn.as_mut().graceful_shutdown();
-                conn.as_mut().await
+                Some(conn.as_mut().await)
             }
         }
-    });
-    match served.await {
-        Ok(Err(e)) => debug!(%peer, "HTTP connection: {e}"),
-        Err(_) => debug!(%peer, "HTTP connection closed after 60 s"),
-        Ok(Ok(())) => {}
+    };
+    tokio::select! {
+        result = served => {
+            if let Some(Err(e)) = result {
+                debug!(%peer, "HTTP connection: {e}");
+            }
+        }
+        () = time_up => debug!(%peer, "HTTP connection closed: its time is up"),
     }
 }
 

@@ -261,6 +261,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
                 max_message_size: parts.smtp.max_message_size,
                 max_recipients: parts.smtp.max_recipients,
             })),
+            push: pec_jmap::Push::new(parts.imap.notifier.clone(), pec_jmap::PushLimits::default()),
         };
         let api = AdminApi {
             admin: Administration {

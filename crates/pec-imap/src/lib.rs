@@ -36,7 +36,7 @@ mod threading;
 
 pub use error::{Error, Result};
 pub use imap::ARCHIVE_FOLDER;
-pub use notify::Notifier;
+pub use notify::{Changes, Notifier, Watcher};
 pub use pec_net::{hash_password, verify_password};
 pub use server::{Config, Limits, imap_session, pop3_session, serve_imap, serve_pop3};
 

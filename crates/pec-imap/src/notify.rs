@@ -41,7 +41,7 @@ struct Log {
 
 /// What changed in an account since a [`Watcher`] last looked.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Changes {
+pub struct Changes {
     /// Folders whose messages or flags changed.
     pub folders: BTreeSet<String>,
     /// Folders created or deleted (`None`), or renamed (the old name), in order.
@@ -59,8 +59,8 @@ impl Changes {
     }
 }
 
-/// A session's view of its account's changes.
-pub(crate) struct Watcher {
+/// A session's view of its account's changes (IMAP sessions, JMAP push streams).
+pub struct Watcher {
     rx: watch::Receiver<Log>,
     /// The number of the first change not read yet.
     seen: u64,
@@ -69,12 +69,12 @@ pub(crate) struct Watcher {
 impl Watcher {
     /// Waits until changes arrive (at once if some are unread); `false` if they never
     /// can (the hub is gone).
-    pub(crate) async fn changed(&mut self) -> bool {
+    pub async fn changed(&mut self) -> bool {
         self.rx.changed().await.is_ok()
     }
 
     /// The changes since the last call, marked read.
-    pub(crate) fn take(&mut self) -> Changes {
+    pub fn take(&mut self) -> Changes {
         let log = self.rx.borrow_and_update();
         let mut out = Changes {
             lost: log.changes.front().is_some_and(|(n, _)| *n > self.seen),
@@ -129,7 +129,7 @@ impl Notifier {
     }
 
     /// Subscribes to the changes of `address`'s mailbox made from now on.
-    pub(crate) fn watch(&self, address: &str) -> Watcher {
+    pub fn watch(&self, address: &str) -> Watcher {
         let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         // Forget accounts nobody watches any more, so the map stays bounded by the
         // number of open sessions.

@@ -98,12 +98,7 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Email/set" => set::set(ctx, arguments),
         "Email/import" => import::import(ctx, arguments),
         "SearchSnippet/get" => snippet::get(ctx, arguments),
-        // Allowed by RFC 8620 §5.6: the client queries again.
-        "Email/queryChanges" => Err(Error::CannotCalculateChanges(
-            args::string(arguments, "sinceQueryState")?
-                .unwrap_or_default()
-                .to_string(),
-        )),
+        "Email/queryChanges" => query::query_changes(ctx, arguments),
         "Thread/get" => thread::get(ctx, arguments),
         "Identity/get" => identity::get(ctx, arguments),
         "EmailSubmission/set" => submission::set(ctx, arguments),

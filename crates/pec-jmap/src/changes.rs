@@ -12,16 +12,17 @@ use crate::ids::EmailId;
 use crate::protocol::Arguments;
 use crate::state;
 
-/// Email/changes.
-pub fn email_changes(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
-    let since = args::required_string(args, "sinceState")?;
-    let incalculable = || Error::CannotCalculateChanges(since.to_string());
-    let old = state::parse(since).ok_or_else(incalculable)?;
-    let mut index = Index::new(ctx)?;
+/// What changed since the Email state `since`: the emails created, updated and
+/// destroyed, in the mailboxes' order; `None` when that cannot be told (not a state of
+/// ours, or a folder with messages deleted since).
+pub fn since(index: &mut Index<'_>, since: &str) -> Result<Option<[Vec<EmailId>; 3]>> {
+    let Some(old) = state::parse(since) else {
+        return Ok(None);
+    };
     for mark in &old.marks {
         // A folder gone with messages ever in it: its UIDs cannot be listed.
         if index.view(mark.place).is_none() && mark.uidnext > 1 {
-            return Err(incalculable());
+            return Ok(None);
         }
     }
     let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
@@ -37,8 +38,7 @@ pub fn email_changes(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
             let id = EmailId {
                 place,
                 uid: meta.uid,
-            }
-            .to_string();
+            };
             if meta.uid >= uidnext {
                 created.push(id);
             } else if meta.modseq > modseq {
@@ -46,24 +46,32 @@ pub fn email_changes(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
             }
         }
         if let (Some(folder), true) = (&view.folder, before.is_some()) {
-            for uid in ctx
-                .store
-                .expunged_since(ctx.address, &folder.name, modseq)?
-            {
+            for uid in index.expunged_since(&folder.name, modseq)? {
                 if uid < uidnext {
-                    destroyed.push(EmailId { place, uid }.to_string());
+                    destroyed.push(EmailId { place, uid });
                 }
             }
         }
     }
+    Ok(Some([created, updated, destroyed]))
+}
+
+/// Email/changes.
+pub fn email_changes(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
+    let old = args::required_string(args, "sinceState")?;
+    let incalculable = || Error::CannotCalculateChanges(old.to_string());
+    let mut index = Index::new(ctx)?;
+    let lists = since(&mut index, old)?.ok_or_else(incalculable)?;
     let max = args::unsigned(args, "maxChanges")?;
-    let total = (created.len() + updated.len() + destroyed.len()) as u64;
+    let total = lists.iter().map(Vec::len).sum::<usize>() as u64;
     if max.is_some_and(|m| m < total) {
         return Err(incalculable());
     }
+    let [created, updated, destroyed] =
+        lists.map(|l| l.iter().map(ToString::to_string).collect::<Vec<_>>());
     Ok(args::changes_response(
         &ctx.account_id,
-        since,
+        old,
         index.state(),
         [created, updated, destroyed],
     ))

@@ -122,6 +122,14 @@ impl<'c> Index<'c> {
         }
     }
 
+    /// The UIDs of `folder` expunged after `modseq`.
+    pub fn expunged_since(&self, folder: &str, modseq: u64) -> Result<Vec<u32>> {
+        Ok(self
+            .ctx
+            .store
+            .expunged_since(self.ctx.address, folder, modseq)?)
+    }
+
     /// The Email state now.
     pub fn state(&self) -> String {
         state::email_state(&self.views)

@@ -4,13 +4,14 @@
 //! request bodies, problem documents, and the blob download.
 //!
 //! The server serves these routes on its HTTPS listener only, so the password never
-//! travels in clear.
+//! travels in clear. Every answer is a whole body except the event source's
+//! ([`crate::push`]), a stream: hence [`ResponseBody`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Bytes};
 use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,6 +24,7 @@ use crate::blob;
 use crate::ids;
 use crate::pec::SignerTrust;
 use crate::protocol::{Invocation, Problem, Response as ApiResponse};
+use crate::push::{EventStream, Push, Refused as PushRefused};
 use crate::session::{self, Limits};
 use crate::submission::AccessPoint;
 use crate::upload::{Refused, Uploads};
@@ -35,7 +37,7 @@ pub const API_PATH: &str = "/jmap/api";
 pub const DOWNLOAD_PREFIX: &str = "/jmap/download/";
 /// Uploads: `POST /jmap/upload/{accountId}/` (RFC 8620 §6.1).
 pub const UPLOAD_PREFIX: &str = "/jmap/upload/";
-/// Push by event source (announced, not served yet).
+/// Push by event source (RFC 8620 §7.3, [`crate::push`]).
 pub const EVENT_SOURCE_PATH: &str = "/jmap/eventsource";
 
 /// Longest user name or password read from an `Authorization` header.
@@ -63,7 +65,12 @@ pub struct Jmap {
     /// The access point EmailSubmission/set sends through, as SMTP submission does
     /// (`None`: the service reads mail only).
     pub access: Option<Arc<dyn AccessPoint>>,
+    /// Push by event source: the change hub it waits on and its bounds.
+    pub push: Push,
 }
+
+/// The body of a JMAP answer: whole, or the event source's stream.
+pub type ResponseBody = Either<Full<Bytes>, EventStream>;
 
 /// The outcome of a password check ([`Jmap::login`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,16 +275,71 @@ impl Jmap {
         }
     }
 
-    /// The answer to a request on one of the paths [`serves`] names.
-    pub async fn answer<B>(&self, req: Request<B>, peer: IpAddr) -> Reply
+    /// The answer to a request on one of the paths [`serves`] names: the event source's
+    /// is a stream ([`EventStream`]), every other a whole body.
+    pub async fn answer<B>(&self, req: Request<B>, peer: IpAddr) -> Response<ResponseBody>
     where
         B: Body + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let address = match self.authenticate(&req, peer).await {
             Ok(a) => a,
-            Err(r) => return r,
+            Err(r) => return r.map(Either::Left),
         };
+        if req.uri().path() == EVENT_SOURCE_PATH {
+            return self.event_source(&req, address, peer);
+        }
+        self.route(req, address, peer).await.map(Either::Left)
+    }
+
+    /// An event-source stream (RFC 8620 §7.3) for `address`, or why not.
+    fn event_source<B>(
+        &self,
+        req: &Request<B>,
+        address: String,
+        peer: IpAddr,
+    ) -> Response<ResponseBody> {
+        if req.method() != Method::GET {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso").map(Either::Left);
+        }
+        let last_event_id = req
+            .headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok());
+        let query = req.uri().query().unwrap_or("");
+        let opened = self
+            .push
+            .open(self.store.clone(), address, peer, query, last_event_id);
+        match opened {
+            Ok(stream) => {
+                let mut r = Response::new(Either::Right(stream));
+                for (name, value) in [
+                    (CONTENT_TYPE, "text/event-stream"),
+                    (CACHE_CONTROL, "no-cache, no-store"),
+                ] {
+                    if let Ok(v) = value.parse() {
+                        r.headers_mut().insert(name, v);
+                    }
+                }
+                r
+            }
+            Err(PushRefused::Busy) => plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                "troppe connessioni di notifica aperte",
+            )
+            .map(Either::Left),
+            Err(PushRefused::BadRequest(why)) => {
+                plain(StatusCode::BAD_REQUEST, &why).map(Either::Left)
+            }
+        }
+    }
+
+    /// The answer to an authenticated request on a path other than the event source's.
+    async fn route<B>(&self, req: Request<B>, address: String, peer: IpAddr) -> Reply
+    where
+        B: Body + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         if path == WELL_KNOWN {
@@ -315,9 +377,6 @@ impl Jmap {
             }
             let account = rest.trim_end_matches('/').to_string();
             return self.upload(req, &account, address).await;
-        }
-        if path == EVENT_SOURCE_PATH {
-            return plain(StatusCode::NOT_IMPLEMENTED, "non ancora disponibile");
         }
         plain(StatusCode::NOT_FOUND, "risorsa inesistente")
     }

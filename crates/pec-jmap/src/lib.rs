@@ -8,6 +8,7 @@
 //! - [`session`]: the session resource, capabilities and limits;
 //! - [`mailbox`], [`mailbox_set`], [`email`], [`query`], [`changes`], [`set`], [`thread`],
 //!   [`identity`]: the methods; [`pec`] the `pec` property; [`keywords`] flags;
+//! - [`push`]: the event source (RFC 8620 §7.3), woken by the IMAP change hub;
 //! - [`upload`]: uploaded blobs, kept in memory; [`import`]: Email/import; [`draft`]: Email/set create;
 //!   [`snippet`]: SearchSnippet/get;
 //!   [`submission`]: EmailSubmission/set through the gestore's access point;
@@ -31,6 +32,7 @@ pub mod mailbox;
 pub mod mailbox_set;
 pub mod pec;
 pub mod protocol;
+pub mod push;
 pub mod query;
 pub mod session;
 pub mod set;
@@ -41,8 +43,9 @@ pub mod thread;
 pub mod upload;
 
 pub use error::{Error, Result};
-pub use http::{FolderChanged, Jmap, Login, Unavailable, serves};
+pub use http::{FolderChanged, Jmap, Login, ResponseBody, Unavailable, serves};
 pub use pec::SignerTrust;
+pub use push::{Push, PushLimits};
 pub use session::Limits;
 pub use submission::{AccessPoint, Verdict};
 pub use upload::Uploads;

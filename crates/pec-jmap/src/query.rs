@@ -5,7 +5,8 @@
 //! (`text`, `from`, `to`, `cc`, `bcc`, `subject`, `body`, `header`, `hasAttachment`, and
 //! ours, `pecKind` and `pecRefersTo`) read each candidate message, so a query that would
 //! read more than [`crate::Limits::max_scanned`] of them is refused. Text matches are
-//! substrings, ignoring case. Sorts: `receivedAt`, `size`.
+//! substrings, ignoring case. Sorts: `receivedAt`, `size`. Email/queryChanges answers from
+//! Email/changes' reading of the store's counters.
 
 use chrono::DateTime;
 use mail_parser::{Address, Message};
@@ -433,81 +434,178 @@ fn comparator(args: &Arguments) -> Result<(bool, bool)> {
     }
 }
 
+/// What a query asks: its filter and its sort.
+struct Asked {
+    filter: Filter,
+    by_size: bool,
+    ascending: bool,
+}
+
+impl Asked {
+    fn read(ctx: &Ctx<'_>, args: &Arguments) -> Result<Asked> {
+        let filter = match args.get("filter") {
+            None | Some(Value::Null) => Filter::All(Vec::new()),
+            Some(v) => parse(v, 0, &mut 0, ctx.using_pec)?,
+        };
+        let (by_size, ascending) = comparator(args)?;
+        Ok(Asked {
+            filter,
+            by_size,
+            ascending,
+        })
+    }
+
+    /// Whether an email's membership can change after it arrived: only keywords
+    /// change (content, size, arrival and mailbox do not: a move makes a new email).
+    fn mutable(&self) -> bool {
+        let mut stack = vec![&self.filter];
+        while let Some(f) = stack.pop() {
+            match f {
+                Filter::All(cs) => {
+                    if cs
+                        .iter()
+                        .any(|c| matches!(c, Condition::HasKeyword(_) | Condition::NotKeyword(_)))
+                    {
+                        return true;
+                    }
+                }
+                Filter::And(inner) | Filter::Or(inner) | Filter::Not(inner) => stack.extend(inner),
+            }
+        }
+        false
+    }
+
+    /// The emails of `index` that match, sorted.
+    fn run(&self, ctx: &Ctx<'_>, index: &mut Index<'_>) -> Result<Vec<EmailId>> {
+        let (content, with_pec) = reads_content(&self.filter);
+        let places: Vec<Place> = index.views.iter().map(|v| v.place).collect();
+        let mut all: Vec<(EmailId, MessageMeta)> = Vec::new();
+        for place in places {
+            for meta in index.metas(place)? {
+                all.push((
+                    EmailId {
+                        place,
+                        uid: meta.uid,
+                    },
+                    meta.clone(),
+                ));
+            }
+        }
+        // Metadata conditions first, for free; then the scan limit on what is left.
+        let reader = Reader {
+            index: &*index,
+            with_pec,
+        };
+        let mut matched: Vec<(EmailId, &MessageMeta)> = Vec::new();
+        let mut candidates = Vec::new();
+        for (id, meta) in &all {
+            let mut c = Candidate {
+                id: *id,
+                meta,
+                content: None,
+            };
+            if !content {
+                if reader.matches(&self.filter, &mut c)? {
+                    matched.push((*id, meta));
+                }
+            } else {
+                candidates.push(c);
+            }
+        }
+        if candidates.len() > ctx.limits.max_scanned {
+            return Err(Error::UnsupportedFilter(format!(
+                "the filter would read {} messages, more than {}: narrow it with inMailbox, \
+                 before or after",
+                candidates.len(),
+                ctx.limits.max_scanned
+            )));
+        }
+        for mut c in candidates {
+            if reader.matches(&self.filter, &mut c)? {
+                matched.push((c.id, c.meta));
+            }
+        }
+        matched.sort_by(|a, b| {
+            let order = if self.by_size {
+                a.1.size.cmp(&b.1.size)
+            } else {
+                a.1.internaldate.cmp(&b.1.internaldate)
+            }
+            .then(a.0.cmp(&b.0));
+            if self.ascending {
+                order
+            } else {
+                order.reverse()
+            }
+        });
+        Ok(matched.into_iter().map(|(id, _)| id).collect())
+    }
+}
+
 /// Email/query.
 pub fn query(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
-    let filter = match args.get("filter") {
-        None | Some(Value::Null) => Filter::All(Vec::new()),
-        Some(v) => parse(v, 0, &mut 0, ctx.using_pec)?,
-    };
-    let (by_size, ascending) = comparator(args)?;
-    let (content, with_pec) = reads_content(&filter);
+    let asked = Asked::read(ctx, args)?;
     let mut index = Index::new(ctx)?;
-    let places: Vec<Place> = index.views.iter().map(|v| v.place).collect();
-    let mut all: Vec<(EmailId, MessageMeta)> = Vec::new();
-    for place in places {
-        for meta in index.metas(place)? {
-            all.push((
-                EmailId {
-                    place,
-                    uid: meta.uid,
-                },
-                meta.clone(),
-            ));
-        }
-    }
-    // Metadata conditions first, for free; then the scan limit on what is left.
-    let reader = Reader {
-        index: &index,
-        with_pec,
-    };
-    let mut matched: Vec<(EmailId, &MessageMeta)> = Vec::new();
-    let mut candidates = Vec::new();
-    for (id, meta) in &all {
-        let mut c = Candidate {
-            id: *id,
-            meta,
-            content: None,
-        };
-        if !content {
-            if reader.matches(&filter, &mut c)? {
-                matched.push((*id, meta));
-            }
-        } else {
-            candidates.push(c);
-        }
-    }
-    if candidates.len() > ctx.limits.max_scanned {
-        return Err(Error::UnsupportedFilter(format!(
-            "the filter would read {} messages, more than {}: narrow it with inMailbox, \
-             before or after",
-            candidates.len(),
-            ctx.limits.max_scanned
-        )));
-    }
-    for mut c in candidates {
-        if reader.matches(&filter, &mut c)? {
-            matched.push((c.id, c.meta));
-        }
-    }
-    matched.sort_by(|a, b| {
-        let order = if by_size {
-            a.1.size.cmp(&b.1.size)
-        } else {
-            a.1.internaldate.cmp(&b.1.internaldate)
-        }
-        .then(a.0.cmp(&b.0));
-        if ascending { order } else { order.reverse() }
-    });
-    let ids: Vec<String> = matched.iter().map(|(id, _)| id.to_string()).collect();
+    let ids: Vec<String> = asked
+        .run(ctx, &mut index)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let (position, page) = args::window(args, &ids, ctx.limits.max_objects_in_get)?;
     let mut r = Map::new();
     r.insert("accountId".into(), ctx.account_id.clone().into());
     r.insert("queryState".into(), index.state().into());
-    r.insert("canCalculateChanges".into(), false.into());
+    r.insert("canCalculateChanges".into(), true.into());
     r.insert("position".into(), position.into());
     r.insert("ids".into(), json!(page));
     if args::boolean(args, "calculateTotal", false)? {
         r.insert("total".into(), ids.len().into());
     }
+    Ok(r)
+}
+
+/// Email/queryChanges (RFC 8620 §5.6), for any filter and sort Email/query takes: the
+/// query state is the Email state, so what changed since is Email/changes' answer.
+/// Destroyed emails are `removed`; created ones that match are `added` at their index;
+/// with a keyword condition, updated emails are both (their membership may have
+/// changed). `removed` may name emails that were not in the results (RFC 8620 allows
+/// it); `upToId` is not used (the answer covers the whole results).
+pub fn query_changes(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
+    let old = args::required_string(args, "sinceQueryState")?;
+    let incalculable = || Error::CannotCalculateChanges(old.to_string());
+    let asked = Asked::read(ctx, args)?;
+    let mut index = Index::new(ctx)?;
+    let [created, updated, destroyed] =
+        crate::changes::since(&mut index, old)?.ok_or_else(incalculable)?;
+    let results = asked.run(ctx, &mut index)?;
+    let mut removed = destroyed;
+    let mut fresh = created;
+    if asked.mutable() {
+        removed.extend(&updated);
+        fresh.extend(&updated);
+    }
+    fresh.sort_unstable();
+    let added: Vec<Value> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| fresh.binary_search(id).is_ok())
+        .map(|(i, id)| json!({"id": id.to_string(), "index": i}))
+        .collect();
+    let max = args::unsigned(args, "maxChanges")?;
+    if max.is_some_and(|m| m < (removed.len() + added.len()) as u64) {
+        return Err(incalculable());
+    }
+    let mut r = Map::new();
+    r.insert("accountId".into(), ctx.account_id.clone().into());
+    r.insert("oldQueryState".into(), old.into());
+    r.insert("newQueryState".into(), index.state().into());
+    if args::boolean(args, "calculateTotal", false)? {
+        r.insert("total".into(), results.len().into());
+    }
+    r.insert(
+        "removed".into(),
+        json!(removed.iter().map(ToString::to_string).collect::<Vec<_>>()),
+    );
+    r.insert("added".into(), Value::Array(added));
     Ok(r)
 }

@@ -1,7 +1,10 @@
-//! Email/set (RFC 8621 §4.6): keywords, and drafts created ([`crate::draft`]). A PEC
-//! mailbox's messages are evidence, so they are not destroyed through this API (removal
-//! is left to IMAP for now). `keywords` is replaced whole or patched one
+//! Email/set (RFC 8621 §4.6): keywords, moves, destroys, and drafts created
+//! ([`crate::draft`]), with IMAP's rules. `keywords` is replaced whole or patched one
 //! keyword at a time (`keywords/$seen`); in the security archive only `$seen` changes.
+//! `mailboxIds` (whole, or `mailboxIds/<id>` patches) moves an email to another folder
+//! as IMAP MOVE does, which gives it a new UID there and so a new id (returned in
+//! `updated`); a destroy is IMAP's `\Deleted` and EXPUNGE of that one message. The
+//! security archive is evidence: nothing leaves or enters it (`forbidden`).
 
 use pec_store::FlagOp;
 use serde_json::{Map, Value, json};
@@ -26,6 +29,60 @@ enum Change {
     Replace(Vec<String>),
     /// Flags to add and to remove.
     Patch(Vec<String>, Vec<String>),
+}
+
+/// An update's keyword paths and its `mailboxIds` paths, apart.
+type Split = (Map<String, Value>, Map<String, Value>);
+
+fn split(patch: &Map<String, Value>) -> Split {
+    patch
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| !(k == "mailboxIds" || k.starts_with("mailboxIds/")))
+}
+
+/// The one mailbox the `mailboxIds` paths of an update leave the email in, now at
+/// `current`; `Ok(None)` when they name none.
+fn destination(
+    paths: &Map<String, Value>,
+    current: Place,
+) -> std::result::Result<Option<Place>, Value> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |why: &str| set_error("invalidProperties", why);
+    let place = |id: &str| Place::parse_mailbox(id).ok_or_else(|| invalid("no such mailbox"));
+    let mut places = Vec::new();
+    if let Some(whole) = paths.get("mailboxIds") {
+        let object = whole
+            .as_object()
+            .filter(|_| paths.len() == 1)
+            .ok_or_else(|| {
+                invalid("mailboxIds is an object, and not patched in the same update")
+            })?;
+        for (id, v) in object {
+            if v != &Value::Bool(true) {
+                return Err(invalid("mailboxIds values are true"));
+            }
+            places.push(place(id)?);
+        }
+    } else {
+        places.push(current);
+        for (path, v) in paths {
+            let id = path.strip_prefix("mailboxIds/").unwrap_or_default();
+            let p = place(id)?;
+            match v {
+                Value::Bool(true) => places.push(p),
+                Value::Null | Value::Bool(false) => places.retain(|x| *x != p),
+                _ => return Err(invalid("mailboxIds/… is true or null")),
+            }
+        }
+    }
+    places.dedup();
+    match places.as_slice() {
+        [one] => Ok(Some(*one)),
+        _ => Err(invalid("an email is in exactly one mailbox")),
+    }
 }
 
 fn change(patch: &Map<String, Value>) -> std::result::Result<Change, Value> {
@@ -99,23 +156,39 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
             );
             continue;
         };
-        let change = match change(patch) {
-            Ok(c) => c,
+        let (keyword_paths, mailbox_paths) = split(patch);
+        let moved = destination(&mailbox_paths, email.place).and_then(|to| {
+            change(&keyword_paths).map(|c| (to, (!keyword_paths.is_empty()).then_some(c)))
+        });
+        let (to, flags) = match moved {
+            Ok(m) => m,
             Err(e) => {
                 not_updated.insert(id.clone(), e);
                 continue;
             }
         };
-        match apply(ctx, &index, email, &meta.flags, change)? {
-            Ok(()) => {
-                updated.insert(id.clone(), Value::Null);
-            }
-            Err(e) => {
-                not_updated.insert(id.clone(), e);
-            }
+        if let Some(to) = to
+            && to != email.place
+            && let Err(e) = movable(&index, email, to)
+        {
+            not_updated.insert(id.clone(), e);
+            continue;
         }
+        if let Some(flags) = flags
+            && let Err(e) = apply(ctx, &index, email, &meta.flags, flags)?
+        {
+            not_updated.insert(id.clone(), e);
+            continue;
+        }
+        let result = match to {
+            Some(to) if to != email.place => relocate(ctx, &index, email, to)?,
+            _ => Ok(Value::Null),
+        };
+        match result {
+            Ok(v) => updated.insert(id.clone(), v),
+            Err(e) => not_updated.insert(id.clone(), e),
+        };
     }
-    let refuse = |why: &str| set_error("forbidden", why);
     let mut created = Map::new();
     let mut not_created = Map::new();
     for (id, spec) in &create {
@@ -124,9 +197,15 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
             Err(e) => not_created.insert(id.clone(), e),
         };
     }
+    let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
     for id in destroy {
-        not_destroyed.insert(id, refuse("emails are not destroyed through JMAP yet"));
+        match remove(ctx, &mut index, &id)? {
+            Ok(()) => destroyed.push(Value::String(id)),
+            Err(e) => {
+                not_destroyed.insert(id, e);
+            }
+        }
     }
     let new_state = Index::new(ctx)?.state();
     let mut r = Map::new();
@@ -135,11 +214,97 @@ pub fn set(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
     r.insert("newState".into(), new_state.into());
     r.insert("created".into(), Value::Object(created));
     r.insert("updated".into(), Value::Object(updated));
-    r.insert("destroyed".into(), Value::Null);
+    r.insert("destroyed".into(), Value::Array(destroyed));
     r.insert("notCreated".into(), Value::Object(not_created));
     r.insert("notUpdated".into(), Value::Object(not_updated));
     r.insert("notDestroyed".into(), Value::Object(not_destroyed));
     Ok(r)
+}
+
+/// Why the security archive refuses a move or a destroy.
+const IMMUTABLE: &str = "the security archive is immutable: its messages are evidence";
+
+/// Whether `email` may move to `to`: `Err` with the SetError if not.
+fn movable(index: &Index<'_>, email: EmailId, to: Place) -> std::result::Result<(), Value> {
+    if email.place == Place::Archive || to == Place::Archive {
+        return Err(set_error("forbidden", IMMUTABLE));
+    }
+    if index.view(to).is_none() {
+        return Err(set_error("invalidProperties", "no such mailbox"));
+    }
+    Ok(())
+}
+
+/// Moves `email` to the folder at `to` as IMAP MOVE does (its flags go with it);
+/// `Ok(Ok({id}))` with its new id.
+fn relocate(
+    ctx: &Ctx<'_>,
+    index: &Index<'_>,
+    email: EmailId,
+    to: Place,
+) -> Result<std::result::Result<Value, Value>> {
+    let folder = |p: Place| index.view(p).and_then(|v| v.folder.as_ref());
+    let (Some(from), Some(dest)) = (folder(email.place), folder(to)) else {
+        return Ok(Err(set_error("notFound", "no such email or mailbox")));
+    };
+    let copied = match ctx
+        .store
+        .move_messages(ctx.address, &from.name, &[email.uid], &dest.name)
+    {
+        Ok(c) => c,
+        Err(pec_store::Error::QuotaExceeded { .. }) => {
+            return Ok(Err(set_error("overQuota", "the mailbox is full")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    (ctx.changed)(ctx.address, &from.name);
+    (ctx.changed)(ctx.address, &dest.name);
+    let Some(&(_, uid)) = copied.uids.first() else {
+        return Ok(Err(set_error("notFound", "no such email")));
+    };
+    let moved = EmailId {
+        place: Place::Folder(copied.uidvalidity),
+        uid,
+    };
+    Ok(Ok(
+        json!({"id": moved.to_string(), "threadId": moved.thread_id()}),
+    ))
+}
+
+/// Destroys one email as IMAP does (`\Deleted`, then EXPUNGE of that UID only).
+fn remove(
+    ctx: &Ctx<'_>,
+    index: &mut Index<'_>,
+    id: &str,
+) -> Result<std::result::Result<(), Value>> {
+    let not_found = || Ok(Err(set_error("notFound", "no such email")));
+    let Some(email) = EmailId::parse(id) else {
+        return not_found();
+    };
+    if index.meta(email)?.is_none() {
+        return not_found();
+    }
+    if email.place == Place::Archive {
+        return Ok(Err(set_error("forbidden", IMMUTABLE)));
+    }
+    let Some(folder) = index.view(email.place).and_then(|v| v.folder.as_ref()) else {
+        return not_found();
+    };
+    let (store, address, uids) = (ctx.store, ctx.address, [email.uid]);
+    store.store_flags(
+        address,
+        &folder.name,
+        &uids,
+        FlagOp::Add,
+        &["\\Deleted".to_string()],
+    )?;
+    let expunged = store.expunge(address, &folder.name, Some(&uids))?;
+    (ctx.changed)(address, &folder.name);
+    if expunged.contains(&email.uid) {
+        Ok(Ok(()))
+    } else {
+        not_found()
+    }
 }
 
 /// Applies one keyword change to a message: `Ok(Err(SetError))` if it cannot be; a

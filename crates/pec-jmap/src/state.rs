@@ -72,6 +72,19 @@ pub fn mailbox_state(views: &[View]) -> String {
     format!("{}|{hex}", email_state(views))
 }
 
+/// The EmailDelivery state (RFC 8621 §1.5) of `views`: the UIDNEXT of every folder that
+/// mail is delivered to (all but the security archive, Sent and Drafts). It moves when a
+/// message arrives there, which a delivery does, and so does a move or an import into
+/// one of them: a client told of it looks, and may find nothing new.
+pub fn delivery_state(views: &[View]) -> String {
+    views
+        .iter()
+        .filter(|v| v.folder.is_some() && !matches!(v.role(), Some("sent" | "drafts")))
+        .map(|v| format!("{}:{}", v.place.mailbox_id(), v.selected.uidnext))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Reads a state string back; `None` if it is not one of ours.
 pub fn parse(s: &str) -> Option<State> {
     if s.len() > MAX_STATE {

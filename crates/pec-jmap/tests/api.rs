@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
 use pec_jmap::submission::Pending;
-use pec_jmap::{AccessPoint, Jmap, Limits, SignerTrust, Verdict};
+use pec_jmap::{AccessPoint, Jmap, Limits, Push, PushLimits, ResponseBody, SignerTrust, Verdict};
 use pec_net::{AuthLimits, Authenticator};
 use pec_proto::smime::SignerCert;
 use pec_store::test_util::{Backend, TestStore};
@@ -85,6 +85,8 @@ struct Fixture {
     store: Arc<dyn Store>,
     /// The `(address, folder)` pairs the service said it changed.
     changes: Arc<Mutex<Vec<(String, String)>>>,
+    /// The change hub the service tells of its changes and push waits on (as IMAP's).
+    hub: pec_imap::Notifier,
     jmap: Jmap,
     rt: tokio::runtime::Runtime,
 }
@@ -111,6 +113,8 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
     });
     let changes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let told = changes.clone();
+    let hub = pec_imap::Notifier::new();
+    let tell = hub.clone();
     let access = Arc::new(FakeAccess::default());
     let jmap = Jmap {
         store: store.clone(),
@@ -119,10 +123,12 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         limits,
         public_host: "mail.pec.example.it".into(),
         changed: Arc::new(move |a: &str, f: &str| {
-            told.lock().unwrap().push((a.to_string(), f.to_string()))
+            told.lock().unwrap().push((a.to_string(), f.to_string()));
+            tell.changed(a, f);
         }),
         uploads: Arc::default(),
         access: Some(access.clone()),
+        push: Push::new(hub.clone(), PushLimits::default()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -134,6 +140,7 @@ fn fixture(backend: Backend, limits: Limits) -> Fixture {
         _store: t,
         store,
         changes,
+        hub,
         jmap,
         rt,
     }
@@ -172,6 +179,10 @@ impl Fixture {
         let req = req.body(Full::new(Bytes::from(body))).unwrap();
         self.rt.block_on(async {
             let r = self.jmap.answer(req, PEER).await;
+            assert!(
+                matches!(r.body(), http_body_util::Either::Left(_)),
+                "a whole body"
+            );
             let status = r.status();
             let headers = r.headers().clone();
             let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
@@ -1392,7 +1403,7 @@ fn drafts_from_email_properties(backend: Backend) {
     assert_eq!(e["attachments"][0]["size"], pdf.len());
 
     // SearchSnippet/get marks the filter's text in the subject; Email/queryChanges
-    // always asks the client to query again.
+    // from a state not of ours asks the client to query again.
     let r = f.one(
         ALICE,
         "SearchSnippet/get",
@@ -1414,11 +1425,421 @@ fn drafts_from_email_properties(backend: Backend) {
     assert_eq!(error_type(&r), "cannotCalculateChanges");
 }
 
+/// The state of `user`'s emails now (an empty Email/get).
+fn email_state(f: &Fixture, user: &str) -> String {
+    let r = f.one(
+        user,
+        "Email/get",
+        json!({"accountId": f.account(user), "ids": []}),
+    );
+    ok(&r, "Email/get")["state"].as_str().unwrap().to_string()
+}
+
+/// Email/set moves (`mailboxIds`) and destroys as IMAP MOVE and EXPUNGE do, never in or
+/// out of the security archive; Email/changes, Email/queryChanges and the store IMAP
+/// reads all see it, and IMAP sessions are told.
+fn moves_and_destroys(backend: Backend) {
+    let f = fixture(backend, Limits::default());
+    let account = f.account(ALICE);
+    let store = &f.store;
+    store.create_folder(ALICE, "Pratiche").unwrap();
+    let mut inbox_ids = Vec::new();
+    for (i, subject) in ["uno", "due", "tre"].iter().enumerate() {
+        let d = store
+            .deliver(
+                ALICE,
+                "INBOX",
+                &message(BOB, ALICE, subject, "x"),
+                &[],
+                1_800_000_000 + i as i64,
+            )
+            .unwrap();
+        inbox_ids.push(format!("e{}_{}", d.uidvalidity, d.uid));
+    }
+    store
+        .archive(
+            ALICE,
+            &message(BOB, ALICE, "archiviato", "x"),
+            Direction::Received,
+            "posta-certificata",
+            1_800_000_050,
+        )
+        .unwrap();
+    let inbox = mailbox_with_role(&f, &account, "inbox");
+    let pratiche = format!("m{}", store.select(ALICE, "Pratiche").unwrap().uidvalidity);
+    let state = email_state(&f, ALICE);
+    let in_inbox = json!({"accountId": account, "filter": {"inMailbox": inbox}});
+    let q = ok(
+        &f.one(ALICE, "Email/query", in_inbox.clone()),
+        "Email/query",
+    );
+    assert_eq!(q["canCalculateChanges"], true);
+    assert_eq!(q["ids"], json!([inbox_ids[2], inbox_ids[1], inbox_ids[0]]));
+    let inbox_query_state = q["queryState"].as_str().unwrap().to_string();
+    let in_pratiche = json!({"accountId": account, "filter": {"inMailbox": pratiche}});
+    let pratiche_query_state = ok(
+        &f.one(ALICE, "Email/query", in_pratiche.clone()),
+        "Email/query",
+    )["queryState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.changes.lock().unwrap().clear();
+
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account,
+        "update": {
+            inbox_ids[0].clone(): {"mailboxIds": {pratiche.clone(): true}, "keywords/$seen": true},
+            inbox_ids[2].clone(): {format!("mailboxIds/{inbox}"): null,
+                                   format!("mailboxIds/{pratiche}"): true},
+            inbox_ids[1].clone(): {"mailboxIds": {pratiche.clone(): true, inbox.clone(): true}},
+            "s1": {"mailboxIds": {inbox.clone(): true}},
+        },
+        "destroy": [inbox_ids[1].clone(), "s1", "e999_1"]}),
+    );
+    let set = ok(&r, "Email/set");
+    let moved = set["updated"][&inbox_ids[0]]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let moved_too = set["updated"][&inbox_ids[2]]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(moved.starts_with(&format!("e{}_", &pratiche[1..])), "{set}");
+    assert_eq!(
+        set["notUpdated"][&inbox_ids[1]]["type"],
+        "invalidProperties"
+    );
+    assert_eq!(set["notUpdated"]["s1"]["type"], "forbidden");
+    assert_eq!(set["destroyed"], json!([inbox_ids[1]]));
+    assert_eq!(set["notDestroyed"]["s1"]["type"], "forbidden");
+    assert_eq!(set["notDestroyed"]["e999_1"]["type"], "notFound");
+    assert_eq!(set["newState"], json!(email_state(&f, ALICE)));
+
+    // What IMAP reads: INBOX is empty, Pratiche holds both (the first one \Seen), the
+    // archive is untouched; the IMAP sessions of both folders were told.
+    assert!(store.messages(ALICE, "INBOX").unwrap().is_empty());
+    let in_folder = store.messages(ALICE, "Pratiche").unwrap();
+    assert_eq!(in_folder.len(), 2);
+    assert_eq!(in_folder[0].flags, vec!["\\Seen".to_string()]);
+    assert_eq!(store.archive_messages(ALICE).unwrap().len(), 1);
+    let told = f.changes.lock().unwrap().clone();
+    for folder in ["INBOX", "Pratiche"] {
+        assert!(
+            told.contains(&(ALICE.to_string(), folder.to_string())),
+            "{told:?}"
+        );
+    }
+
+    // Email/changes: the moved emails are new ones in Pratiche, the old ids are gone.
+    let c = ok(
+        &f.one(
+            ALICE,
+            "Email/changes",
+            json!({"accountId": account, "sinceState": state}),
+        ),
+        "Email/changes",
+    );
+    assert_eq!(c["created"], json!([moved, moved_too]));
+    let mut destroyed: Vec<String> = serde_json::from_value(c["destroyed"].clone()).unwrap();
+    destroyed.sort();
+    let mut expected = inbox_ids.clone();
+    expected.sort();
+    assert_eq!(destroyed, expected);
+
+    // Email/queryChanges: out of INBOX, into Pratiche at their places (newest first).
+    let mut since = in_inbox.clone();
+    since["sinceQueryState"] = json!(inbox_query_state);
+    let qc = ok(
+        &f.one(ALICE, "Email/queryChanges", since),
+        "Email/queryChanges",
+    );
+    let mut removed: Vec<String> = serde_json::from_value(qc["removed"].clone()).unwrap();
+    removed.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(qc["added"], json!([]));
+    assert_eq!(qc["newQueryState"], json!(email_state(&f, ALICE)));
+    let mut since = in_pratiche.clone();
+    since["sinceQueryState"] = json!(pratiche_query_state);
+    since["calculateTotal"] = json!(true);
+    let qc = ok(
+        &f.one(ALICE, "Email/queryChanges", since.clone()),
+        "Email/queryChanges",
+    );
+    assert_eq!(
+        qc["added"],
+        json!([{"id": moved_too, "index": 0}, {"id": moved, "index": 1}])
+    );
+    assert_eq!(qc["total"], 2);
+    since["maxChanges"] = json!(1);
+    let r = f.one(ALICE, "Email/queryChanges", since);
+    assert_eq!(error_type(&r), "cannotCalculateChanges");
+
+    // A keyword condition: an email whose flags changed may have entered or left.
+    let unread = json!({"accountId": account, "filter": {"notKeyword": "$seen"}});
+    let q = ok(&f.one(ALICE, "Email/query", unread.clone()), "Email/query");
+    assert_eq!(q["ids"], json!(["s1", moved_too]));
+    let r = f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account, "update": {moved_too.clone(): {"keywords/$seen": true}}}),
+    );
+    assert_eq!(
+        ok(&r, "Email/set")["updated"],
+        json!({moved_too.clone(): null})
+    );
+    let mut since = unread;
+    since["sinceQueryState"] = q["queryState"].clone();
+    let qc = ok(
+        &f.one(ALICE, "Email/queryChanges", since),
+        "Email/queryChanges",
+    );
+    assert_eq!(qc["removed"], json!([moved_too]));
+    assert_eq!(qc["added"], json!([]));
+
+    // Bob cannot move or destroy Alice's emails.
+    let r = f.one(
+        BOB,
+        "Email/set",
+        json!({"accountId": f.account(BOB), "destroy": [moved.clone()],
+               "update": {moved.clone(): {"mailboxIds": {inbox.clone(): true}}}}),
+    );
+    let set = ok(&r, "Email/set");
+    assert_eq!(set["notDestroyed"][&moved]["type"], "notFound");
+    assert_eq!(set["notUpdated"][&moved]["type"], "notFound");
+    assert_eq!(store.messages(ALICE, "Pratiche").unwrap().len(), 2);
+}
+
+/// The events of one event-source response, read as a client would.
+struct Events {
+    body: ResponseBody,
+    buf: String,
+    /// The id of the last event that had one.
+    last_id: Option<String>,
+}
+
+impl Events {
+    /// The next event, `(name, data)`; `None` once the stream ended. Waits at most 20 s.
+    fn next(&mut self, rt: &tokio::runtime::Runtime) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    event
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                        .map(str::to_string)
+                };
+                let data = serde_json::from_str(&field("data").unwrap()).unwrap();
+                if let Some(id) = field("id") {
+                    self.last_id = Some(id);
+                }
+                return Some((field("event").unwrap(), data));
+            }
+            let body = &mut self.body;
+            let frame = rt
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(20), body.frame()).await
+                })
+                .expect("an event within 20 s");
+            match frame {
+                None => return None,
+                Some(f) => {
+                    let data = f.unwrap().into_data().unwrap();
+                    self.buf.push_str(std::str::from_utf8(&data).unwrap());
+                }
+            }
+        }
+    }
+}
+
+impl Fixture {
+    /// Opens `user`'s event source with `query`, and `Last-Event-ID` if given.
+    fn events(&self, user: &str, query: &str, last: Option<&str>) -> Result<Events, StatusCode> {
+        let mut req = Request::builder()
+            .uri(format!("/jmap/eventsource?{query}"))
+            .header("authorization", basic(user, PASSWORD));
+        if let Some(id) = last {
+            req = req.header("last-event-id", id);
+        }
+        let req = req.body(Full::new(Bytes::new())).unwrap();
+        let r = self.rt.block_on(self.jmap.answer(req, PEER));
+        if r.status() != StatusCode::OK {
+            return Err(r.status());
+        }
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        Ok(Events {
+            body: r.into_body(),
+            buf: String::new(),
+            last_id: None,
+        })
+    }
+}
+
+/// Push (RFC 8620 §7.3): the states now, then a StateChange naming the types that moved
+/// whenever the change hub IMAP IDLE waits on says the account changed; `types`,
+/// `closeafter=state`, `Last-Event-ID`, pings, and the bound on streams per user.
+fn push_tells_state_changes(backend: Backend) {
+    let mut f = fixture(backend, Limits::default());
+    f.jmap.push = Push::new(
+        f.hub.clone(),
+        PushLimits {
+            per_user: 3,
+            min_ping: 1,
+            ..PushLimits::default()
+        },
+    );
+    let account = f.account(ALICE);
+    let mut all = f
+        .events(ALICE, "types=*&closeafter=no&ping=0", None)
+        .unwrap();
+    let (name, first) = all.next(&f.rt).unwrap();
+    assert_eq!(name, "state");
+    assert_eq!(first["@type"], "StateChange");
+    let states = first["changed"][&account].as_object().unwrap().clone();
+    let mut kinds: Vec<&String> = states.keys().collect();
+    kinds.sort();
+    assert_eq!(kinds, ["Email", "EmailDelivery", "Mailbox", "Thread"]);
+    let before = email_state(&f, ALICE);
+    assert_eq!(states["Email"], json!(before));
+    assert_eq!(states["Thread"], json!(before));
+    let mut mailboxes_only = f
+        .events(ALICE, "types=Mailbox&closeafter=no&ping=0", None)
+        .unwrap();
+    let (_, m) = mailboxes_only.next(&f.rt).unwrap();
+    assert_eq!(m["changed"][&account].as_object().unwrap().len(), 1);
+
+    // A delivery, told to the hub as the delivery point tells it.
+    let d = f
+        .store
+        .deliver(
+            ALICE,
+            "INBOX",
+            &message(BOB, ALICE, "nuova", "x"),
+            &[],
+            1_800_000_000,
+        )
+        .unwrap();
+    f.hub.changed(ALICE, "INBOX");
+    let (name, change) = all.next(&f.rt).unwrap();
+    assert_eq!(name, "state");
+    let changed = change["changed"][&account].as_object().unwrap();
+    assert_eq!(changed.len(), 4, "{change}");
+    assert_ne!(changed["EmailDelivery"], states["EmailDelivery"]);
+    let now = email_state(&f, ALICE);
+    assert_eq!(changed["Email"], json!(now));
+    let c = ok(
+        &f.one(
+            ALICE,
+            "Email/changes",
+            json!({"accountId": account, "sinceState": states["Email"]}),
+        ),
+        "Email/changes",
+    );
+    assert_eq!(
+        c["created"],
+        json!([format!("e{}_{}", d.uidvalidity, d.uid)])
+    );
+    let (_, m) = mailboxes_only.next(&f.rt).unwrap();
+    assert_eq!(
+        m["changed"][&account]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["Mailbox"]
+    );
+
+    // A keyword set through JMAP is no delivery.
+    let id = format!("e{}_{}", d.uidvalidity, d.uid);
+    f.one(
+        ALICE,
+        "Email/set",
+        json!({"accountId": account, "update": {id: {"keywords/$flagged": true}}}),
+    );
+    let (_, change) = all.next(&f.rt).unwrap();
+    let mut kinds: Vec<&String> = change["changed"][&account]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["Email", "Mailbox", "Thread"]);
+
+    // closeafter=state: one event, then the end.
+    let mut probe = f
+        .events(ALICE, "types=Email&closeafter=state&ping=0", None)
+        .unwrap();
+    assert!(probe.next(&f.rt).is_some());
+    assert!(
+        probe.next(&f.rt).is_none(),
+        "closeafter=state ends the stream"
+    );
+    let told = probe.last_id.clone().expect("state events have ids");
+    drop(probe);
+
+    // At most 3 streams for Alice: a fourth is refused until one closes.
+    let third = f
+        .events(ALICE, "types=*&closeafter=no&ping=0", None)
+        .unwrap();
+    assert_eq!(
+        f.events(ALICE, "types=*&closeafter=no&ping=0", None).err(),
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    );
+    assert!(f.events(BOB, "types=*&closeafter=no&ping=0", None).is_ok());
+    drop(third);
+    drop(mailboxes_only);
+
+    // Long polling from what the client was told: nothing at once, one event at the
+    // next change, then the end.
+    let mut poll = f
+        .events(ALICE, "types=Email&closeafter=state&ping=1", Some(&told))
+        .unwrap();
+    let (name, ping) = poll.next(&f.rt).unwrap();
+    assert_eq!((name.as_str(), &ping), ("ping", &json!({"interval": 1})));
+    f.store
+        .deliver(
+            ALICE,
+            "INBOX",
+            &message(BOB, ALICE, "altra", "x"),
+            &[],
+            1_800_000_100,
+        )
+        .unwrap();
+    f.hub.changed(ALICE, "INBOX");
+    let (name, change) = loop {
+        let e = poll.next(&f.rt).unwrap();
+        if e.0 != "ping" {
+            break e;
+        }
+    };
+    assert_eq!(name, "state");
+    assert_eq!(
+        change["changed"][&account]["Email"],
+        json!(email_state(&f, ALICE))
+    );
+    assert!(poll.next(&f.rt).is_none());
+    // The same id once more: the change is told at once.
+    let mut again = f
+        .events(ALICE, "types=Email&closeafter=state&ping=0", Some(&told))
+        .unwrap();
+    assert_eq!(again.next(&f.rt).unwrap().1, change);
+    assert_eq!(
+        f.events(ALICE, "closeafter=sometimes", None).err(),
+        Some(StatusCode::BAD_REQUEST)
+    );
+}
+
 backend_tests!(
     mailboxes_emails_and_changes,
     users_never_see_each_other,
     user_folders_through_mailbox_set,
     upload_and_import,
     submission_goes_through_the_access_point,
-    drafts_from_email_properties
+    drafts_from_email_properties,
+    moves_and_destroys,
+    push_tells_state_changes
 );

@@ -93,6 +93,7 @@ fn fixture(backend: Backend) -> Fixture {
         changed: Arc::new(|_: &str, _: &str| {}),
         uploads: Arc::default(),
         access: None,
+        push: pec_jmap::Push::new(Default::default(), Default::default()),
     };
     let webmail = Webmail::new(
         Arc::new(jmap),
