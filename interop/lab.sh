@@ -91,7 +91,10 @@ up() {
 mailbox = "ufficio.protocollo@pec.comune.beta.test"
 formats = ["pdf", "pdf/a", "rtf", "tiff", "xml"]
 signed = true
-ripudio = true'
+ripudio = true
+# Nothing needs to listen there: undelivered events wait in the store and are retried.
+webhook = "http://127.0.0.1:39080/hook"
+webhook_secret = "lab-hook-secret"'
     for id in alfa beta; do
         if ! running "$id"; then
             "$pecd" --config "$lab/$id.toml" serve >>"$lab/$id.log" 2>&1 &

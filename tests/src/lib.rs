@@ -268,6 +268,23 @@ impl Lab {
         }
     }
 
+    /// Stops a node and starts it again from its configuration, on the same store,
+    /// ports and clock (what a restart of `pecd serve` does).
+    pub async fn restart(&mut self, id: &str) {
+        self.stop(id).await;
+        let config = pecd::config::Config::load(&self.config(id)).expect("config");
+        let parts = pecd::serve::assemble(&config, self.clock.clone()).expect("assemble");
+        let store = parts.gestore.store.clone();
+        let running = runtime::start(parts).await.expect("start");
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("no such node");
+        node.store = store;
+        node.running = Some(running);
+    }
+
     /// Stops every node.
     pub async fn shutdown(mut self) {
         for n in &mut self.nodes {
@@ -435,6 +452,20 @@ pub async fn wait_archived(
             .and_then(|entries| entries.into_iter().find(|e| e.kind == kind));
         if found.is_some() || start.elapsed() > WAIT_DEADLINE {
             return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `probe` returns something (or the deadline passes: then `None`).
+pub async fn wait_some<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = probe() {
+            return Some(t);
+        }
+        if start.elapsed() > WAIT_DEADLINE {
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -84,6 +84,8 @@ struct Arrival<'a> {
 struct EnvelopeStep<'a> {
     /// The transaction, from the certified data.
     tx: &'a Transaction,
+    /// The certified data.
+    daticert: &'a Daticert,
     /// The signing gestore's name.
     provider: &'a str,
     /// The certified recipients not yet taken in charge: PEC delivery and consegna.
@@ -266,6 +268,7 @@ impl<S: Scanner> Gestore<S> {
             }
             let step = EnvelopeStep {
                 tx: &tx,
+                daticert,
                 provider,
                 local: &local,
                 stray: &who.stray,
@@ -392,7 +395,8 @@ impl<S: Scanner> Gestore<S> {
                 None => {
                     let postacert =
                         postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
-                    let flags = self.protocol_flags(&mut b, tx, r, postacert.as_deref());
+                    let flags =
+                        self.protocol_flags(&mut b, (tx, step.daticert), r, postacert.as_deref());
                     self.deliver(
                         &mut b,
                         step.arrival.mail_from,
@@ -600,6 +604,7 @@ impl<S: Scanner> Gestore<S> {
                 Ok(None) => continue,
                 Err(e) => return temporary(e),
             };
+            self.protocol_receipt(&mut b, raw, r);
             self.deliver(&mut b, arrival.mail_from, (r, folder), raw, kind.as_str());
         }
         // The log names the recipient the receipt is about, or those a presa in carico

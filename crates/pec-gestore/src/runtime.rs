@@ -285,6 +285,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
     let workers = tokio::spawn(async move {
         tokio::join!(
             run_workers(g.clone(), parts.relays, stopped()),
+            crate::protocol::webhook::run(g.clone(), stopped()),
             crate::proof::run(g, tsa_url, stopped()),
         );
     });

@@ -57,6 +57,7 @@ impl<S: Scanner> Gestore<S> {
         match outcome {
             Outcome::Accepted(a) => {
                 let tx = &a.transaction;
+                self.protocol_receipt(&mut b, &a.receipt, &sender);
                 self.deliver(
                     &mut b,
                     self.id.address(),
@@ -120,6 +121,7 @@ impl<S: Scanner> Gestore<S> {
             }
             Outcome::Refused(r) => {
                 let tx = &r.transaction;
+                self.protocol_receipt(&mut b, &r.notice, &sender);
                 self.deliver(
                     &mut b,
                     self.id.address(),

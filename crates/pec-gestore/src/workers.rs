@@ -336,6 +336,7 @@ impl<S: Scanner> Gestore<S> {
                 recipient: r.clone(),
                 outcome: TimerOutcome::Error,
             });
+            self.protocol_receipt(b, &g.bytes, &tx.mittente);
             self.deliver(
                 b,
                 self.id.address(),

@@ -23,6 +23,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/mailboxes/{address}/archive"),
     ("put", "/mailboxes/{address}/archive"),
     ("get", "/usage"),
+    ("get", "/events"),
+    ("put", "/events/{id}/protocol"),
 ];
 
 fn run(cmd: &mut Command) -> String {

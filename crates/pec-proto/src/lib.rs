@@ -18,6 +18,7 @@ pub mod labpki;
 pub mod mime;
 pub mod original;
 pub mod outer;
+pub mod segnatura;
 pub mod smime;
 pub mod text;
 pub mod tsp;

@@ -24,7 +24,7 @@ use crate::blobs::{self, SqliteBlobs};
 use crate::error::{BatchItem, Error, Result};
 use crate::messages::{self, Delivery};
 use crate::model::{Admission, AlreadyDone, Batch, Committed};
-use crate::{archive, effects, legal_log, queue, timers, virus};
+use crate::{archive, effects, legal_log, queue, registry, timers, virus};
 
 /// A batch with every blob hash computed, ready for the writer thread (or a PostgreSQL
 /// transaction).
@@ -206,5 +206,9 @@ pub fn apply(conn: &Connection, blobs: &SqliteBlobs, p: &Prepared) -> Result<Com
         effects::record(conn, &e.key, e.at).map_err(item(BatchItem::Effect(i)))?;
     }
     done.logged = legal_log::append(conn, &p.batch.log).map_err(item(BatchItem::Log))?;
+    for (i, e) in p.batch.registry_events.iter().enumerate() {
+        let delivered = e.delivery.and_then(|d| done.delivered.get(d));
+        registry::record(conn, e, delivered).map_err(item(BatchItem::RegistryEvent(i)))?;
+    }
     Ok(done)
 }

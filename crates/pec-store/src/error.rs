@@ -94,6 +94,9 @@ pub enum Error {
     /// No outbound queue entry with this id.
     #[error("no such queue entry {0}")]
     NoSuchQueueEntry(i64),
+    /// No registry event with this id.
+    #[error("no such registry event {0}")]
+    NoSuchEvent(i64),
     /// No virus store entry with this id.
     #[error("no such virus store entry {0}")]
     NoSuchVirusEntry(i64),
@@ -149,6 +152,8 @@ pub enum BatchItem {
     Effect(usize),
     /// The log records (appended as one).
     Log,
+    /// A registry event, by index.
+    RegistryEvent(usize),
 }
 
 impl std::fmt::Display for BatchItem {
@@ -164,6 +169,7 @@ impl std::fmt::Display for BatchItem {
             BatchItem::NoticeSent(i) => ("notices_sent", *i),
             BatchItem::Completed(i) => ("completed", *i),
             BatchItem::Effect(i) => ("effects", *i),
+            BatchItem::RegistryEvent(i) => ("registry_events", *i),
             BatchItem::Log => return f.write_str("log"),
         };
         write!(f, "{list}[{index}]")

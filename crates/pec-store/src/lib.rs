@@ -33,6 +33,7 @@ mod methods;
 pub mod model;
 mod pg;
 mod queue;
+mod registry;
 pub mod schema;
 mod sqlite;
 mod store;
@@ -53,12 +54,13 @@ pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
     ARCHIVE_FOLDER, Account, Admin, Admission, AlreadyDone, ArchiveEntry, ArchiveOptions,
     ArchiveScope, Batch, CheckReport, Committed, Copied, DEFAULT_ARCHIVE_QUOTA, Delivered,
-    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogFault, LogHead, LogQuery,
-    LogRecord, LogTimestamp, LogVerification, MAILBOX_CREATED, MAILBOX_REACTIVATED,
+    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogFault, LogHead,
+    LogQuery, LogRecord, LogTimestamp, LogVerification, MAILBOX_CREATED, MAILBOX_REACTIVATED,
     MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent, MessageMeta, NewAccount, NewArchiveCopy,
-    NewDelivery, NewEffect, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
-    NoticeSentUpdate, Outcome, OutcomeUpdate, PresaInCaricoUpdate, QueueEntry, QueueSummary,
-    SeenStored, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer, Uptime, Usage, VirusEntry,
+    NewDelivery, NewEffect, NewLogTimestamp, NewQueueEntry, NewRegistryEvent, NewTimer,
+    NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate, PresaInCaricoUpdate,
+    ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, TWELVE_HOURS,
+    TWENTY_FOUR_HOURS, Timer, Uptime, Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};

@@ -85,6 +85,12 @@ macro_rules! with_store_methods {
                 fn virus_entry(&self, id: i64) -> Result<VirusEntry>;
                 fn commit_batch(&self, batch: Batch) -> Result<Committed>;
                 fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
+                fn registry_events(&self, query: &EventQuery) -> Result<Vec<RegistryEvent>>;
+                fn registry_event(&self, id: i64) -> Result<RegistryEvent>;
+                fn registry_events_due(&self, now: i64, claim_until: i64, limit: usize) -> Result<Vec<RegistryEvent>>;
+                fn registry_event_sent(&self, id: i64, at: i64) -> Result<()>;
+                fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()>;
+                fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent>;
             }
             impl Maintenance {
                 fn purge_archive(&self, cutoff: i64) -> Result<u64>;

@@ -809,6 +809,8 @@ pub struct Batch {
     pub effects: Vec<NewEffect>,
     /// Legal log entries, appended in order.
     pub log: Vec<LogEntry>,
+    /// Registry events of protocol offices, recorded with the delivery they are about.
+    pub registry_events: Vec<NewRegistryEvent>,
 }
 
 impl Batch {
@@ -825,6 +827,7 @@ impl Batch {
             && self.completed.is_empty()
             && self.effects.is_empty()
             && self.log.is_empty()
+            && self.registry_events.is_empty()
     }
 }
 
@@ -898,4 +901,79 @@ pub struct Committed {
     pub virus: Vec<VirusEntry>,
     /// One per log entry.
     pub logged: Vec<LogRecord>,
+}
+
+/// A protocol office's registry event to record with a [`Batch`]: what its registry
+/// learns about a PEC delivered to the office, or a receipt of a PEC it sent. Kept in
+/// the store (the outbox) so that neither a crash nor a receiver down loses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRegistryEvent {
+    /// The office mailbox, lowercase.
+    pub address: String,
+    /// What the event is about, unique per mailbox: a second event with the same key is
+    /// not recorded (a replay makes none).
+    pub key: String,
+    /// What happened (`posta-certificata`, `avvenuta-consegna`, ...).
+    pub kind: String,
+    /// The event as JSON, what the registry reads.
+    pub body: String,
+    /// The index in [`Batch::deliveries`] of the message the event is about, so that the
+    /// registry's protocol number reaches that message.
+    pub delivery: Option<usize>,
+    /// Whether a webhook waits for it (the office has one).
+    pub push: bool,
+    /// When, seconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A registry event as stored, with its delivery to the webhook so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryEvent {
+    /// Its id: increasing in commit order, the events cursor.
+    pub id: i64,
+    /// The office mailbox.
+    pub address: String,
+    /// What happened.
+    pub kind: String,
+    /// The event as JSON.
+    pub body: String,
+    /// When it was recorded.
+    pub created_at: i64,
+    /// The folder and UID of the message it is about, as delivered.
+    pub message: Option<(String, u32)>,
+    /// Whether the webhook still has to get it.
+    pub pending: bool,
+    /// Failed webhook attempts so far.
+    pub attempts: u32,
+    /// When the webhook is tried next (or when a sender's claim on it runs out).
+    pub next_attempt_at: i64,
+    /// When the webhook acknowledged it.
+    pub sent_at: Option<i64>,
+    /// The last webhook failure.
+    pub last_error: Option<String>,
+    /// The protocol number the registry gave the message, if it wrote it back.
+    pub protocol: Option<ProtocolNumber>,
+}
+
+/// The registry's protocol number for the message of an event, kept in our view of the
+/// message (never in its signed bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolNumber {
+    /// The number, as the registry writes it.
+    pub number: String,
+    /// The registration date, as the registry writes it, if given.
+    pub date: Option<String>,
+    /// When it was written back, seconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// Which registry events to read: those after a cursor, of some domains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events with a larger id (0: from the first).
+    pub after: i64,
+    /// Only events of mailboxes of these domains (lowercase); `None`: every domain.
+    pub domains: Option<Vec<String>>,
+    /// At most this many.
+    pub limit: usize,
 }

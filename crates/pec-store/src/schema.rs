@@ -302,6 +302,34 @@ const MIGRATIONS: &[&str] = &[
     UPDATE archive_folders SET used = (
         SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
     ",
+    // 12: the registry events of protocol offices, written with the delivery they are
+    // about (one per mailbox and key), and their webhook outbox: `pending` until the
+    // webhook acknowledges, tried again at `next_attempt_at`. `folder`/`uid` name the
+    // message delivered; the protocol number the registry writes back is kept here.
+    "
+    CREATE TABLE registry_events (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        address         TEXT NOT NULL CHECK (address = lower(address)),
+        domain          TEXT NOT NULL,
+        key             TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        folder          TEXT,
+        uid             INTEGER,
+        pending         INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        sent_at         INTEGER,
+        last_error      TEXT,
+        protocol_number TEXT,
+        protocol_date   TEXT,
+        protocol_at     INTEGER,
+        UNIQUE (address, key)
+    );
+    CREATE INDEX registry_events_domain ON registry_events(domain, id);
+    CREATE INDEX registry_events_due ON registry_events(next_attempt_at) WHERE pending = 1;
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what

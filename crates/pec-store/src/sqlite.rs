@@ -14,16 +14,17 @@ use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
     Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
-    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
-    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
-    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
+    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
+    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
+    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
+    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
 use crate::{
     accounts, archive, batch, enti, folders, legal_log, lookup, maintenance, messages, queue,
-    schema, timers, timestamps, uptime, virus,
+    registry, schema, timers, timestamps, uptime, virus,
 };
 
 /// The embedded store: `<root>/store.db` and `<root>/blobs/`.
@@ -351,6 +352,37 @@ impl Blobs for SqliteStore {
 }
 
 impl Ledger for SqliteStore {
+    fn registry_events(&self, query: &EventQuery) -> Result<Vec<RegistryEvent>> {
+        self.read(|c| registry::list(c, query))
+    }
+
+    fn registry_event(&self, id: i64) -> Result<RegistryEvent> {
+        self.read(|c| registry::get(c, id))
+    }
+
+    fn registry_events_due(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: usize,
+    ) -> Result<Vec<RegistryEvent>> {
+        self.write(move |c| registry::due(c, now, claim_until, limit))
+    }
+
+    fn registry_event_sent(&self, id: i64, at: i64) -> Result<()> {
+        self.write(move |c| registry::sent(c, id, at))
+    }
+
+    fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.write(move |c| registry::retry(c, id, next_attempt_at, &error))
+    }
+
+    fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent> {
+        let number = number.clone();
+        self.write(move |c| registry::set_protocol(c, id, &number))
+    }
+
     fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>> {
         let entries = entries.to_vec();
         self.write(move |c| legal_log::append(c, &entries))

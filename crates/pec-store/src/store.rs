@@ -19,10 +19,11 @@ use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
     Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
-    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
-    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
-    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
+    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
+    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
+    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
+    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -191,6 +192,26 @@ pub trait Ledger: Send + Sync {
     /// effect happened already, which is not an error.
     /// The access point calls this before its `250`.
     fn commit_batch(&self, batch: Batch) -> Result<Committed>;
+    /// Registry events matching `query`, by id (the cursor).
+    fn registry_events(&self, query: &EventQuery) -> Result<Vec<RegistryEvent>>;
+    /// The registry event with this id ([`Error::NoSuchEvent`] if none).
+    fn registry_event(&self, id: i64) -> Result<RegistryEvent>;
+    /// Registry events a webhook waits for, due at `now`, earliest first, at most
+    /// `limit`: claimed until `claim_until` (their next attempt is moved there), so a
+    /// sender that dies leaves them due again then, and another node takes none meanwhile.
+    fn registry_events_due(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: usize,
+    ) -> Result<Vec<RegistryEvent>>;
+    /// Records that the webhook acknowledged an event at `at`.
+    fn registry_event_sent(&self, id: i64, at: i64) -> Result<()>;
+    /// Records a failed webhook attempt and when to try again.
+    fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()>;
+    /// Keeps the registry's protocol number for the message of an event (replacing one
+    /// written before) and returns the event.
+    fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent>;
     /// Whether each of `keys` is stored (in order): which effects already happened.
     fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
     /// Appends entries to the legal log in one transaction, in order; returns

@@ -536,6 +536,15 @@ pub fn populate(store: &dyn Store) {
                 flags: vec![],
                 internaldate: T0 + 30,
             }],
+            registry_events: vec![crate::NewRegistryEvent {
+                address: "mario@pec.alfa.test".into(),
+                key: format!("accettazione:{POPULATED_ID}:"),
+                kind: "accettazione".into(),
+                body: r#"{"type":"accettazione"}"#.into(),
+                delivery: Some(0),
+                push: true,
+                at: T0 + 30,
+            }],
             archive: vec![crate::NewArchiveCopy {
                 address: "mario@pec.alfa.test".into(),
                 bytes: envelope.clone(),
@@ -617,6 +626,12 @@ pub fn contents(store: &dyn Store) -> String {
         line(format!("{:?}", store.find_admin(login).unwrap()));
     }
     line(format!("{:?}", store.mailbox_events(i64::MAX).unwrap()));
+    let events = crate::EventQuery {
+        after: 0,
+        domains: None,
+        limit: 1000,
+    };
+    line(format!("{:?}", store.registry_events(&events).unwrap()));
     for account in store.list_accounts(None).unwrap() {
         let a = &account.address;
         line(format!("{account:?} {:?}", store.usage(a).unwrap()));

@@ -91,6 +91,12 @@ pub struct ProtocolOfficeConfig {
     pub ripudio_text: Option<String>,
     /// A competent-office mailbox that gets a copy of each ripudio.
     pub copy_to: Option<String>,
+    /// Where the office's registry events are posted (`http://host:port/path`); they
+    /// wait in the store and are retried until the registry answers 2xx.
+    pub webhook: Option<String>,
+    /// The key of the HMAC-SHA256 in each post's `X-Pecd-Signature` (needed with
+    /// `webhook`).
+    pub webhook_secret: Option<String>,
 }
 
 fn default_office_formats() -> Vec<String> {
@@ -162,9 +168,23 @@ impl ProtocolOfficeConfig {
                 .unwrap_or_else(|| DEFAULT_TEXT.to_string()),
             copy_to,
         });
+        let webhook = match (&self.webhook, &self.webhook_secret) {
+            (None, None) => None,
+            (Some(url), Some(secret)) => Some(
+                pec_gestore::protocol::webhook::Webhook::new(url, secret)
+                    .map_err(|e| ("webhook", e))?,
+            ),
+            _ => {
+                return Err((
+                    "webhook",
+                    "give both webhook and webhook_secret, or neither".into(),
+                ));
+            }
+        };
         Ok(ProtocolOffice {
             scope,
             ripudio,
+            webhook,
             policy: DocumentPolicy {
                 formats,
                 signed: self.signed,
@@ -788,5 +808,29 @@ mod tests {
         assert_eq!(key, "ripudio");
         let (key, _) = office("ripudio = true\ncopy_to = \"not an address\"").unwrap_err();
         assert_eq!(key, "copy_to");
+    }
+
+    #[test]
+    fn a_webhook_needs_an_http_url_and_a_secret() {
+        let office = |extra: &str| {
+            let text = format!("mailbox = \"protocollo@pec.comune.test\"\n{extra}");
+            toml::from_str::<ProtocolOfficeConfig>(&text)
+                .unwrap()
+                .office()
+        };
+        assert_eq!(office("").unwrap().webhook, None);
+        let on = office("webhook = \"http://127.0.0.1:39080/hook\"\nwebhook_secret = \"s\"")
+            .unwrap()
+            .webhook
+            .unwrap();
+        assert_eq!(on.url.path(), "/hook");
+        for bad in [
+            "webhook = \"http://127.0.0.1:39080/hook\"",
+            "webhook_secret = \"s\"",
+            "webhook = \"ftp://x/\"\nwebhook_secret = \"s\"",
+        ] {
+            let (key, _) = office(bad).unwrap_err();
+            assert_eq!(key, "webhook", "{bad}");
+        }
     }
 }

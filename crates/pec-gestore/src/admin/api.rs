@@ -97,6 +97,14 @@ struct Quota {
     quota: Size,
 }
 
+/// A protocol number written back by a registry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Protocol {
+    number: String,
+    date: Option<String>,
+}
+
 /// A change of a mailbox's archive options: what is not given stays as it is.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +206,11 @@ fn failure(e: &Error) -> Answer {
             StatusCode::CONFLICT,
             "already-exists",
             &format!("{n} esiste già"),
+        ),
+        Error::Store(S::NoSuchEvent(id)) => problem(
+            StatusCode::NOT_FOUND,
+            "no-such-event",
+            &format!("l'evento {id} non esiste"),
         ),
         Error::Store(S::InvalidName(n)) => problem(
             StatusCode::BAD_REQUEST,
@@ -489,6 +502,55 @@ impl AdminApi {
                         resp
                     }
                     (Ok(r), _) => json(StatusCode::OK, &serde_json::json!(r)),
+                }
+            }
+            (Method::GET, ["events"]) => {
+                let number = |key: &str, default: i64| match query_value(&query, key) {
+                    None => Some(default),
+                    Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0),
+                };
+                let (Some(after), Some(limit)) = (
+                    number("after", 0),
+                    number("limit", super::events::DEFAULT_LIMIT as i64),
+                ) else {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "bad-cursor",
+                        "after e limit devono essere numeri interi non negativi",
+                    );
+                };
+                let domain = query_value(&query, "domain");
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                match blocking(|| a.events(&actor, domain.as_deref(), after, limit)) {
+                    Ok(list) => {
+                        let next = list.last().map_or(after, |e| e.id);
+                        let events: Vec<serde_json::Value> = list
+                            .iter()
+                            .map(|e| crate::protocol::event::envelope(e, true))
+                            .collect();
+                        json(
+                            StatusCode::OK,
+                            &serde_json::json!({ "events": events, "next": next }),
+                        )
+                    }
+                    Err(e) => failure(&e),
+                }
+            }
+            (Method::PUT, ["events", id, "protocol"]) => {
+                let Ok(id) = id.parse::<i64>() else {
+                    return problem(
+                        StatusCode::NOT_FOUND,
+                        "no-such-event",
+                        "identificativo di evento non valido",
+                    );
+                };
+                let p = match Self::body::<Protocol>(req).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
+                };
+                match blocking(|| a.set_protocol_number(&actor, id, &p.number, p.date.as_deref())) {
+                    Ok(e) => json(StatusCode::OK, &crate::protocol::event::envelope(&e, true)),
+                    Err(e) => failure(&e),
                 }
             }
             _ => problem(

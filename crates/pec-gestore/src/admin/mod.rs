@@ -6,6 +6,7 @@
 //! the mailbox events billing counts ([`usage`]).
 
 pub mod api;
+pub mod events;
 pub mod size;
 pub mod usage;
 

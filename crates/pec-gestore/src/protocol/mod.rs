@@ -7,21 +7,34 @@
 //! see the verdict with the message. An office with a [`ripudio::Ripudio`] also sends
 //! the sender a ripudio, queued in that same transaction — so exactly once per delivery,
 //! under the delivery's effect key.
+//!
+//! Every PEC delivered to an office, and every receipt of a PEC it sent, also makes a
+//! registry event ([`event`]) stored in that same transaction; the [`webhook`] sender
+//! delivers it to the office's registry, which may write a protocol number back
+//! ([`PROTOCOLLO`]).
 
+pub mod event;
 pub mod policy;
 pub mod ripudio;
+pub mod webhook;
 
 use pec_proto::build::Transaction;
+use pec_proto::daticert::Daticert;
 use pec_store::{Batch, NewQueueEntry};
-use policy::DocumentPolicy;
+use policy::{DocumentPolicy, Verdict};
 use ripudio::{ACCESS_POINT, Repudiated, Ripudio};
 use tracing::info;
+use webhook::Webhook;
 
 use crate::antivirus::Scanner;
 use crate::service::Gestore;
 
 /// The IMAP keyword of a delivered PEC whose attachments break the office's policy.
 pub const NON_CONFORME: &str = "$NonConforme";
+
+/// The IMAP keyword of a delivered PEC its registry gave a protocol number (the number
+/// itself is kept in the store, never in the message's signed bytes).
+pub const PROTOCOLLO: &str = "$Protocollo";
 
 /// Whom a protocol office covers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,6 +54,9 @@ pub struct ProtocolOffice {
     pub policy: DocumentPolicy,
     /// Whether it repudiates a message that breaks the policy, and how.
     pub ripudio: Option<Ripudio>,
+    /// Where its registry events are posted, if anywhere (they can be read with
+    /// `GET /api/v1/events` either way).
+    pub webhook: Option<Webhook>,
 }
 
 /// The office covering `address`: one configured for the mailbox itself wins over one
@@ -59,24 +75,37 @@ pub fn office_for<'a>(offices: &'a [ProtocolOffice], address: &str) -> Option<&'
 }
 
 impl<S: Scanner> Gestore<S> {
-    /// The flags of `recipient`'s copy of the PEC `tx` whose original is `postacert`:
-    /// [`NON_CONFORME`] when `recipient` is a protocol office and an attachment breaks
-    /// its policy (each breach logged, and the ripudio queued in `b` when the office
-    /// sends one), none otherwise.
+    /// The flags of `recipient`'s copy of the PEC `tx` certified by `daticert` whose
+    /// original is `postacert`, about to be delivered as `b`'s next delivery. When
+    /// `recipient` is a protocol office, its registry event is added to `b`, and when an
+    /// attachment breaks the office's policy the flags are [`NON_CONFORME`] (each breach
+    /// logged, and the ripudio queued in `b` when the office sends one); none otherwise.
     pub fn protocol_flags(
         &self,
         b: &mut Batch,
-        tx: &Transaction,
+        (tx, daticert): (&Transaction, &Daticert),
         recipient: &str,
         postacert: Option<&[u8]>,
     ) -> Vec<String> {
-        let (Some(office), Some(original)) = (
-            office_for(&self.settings.protocol_offices, recipient),
-            postacert,
-        ) else {
+        let Some(office) = office_for(&self.settings.protocol_offices, recipient) else {
             return Vec::new();
         };
-        let verdict = office.policy.judge(original);
+        let (verdict, segnatura) = postacert
+            .map(|o| office.policy.judge_and_read(o))
+            .unwrap_or_default();
+        let what = event::Occurrence {
+            mailbox: recipient,
+            daticert,
+            kind: event::POSTA_CERTIFICATA,
+            at: self.now(),
+            delivery: b.deliveries.len(),
+        };
+        b.registry_events.push(event::new_event(
+            office,
+            &what,
+            &verdict,
+            segnatura.as_ref(),
+        ));
         if verdict.complies() {
             return Vec::new();
         }
@@ -121,6 +150,28 @@ impl<S: Scanner> Gestore<S> {
         }
         vec![NON_CONFORME.to_string()]
     }
+
+    /// Adds to `b` the registry event of the receipt `raw`, about to be delivered to
+    /// `recipient` as `b`'s next delivery, when `recipient` is a protocol office (and
+    /// the receipt has its certified data).
+    pub fn protocol_receipt(&self, b: &mut Batch, raw: &[u8], recipient: &str) {
+        let Some(office) = office_for(&self.settings.protocol_offices, recipient) else {
+            return;
+        };
+        let receipt = pec_proto::classify::classify(raw);
+        let Some(daticert) = &receipt.daticert else {
+            return;
+        };
+        let what = event::Occurrence {
+            mailbox: recipient,
+            daticert,
+            kind: receipt.kind.as_str(),
+            at: self.now(),
+            delivery: b.deliveries.len(),
+        };
+        b.registry_events
+            .push(event::new_event(office, &what, &Verdict::default(), None));
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +186,7 @@ mod tests {
                 ..DocumentPolicy::default()
             },
             ripudio: None,
+            webhook: None,
         }
     }
 

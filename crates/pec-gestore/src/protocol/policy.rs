@@ -5,6 +5,7 @@
 //! a `.p7m` is judged by its signature and by the document it wraps.
 
 use pec_proto::document::{self, Format};
+use pec_proto::segnatura::{self, Segnatura};
 
 /// A format a protocol office registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,7 +146,7 @@ pub struct Judged {
 }
 
 /// The verdict on a message's attachments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verdict {
     /// Each attachment judged, in message order.
     pub attachments: Vec<Judged>,
@@ -173,16 +174,29 @@ impl DocumentPolicy {
 
     /// The verdict on the attachments of `original` (a PEC's `postacert.eml`).
     pub fn judge(&self, original: &[u8]) -> Verdict {
+        self.judge_and_read(original).0
+    }
+
+    /// The verdict on the attachments of `original`, and the first `segnatura.xml`
+    /// among them that reads ([`segnatura::parse`]), for the registry event.
+    pub fn judge_and_read(&self, original: &[u8]) -> (Verdict, Option<Segnatura>) {
         let (list, total) = document::attachments(original);
         let unjudged = total.saturating_sub(list.len());
+        let segnatura = list
+            .iter()
+            .filter(|a| segnatura::is_segnatura_name(&a.name))
+            .find_map(|a| segnatura::parse(&a.bytes));
         let attachments = list
             .into_iter()
             .map(|a| self.judge_one(a.name, &a.bytes))
             .collect();
-        Verdict {
-            attachments,
-            unjudged,
-        }
+        (
+            Verdict {
+                attachments,
+                unjudged,
+            },
+            segnatura,
+        )
     }
 
     /// The verdict on one attachment `name` of content `bytes`.

@@ -15,7 +15,7 @@
 use postgres::Transaction;
 
 use super::changes::Node;
-use super::{ledger, log, mailboxes};
+use super::{ledger, log, mailboxes, registry};
 use crate::batch::{Prepared, delivery, item};
 use crate::error::{BatchItem, Error, Result};
 use crate::model::{Admission, AlreadyDone, Committed};
@@ -117,5 +117,12 @@ pub fn apply(tx: &mut Transaction<'_>, node: &Node, p: &Prepared) -> Result<Comm
         ledger::queue_complete(tx, *id).map_err(item(BatchItem::Completed(i)))?;
     }
     done.logged = log::append(tx, &b.log).map_err(item(BatchItem::Log))?;
+    if !b.registry_events.is_empty() {
+        registry::lock(tx)?;
+    }
+    for (i, e) in b.registry_events.iter().enumerate() {
+        let delivered = e.delivery.and_then(|d| done.delivered.get(d));
+        registry::record(tx, e, delivered).map_err(item(BatchItem::RegistryEvent(i)))?;
+    }
     Ok(done)
 }

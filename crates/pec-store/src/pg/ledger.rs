@@ -116,7 +116,7 @@ pub fn queue_due(
 }
 
 /// `columns` (comma-separated) each prefixed with `table.`.
-fn prefixed(table: &str, columns: &str) -> String {
+pub(super) fn prefixed(table: &str, columns: &str) -> String {
     columns
         .split(',')
         .map(|c| format!("{table}.{}", c.trim()))

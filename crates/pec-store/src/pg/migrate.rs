@@ -302,6 +302,29 @@ pub(crate) const TABLES: &[Table] = &[
         ],
         serial: Some("id"),
     },
+    Table {
+        name: "registry_events",
+        columns: &[
+            ("id", Kind::Int),
+            ("address", Kind::Text),
+            ("domain", Kind::Text),
+            ("key", Kind::Text),
+            ("kind", Kind::Text),
+            ("body", Kind::Text),
+            ("created_at", Kind::Int),
+            ("folder", Kind::OptText),
+            ("uid", Kind::OptInt),
+            ("pending", Kind::Bool),
+            ("attempts", Kind::Int),
+            ("next_attempt_at", Kind::Int),
+            ("sent_at", Kind::OptInt),
+            ("last_error", Kind::OptText),
+            ("protocol_number", Kind::OptText),
+            ("protocol_date", Kind::OptText),
+            ("protocol_at", Kind::OptInt),
+        ],
+        serial: Some("id"),
+    },
 ];
 
 /// The embedded store's blob table: its rows, and the files of larger blobs, become

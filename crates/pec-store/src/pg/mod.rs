@@ -28,6 +28,7 @@ mod mailboxes;
 pub mod migrate;
 mod pool;
 mod proof;
+mod registry;
 mod schema;
 
 use std::path::Path;
@@ -42,10 +43,11 @@ use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
     Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, FlagOp, Folder, LogEntry, LogHead, LogQuery, LogRecord,
-    LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount, NewLogTimestamp,
-    NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, QueueEntry, QueueSummary,
-    SeenStored, Selected, Timer, Uptime, Usage, VirusEntry,
+    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
+    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
+    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
+    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -419,6 +421,38 @@ impl Blobs for PgStore {
 }
 
 impl Ledger for PgStore {
+    fn registry_events(&self, query: &EventQuery) -> Result<Vec<RegistryEvent>> {
+        let query = query.clone();
+        self.read(move |tx| registry::list(tx, &query))
+    }
+
+    fn registry_event(&self, id: i64) -> Result<RegistryEvent> {
+        self.read(move |tx| registry::get(tx, id))
+    }
+
+    fn registry_events_due(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: usize,
+    ) -> Result<Vec<RegistryEvent>> {
+        self.write(move |tx, _| registry::due(tx, now, claim_until, limit))
+    }
+
+    fn registry_event_sent(&self, id: i64, at: i64) -> Result<()> {
+        self.write(move |tx, _| registry::sent(tx, id, at))
+    }
+
+    fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.write(move |tx, _| registry::retry(tx, id, next_attempt_at, &error))
+    }
+
+    fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent> {
+        let number = number.clone();
+        self.write(move |tx, _| registry::set_protocol(tx, id, &number))
+    }
+
     fn commit_batch(&self, batch: Batch) -> Result<Committed> {
         let prepared = crate::batch::Prepared::new(batch);
         self.write(move |tx, node| batch::apply(tx, node, &prepared))

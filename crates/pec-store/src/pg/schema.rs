@@ -289,6 +289,33 @@ const MIGRATIONS: &[&str] = &[
     UPDATE archive_folders SET used = (
         SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
     "#,
+    // 8: the registry events of protocol offices and their webhook outbox, as the
+    // embedded store's version 12. Ids follow commit order: a batch inserts its events
+    // last, under a transaction lock (crate::pg::registry::EVENTS_LOCK).
+    r#"
+    CREATE TABLE registry_events (
+        id              BIGSERIAL PRIMARY KEY,
+        address         TEXT NOT NULL CHECK (address = lower(address)),
+        domain          TEXT NOT NULL,
+        key             TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        folder          TEXT,
+        uid             BIGINT,
+        pending         BOOLEAN NOT NULL,
+        attempts        BIGINT NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        sent_at         BIGINT,
+        last_error      TEXT,
+        protocol_number TEXT,
+        protocol_date   TEXT,
+        protocol_at     BIGINT,
+        UNIQUE (address, key)
+    );
+    CREATE INDEX registry_events_domain ON registry_events(domain, id);
+    CREATE INDEX registry_events_due ON registry_events(next_attempt_at) WHERE pending;
+    "#,
 ];
 
 /// The schema version this program writes.

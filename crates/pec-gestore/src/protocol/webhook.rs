@@ -1,0 +1,290 @@
+//! The webhook sender: posts each protocol office's registry events to its registry,
+//! at least once. The events wait in the store ([`pec_store::Ledger::registry_events_due`]):
+//! each pass claims the due ones, posts them [`CONCURRENCY`] at a time, and marks each
+//! acknowledged (any 2xx) or schedules its next attempt, doubling from [`RETRY_BASE`]
+//! up to [`RETRY_MAX`]. A crash or a restart loses none: a claimed event not marked is
+//! due again when its claim runs out. The receiver tells a repeated event by its
+//! `Idempotency-Key` (the event id) and checks `X-Pecd-Signature` (HMAC-SHA256 of the
+//! body with the office's secret).
+//!
+//! Plain `http://` only: the registry is expected on the province's own network (or
+//! behind a local TLS proxy).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
+use pec_store::RegistryEvent;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::{event, office_for};
+use crate::antivirus::Scanner;
+use crate::service::{Gestore, blocking};
+
+/// Events claimed per pass.
+pub const BATCH: usize = 64;
+
+/// Events posted at the same time.
+pub const CONCURRENCY: usize = 4;
+
+/// The first retry comes this long after a failure; each next one twice as long.
+pub const RETRY_BASE: i64 = 30;
+
+/// The longest wait between two attempts.
+pub const RETRY_MAX: i64 = 3600;
+
+/// How long one attempt may take (connect, send, response head).
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a claimed event stays this sender's before it is due again (a sender that
+/// died); longer than an attempt.
+const CLAIM_SECS: i64 = 60;
+
+/// How often the sender looks for due events.
+const TICK: Duration = Duration::from_millis(500);
+
+/// The longest response body read (and thrown away) to keep the connection tidy.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Where an office's events go and the secret that signs them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// The receiver, `http://host[:port]/path`.
+    pub url: Uri,
+    /// The HMAC-SHA256 key.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &"…")
+            .finish()
+    }
+}
+
+impl Webhook {
+    /// The webhook at `url` signed with `secret`; why not, when `url` is not an
+    /// `http://` URL with a host or the secret is empty.
+    pub fn new(url: &str, secret: &str) -> Result<Webhook, String> {
+        let uri: Uri = url
+            .trim()
+            .parse()
+            .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("{url:?}: only http:// webhooks are supported"));
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(format!("{url:?} has no host"));
+        }
+        if secret.is_empty() {
+            return Err("webhook_secret must not be empty".into());
+        }
+        Ok(Webhook {
+            url: uri,
+            secret: secret.to_string(),
+        })
+    }
+
+    /// `sha256=<hex HMAC-SHA256 of body with the secret>`, the `X-Pecd-Signature`.
+    pub fn signature(&self, body: &[u8]) -> Result<String, openssl::error::ErrorStack> {
+        let key = PKey::hmac(self.secret.as_bytes())?;
+        let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
+        signer.update(body)?;
+        let mac = signer.sign_to_vec()?;
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("sha256={hex}"))
+    }
+
+    /// Posts `body` as event `id`; `Ok` when the receiver answered 2xx.
+    pub async fn post(&self, id: i64, body: Vec<u8>) -> Result<(), String> {
+        let signature = self.signature(&body).map_err(|e| e.to_string())?;
+        let host = self.url.host().unwrap_or_default().to_string();
+        let port = self.url.port_u16().unwrap_or(80);
+        let authority = self
+            .url
+            .authority()
+            .map_or_else(|| host.clone(), |a| a.to_string());
+        let path = self
+            .url
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let request = Request::post(path)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::USER_AGENT, "pecd")
+            .header("X-Pecd-Signature", signature)
+            .header("Idempotency-Key", id.to_string())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let attempt = async {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let stream = tokio::net::TcpStream::connect((host, port))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            let conn = tokio::spawn(conn);
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| format!("request: {e}"))?;
+            let status = response.status();
+            // Read a bounded part of the body, so the receiver is not cut mid-answer.
+            let _ = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
+                .collect()
+                .await;
+            conn.abort();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("HTTP {status}"))
+            }
+        };
+        tokio::time::timeout(TIMEOUT, attempt)
+            .await
+            .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
+    }
+}
+
+/// The wait before the attempt after `failures` failed ones.
+pub fn backoff(failures: u32) -> i64 {
+    let doublings = failures.saturating_sub(1).min(20);
+    RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
+impl<S: Scanner> Gestore<S> {
+    /// One pass over the due registry events; returns how many were claimed.
+    pub async fn run_webhooks_once(self: &Arc<Self>) -> usize {
+        let now = self.now().timestamp();
+        let due = match blocking(|| self.store.registry_events_due(now, now + CLAIM_SECS, BATCH)) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("cannot read the registry events: {e}");
+                return 0;
+            }
+        };
+        let n = due.len();
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        for e in due {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let g = self.clone();
+            tasks.spawn(async move {
+                g.post_event(e).await;
+                drop(slot);
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                warn!("a webhook task failed: {e}");
+            }
+        }
+        n
+    }
+
+    /// Posts one event and records the outcome.
+    async fn post_event(&self, e: RegistryEvent) {
+        let webhook = office_for(&self.settings.protocol_offices, &e.address)
+            .and_then(|o| o.webhook.as_ref());
+        let outcome = match webhook {
+            None => Err("no webhook configured for this mailbox".to_string()),
+            Some(w) => {
+                let body = event::envelope(&e, false).to_string().into_bytes();
+                w.post(e.id, body).await
+            }
+        };
+        let now = self.now().timestamp();
+        let recorded = match &outcome {
+            Ok(()) => {
+                debug!(event = e.id, mailbox = %e.address, "registry event delivered");
+                blocking(|| self.store.registry_event_sent(e.id, now))
+            }
+            Err(error) => {
+                let failures = e.attempts.saturating_add(1);
+                let wait = backoff(failures);
+                // The first failure of an event, and then every tenth, is worth a
+                // warning; the retries between them are not (a receiver down for a day
+                // must not flood the log).
+                if failures == 1 || failures.is_multiple_of(10) {
+                    warn!(event = e.id, mailbox = %e.address, failures, "registry webhook: {error}; next attempt in {wait} s");
+                } else {
+                    info!(event = e.id, mailbox = %e.address, failures, "registry webhook: {error}; next attempt in {wait} s");
+                }
+                blocking(|| self.store.registry_event_retry(e.id, now + wait, error))
+            }
+        };
+        if let Err(err) = recorded {
+            // The claim runs out and the event is tried again: at least once.
+            warn!(event = e.id, "cannot record the webhook outcome: {err}");
+        }
+    }
+}
+
+/// Posts registry events until `shutdown`; does nothing when no office has a webhook.
+pub async fn run<S: Scanner>(g: Arc<Gestore<S>>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    if !g
+        .settings
+        .protocol_offices
+        .iter()
+        .any(|o| o.webhook.is_some())
+    {
+        shutdown.await;
+        return;
+    }
+    loop {
+        let claimed = g.run_webhooks_once().await;
+        if claimed >= BATCH {
+            continue;
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_with_a_host_and_a_secret() {
+        assert!(Webhook::new("http://127.0.0.1:39080/hook", "s").is_ok());
+        assert!(Webhook::new("https://registro.test/hook", "s").is_err());
+        assert!(Webhook::new("registro.test/hook", "s").is_err());
+        assert!(Webhook::new("http://registro.test/hook", "").is_err());
+    }
+
+    #[test]
+    fn the_signature_is_rfc_4231_hmac_sha256() {
+        // RFC 4231 test case 2.
+        let w = Webhook::new("http://h/", "Jefe").unwrap();
+        assert_eq!(
+            w.signature(b"what do ya want for nothing?").unwrap(),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff(1), RETRY_BASE);
+        assert_eq!(backoff(2), 2 * RETRY_BASE);
+        assert_eq!(backoff(3), 4 * RETRY_BASE);
+        assert_eq!(backoff(1000), RETRY_MAX);
+    }
+}
