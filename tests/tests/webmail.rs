@@ -3,12 +3,17 @@
 //! gestori; the sender logs in with the form at `/webmail/`, sees the folder list and the
 //! badges of his receipts, opens the avvenuta consegna (daticert panel, signature verdict,
 //! the recipient's state); the recipient opens the envelope (daticert panel, the
-//! original's text and attachment, downloaded). Screenshots are kept under
+//! original's text and attachment, downloaded). Then Mario writes a PEC in the compose
+//! form with a `.p7m` (signed by the `openssl` command-line tool) attached and sends it;
+//! "Posta inviata" holds it, the accettazione arrives in his list, the quota bar says the
+//! space used; Anna gets the envelope and verifies the `.p7m` ("Verifica firma": the
+//! signer, the document inside downloaded). Screenshots are kept under
 //! `target/webmail-screenshots/<backend>/`.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use pec_e2e::{Backend, Lab, of_kind, run_python, standard, submit, wait_for};
+use pec_e2e::{Backend, Lab, of_kind, run_python, standard, submit, wait_for, wait_for_kind};
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
@@ -58,6 +63,250 @@ with sync_playwright() as p:
     browser.close()
 "#;
 
+/// argv: base URL, user, password, screenshot directory, recipient, subject, file.
+/// Composes and sends a PEC with the file attached, then waits (reloading, 60 s at most)
+/// for its accettazione in the inbox.
+const COMPOSE: &str = r#"
+import sys, time
+from playwright.sync_api import sync_playwright
+base, user, password, shots, to, subject, path = sys.argv[1:8]
+def flat(text):
+    return " | ".join(c.strip() for l in text.splitlines() for c in l.split("\t") if c.strip())
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                args=["--no-sandbox", "--disable-dev-shm-usage"])
+    page = browser.new_context(ignore_https_errors=True).new_page()
+    page.goto(base + "/webmail/")
+    page.get_by_label("Indirizzo PEC").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Accedi").click()
+    page.wait_for_selector("nav")
+    print("quota\t" + flat(page.locator("section.spazio").inner_text()))
+    # The keyboard reaches the compose link (no mouse).
+    page.get_by_role("link", name="Scrivi un messaggio").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("form.scrivi")
+    page.get_by_label("A", exact=True).fill(to)
+    page.get_by_label("Oggetto").fill(subject)
+    page.get_by_label("Testo").fill("Si trasmette la determina firmata digitalmente.")
+    page.get_by_label("Allegati").set_input_files(path)
+    page.screenshot(path=shots + "/3-scrivi.png", full_page=True)
+    page.get_by_role("button", name="Invia").click()
+    page.wait_for_selector("[role=status]")
+    page.screenshot(path=shots + "/4-inviata.png", full_page=True)
+    print("esito\t" + flat(page.locator("[role=status]").inner_text()))
+    print("cartella\t" + flat(page.locator("h1").inner_text()))
+    print("inviati\t" + flat(page.locator("table").inner_text()))
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto(base + "/webmail/")
+        found = page.get_by_role("link", name="ACCETTAZIONE: " + subject)
+        if found.count() or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(500)
+    page.screenshot(path=shots + "/5-accettazione.png", full_page=True)
+    print("arrivo\t" + flat(page.locator("table").inner_text()))
+    browser.close()
+"#;
+
+/// argv: base URL, user, password, screenshot directory, subject, file name, download
+/// path. Opens the envelope and verifies its `.p7m` attachment.
+const VERIFY: &str = r#"
+import sys
+from playwright.sync_api import sync_playwright
+base, user, password, shots, subject, name, out = sys.argv[1:8]
+def flat(text):
+    return " | ".join(c.strip() for l in text.splitlines() for c in l.split("\t") if c.strip())
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                args=["--no-sandbox", "--disable-dev-shm-usage"])
+    page = browser.new_context(ignore_https_errors=True, accept_downloads=True).new_page()
+    page.goto(base + "/webmail/")
+    page.get_by_label("Indirizzo PEC").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Accedi").click()
+    page.wait_for_selector("nav")
+    page.get_by_role("link", name=subject).first.click()
+    page.wait_for_selector("section[aria-labelledby=orig]")
+    print("originale\t" + flat(page.locator("section[aria-labelledby=orig]").inner_text()))
+    page.get_by_role("link", name="Verifica firma di " + name).click()
+    page.wait_for_selector("section[aria-labelledby=firma-1]")
+    page.screenshot(path=shots + "/3-verifica.png", full_page=True)
+    print("firma\t" + flat(page.locator("section[aria-labelledby=firma-1]").inner_text()))
+    print("documento\t" + flat(page.locator("section[aria-labelledby=documento]").inner_text()))
+    with page.expect_download() as d:
+        page.get_by_role("link", name="Scarica il documento").click()
+    d.value.save_as(out)
+    print("scaricato\t" + d.value.suggested_filename)
+    browser.close()
+"#;
+
+/// A PDF signed with `openssl cms -sign -nodetach` by a fresh self-signed "Mario Rossi"
+/// certificate, written as `dir/determina.pdf.p7m`; the PDF.
+fn signed_pdf(dir: &Path) -> Vec<u8> {
+    const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n";
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("the openssl command-line tool");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Mario Rossi/O=Comune di Alfa",
+    ]);
+    std::fs::write(dir.join("determina.pdf"), PDF).expect("the PDF");
+    openssl(&[
+        "cms",
+        "-sign",
+        "-nodetach",
+        "-binary",
+        "-signer",
+        "cert.pem",
+        "-inkey",
+        "key.pem",
+        "-outform",
+        "DER",
+        "-in",
+        "determina.pdf",
+        "-out",
+        "determina.pdf.p7m",
+    ]);
+    PDF.to_vec()
+}
+
+/// Runs one of the scripts above; its `key<TAB>text` lines.
+async fn drive(script: &'static str, args: Vec<String>) -> Vec<(String, String)> {
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_python(script, &args, &[], b"")
+    })
+    .await
+    .expect("the browser task");
+    let out = out.unwrap_or_else(|e| panic!("playwright: {e}"));
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn chromium_sends_a_pec_and_verifies_a_p7m(backend: Backend) {
+    let lab = Lab::start_on(backend, standard(), &[]).await;
+    let (alfa, beta) = (lab.node("alfa"), lab.node("beta"));
+    let shots = screenshots(backend);
+    let files = tempfile::tempdir().expect("a directory");
+    let pdf = signed_pdf(files.path());
+    let p7m = files.path().join("determina.pdf.p7m");
+    let subject = "Determina 15";
+
+    let mario = drive(
+        COMPOSE,
+        vec![
+            format!("https://localhost:{}", alfa.https_port),
+            MARIO.into(),
+            "secret-mario.rossi".into(),
+            shots.join("mario").display().to_string(),
+            ANNA.into(),
+            subject.into(),
+            p7m.display().to_string(),
+        ],
+    )
+    .await;
+    let quota = get(&mario, "quota");
+    assert!(
+        quota.contains("Casella: ")
+            && quota.contains("Archivio di sicurezza: ")
+            && quota.contains("%)"),
+        "{quota}"
+    );
+    assert_eq!(
+        get(&mario, "esito"),
+        "Messaggio accettato dal gestore: la ricevuta di accettazione è in arrivo."
+    );
+    assert_eq!(get(&mario, "cartella"), "Posta inviata");
+    assert!(get(&mario, "inviati").contains(subject), "{mario:?}");
+    let arrivo = get(&mario, "arrivo");
+    assert!(
+        arrivo.contains("Accettazione") && arrivo.contains(&format!("ACCETTAZIONE: {subject}")),
+        "{arrivo}"
+    );
+    // The gestore's own view: the accettazione in Mario's mailbox, the envelope in
+    // Anna's, carrying the original with the trace of the browser's address.
+    let inbox = wait_for_kind(alfa.store.as_ref(), MARIO, "accettazione", 1).await;
+    assert_eq!(of_kind(&inbox, "accettazione").len(), 1);
+    let anna_inbox = wait_for_kind(beta.store.as_ref(), ANNA, "posta-certificata", 1).await;
+    let envelope = String::from_utf8_lossy(&anna_inbox[0]).into_owned();
+    assert!(
+        envelope.contains(&format!("POSTA CERTIFICATA: {subject}")),
+        "{envelope}"
+    );
+    assert!(
+        envelope.contains("Received: from jmap ([127.0.0.1])"),
+        "the original keeps the browser's address: {envelope}"
+    );
+
+    let downloaded = files.path().join("scaricato.pdf");
+    let anna = drive(
+        VERIFY,
+        vec![
+            format!("https://localhost:{}", beta.https_port),
+            ANNA.into(),
+            "secret-anna.bianchi".into(),
+            shots.join("anna").display().to_string(),
+            format!("POSTA CERTIFICATA: {subject}"),
+            "determina.pdf.p7m".into(),
+            downloaded.display().to_string(),
+        ],
+    )
+    .await;
+    assert!(
+        get(&anna, "originale").contains("determina.pdf.p7m"),
+        "{anna:?}"
+    );
+    let firma = get(&anna, "firma");
+    for fact in [
+        "Firma integra",
+        "Firmatario | ",
+        "Mario Rossi",
+        "Certificato valido alla data della firma | sì",
+        "Certificato valido oggi | sì",
+    ] {
+        assert!(firma.contains(fact), "{fact}: {firma}");
+    }
+    assert!(
+        get(&anna, "documento").contains("Formato | PDF"),
+        "{anna:?}"
+    );
+    assert_eq!(get(&anna, "scaricato"), "determina.pdf");
+    assert_eq!(std::fs::read(&downloaded).expect("the download"), pdf);
+    for (who, shot) in [
+        ("mario", "3-scrivi.png"),
+        ("mario", "4-inviata.png"),
+        ("mario", "5-accettazione.png"),
+        ("anna", "3-verifica.png"),
+    ] {
+        let png = std::fs::read(shots.join(who).join(shot)).expect("a screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 1000,
+            "{who}/{shot}"
+        );
+    }
+    lab.shutdown().await;
+}
+
 fn screenshots(backend: Backend) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -72,25 +321,18 @@ fn screenshots(backend: Backend) -> PathBuf {
 
 /// Drives Chromium as `user` at `https://localhost:port`, opening the message `subject`.
 async fn browse(port: u16, user: &str, subject: &str, shots: PathBuf) -> Vec<(String, String)> {
-    let (user, subject) = (user.to_string(), subject.to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        let base = format!("https://localhost:{port}");
-        let shots = shots.display().to_string();
-        let password = format!("secret-{}", user.split('@').next().unwrap_or(""));
-        run_python(
-            BROWSER,
-            &[&base, &user, &password, &shots, &subject],
-            &[],
-            b"",
-        )
-    })
+    let password = format!("secret-{}", user.split('@').next().unwrap_or(""));
+    drive(
+        BROWSER,
+        vec![
+            format!("https://localhost:{port}"),
+            user.into(),
+            password,
+            shots.display().to_string(),
+            subject.into(),
+        ],
+    )
     .await
-    .expect("the browser task");
-    let out = out.unwrap_or_else(|e| panic!("playwright: {e}"));
-    out.lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn get<'a>(lines: &'a [(String, String)], key: &str) -> &'a str {
@@ -210,4 +452,7 @@ async fn chromium_shows_receipts_and_daticert(backend: Backend) {
     lab.shutdown().await;
 }
 
-pec_e2e::e2e_tests!(chromium_shows_receipts_and_daticert);
+pec_e2e::e2e_tests!(
+    chromium_shows_receipts_and_daticert,
+    chromium_sends_a_pec_and_verifies_a_p7m
+);

@@ -214,6 +214,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             Arc::new(pec_webmail::Webmail::new(
                 j,
                 pec_webmail::SessionLimits::default(),
+                parts.smtp.max_message_size,
             ))
         });
         Arc::new(Http {

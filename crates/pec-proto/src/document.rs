@@ -132,6 +132,22 @@ fn sniff_layer(bytes: &[u8], depth: usize) -> Format {
     Format::Signed(Box::new(Signed { signature, inner }))
 }
 
+/// The document under every CAdES envelope of `bytes` (opened as [`sniff`] opens them,
+/// at most [`MAX_SIGNED_LAYERS`] deep), whether or not the signatures are intact: what a
+/// user downloads from a `.p7m` after reading its verification. `None` when `bytes` are
+/// no envelope, carry no content, or nest too deep.
+pub fn signed_content(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut der = cms_der(bytes)?.into_owned();
+    for _ in 0..MAX_SIGNED_LAYERS {
+        let content = open_attached(&der).1.filter(|c| c.len() < der.len())?;
+        match cms_der(&content) {
+            Some(inner) if plain(&content).is_none() => der = inner.into_owned(),
+            _ => return Some(content),
+        }
+    }
+    None
+}
+
 /// The formats recognised by a prefix (and, for PDF, the XMP scan).
 fn plain(bytes: &[u8]) -> Option<Format> {
     if bytes.starts_with(b"%PDF-") {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use pec_proto::document::{Format, MAX_SIGNED_LAYERS, sniff};
+use pec_proto::document::{Format, MAX_SIGNED_LAYERS, signed_content, sniff};
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n";
 
@@ -94,6 +94,10 @@ fn a_signed_pdf_is_verified_and_opened() {
         .stdout;
     assert_eq!(sniff(&b64).name(), "p7m(pdf)");
     assert!(sniff(&b64).signatures()[0].intact);
+    // The document inside, byte for byte, from either form.
+    assert_eq!(signed_content(&p7m).as_deref(), Some(PDF));
+    assert_eq!(signed_content(&b64).as_deref(), Some(PDF));
+    assert_eq!(signed_content(PDF), None, "a PDF is no envelope");
 }
 
 #[test]
@@ -134,11 +138,17 @@ fn nested_signatures_are_opened_to_a_bound() {
     assert_eq!(f.innermost(), &Format::Pdf);
     assert_eq!(f.signatures().len(), MAX_SIGNED_LAYERS);
     assert!(f.signatures().iter().all(|s| s.intact));
+    assert_eq!(
+        signed_content(&within).as_deref(),
+        Some(PDF),
+        "every layer opened"
+    );
 
     let beyond = std::fs::read(dir.path().join(format!("l{}", MAX_SIGNED_LAYERS + 1))).unwrap();
     let f = sniff(&beyond);
     assert_eq!(f.innermost(), &Format::TooDeep);
     assert_eq!(f.signatures().len(), MAX_SIGNED_LAYERS);
+    assert_eq!(signed_content(&beyond), None, "too deep");
 }
 
 #[test]
@@ -157,4 +167,5 @@ fn a_detached_signature_carries_no_document() {
     let f = sniff(&p7s);
     assert_eq!(f.innermost(), &Format::Unknown);
     assert!(!f.signatures()[0].intact);
+    assert_eq!(signed_content(&p7s), None);
 }

@@ -12,6 +12,9 @@ pub enum Error {
     /// What was asked for does not exist, or is not the user's.
     #[error("not found")]
     NotFound,
+    /// A form the webmail does not take (too large, malformed...): why, in Italian.
+    #[error("form refused: {0}")]
+    BadForm(String),
 }
 
 /// The webmail's results.

@@ -49,7 +49,13 @@ section.pannello{border:1px solid #888;border-radius:.4em;padding:.5em 1em;margi
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}\
 pre{white-space:pre-wrap;background:#f4f4f4;padding:.5em;border:1px solid #ccc}\
 .errore{color:#721c24;background:#f8d7da;padding:.5em;border:1px solid #721c24}\
-form.login{max-width:22em;margin:3em auto;display:grid;gap:.5em}";
+form.login{max-width:22em;margin:3em auto;display:grid;gap:.5em}\
+form.scrivi{display:grid;gap:.3em;max-width:48em}form.scrivi label{font-weight:bold;margin-top:.5em}\
+input,textarea,button{font:inherit}textarea:focus,a.scrivi:focus{outline:3px solid #ff9900;outline-offset:2px}\
+a.scrivi{display:inline-block;background:#003366;color:#fff;padding:.3em .8em;border-radius:.3em}\
+.aiuto{color:#3d3d3d;margin:0;font-size:.9em}.esito{color:#1e4620;background:#dff0d8;padding:.5em;border:1px solid #1e4620}\
+.spazio h2{font-size:1em}.quota{margin:.3em 0 0;font-size:.9em}meter{width:100%}\
+.nascosto{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}";
 
 /// A whole page: `title`, the user's bar when `user` is known (address, logout form with
 /// its CSRF token), then `body`, all in Italian.

@@ -2,20 +2,37 @@
 //! Email as JSON, with the `pec` property). Every outside value is escaped with
 //! [`esc`]; ids and names in links with [`url_segment`].
 
+use chrono::{DateTime, Utc};
+use pec_store::Usage;
 use serde_json::Value;
 
+use crate::compose::Draft;
+use crate::form_data::{FILES_FIELD, IN_REPLY_TO, MAX_FILES};
 use crate::html::{esc, page, url_segment};
 use crate::labels;
 use crate::original::Original;
 use crate::receipts::State;
+use crate::signed::{Layer, Verification};
 
-/// The user of a page: their address and the session's CSRF token.
+/// The user of a page: their address, the session's CSRF token, and the space they use.
 #[derive(Debug, Clone, Copy)]
 pub struct User<'a> {
     /// The mailbox address.
     pub address: &'a str,
     /// The token the page's forms carry.
     pub csrf: &'a str,
+    /// The space used by the mailbox and its security archive (`None` when the store did
+    /// not say: the bar is left out).
+    pub quota: Option<&'a Quota>,
+}
+
+/// The space used, and the quota, of a mailbox and of its security archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// The mailbox's folders.
+    pub mailbox: Usage,
+    /// The security archive.
+    pub archive: Usage,
 }
 
 /// The login form (fields `username` and `password`), with the pre-session CSRF token
@@ -65,9 +82,56 @@ fn folder_link(id: &str) -> String {
     format!("/webmail/cartella/{}", url_segment(id))
 }
 
+/// Bytes for people: `512 byte`, `1,5 KiB`, `12,3 MiB`, `2,0 GiB` (decimal comma).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} byte");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit]).replace('.', ",")
+}
+
+/// One quota bar: its words (used, quota, percentage) and a `<meter>` labelled by them,
+/// so the state is read, not only seen.
+fn quota_bar(id: &str, label: &str, usage: Usage) -> String {
+    let percent = (usage.used.saturating_mul(100))
+        .checked_div(usage.quota)
+        .unwrap_or(0);
+    format!(
+        "<p id=\"{id}\" class=\"quota\">{}: {} di {} ({percent}%)</p>\
+         <meter aria-labelledby=\"{id}\" min=\"0\" max=\"{}\" low=\"{}\" high=\"{}\" \
+         optimum=\"0\" value=\"{}\">{percent}%</meter>",
+        esc(label),
+        size(usage.used),
+        size(usage.quota),
+        usage.quota,
+        usage.quota / 100 * 80,
+        usage.quota / 100 * 90,
+        usage.used.min(usage.quota)
+    )
+}
+
+/// The space used by the mailbox and its security archive.
+fn quota(q: &Quota) -> String {
+    format!(
+        "<section class=\"spazio\" aria-labelledby=\"spazio\"><h2 id=\"spazio\">Spazio occupato</h2>{}{}</section>",
+        quota_bar("spazio-casella", "Casella", q.mailbox),
+        quota_bar("spazio-archivio", "Archivio di sicurezza", q.archive)
+    )
+}
+
 /// The folder list with unread counts (the security archive included).
 fn nav(mailboxes: &[Value], current: Option<&str>) -> String {
-    let mut out = String::from("<nav aria-label=\"Cartelle\"><h2>Cartelle</h2><ul>");
+    let mut out = String::from(
+        "<nav aria-label=\"Cartelle\"><p><a class=\"scrivi\" href=\"/webmail/scrivi\">Scrivi un messaggio</a></p>\
+         <h2>Cartelle</h2><ul>",
+    );
     for m in mailboxes {
         let id = m["id"].as_str().unwrap_or("");
         let unread = m["unreadEmails"].as_u64().unwrap_or(0);
@@ -99,8 +163,9 @@ fn shell(
     content: &str,
 ) -> String {
     let body = format!(
-        "<main>{}<div class=\"contenuto\">{}{content}</div></main>",
+        "<main><div class=\"lato\">{}{}</div><div class=\"contenuto\">{}{content}</div></main>",
         nav(mailboxes, current),
+        user.quota.map(quota).unwrap_or_default(),
         search_form("")
     );
     page(title, Some((user.address, user.csrf)), &body)
@@ -195,19 +260,43 @@ pub fn search(
     shell(user, mailboxes, None, "Ricerca", &c)
 }
 
-/// One folder's messages, newest first, a page of them from `position` of `total`.
+/// A page of a folder: its messages from `position` of `total`, `size` a page.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    /// The messages shown, newest first.
+    pub emails: &'a [Value],
+    /// Where they start in the folder.
+    pub position: usize,
+    /// How many the folder holds.
+    pub total: usize,
+    /// How many a page holds.
+    pub size: usize,
+}
+
+/// One folder's messages, newest first, a page of them; `notice` is the outcome of what
+/// the user just did (a message sent).
 pub fn folder(
     user: User<'_>,
     mailboxes: &[Value],
     mailbox: &Value,
-    emails: &[Value],
-    position: usize,
-    total: usize,
-    page_size: usize,
+    listing: Listing<'_>,
+    notice: Option<&str>,
 ) -> String {
+    let Listing {
+        emails,
+        position,
+        total,
+        size: page_size,
+    } = listing;
     let id = mailbox["id"].as_str().unwrap_or("");
     let name = folder_name(mailbox);
     let mut c = format!("<h1>{}</h1>", esc(&name));
+    if let Some(n) = notice {
+        c.push_str(&format!(
+            "<p class=\"esito\" role=\"status\">{}</p>",
+            esc(n)
+        ));
+    }
     c.push_str(&table(emails));
     let link = folder_link(id);
     let mut pages = Vec::new();
@@ -225,6 +314,39 @@ pub fn folder(
         pages.join(" &middot; ")
     ));
     shell(user, mailboxes, Some(id), &name, &c)
+}
+
+/// Whether an attachment looks like a CAdES envelope (`.p7m`, or a PKCS #7 type).
+fn is_p7m(name: &str, media_type: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".p7m")
+        || matches!(
+            media_type,
+            "application/pkcs7-mime" | "application/x-pkcs7-mime"
+        )
+}
+
+/// The query naming an attachment: its blob, its part inside `postacert.eml` if it is
+/// the original's, and its name.
+pub fn attachment_query(blob: &str, part: Option<u32>, name: &str) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("blob", blob);
+    if let Some(p) = part {
+        q.append_pair("parte", &p.to_string());
+    }
+    q.append_pair("nome", name);
+    q.finish()
+}
+
+/// The "Verifica firma" link of a `.p7m` attachment; nothing for other files.
+fn verify_link(blob: &str, part: Option<u32>, name: &str, media_type: &str) -> String {
+    if !is_p7m(name, media_type) {
+        return String::new();
+    }
+    format!(
+        " &mdash; <a href=\"/webmail/verifica?{}\">Verifica firma<span class=\"nascosto\"> di {}</span></a>",
+        esc(&attachment_query(blob, part, name)),
+        esc(name)
+    )
 }
 
 /// A download link of a blob of the user's messages.
@@ -344,13 +466,14 @@ fn original(blob: &str, o: &Original) -> String {
         c.push_str("<h3>Allegati del messaggio originale</h3><ul>");
         for a in &o.attachments {
             c.push_str(&format!(
-                "<li><a href=\"/webmail/allegato/{}/{}/{}\">{}</a> ({}, {} byte)</li>",
+                "<li><a href=\"/webmail/allegato/{}/{}/{}\">{}</a> ({}, {} byte){}</li>",
                 url_segment(blob),
                 a.part,
                 url_segment(&a.name),
                 esc(&a.name),
                 esc(&a.media_type),
-                a.size
+                a.size,
+                verify_link(blob, Some(a.part), &a.name, &a.media_type)
             ));
         }
         c.push_str("</ul>");
@@ -395,6 +518,18 @@ fn receipts(emails: &[Value], states: &[(String, State)]) -> String {
     c
 }
 
+/// The text of an Email's `textBody` parts (their `bodyValues`), one after another.
+pub fn body_text(email: &Value) -> String {
+    email["textBody"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["partId"].as_str())
+        .filter_map(|id| email["bodyValues"][id]["value"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// What a message page shows besides the message itself.
 #[derive(Debug, Default)]
 pub struct Extras<'a> {
@@ -428,6 +563,13 @@ pub fn message(user: User<'_>, mailboxes: &[Value], email: &Value, extras: &Extr
     c.push_str(&row("A", &to.join(", ")));
     c.push_str(&row("Ricevuto", email["receivedAt"].as_str().unwrap_or("")));
     c.push_str("</dl>");
+    if pec.is_null() || pec["kind"] == "posta-certificata" {
+        let id = url_segment(email["id"].as_str().unwrap_or(""));
+        c.push_str(&format!(
+            "<p class=\"azioni\"><a href=\"/webmail/scrivi?rispondi={id}\">Rispondi</a> \
+             <a href=\"/webmail/scrivi?rispondi={id}&amp;tutti=1\">Rispondi a tutti</a></p>"
+        ));
+    }
     if !pec.is_null() {
         if !pec["daticert"].is_null() {
             c.push_str(&daticert(&pec["daticert"]));
@@ -440,15 +582,10 @@ pub fn message(user: User<'_>, mailboxes: &[Value], email: &Value, extras: &Extr
     if let Some((blob, o)) = extras.original {
         c.push_str(&original(blob, o));
     }
-    let text: String = email["textBody"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["partId"].as_str())
-        .filter_map(|id| email["bodyValues"][id]["value"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    c.push_str(&format!("<h2>Testo</h2><pre>{}</pre>", esc(&text)));
+    c.push_str(&format!(
+        "<h2>Testo</h2><pre>{}</pre>",
+        esc(&body_text(email))
+    ));
     let attachments = email["attachments"]
         .as_array()
         .map_or(&[][..], Vec::as_slice);
@@ -457,12 +594,14 @@ pub fn message(user: User<'_>, mailboxes: &[Value], email: &Value, extras: &Extr
         for a in attachments {
             let name = a["name"].as_str().unwrap_or("allegato");
             let media_type = a["type"].as_str().unwrap_or("application/octet-stream");
+            let blob = a["blobId"].as_str().unwrap_or("");
             c.push_str(&format!(
-                "<li><a href=\"{}\">{}</a> ({}, {} byte)</li>",
-                download(a["blobId"].as_str().unwrap_or(""), name, media_type),
+                "<li><a href=\"{}\">{}</a> ({}, {} byte){}</li>",
+                download(blob, name, media_type),
                 esc(name),
                 esc(media_type),
-                a["size"].as_u64().unwrap_or(0)
+                a["size"].as_u64().unwrap_or(0),
+                verify_link(blob, None, name, media_type)
             ));
         }
         c.push_str("</ul>");
@@ -480,6 +619,177 @@ pub fn message(user: User<'_>, mailboxes: &[Value], email: &Value, extras: &Extr
         .and_then(|m| m.keys().next())
         .map(String::as_str);
     shell(user, mailboxes, current, &title, &c)
+}
+
+/// One field of the compose form: its label, then the input.
+fn field(id: &str, label: &str, input: &str) -> String {
+    format!("<label for=\"{id}\">{}</label>{input}", esc(label))
+}
+
+/// The compose form (`A`, `Cc`, `Oggetto`, `Testo`, `Allegati`), holding what `draft`
+/// says (not its files: a browser cannot be handed them back) and, after a refusal,
+/// why.
+pub fn compose(user: User<'_>, mailboxes: &[Value], draft: &Draft, error: Option<&str>) -> String {
+    let mut c = String::from("<h1>Nuovo messaggio PEC</h1>");
+    if let Some(e) = error {
+        c.push_str(&format!(
+            "<p class=\"errore\" role=\"alert\">{}</p>",
+            esc(e)
+        ));
+        if !draft.files.is_empty() {
+            c.push_str("<p>Gli allegati vanno scelti di nuovo.</p>");
+        }
+    }
+    c.push_str(&format!(
+        "<form class=\"scrivi\" method=\"post\" action=\"/webmail/invia\" enctype=\"multipart/form-data\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"{IN_REPLY_TO}\" value=\"{}\">{}{}{}{}{}\
+         <p id=\"aiuto-destinatari\" class=\"aiuto\">Più indirizzi separati da virgole.</p>\
+         <p><button type=\"submit\">Invia</button></p></form>",
+        esc(user.csrf),
+        esc(&draft.in_reply_to),
+        field(
+            "a",
+            "A",
+            &format!(
+                "<input id=\"a\" name=\"a\" type=\"text\" required autocomplete=\"email\" \
+                 aria-describedby=\"aiuto-destinatari\" maxlength=\"16000\" value=\"{}\">",
+                esc(&draft.to)
+            )
+        ),
+        field(
+            "cc",
+            "Cc",
+            &format!(
+                "<input id=\"cc\" name=\"cc\" type=\"text\" autocomplete=\"email\" \
+                 aria-describedby=\"aiuto-destinatari\" maxlength=\"16000\" value=\"{}\">",
+                esc(&draft.cc)
+            )
+        ),
+        field(
+            "oggetto",
+            "Oggetto",
+            &format!(
+                "<input id=\"oggetto\" name=\"oggetto\" type=\"text\" maxlength=\"500\" value=\"{}\">",
+                esc(&draft.subject)
+            )
+        ),
+        field(
+            "testo",
+            "Testo",
+            &format!(
+                "<textarea id=\"testo\" name=\"testo\" rows=\"14\">{}</textarea>",
+                esc(&draft.text)
+            )
+        ),
+        field(
+            FILES_FIELD,
+            &format!("Allegati (al più {MAX_FILES} file)"),
+            &format!("<input id=\"{FILES_FIELD}\" name=\"{FILES_FIELD}\" type=\"file\" multiple>")
+        ),
+    ));
+    shell(user, mailboxes, None, "Nuovo messaggio", &c)
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "non indicata".to_string(),
+        |t| t.format("%d/%m/%Y %H:%M:%S UTC").to_string(),
+    )
+}
+
+fn yes_no(v: Option<bool>, yes: &str, no: &str, unknown: &str) -> String {
+    match v {
+        Some(true) => yes.to_string(),
+        Some(false) => no.to_string(),
+        None => unknown.to_string(),
+    }
+}
+
+/// One signature of a `.p7m`: the verdict in words and a badge, then its facts.
+fn layer(n: usize, l: &Layer) -> String {
+    let (verdict, class) = if !l.intact {
+        (
+            "Firma non valida: il documento non corrisponde alla firma",
+            "badge ko",
+        )
+    } else if l.valid_at_signing == Some(false) {
+        (
+            "Firma integra, ma il certificato non era valido quando è stata apposta",
+            "badge ko",
+        )
+    } else {
+        ("Firma integra", "badge ok")
+    };
+    let mut c = format!(
+        "<section class=\"pannello\" aria-labelledby=\"firma-{n}\"><h2 id=\"firma-{n}\">Firma {n}</h2>\
+         <p><span class=\"{class}\">{}</span></p><dl>",
+        esc(verdict)
+    );
+    c.push_str(&row("Firmatario", &l.signer));
+    if let Some(e) = &l.email {
+        c.push_str(&row("Indirizzo del firmatario", e));
+    }
+    c.push_str(&row("Emesso da", &l.issuer));
+    c.push_str(&row("Data della firma", &when(l.signing_time)));
+    c.push_str(&row(
+        "Validità del certificato",
+        &format!("dal {} al {}", when(l.valid_from), when(l.valid_until)),
+    ));
+    c.push_str(&row(
+        "Certificato valido alla data della firma",
+        &yes_no(l.valid_at_signing, "sì", "no", "non verificabile"),
+    ));
+    c.push_str(&row(
+        "Certificato valido oggi",
+        if l.valid_now { "sì" } else { "no" },
+    ));
+    c.push_str(&row(
+        "Certificatore",
+        "non verificato rispetto agli elenchi dei certificatori qualificati",
+    ));
+    if let Some(p) = &l.problem {
+        c.push_str(&row("Problema", p));
+    }
+    c.push_str("</dl></section>");
+    c
+}
+
+/// "Verifica firma" of the `.p7m` named `name`: each signature and the document inside
+/// (`query` names the attachment for the download); `None` for a file that is no
+/// signed document.
+pub fn verification(
+    user: User<'_>,
+    mailboxes: &[Value],
+    name: &str,
+    v: Option<&Verification>,
+    query: &str,
+) -> String {
+    let mut c = format!("<h1>Verifica firma: {}</h1>", esc(name));
+    match v {
+        None => c.push_str(
+            "<p class=\"errore\" role=\"alert\">Il file non è un documento firmato (CAdES, .p7m).</p>",
+        ),
+        Some(v) => {
+            for (i, l) in v.layers.iter().enumerate() {
+                c.push_str(&layer(i + 1, l));
+            }
+            c.push_str(&format!(
+                "<section class=\"pannello\" aria-labelledby=\"documento\"><h2 id=\"documento\">Documento firmato</h2>\
+                 <dl>{}</dl>",
+                row("Formato", &v.document)
+            ));
+            if v.has_document {
+                c.push_str(&format!(
+                    "<p><a href=\"/webmail/documento?{}\">Scarica il documento ({})</a></p>",
+                    esc(query),
+                    esc(&v.document_name)
+                ));
+            }
+            c.push_str("</section>");
+        }
+    }
+    shell(user, mailboxes, None, "Verifica firma", &c)
 }
 
 #[cfg(test)]
@@ -505,6 +815,7 @@ mod tests {
         let user = User {
             address: "mario@pec.alfa.it",
             csrf: "t",
+            quota: None,
         };
         let html = message(user, &[], &email, &Extras::default());
         for fact in [

@@ -24,9 +24,10 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::original::{self, Original};
-use crate::pages::{self, Extras, Receipts, User};
+use crate::pages::{self, Extras, Listing, Quota, Receipts, User};
 use crate::receipts;
 use crate::sessions::{self, Session, SessionLimits, Sessions, same_token};
+use crate::signed;
 
 /// Where the webmail lives.
 pub const PREFIX: &str = "/webmail/";
@@ -58,15 +59,36 @@ pub fn serves(path: &str) -> bool {
     path == "/webmail" || path.starts_with(PREFIX)
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
-/// The webmail of a gestore: pec-jmap for the mail, and the sessions.
+/// The webmail of a gestore: pec-jmap for the mail (and its access point, to send), the
+/// sessions, and the largest message the access point takes.
 pub struct Webmail {
-    jmap: Arc<Jmap>,
+    pub(crate) jmap: Arc<Jmap>,
     sessions: Mutex<Sessions>,
+    pub(crate) max_message: usize,
 }
 
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>, policy: &str) -> Reply {
+/// What the folder page says after the user did something (`?esito=`): fixed texts, so
+/// that a link cannot make the page say anything else.
+const OUTCOMES: &[(&str, &str)] = &[
+    (
+        "inviato",
+        "Messaggio accettato dal gestore: la ricevuta di accettazione è in arrivo.",
+    ),
+    (
+        "senza-copia",
+        "Messaggio accettato dal gestore: la ricevuta di accettazione è in arrivo. \
+         La copia in Posta inviata non è stata salvata.",
+    ),
+];
+
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+    policy: &str,
+) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -84,11 +106,11 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>, policy:
     r
 }
 
-fn html(status: StatusCode, body: String) -> Reply {
+pub(crate) fn html(status: StatusCode, body: String) -> Reply {
     reply(status, "text/html; charset=utf-8", body, PAGE_POLICY)
 }
 
-fn redirect(to: &str) -> Reply {
+pub(crate) fn redirect(to: &str) -> Reply {
     let mut r = reply(
         StatusCode::SEE_OTHER,
         "text/plain; charset=utf-8",
@@ -164,9 +186,26 @@ where
     }
 }
 
+/// The page of a POST whose form does not carry the session's CSRF token.
+pub(crate) fn forged(peer: IpAddr) -> Reply {
+    debug!(%peer, "webmail: a POST without the session's CSRF token");
+    html(
+        StatusCode::FORBIDDEN,
+        pages::notice(
+            None,
+            "Richiesta rifiutata",
+            "Il modulo non proviene da questa sessione.",
+        ),
+    )
+}
+
 /// The page of a failure.
-fn failure(user: Option<User<'_>>, e: &Error) -> Reply {
+pub(crate) fn failure(user: Option<User<'_>>, e: &Error) -> Reply {
     match e {
+        Error::BadForm(why) => html(
+            StatusCode::BAD_REQUEST,
+            pages::notice(user, "Richiesta non valida", why),
+        ),
         Error::Unavailable => html(
             StatusCode::SERVICE_UNAVAILABLE,
             pages::notice(
@@ -188,7 +227,7 @@ fn failure(user: Option<User<'_>>, e: &Error) -> Reply {
 }
 
 /// The result of one method response: its arguments, or the error it is.
-fn result(r: &Invocation) -> Result<Value> {
+pub(crate) fn result(r: &Invocation) -> Result<Value> {
     if r.0 == "error" {
         let kind = r.1.get("type").and_then(Value::as_str).unwrap_or("");
         let description = r.1.get("description").and_then(Value::as_str).unwrap_or("");
@@ -197,16 +236,18 @@ fn result(r: &Invocation) -> Result<Value> {
     Ok(Value::Object(r.1.clone()))
 }
 
-fn list(v: &Value) -> Vec<Value> {
+pub(crate) fn list(v: &Value) -> Vec<Value> {
     v["list"].as_array().cloned().unwrap_or_default()
 }
 
 impl Webmail {
-    /// A webmail over `jmap`, with sessions within `limits`.
-    pub fn new(jmap: Arc<Jmap>, limits: SessionLimits) -> Self {
+    /// A webmail over `jmap`, with sessions within `limits`, sending messages of at most
+    /// `max_message` bytes (the SMTP submission limit: a compose form is read up to it).
+    pub fn new(jmap: Arc<Jmap>, limits: SessionLimits, max_message: usize) -> Self {
         Webmail {
             jmap,
             sessions: Mutex::new(Sessions::new(limits)),
+            max_message,
         }
     }
 
@@ -215,7 +256,7 @@ impl Webmail {
     }
 
     /// Runs JMAP method calls for `address` (`[name, arguments, id]` each).
-    async fn call(&self, address: &str, calls: Value) -> Result<Vec<Invocation>> {
+    pub(crate) async fn call(&self, address: &str, calls: Value) -> Result<Vec<Invocation>> {
         let calls: Vec<Invocation> = serde_json::from_value(calls)
             .map_err(|e| Error::Method("invalidArguments".into(), e.to_string()))?;
         let response = self
@@ -266,6 +307,9 @@ impl Webmail {
                 ),
             };
         };
+        if method == Method::POST && path == "/webmail/invia" {
+            return self.send(req, &session, peer).await;
+        }
         if method == Method::POST {
             let Some(form) = read_form(req).await else {
                 return html(
@@ -274,15 +318,7 @@ impl Webmail {
                 );
             };
             if !same_token(form.get("csrf"), &session.csrf) {
-                debug!(%peer, "webmail: a POST without the session's CSRF token");
-                return html(
-                    StatusCode::FORBIDDEN,
-                    pages::notice(
-                        None,
-                        "Richiesta rifiutata",
-                        "Il modulo non proviene da questa sessione.",
-                    ),
-                );
+                return forged(peer);
             }
             return match (path.as_str(), id) {
                 ("/webmail/esci", Some(id)) => {
@@ -344,11 +380,49 @@ impl Webmail {
         }
     }
 
+    /// The space used by `address`'s mailbox and archive; `None` (and a warning) when the
+    /// store did not answer: the page goes without the bar.
+    pub(crate) async fn quota(&self, address: &str) -> Option<Quota> {
+        let (store, address) = (self.jmap.store.clone(), address.to_string());
+        let read = tokio::task::spawn_blocking(move || {
+            Ok::<_, pec_store::Error>(Quota {
+                mailbox: store.usage(&address)?,
+                archive: store.archive_usage(&address)?,
+            })
+        })
+        .await;
+        match read {
+            Ok(Ok(q)) => Some(q),
+            Ok(Err(e)) => {
+                warn!("webmail: the quota was not read: {e}");
+                None
+            }
+            Err(e) => {
+                warn!("webmail: the quota task failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// The user's folders (Mailbox objects).
+    pub(crate) async fn mailboxes(&self, address: &str) -> Result<Vec<Value>> {
+        let account = account_id(address);
+        let r = self
+            .call(
+                address,
+                json!([["Mailbox/get", {"accountId": account}, "m"]]),
+            )
+            .await?;
+        Ok(list(&result(&r[0])?))
+    }
+
     /// A GET of a logged-in user.
     async fn page(&self, session: &Session, path: &str, query: &str) -> Reply {
+        let quota = self.quota(&session.address).await;
         let user = User {
             address: &session.address,
             csrf: &session.csrf,
+            quota: quota.as_ref(),
         };
         let rest = path.strip_prefix(PREFIX).unwrap_or("");
         let segments: Vec<String> = rest.split('/').take(4).map(percent_decode).collect();
@@ -358,6 +432,9 @@ impl Webmail {
             ["cartella", id] => self.folder(user, Some(id), query).await,
             ["messaggio", id] => self.message(user, id).await,
             ["cerca"] => self.search(user, query).await,
+            ["scrivi"] => self.compose(user, query).await,
+            ["verifica"] => self.verify(user, query).await,
+            ["documento"] => self.document(user, query).await,
             ["scarica", blob, name] => self.download(user, blob, name, query).await,
             ["allegato", blob, part, name] => self.inner(user, blob, part, name).await,
             _ => Err(Error::NotFound),
@@ -373,22 +450,18 @@ impl Webmail {
     /// A folder's page (`None`: the inbox).
     async fn folder(&self, user: User<'_>, id: Option<&str>, query: &str) -> Result<Reply> {
         let account = account_id(user.address);
-        let r = self
-            .call(
-                user.address,
-                json!([["Mailbox/get", {"accountId": account}, "m"]]),
-            )
-            .await?;
-        let mailboxes = list(&result(&r[0])?);
+        let mailboxes = self.mailboxes(user.address).await?;
         let mailbox = match id {
             Some(id) => mailboxes.iter().find(|m| m["id"] == id),
             None => mailboxes.iter().find(|m| m["role"] == "inbox"),
         }
         .ok_or(Error::NotFound)?;
-        let position = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "da")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
+        let position = param(query, "da")
+            .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
+        let notice = param(query, "esito")
+            .and_then(|e| OUTCOMES.iter().find(|(k, _)| *k == e))
+            .map(|(_, text)| *text);
         let r = self
             .call(
                 user.address,
@@ -407,18 +480,23 @@ impl Webmail {
         let emails = list(&result(&r[1])?);
         let total = q["total"].as_u64().unwrap_or(0) as usize;
         let position = q["position"].as_u64().unwrap_or(0) as usize;
+        let listing = Listing {
+            emails: &emails,
+            position,
+            total,
+            size: PAGE,
+        };
         Ok(html(
             StatusCode::OK,
-            pages::folder(user, &mailboxes, mailbox, &emails, position, total, PAGE),
+            pages::folder(user, &mailboxes, mailbox, listing, notice),
         ))
     }
 
     /// The search page: messages of every folder whose text holds `q` (newest first, a
     /// page of them); pec-jmap refuses to read too many messages, and the page says so.
     async fn search(&self, user: User<'_>, query: &str) -> Result<Reply> {
-        let text: String = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "q")
-            .map(|(_, v)| v.trim().chars().take(MAX_SEARCH).collect())
+        let text: String = param(query, "q")
+            .map(|v| v.trim().chars().take(MAX_SEARCH).collect())
             .unwrap_or_default();
         let account = account_id(user.address);
         let mut calls = vec![json!(["Mailbox/get", {"accountId": account}, "m"])];
@@ -450,16 +528,14 @@ impl Webmail {
         ))
     }
 
-    /// A message's page; opening it marks it read.
+    /// A message's page; opening an unread message marks it read (a read one is not
+    /// written to again).
     async fn message(&self, user: User<'_>, id: &str) -> Result<Reply> {
         let account = account_id(user.address);
         let r = self
             .call(
                 user.address,
                 json!([
-                    ["Email/set", {"accountId": account,
-                        "update": {id: {"keywords/$seen": true}}}, "s"],
-                    ["Mailbox/get", {"accountId": account}, "m"],
                     ["Email/get", {"accountId": account, "ids": [id],
                         "properties": ["id", "subject", "from", "to", "cc", "receivedAt",
                             "keywords", "pec", "attachments", "textBody", "bodyValues",
@@ -468,11 +544,21 @@ impl Webmail {
                 ]),
             )
             .await?;
-        let mailboxes = list(&result(&r[1])?);
-        let email = list(&result(&r[2])?)
+        let email = list(&result(&r[0])?)
             .into_iter()
             .next()
             .ok_or(Error::NotFound)?;
+        if email["keywords"].get("$seen").is_none() {
+            let r = self
+                .call(
+                    user.address,
+                    json!([["Email/set", {"accountId": account,
+                        "update": {id: {"keywords/$seen": true}}}, "s"]]),
+                )
+                .await?;
+            result(&r[0])?;
+        }
+        let mailboxes = self.mailboxes(user.address).await?;
         let original = self.original(user.address, &email).await?;
         let found = self.receipts(user.address, &email).await?;
         let states = found.as_ref().map(|emails| {
@@ -579,11 +665,10 @@ impl Webmail {
 
     /// A download of an attachment of the original inside `postacert.eml`.
     async fn inner(&self, user: User<'_>, blob: &str, part: &str, name: &str) -> Result<Reply> {
-        let parsed = BlobId::parse(blob).ok_or(Error::NotFound)?;
         let part: u32 = part.parse().map_err(|_| Error::NotFound)?;
-        let bytes = self.blob(user.address, parsed).await?;
-        let (contents, _, media_type) =
-            original::attachment(&bytes, part).ok_or(Error::NotFound)?;
+        let (contents, media_type) = self
+            .attachment_bytes(user.address, blob, Some(part))
+            .await?;
         let query = format!("type={media_type}");
         Ok(attachment(
             contents,
@@ -591,6 +676,112 @@ impl Webmail {
             &pec_jmap::blob::content_type(&query),
         ))
     }
+
+    /// The bytes and media type of an attachment: blob `blob` itself, or (`part` given)
+    /// the attachment `part` of the original that blob is.
+    async fn attachment_bytes(
+        &self,
+        address: &str,
+        blob: &str,
+        part: Option<u32>,
+    ) -> Result<(Vec<u8>, String)> {
+        let parsed = BlobId::parse(blob).ok_or(Error::NotFound)?;
+        let bytes = self.blob(address, parsed).await?;
+        match part {
+            None => Ok((bytes, "application/octet-stream".to_string())),
+            Some(part) => {
+                let (contents, _, media_type) =
+                    original::attachment(&bytes, part).ok_or(Error::NotFound)?;
+                Ok((contents, media_type))
+            }
+        }
+    }
+
+    /// The attachment a `.p7m` query names (`blob`, `parte`, `nome`): its name and bytes.
+    async fn named_attachment(&self, address: &str, query: &str) -> Result<(String, Vec<u8>)> {
+        let blob = param(query, "blob").ok_or(Error::NotFound)?;
+        let part = match param(query, "parte") {
+            Some(p) => Some(p.parse::<u32>().map_err(|_| Error::NotFound)?),
+            None => None,
+        };
+        let name = param(query, "nome").unwrap_or_default();
+        let (bytes, _) = self.attachment_bytes(address, &blob, part).await?;
+        Ok((name, bytes))
+    }
+
+    /// The compose form: empty, or (`rispondi=<id>`, `tutti=1`) a reply to a message.
+    async fn compose(&self, user: User<'_>, query: &str) -> Result<Reply> {
+        let draft = match param(query, "rispondi") {
+            Some(id) => {
+                let all = param(query, "tutti").is_some_and(|t| t == "1");
+                self.reply(user.address, &id, all).await?
+            }
+            None => crate::compose::Draft::default(),
+        };
+        let mailboxes = self.mailboxes(user.address).await?;
+        Ok(html(
+            StatusCode::OK,
+            pages::compose(user, &mailboxes, &draft, None),
+        ))
+    }
+
+    /// The reply to message `id`, quoting its text (an envelope's: its original's).
+    async fn reply(&self, address: &str, id: &str, all: bool) -> Result<crate::compose::Draft> {
+        let r = self
+            .call(
+                address,
+                json!([["Email/get", {"accountId": account_id(address), "ids": [id],
+                    "properties": ["id", "subject", "from", "replyTo", "to", "cc", "messageId",
+                        "pec", "attachments", "textBody", "bodyValues"],
+                    "fetchTextBodyValues": true, "maxBodyValueBytes": MAX_BODY_VALUE}, "g"]]),
+            )
+            .await?;
+        let email = list(&result(&r[0])?)
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound)?;
+        let text = match self.original(address, &email).await? {
+            Some((_, o)) => o.text,
+            None => pages::body_text(&email),
+        };
+        Ok(crate::reply::draft(&email, &text, address, all))
+    }
+
+    /// "Verifica firma" of a `.p7m` attachment.
+    async fn verify(&self, user: User<'_>, query: &str) -> Result<Reply> {
+        let (name, bytes) = self.named_attachment(user.address, query).await?;
+        let mailboxes = self.mailboxes(user.address).await?;
+        let given = name.clone();
+        let verification =
+            tokio::task::spawn_blocking(move || signed::verify(&bytes, &given, chrono::Utc::now()))
+                .await
+                .map_err(|_| Error::Unavailable)?;
+        Ok(html(
+            StatusCode::OK,
+            pages::verification(user, &mailboxes, &name, verification.as_ref(), query),
+        ))
+    }
+
+    /// The document inside a `.p7m` attachment, for download.
+    async fn document(&self, user: User<'_>, query: &str) -> Result<Reply> {
+        let (name, bytes) = self.named_attachment(user.address, query).await?;
+        let opened = tokio::task::spawn_blocking(move || {
+            let content = pec_proto::document::signed_content(&bytes)?;
+            let format = pec_proto::document::sniff(&content);
+            Some((signed::document_name(&name, &format), content))
+        })
+        .await
+        .map_err(|_| Error::Unavailable)?;
+        let (name, content) = opened.ok_or(Error::NotFound)?;
+        Ok(attachment(content, &name, "application/octet-stream"))
+    }
+}
+
+/// The value of parameter `name` of a query string.
+fn param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A file for download: always `attachment`, never run here.

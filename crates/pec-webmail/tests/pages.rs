@@ -2,17 +2,23 @@
 //! both backends: the login form and its CSRF token, cookies, hostile subjects and
 //! addresses escaped, a POST without the session's token refused, logout, idle expiry on
 //! a paused clock, the growing penalty of wrong passwords, and that one user never sees
-//! another's mail.
+//! another's mail; the compose form sent through an access point that records what it
+//! was handed, the quota bar, a read message not written again, and the verification of
+//! a `.p7m` made by the `openssl` command-line tool.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use pec_jmap::{Jmap, Limits, SignerTrust};
+use pec_jmap::submission::{AccessPoint, Pending};
+use pec_jmap::{Jmap, Limits, SignerTrust, Verdict};
 use pec_net::{AuthLimits, Authenticator};
 use pec_proto::smime::SignerCert;
 use pec_store::test_util::{Backend, TestStore};
@@ -24,6 +30,10 @@ const BOB: &str = "bob@pec.example.it";
 const PASSWORD: &str = "correct horse";
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const IDLE: Duration = Duration::from_secs(600);
+/// The largest message the fixture's access point takes (and so the largest form).
+const MAX_MESSAGE: usize = 64 * 1024;
+/// The multipart boundary of the forms the tests send.
+const BOUNDARY: &str = "----modulo7MA4YWxkTrZu0gW";
 
 /// Trusts nobody: these tests hold no signed mail (the e2e test does).
 struct NoTrust;
@@ -34,10 +44,56 @@ impl SignerTrust for NoTrust {
     }
 }
 
+/// One submission the access point was handed.
+#[derive(Debug, Clone)]
+struct Submitted {
+    peer: IpAddr,
+    user: String,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    message: Vec<u8>,
+}
+
+/// An access point that records what it is handed and refuses recipients whose address
+/// starts with `rifiuta`, as the PEC rules would refuse a message.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Submitted>>);
+
+impl AccessPoint for Recorder {
+    fn submit<'a>(
+        &'a self,
+        peer: IpAddr,
+        user: &'a str,
+        mail_from: &'a str,
+        rcpt_to: &'a [String],
+        message: Vec<u8>,
+    ) -> Pending<'a> {
+        Box::pin(async move {
+            self.0.lock().unwrap().push(Submitted {
+                peer,
+                user: user.into(),
+                mail_from: mail_from.into(),
+                rcpt_to: rcpt_to.to_vec(),
+                message,
+            });
+            if rcpt_to.iter().any(|r| r.starts_with("rifiuta")) {
+                Verdict::Refused("Messaggio non accettato: destinatario <non> ammesso".into())
+            } else {
+                Verdict::Accepted(
+                    "Ok: messaggio accettato, identificativo opec1@pec.example.it".into(),
+                )
+            }
+        })
+    }
+}
+
 struct Fixture {
     _store: TestStore,
     store: Arc<dyn Store>,
     webmail: Webmail,
+    access: Arc<Recorder>,
+    /// How many times JMAP said a folder changed (every Email/set says so).
+    changes: Arc<AtomicUsize>,
     /// Current-thread and paused: penalties and idle expiry run on tokio's clock.
     rt: tokio::runtime::Runtime,
 }
@@ -84,15 +140,20 @@ fn fixture(backend: Backend) -> Fixture {
             })
             .unwrap();
     }
+    let access = Arc::new(Recorder::default());
+    let changes = Arc::new(AtomicUsize::new(0));
+    let counter = changes.clone();
     let jmap = Jmap {
         store: store.clone(),
         auth: Arc::new(Authenticator::new(AuthLimits::default())),
         trust: Arc::new(NoTrust),
         limits: Limits::default(),
         public_host: "mail.pec.example.it".into(),
-        changed: Arc::new(|_: &str, _: &str| {}),
+        changed: Arc::new(move |_: &str, _: &str| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }),
         uploads: Arc::default(),
-        access: None,
+        access: Some(access.clone()),
         push: pec_jmap::Push::new(Default::default(), Default::default()),
     };
     let webmail = Webmail::new(
@@ -101,6 +162,7 @@ fn fixture(backend: Backend) -> Fixture {
             max_sessions: 100,
             idle: IDLE,
         },
+        MAX_MESSAGE,
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -111,6 +173,8 @@ fn fixture(backend: Backend) -> Fixture {
         _store: t,
         store,
         webmail,
+        access,
+        changes,
         rt,
     }
 }
@@ -141,6 +205,31 @@ impl Fixture {
             .unwrap();
         self.rt.block_on(async {
             let r = self.webmail.answer(req, peer).await;
+            let status = r.status();
+            let headers = r.headers().clone();
+            let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+            Answer {
+                status,
+                headers,
+                body: String::from_utf8(body).unwrap(),
+            }
+        })
+    }
+
+    /// Sends a `multipart/form-data` body to `path`.
+    fn post_multipart(&self, path: &str, cookie: &str, body: Vec<u8>) -> Answer {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("cookie", cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        self.rt.block_on(async {
+            let r = self.webmail.answer(req, PEER).await;
             let status = r.status();
             let headers = r.headers().clone();
             let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
@@ -185,6 +274,15 @@ impl Fixture {
         let home = self.send("GET", "/webmail/", Some(&session), &[]);
         assert_eq!(home.status, StatusCode::OK, "{}", home.body);
         (session, home.csrf())
+    }
+
+    /// Delivers `raw` into `to`'s inbox; its JMAP id.
+    fn deliver_raw(&self, to: &str, raw: &[u8]) -> String {
+        let d = self
+            .store
+            .deliver(to, "INBOX", raw, &[], 1_800_000_000)
+            .unwrap();
+        format!("e{}_{}", d.uidvalidity, d.uid)
     }
 
     fn deliver(&self, to: &str, from: &str, subject: &str, body: &str) -> String {
@@ -451,7 +549,464 @@ fn search_finds_the_users_messages_only(backend: Backend) {
     assert!(empty.body.contains("Scrivere il testo da cercare."));
 }
 
+/// A compose form: text fields, then files `(name, media type, contents)`.
+fn compose_form(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (name, value) in fields {
+        b.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (file, media_type, contents) in files {
+        b.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"allegati\"; \
+                 filename=\"{file}\"\r\nContent-Type: {media_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        b.extend_from_slice(contents);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+/// The `href` of the first link whose text holds `text`, entities undone.
+fn link(body: &str, text: &str) -> String {
+    let at = body
+        .find(text)
+        .unwrap_or_else(|| panic!("no {text}: {body}"));
+    let start = body[..at].rfind("href=\"").expect("a link") + 6;
+    let end = start + body[start..].find('"').unwrap();
+    body[start..end].replace("&amp;", "&")
+}
+
+fn compose_and_send_through_the_access_point(backend: Backend) {
+    let f = fixture(backend);
+    let (session, csrf) = f.login(ALICE);
+    let form = f.send("GET", "/webmail/scrivi", Some(&session), &[]);
+    assert_eq!(form.status, StatusCode::OK);
+    for label in [
+        "<label for=\"a\">A</label>",
+        "<label for=\"cc\">Cc</label>",
+        "<label for=\"oggetto\">Oggetto</label>",
+        "<label for=\"testo\">Testo</label>",
+        "<label for=\"allegati\">Allegati",
+        "enctype=\"multipart/form-data\"",
+    ] {
+        assert!(form.body.contains(label), "{label}: {}", form.body);
+    }
+    let body = compose_form(
+        &[
+            ("csrf", &csrf),
+            ("a", BOB),
+            ("cc", "carla@pec.altro.it"),
+            ("oggetto", "Delibera n. 12"),
+            ("testo", "In allegato la delibera."),
+        ],
+        &[("delibera.pdf", "application/pdf", b"%PDF-1.7\n%%EOF\n")],
+    );
+    let sent = f.post_multipart("/webmail/invia", &session, body);
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let to = sent.headers["location"].to_str().unwrap().to_string();
+    assert!(to.ends_with("?esito=inviato"), "{to}");
+
+    let handed = f.access.0.lock().unwrap().clone();
+    assert_eq!(handed.len(), 1);
+    let s = &handed[0];
+    assert_eq!(
+        s.peer, PEER,
+        "the browser's address reaches the access point"
+    );
+    assert_eq!((s.user.as_str(), s.mail_from.as_str()), (ALICE, ALICE));
+    assert_eq!(s.rcpt_to, [BOB, "carla@pec.altro.it"]);
+    let m = mail_parser::MessageParser::default()
+        .parse(&s.message)
+        .unwrap();
+    assert_eq!(m.subject(), Some("Delibera n. 12"));
+    assert_eq!(
+        m.attachment(0).map(|a| a.contents()),
+        Some(&b"%PDF-1.7\n%%EOF\n"[..])
+    );
+
+    // "Posta inviata" holds the copy, read, and the page says the message was accepted.
+    let folder = f.send("GET", &to, Some(&session), &[]);
+    assert!(
+        folder.body.contains("<h1>Posta inviata</h1>"),
+        "{}",
+        folder.body
+    );
+    assert!(folder.body.contains("Delibera n. 12"), "{}", folder.body);
+    assert!(folder.body.contains(
+        "role=\"status\">Messaggio accettato dal gestore: la ricevuta di accettazione è in arrivo."
+    ));
+    assert!(
+        !folder.body.contains("class=\"nonletto\""),
+        "the copy is read"
+    );
+    // The outcome is one of the fixed texts: a link cannot make the page say more.
+    let spoof = to.replace("esito=inviato", "esito=Vinto%20un%20premio");
+    let spoofed = f.send("GET", &spoof, Some(&session), &[]);
+    assert!(!spoofed.body.contains("role=\"status\"") && !spoofed.body.contains("premio"));
+}
+
+fn compose_refusals_are_said_and_forged_forms_do_nothing(backend: Backend) {
+    let f = fixture(backend);
+    let (session, csrf) = f.login(ALICE);
+    let fields = |token: &str, to: &str| {
+        compose_form(
+            &[
+                ("csrf", token),
+                ("a", to),
+                ("oggetto", "Prova <1>"),
+                ("testo", "t"),
+            ],
+            &[],
+        )
+    };
+    // Without the session's token nothing is sent, whatever the form says.
+    for bad in ["", "0000", &"0".repeat(64)] {
+        let a = f.post_multipart("/webmail/invia", &session, fields(bad, BOB));
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{bad}");
+        assert!(
+            a.body
+                .contains("Il modulo non proviene da questa sessione.")
+        );
+    }
+    // Nor without a session.
+    let a = f.post_multipart("/webmail/invia", "pecwm=nessuna", fields(&csrf, BOB));
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(f.access.0.lock().unwrap().is_empty());
+
+    // An invalid address: the form again, filled in, with the reason.
+    let a = f.post_multipart("/webmail/invia", &session, fields(&csrf, "bob, x@y"));
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body
+            .contains("role=\"alert\">Indirizzo non valido: bob</p>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("value=\"Prova &lt;1&gt;\""), "{}", a.body);
+    assert!(f.access.0.lock().unwrap().is_empty());
+
+    // Refused by the access point: its reason, in Italian, escaped.
+    let a = f.post_multipart(
+        "/webmail/invia",
+        &session,
+        fields(&csrf, "rifiuta@pec.example.it"),
+    );
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        a.body.contains(
+            "Il gestore non ha accettato il messaggio. Messaggio non accettato: \
+             destinatario &lt;non&gt; ammesso."
+        ),
+        "{}",
+        a.body
+    );
+    assert_eq!(f.access.0.lock().unwrap().len(), 1);
+    let home = f.send("GET", "/webmail/", Some(&session), &[]);
+    let sent = f.send(
+        "GET",
+        &link(&home.body, "Posta inviata</a>"),
+        Some(&session),
+        &[],
+    );
+    assert!(
+        sent.body.contains("<h1>Posta inviata</h1>"),
+        "{}",
+        sent.body
+    );
+    assert!(sent.body.contains("Nessun messaggio."), "{}", sent.body);
+
+    // Larger than the submission limit: refused before anything is read into a message.
+    let big = vec![b'x'; MAX_MESSAGE];
+    let body = compose_form(
+        &[("csrf", &csrf), ("a", BOB)],
+        &[("grande.bin", "application/octet-stream", &big)],
+    );
+    let a = f.post_multipart("/webmail/invia", &session, body);
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body.contains(&format!(
+            "Il messaggio con i suoi allegati supera i {MAX_MESSAGE} byte ammessi."
+        )),
+        "{}",
+        a.body
+    );
+    assert_eq!(f.access.0.lock().unwrap().len(), 1);
+}
+
+fn the_quota_bar_says_the_space_used(backend: Backend) {
+    let f = fixture(backend);
+    f.store.set_quota(ALICE, 10 * 1024 * 1024).unwrap();
+    f.deliver(ALICE, BOB, "Pesante", &"x".repeat(300 * 1024));
+    let used = f.store.usage(ALICE).unwrap().used;
+    let (session, _) = f.login(ALICE);
+    let home = f.send("GET", "/webmail/", Some(&session), &[]);
+    let expected = format!(
+        "Casella: {} di 10,0 MiB (2%)",
+        pec_webmail::pages::size(used)
+    );
+    assert!(home.body.contains(&expected), "{expected}: {}", home.body);
+    assert!(
+        home.body
+            .contains("<meter aria-labelledby=\"spazio-casella\" min=\"0\" max=\"10485760\"")
+    );
+    assert!(
+        home.body.contains(&format!("value=\"{used}\"")),
+        "{}",
+        home.body
+    );
+    let archive = f.store.archive_usage(ALICE).unwrap();
+    assert!(
+        home.body.contains(&format!(
+            "Archivio di sicurezza: {} di {}",
+            pec_webmail::pages::size(archive.used),
+            pec_webmail::pages::size(archive.quota)
+        )),
+        "{}",
+        home.body
+    );
+}
+
+fn opening_a_read_message_writes_nothing(backend: Backend) {
+    let f = fixture(backend);
+    let id = f.deliver(ALICE, BOB, "Da leggere", "testo");
+    let (session, _) = f.login(ALICE);
+    let before = f.changes.load(Ordering::SeqCst);
+    let path = format!("/webmail/messaggio/{id}");
+    assert_eq!(
+        f.send("GET", &path, Some(&session), &[]).status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.changes.load(Ordering::SeqCst),
+        before + 1,
+        "marked read once"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            f.send("GET", &path, Some(&session), &[]).status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        f.changes.load(Ordering::SeqCst),
+        before + 1,
+        "no Email/set for a message already read"
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the openssl command-line tool");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `contents` signed by `openssl cms -sign -nodetach` with a fresh self-signed
+/// certificate for "Mario Rossi".
+fn p7m(contents: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Mario Rossi/O=Comune di Prova",
+        ],
+    );
+    std::fs::write(d.join("doc.pdf"), contents).unwrap();
+    openssl(
+        d,
+        &[
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-binary",
+            "-signer",
+            "cert.pem",
+            "-inkey",
+            "key.pem",
+            "-outform",
+            "DER",
+            "-in",
+            "doc.pdf",
+            "-out",
+            "doc.pdf.p7m",
+        ],
+    );
+    std::fs::read(d.join("doc.pdf.p7m")).unwrap()
+}
+
+fn a_p7m_attachment_is_verified_and_opened(backend: Backend) {
+    use base64::Engine;
+    const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n";
+    let f = fixture(backend);
+    let signed = p7m(PDF);
+    let mut tampered = signed.clone();
+    let at = tampered.windows(7).position(|w| w == b"Catalog").unwrap();
+    tampered[at] = b'K';
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let raw = format!(
+        "From: {BOB}\r\nTo: {ALICE}\r\nSubject: Delibera firmata\r\nMessage-ID: <p7m@test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nIn allegato.\r\n--b\r\n\
+         Content-Type: application/pkcs7-mime; name=\"delibera.pdf.p7m\"\r\n\
+         Content-Disposition: attachment; filename=\"delibera.pdf.p7m\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b\r\n\
+         Content-Type: application/octet-stream; name=\"alterata.pdf.p7m\"\r\n\
+         Content-Disposition: attachment; filename=\"alterata.pdf.p7m\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        b64(&signed),
+        b64(&tampered)
+    );
+    let id = f.deliver_raw(ALICE, raw.as_bytes());
+    let (session, _) = f.login(ALICE);
+    let page = f.send(
+        "GET",
+        &format!("/webmail/messaggio/{id}"),
+        Some(&session),
+        &[],
+    );
+    let verify = link(
+        &page.body,
+        "Verifica firma<span class=\"nascosto\"> di delibera.pdf.p7m",
+    );
+    let v = f.send("GET", &verify, Some(&session), &[]);
+    assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+    for fact in [
+        "<span class=\"badge ok\">Firma integra</span>",
+        "<dt>Firmatario</dt><dd>",
+        "Mario Rossi",
+        "<dt>Certificato valido alla data della firma</dt><dd>sì</dd>",
+        "<dt>Certificato valido oggi</dt><dd>sì</dd>",
+        "<dt>Formato</dt><dd>PDF</dd>",
+    ] {
+        assert!(v.body.contains(fact), "{fact}: {}", v.body);
+    }
+    let document = f.send(
+        "GET",
+        &link(&v.body, "Scarica il documento"),
+        Some(&session),
+        &[],
+    );
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(document.body.as_bytes(), PDF);
+    assert_eq!(
+        document.headers["content-disposition"],
+        "attachment; filename=\"delibera.pdf\""
+    );
+
+    let verify = link(
+        &page.body,
+        "Verifica firma<span class=\"nascosto\"> di alterata.pdf.p7m",
+    );
+    let v = f.send("GET", &verify, Some(&session), &[]);
+    assert!(
+        v.body.contains("<span class=\"badge ko\">Firma non valida: il documento non corrisponde alla firma</span>"),
+        "{}",
+        v.body
+    );
+    // Another user cannot verify (nor read) Alice's attachment.
+    let (bob, _) = f.login(BOB);
+    assert_eq!(
+        f.send("GET", &verify, Some(&bob), &[]).status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+fn a_reply_is_filled_in_and_answers_the_message(backend: Backend) {
+    let f = fixture(backend);
+    let raw = format!(
+        "From: Bob <{BOB}>\r\nTo: {ALICE}, carla@pec.altro.it\r\nSubject: Convocazione\r\n\
+         Message-ID: <convocazione-1@pec.example.it>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nLunedì alle 9.\r\n"
+    );
+    let id = f.deliver_raw(ALICE, raw.as_bytes());
+    let (session, csrf) = f.login(ALICE);
+    let page = f.send(
+        "GET",
+        &format!("/webmail/messaggio/{id}"),
+        Some(&session),
+        &[],
+    );
+    let all = f.send(
+        "GET",
+        &link(&page.body, ">Rispondi a tutti<"),
+        Some(&session),
+        &[],
+    );
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    for fact in [
+        &format!(
+            "id=\"a\" name=\"a\" type=\"text\" required autocomplete=\"email\" aria-describedby=\"aiuto-destinatari\" maxlength=\"16000\" value=\"{BOB}\""
+        ),
+        "maxlength=\"16000\" value=\"carla@pec.altro.it\"",
+        "value=\"Re: Convocazione\"",
+        "name=\"in-risposta-a\" value=\"convocazione-1@pec.example.it\"",
+        "&gt; Lunedì alle 9.",
+    ] {
+        assert!(all.body.contains(fact), "{fact}: {}", all.body);
+    }
+    let one = f.send("GET", &link(&page.body, ">Rispondi<"), Some(&session), &[]);
+    assert!(
+        one.body.contains("maxlength=\"16000\" value=\"\""),
+        "no Cc: {}",
+        one.body
+    );
+    let body = compose_form(
+        &[
+            ("csrf", &csrf),
+            ("in-risposta-a", "convocazione-1@pec.example.it"),
+            ("a", BOB),
+            ("oggetto", "Re: Convocazione"),
+            ("testo", "Confermo."),
+        ],
+        &[],
+    );
+    let sent = f.post_multipart("/webmail/invia", &session, body);
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let handed = f.access.0.lock().unwrap().clone();
+    let m = mail_parser::MessageParser::default()
+        .parse(&handed[0].message)
+        .unwrap();
+    assert_eq!(
+        m.in_reply_to().as_text(),
+        Some("convocazione-1@pec.example.it")
+    );
+}
+
 backend_tests!(
+    a_reply_is_filled_in_and_answers_the_message,
+    compose_and_send_through_the_access_point,
+    compose_refusals_are_said_and_forged_forms_do_nothing,
+    the_quota_bar_says_the_space_used,
+    opening_a_read_message_writes_nothing,
+    a_p7m_attachment_is_verified_and_opened,
     search_finds_the_users_messages_only,
     login_form_cookies_and_logout,
     hostile_subjects_and_addresses_are_escaped,
