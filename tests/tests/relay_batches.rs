@@ -16,22 +16,26 @@ const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
 const MESSAGES: usize = 24;
 
+/// Lines of filler in each message: ≈ 16 KB, so that an envelope is 18–30 KB (base64 or
+/// not, with its signature).
+const FILLER_LINES: usize = 200;
+
+/// Client bytes after which the proxy cuts a session: past the TLS handshake and one
+/// envelope, short of two.
+const CUT_AFTER: usize = 36_000;
+
 /// A TCP proxy in front of beta's MX. Until `target` is set it closes every connection at
 /// once (a failed relay attempt); then it passes bytes both ways, and cuts the first
-/// connection on which the client sends a second `BDAT` right after passing that on: the
-/// server may take that transaction, its reply never arrives.
+/// connection on which the client has sent more than [`CUT_AFTER`] bytes, right after
+/// passing them on. The session is under TLS, so the proxy counts bytes: each message is
+/// big enough that the first transaction of a session stays under the mark and the
+/// second (pipelined) one crosses it. The server may take that transaction; its reply
+/// never arrives.
 struct Cutter {
     port: u16,
     target: Arc<OnceLock<SocketAddr>>,
     cuts: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
-}
-
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
 }
 
 async fn cutter() -> Cutter {
@@ -59,7 +63,7 @@ async fn cutter() -> Cutter {
                 let down = tokio::spawn(async move {
                     let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
                 });
-                let (mut buf, mut tail, mut bdats) = (vec![0; 65536], Vec::new(), 0);
+                let (mut buf, mut sent) = (vec![0; 65536], 0);
                 loop {
                     let n = match from_client.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
@@ -68,10 +72,8 @@ async fn cutter() -> Cutter {
                     if to_server.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
-                    tail.extend_from_slice(&buf[..n]);
-                    bdats += count(&tail, b"BDAT ");
-                    tail.drain(..tail.len().saturating_sub(4));
-                    if bdats >= 2
+                    sent += n;
+                    if sent > CUT_AFTER
                         && cuts
                             .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
                             .is_ok()
@@ -95,7 +97,7 @@ async fn cutter() -> Cutter {
 fn submit_all(port: u16, ca: &std::path::Path) {
     let script = r#"
 import smtplib, ssl, sys
-port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, ca, n, filler = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 ctx = ssl.create_default_context(cafile=ca)
 ctx.check_hostname = False
 s = smtplib.SMTP_SSL("127.0.0.1", port, context=ctx, timeout=60)
@@ -103,7 +105,8 @@ s.login("mario.rossi@pec.alfa.test", "secret-mario.rossi")
 for i in range(n):
     msg = ("From: Mario Rossi <mario.rossi@pec.alfa.test>\r\n"
            "To: anna.bianchi@pec.beta.test\r\n"
-           f"Subject: Lotto {i}\r\nMessage-ID: <lotto-{i}@client.test>\r\n\r\nPratica {i}.\r\n")
+           f"Subject: Lotto {i}\r\nMessage-ID: <lotto-{i}@client.test>\r\n\r\nPratica {i}.\r\n"
+           + ("x" * 76 + "\r\n") * filler)
     s.sendmail("mario.rossi@pec.alfa.test", ["anna.bianchi@pec.beta.test"], msg.encode())
 s.quit()
 "#;
@@ -113,6 +116,7 @@ s.quit()
             &port.to_string(),
             &ca.display().to_string(),
             &MESSAGES.to_string(),
+            &FILLER_LINES.to_string(),
         ],
         &[],
         b"",
@@ -150,7 +154,7 @@ async fn a_session_cut_mid_batch_loses_nothing_and_doubles_nothing() {
     assert_eq!(cut.connections.load(Ordering::SeqCst), 0);
 
     // Beta reachable: all of them are due at once, so they go in batches; one session is
-    // cut after its second transaction went out. Retries follow as the clock moves on.
+    // cut in its second transaction. Retries follow as the clock moves on.
     cut.target
         .set(SocketAddr::from(([127, 0, 0, 1], beta.mx_port)))
         .unwrap();

@@ -1024,6 +1024,13 @@ async fn postfix(
 ) -> anyhow::Result<f64> {
     let script = postfix_script().context("interop/postfix.sh not found")?;
     let pdir = dir.join("postfix");
+    // Postfix's daemons run as `postfix` and must reach their queue under the bench's
+    // private (0700) directory: let them traverse it, not list it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .context("cannot open the bench directory to postfix")?;
+    }
     // Below the ephemeral range, where outgoing connections cannot take it first.
     let port = pec_store::test_util::free_port();
     progress("starting postfix...");
