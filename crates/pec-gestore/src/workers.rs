@@ -286,7 +286,7 @@ impl<S: Scanner> Gestore<S> {
         } else {
             &relays.ordinary
         };
-        let mut results: Vec<Option<Vec<(String, Result<(), Reply>)>>> = vec![None; items.len()];
+        let mut results = vec![None; items.len()];
         let mut last = vec![Reply::new(451, "4.4.1", "nessun server raggiungibile"); items.len()];
         let mut pending: Vec<usize> = (0..items.len()).collect();
         for t in targets {
