@@ -131,7 +131,7 @@ impl Lab {
     }
 
     /// As [`Lab::start`], with extra static routes (domain, port on loopback), e.g. to an
-    /// ordinary mail server.
+    /// ordinary mail server; a route for a lab domain replaces the lab's own.
     pub async fn start_with_routes(
         specs: Vec<NodeSpec>,
         extra_index: &[(&str, &[&str])],
@@ -171,7 +171,12 @@ impl Lab {
             routes.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
         }
         for (s, p) in specs.iter().zip(&ports) {
-            for d in s.domains {
+            // An extra route for a lab domain replaces the lab's own (e.g. through a proxy).
+            for d in s
+                .domains
+                .iter()
+                .filter(|d| !extra_routes.iter().any(|(e, _)| e == *d))
+            {
                 routes.push_str(&format!("\"{d}\" = \"127.0.0.1:{}\"\n", p[1]));
             }
         }

@@ -47,6 +47,9 @@ pub struct Settings {
     pub retry_max_secs: i64,
     /// How long a queued message is tried before it fails (24 h by law).
     pub queue_lifetime_secs: i64,
+    /// Queue entries for one remote domain sent at most over one relay session back to
+    /// back (see [`crate::workers::RELAY_BATCH`]); 1 sends each on its own.
+    pub relay_batch: usize,
     /// The protocol offices and their document policies.
     pub protocol_offices: Vec<crate::protocol::ProtocolOffice>,
 }
@@ -60,6 +63,7 @@ impl Default for Settings {
             retry_base_secs: 60,
             retry_max_secs: 3600,
             queue_lifetime_secs: DAY,
+            relay_batch: crate::workers::RELAY_BATCH,
             protocol_offices: Vec::new(),
         }
     }

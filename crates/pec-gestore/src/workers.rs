@@ -7,7 +7,7 @@ use std::time::Duration;
 use pec_proto::build::{Notice, Transaction};
 use pec_proto::classify::classify;
 use pec_proto::daticert::{Errore, TipoDestinatario};
-use pec_smtp::{RecipientStatus, Relay, Reply};
+use pec_smtp::{DeliveryOutcome, Outgoing, RecipientStatus, Relay, Reply};
 use pec_store::{
     Batch, DueNotice, EffectKey, NoticeKind, NoticeSentUpdate, Outcome as TimerOutcome,
     OutcomeUpdate, QueueEntry,
@@ -29,6 +29,11 @@ pub const QUEUE_BATCH: usize = 256;
 /// stay under a peer's per-address connection limit (20 by default).
 pub const QUEUE_CONCURRENCY: usize = 32;
 
+/// Queue entries for one remote domain sent at most over one relay session back to back
+/// (see [`Relay::deliver_batch`]), by default: each is still decided and recorded on its
+/// own.
+pub const RELAY_BATCH: usize = 16;
+
 /// How often the workers look for due work when nothing wakes them.
 pub const TICK: Duration = Duration::from_millis(500);
 
@@ -43,8 +48,9 @@ pub struct Relays {
 }
 
 impl<S: Scanner> Gestore<S> {
-    /// One pass over the due queue entries, [`QUEUE_CONCURRENCY`] at a time (so that
-    /// their durable steps share group commits); returns how many were handled.
+    /// One pass over the due queue entries, [`QUEUE_CONCURRENCY`] tasks at a time (so that
+    /// their durable steps share group commits); returns how many were handled. Entries
+    /// for the same remote domain go in batches over relay sessions (see [`Self::plan`]).
     pub async fn run_queue_once(self: &Arc<Self>, relays: &Relays) -> usize {
         let now = self.now().timestamp();
         let due = match crate::service::blocking(|| self.store.queue_due(now, QUEUE_BATCH)) {
@@ -55,15 +61,23 @@ impl<S: Scanner> Gestore<S> {
             }
         };
         let n = due.len();
+        let work = crate::service::blocking(|| self.plan(due, relays));
         let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
         let mut tasks = JoinSet::new();
-        for entry in due {
+        for mut unit in work {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
             };
             let (g, relays) = (self.clone(), relays.clone());
             tasks.spawn(async move {
-                g.relay_entry(&relays, entry).await;
+                match unit.len() {
+                    1 => {
+                        if let Some(entry) = unit.pop() {
+                            g.relay_entry(&relays, entry).await;
+                        }
+                    }
+                    _ => g.relay_batch(&relays, unit).await,
+                }
                 drop(slot);
             });
         }
@@ -75,23 +89,93 @@ impl<S: Scanner> Gestore<S> {
         n
     }
 
-    async fn relay_entry(&self, relays: &Relays, entry: QueueEntry) {
-        let now = self.now().timestamp();
-        let bytes = match crate::service::blocking(|| self.store.read_blob(&entry.hash)) {
+    /// Splits the due entries into units of work: each entry for the access point or a
+    /// domain of ours alone; those for each remote domain in batches of at most
+    /// `settings.relay_batch`, over as many batches as the relay keeps sessions per destination
+    /// (so that a short queue still uses them all).
+    fn plan(&self, due: Vec<QueueEntry>, relays: &Relays) -> Vec<Vec<QueueEntry>> {
+        let Ok(hosted) = self.hosted_domains() else {
+            // Each entry finds out on its own, and is retried.
+            return due.into_iter().map(|e| vec![e]).collect();
+        };
+        let mut work = Vec::new();
+        let mut remote: Vec<(String, Vec<QueueEntry>)> = Vec::new();
+        for entry in due {
+            let domain = entry.domain.trim().to_ascii_lowercase();
+            if entry.domain == ACCESS_POINT || hosted.contains(&domain) {
+                work.push(vec![entry]);
+            } else if let Some((_, entries)) = remote.iter_mut().find(|(d, _)| *d == domain) {
+                entries.push(entry);
+            } else {
+                remote.push((domain, vec![entry]));
+            }
+        }
+        let (sessions, most) = (relays.pec.pool.per_destination(), self.settings.relay_batch);
+        for (_, entries) in remote {
+            let parts = entries
+                .len()
+                .div_ceil(most.max(1))
+                .max(entries.len().min(sessions));
+            let mut batches: Vec<Vec<QueueEntry>> = (0..parts).map(|_| Vec::new()).collect();
+            for (i, entry) in entries.into_iter().enumerate() {
+                batches[i % parts].push(entry);
+            }
+            work.extend(batches);
+        }
+        work
+    }
+
+    /// The message of a queue entry, or `None` when there is nothing to send: unreadable
+    /// (left for the next pass) or past the queue lifetime (failed).
+    fn load(&self, entry: &QueueEntry) -> Option<Vec<u8>> {
+        let bytes = match self.store.read_blob(&entry.hash) {
             Ok(b) => b,
             Err(e) => {
                 warn!(id = entry.id, "queued message unreadable: {e}");
-                return;
+                return None;
             }
         };
-        if entry.is_expired(now) {
+        if entry.is_expired(self.now().timestamp()) {
             // The 24 h notices of PEC recipients come from their timers.
             warn!(id = entry.id, domain = %entry.domain, "gave up after the queue lifetime");
-            if let Err(e) = crate::service::blocking(|| self.store.queue_fail(entry.id)) {
+            if let Err(e) = self.store.queue_fail(entry.id) {
                 warn!("cannot fail queue entry {}: {e}", entry.id);
             }
-            return;
+            return None;
         }
+        Some(bytes)
+    }
+
+    /// Relays a batch of entries for one remote domain over one session per target, then
+    /// records each outcome on its own (in parallel, so that they share group commits).
+    async fn relay_batch(self: &Arc<Self>, relays: &Relays, unit: Vec<QueueEntry>) {
+        let ready: Vec<(QueueEntry, Vec<u8>)> = crate::service::blocking(|| {
+            unit.into_iter()
+                .filter_map(|entry| self.load(&entry).map(|bytes| (entry, bytes)))
+                .collect()
+        });
+        let Some(domain) = ready.first().map(|(e, _)| e.domain.clone()) else {
+            return;
+        };
+        let items: Vec<(&QueueEntry, &[u8])> =
+            ready.iter().map(|(e, b)| (e, b.as_slice())).collect();
+        let results = self.relay_remote(relays, &domain, &items).await;
+        let mut settles = JoinSet::new();
+        for ((entry, bytes), results) in ready.into_iter().zip(results) {
+            let g = Arc::clone(self);
+            settles.spawn_blocking(move || g.settle(entry, &bytes, results));
+        }
+        while let Some(r) = settles.join_next().await {
+            if let Err(e) = r {
+                warn!("recording a relay outcome failed: {e}");
+            }
+        }
+    }
+
+    async fn relay_entry(&self, relays: &Relays, entry: QueueEntry) {
+        let Some(bytes) = crate::service::blocking(|| self.load(&entry)) else {
+            return;
+        };
         if entry.domain == ACCESS_POINT {
             self.submit_entry(entry, bytes).await;
             return;
@@ -132,7 +216,10 @@ impl<S: Scanner> Gestore<S> {
                 .map(|t| (t.clone(), Err(reply.clone())))
                 .collect()
         } else {
-            self.relay_remote(relays, &entry, &bytes).await
+            self.relay_remote(relays, &entry.domain, &[(&entry, &bytes)])
+                .await
+                .pop()
+                .unwrap_or_default()
         };
         crate::service::blocking(|| self.settle(entry, &bytes, results));
     }
@@ -166,63 +253,81 @@ impl<S: Scanner> Gestore<S> {
         crate::service::blocking(|| self.settle(entry, &bytes, results));
     }
 
-    /// Relays to the domain's targets in order until one takes the transaction; the
-    /// outcome per recipient.
+    /// Relays `items` (entries for `domain` and their messages) to the domain's targets in
+    /// order, each entry until one target takes its transaction; the outcome per recipient
+    /// of each entry, in the order given.
     async fn relay_remote(
         &self,
         relays: &Relays,
-        entry: &QueueEntry,
-        bytes: &[u8],
-    ) -> Vec<(String, Result<(), Reply>)> {
-        let all = |reply: Reply| -> Vec<(String, Result<(), Reply>)> {
+        domain: &str,
+        items: &[(&QueueEntry, &[u8])],
+    ) -> Vec<Vec<(String, Result<(), Reply>)>> {
+        let all = |entry: &QueueEntry, reply: &Reply| -> Vec<(String, Result<(), Reply>)> {
             entry
                 .rcpt_to
                 .iter()
                 .map(|t| (t.clone(), Err(reply.clone())))
                 .collect()
         };
-        let targets = match self.router.targets(&entry.domain).await {
+        let every = |reply: Reply| items.iter().map(|(e, _)| all(e, &reply)).collect();
+        let targets = match self.router.targets(domain).await {
             Ok(t) => t,
             Err(RouteError::NoDomain(d)) => {
-                return all(Reply::new(
+                return every(Reply::new(
                     550,
                     "5.1.2",
                     format!("dominio {d} non raggiungibile"),
                 ));
             }
-            Err(e) => return all(Reply::new(451, "4.4.3", e.to_string())),
+            Err(e) => return every(Reply::new(451, "4.4.3", e.to_string())),
         };
-        let relay = if self.id.trust().index.by_domain(&entry.domain).is_some() {
+        let relay = if self.id.trust().index.by_domain(domain).is_some() {
             &relays.pec
         } else {
             &relays.ordinary
         };
-        let mut last = Reply::new(451, "4.4.1", "nessun server raggiungibile");
+        let mut results = vec![None; items.len()];
+        let mut last = vec![Reply::new(451, "4.4.1", "nessun server raggiungibile"); items.len()];
+        let mut pending: Vec<usize> = (0..items.len()).collect();
         for t in targets {
-            match relay
-                .deliver_to(&t.connect, &t.name, &entry.mail_from, &entry.rcpt_to, bytes)
-                .await
-            {
-                Ok(outcome) => {
-                    return outcome
-                        .recipients
-                        .into_iter()
-                        .map(|o| match o.status {
-                            RecipientStatus::Accepted => (o.rcpt, Ok(())),
-                            RecipientStatus::TemporaryFailure(r)
-                            | RecipientStatus::PermanentFailure(r) => (o.rcpt, Err(r)),
-                        })
-                        .collect();
-                }
-                // A server that refuses the whole transaction permanently decides for all.
-                Err(e) if !e.is_temporary() => return all(Reply::new(554, "5.4.0", e.to_string())),
-                Err(e) => {
-                    warn!(target = %t.connect, "relay attempt failed: {e}");
-                    last = Reply::new(451, "4.4.1", e.to_string());
+            if pending.is_empty() {
+                break;
+            }
+            let batch: Vec<Outgoing> = pending
+                .iter()
+                .map(|&i| Outgoing {
+                    mail_from: &items[i].0.mail_from,
+                    rcpt_to: &items[i].0.rcpt_to,
+                    message: items[i].1,
+                })
+                .collect();
+            let outcomes = relay.deliver_batch(&t.connect, &t.name, &batch).await;
+            let mut failed = Vec::new();
+            for (i, outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(outcome) => results[i] = Some(per_recipient(outcome)),
+                    // A server that refuses the whole transaction permanently decides for all.
+                    Err(e) if !e.is_temporary() => {
+                        results[i] =
+                            Some(all(items[i].0, &Reply::new(554, "5.4.0", e.to_string())));
+                    }
+                    Err(e) => {
+                        last[i] = Reply::new(451, "4.4.1", e.to_string());
+                        failed.push(i);
+                    }
                 }
             }
+            if let Some(&i) = failed.first() {
+                warn!(target = %t.connect, failed = failed.len(), "relay attempt failed: {}", last[i].text);
+            }
+            pending = failed;
         }
-        all(last)
+        results
+            .into_iter()
+            .zip(last)
+            .zip(items)
+            .map(|((r, last), (entry, _))| r.unwrap_or_else(|| all(entry, &last)))
+            .collect()
     }
 
     /// Records a delivery attempt: done, retried later for temporary failures, or given up
@@ -431,6 +536,20 @@ impl<S: Scanner> Gestore<S> {
         }
         Ok(())
     }
+}
+
+/// The outcome of a transaction per recipient: taken, or the reply that refused it.
+fn per_recipient(outcome: DeliveryOutcome) -> Vec<(String, Result<(), Reply>)> {
+    outcome
+        .recipients
+        .into_iter()
+        .map(|o| match o.status {
+            RecipientStatus::Accepted => (o.rcpt, Ok(())),
+            RecipientStatus::TemporaryFailure(r) | RecipientStatus::PermanentFailure(r) => {
+                (o.rcpt, Err(r))
+            }
+        })
+        .collect()
 }
 
 /// How long the legal log, the security archive and the virus store keep records

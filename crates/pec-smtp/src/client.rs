@@ -39,6 +39,87 @@ fn lost(e: &Error) -> bool {
     }
 }
 
+/// True for a `421` at the greeting: the server refuses one more connection now (its
+/// limit per client address, or shutting down).
+fn at_peer_limit(e: &Error) -> bool {
+    matches!(e, Error::Rejected { stage: "greeting", reply } if reply.code == 421)
+}
+
+/// True when a transaction's failure leaves the session unusable for the next one: all but
+/// a refused sender or a message that could not be sent at all.
+fn breaks(e: &Error) -> bool {
+    match e {
+        Error::Rejected { stage, reply } => *stage != "MAIL FROM" || reply.code == 421,
+        Error::InvalidAddress(_) | Error::EightBitUnsupported => false,
+        _ => true,
+    }
+}
+
+/// True when the server announced (`421`) that it is closing the session.
+fn closing(outcome: &DeliveryOutcome) -> bool {
+    outcome
+        .data_reply
+        .iter()
+        .chain(outcome.recipients.iter().filter_map(|r| match &r.status {
+            RecipientStatus::Accepted => None,
+            RecipientStatus::TemporaryFailure(reply) | RecipientStatus::PermanentFailure(reply) => {
+                Some(reply)
+            }
+        }))
+        .any(|reply| reply.code == 421)
+}
+
+/// Whether the session may serve the next transaction after this result.
+fn keeps(result: &Result<DeliveryOutcome, Error>) -> bool {
+    match result {
+        Ok(outcome) => !closing(outcome),
+        Err(e) => !breaks(e),
+    }
+}
+
+/// The `MAIL FROM` command for `o` on a session with these extensions: `SIZE` when
+/// offered, `BODY=8BITMIME` for 8-bit content (refused when the server lacks 8BITMIME).
+fn mail_command(ehlo: &EhloResponse<String>, o: &Outgoing<'_>) -> Result<String, Error> {
+    let mut mail = format!("MAIL FROM:<{}>", o.mail_from);
+    if ehlo.capabilities & EXT_SIZE != 0 {
+        mail.push_str(&format!(" SIZE={}", o.message.len()));
+    }
+    if !o.message.is_ascii() {
+        if ehlo.capabilities & EXT_8BIT_MIME == 0 {
+            return Err(Error::EightBitUnsupported);
+        }
+        mail.push_str(" BODY=8BITMIME");
+    }
+    mail.push_str("\r\n");
+    Ok(mail)
+}
+
+/// One message for the relay: the envelope and the content, as [`Relay::deliver_batch`]
+/// takes several of them to one server.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The reverse path, without angle brackets.
+    pub mail_from: &'a str,
+    /// The forward paths, without angle brackets.
+    pub rcpt_to: &'a [String],
+    /// The content, sent unaltered (dot-stuffed only on the way when DATA is used).
+    pub message: &'a [u8],
+}
+
+impl Outgoing<'_> {
+    /// Refuses an address that cannot be written into an SMTP command.
+    fn check(&self) -> Result<(), Error> {
+        let bad = |a: &str| a.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'<' | b'>'));
+        match std::iter::once(self.mail_from)
+            .chain(self.rcpt_to.iter().map(String::as_str))
+            .find(|a| bad(a))
+        {
+            Some(address) => Err(Error::InvalidAddress(address.to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How the relay client uses TLS. PEC traffic between gestori must be encrypted (spec
 /// §8.3), ordinary Internet mail may fall back to plaintext.
 #[derive(Clone)]
@@ -253,58 +334,269 @@ impl Relay {
         rcpt_to: &[String],
         message: &[u8],
     ) -> Result<DeliveryOutcome, Error> {
-        let bad = |a: &str| a.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'<' | b'>'));
-        if let Some(address) = std::iter::once(mail_from)
-            .chain(rcpt_to.iter().map(String::as_str))
-            .find(|a| bad(a))
-        {
-            return Err(Error::InvalidAddress(address.to_owned()));
-        }
-        let destination = (
-            connect_to.to_owned(),
-            server_name.to_owned(),
-            self.tls.tag(),
-        );
-        let mut lease = self.pool.lease(destination).await?;
-        if let Some(mut session) = lease.reused.take() {
-            match self
-                .transaction(&mut session, true, mail_from, rcpt_to, message)
-                .await
-            {
-                Ok(outcome) => return Ok(self.finish(lease, session, outcome)),
-                // The server dropped the session before taking anything: a new one may
-                // work, and nobody got the message yet.
-                Err(e) if !session.conn.content_sent && lost(&e) => {
-                    debug!(
-                        server = server_name,
-                        "reused session lost ({e}), opening a new one"
-                    );
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let mut session = self.open(connect_to, server_name).await?;
-        let outcome = self
-            .transaction(&mut session, false, mail_from, rcpt_to, message)
-            .await?;
-        Ok(self.finish(lease, session, outcome))
+        let one = Outgoing {
+            mail_from,
+            rcpt_to,
+            message,
+        };
+        self.deliver_batch(connect_to, server_name, &[one])
+            .await
+            .pop()
+            .unwrap_or(Err(Error::Closed))
     }
 
-    /// Keeps the session for the next delivery unless the server announced it is closing.
-    fn finish(&self, lease: Lease, session: Session, outcome: DeliveryOutcome) -> DeliveryOutcome {
-        let closing = outcome
-            .data_reply
-            .iter()
-            .chain(outcome.recipients.iter().filter_map(|r| match &r.status {
-                RecipientStatus::Accepted => None,
-                RecipientStatus::TemporaryFailure(reply)
-                | RecipientStatus::PermanentFailure(reply) => Some(reply),
-            }))
-            .any(|reply| reply.code == 421);
-        if !closing {
+    /// Delivers several messages to one server over one session, as [`Relay::deliver_to`]
+    /// would deliver each: one result per message, in the order given, each decided by
+    /// the server's own replies to that message's transaction.
+    ///
+    /// The first transaction runs alone (it proves a reused session alive, and is retried
+    /// on a new session when the server had dropped it); with PIPELINING and CHUNKING the
+    /// others follow back to back in one go (RFC 2920, RFC 3030: the next `MAIL` may follow
+    /// a `BDAT … LAST` without waiting), so a batch costs one round trip more than one
+    /// message. When the session breaks in the middle, the messages without a final reply
+    /// get a temporary error: the server may or may not have taken them, and a retry is
+    /// recognised by the receiver's own duplicate check.
+    pub async fn deliver_batch(
+        &self,
+        connect_to: &str,
+        server_name: &str,
+        batch: &[Outgoing<'_>],
+    ) -> Vec<Result<DeliveryOutcome, Error>> {
+        let mut results: Vec<Option<Result<DeliveryOutcome, Error>>> =
+            batch.iter().map(|o| o.check().err().map(Err)).collect();
+        let todo: Vec<usize> = (0..batch.len()).filter(|&i| results[i].is_none()).collect();
+        if let Some((&first, rest)) = todo.split_first() {
+            let destination = (
+                connect_to.to_owned(),
+                server_name.to_owned(),
+                self.tls.tag(),
+            );
+            match self.pool.lease(destination).await {
+                Ok(lease) => {
+                    let to = (connect_to, server_name);
+                    self.run_batch(lease, to, batch, (first, rest), &mut results)
+                        .await
+                }
+                Err(e) => {
+                    for &i in &todo {
+                        results[i] = Some(Err(e.again()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+            .collect()
+    }
+
+    /// The transactions of [`Relay::deliver_batch`] on one leased session to
+    /// `(connect_to, server_name)`: `first` alone, then the rest; fills `results` for each.
+    async fn run_batch(
+        &self,
+        mut lease: Lease,
+        (connect_to, server_name): (&str, &str),
+        batch: &[Outgoing<'_>],
+        (first, rest): (usize, &[usize]),
+        results: &mut [Option<Result<DeliveryOutcome, Error>>],
+    ) {
+        let mut session = None;
+        for attempt in 0..2 {
+            if let Some(mut reused) = lease.reused.take() {
+                match self.transaction(&mut reused, true, &batch[first]).await {
+                    // The server dropped the session before taking anything: a new one may
+                    // work, and nobody got the message yet.
+                    Err(e) if !reused.conn.content_sent && lost(&e) => {
+                        debug!(
+                            server = server_name,
+                            "reused session lost ({e}), opening a new one"
+                        );
+                    }
+                    r => {
+                        session = keeps(&r).then_some(reused);
+                        results[first] = Some(r);
+                        break;
+                    }
+                }
+            }
+            match self.open(connect_to, server_name).await {
+                Ok(mut fresh) => {
+                    let r = self.transaction(&mut fresh, false, &batch[first]).await;
+                    session = keeps(&r).then_some(fresh);
+                    results[first] = Some(r);
+                }
+                // The peer takes no more connections from us: its limit, not a failure of
+                // the messages, while a session of ours to it is busy and will be free.
+                Err(e) if attempt == 0 && at_peer_limit(&e) => {
+                    debug!(server = server_name, "{e}: waiting for a session of ours");
+                    match self.pool.wait_for_idle(lease, self.timeout).await {
+                        Some(idle) => {
+                            lease = idle;
+                            continue;
+                        }
+                        None => {
+                            for &i in std::iter::once(&first).chain(rest) {
+                                results[i] = Some(Err(e.again()));
+                            }
+                            return;
+                        }
+                    }
+                }
+                Err(e) => results[first] = Some(Err(e)),
+            }
+            break;
+        }
+        let Some(mut session) = session else {
+            // Never sent: they fail as the first one did, and are retried with it.
+            let failure = match &results[first] {
+                Some(Err(e)) => e.again(),
+                _ => Error::Closed,
+            };
+            for &i in rest {
+                results[i] = Some(Err(failure.again()));
+            }
+            return;
+        };
+        let both = EXT_PIPELINING | EXT_CHUNKING;
+        let alive = if session.ehlo.capabilities & both == both {
+            Self::pipelined(&mut session, batch, rest, results).await
+        } else {
+            self.one_by_one(&mut session, batch, rest, results).await
+        };
+        if alive {
+            session.transactions += rest.len();
             self.pool.give_back(lease, session);
         }
-        outcome
+    }
+
+    /// The transactions `rest` of `batch` one after the other on `session` (a server
+    /// without PIPELINING or CHUNKING); returns whether the session can serve again.
+    async fn one_by_one(
+        &self,
+        session: &mut Session,
+        batch: &[Outgoing<'_>],
+        rest: &[usize],
+        results: &mut [Option<Result<DeliveryOutcome, Error>>],
+    ) -> bool {
+        for (n, &i) in rest.iter().enumerate() {
+            let r = self.transaction(session, true, &batch[i]).await;
+            if !keeps(&r) {
+                let failure = r.as_ref().err().map_or(Error::Closed, Error::again);
+                for &j in &rest[n + 1..] {
+                    results[j] = Some(Err(failure.again()));
+                }
+                results[i] = Some(r);
+                return false;
+            }
+            results[i] = Some(r);
+        }
+        true
+    }
+
+    /// Sends the transactions `rest` of `batch` back to back (RSET, MAIL, RCPT, and the
+    /// content in one `BDAT … LAST` chunk each), then reads their replies in order; returns
+    /// whether the session can serve again. When the session breaks, every transaction
+    /// without its final reply gets the error.
+    async fn pipelined(
+        session: &mut Session,
+        batch: &[Outgoing<'_>],
+        rest: &[usize],
+        results: &mut [Option<Result<DeliveryOutcome, Error>>],
+    ) -> bool {
+        let Session { conn, ehlo, .. } = session;
+        let mut sent = Vec::with_capacity(rest.len());
+        let mut broken = None;
+        for (k, &i) in rest.iter().enumerate() {
+            let o = &batch[i];
+            let mail = match mail_command(ehlo, o) {
+                Ok(mail) => mail,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let mut bytes = Vec::with_capacity(o.message.len() + 256);
+            bytes.extend_from_slice(RSET);
+            bytes.extend_from_slice(mail.as_bytes());
+            for rcpt in o.rcpt_to {
+                bytes.extend_from_slice(format!("RCPT TO:<{rcpt}>\r\n").as_bytes());
+            }
+            bytes.extend_from_slice(format!("BDAT {} LAST\r\n", o.message.len()).as_bytes());
+            bytes.extend_from_slice(o.message);
+            sent.push(i);
+            if let Err(e) = conn.send(&bytes).await {
+                // The rest was not sent; what went out may have been taken, and its
+                // replies may still be waiting to be read.
+                for &j in &rest[k + 1..] {
+                    results[j] = Some(Err(e.again()));
+                }
+                broken = Some(e);
+                break;
+            }
+        }
+        for (n, &i) in sent.iter().enumerate() {
+            match Self::pipelined_replies(conn, &batch[i]).await {
+                Ok(r) => {
+                    let alive = keeps(&r);
+                    results[i] = Some(r);
+                    if !alive {
+                        for &j in &sent[n + 1..] {
+                            results[j] = Some(Err(Error::Closed));
+                        }
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    for &j in &sent[n..] {
+                        results[j] = Some(Err(e.again()));
+                    }
+                    return false;
+                }
+            }
+        }
+        broken.is_none()
+    }
+
+    /// Reads the replies to one pipelined transaction (RSET, MAIL, each RCPT, BDAT): the
+    /// outer error when the session broke, the inner result as for one delivery.
+    async fn pipelined_replies(
+        conn: &mut Conn,
+        o: &Outgoing<'_>,
+    ) -> Result<Result<DeliveryOutcome, Error>, Error> {
+        let rset = conn.reply().await?;
+        let mail = conn.reply().await?;
+        let mut recipients = Vec::with_capacity(o.rcpt_to.len());
+        for rcpt in o.rcpt_to {
+            let reply = conn.reply().await?;
+            recipients.push(RecipientOutcome {
+                rcpt: rcpt.clone(),
+                status: status_for(&reply),
+            });
+        }
+        let content = conn.reply().await?;
+        if !rset.is_positive() {
+            return Ok(Err(Error::Rejected {
+                stage: RSET_STAGE,
+                reply: rset,
+            }));
+        }
+        if !mail.is_positive() {
+            return Ok(Err(Error::Rejected {
+                stage: "MAIL FROM",
+                reply: mail,
+            }));
+        }
+        if !recipients
+            .iter()
+            .any(|r| r.status == RecipientStatus::Accepted)
+        {
+            // The server refused the chunk for want of recipients.
+            return Ok(Ok(DeliveryOutcome {
+                recipients,
+                data_reply: None,
+            }));
+        }
+        Ok(Ok(Self::outcome(o.mail_from, recipients, content)))
     }
 
     /// A new session: connection, greeting, EHLO and STARTTLS as the policy asks.
@@ -367,23 +659,12 @@ impl Relay {
         &self,
         session: &mut Session,
         reused: bool,
-        mail_from: &str,
-        rcpt_to: &[String],
-        message: &[u8],
+        o: &Outgoing<'_>,
     ) -> Result<DeliveryOutcome, Error> {
         let Session { conn, ehlo, .. } = session;
         conn.content_sent = false;
-        let mut mail = format!("MAIL FROM:<{mail_from}>");
-        if ehlo.capabilities & EXT_SIZE != 0 {
-            mail.push_str(&format!(" SIZE={}", message.len()));
-        }
-        if !message.is_ascii() {
-            if ehlo.capabilities & EXT_8BIT_MIME == 0 {
-                return Err(Error::EightBitUnsupported);
-            }
-            mail.push_str(" BODY=8BITMIME");
-        }
-        mail.push_str("\r\n");
+        let (mail_from, rcpt_to, message) = (o.mail_from, o.rcpt_to, o.message);
+        let mail = mail_command(ehlo, o)?;
         let rcpt_commands: Vec<String> = rcpt_to
             .iter()
             .map(|rcpt| format!("RCPT TO:<{rcpt}>\r\n"))

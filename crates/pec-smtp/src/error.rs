@@ -49,6 +49,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same failure for another message of a batch that shared the session it
+    /// happened on: as temporary or not as the original.
+    pub(crate) fn again(&self) -> Error {
+        match self {
+            Error::Config(s) => Error::Config(s.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Net(e) => Error::Config(e.to_string()),
+            Error::Tls(e) => Error::Tls(e.clone()),
+            Error::Timeout(what) => Error::Timeout(what),
+            Error::Rejected { stage, reply } => Error::Rejected {
+                stage,
+                reply: reply.clone(),
+            },
+            Error::Closed => Error::Closed,
+            Error::Protocol(s) => Error::Protocol(s.clone()),
+            Error::TlsUnavailable => Error::TlsUnavailable,
+            Error::InvalidAddress(a) => Error::InvalidAddress(a.clone()),
+            Error::EightBitUnsupported => Error::EightBitUnsupported,
+        }
+    }
+
     /// True when a later attempt may succeed (connection problems, timeouts, `4xx`), false
     /// when retrying is pointless (`5xx`, configuration, unsupported content).
     pub fn is_temporary(&self) -> bool {

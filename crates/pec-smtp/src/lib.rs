@@ -16,7 +16,7 @@ mod server;
 mod tls;
 pub mod trace;
 
-pub use client::{ClientTls, DeliveryOutcome, RecipientOutcome, RecipientStatus, Relay};
+pub use client::{ClientTls, DeliveryOutcome, Outgoing, RecipientOutcome, RecipientStatus, Relay};
 pub use error::Error;
 pub use pool::{Pool, PoolLimits};
 pub use reply::Reply;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use smtp_proto::EhloResponse;
 use tokio::io::AsyncBufRead;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::Error;
 use crate::client::Conn;
@@ -70,6 +70,8 @@ struct Idle {
 struct Dest {
     slots: Arc<Semaphore>,
     idle: Vec<Idle>,
+    /// Told each time a session is given back.
+    returned: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -159,6 +161,7 @@ impl Pool {
                     .or_insert_with(|| Dest {
                         slots: Arc::new(Semaphore::new(per)),
                         idle: Vec::new(),
+                        returned: Arc::new(Notify::new()),
                     })
                     .slots,
             )
@@ -210,6 +213,7 @@ impl Pool {
                 session,
                 since: Instant::now(),
             });
+            d.returned.notify_one();
         }
         if !state.reaper {
             state.reaper = true;
@@ -218,6 +222,43 @@ impl Pool {
         }
         drop(state);
         drop(lease);
+    }
+
+    /// For a lease whose new connection the peer refused (its limit on our connections):
+    /// when other sessions of ours to the destination are in use, gives up the lease and
+    /// waits (at most `within`) for one of them to be given back, then leases it; `None`
+    /// when there is none to wait for or none came back in time.
+    pub(crate) async fn wait_for_idle(&self, lease: Lease, within: Duration) -> Option<Lease> {
+        let returned = {
+            let state = self.state();
+            let d = state.dests.get(&lease.destination)?;
+            // Our own lease holds one of the slots in use.
+            let in_use = self.inner.limits.per_destination - d.slots.available_permits();
+            if in_use <= 1 {
+                return None;
+            }
+            Arc::clone(&d.returned)
+        };
+        let destination = lease.destination.clone();
+        drop(lease);
+        tokio::time::timeout(within, async {
+            loop {
+                returned.notified().await;
+                let lease = self.lease(destination.clone()).await.ok()?;
+                if lease.reused.is_some() {
+                    return Some(lease);
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Connections open to one destination at most: how many transactions to it can run
+    /// at once.
+    pub fn per_destination(&self) -> usize {
+        self.inner.limits.per_destination
     }
 
     /// Connections open and idle now, over all destinations.

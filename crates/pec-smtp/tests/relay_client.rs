@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{pki, start};
 use pec_smtp::{
-    ClientTls, DeliveryOutcome, Error, Mode, Pool, PoolLimits, RecipientStatus, Relay,
+    ClientTls, DeliveryOutcome, Error, Mode, Outgoing, Pool, PoolLimits, RecipientStatus, Relay,
     client_tls_config,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -564,4 +564,306 @@ async fn a_peer_closing_after_a_chunk_is_a_temporary_failure() {
     assert!(err.is_temporary());
     assert_eq!(relay.pool.idle_connections(), 0);
     server.await.unwrap();
+}
+
+fn batch_message(n: usize, extra: &str) -> Vec<u8> {
+    format!("Subject: {n}\r\n{extra}\r\nbody {n}\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn a_batch_decides_each_message_on_its_own() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let proxy = proxy(server.addr).await;
+    let tls = client_tls_config(server.pki.ca_pem.as_bytes()).unwrap();
+    let relay = pooled(ClientTls::RequireStartTls(tls), PoolLimits::default());
+    let to = |r: &[&str]| -> Vec<String> { r.iter().map(|r| r.to_string()).collect() };
+    let rcpts = [
+        to(&["rcpt0@example.it"]),
+        to(&["refused@example.it"]),
+        to(&["busy@example.it", "rcpt2@example.it"]),
+        to(&["rcpt3@example.it"]),
+        to(&["rcpt4@example.it"]),
+    ];
+    let messages: Vec<Vec<u8>> = (0..5)
+        .map(|n| batch_message(n, if n == 3 { "X-Test: tempfail\r\n" } else { "" }))
+        .collect();
+    let batch: Vec<Outgoing> = rcpts
+        .iter()
+        .zip(&messages)
+        .map(|(rcpt_to, message)| Outgoing {
+            mail_from: "a@other.test",
+            rcpt_to,
+            message,
+        })
+        .collect();
+    // Twice: on a new session, then on the same session reused.
+    for round in 0..2 {
+        let results = relay
+            .deliver_batch(&proxy.addr.to_string(), "localhost", &batch)
+            .await;
+        let outcomes: Vec<DeliveryOutcome> = results.into_iter().map(Result::unwrap).collect();
+        let statuses = |o: &DeliveryOutcome| -> Vec<u16> {
+            o.recipients
+                .iter()
+                .map(|r| match &r.status {
+                    RecipientStatus::Accepted => 250,
+                    RecipientStatus::TemporaryFailure(reply)
+                    | RecipientStatus::PermanentFailure(reply) => reply.code,
+                })
+                .collect()
+        };
+        let data = |o: &DeliveryOutcome| o.data_reply.as_ref().map(|r| r.code);
+        assert_eq!(statuses(&outcomes[0]), [250], "round {round}");
+        assert_eq!(data(&outcomes[0]), Some(250));
+        assert_eq!(statuses(&outcomes[1]), [550]);
+        assert_eq!(data(&outcomes[1]), None, "no recipient, no content taken");
+        assert!(matches!(
+            outcomes[1].recipients[0].status,
+            RecipientStatus::PermanentFailure(_)
+        ));
+        assert_eq!(statuses(&outcomes[2]), [450, 250]);
+        assert!(matches!(
+            outcomes[2].recipients[0].status,
+            RecipientStatus::TemporaryFailure(_)
+        ));
+        assert_eq!(data(&outcomes[2]), Some(250));
+        assert_eq!(statuses(&outcomes[3]), [451], "the content refused for now");
+        assert!(matches!(
+            outcomes[3].recipients[0].status,
+            RecipientStatus::TemporaryFailure(_)
+        ));
+        assert_eq!(statuses(&outcomes[4]), [250]);
+        assert_eq!(relay.pool.idle_connections(), 1);
+    }
+    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 1, "one session");
+    let taken: Vec<(Vec<String>, Vec<u8>)> = server
+        .received()
+        .into_iter()
+        .map(|r| (r.envelope.rcpt_to, r.message))
+        .collect();
+    let once = [
+        (to(&["rcpt0@example.it"]), messages[0].clone()),
+        (to(&["rcpt2@example.it"]), messages[2].clone()),
+        (to(&["rcpt4@example.it"]), messages[4].clone()),
+    ];
+    let want: Vec<_> = once.iter().chain(&once).cloned().collect();
+    assert_eq!(taken, want);
+    server.shutdown().await;
+}
+
+/// A plaintext server offering PIPELINING and CHUNKING for one session that answers each
+/// command at once, except that from the second chunk on it holds its replies until
+/// `hold_until` chunks arrived in all (a client that waits for a reply before
+/// sending the next transaction never gets one). With `close_after` it stops answering
+/// after that many chunks: it half-closes the connection, reads what is left and ends.
+/// Returns the command lines and chunks seen.
+async fn batch_server(
+    hold_until: usize,
+    close_after: Option<usize>,
+) -> (String, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut s = BufReader::new(socket);
+        let mut seen = Vec::new();
+        s.get_mut().write_all(b"220 scripted\r\n").await.unwrap();
+        let (mut out, mut chunks) = (Vec::new(), 0);
+        loop {
+            let mut line = String::new();
+            if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return seen;
+            }
+            let command = line.trim_end().to_ascii_uppercase();
+            seen.push(command.clone());
+            let reply: &[u8] = if command.starts_with("EHLO") {
+                b"250-scripted\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+            } else if let Some(size) = command.strip_prefix("BDAT ") {
+                let size: usize = size.trim_end_matches(" LAST").parse().unwrap();
+                let mut chunk = vec![0; size];
+                s.read_exact(&mut chunk).await.unwrap();
+                seen.push(format!("<chunk {}>", String::from_utf8(chunk).unwrap()));
+                chunks += 1;
+                if close_after == Some(chunks) {
+                    s.get_mut().shutdown().await.unwrap();
+                    let mut rest = Vec::new();
+                    let _ = s.read_to_end(&mut rest).await;
+                    return seen;
+                }
+                b"250 taken\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            out.extend_from_slice(reply);
+            // The first chunk's reply goes: the first transaction waits for it.
+            let holding = chunks >= 2 && chunks < hold_until;
+            if !holding {
+                s.get_mut().write_all(&out).await.unwrap();
+                out.clear();
+            }
+        }
+    });
+    (addr, task)
+}
+
+fn numbered(n: usize) -> Vec<(Vec<String>, Vec<u8>)> {
+    (0..n)
+        .map(|i| (vec![format!("rcpt{i}@example.it")], batch_message(i, "")))
+        .collect()
+}
+
+fn outgoing(messages: &[(Vec<String>, Vec<u8>)]) -> Vec<Outgoing<'_>> {
+    messages
+        .iter()
+        .map(|(rcpt_to, message)| Outgoing {
+            mail_from: "a@other.test",
+            rcpt_to,
+            message,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn later_transactions_of_a_batch_go_without_waiting() {
+    let (addr, server) = batch_server(4, None).await;
+    let relay = Relay {
+        timeout: Duration::from_secs(3),
+        ..relay(ClientTls::None)
+    };
+    let messages = numbered(4);
+    let results = relay
+        .deliver_batch(&addr, "localhost", &outgoing(&messages))
+        .await;
+    for (n, r) in results.into_iter().enumerate() {
+        let outcome = r.unwrap_or_else(|e| panic!("transaction {n}: {e}"));
+        assert_eq!(outcome.data_reply.unwrap().code, 250);
+    }
+    drop(relay);
+    let seen = server.await.unwrap();
+    let mut want = vec!["EHLO RELAY.TEST".to_string()];
+    for (n, (rcpt, message)) in messages.iter().enumerate() {
+        if n > 0 {
+            want.push("RSET".into());
+        }
+        want.push("MAIL FROM:<A@OTHER.TEST>".into());
+        want.push(format!("RCPT TO:<{}>", rcpt[0].to_ascii_uppercase()));
+        want.push(format!("BDAT {} LAST", message.len()));
+        want.push(format!("<chunk {}>", String::from_utf8_lossy(message)));
+    }
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn a_peer_closing_mid_batch_fails_only_what_it_did_not_answer() {
+    let (addr, server) = batch_server(0, Some(3)).await;
+    let relay = relay(ClientTls::None);
+    let messages = numbered(4);
+    let results = relay
+        .deliver_batch(&addr, "localhost", &outgoing(&messages))
+        .await;
+    let [first, second, third, fourth]: [Result<DeliveryOutcome, Error>; 4] =
+        results.try_into().unwrap();
+    assert_eq!(first.unwrap().data_reply.unwrap().code, 250);
+    assert_eq!(second.unwrap().data_reply.unwrap().code, 250);
+    // The third was received but not answered, the fourth perhaps not even received:
+    // both are for later, and the server's duplicate check recognises a retry.
+    for e in [third.unwrap_err(), fourth.unwrap_err()] {
+        assert!(e.is_temporary(), "{e}");
+    }
+    assert_eq!(
+        relay.pool.idle_connections(),
+        0,
+        "a broken session is not kept"
+    );
+    drop(relay);
+    let seen = server.await.unwrap();
+    assert_eq!(seen.iter().filter(|c| c.starts_with("<chunk")).count(), 3);
+}
+
+/// A plaintext server whose first connection is an SMTP session offering PIPELINING and
+/// CHUNKING that holds its reply to the first message until a second connection came and
+/// was refused with `421` at the greeting (the peer's limit on our connections); every
+/// later connection is refused the same way. Returns the first session's lines and how
+/// many connections were refused.
+async fn one_connection_server() -> (String, JoinHandle<(Vec<String>, usize)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (first, _) = listener.accept().await.unwrap();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let came = Arc::new(tokio::sync::Notify::new());
+        let (r, c) = (refused.clone(), came.clone());
+        let refuser = tokio::spawn(async move {
+            loop {
+                let (mut more, _) = listener.accept().await.unwrap();
+                more.write_all(b"421 4.7.0 Too many connections from your address\r\n")
+                    .await
+                    .unwrap();
+                drop(more);
+                r.fetch_add(1, Ordering::SeqCst);
+                c.notify_one();
+            }
+        });
+        let mut s = BufReader::new(first);
+        let mut seen = Vec::new();
+        s.get_mut().write_all(b"220 scripted\r\n").await.unwrap();
+        let mut chunks = 0;
+        loop {
+            let mut line = String::new();
+            if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+                refuser.abort();
+                return (seen, refused.load(Ordering::SeqCst));
+            }
+            let command = line.trim_end().to_ascii_uppercase();
+            seen.push(command.clone());
+            let reply: &[u8] = if command.starts_with("EHLO") {
+                b"250-scripted\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+            } else if let Some(size) = command.strip_prefix("BDAT ") {
+                let size: usize = size.trim_end_matches(" LAST").parse().unwrap();
+                let mut chunk = vec![0; size];
+                s.read_exact(&mut chunk).await.unwrap();
+                chunks += 1;
+                if chunks == 1 {
+                    came.notified().await;
+                }
+                b"250 taken\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            s.get_mut().write_all(reply).await.unwrap();
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_refused_connection_waits_for_a_session_of_ours() {
+    let (addr, server) = one_connection_server().await;
+    let relay = relay(ClientTls::None);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..2 {
+        let (relay, addr) = (relay.clone(), addr.clone());
+        tasks.spawn(async move {
+            relay
+                .deliver_to(
+                    &addr,
+                    "localhost",
+                    "a@other.test",
+                    &[format!("rcpt{n}@example.it")],
+                    b"Subject: x\r\n\r\nbody\r\n",
+                )
+                .await
+        });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        let outcome = outcome
+            .unwrap()
+            .expect("the 421 is the peer's limit, not a failure");
+        assert_eq!(outcome.data_reply.unwrap().code, 250);
+    }
+    drop(relay);
+    let (seen, refused) = server.await.unwrap();
+    assert_eq!(refused, 1);
+    let bdats = seen.iter().filter(|c| c.starts_with("BDAT")).count();
+    assert_eq!(bdats, 2, "both messages over the one session: {seen:?}");
 }

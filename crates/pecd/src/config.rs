@@ -540,6 +540,15 @@ pub struct QueueConfig {
     /// Longest retry delay in seconds.
     #[serde(default = "default_retry_max")]
     pub retry_max_secs: i64,
+    /// Relay sessions kept open to one destination (another gestore's MX) at most: how
+    /// many transactions to it run at once. Keep it under the peer's per-address
+    /// connection limit (pecd's `max_connections_per_ip`, 10 by default).
+    #[serde(default = "default_relay_sessions")]
+    pub relay_sessions_per_destination: usize,
+    /// Queue entries for one destination sent at most back to back over one relay session
+    /// (pipelined when the peer offers PIPELINING and CHUNKING); 1 sends each on its own.
+    #[serde(default = "default_relay_batch")]
+    pub relay_batch: usize,
 }
 
 impl Default for QueueConfig {
@@ -547,6 +556,8 @@ impl Default for QueueConfig {
         QueueConfig {
             retry_base_secs: default_retry_base(),
             retry_max_secs: default_retry_max(),
+            relay_sessions_per_destination: default_relay_sessions(),
+            relay_batch: default_relay_batch(),
         }
     }
 }
@@ -629,6 +640,14 @@ fn default_retry_base() -> i64 {
 }
 fn default_retry_max() -> i64 {
     3600
+}
+
+fn default_relay_batch() -> usize {
+    pec_gestore::workers::RELAY_BATCH
+}
+
+fn default_relay_sessions() -> usize {
+    pec_smtp::PoolLimits::default().per_destination
 }
 
 impl Config {

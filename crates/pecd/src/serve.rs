@@ -234,6 +234,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
             retry_base_secs: config.queue.retry_base_secs,
             retry_max_secs: config.queue.retry_max_secs,
             queue_lifetime_secs: pec_gestore::service::DAY,
+            relay_batch: config.queue.relay_batch,
             protocol_offices: config
                 .protocol_office
                 .iter()
@@ -256,7 +257,10 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         helo_name: config.gestore.hostname.clone(),
         tls,
         timeout: Duration::from_secs(60),
-        pool: pec_smtp::Pool::default(),
+        pool: pec_smtp::Pool::new(pec_smtp::PoolLimits {
+            per_destination: config.queue.relay_sessions_per_destination,
+            ..pec_smtp::PoolLimits::default()
+        }),
     };
     let relays = Relays {
         pec: relay(ClientTls::RequireStartTls(client_tls.clone())),

@@ -46,7 +46,8 @@ pub struct Received {
 }
 
 /// Accepts user `alice` / `secret` (identity alice@example.it); refuses recipients whose
-/// local part is `refused`; records every message.
+/// local part is `refused` (`550`) or `busy` (`450`), and with `451` a message holding
+/// `X-Test: tempfail`; records every message it takes.
 #[derive(Default)]
 pub struct Recorder {
     pub messages: Mutex<Vec<Received>>,
@@ -72,12 +73,17 @@ impl Handler for Recorder {
     async fn rcpt_to(&self, _session: &SessionInfo, _from: &str, to: &str) -> Result<(), Reply> {
         if to.starts_with("refused@") {
             Err(Reply::new(550, "5.1.1", "No such user here"))
+        } else if to.starts_with("busy@") {
+            Err(Reply::new(450, "4.2.1", "Mailbox busy, try later"))
         } else {
             Ok(())
         }
     }
 
     async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+        if message.windows(17).any(|w| w == b"X-Test: tempfail\r") {
+            return Reply::new(451, "4.3.0", "Try this message later");
+        }
         self.messages.lock().unwrap().push(Received {
             session: session.clone(),
             envelope,

@@ -41,6 +41,15 @@ pub struct Storage<'a> {
     pub nodes: usize,
 }
 
+/// How each gestore relays to the other (`[queue]` of its configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Relay {
+    /// `relay_sessions_per_destination`.
+    pub sessions: usize,
+    /// `relay_batch`.
+    pub batch: usize,
+}
+
 /// The two gestori, their directory and the signature counter they share.
 pub struct Gestori {
     /// Certificates and data; removed when dropped.
@@ -81,11 +90,13 @@ pub fn ca_file(dir: &Path) -> PathBuf {
 
 impl Gestori {
     /// Writes the lab PKI and configurations and starts both gestori on `storage`;
-    /// `senders` sender mailboxes are created in alfa, and `connections` simultaneous
-    /// connections from loopback allowed on each listener.
+    /// `senders` sender mailboxes are created in alfa, `connections` simultaneous
+    /// connections from loopback allowed on each listener, and each gestore's relay to
+    /// the other as `relay` says.
     pub async fn start(
         senders: usize,
         connections: usize,
+        relay: Relay,
         storage: Storage<'_>,
     ) -> anyhow::Result<Gestori> {
         let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
@@ -139,7 +150,8 @@ impl Gestori {
                  [listen]\nsubmission_tls = \"127.0.0.1:{p0}\"\nmx = \"127.0.0.1:{p1}\"\n\
                  imaps = \"127.0.0.1:{p2}\"\n\n\
                  [limits]\nmax_connections_per_ip = {connections}\nmax_connections = {connections}\n\n\
-                 [queue]\nretry_base_secs = 2\nretry_max_secs = 10\n\n\
+                 [queue]\nretry_base_secs = 2\nretry_max_secs = 10\n\
+                 relay_sessions_per_destination = {sessions}\nrelay_batch = {batch}\n\n\
                  [lab]\nmailboxes = [{mailboxes}]\n\n[routes]\n{routes}",
                 name = name(id),
                 p0 = p[0],
@@ -147,6 +159,8 @@ impl Gestori {
                 p2 = p[2],
                 mailboxes = mailboxes.join(", "),
                 store = urls[gestore],
+                sessions = relay.sessions,
+                batch = relay.batch,
             );
             let path = dir.path().join(format!("{id}{node}.toml"));
             std::fs::write(&path, text)

@@ -56,6 +56,16 @@ pub struct BenchArgs {
     /// run: the quick loop for the transport between gestori.
     #[arg(long, conflicts_with = "main_only")]
     pub cross_only: bool,
+    /// Relay sessions each gestore opens to the other at most (`[queue]
+    /// relay_sessions_per_destination`; the lab's listeners take that many from one
+    /// address). More than the production default of 8, which stays under a peer's
+    /// default limit of 10 connections per address: see BENCHMARKS.md.
+    #[arg(long, default_value_t = 24)]
+    pub relay_sessions: usize,
+    /// Queue entries each gestore sends at most back to back over one relay session
+    /// (`[queue] relay_batch`; 1: one at a time, as before batches).
+    #[arg(long, default_value_t = pec_gestore::workers::RELAY_BATCH)]
+    pub relay_batch: usize,
     /// Skip the Postfix yardstick.
     #[arg(long)]
     pub no_postfix: bool,
@@ -313,9 +323,19 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         postgres: server.as_ref(),
         nodes: usize::from(args.nodes),
     };
-    let gestori = Gestori::start(cases.len() + halved, connections, storage).await?;
+    let gestori = Gestori::start(
+        cases.len() + halved,
+        connections,
+        lab::Relay {
+            sessions: args.relay_sessions,
+            batch: args.relay_batch,
+        },
+        storage,
+    )
+    .await?;
     done(&format!(
-        "gestori up on loopback ({cores} cores, load average {load}, store {store})"
+        "gestori up on loopback ({cores} cores, load average {load}, store {store}, relay: {} sessions per destination, batches of {})",
+        args.relay_sessions, args.relay_batch
     ));
 
     let idle_rss = match idle_imap(&gestori, args.idle_connections).await {
@@ -1004,6 +1024,13 @@ async fn postfix(
 ) -> anyhow::Result<f64> {
     let script = postfix_script().context("interop/postfix.sh not found")?;
     let pdir = dir.join("postfix");
+    // Postfix's daemons run as `postfix` and must reach their queue under the bench's
+    // private (0700) directory: let them traverse it, not list it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .context("cannot open the bench directory to postfix")?;
+    }
     // Below the ephemeral range, where outgoing connections cannot take it first.
     let port = pec_store::test_util::free_port();
     progress("starting postfix...");
