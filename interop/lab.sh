@@ -14,8 +14,8 @@ pecd="${PECD:-$root/target/debug/pecd}"
 # The default binary is rebuilt when a source changed (cargo does nothing otherwise).
 [ -n "${PECD:-}" ] || (cd "$root" && cargo build -q -p pecd)
 
-ports_alfa=(10465 10587 10025 10993 10143 10995)
-ports_beta=(20465 20587 20025 20993 20143 20995)
+ports_alfa=(10465 10587 10025 10993 10143 10995 10443)
+ports_beta=(20465 20587 20025 20993 20143 20995 20443)
 port_postfix=30025
 
 config() { # id name domains mailboxes listen-prefix accept_ordinary [extra TOML]
@@ -38,6 +38,7 @@ mx = "127.0.0.1:${p}025"
 imaps = "127.0.0.1:${p}993"
 imap = "127.0.0.1:${p}143"
 pop3s = "127.0.0.1:${p}995"
+https = "127.0.0.1:${p}443"
 
 [policy]
 accept_ordinary = [$ordinary]
