@@ -301,6 +301,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE archive_folders ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
     UPDATE archive_folders SET used = (
         SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
+    ", // 12: API tokens (issue 14): bearer tokens applications use for the administration
+    // API on behalf of an administrator; only the SHA-256 of each is kept. (The events
+    // branch adds its own 12: this one goes last when they meet.)
+    "
+    CREATE TABLE api_tokens (
+        login      TEXT NOT NULL REFERENCES admins(login) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (login, name)
+    ) WITHOUT ROWID;
     ",
 ];
 

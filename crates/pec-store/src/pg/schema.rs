@@ -288,6 +288,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE archive_folders ADD COLUMN used BIGINT NOT NULL DEFAULT 0;
     UPDATE archive_folders SET used = (
         SELECT COALESCE(SUM(size), 0) FROM archive WHERE archive.address = archive_folders.address);
+    "#, // 8: API tokens, as the embedded store's version 12 (see there).
+    r#"
+    CREATE TABLE api_tokens (
+        login      TEXT NOT NULL REFERENCES admins(login) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (login, name)
+    );
     "#,
 ];
 
