@@ -49,26 +49,54 @@ section.pannello{border:1px solid #888;border-radius:.4em;padding:.5em 1em;margi
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}\
 pre{white-space:pre-wrap;background:#f4f4f4;padding:.5em;border:1px solid #ccc}\
 .errore{color:#721c24;background:#f8d7da;padding:.5em;border:1px solid #721c24}\
-form.login{max-width:22em;margin:3em auto;display:grid;gap:.5em}";
+form.login{max-width:22em;margin:3em auto;display:grid;gap:.5em}\
+.esito{color:#1e4620;background:#dff0d8;padding:.5em;border:1px solid #1e4620}\
+form.riga{display:flex;flex-wrap:wrap;gap:.5em;align-items:center;margin:.5em 0}\
+main.console{display:block}";
 
-/// A whole page: `title`, the user's bar when `user` is known (address, logout form with
-/// its CSRF token), then `body`, all in Italian.
+/// What tells the gestore's web applications apart in the common layout.
+pub struct Site {
+    /// The name in the header bar.
+    pub label: &'static str,
+    /// What every page title ends with.
+    pub title: &'static str,
+    /// Where the logout form posts.
+    pub logout: &'static str,
+}
+
+/// The webmail.
+pub const WEBMAIL: Site = Site {
+    label: "Posta certificata",
+    title: "Webmail PEC",
+    logout: "/webmail/esci",
+};
+
+/// A whole webmail page ([`page_of`] [`WEBMAIL`]).
 pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
+    page_of(&WEBMAIL, title, user, body)
+}
+
+/// A whole page of `site`: `title`, the user's bar when `user` is known (who, logout
+/// form with its CSRF token), then `body`, all in Italian.
+pub fn page_of(site: &Site, title: &str, user: Option<(&str, &str)>, body: &str) -> String {
     let bar = match user {
-        Some((address, csrf)) => format!(
-            "<header><span>Posta certificata &mdash; <strong>{}</strong></span>\
-             <form method=\"post\" action=\"/webmail/esci\"><input type=\"hidden\" name=\"csrf\" \
+        Some((who, csrf)) => format!(
+            "<header><span>{} &mdash; <strong>{}</strong></span>\
+             <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"csrf\" \
              value=\"{}\"><button type=\"submit\">Esci</button></form></header>",
-            esc(address),
+            esc(site.label),
+            esc(who),
+            esc(site.logout),
             esc(csrf)
         ),
-        None => "<header><span>Posta certificata</span></header>".to_string(),
+        None => format!("<header><span>{}</span></header>", esc(site.label)),
     };
     format!(
         "<!DOCTYPE html>\n<html lang=\"it\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} &mdash; Webmail PEC</title><style>{STYLE}</style></head><body>{bar}{body}</body></html>\n",
-        esc(title)
+         <title>{} &mdash; {}</title><style>{STYLE}</style></head><body>{bar}{body}</body></html>\n",
+        esc(title),
+        esc(site.title)
     )
 }
 
