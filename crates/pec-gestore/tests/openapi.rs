@@ -23,6 +23,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/mailboxes/{address}/archive"),
     ("put", "/mailboxes/{address}/archive"),
     ("get", "/usage"),
+    ("get", "/tokens"),
+    ("post", "/tokens"),
+    ("delete", "/tokens/{name}"),
 ];
 
 fn run(cmd: &mut Command) -> String {
