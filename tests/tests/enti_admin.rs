@@ -13,14 +13,17 @@ use pec_e2e::{Backend, Lab, e2e_tests, run_python, standard};
 use pec_gestore::clock::Clock;
 use pec_store::LogQuery;
 
-/// One API request: prints the status, then the body (for CSV, the rows as read by
+/// One API request (as user `@bearer`: with the password as a bearer token): prints the status, then the body (for CSV, the rows as read by
 /// Python's csv module, one JSON object per line).
 const CLIENT: &str = r#"
 import base64, csv, io, json, ssl, sys, urllib.request, urllib.error
 url, ca, method, user, password, body = sys.argv[1:7]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.check_hostname = False  # the lab certificate names mx.<domain>, not 127.0.0.1
-headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+if user == "@bearer":
+    headers = {"Authorization": "Bearer " + password}
+else:
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 data = None
 if body:
     data = body.encode()
@@ -378,7 +381,55 @@ async fn ente_admins_are_confined_and_usage_follows_the_clock(backend: Backend) 
         String::from_utf8_lossy(&verify.stdout)
     );
 
-    // Wrong credentials last (they earn the client a penalty).
+    // An API token of the ente's administrator: made with the password, shown once,
+    // confined like its administrator, unable to make tokens, dead once revoked.
+    let (s, b) = api.call(ENTE_ADMIN, "POST", "tokens", r#"{"name": "protocollo"}"#);
+    assert_eq!(s, 201, "{b}");
+    let token = field(&b, "token").as_str().unwrap().to_string();
+    assert!(token.starts_with("pecd_") && token.len() == 69, "{token}");
+    let bearer = ("@bearer", token.as_str());
+    let (s, b) = api.call(bearer, "GET", "mailboxes", "");
+    assert_eq!(s, 200, "{b}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&b).unwrap();
+    assert!(!listed.is_empty(), "{b}");
+    assert!(
+        listed.iter().all(|m| m["address"]
+            .as_str()
+            .unwrap()
+            .ends_with("@pec.comune.beta.test")),
+        "{b}"
+    );
+    let (s, b) = api.call(
+        bearer,
+        "POST",
+        "mailboxes",
+        &new("intruso@pec.beta.test", "1MiB"),
+    );
+    assert_eq!((s, field(&b, "code")), (403, "other-ente".into()), "{b}");
+    let (s, b) = api.call(bearer, "POST", "tokens", r#"{"name": "figlio"}"#);
+    assert_eq!(
+        (s, field(&b, "code")),
+        (403, "token-not-allowed".into()),
+        "{b}"
+    );
+    let (s, b) = api.call(ENTE_ADMIN, "GET", "tokens", "");
+    assert_eq!(s, 200, "{b}");
+    let tokens: Vec<serde_json::Value> = serde_json::from_str(&b).unwrap();
+    assert_eq!(tokens.len(), 1, "{b}");
+    assert_eq!(tokens[0]["name"], "protocollo");
+    assert!(!b.contains(&token), "never shown again: {b}");
+    let stored = lab.node("beta").store.list_tokens(None).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].hash, token, "only its hash is kept");
+    let (s, b) = api.call(ENTE_ADMIN, "DELETE", "tokens/protocollo", "");
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = api.call(ENTE_ADMIN, "DELETE", "tokens/protocollo", "");
+    assert_eq!((s, field(&b, "code")), (404, "no-such-token".into()), "{b}");
+
+    // Wrong credentials last (they earn the client a penalty): a revoked token, then a
+    // wrong password.
+    let (s, b) = api.call(bearer, "GET", "mailboxes", "");
+    assert_eq!((s, field(&b, "code")), (401, "unauthorized".into()), "{b}");
     let (s, b) = api.call((ENTE_ADMIN.0, "sbagliata"), "GET", "mailboxes", "");
     assert_eq!((s, field(&b, "code")), (401, "unauthorized".into()), "{b}");
     lab.shutdown().await;

@@ -201,6 +201,9 @@ pub struct Http {
     /// The administration API under [`crate::admin::api::PREFIX`]; `None` where it is
     /// not served (plain HTTP).
     pub admin: Option<Arc<crate::admin::api::AdminApi>>,
+    /// The administration console at [`crate::admin::console::PREFIX`], over the same
+    /// administration as the API; `None` where it is not served (plain HTTP).
+    pub console: Option<Arc<crate::admin::console::Console>>,
     /// The webmail at `/webmail/` ([`pec_webmail::serves`]), over the same JMAP service;
     /// `None` where it is not served (the plain HTTP listener: it logs in with the mailbox
     /// password and its cookies are `Secure`).
@@ -308,6 +311,11 @@ impl Http {
             && path.starts_with(crate::admin::api::PREFIX)
         {
             return api.answer(req, peer.ip()).await;
+        }
+        if let Some(console) = &self.console
+            && crate::admin::console::serves(&path)
+        {
+            return console.answer(req, peer.ip()).await;
         }
         if let Some(webmail) = &self.webmail
             && pec_webmail::serves(&path)

@@ -209,23 +209,31 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             tasks.spawn(named("pop3", f));
         }
     }
-    let http_server = |operations, jmap: Option<Arc<pec_jmap::Jmap>>, admin| {
-        let webmail = jmap.clone().map(|j| {
-            Arc::new(pec_webmail::Webmail::new(
-                j,
-                pec_webmail::SessionLimits::default(),
-                parts.smtp.max_message_size,
-            ))
-        });
-        Arc::new(Http {
-            setup: parts.client.clone(),
-            store: parts.gestore.store.clone(),
-            operations,
-            jmap,
-            admin,
-            webmail,
-        })
-    };
+    let http_server =
+        |operations, jmap: Option<Arc<pec_jmap::Jmap>>, admin: Option<Arc<AdminApi>>| {
+            let console = admin.clone().map(|api| {
+                Arc::new(crate::admin::console::Console::new(
+                    api,
+                    pec_webmail::SessionLimits::default(),
+                ))
+            });
+            let webmail = jmap.clone().map(|j| {
+                Arc::new(pec_webmail::Webmail::new(
+                    j,
+                    pec_webmail::SessionLimits::default(),
+                    parts.smtp.max_message_size,
+                ))
+            });
+            Arc::new(Http {
+                setup: parts.client.clone(),
+                store: parts.gestore.store.clone(),
+                operations,
+                jmap,
+                admin,
+                console,
+                webmail,
+            })
+        };
     if let Some((listener, _)) = http {
         let limits = parts.http_connections.clone();
         let ops = Operations {

@@ -25,6 +25,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/usage"),
     ("get", "/events"),
     ("put", "/events/{id}/protocol"),
+    ("get", "/tokens"),
+    ("post", "/tokens"),
+    ("delete", "/tokens/{name}"),
 ];
 
 fn run(cmd: &mut Command) -> String {

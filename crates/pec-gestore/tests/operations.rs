@@ -51,6 +51,7 @@ async fn readiness_follows_the_store_and_the_listeners() {
         }),
         jmap: None,
         admin: None,
+        console: None,
         webmail: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,6 +12,11 @@
 //!   2 s, 4 s, 8 s, then 15 s (by default), before any verification. Only that
 //!   client waits: the rightful user logging in from elsewhere is never slowed down.
 //!
+//! - **New passwords too.** Hashing a new password ([`Authenticator::hash`], the
+//!   administration API) costs what a verification costs, so it runs in the same pool.
+//! - **Other secrets too.** A check that is not a password (an API token looked up by its
+//!   hash: [`Authenticator::penalised`]) waits for and adds to the same penalty.
+//!
 //! Time is tokio's, so tests run the penalty on a paused clock.
 
 use std::net::IpAddr;
@@ -22,9 +27,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::password::{dummy_hash, verify_in};
+use crate::password::{dummy_hash, hash_password, verify_in};
 use crate::penalty::{Penalties, Policy};
 use crate::work_memory::WorkMemory;
+use crate::{Error, Result};
 
 /// How much password checking a server allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +69,7 @@ impl Default for AuthLimits {
 /// Counters of the verification pool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuthStats {
-    /// Verifications running now.
+    /// Verifications (and hashings of new passwords) running now.
     pub running: usize,
     /// The most that ever ran at once.
     pub peak: usize,
@@ -146,33 +152,75 @@ impl Authenticator {
         matched
     }
 
-    /// One verification in the pool: waits for a worker, runs on the blocking pool in a
-    /// kept work memory. The permit goes with the verification, so a session that gives
-    /// up waiting cannot let more than `workers` run (its memory is then freed, not kept).
+    /// What `check` finds for a secret that is not a password (an API token): `None`
+    /// is a failure. The penalty of `peer`'s earlier failures is waited first and the
+    /// outcome recorded, as [`Authenticator::verify`] does for passwords.
+    pub async fn penalised<T>(
+        &self,
+        peer: IpAddr,
+        check: impl Future<Output = Option<T>>,
+    ) -> Option<T> {
+        let client = crate::peer::key(peer);
+        let turn = self.penalties().admit(client, Instant::now());
+        tokio::time::sleep_until(turn).await;
+        let found = check.await;
+        if found.is_some() {
+            self.penalties().succeeded(client);
+        } else {
+            self.penalties().failed(client, Instant::now());
+        }
+        found
+    }
+
+    /// `password` hashed for storing ([`hash_password`]), in the pool: a new password
+    /// costs what a verification costs, and waits its turn with them.
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        self.in_pool(move || hash_password(&password))
+            .await
+            .unwrap_or_else(|| Err(Error::Password("the password pool stopped".into())))
+    }
+
+    /// One verification in the pool, in a kept work memory. If the session gives up
+    /// waiting, the memory goes with the abandoned verification (freed, not kept).
     async fn run(&self, password: &str, hash: Arc<str>) -> bool {
-        let Ok(permit) = self.pool.clone().acquire_owned().await else {
-            return false;
-        };
         let password = password.to_owned();
         let gauge = self.gauge.clone();
         let memory = self.memory.clone();
-        let verification = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
-            gauge.peak.fetch_max(now, Ordering::SeqCst);
+        let verified = self.in_pool(move || {
             let mut blocks = memory.take();
             let ok = verify_in(&password, &hash, &mut blocks);
             gauge.verifications.fetch_add(1, Ordering::SeqCst);
-            gauge.running.fetch_sub(1, Ordering::SeqCst);
             (ok, blocks)
         });
-        let Ok((ok, blocks)) = verification.await else {
+        let Some((ok, blocks)) = verified.await else {
             return false;
         };
         if let Some(due) = self.memory.give_back(blocks, Instant::now()) {
             tokio::spawn(release_when_idle(Arc::downgrade(&self.memory), due));
         }
         ok
+    }
+
+    /// Runs `work` in the pool: waits for a worker, runs on the blocking pool; `None` if
+    /// the pool is closed or the work panicked. The permit goes with the work, so a
+    /// caller that gives up waiting cannot let more than `workers` run.
+    async fn in_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let permit = self.pool.clone().acquire_owned().await.ok()?;
+        let gauge = self.gauge.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge.peak.fetch_max(now, Ordering::SeqCst);
+            let out = work();
+            gauge.running.fetch_sub(1, Ordering::SeqCst);
+            out
+        })
+        .await
+        .ok()
     }
 
     /// The pool's counters, for tests and metrics.

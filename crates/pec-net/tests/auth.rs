@@ -170,3 +170,55 @@ async fn the_work_memory_is_kept_while_logins_come_and_released_when_idle() {
     assert_eq!(auth.stats().kept_buffers, 1);
     assert_eq!(auth.stats().verifications, 13);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_passwords_are_hashed_in_the_same_bounded_pool() {
+    let auth = Arc::new(Authenticator::new(AuthLimits {
+        workers: 1,
+        ..AuthLimits::default()
+    }));
+    let mut hashes = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let auth = auth.clone();
+        hashes.spawn(async move { auth.hash(&format!("nuova-{n}")).await });
+    }
+    let mut made = Vec::new();
+    while let Some(h) = hashes.join_next().await {
+        made.push(h.unwrap().unwrap());
+    }
+    assert_eq!(auth.stats().peak, 1, "one at a time: {:?}", auth.stats());
+    assert_eq!(auth.stats().verifications, 0, "hashing is not a login");
+    for h in &made {
+        assert!(h.starts_with("$argon2id$"));
+    }
+    let stored = &made[0];
+    let which = (0..4)
+        .filter(|n| pec_net::verify_password(&format!("nuova-{n}"), stored))
+        .count();
+    assert_eq!(which, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_secrets_share_the_penalty_of_passwords() {
+    let auth = Authenticator::new(AuthLimits::default());
+    let stored = cheap_hash("segreta");
+    let start = Instant::now();
+    assert_eq!(auth.penalised(client(1), async { None::<u8> }).await, None);
+    assert_eq!(
+        start.elapsed().as_secs(),
+        0,
+        "a first failure waits nothing"
+    );
+    // Then a password from that client waits the penalty of the failed token...
+    let (ok, waited) = timed(&auth, client(1), "segreta", &stored).await;
+    assert!(ok);
+    assert_eq!(waited, 2);
+    // ...and, after a failed password, so does a token, which passes and resets it.
+    assert!(!auth.verify(client(1), "sbagliata", Some(&stored)).await);
+    let start = Instant::now();
+    assert_eq!(auth.penalised(client(1), async { Some(7) }).await, Some(7));
+    assert_eq!(start.elapsed().as_secs(), 2);
+    let start = Instant::now();
+    assert_eq!(auth.penalised(client(1), async { Some(7) }).await, Some(7));
+    assert_eq!(start.elapsed().as_secs(), 0);
+}

@@ -66,6 +66,19 @@ pub enum Error {
     /// No ente with this name.
     #[error("no such ente {0:?}")]
     NoSuchEnte(String),
+    /// The change would take an ente's mailboxes past its allotment; nothing was stored.
+    #[error("allotment of ente {ente:?} exceeded: {requested} bytes > {allotment}")]
+    AllotmentExceeded {
+        /// The ente.
+        ente: String,
+        /// The quota its mailboxes would have in all.
+        requested: u64,
+        /// Its allotment.
+        allotment: u64,
+    },
+    /// No API token with this name for the administrator.
+    #[error("no such API token {0:?}")]
+    NoSuchToken(String),
     /// No account with this address.
     #[error("no such account {0:?}")]
     NoSuchAccount(String),

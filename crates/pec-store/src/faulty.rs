@@ -17,12 +17,12 @@ use std::sync::Mutex;
 use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
-    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
-    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
-    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
-    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    Account, Admin, AdminChange, ApiToken, ArchiveEntry, ArchiveOptions, Batch, CheckReport,
+    Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
+    LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
+    MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
+    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store};
 

@@ -14,6 +14,7 @@
 //!   between nodes.
 
 mod accounts;
+mod administer;
 mod archive;
 mod batch;
 pub mod blobs;
@@ -52,15 +53,16 @@ pub use error::{BatchItem, Error, Result};
 pub use export::{CSV_LIST_SEPARATOR, write_log_csv, write_log_jsonl};
 pub use legal_log::GENESIS as LOG_GENESIS;
 pub use model::{
-    ARCHIVE_FOLDER, Account, Admin, Admission, AlreadyDone, ArchiveEntry, ArchiveOptions,
-    ArchiveScope, Batch, CheckReport, Committed, Copied, DEFAULT_ARCHIVE_QUOTA, Delivered,
-    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogFault, LogHead,
-    LogQuery, LogRecord, LogTimestamp, LogVerification, MAILBOX_CREATED, MAILBOX_REACTIVATED,
-    MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent, MessageMeta, NewAccount, NewArchiveCopy,
-    NewDelivery, NewEffect, NewLogTimestamp, NewQueueEntry, NewRegistryEvent, NewTimer,
-    NewVirusEntry, NoticeKind, NoticeSentUpdate, Outcome, OutcomeUpdate, PresaInCaricoUpdate,
-    ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, TWELVE_HOURS,
-    TWENTY_FOUR_HOURS, Timer, Uptime, Usage, VirusEntry,
+    ARCHIVE_FOLDER, Account, Admin, AdminAction, AdminChange, Admission, AlreadyDone, ApiToken,
+    ArchiveEntry, ArchiveOptions, ArchiveScope, Batch, CheckReport, Committed, Copied,
+    DEFAULT_ARCHIVE_QUOTA, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp,
+    Folder, LogEntry, LogFault, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification,
+    MAILBOX_CREATED, MAILBOX_REACTIVATED, MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent,
+    MessageMeta, NewAccount, NewArchiveCopy, NewDelivery, NewEffect, NewLogTimestamp,
+    NewQueueEntry, NewRegistryEvent, NewTimer, NewVirusEntry, NoticeKind, NoticeSentUpdate,
+    Outcome, OutcomeUpdate, PresaInCaricoUpdate, ProtocolNumber, QueueEntry, QueueSummary,
+    RegistryEvent, SUSPENDED_MARK, SeenStored, Selected, TWELVE_HOURS, TWENTY_FOUR_HOURS, Timer,
+    Uptime, Usage, VirusEntry,
 };
 pub use pg::migrate::{Migrated, from_sqlite as migrate_to_postgres};
 pub use pg::{PgOptions, PgStore};

@@ -24,6 +24,9 @@ macro_rules! with_store_methods {
                 fn find_admin(&self, login: &str) -> Result<Option<Admin>>;
                 fn record_mailbox_event(&self, event: &MailboxEvent) -> Result<()>;
                 fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>>;
+                fn administer(&self, change: &AdminChange) -> Result<bool>;
+                fn find_token(&self, hash: &str) -> Result<Option<Admin>>;
+                fn list_tokens(&self, login: Option<&str>) -> Result<Vec<ApiToken>>;
             }
             impl Mailboxes {
                 fn deliver(&self, address: &str, folder: &str, bytes: &[u8], flags: &[String], internaldate: i64) -> Result<Delivered>;

@@ -58,6 +58,108 @@ pub const MAILBOX_REACTIVATED: &str = "reactivated";
 /// [`MailboxEvent::kind`] of a mailbox removed.
 pub const MAILBOX_REMOVED: &str = "removed";
 
+/// The mark a suspended mailbox's stored password hash starts with: no PHC string starts
+/// with it, so no password matches until the mailbox is reactivated and the mark taken
+/// off again ([`AdminAction::Suspend`]).
+pub const SUSPENDED_MARK: char = '!';
+
+/// One administrative change with the records that go with it, stored by
+/// [`crate::Directory::administer`] in one transaction: the change, its mailbox event (for
+/// billing) and its legal log record stand or fall together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminChange {
+    /// What changes.
+    pub action: AdminAction,
+    /// The change in a mailbox's life this is, for billing; `None` for the others.
+    pub event: Option<MailboxEvent>,
+    /// The legal log record, naming who made the change.
+    pub log: LogEntry,
+}
+
+/// What an [`AdminChange`] changes. Quotas of a mailbox in a domain of an ente are checked
+/// against the ente's allotment inside the same transaction, under a lock of the ente, so
+/// concurrent changes cannot pass it together ([`crate::Error::AllotmentExceeded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Adds an ente.
+    AddEnte(Ente),
+    /// Hosts a domain.
+    AddDomain {
+        /// The domain.
+        name: String,
+        /// Quota of its new mailboxes.
+        default_quota: u64,
+    },
+    /// Stops hosting a domain without mailboxes.
+    RemoveDomain(String),
+    /// Adds an administrator.
+    AddAdmin(Admin),
+    /// Creates a mailbox (quota within the allotment).
+    CreateMailbox(NewAccount),
+    /// Removes a mailbox.
+    RemoveMailbox(String),
+    /// Replaces a mailbox's password hash; a suspended mailbox stays suspended.
+    SetPassword {
+        /// The mailbox.
+        address: String,
+        /// The new PHC string.
+        hash: String,
+    },
+    /// Sets a mailbox's quota (within the allotment).
+    SetQuota {
+        /// The mailbox.
+        address: String,
+        /// Bytes.
+        quota: u64,
+    },
+    /// Suspends (`on`) or reactivates a mailbox ([`SUSPENDED_MARK`]); when it is so
+    /// already nothing is stored, no event and no log record.
+    Suspend {
+        /// The mailbox.
+        address: String,
+        /// Suspend, or reactivate.
+        on: bool,
+    },
+    /// Files receipts in `Ricevute` or INBOX.
+    ReceiptsFolder {
+        /// The mailbox.
+        address: String,
+        /// In `Ricevute`.
+        on: bool,
+    },
+    /// Sets what the mailbox's security archive keeps.
+    ArchiveOptions {
+        /// The mailbox.
+        address: String,
+        /// The options.
+        options: ArchiveOptions,
+    },
+    /// Stores an administrator's API token (its hash).
+    CreateToken(ApiToken),
+    /// Deletes an administrator's API token.
+    RevokeToken {
+        /// The administrator.
+        login: String,
+        /// The token's name.
+        name: String,
+    },
+}
+
+/// A bearer token an application uses for the administration API on behalf of an
+/// administrator (with the same confinement). Only its SHA-256 is stored: the token
+/// itself is shown once, when made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// The administrator it acts for.
+    pub login: String,
+    /// Its name, unique among the administrator's tokens.
+    pub name: String,
+    /// SHA-256 of the token, 64 lowercase hex digits.
+    pub hash: String,
+    /// When it was made, seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
 /// What the caller supplies to create an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {

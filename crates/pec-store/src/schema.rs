@@ -330,6 +330,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX registry_events_domain ON registry_events(domain, id);
     CREATE INDEX registry_events_due ON registry_events(next_attempt_at) WHERE pending = 1;
     ",
+    // 13: API tokens (issue 14): bearer tokens applications use for the administration
+    // API on behalf of an administrator; only the SHA-256 of each is kept.
+    "
+    CREATE TABLE api_tokens (
+        login      TEXT NOT NULL REFERENCES admins(login) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (login, name)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what

@@ -13,18 +13,18 @@ use crate::effects::{self, EffectKey};
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
-    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
-    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
-    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    Account, Admin, AdminChange, ApiToken, ArchiveEntry, ArchiveOptions, Batch, CheckReport,
+    Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
+    LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
+    MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
+    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
 use crate::{
-    accounts, archive, batch, enti, folders, legal_log, lookup, maintenance, messages, queue,
-    registry, schema, timers, timestamps, uptime, virus,
+    accounts, administer, archive, batch, enti, folders, legal_log, lookup, maintenance, messages,
+    queue, registry, schema, timers, timestamps, uptime, virus,
 };
 
 /// The embedded store: `<root>/store.db` and `<root>/blobs/`.
@@ -167,6 +167,19 @@ impl Directory for SqliteStore {
 
     fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>> {
         self.read(|c| enti::mailbox_events(c, to))
+    }
+
+    fn administer(&self, change: &AdminChange) -> Result<bool> {
+        let change = change.clone();
+        self.write(move |c| administer::administer(c, &change))
+    }
+
+    fn find_token(&self, hash: &str) -> Result<Option<Admin>> {
+        self.read(|c| administer::find_token(c, hash))
+    }
+
+    fn list_tokens(&self, login: Option<&str>) -> Result<Vec<ApiToken>> {
+        self.read(|c| administer::list_tokens(c, login))
     }
 
     fn usage(&self, address: &str) -> Result<Usage> {

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::model::{
-    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
-    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
-    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
-    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    Account, Admin, AdminChange, ApiToken, ArchiveEntry, ArchiveOptions, Batch, CheckReport,
+    Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
+    LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
+    MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
+    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -76,6 +76,14 @@ pub trait Directory: Send + Sync {
     fn record_mailbox_event(&self, event: &MailboxEvent) -> Result<()>;
     /// Every mailbox event with `at < to`, by address, then time, then as recorded.
     fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>>;
+    /// Applies an administrative change with its mailbox event and its legal log record,
+    /// all in one transaction (see [`AdminChange`]); `false` if there was nothing to
+    /// change (and nothing was recorded).
+    fn administer(&self, change: &AdminChange) -> Result<bool>;
+    /// The administrator an API token acts for, by the token's SHA-256 (hex).
+    fn find_token(&self, hash: &str) -> Result<Option<Admin>>;
+    /// The API tokens of one administrator (or of all), by login and name.
+    fn list_tokens(&self, login: Option<&str>) -> Result<Vec<ApiToken>>;
 }
 
 /// The mailboxes as their users see them: folders, messages, flags, and the security

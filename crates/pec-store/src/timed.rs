@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use crate::effects::EffectKey;
 use crate::error::Result;
 use crate::model::{
-    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
-    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
-    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
-    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    Account, Admin, AdminChange, ApiToken, ArchiveEntry, ArchiveOptions, Batch, CheckReport,
+    Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
+    LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
+    MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
+    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store};
 

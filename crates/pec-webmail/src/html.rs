@@ -55,26 +55,53 @@ input,textarea,button{font:inherit}textarea:focus,a.scrivi:focus{outline:3px sol
 a.scrivi{display:inline-block;background:#003366;color:#fff;padding:.3em .8em;border-radius:.3em}\
 .aiuto{color:#3d3d3d;margin:0;font-size:.9em}.esito{color:#1e4620;background:#dff0d8;padding:.5em;border:1px solid #1e4620}\
 .spazio h2{font-size:1em}.quota{margin:.3em 0 0;font-size:.9em}meter{width:100%}\
-.nascosto{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}";
+.nascosto{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}\
+form.riga{display:flex;flex-wrap:wrap;gap:.5em;align-items:center;margin:.5em 0}\
+main.console{display:block}";
 
-/// A whole page: `title`, the user's bar when `user` is known (address, logout form with
-/// its CSRF token), then `body`, all in Italian.
+/// What tells the gestore's web applications apart in the common layout.
+pub struct Site {
+    /// The name in the header bar.
+    pub label: &'static str,
+    /// What every page title ends with.
+    pub title: &'static str,
+    /// Where the logout form posts.
+    pub logout: &'static str,
+}
+
+/// The webmail.
+pub const WEBMAIL: Site = Site {
+    label: "Posta certificata",
+    title: "Webmail PEC",
+    logout: "/webmail/esci",
+};
+
+/// A whole webmail page ([`page_of`] [`WEBMAIL`]).
 pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
+    page_of(&WEBMAIL, title, user, body)
+}
+
+/// A whole page of `site`: `title`, the user's bar when `user` is known (who, logout
+/// form with its CSRF token), then `body`, all in Italian.
+pub fn page_of(site: &Site, title: &str, user: Option<(&str, &str)>, body: &str) -> String {
     let bar = match user {
-        Some((address, csrf)) => format!(
-            "<header><span>Posta certificata &mdash; <strong>{}</strong></span>\
-             <form method=\"post\" action=\"/webmail/esci\"><input type=\"hidden\" name=\"csrf\" \
+        Some((who, csrf)) => format!(
+            "<header><span>{} &mdash; <strong>{}</strong></span>\
+             <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"csrf\" \
              value=\"{}\"><button type=\"submit\">Esci</button></form></header>",
-            esc(address),
+            esc(site.label),
+            esc(who),
+            esc(site.logout),
             esc(csrf)
         ),
-        None => "<header><span>Posta certificata</span></header>".to_string(),
+        None => format!("<header><span>{}</span></header>", esc(site.label)),
     };
     format!(
         "<!DOCTYPE html>\n<html lang=\"it\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} &mdash; Webmail PEC</title><style>{STYLE}</style></head><body>{bar}{body}</body></html>\n",
-        esc(title)
+         <title>{} &mdash; {}</title><style>{STYLE}</style></head><body>{bar}{body}</body></html>\n",
+        esc(title),
+        esc(site.title)
     )
 }
 

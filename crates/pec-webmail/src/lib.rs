@@ -11,7 +11,9 @@
 //! - [`sessions`]: server-side sessions, bounded in number, with an idle expiry;
 //! - [`pages`]: the HTML of each page, every outside value escaped ([`html`]);
 //! - [`receipts`]: a sent message's receipts and the state of each recipient;
-//! - [`labels`]: Italian names of PEC kinds and daticert values.
+//! - [`labels`]: Italian names of PEC kinds and daticert values;
+//! - [`web`]: the web stack (headers, cookies, forms, the login token), which the
+//!   administration console shares.
 
 pub mod compose;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod routes;
 pub mod send;
 pub mod sessions;
 pub mod signed;
+pub mod web;
 
 pub use error::{Error, Result};
 pub use routes::{PREFIX, Webmail, serves};

@@ -8,13 +8,8 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Bytes};
-use hyper::header::{
-    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION,
-    REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
-};
-use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Body;
+use hyper::{Method, Request, StatusCode};
 use pec_jmap::ids::{BlobId, Place, account_id};
 use pec_jmap::protocol::Invocation;
 use pec_jmap::{Jmap, Login};
@@ -26,8 +21,12 @@ use crate::error::{Error, Result};
 use crate::original::{self, Original};
 use crate::pages::{self, Extras, Listing, Quota, Receipts, User};
 use crate::receipts;
-use crate::sessions::{self, Session, SessionLimits, Sessions, same_token};
+use crate::sessions::{Session, SessionLimits, Sessions, same_token};
 use crate::signed;
+use crate::web::{
+    PAGE_POLICY, Reply, attachment, cookie_value, html, login_page, login_token_matches,
+    percent_decode, read_form, redirect, reply, set_cookie,
+};
 
 /// Where the webmail lives.
 pub const PREFIX: &str = "/webmail/";
@@ -35,8 +34,6 @@ pub const PREFIX: &str = "/webmail/";
 pub const COOKIE_NAME: &str = "pecwm";
 /// The login form's double-submit CSRF cookie.
 pub const LOGIN_COOKIE: &str = "pecwm_login";
-/// Largest form body read.
-const MAX_FORM: usize = 16 * 1024;
 /// Messages per page of a folder.
 const PAGE: usize = 50;
 /// Most receipts read for one message.
@@ -45,21 +42,10 @@ const MAX_RECEIPTS: usize = 256;
 const MAX_BODY_VALUE: usize = 256 * 1024;
 /// Longest search text read (in characters).
 const MAX_SEARCH: usize = 200;
-/// Most cookies read from a request.
-const MAX_COOKIES: usize = 32;
-
-/// Policy of every page: no script at all, styles inline, forms to ourselves only.
-const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-                           frame-ancestors 'none'; base-uri 'none'";
-/// Policy of downloads: whatever they are, they run nothing here.
-const DOWNLOAD_POLICY: &str = "default-src 'none'; sandbox";
-
 /// Whether `path` is the webmail's (the HTTP server hands those to [`Webmail::answer`]).
 pub fn serves(path: &str) -> bool {
     path == "/webmail" || path.starts_with(PREFIX)
 }
-
-pub(crate) type Reply = Response<Full<Bytes>>;
 
 /// The webmail of a gestore: pec-jmap for the mail (and its access point, to send), the
 /// sessions, and the largest message the access point takes.
@@ -82,109 +68,6 @@ const OUTCOMES: &[(&str, &str)] = &[
          La copia in Posta inviata non è stata salvata.",
     ),
 ];
-
-pub(crate) fn reply(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-    policy: &str,
-) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    for (name, value) in [
-        (CONTENT_TYPE, content_type),
-        (CACHE_CONTROL, "no-store"),
-        (CONTENT_SECURITY_POLICY, policy),
-        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (REFERRER_POLICY, "no-referrer"),
-    ] {
-        if let Ok(v) = value.parse() {
-            h.insert(name, v);
-        }
-    }
-    r
-}
-
-pub(crate) fn html(status: StatusCode, body: String) -> Reply {
-    reply(status, "text/html; charset=utf-8", body, PAGE_POLICY)
-}
-
-pub(crate) fn redirect(to: &str) -> Reply {
-    let mut r = reply(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        "",
-        PAGE_POLICY,
-    );
-    if let Ok(v) = to.parse() {
-        r.headers_mut().insert(LOCATION, v);
-    }
-    r
-}
-
-/// A `Set-Cookie` value for the webmail's path, `value` empty to delete it.
-fn cookie(name: &str, value: &str) -> String {
-    let age = if value.is_empty() { "; Max-Age=0" } else { "" };
-    format!("{name}={value}; Secure; HttpOnly; SameSite=Strict; Path={PREFIX}{age}")
-}
-
-fn set_cookie(r: &mut Reply, name: &str, value: &str) {
-    if let Ok(v) = cookie(name, value).parse() {
-        r.headers_mut().append(SET_COOKIE, v);
-    }
-}
-
-/// The value of cookie `name` in the request.
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .take(MAX_COOKIES)
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-/// `%XX` sequences of a path segment decoded (invalid ones kept as they are).
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// A form's fields.
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
-async fn read_form<B>(req: Request<B>) -> Option<Form>
-where
-    B: Body + Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    match Limited::new(req.into_body(), MAX_FORM).collect().await {
-        Ok(b) => Some(Form(
-            form_urlencoded::parse(&b.to_bytes())
-                .take(16)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )),
-        Err(e) => {
-            debug!("webmail form not read: {e}");
-            None
-        }
-    }
-}
 
 /// The page of a POST whose form does not carry the session's CSRF token.
 pub(crate) fn forged(peer: IpAddr) -> Reply {
@@ -269,12 +152,10 @@ impl Webmail {
 
     /// The login page with a fresh double-submit token (in the form and a cookie).
     fn login_page(status: StatusCode, error: Option<&str>) -> Reply {
-        let Some(token) = sessions::token() else {
-            return failure(None, &Error::Unavailable);
-        };
-        let mut r = html(status, pages::login(&token, error));
-        set_cookie(&mut r, LOGIN_COOKIE, &token);
-        r
+        login_page(status, LOGIN_COOKIE, PREFIX, |token| {
+            pages::login(token, error)
+        })
+        .unwrap_or_else(|| failure(None, &Error::Unavailable))
     }
 
     /// The answer to a request on one of the paths [`serves`] names, from `peer`.
@@ -324,7 +205,7 @@ impl Webmail {
                 ("/webmail/esci", Some(id)) => {
                     self.sessions().close(&id);
                     let mut r = redirect(PREFIX);
-                    set_cookie(&mut r, COOKIE_NAME, "");
+                    set_cookie(&mut r, COOKIE_NAME, "", PREFIX);
                     r
                 }
                 _ => failure(None, &Error::NotFound),
@@ -348,11 +229,11 @@ impl Webmail {
         B: Body + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let pre = cookie_value(req.headers(), LOGIN_COOKIE);
+        let headers = req.headers().clone();
         let Some(form) = read_form(req).await else {
             return Self::login_page(StatusCode::BAD_REQUEST, Some("Richiesta non valida."));
         };
-        if !pre.is_some_and(|p| same_token(&p, form.get("csrf"))) {
+        if !login_token_matches(&headers, LOGIN_COOKIE, &form) {
             return Self::login_page(
                 StatusCode::FORBIDDEN,
                 Some("Il modulo di accesso è scaduto: riprovare."),
@@ -365,8 +246,8 @@ impl Webmail {
                     return failure(None, &Error::Unavailable);
                 };
                 let mut r = redirect(PREFIX);
-                set_cookie(&mut r, COOKIE_NAME, &id);
-                set_cookie(&mut r, LOGIN_COOKIE, "");
+                set_cookie(&mut r, COOKIE_NAME, &id, PREFIX);
+                set_cookie(&mut r, LOGIN_COOKIE, "", PREFIX);
                 r
             }
             Login::Refused => Self::login_page(
@@ -784,38 +665,12 @@ fn param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// A file for download: always `attachment`, never run here.
-fn attachment(bytes: Vec<u8>, name: &str, content_type: &str) -> Reply {
-    let mut r = reply(StatusCode::OK, content_type, bytes, DOWNLOAD_POLICY);
-    let name = pec_jmap::blob::safe_name(name);
-    let name = if name.is_empty() {
-        "allegato".to_string()
-    } else {
-        name
-    };
-    if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
-        r.headers_mut().insert(CONTENT_DISPOSITION, v);
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cookies_paths_and_names() {
-        let mut h = HeaderMap::new();
-        h.insert(COOKIE, "a=1; pecwm=abc; pecwm_login=def".parse().unwrap());
-        assert_eq!(cookie_value(&h, COOKIE_NAME).as_deref(), Some("abc"));
-        assert_eq!(cookie_value(&h, LOGIN_COOKIE).as_deref(), Some("def"));
-        assert_eq!(cookie_value(&h, "b"), None);
-        assert_eq!(
-            cookie(COOKIE_NAME, "x"),
-            "pecwm=x; Secure; HttpOnly; SameSite=Strict; Path=/webmail/"
-        );
-        assert!(cookie(COOKIE_NAME, "").ends_with("Max-Age=0"));
-        assert_eq!(percent_decode("a%20b%2Fc%zz%"), "a b/c%zz%");
+    fn paths() {
         assert!(serves("/webmail") && serves("/webmail/x") && !serves("/webmailx"));
     }
 }

@@ -18,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::form_data;
 use crate::html::url_segment;
 use crate::pages::{self, User};
-use crate::routes::{Reply, Webmail, failure, forged, html, redirect, result};
+use crate::routes::{Webmail, failure, forged, result};
 use crate::sessions::{self, Session, same_token};
+use crate::web::{Reply, html, redirect};
 
 /// The HTTP status of a refusal.
 fn status(verdict: &Verdict) -> StatusCode {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use pec_gestore::admin::usage::human_size;
-use pec_gestore::admin::{Actor, Administration, MIN_PASSWORD_CHARS};
+use pec_gestore::admin::{Actor, Administration, MIN_PASSWORD_CHARS, NewPassword};
 use pec_gestore::clock::SystemClock;
 use pec_store::{ArchiveScope, Store};
 
@@ -144,18 +144,19 @@ pub fn administration(config: &Config) -> anyhow::Result<Administration> {
     })
 }
 
-/// Reads a password: the first line of standard input, without its line ending.
-pub fn read_password() -> anyhow::Result<String> {
+/// Reads a new password, the first line of standard input without its line ending, and
+/// hashes it.
+pub fn read_password() -> anyhow::Result<NewPassword> {
     let mut input = String::new();
     std::io::stdin()
         .take(4096)
         .read_to_string(&mut input)
         .context("cannot read the password from standard input")?;
-    let password = input.lines().next().unwrap_or("").to_string();
+    let password = input.lines().next().unwrap_or("");
     if password.chars().count() < MIN_PASSWORD_CHARS {
         bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
     }
-    Ok(password)
+    Ok(NewPassword::hash_here(password)?)
 }
 
 /// Asks before a destructive command: `--yes` goes ahead; otherwise, on a terminal,

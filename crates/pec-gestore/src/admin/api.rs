@@ -3,7 +3,10 @@
 //! and every mailbox; an ente's administrators manage their own domains' mailboxes only
 //! (403 elsewhere). Requests carry HTTP Basic credentials of an administrator (`pecd admin
 //! add`, `pecd ente admin add`), checked by the same bounded argon2 pool, with the same
-//! per-client penalties, as mail logins. Bodies are JSON, at most [`MAX_BODY`] bytes;
+//! per-client penalties, as mail logins; or `Authorization: Bearer` with an API token of
+//! an administrator ([`super::tokens`], managed under `tokens` in [`tokens`]), which acts
+//! with the same confinement and earns the same penalties when wrong. New passwords are
+//! hashed in that pool too ([`NewPassword::hash`]), never on the request's thread. Bodies are JSON, at most [`MAX_BODY`] bytes;
 //! errors are JSON `{"code", "message"}`: a stable code for programs, an Italian message
 //! for people.
 
@@ -22,9 +25,11 @@ use tracing::warn;
 
 use super::size::parse_size;
 use super::usage::Period;
-use super::{Actor, Administration};
+use super::{Actor, Administration, NewPassword};
 use crate::error::{Error, Refusal, RefusalKind};
 use crate::service::blocking;
+
+mod tokens;
 
 /// The path every API request starts with.
 pub const PREFIX: &str = "/api/v1/";
@@ -150,9 +155,9 @@ fn archive_json(o: &ArchiveOptions) -> serde_json::Value {
     })
 }
 
-type Answer = Response<Full<Bytes>>;
+pub(crate) type Answer = Response<Full<Bytes>>;
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -162,21 +167,28 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
     r
 }
 
-fn problem(status: StatusCode, code: &str, message: &str) -> Answer {
+pub(crate) fn problem(status: StatusCode, code: &str, message: &str) -> Answer {
     json(
         status,
         &serde_json::json!({ "code": code, "message": message }),
     )
 }
 
-fn no_content() -> Answer {
+pub(crate) fn no_content() -> Answer {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
 }
 
 /// The answer to an error of the rules or of the store.
-fn failure(e: &Error) -> Answer {
+pub(crate) fn failure(e: &Error) -> Answer {
+    let (status, code, message) = explain(e);
+    problem(status, code, &message)
+}
+
+/// What an error of the rules or of the store means to an administrator: the HTTP
+/// status, a stable code and an Italian message (the API's and the console's).
+pub(crate) fn explain(e: &Error) -> (StatusCode, &'static str, String) {
     use pec_store::Error as S;
     match e {
         Error::Refused(r) => {
@@ -185,44 +197,49 @@ fn failure(e: &Error) -> Answer {
                 RefusalKind::Invalid => StatusCode::BAD_REQUEST,
                 RefusalKind::Conflict => StatusCode::CONFLICT,
             };
-            problem(status, r.code, &r.message)
+            (status, r.code, r.message.clone())
         }
-        Error::Store(S::NoSuchAccount(a)) => problem(
+        Error::Store(S::NoSuchAccount(a)) => (
             StatusCode::NOT_FOUND,
             "no-such-mailbox",
-            &format!("la casella {a} non esiste"),
+            format!("la casella {a} non esiste"),
         ),
-        Error::Store(S::NoSuchDomain(d)) => problem(
+        Error::Store(S::NoSuchDomain(d)) => (
             StatusCode::NOT_FOUND,
             "no-such-domain",
-            &format!("il dominio {d} non è gestito"),
+            format!("il dominio {d} non è gestito"),
         ),
-        Error::Store(S::NoSuchEnte(n)) => problem(
+        Error::Store(S::NoSuchEnte(n)) => (
             StatusCode::NOT_FOUND,
             "no-such-ente",
-            &format!("l'ente {n} non esiste"),
+            format!("l'ente {n} non esiste"),
         ),
-        Error::Store(S::AlreadyExists(n)) => problem(
+        Error::Store(S::NoSuchToken(n)) => (
+            StatusCode::NOT_FOUND,
+            "no-such-token",
+            format!("il token {n} non esiste"),
+        ),
+        Error::Store(S::AlreadyExists(n)) => (
             StatusCode::CONFLICT,
             "already-exists",
-            &format!("{n} esiste già"),
+            format!("{n} esiste già"),
         ),
-        Error::Store(S::NoSuchEvent(id)) => problem(
+        Error::Store(S::NoSuchEvent(id)) => (
             StatusCode::NOT_FOUND,
             "no-such-event",
-            &format!("l'evento {id} non esiste"),
+            format!("l'evento {id} non esiste"),
         ),
-        Error::Store(S::InvalidName(n)) => problem(
+        Error::Store(S::InvalidName(n)) => (
             StatusCode::BAD_REQUEST,
             "bad-name",
-            &format!("nome non valido: {n}"),
+            format!("nome non valido: {n}"),
         ),
         other => {
-            warn!("admin API: {other}");
-            problem(
+            warn!("administration: {other}");
+            (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "servizio momentaneamente non disponibile, riprovare più tardi",
+                "servizio momentaneamente non disponibile, riprovare più tardi".into(),
             )
         }
     }
@@ -249,11 +266,25 @@ fn decode_segment(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The login and password of a Basic `Authorization` header.
-fn basic_credentials(req: &Request<Incoming>) -> Option<(String, String)> {
+/// The credentials an `Authorization` header carries.
+enum Credentials {
+    /// HTTP Basic: a login and a password.
+    Basic(String, String),
+    /// A bearer token.
+    Bearer(String),
+}
+
+/// The credentials of the request's `Authorization` header.
+fn credentials(req: &Request<Incoming>) -> Option<Credentials> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 4096 {
+    if encoded.len() > 4096 {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Credentials::Bearer(encoded.trim().to_string()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD
@@ -261,7 +292,7 @@ fn basic_credentials(req: &Request<Incoming>) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (login, password) = text.split_once(':')?;
-    Some((login.to_string(), password.to_string()))
+    Some(Credentials::Basic(login.to_string(), password.to_string()))
 }
 
 /// The value of `key` in a query string.
@@ -272,40 +303,77 @@ fn query_value(query: &str, key: &str) -> Option<String> {
 }
 
 impl AdminApi {
-    /// Who sent the request: the administrator whose Basic credentials it carries.
-    async fn actor(&self, req: &Request<Incoming>, peer: IpAddr) -> Result<Actor, Answer> {
+    /// Who sent the request: the administrator whose Basic credentials it carries, or
+    /// for whom its bearer token acts (then `true`).
+    async fn actor(&self, req: &Request<Incoming>, peer: IpAddr) -> Result<(Actor, bool), Answer> {
         let unauthorized = || {
             let mut r = problem(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "credenziali mancanti o errate",
             );
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Basic realm=\"pecd\", charset=\"UTF-8\""),
-            );
+            for scheme in [
+                "Basic realm=\"pecd\", charset=\"UTF-8\"",
+                "Bearer realm=\"pecd\"",
+            ] {
+                r.headers_mut().append(
+                    WWW_AUTHENTICATE,
+                    hyper::header::HeaderValue::from_static(scheme),
+                );
+            }
             r
         };
-        let Some((login, password)) = basic_credentials(req) else {
-            return Err(unauthorized());
-        };
-        let admin =
-            blocking(|| self.admin.store.find_admin(&login)).map_err(|e| failure(&e.into()))?;
-        let stored = admin.as_ref().map(|a| a.password_hash.as_str());
-        if !self.auth.verify(peer, &password, stored).await {
-            return Err(unauthorized());
-        }
-        match admin {
-            Some(a) => Ok(Actor {
-                name: a.login,
-                ente: a.ente,
-            }),
+        match credentials(req) {
             None => Err(unauthorized()),
+            Some(Credentials::Bearer(token)) => {
+                let found = self
+                    .auth
+                    .penalised(peer, async {
+                        match blocking(|| self.admin.token_actor(&token)) {
+                            Ok(actor) => actor.map(Ok),
+                            // The store did not answer: not the client's failure.
+                            Err(e) => Some(Err(e)),
+                        }
+                    })
+                    .await;
+                match found {
+                    Some(Ok(actor)) => Ok((actor, true)),
+                    Some(Err(e)) => Err(failure(&e)),
+                    None => Err(unauthorized()),
+                }
+            }
+            Some(Credentials::Basic(login, password)) => {
+                let admin = blocking(|| self.admin.store.find_admin(&login))
+                    .map_err(|e| failure(&e.into()))?;
+                let stored = admin.as_ref().map(|a| a.password_hash.as_str());
+                if !self.auth.verify(peer, &password, stored).await {
+                    return Err(unauthorized());
+                }
+                match admin {
+                    Some(a) => Ok((
+                        Actor {
+                            name: a.login,
+                            ente: a.ente,
+                        },
+                        false,
+                    )),
+                    None => Err(unauthorized()),
+                }
+            }
         }
     }
 
+    /// A new password checked and hashed in the pool.
+    async fn new_password(&self, password: &str) -> Result<NewPassword, Answer> {
+        NewPassword::hash(&self.auth, password)
+            .await
+            .map_err(|e| failure(&e))
+    }
+
     /// The request's JSON body as `T`.
-    async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Answer> {
+    pub(crate) async fn body<T: for<'de> Deserialize<'de>>(
+        req: Request<Incoming>,
+    ) -> Result<T, Answer> {
         let bytes = Limited::new(req.into_body(), MAX_BODY)
             .collect()
             .await
@@ -328,7 +396,7 @@ impl AdminApi {
 
     /// The answer to a request under [`PREFIX`] from `peer`.
     pub async fn answer(&self, req: Request<Incoming>, peer: IpAddr) -> Answer {
-        let actor = match self.actor(&req, peer).await {
+        let (actor, bearer) = match self.actor(&req, peer).await {
             Ok(a) => a,
             Err(r) => return r,
         };
@@ -381,7 +449,11 @@ impl AdminApi {
                     Ok(b) => b,
                     Err(r) => return r,
                 };
-                match blocking(|| a.add_admin(&actor, &new.login, Some(&ente), &new.password)) {
+                let password = match self.new_password(&new.password).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
+                };
+                match blocking(|| a.add_admin(&actor, &new.login, Some(&ente), &password)) {
                     Ok(()) => json(
                         StatusCode::CREATED,
                         &serde_json::json!({ "login": new.login.trim().to_lowercase(), "ente": ente }),
@@ -401,6 +473,10 @@ impl AdminApi {
                     Ok(b) => b,
                     Err(r) => return r,
                 };
+                let password = match self.new_password(&new.password).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
+                };
                 let result = new
                     .quota
                     .as_ref()
@@ -408,13 +484,7 @@ impl AdminApi {
                     .transpose()
                     .and_then(|quota| {
                         blocking(|| {
-                            a.create_mailbox(
-                                &actor,
-                                &new.address,
-                                &new.password,
-                                quota,
-                                new.ricevute,
-                            )
+                            a.create_mailbox(&actor, &new.address, &password, quota, new.ricevute)
                         })
                     });
                 match result {
@@ -436,8 +506,12 @@ impl AdminApi {
             }
             (Method::PUT, ["mailboxes", address, "password"]) => {
                 let address = address.to_string();
-                match Self::body::<Password>(req).await {
-                    Ok(p) => done(blocking(|| a.set_password(&actor, &address, &p.password))),
+                let p = match Self::body::<Password>(req).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
+                };
+                match self.new_password(&p.password).await {
+                    Ok(password) => done(blocking(|| a.set_password(&actor, &address, &password))),
                     Err(r) => r,
                 }
             }
@@ -552,6 +626,9 @@ impl AdminApi {
                     Ok(e) => json(StatusCode::OK, &crate::protocol::event::envelope(&e, true)),
                     Err(e) => failure(&e),
                 }
+            }
+            (method, ["tokens", rest @ ..]) => {
+                tokens::answer(a, &actor, bearer, method, rest, req).await
             }
             _ => problem(
                 StatusCode::NOT_FOUND,

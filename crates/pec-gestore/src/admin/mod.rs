@@ -6,15 +6,20 @@
 //! the mailbox events billing counts ([`usage`]).
 
 pub mod api;
+pub mod console;
 pub mod events;
 pub mod size;
+pub mod tokens;
 pub mod usage;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use pec_net::Authenticator;
 use pec_store::{
-    Account, Admin, ArchiveOptions, ArchiveScope, Ente, LogEntry, MAILBOX_CREATED,
-    MAILBOX_REACTIVATED, MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent, NewAccount, Store,
+    Account, Admin, AdminAction, AdminChange, ArchiveOptions, ArchiveScope, Ente, LogEntry,
+    MAILBOX_CREATED, MAILBOX_REACTIVATED, MAILBOX_REMOVED, MAILBOX_SUSPENDED, MailboxEvent,
+    NewAccount, SUSPENDED_MARK, Store,
 };
 
 use crate::clock::{Clock, italian};
@@ -29,11 +34,6 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// Longest password accepted (argon2 would take any length; a bound keeps requests small).
 pub const MAX_PASSWORD_CHARS: usize = 1024;
-
-/// The prefix of a suspended mailbox's stored hash: no PHC string starts with it, so no
-/// password matches (`pec_net::verify_password` never matches a malformed hash) until
-/// the mailbox is reactivated and the prefix taken off again.
-const SUSPENDED: char = '!';
 
 /// Who makes a change, as the legal log names them, and what they may change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct MailboxView {
 
 /// Whether a stored password hash is that of a suspended mailbox.
 pub fn is_suspended(account: &Account) -> bool {
-    account.password_hash.starts_with(SUSPENDED)
+    account.password_hash.starts_with(SUSPENDED_MARK)
 }
 
 /// The ente among `enti` owning `address`'s domain, if `actor` may manage the mailbox
@@ -123,8 +123,33 @@ pub struct Administration {
     pub gestore: String,
 }
 
-/// Checks a new password's length and hashes it (argon2).
-pub fn hash_new_password(password: &str) -> Result<String> {
+/// A new password, checked ([`MIN_PASSWORD_CHARS`], [`MAX_PASSWORD_CHARS`]) and hashed
+/// (argon2): what the administration stores, never the password itself.
+pub struct NewPassword(String);
+
+impl NewPassword {
+    /// `password` checked, then hashed in the bounded pool of `auth` (requests: the API
+    /// and the console, so that resets cannot take more of the machine than logins).
+    pub async fn hash(auth: &Authenticator, password: &str) -> Result<NewPassword> {
+        check_password(password)?;
+        let hash = auth
+            .hash(password)
+            .await
+            .map_err(|e| Error::Stored(e.to_string()))?;
+        Ok(NewPassword(hash))
+    }
+
+    /// `password` checked, then hashed on this thread (the command line).
+    pub fn hash_here(password: &str) -> Result<NewPassword> {
+        check_password(password)?;
+        pec_net::hash_password(password)
+            .map(NewPassword)
+            .map_err(|e| Error::Stored(e.to_string()))
+    }
+}
+
+/// Refuses a password too short or too long.
+fn check_password(password: &str) -> Result<()> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_CHARS {
         return Err(Refusal::invalid(
@@ -138,7 +163,7 @@ pub fn hash_new_password(password: &str) -> Result<String> {
             format!("la password può avere al massimo {MAX_PASSWORD_CHARS} caratteri"),
         ));
     }
-    pec_net::hash_password(password).map_err(|e| Error::Stored(e.to_string()))
+    Ok(())
 }
 
 /// Refuses a zero quota (a mailbox that can receive nothing is a mistake, not a setting).
@@ -153,14 +178,52 @@ fn check_quota(quota: u64) -> Result<()> {
 }
 
 impl Administration {
-    /// Appends the legal log record of a change `what` to `target` made by `actor`.
-    fn log(&self, actor: &Actor, target: &str, what: &str) -> Result<()> {
+    /// Stores `action`, made by `actor` on `target`, with its legal log record (saying
+    /// `what`) and, when it is a step in a mailbox's life, its mailbox event `kind`: all
+    /// in one transaction ([`Store::administer`]). `false` if there was nothing to
+    /// change.
+    fn apply(
+        &self,
+        actor: &Actor,
+        target: &str,
+        what: &str,
+        action: AdminAction,
+        kind: Option<&str>,
+    ) -> Result<bool> {
         let now = self.clock.now();
+        let change = AdminChange {
+            action,
+            event: kind.map(|kind| MailboxEvent {
+                address: target.to_string(),
+                kind: kind.to_string(),
+                at: now.timestamp(),
+            }),
+            log: self.log_entry(actor, target, what, now),
+        };
+        self.store.administer(&change).map_err(|e| match e {
+            pec_store::Error::AllotmentExceeded {
+                ente,
+                requested,
+                allotment,
+            } => Refusal::conflict(
+                "allotment-exceeded",
+                format!(
+                    "quota oltre l'assegnazione dell'ente {ente}: {} richiesti, {} assegnati",
+                    usage::human_size(requested),
+                    usage::human_size(allotment)
+                ),
+            ),
+            e => e.into(),
+        })
+    }
+
+    /// The legal log record of a change `what` to `target` made by `actor` at `now`.
+    fn log_entry(&self, actor: &Actor, target: &str, what: &str, now: DateTime<Utc>) -> LogEntry {
         let detail = match &actor.ente {
             Some(ente) => format!("{what} (amministratore dell'ente {ente})"),
             None => format!("{what} (amministratore del gestore)"),
         };
-        self.store.append_log(&[LogEntry {
+        LogEntry {
             at: now.timestamp(),
             at_local: italian(now).to_rfc3339(),
             event: LOG_EVENT.to_string(),
@@ -172,17 +235,14 @@ impl Administration {
             generated_ids: Vec::new(),
             gestore: self.gestore.clone(),
             detail,
-        }])?;
-        Ok(())
+        }
     }
 
-    /// Records a change in the life of `address`.
-    fn event(&self, address: &str, kind: &str) -> Result<()> {
-        self.store.record_mailbox_event(&MailboxEvent {
-            address: address.to_string(),
-            kind: kind.to_string(),
-            at: self.clock.now().timestamp(),
-        })?;
+    /// Appends the legal log record of a change `what` to `target` made by `actor`, for
+    /// changes that are not an [`AdminAction`] (a protocol number, [`events`]).
+    fn log(&self, actor: &Actor, target: &str, what: &str) -> Result<()> {
+        let entry = self.log_entry(actor, target, what, self.clock.now());
+        self.store.append_log(&[entry])?;
         Ok(())
     }
 
@@ -202,34 +262,6 @@ impl Administration {
         Ok(scope(actor, &self.store.list_enti()?, address)?.cloned())
     }
 
-    /// Refuses a quota that takes the ente's mailboxes past its allotment (the mailbox
-    /// `address`'s present quota replaced by `quota`).
-    fn check_allotment(&self, ente: Option<&Ente>, address: &str, quota: u64) -> Result<()> {
-        let Some(ente) = ente else {
-            return Ok(());
-        };
-        let mut total = quota;
-        for domain in &ente.domains {
-            for a in self.store.list_accounts(Some(domain))? {
-                if a.address != address {
-                    total = total.saturating_add(a.quota);
-                }
-            }
-        }
-        if total > ente.allotment {
-            return Err(Refusal::conflict(
-                "allotment-exceeded",
-                format!(
-                    "quota oltre l'assegnazione dell'ente {}: {} richiesti, {} assegnati",
-                    ente.name,
-                    usage::human_size(total),
-                    usage::human_size(ente.allotment)
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Adds an ente owning hosted `domains` (province only).
     pub fn add_ente(&self, actor: &Actor, ente: &Ente) -> Result<()> {
         Self::province_only(actor)?;
@@ -239,16 +271,13 @@ impl Administration {
                 "il nome dell'ente deve avere da 1 a 200 caratteri".into(),
             ));
         }
-        self.store.add_ente(ente)?;
-        self.log(
-            actor,
-            &ente.name,
-            &format!(
-                "ente creato: domini {}, assegnazione {}",
-                ente.domains.join(", "),
-                usage::human_size(ente.allotment)
-            ),
-        )
+        let what = format!(
+            "ente creato: domini {}, assegnazione {}",
+            ente.domains.join(", "),
+            usage::human_size(ente.allotment)
+        );
+        let action = AdminAction::AddEnte(ente.clone());
+        self.apply(actor, &ente.name, &what, action, None).map(drop)
     }
 
     /// Hosts a domain whose new mailboxes get `default_quota` (province only).
@@ -256,23 +285,24 @@ impl Administration {
         Self::province_only(actor)?;
         check_quota(default_quota)?;
         let name = name.trim().to_lowercase();
-        self.store.add_domain(&name, default_quota)?;
-        self.log(
-            actor,
-            &name,
-            &format!(
-                "dominio aggiunto, quota predefinita {}",
-                usage::human_size(default_quota)
-            ),
-        )
+        let what = format!(
+            "dominio aggiunto, quota predefinita {}",
+            usage::human_size(default_quota)
+        );
+        let action = AdminAction::AddDomain {
+            name: name.clone(),
+            default_quota,
+        };
+        self.apply(actor, &name, &what, action, None).map(drop)
     }
 
     /// Stops hosting a domain without mailboxes (province only).
     pub fn remove_domain(&self, actor: &Actor, name: &str) -> Result<()> {
         Self::province_only(actor)?;
         let name = name.trim().to_lowercase();
-        self.store.remove_domain(&name)?;
-        self.log(actor, &name, "dominio rimosso")
+        let action = AdminAction::RemoveDomain(name.clone());
+        self.apply(actor, &name, "dominio rimosso", action, None)
+            .map(drop)
     }
 
     /// The enti `actor` may see: all for the province, their own for an ente's.
@@ -290,7 +320,7 @@ impl Administration {
         actor: &Actor,
         login: &str,
         ente: Option<&str>,
-        password: &str,
+        password: &NewPassword,
     ) -> Result<()> {
         Self::province_only(actor)?;
         let login = login.trim().to_lowercase();
@@ -300,17 +330,16 @@ impl Administration {
                 "il nome di accesso non è valido".into(),
             ));
         }
-        let password_hash = hash_new_password(password)?;
-        self.store.add_admin(&Admin {
-            login: login.clone(),
-            ente: ente.map(str::to_string),
-            password_hash,
-        })?;
         let what = match ente {
             Some(e) => format!("amministratore dell'ente {e} aggiunto"),
             None => "amministratore del gestore aggiunto".to_string(),
         };
-        self.log(actor, &login, &what)
+        let action = AdminAction::AddAdmin(Admin {
+            login: login.clone(),
+            ente: ente.map(str::to_string),
+            password_hash: password.0.clone(),
+        });
+        self.apply(actor, &login, &what, action, None).map(drop)
     }
 
     /// Creates a mailbox in a domain `actor` manages, its quota within the ente's
@@ -319,12 +348,12 @@ impl Administration {
         &self,
         actor: &Actor,
         address: &str,
-        password: &str,
+        password: &NewPassword,
         quota: Option<u64>,
         receipts_folder: bool,
     ) -> Result<Account> {
         let address = address.trim().to_lowercase();
-        let ente = self.may_manage(actor, &address)?;
+        self.may_manage(actor, &address)?;
         let domain = domain_of(&address);
         let quota = match quota {
             Some(q) => q,
@@ -337,21 +366,15 @@ impl Administration {
                 .ok_or(pec_store::Error::NoSuchDomain(domain))?,
         };
         check_quota(quota)?;
-        self.check_allotment(ente.as_ref(), &address, quota)?;
-        let password_hash = hash_new_password(password)?;
-        let account = self.store.create_account(&NewAccount {
+        let action = AdminAction::CreateMailbox(NewAccount {
             address: address.clone(),
-            password_hash,
+            password_hash: password.0.clone(),
             quota: Some(quota),
             receipts_folder,
-        })?;
-        self.event(&account.address, MAILBOX_CREATED)?;
-        self.log(
-            actor,
-            &account.address,
-            &format!("casella creata, quota {}", usage::human_size(quota)),
-        )?;
-        Ok(account)
+        });
+        let what = format!("casella creata, quota {}", usage::human_size(quota));
+        self.apply(actor, &address, &what, action, Some(MAILBOX_CREATED))?;
+        Ok(self.store.account(&address)?)
     }
 
     /// The mailboxes `actor` manages (of one domain if given), with their usage.
@@ -362,60 +385,79 @@ impl Administration {
             if scope(actor, &enti, &a.address).is_err() {
                 continue;
             }
-            let used = self.store.usage(&a.address)?.used;
-            out.push(MailboxView {
-                suspended: is_suspended(&a),
-                address: a.address,
-                quota: a.quota,
-                used,
-            });
+            out.push(self.view(a)?);
         }
         Ok(out)
+    }
+
+    /// One mailbox `actor` manages, with its usage.
+    pub fn mailbox(&self, actor: &Actor, address: &str) -> Result<MailboxView> {
+        let address = address.trim().to_lowercase();
+        self.may_manage(actor, &address)?;
+        self.view(self.store.account(&address)?)
+    }
+
+    fn view(&self, a: Account) -> Result<MailboxView> {
+        let used = self.store.usage(&a.address)?.used;
+        Ok(MailboxView {
+            suspended: is_suspended(&a),
+            address: a.address,
+            quota: a.quota,
+            used,
+        })
     }
 
     /// Removes a mailbox (its security archive stays).
     pub fn remove_mailbox(&self, actor: &Actor, address: &str) -> Result<()> {
         let address = address.trim().to_lowercase();
         self.may_manage(actor, &address)?;
-        self.store.remove_account(&address)?;
-        self.event(&address, MAILBOX_REMOVED)?;
-        self.log(actor, &address, "casella eliminata")
+        let action = AdminAction::RemoveMailbox(address.clone());
+        self.apply(
+            actor,
+            &address,
+            "casella eliminata",
+            action,
+            Some(MAILBOX_REMOVED),
+        )
+        .map(drop)
     }
 
     /// Sets a mailbox's password; a suspended mailbox stays suspended.
-    pub fn set_password(&self, actor: &Actor, address: &str, password: &str) -> Result<()> {
+    pub fn set_password(&self, actor: &Actor, address: &str, password: &NewPassword) -> Result<()> {
         let address = address.trim().to_lowercase();
         self.may_manage(actor, &address)?;
-        let account = self.store.account(&address)?;
-        let mut hash = hash_new_password(password)?;
-        if is_suspended(&account) {
-            hash.insert(0, SUSPENDED);
-        }
-        self.store.set_password_hash(&address, &hash)?;
-        self.log(actor, &address, "password reimpostata")
+        let action = AdminAction::SetPassword {
+            address: address.clone(),
+            hash: password.0.clone(),
+        };
+        self.apply(actor, &address, "password reimpostata", action, None)
+            .map(drop)
     }
 
     /// Sets a mailbox's quota, within its ente's allotment.
     pub fn set_quota(&self, actor: &Actor, address: &str, quota: u64) -> Result<()> {
         let address = address.trim().to_lowercase();
-        let ente = self.may_manage(actor, &address)?;
+        self.may_manage(actor, &address)?;
         check_quota(quota)?;
-        self.check_allotment(ente.as_ref(), &address, quota)?;
-        self.store.set_quota(&address, quota)?;
-        self.log(
-            actor,
-            &address,
-            &format!("quota impostata a {}", usage::human_size(quota)),
-        )
+        let what = format!("quota impostata a {}", usage::human_size(quota));
+        let action = AdminAction::SetQuota {
+            address: address.clone(),
+            quota,
+        };
+        self.apply(actor, &address, &what, action, None).map(drop)
     }
 
     /// Files the mailbox's PEC receipts in `Ricevute` (`on`) or in INBOX.
     pub fn set_receipts_folder(&self, actor: &Actor, address: &str, on: bool) -> Result<()> {
         let address = address.trim().to_lowercase();
         self.may_manage(actor, &address)?;
-        self.store.set_receipts_folder(&address, on)?;
         let folder = if on { "Ricevute" } else { "INBOX" };
-        self.log(actor, &address, &format!("ricevute archiviate in {folder}"))
+        let what = format!("ricevute archiviate in {folder}");
+        let action = AdminAction::ReceiptsFolder {
+            address: address.clone(),
+            on,
+        };
+        self.apply(actor, &address, &what, action, None).map(drop)
     }
 
     /// What the mailbox's security archive keeps and its quota.
@@ -436,12 +478,12 @@ impl Administration {
         let address = address.trim().to_lowercase();
         self.may_manage(actor, &address)?;
         check_quota(options.quota)?;
-        self.store.set_archive_options(&address, options)?;
-        self.log(
-            actor,
-            &address,
-            &format!("archivio di sicurezza: {}", describe_archive(options)),
-        )
+        let what = format!("archivio di sicurezza: {}", describe_archive(options));
+        let action = AdminAction::ArchiveOptions {
+            address: address.clone(),
+            options: *options,
+        };
+        self.apply(actor, &address, &what, action, None).map(drop)
     }
 
     /// Suspends a mailbox (`on`: its logins refused, mail still delivered) or reactivates
@@ -449,22 +491,16 @@ impl Administration {
     pub fn suspend(&self, actor: &Actor, address: &str, on: bool) -> Result<()> {
         let address = address.trim().to_lowercase();
         self.may_manage(actor, &address)?;
-        let account = self.store.account(&address)?;
-        if is_suspended(&account) == on {
-            return Ok(());
-        }
-        let hash = if on {
-            format!("{SUSPENDED}{}", account.password_hash)
-        } else {
-            account.password_hash[SUSPENDED.len_utf8()..].to_string()
-        };
-        self.store.set_password_hash(&address, &hash)?;
         let (kind, what) = if on {
             (MAILBOX_SUSPENDED, "casella sospesa")
         } else {
             (MAILBOX_REACTIVATED, "casella riattivata")
         };
-        self.event(&address, kind)?;
-        self.log(actor, &address, what)
+        let action = AdminAction::Suspend {
+            address: address.clone(),
+            on,
+        };
+        self.apply(actor, &address, what, action, Some(kind))
+            .map(drop)
     }
 }

@@ -325,6 +325,16 @@ pub(crate) const TABLES: &[Table] = &[
         ],
         serial: Some("id"),
     },
+    Table {
+        name: "api_tokens",
+        columns: &[
+            ("login", Kind::Text),
+            ("name", Kind::Text),
+            ("hash", Kind::Text),
+            ("created_at", Kind::Int),
+        ],
+        serial: None,
+    },
 ];
 
 /// The embedded store's blob table: its rows, and the files of larger blobs, become

@@ -16,6 +16,7 @@
 //! The connection is plain TCP or a Unix socket, without TLS: run PostgreSQL on a
 //! private network or the same host (TLS is a connector away: [`pool::Connector`]).
 
+mod administer;
 mod batch;
 mod blobs;
 mod changes;
@@ -42,12 +43,12 @@ use crate::effects::EffectKey;
 use crate::error::{Error, Result};
 use crate::messages::Delivery;
 use crate::model::{
-    Account, Admin, ArchiveEntry, ArchiveOptions, Batch, CheckReport, Committed, Copied, Delivered,
-    Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder, LogEntry, LogHead, LogQuery,
-    LogRecord, LogTimestamp, LogVerification, MailboxEvent, MessageMeta, NewAccount,
-    NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind, Outcome, ProtocolNumber,
-    QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
-    VirusEntry,
+    Account, Admin, AdminChange, ApiToken, ArchiveEntry, ArchiveOptions, Batch, CheckReport,
+    Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
+    LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
+    MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
+    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
+    Uptime, Usage, VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -229,6 +230,21 @@ impl Directory for PgStore {
 
     fn mailbox_events(&self, to: i64) -> Result<Vec<MailboxEvent>> {
         self.read(move |tx| enti::mailbox_events(tx, to))
+    }
+
+    fn administer(&self, change: &AdminChange) -> Result<bool> {
+        let change = change.clone();
+        self.write(move |tx, _| administer::administer(tx, &change))
+    }
+
+    fn find_token(&self, hash: &str) -> Result<Option<Admin>> {
+        let hash = hash.to_string();
+        self.read(move |tx| administer::find_token(tx, &hash))
+    }
+
+    fn list_tokens(&self, login: Option<&str>) -> Result<Vec<ApiToken>> {
+        let login = login.map(str::to_string);
+        self.read(move |tx| administer::list_tokens(tx, login.as_deref()))
     }
 
     fn usage(&self, address: &str) -> Result<Usage> {

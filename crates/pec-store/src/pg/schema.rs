@@ -316,6 +316,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX registry_events_domain ON registry_events(domain, id);
     CREATE INDEX registry_events_due ON registry_events(next_attempt_at) WHERE pending;
     "#,
+    // 9: API tokens, as the embedded store's version 13 (see there).
+    r#"
+    CREATE TABLE api_tokens (
+        login      TEXT NOT NULL REFERENCES admins(login) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (login, name)
+    );
+    "#,
 ];
 
 /// The schema version this program writes.
