@@ -17,6 +17,9 @@ dir=${2:-}
 
 case "$cmd" in
 up)
+    # Postfix's daemons run as `postfix` and read what is made here: whatever the caller's
+    # umask (pecd's own is 077), the tree must be readable by them.
+    umask 022
     port=${3:?port}
     shift 3
     command -v postfix >/dev/null || { echo "postfix is not installed (apt-get install postfix)" >&2; exit 1; }
