@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use pec_proto::build::{self, Emission, Notice, Transaction};
+use pec_proto::daticert::Daticert;
 
 use crate::Result;
 use crate::clock::italian;
@@ -17,6 +18,9 @@ pub struct Generated {
     pub message_id: String,
     /// The signed bytes.
     pub bytes: Vec<u8>,
+    /// What a receipt or avviso certifies (`None` for an anomaly envelope): what the
+    /// gestore files when the notice is for one of its own mailboxes.
+    pub daticert: Option<Daticert>,
 }
 
 impl Identity {
@@ -45,11 +49,13 @@ impl Identity {
     ) -> Result<Generated> {
         let message_id = self.new_id(now);
         let boundary = self.new_boundary();
-        let bytes = build::notice(&self.emission(now, &message_id, &boundary), tx, notice, to)?;
+        let (bytes, daticert) =
+            build::notice_certified(&self.emission(now, &message_id, &boundary), tx, notice, to)?;
         Ok(Generated {
             to: to.to_string(),
             message_id,
             bytes,
+            daticert: Some(daticert),
         })
     }
 
@@ -82,6 +88,7 @@ impl Identity {
             to: to.to_string(),
             message_id,
             bytes,
+            daticert: None,
         })
     }
 }

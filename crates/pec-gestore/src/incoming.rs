@@ -38,6 +38,8 @@ pub enum Verdict {
     Envelope {
         /// Its certification data.
         daticert: Daticert,
+        /// The original message it carries (`postacert.eml`), as found by the examination.
+        postacert: Option<Vec<u8>>,
         /// The `mailReceipt` of the index record whose certificate signed it (destination
         /// of presa in carico and rilevazione virus).
         mail_receipt: String,
@@ -145,6 +147,7 @@ fn certified(
     match c.kind {
         Kind::PostaCertificata => Verdict::Envelope {
             daticert,
+            postacert: c.postacert,
             mail_receipt,
             provider,
         },

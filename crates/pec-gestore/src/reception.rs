@@ -25,7 +25,7 @@ use crate::delivery::variant_for;
 use crate::emit::Generated;
 use crate::events::Event;
 use crate::incoming::{Verdict, envelope_addressees, examine, receipt_addressees, stray_reason};
-use crate::service::{Gestore, blocking};
+use crate::service::{Gestore, blocking, domain_of};
 
 /// The SMTP reply telling a sender of ordinary mail that the mailbox takes only PEC.
 pub fn pec_only_reply() -> Reply {
@@ -62,6 +62,27 @@ fn outcome_of(kind: Kind, d: &Daticert) -> Option<TimerOutcome> {
     }
 }
 
+/// The key of a receipt's filing: what it certifies, whatever its unsigned outer
+/// header, so that the same receipt relayed again is filed once.
+fn receipt_key(kind: Kind, d: &Daticert, provider: &str) -> EffectKey {
+    EffectKey::receipt(
+        kind.as_str(),
+        provider,
+        &d.identificativo,
+        d.consegna.as_deref().unwrap_or_default(),
+        &d.ricezione,
+    )
+}
+
+/// The update of the timer of `d`'s recipient to `outcome`.
+fn outcome_update(d: &Daticert, outcome: TimerOutcome) -> pec_store::OutcomeUpdate {
+    pec_store::OutcomeUpdate {
+        identificativo: d.identificativo.clone(),
+        recipient: d.consegna.clone().unwrap_or_default(),
+        outcome,
+    }
+}
+
 /// Why a recipient of an envelope did not get it.
 enum Failure {
     NoMailbox,
@@ -86,6 +107,8 @@ struct EnvelopeStep<'a> {
     tx: &'a Transaction,
     /// The certified data.
     daticert: &'a Daticert,
+    /// The original message it carries (`postacert.eml`).
+    postacert: Option<&'a [u8]>,
     /// The signing gestore's name.
     provider: &'a str,
     /// The certified recipients not yet taken in charge: PEC delivery and consegna.
@@ -100,6 +123,9 @@ struct EnvelopeStep<'a> {
     virus: Option<&'a str>,
     /// Recipients whose mailbox turned out to be full.
     full: &'a [String],
+    /// Addresses of ours whose receipts are queued rather than filed in the step (their
+    /// mailbox could not take them now; the queue retries).
+    queued: &'a [String],
 }
 
 impl<S: Scanner> Gestore<S> {
@@ -137,6 +163,7 @@ impl<S: Scanner> Gestore<S> {
         match verdict {
             Verdict::Envelope {
                 daticert,
+                postacert,
                 mail_receipt,
                 provider,
             } => {
@@ -154,7 +181,8 @@ impl<S: Scanner> Gestore<S> {
                     );
                 }
                 let from = (mail_receipt.as_str(), provider.as_str());
-                self.receive_envelope(from, arrival, &daticert, base).await
+                let certified = (&daticert, postacert.as_deref());
+                self.receive_envelope(from, arrival, certified, base).await
             }
             Verdict::Receipt {
                 kind,
@@ -200,7 +228,7 @@ impl<S: Scanner> Gestore<S> {
         &self,
         (mail_receipt, provider): (&str, &str),
         arrival: Arrival<'_>,
-        daticert: &Daticert,
+        (daticert, postacert): (&Daticert, Option<&[u8]>),
         base: Batch,
     ) -> Reply {
         let tx = Transaction::from_daticert(daticert);
@@ -214,10 +242,12 @@ impl<S: Scanner> Gestore<S> {
         let mut scanned: Option<Option<String>> = None;
         let mut presa: Option<(Vec<String>, Generated)> = None;
         let mut full: Vec<String> = Vec::new();
+        let mut queued: Vec<String> = Vec::new();
         // Each pass commits, or learns one more recipient whose mailbox cannot take the
-        // message, or finds that another reception took at least one more recipient in
-        // charge first (its key is stored): so it ends within this many passes.
-        let passes = 2 * who.certified.len() + who.stray.len() + 1;
+        // message, or one more mailbox of ours that cannot take a receipt now, or finds
+        // that another reception took at least one more recipient in charge first (its
+        // key is stored): so it ends within this many passes.
+        let passes = 3 * who.certified.len() + who.stray.len() + 2;
         for _ in 0..passes {
             let done = match blocking(|| self.store.effects_done(&keys)) {
                 Ok(d) => d,
@@ -269,6 +299,7 @@ impl<S: Scanner> Gestore<S> {
             let step = EnvelopeStep {
                 tx: &tx,
                 daticert,
+                postacert,
                 provider,
                 local: &local,
                 stray: &who.stray,
@@ -276,6 +307,7 @@ impl<S: Scanner> Gestore<S> {
                 presa: presa.as_ref().filter(|_| !local.is_empty()).map(|(_, g)| g),
                 virus: virus.as_deref(),
                 full: &full,
+                queued: &queued,
             };
             let batch = match blocking(|| self.envelope_batch(base.clone(), &step)) {
                 Ok(b) => b,
@@ -301,10 +333,19 @@ impl<S: Scanner> Gestore<S> {
                     item: BatchItem::Delivery { index, address },
                     source,
                 }) if matches!(*source, StoreError::QuotaExceeded { .. })
-                    && index >= base.deliveries.len()
-                    && !full.contains(&address) =>
+                    && index >= base.deliveries.len() =>
                 {
-                    full.push(address);
+                    // A recipient's mailbox (the envelope, or an anomaly) first; then a
+                    // receipt of ours for it (the sender, or a recipient writing to
+                    // itself) goes through the queue.
+                    let addressed = local.contains(&address) || who.stray.contains(&address);
+                    if addressed && !full.contains(&address) {
+                        full.push(address);
+                    } else if !queued.contains(&address) {
+                        queued.push(address);
+                    } else {
+                        return temporary(source);
+                    }
                 }
                 Err(e) => return temporary(e),
             }
@@ -319,7 +360,6 @@ impl<S: Scanner> Gestore<S> {
         let (tx, provider, raw) = (step.tx, step.provider, step.arrival.raw);
         let now = self.now();
         if let Some(presa) = step.presa {
-            self.send(&mut b, &tx.identificativo, presa);
             b.log.push(self.log(
                 Event::PresaInCarico,
                 tx,
@@ -327,6 +367,7 @@ impl<S: Scanner> Gestore<S> {
                 provider,
                 &step.local.join(", "),
             ));
+            self.send_notice(&mut b, tx, presa, step.queued)?;
             b.effects.extend(
                 step.local
                     .iter()
@@ -379,8 +420,7 @@ impl<S: Scanner> Gestore<S> {
             }
             return Ok(b);
         }
-        // The original message is found once, whatever the number of recipients.
-        let postacert = std::cell::OnceCell::new();
+        let postacert = step.postacert;
         for r in step.local {
             let failure = if step.full.contains(r) {
                 Some(Failure::Full)
@@ -393,10 +433,7 @@ impl<S: Scanner> Gestore<S> {
             // reverse path of the envelope said.
             let (notice, event) = match failure {
                 None => {
-                    let postacert =
-                        postacert.get_or_init(|| pec_proto::classify::classify(raw).postacert);
-                    let flags =
-                        self.protocol_flags(&mut b, (tx, step.daticert), r, postacert.as_deref());
+                    let flags = self.protocol_flags(&mut b, (tx, step.daticert), r, postacert);
                     self.deliver(
                         &mut b,
                         step.arrival.mail_from,
@@ -411,7 +448,7 @@ impl<S: Scanner> Gestore<S> {
                         &Notice::AvvenutaConsegna {
                             recipient: r,
                             variant,
-                            postacert: postacert.as_deref(),
+                            postacert,
                         },
                         &tx.mittente,
                         now,
@@ -442,9 +479,9 @@ impl<S: Scanner> Gestore<S> {
                     (g, Event::ErroreConsegna)
                 }
             };
-            self.send(&mut b, &tx.identificativo, &notice);
             b.log
                 .push(self.log(event, tx, &[&notice.message_id], provider, r));
+            self.send_notice(&mut b, tx, &notice, step.queued)?;
         }
         let reason = stray_reason(Kind::PostaCertificata);
         self.stray_anomalies(
@@ -504,9 +541,7 @@ impl<S: Scanner> Gestore<S> {
         mut b: Batch,
     ) -> Reply {
         let tx = Transaction::from_daticert(d);
-        let now = self.now();
         let emitter = d.gestore_emittente.as_str();
-        let raw = arrival.raw;
         let who = receipt_addressees(kind, d, arrival.rcpt_to, |r| self.is_service_address(r));
         if let Err(e) = self.stray_anomalies(
             &mut b,
@@ -528,24 +563,13 @@ impl<S: Scanner> Gestore<S> {
                 Err(e) => temporary(e),
             };
         }
-        let recipient = d.consegna.clone().unwrap_or_default();
-        let key = EffectKey::receipt(
-            kind.as_str(),
-            provider,
-            &tx.identificativo,
-            &recipient,
-            &d.ricezione,
-        );
-        let outcome = |outcome| pec_store::OutcomeUpdate {
-            identificativo: tx.identificativo.clone(),
-            recipient: recipient.clone(),
-            outcome,
-        };
+        let key = receipt_key(kind, d, provider);
         // Filed already (a duplicate relay, or a crash before this version stored the
         // timer update with the filing): settle the timer again (the first outcome wins,
         // so this is harmless when it was settled).
         let duplicate = |mut b: Batch| {
-            b.outcomes.extend(outcome_of(kind, d).map(outcome));
+            b.outcomes
+                .extend(outcome_of(kind, d).map(|o| outcome_update(d, o)));
             self.settle_duplicate(b, Reply::ok("Ok: ricevuta già consegnata"))
         };
         match self.store.effects_done(std::slice::from_ref(&key)) {
@@ -554,6 +578,35 @@ impl<S: Scanner> Gestore<S> {
             Err(e) => return temporary(e),
         }
         let unfiled = b.clone();
+        if let Err(e) = self.file_receipt(&mut b, arrival, &who.certified, (kind, d, provider)) {
+            return temporary(e);
+        }
+        match self.commit(b) {
+            Ok(c) => match c.already_done {
+                None => Reply::ok("Ok: ricevuta consegnata"),
+                // Filed meanwhile by another reception of the same receipt.
+                Some(AlreadyDone::Effect(_)) => duplicate(unfiled),
+                Some(AlreadyDone::QueueEntry(_)) => Reply::ok("Ok: ricevuta già consegnata"),
+            },
+            Err(e) => temporary(e),
+        }
+    }
+
+    /// Adds to `b` the filing of a certified receipt of `kind` (certified data `d`,
+    /// signed by `provider`) for its `certified` addressees: the timer update it brings,
+    /// a copy in the service archive for a service address or a delivery for a mailbox,
+    /// the log record, and its key, so that it is filed once.
+    fn file_receipt(
+        &self,
+        b: &mut Batch,
+        arrival: Arrival<'_>,
+        certified: &[String],
+        (kind, d, provider): (Kind, &Daticert, &str),
+    ) -> crate::Result<()> {
+        let tx = Transaction::from_daticert(d);
+        let now = self.now();
+        let emitter = d.gestore_emittente.as_str();
+        let recipient = d.consegna.clone().unwrap_or_default();
         let timer_update = match kind {
             Kind::PresaInCarico => {
                 b.presa_in_carico.push(pec_store::PresaInCaricoUpdate {
@@ -565,7 +618,7 @@ impl<S: Scanner> Gestore<S> {
             }
             Kind::RilevazioneVirus => {
                 let virus = d.errore_esteso.clone().unwrap_or_default();
-                match self.id.notice(
+                let g = self.id.notice(
                     &tx,
                     &Notice::ErroreConsegnaVirus {
                         recipient: &recipient,
@@ -573,60 +626,94 @@ impl<S: Scanner> Gestore<S> {
                     },
                     &tx.mittente,
                     now,
-                ) {
-                    Ok(g) => {
-                        self.send(&mut b, &tx.identificativo, &g);
-                        b.log.push(self.log(
-                            Event::ErroreConsegnaVirus,
-                            &tx,
-                            &[&g.message_id],
-                            emitter,
-                            &recipient,
-                        ));
-                    }
-                    Err(e) => return temporary(e),
-                }
+                )?;
+                self.send(b, &tx.identificativo, &g);
+                b.log.push(self.log(
+                    Event::ErroreConsegnaVirus,
+                    &tx,
+                    &[&g.message_id],
+                    emitter,
+                    &recipient,
+                ));
                 Some(TimerOutcome::Virus)
             }
             _ => outcome_of(kind, d),
         };
-        for r in &who.certified {
+        for r in certified {
             if self.is_service_address(r) {
-                b.archive
-                    .push(self.archive_copy(r, raw, Direction::Received, kind.as_str()));
+                b.archive.push(self.archive_copy(
+                    r,
+                    arrival.raw,
+                    Direction::Received,
+                    kind.as_str(),
+                ));
                 continue;
             }
-            let folder = match self
+            let Some(folder) = self
                 .has_mailbox(r)
-                .and_then(|has| has.then(|| self.receipt_folder(r)).transpose())
-            {
-                Ok(Some(folder)) => folder,
-                Ok(None) => continue,
-                Err(e) => return temporary(e),
+                .and_then(|has| has.then(|| self.receipt_folder(r)).transpose())?
+            else {
+                continue;
             };
-            self.protocol_receipt(&mut b, raw, r);
-            self.deliver(&mut b, arrival.mail_from, (r, folder), raw, kind.as_str());
+            self.protocol_receipt(b, arrival.raw, r);
+            self.deliver(
+                b,
+                arrival.mail_from,
+                (r, folder),
+                arrival.raw,
+                kind.as_str(),
+            );
         }
         // The log names the recipient the receipt is about, or those a presa in carico
         // covers.
         let detail = if recipient.is_empty() {
             d.ricezione.join(", ")
         } else {
-            recipient.clone()
+            recipient
         };
         b.log
             .push(self.log(Event::Ricezione(kind), &tx, &[], emitter, &detail));
-        b.outcomes.extend(timer_update.map(outcome));
-        b.effects.push(self.effect(key));
-        match self.commit(b) {
-            Ok(c) => match c.already_done {
-                None => Reply::ok("Ok: ricevuta consegnata"),
-                // Filed meanwhile by another reception of the same receipt.
-                Some(AlreadyDone::Effect(_)) => duplicate(unfiled),
-                Some(AlreadyDone::QueueEntry(_)) => Reply::ok("Ok: ricevuta già consegnata"),
-            },
-            Err(e) => temporary(e),
+        b.outcomes
+            .extend(timer_update.map(|o| outcome_update(d, o)));
+        b.effects.push(self.effect(receipt_key(kind, d, provider)));
+        Ok(())
+    }
+
+    /// Sends a notice `g` about `tx` from the gestore's service address. A receipt for
+    /// one of the gestore's own mailboxes or service addresses (the presa in carico and
+    /// the consegna of a message between two of its mailboxes) is filed in `b` itself,
+    /// as its incoming point would file it once received from the queue: the gestore
+    /// signed it a moment ago, so verifying it again would prove nothing, and the sender
+    /// learns of the delivery in the same durable step as the delivery. A notice for an
+    /// address in `queued` (whose mailbox could not take it in this step), an avviso of
+    /// virus, or a notice for another gestore is queued.
+    fn send_notice(
+        &self,
+        b: &mut Batch,
+        tx: &Transaction,
+        g: &Generated,
+        queued: &[String],
+    ) -> crate::Result<()> {
+        let to = g.to.trim().to_ascii_lowercase();
+        if let Some(d) = &g.daticert {
+            let kind = Kind::from_tipo(d.tipo);
+            let own = self.is_service_address(&to) || self.hosts(&domain_of(&to))?;
+            if own && kind != Kind::RilevazioneVirus && !queued.contains(&to) {
+                let rcpt = [to];
+                let who = receipt_addressees(kind, d, &rcpt, |r| self.is_service_address(r));
+                if who.stray.is_empty() {
+                    let arrival = Arrival {
+                        mail_from: self.id.address(),
+                        rcpt_to: &rcpt,
+                        raw: &g.bytes,
+                    };
+                    let provider = self.id.name.clone();
+                    return self.file_receipt(b, arrival, &who.certified, (kind, d, &provider));
+                }
+            }
         }
+        self.send(b, &tx.identificativo, g);
+        Ok(())
     }
 
     /// Signed by a gestore but not a correct PEC message: it must still be propagated, as

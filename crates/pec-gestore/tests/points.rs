@@ -279,9 +279,17 @@ fn incoming_decision_table() {
     match examine(&beta, &a.envelope, now()) {
         Verdict::Envelope {
             daticert,
+            postacert,
             mail_receipt,
             provider,
         } => {
+            // The original it carries, as the sender submitted it.
+            let original = String::from_utf8(postacert.expect("postacert.eml")).unwrap();
+            assert!(
+                original.contains("Message-ID: <m1@client>\r\n"),
+                "{original}"
+            );
+            assert!(original.ends_with("\r\nTesto\r\n"), "{original}");
             assert_eq!(mail_receipt, "ricevute@pec.alfa.test");
             assert_eq!(provider, "Alfa PEC (lab)");
             assert_eq!(daticert.identificativo, a.transaction.identificativo);

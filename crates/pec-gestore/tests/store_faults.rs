@@ -751,3 +751,60 @@ async fn a_timer_notice_is_sent_once_even_when_its_step_seems_to_fail() {
     );
     assert_eq!(b.count("preavviso-errore-consegna"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receipts_between_two_mailboxes_of_ours_are_filed_with_the_delivery() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Interna").await.is_positive());
+    assert_eq!(b.queued(), ["posta-certificata"]);
+    assert_eq!(b.run_queue().await, 1);
+    // The envelope's one durable step delivered it and filed the presa in carico (in
+    // the service archive) and the consegna (in Anna's mailbox): nothing left queued.
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
+    assert!(b.queued().is_empty(), "queued: {:?}", b.queued());
+    assert_eq!(b.count("ricezione presa-in-carico"), 1);
+    assert_eq!(b.count("ricezione avvenuta-consegna"), 1);
+    let events = b.events();
+    let at = |e: &str| events.iter().position(|x| x == e).unwrap();
+    assert!(
+        at("presa-in-carico") < at("ricezione presa-in-carico"),
+        "{events:?}"
+    );
+    assert!(
+        at("consegna") < at("ricezione avvenuta-consegna"),
+        "{events:?}"
+    );
+    // The timer is settled: no notice after 12 or 24 hours.
+    b.advance(25 * 3600);
+    assert_eq!(b.g.run_timers_once(), 0);
+    assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_sender_mailbox_holds_back_its_receipt_not_the_delivery() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Interna").await.is_positive());
+    // Anna's mailbox is full once her acceptance receipt is in.
+    let used = b.store.inner().usage(ANNA).unwrap().used;
+    b.store.inner().set_quota(ANNA, used).unwrap();
+    assert_eq!(b.run_queue().await, 1);
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.inbox(ANNA), ["accettazione"]);
+    assert_eq!(b.queued(), ["avvenuta-consegna"]);
+    assert_eq!(b.count("consegna"), 1);
+    assert_eq!(b.count("ricezione avvenuta-consegna"), 0);
+    // Still full: the queue keeps it.
+    b.advance(3600);
+    b.run_queue().await;
+    assert_eq!(b.inbox(ANNA), ["accettazione"]);
+    assert_eq!(b.queued(), ["avvenuta-consegna"]);
+    // Room made: the next pass files it, once; the recipient got the message once.
+    b.store.inner().set_quota(ANNA, used * 10).unwrap();
+    b.advance(3600);
+    b.run_queue().await;
+    assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
+    assert!(b.queued().is_empty(), "queued: {:?}", b.queued());
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.count("ricezione avvenuta-consegna"), 1);
+}

@@ -790,6 +790,17 @@ fn shape<'a>(tx: &Transaction, n: &Notice<'a>) -> Result<Shape<'a>> {
 /// sender as given in the SMTP reverse path for user notices, the sender gestore's
 /// `mailReceipt` for presa in carico and rilevazione virus. Never taken from Reply-To.
 pub fn notice(e: &Emission<'_>, tx: &Transaction, n: &Notice<'_>, to: &str) -> Result<Vec<u8>> {
+    notice_certified(e, tx, n, to).map(|(bytes, _)| bytes)
+}
+
+/// [`notice`], with the certified data it signed: the gestore files a notice for one of
+/// its own mailboxes from what it certified, without parsing and verifying its own bytes.
+pub fn notice_certified(
+    e: &Emission<'_>,
+    tx: &Transaction,
+    n: &Notice<'_>,
+    to: &str,
+) -> Result<(Vec<u8>, Daticert)> {
     check_address("the receipt destination", to)?;
     let s = shape(tx, n)?;
     let mut d = tx.daticert(s.tipo, s.errore, e);
@@ -827,5 +838,5 @@ pub fn notice(e: &Emission<'_>, tx: &Transaction, n: &Notice<'_>, to: &str) -> R
 
     let mut parts = vec![daticert_part(&d)];
     parts.extend(s.postacert.as_deref().map(message_part));
-    assemble(e, &headers, &body, &parts)
+    Ok((assemble(e, &headers, &body, &parts)?, d))
 }

@@ -13,6 +13,7 @@
 //! in the certificate cache (`certcache.rs`), and OpenSSL is given the SignedData without
 //! them plus the parsed signer certificate.
 
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::fmt;
 use std::ptr;
@@ -744,7 +745,14 @@ fn attached_content_unverified(p7m_der: &[u8]) -> Option<Vec<u8>> {
 pub struct TrustAnchors {
     certs: Vec<X509>,
     crls: Vec<std::sync::Arc<X509Crl>>,
+    /// Signer paths already built (see [`TrustAnchors::signer_path`]), shared by clones:
+    /// a path depends only on the anchors, the certificates and the time.
+    paths: std::sync::Arc<std::sync::Mutex<HashMap<[u8; 32], Vec<X509>>>>,
 }
+
+/// How many signer paths [`TrustAnchors`] keeps: a few per gestore of the index; when
+/// full, it starts again empty.
+const MAX_PATHS: usize = 256;
 
 impl fmt::Debug for TrustAnchors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -788,6 +796,7 @@ impl TrustAnchors {
         Ok(TrustAnchors {
             certs,
             crls: Vec::new(),
+            paths: Default::default(),
         })
     }
 
@@ -934,6 +943,48 @@ impl TrustAnchors {
         }
     }
 
+    /// [`TrustAnchors::path`] for a signature's signer `cert` (DER `cert_der`) and the CA
+    /// certificates it carried (`chain`), at `at`, remembered: every message a gestore
+    /// signs has the same signer and chain, and OpenSSL's path building (three RSA
+    /// verifications) costs more than the message's own signature check. A path found
+    /// before is used again only while every certificate on it is within its validity
+    /// period at `at`; otherwise it is built again, so expiry is found as before.
+    /// Revocation is not part of the path (see [`TrustAnchors::revoked_on`]).
+    fn signer_path(
+        &self,
+        (cert_der, cert): (&[u8], &X509Ref),
+        chain: &[Vec<u8>],
+        at: DateTime<Utc>,
+        at_asn1: &Asn1Time,
+    ) -> std::result::Result<Vec<X509>, String> {
+        let mut key = openssl::sha::Sha256::new();
+        key.update(cert_der);
+        for c in chain.iter().take(MAX_CARRIED) {
+            key.update(&openssl::sha::sha256(c));
+        }
+        let key = key.finish();
+        let valid = |path: &[X509]| {
+            path.iter()
+                .all(|c| c.not_before() <= *at_asn1 && c.not_after() >= *at_asn1)
+        };
+        let known = self
+            .paths
+            .lock()
+            .ok()
+            .and_then(|paths| paths.get(&key).cloned());
+        if let Some(path) = known.filter(|p| valid(p)) {
+            return Ok(path);
+        }
+        let path = self.path(cert, &carried(chain), at, X509PurposeId::SMIME_SIGN)?;
+        if let Ok(mut paths) = self.paths.lock() {
+            if paths.len() >= MAX_PATHS {
+                paths.clear();
+            }
+            paths.insert(key, path.clone());
+        }
+        Ok(path)
+    }
+
     /// The path from `cert` to one of the anchors at time `at`, through the CA
     /// certificates `carried` (untrusted: they only help build it), checked for `purpose`
     /// (name constraints included): `cert` first, the anchor last. The error is OpenSSL's
@@ -1034,7 +1085,7 @@ pub fn trust(
         );
     }
     if let Some(anchors) = anchors {
-        let path = match anchors.path(&cert, &carried(chain), at, X509PurposeId::SMIME_SIGN) {
+        let path = match anchors.signer_path((cert_der, &cert), chain, at, &at_asn1) {
             Ok(path) => path,
             Err(reason) => {
                 return refuse(

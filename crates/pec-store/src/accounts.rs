@@ -169,14 +169,14 @@ fn to_account(row: (String, String, String, i64, bool)) -> Result<Account> {
 /// The account with this address (any case).
 pub fn get_account(conn: &Connection, addr: &str) -> Result<Account> {
     let (addr, _) = lookup::address(addr)?;
-    let row = conn
-        .query_row(
-            &format!("{ACCOUNT_COLUMNS} WHERE a.address = ?1"),
-            [&addr],
-            account_row,
-        )
-        .optional()?
-        .ok_or(Error::NoSuchAccount(addr))?;
+    let row = cached::query_row(
+        conn,
+        &format!("{ACCOUNT_COLUMNS} WHERE a.address = ?1"),
+        [&addr],
+        account_row,
+    )
+    .optional()?
+    .ok_or(Error::NoSuchAccount(addr))?;
     to_account(row)
 }
 

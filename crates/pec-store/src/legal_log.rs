@@ -101,14 +101,14 @@ fn to_record(r: &Row<'_>) -> Result<LogRecord> {
 
 /// The chain's checkpoint and head.
 fn chain_state(conn: &Connection) -> Result<(LogHead, LogHead)> {
-    let row: Option<(i64, String, i64, String)> = conn
-        .query_row(
-            "SELECT checkpoint_seq, checkpoint_hash, head_seq, head_hash
-             FROM legal_log_chain WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
+    let row: Option<(i64, String, i64, String)> = cached::query_row(
+        conn,
+        "SELECT checkpoint_seq, checkpoint_hash, head_seq, head_hash
+         FROM legal_log_chain WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .optional()?;
     let (cseq, chash, hseq, hhash) =
         row.ok_or_else(|| Error::Corrupt("legal log chain state is missing".into()))?;
     Ok((

@@ -80,13 +80,13 @@ pub fn list_from_db(text: &str, what: &str) -> Result<Vec<String>> {
 /// Row id and quota of the account with this address.
 pub fn account(conn: &Connection, addr: &str) -> Result<(i64, u64)> {
     let (addr, _) = address(addr)?;
-    let row: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT id, quota FROM accounts WHERE address = ?1",
-            [&addr],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let row: Option<(i64, i64)> = cached::query_row(
+        conn,
+        "SELECT id, quota FROM accounts WHERE address = ?1",
+        [&addr],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?;
     let (id, quota) = row.ok_or(Error::NoSuchAccount(addr))?;
     Ok((id, from_db(quota, "quota")?))
 }
