@@ -126,6 +126,8 @@ struct EnvelopeStep<'a> {
     /// Addresses of ours whose receipts are queued rather than filed in the step (their
     /// mailbox could not take them now; the queue retries).
     queued: &'a [String],
+    /// Whether receipts for addresses of ours may be filed in the step at all.
+    file_receipts: bool,
 }
 
 impl<S: Scanner> Gestore<S> {
@@ -243,11 +245,13 @@ impl<S: Scanner> Gestore<S> {
         let mut presa: Option<(Vec<String>, Generated)> = None;
         let mut full: Vec<String> = Vec::new();
         let mut queued: Vec<String> = Vec::new();
+        let mut file_receipts = true;
         // Each pass commits, or learns one more recipient whose mailbox cannot take the
-        // message, or one more mailbox of ours that cannot take a receipt now, or finds
-        // that another reception took at least one more recipient in charge first (its
-        // key is stored): so it ends within this many passes.
-        let passes = 3 * who.certified.len() + who.stray.len() + 2;
+        // message, or one more mailbox of ours that cannot take a receipt now, or that a
+        // receipt of ours is filed already, or finds that another reception took at least
+        // one more recipient in charge first (its key is stored): so it ends within this
+        // many passes.
+        let passes = 3 * who.certified.len() + who.stray.len() + 3;
         for _ in 0..passes {
             let done = match blocking(|| self.store.effects_done(&keys)) {
                 Ok(d) => d,
@@ -308,8 +312,10 @@ impl<S: Scanner> Gestore<S> {
                 virus: virus.as_deref(),
                 full: &full,
                 queued: &queued,
+                file_receipts,
             };
-            let batch = match blocking(|| self.envelope_batch(base.clone(), &step)) {
+            let mut receipts = Vec::new();
+            let batch = match blocking(|| self.envelope_batch(base.clone(), &step, &mut receipts)) {
                 Ok(b) => b,
                 Err(e) => return temporary(e),
             };
@@ -324,8 +330,14 @@ impl<S: Scanner> Gestore<S> {
                         info!(identificativo = %tx.identificativo, stray = who.stray.len(), "envelope for recipients it does not certify: anomaly");
                         return Reply::ok("Ok: consegnato come anomalia");
                     }
-                    Some(AlreadyDone::Effect(key)) => {
+                    Some(AlreadyDone::Effect(key)) if keys.contains(&key) => {
                         info!(identificativo = %tx.identificativo, %key, "taken in charge meanwhile by another reception");
+                    }
+                    Some(AlreadyDone::Effect(key)) => {
+                        // A receipt of ours filed already: the queue's reception settles it
+                        // as a duplicate.
+                        warn!(identificativo = %tx.identificativo, %key, "receipt filed already: queued instead");
+                        file_receipts = false;
                     }
                     Some(AlreadyDone::QueueEntry(_)) => return Reply::ok(taken),
                 },
@@ -335,17 +347,19 @@ impl<S: Scanner> Gestore<S> {
                 }) if matches!(*source, StoreError::QuotaExceeded { .. })
                     && index >= base.deliveries.len() =>
                 {
-                    // A recipient's mailbox (the envelope, or an anomaly) first; then a
-                    // receipt of ours for it (the sender, or a recipient writing to
-                    // itself) goes through the queue.
-                    let addressed = local.contains(&address) || who.stray.contains(&address);
-                    if addressed && !full.contains(&address) {
-                        full.push(address);
-                    } else if !queued.contains(&address) {
-                        queued.push(address);
+                    // The quota counts the whole step: whatever was refused, a receipt
+                    // of ours goes through the queue instead, and the envelope (or an
+                    // anomaly) is then found too big for the mailbox on its own.
+                    let (learnt, place) = if receipts.contains(&index) {
+                        (&mut queued, "receipt")
                     } else {
+                        (&mut full, "message")
+                    };
+                    if learnt.contains(&address) {
+                        warn!(identificativo = %tx.identificativo, mailbox = %address, place, "mailbox full again after a retry");
                         return temporary(source);
                     }
+                    learnt.push(address);
                 }
                 Err(e) => return temporary(e),
             }
@@ -356,7 +370,14 @@ impl<S: Scanner> Gestore<S> {
     /// The durable step for a valid transport envelope, added to `b`: presa in carico and
     /// the keys of the recipients it takes in charge, then either the virus path or one
     /// delivery and one receipt per such recipient, then an anomaly for each stray RCPT.
-    fn envelope_batch(&self, mut b: Batch, step: &EnvelopeStep<'_>) -> crate::Result<Batch> {
+    /// The indices of the deliveries that are receipts of ours (filed in the step) are
+    /// added to `receipts`.
+    fn envelope_batch(
+        &self,
+        mut b: Batch,
+        step: &EnvelopeStep<'_>,
+        receipts: &mut Vec<usize>,
+    ) -> crate::Result<Batch> {
         let (tx, provider, raw) = (step.tx, step.provider, step.arrival.raw);
         let now = self.now();
         if let Some(presa) = step.presa {
@@ -367,7 +388,7 @@ impl<S: Scanner> Gestore<S> {
                 provider,
                 &step.local.join(", "),
             ));
-            self.send_notice(&mut b, tx, presa, step.queued)?;
+            self.send_from_step(&mut b, step, presa, receipts)?;
             b.effects.extend(
                 step.local
                     .iter()
@@ -481,7 +502,7 @@ impl<S: Scanner> Gestore<S> {
             };
             b.log
                 .push(self.log(event, tx, &[&notice.message_id], provider, r));
-            self.send_notice(&mut b, tx, &notice, step.queued)?;
+            self.send_from_step(&mut b, step, &notice, receipts)?;
         }
         let reason = stray_reason(Kind::PostaCertificata);
         self.stray_anomalies(
@@ -494,6 +515,26 @@ impl<S: Scanner> Gestore<S> {
             step.full,
         )?;
         Ok(b)
+    }
+
+    /// Sends `g` from the envelope step `step` ([`Gestore::send_notice`], or always
+    /// through the queue once the step found a receipt of ours filed already); the
+    /// indices of the deliveries of a receipt filed in `b` are added to `receipts`.
+    fn send_from_step(
+        &self,
+        b: &mut Batch,
+        step: &EnvelopeStep<'_>,
+        g: &Generated,
+        receipts: &mut Vec<usize>,
+    ) -> crate::Result<()> {
+        if !step.file_receipts {
+            self.send(b, &step.tx.identificativo, g);
+            return Ok(());
+        }
+        let first = b.deliveries.len();
+        self.send_notice(b, step.tx, g, step.queued)?;
+        receipts.extend(first..b.deliveries.len());
+        Ok(())
     }
 
     /// Adds to `b`, for each `stray` RCPT of a certified message about `tx`, the busta di
@@ -649,10 +690,7 @@ impl<S: Scanner> Gestore<S> {
                 ));
                 continue;
             }
-            let Some(folder) = self
-                .has_mailbox(r)
-                .and_then(|has| has.then(|| self.receipt_folder(r)).transpose())?
-            else {
+            let Some(folder) = self.mailbox_receipts(r)? else {
                 continue;
             };
             self.protocol_receipt(b, arrival.raw, r);
@@ -680,13 +718,15 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// Sends a notice `g` about `tx` from the gestore's service address. A receipt for
-    /// one of the gestore's own mailboxes or service addresses (the presa in carico and
-    /// the consegna of a message between two of its mailboxes) is filed in `b` itself,
-    /// as its incoming point would file it once received from the queue: the gestore
-    /// signed it a moment ago, so verifying it again would prove nothing, and the sender
-    /// learns of the delivery in the same durable step as the delivery. A notice for an
-    /// address in `queued` (whose mailbox could not take it in this step), an avviso of
-    /// virus, or a notice for another gestore is queued.
+    /// one of the gestore's own mailboxes or service addresses (the presa in carico, and
+    /// the consegna or mancata consegna, of a message between two of its mailboxes) is
+    /// filed in `b` itself, as its incoming point would file it once received from the
+    /// queue: the gestore signed it a moment ago with its own key, so verifying it again
+    /// would prove nothing (in particular, it is filed as certified even while the
+    /// gestore's own certificate is out of the index or expired, which the signing set-up
+    /// reports), and the sender learns of the delivery in the same durable step as the
+    /// delivery. A notice for an address in `queued` (whose mailbox could not take it in
+    /// this step), an avviso of virus, or a notice for another gestore is queued.
     fn send_notice(
         &self,
         b: &mut Batch,
@@ -697,8 +737,10 @@ impl<S: Scanner> Gestore<S> {
         let to = g.to.trim().to_ascii_lowercase();
         if let Some(d) = &g.daticert {
             let kind = Kind::from_tipo(d.tipo);
-            let own = self.is_service_address(&to) || self.hosts(&domain_of(&to))?;
-            if own && kind != Kind::RilevazioneVirus && !queued.contains(&to) {
+            let own = || -> crate::Result<bool> {
+                Ok(self.is_service_address(&to) || self.hosts(&domain_of(&to))?)
+            };
+            if kind != Kind::RilevazioneVirus && !queued.contains(&to) && own()? {
                 let rcpt = [to];
                 let who = receipt_addressees(kind, d, &rcpt, |r| self.is_service_address(r));
                 if who.stray.is_empty() {
@@ -707,8 +749,8 @@ impl<S: Scanner> Gestore<S> {
                         rcpt_to: &rcpt,
                         raw: &g.bytes,
                     };
-                    let provider = self.id.name.clone();
-                    return self.file_receipt(b, arrival, &who.certified, (kind, d, &provider));
+                    let signer = (kind, d, self.id.name.as_str());
+                    return self.file_receipt(b, arrival, &who.certified, signer);
                 }
             }
         }

@@ -184,10 +184,19 @@ impl<S: Scanner> Gestore<S> {
     /// INBOX otherwise (and for an address without a mailbox, whose delivery then fails);
     /// an error when the store cannot say.
     pub fn receipt_folder(&self, address: &str) -> pec_store::Result<&'static str> {
-        Ok(match self.store.find_account(address)? {
-            Some(a) if a.receipts_folder => "Ricevute",
-            _ => "INBOX",
-        })
+        Ok(self.mailbox_receipts(address)?.unwrap_or("INBOX"))
+    }
+
+    /// [`Gestore::receipt_folder`] of `address` when it has a mailbox here, `None` when it
+    /// has none (one look-up for both questions); an error when the store cannot say.
+    pub fn mailbox_receipts(&self, address: &str) -> pec_store::Result<Option<&'static str>> {
+        Ok(self.store.find_account(address)?.map(|a| {
+            if a.receipts_folder {
+                "Ricevute"
+            } else {
+                "INBOX"
+            }
+        }))
     }
 
     /// Whether `address` has a mailbox here; an error when the store cannot say (never

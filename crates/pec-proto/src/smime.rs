@@ -958,6 +958,7 @@ impl TrustAnchors {
         at_asn1: &Asn1Time,
     ) -> std::result::Result<Vec<X509>, String> {
         let mut key = openssl::sha::Sha256::new();
+        key.update(&(cert_der.len() as u64).to_be_bytes());
         key.update(cert_der);
         for c in chain.iter().take(MAX_CARRIED) {
             key.update(&openssl::sha::sha256(c));

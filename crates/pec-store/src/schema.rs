@@ -369,9 +369,10 @@ pub fn connect(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Savepoint and statement journals hold only what a rollback needs within a
-    // transaction, never what a commit makes durable: keep them in memory rather than in
-    // temporary files (the writer's per-job savepoints wrote every page they touched).
+    // Temporary storage (savepoint and statement journals, sorts and temporary indices)
+    // holds only what one statement or transaction needs, never what a commit makes
+    // durable: keep it in memory rather than in temporary files (the writer's per-job
+    // savepoints wrote every page they touched). The store's queries sort small sets.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Room for every statement the store runs (see `cached`), so none is parsed twice.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
