@@ -313,7 +313,7 @@ impl Boundaries {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Assembles and signs a message: `headers` (already wire-safe, in order) followed by

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
@@ -376,6 +377,13 @@ pub fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Room for every statement the store runs (see `cached`), so none is parsed twice.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Query planner stability: plans do not depend on the values bound to parameters.
+    // Without it SQLite marks a statement whose plan looked at a bound value (an `=`
+    // against `?1` outside the index it scans, a `LIMIT ?2`) as expiring when that value
+    // changes, and the statement cache's clear_bindings then re-prepares it at every use:
+    // the account look-up of every delivery was parsed and planned again each time.
+    // The store runs no ANALYZE, so no plan could gain from the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 
@@ -640,6 +648,28 @@ mod tests {
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
+    }
+
+    #[test]
+    fn cached_statements_are_not_prepared_again_when_their_values_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect(&dir.path().join("t.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        // The shape of the account look-up: an equality on a bound value next to a join.
+        let sql = "SELECT a.address, d.name FROM accounts a JOIN domains d
+                   ON a.domain_id = d.id WHERE a.address = ?1";
+        for addr in ["a@x.it", "b@x.it", "c@x.it", "d@x.it"] {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let found = stmt.exists([addr]).unwrap();
+            assert!(!found);
+            // The cache clears the bindings when the statement goes back.
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the statement was parsed again for new values"
+        );
     }
 
     #[test]
