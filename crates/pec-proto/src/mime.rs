@@ -24,6 +24,9 @@ pub fn base64_lines(data: &[u8]) -> String {
     out
 }
 
+/// Upper-case hex digits, as quoted-printable writes them (RFC 2045 §6.7).
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
 /// Quoted-printable (RFC 2045 §6.7) of text whose lines end in `\n` or `\r\n`; the output
 /// has CRLF hard line breaks and soft breaks keeping lines within 76 characters.
 pub fn quoted_printable(text: &[u8]) -> String {
@@ -36,17 +39,19 @@ pub fn quoted_printable(text: &[u8]) -> String {
             let last = i + 1 == line.len();
             let literal =
                 (b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=';
-            let piece = if literal {
-                (b as char).to_string()
-            } else {
-                format!("={b:02X}")
-            };
-            if width + piece.len() > LINE - 1 {
+            let width_of_piece = if literal { 1 } else { 3 };
+            if width + width_of_piece > LINE - 1 {
                 out.push_str("=\r\n");
                 width = 0;
             }
-            width += piece.len();
-            out.push_str(&piece);
+            width += width_of_piece;
+            if literal {
+                out.push(char::from(b));
+            } else {
+                out.push('=');
+                out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+                out.push(char::from(HEX_UPPER[usize::from(b & 0x0f)]));
+            }
         }
         out.push_str("\r\n");
     }

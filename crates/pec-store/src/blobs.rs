@@ -114,10 +114,16 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Hex SHA-256 of `bytes`: the name a blob gets in the store.
 pub fn hash_hex(bytes: &[u8]) -> String {
-    let digest = openssl::sha::sha256(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
+    lower_hex(&openssl::sha::sha256(bytes))
+}
+
+/// Lower-case hex of `bytes`, as the store writes digests (blob names, log chain).
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }

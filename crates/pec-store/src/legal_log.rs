@@ -73,7 +73,7 @@ pub(crate) fn chain_hash(prev: &str, seq: u64, entry: &LogEntry) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(&canonical(seq, entry));
-    h.finish().iter().map(|b| format!("{b:02x}")).collect()
+    crate::blobs::lower_hex(&h.finish())
 }
 
 /// Reads a [`LogRecord`] from a row of [`COLUMNS`].
