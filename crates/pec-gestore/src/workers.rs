@@ -558,8 +558,9 @@ pub const RETENTION_MONTHS: u32 = 30;
 
 impl<S: Scanner> Gestore<S> {
     /// Removes what is older than the retention period; returns (log, archive, virus)
-    /// records removed. The effect keys go with the log records of the same age: a
-    /// message older than that is no longer recognised as handled.
+    /// records removed. The effect keys, the log's time stamps and the protocol offices'
+    /// events go with the log records of the same age: a message older than that is no
+    /// longer recognised as handled, nor listed to its office.
     pub fn purge_expired(&self) -> (u64, u64, u64) {
         let now = self.now();
         let Some(cutoff) = now.checked_sub_months(chrono::Months::new(RETENTION_MONTHS)) else {
@@ -577,6 +578,7 @@ impl<S: Scanner> Gestore<S> {
             "uptime record and log time stamps",
             self.store.purge_proofs(cutoff),
         );
+        count("protocol offices' events", self.store.purge_events(cutoff));
         (
             count("legal log", self.store.purge_log(cutoff)),
             count("security archive", self.store.purge_archive(cutoff)),

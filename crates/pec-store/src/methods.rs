@@ -101,6 +101,7 @@ macro_rules! with_store_methods {
                 fn purge_virus(&self, cutoff: i64) -> Result<u64>;
                 fn purge_effects(&self, cutoff: i64) -> Result<u64>;
                 fn purge_proofs(&self, cutoff: i64) -> Result<u64>;
+                fn purge_events(&self, cutoff: i64) -> Result<u64>;
                 fn check(&self) -> Result<CheckReport>;
                 fn backup(&self, dest: &Path) -> Result<u64>;
             }

@@ -187,6 +187,17 @@ pub fn sent(conn: &Connection, id: i64, at: i64) -> Result<()> {
     found(n, id)
 }
 
+/// Deletes the events made before `cutoff`; returns how many. Ids are never reused
+/// (AUTOINCREMENT), so a client's cursor stays valid across a purge.
+pub fn purge(conn: &Connection, cutoff: i64) -> Result<u64> {
+    let n = cached::execute(
+        conn,
+        "DELETE FROM registry_events WHERE created_at < ?1",
+        [cutoff],
+    )?;
+    Ok(n as u64)
+}
+
 /// Records a failed attempt.
 pub fn retry(conn: &Connection, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
     let n = cached::execute(

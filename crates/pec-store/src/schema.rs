@@ -342,6 +342,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (login, name)
     ) WITHOUT ROWID;
     ",
+    // 14: registry events are purged by age with the rest of a message's records
+    // (Maintenance::purge_events): an index on when they were made.
+    "
+    CREATE INDEX registry_events_created ON registry_events(created_at);
+    ",
 ];
 
 /// The version whose migration creates the effect keys, which the store fills from what

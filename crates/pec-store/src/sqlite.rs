@@ -573,6 +573,10 @@ impl Maintenance for SqliteStore {
         self.write(move |c| Ok(uptime::purge(c, cutoff)? + timestamps::purge(c, cutoff)?))
     }
 
+    fn purge_events(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |c| registry::purge(c, cutoff))
+    }
+
     fn check(&self) -> Result<CheckReport> {
         maintenance::check(&self.db_path, &self.blobs)
     }

@@ -332,6 +332,10 @@ pub trait Maintenance: Send + Sync {
     /// Deletes the uptime minutes and the log time stamps from before `cutoff` (the log
     /// records those stamps covered are gone at that age too); returns how many.
     fn purge_proofs(&self, cutoff: i64) -> Result<u64>;
+    /// Deletes the protocol offices' registry events made before `cutoff`, delivered to
+    /// their webhook or not: the log records and archive copies of the messages they
+    /// describe are gone at that age too. Returns how many.
+    fn purge_events(&self, cutoff: i64) -> Result<u64>;
     /// Verifies every referenced blob (re-hashed, whether inline or a file), the
     /// database's integrity and each account's usage counter.
     fn check(&self) -> Result<CheckReport>;

@@ -188,7 +188,40 @@ fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
     ));
 }
 
+fn events_are_purged_by_age_and_the_cursor_survives(backend: Backend) {
+    let t = store(backend);
+    let store = t.open();
+    let mut old = delivery_with_event(OFFICE, "opec.old", true);
+    old.registry_events[0].at = T0 - 100;
+    store.commit_batch(old).unwrap();
+    store
+        .commit_batch(delivery_with_event(OFFICE, "opec.new", true))
+        .unwrap();
+    let before = all(store.as_ref(), 0, None);
+    assert_eq!(before.len(), 2);
+    let (old_id, new_id) = (before[0].0, before[1].0);
+
+    assert_eq!(store.purge_events(T0).unwrap(), 1);
+    assert_eq!(
+        all(store.as_ref(), 0, None),
+        vec![(new_id, r#"{"identificativo":"opec.new"}"#.to_string())]
+    );
+    // A client that had read up to the purged event goes on from there.
+    assert_eq!(all(store.as_ref(), old_id, None).len(), 1);
+    assert_eq!(all(store.as_ref(), new_id, None), vec![]);
+    // Nothing due from the purged event, and a second purge finds nothing.
+    let due = store.registry_events_due(T0 + 1, T0 + 60, 10).unwrap();
+    assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), [new_id]);
+    assert_eq!(store.purge_events(T0).unwrap(), 0);
+    // A later event gets an id after every one a client may have seen.
+    store
+        .commit_batch(delivery_with_event(OFFICE, "opec.later", true))
+        .unwrap();
+    assert!(all(store.as_ref(), new_id, None)[0].0 > new_id);
+}
+
 backend_tests!(
+    events_are_purged_by_age_and_the_cursor_survives,
     events_are_written_once_with_their_message_and_read_by_cursor,
     the_outbox_claims_retries_and_acknowledges,
     the_protocol_number_is_kept_and_replaced,

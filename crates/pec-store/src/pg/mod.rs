@@ -639,6 +639,10 @@ impl Maintenance for PgStore {
         self.write(move |tx, _| proof::purge(tx, cutoff))
     }
 
+    fn purge_events(&self, cutoff: i64) -> Result<u64> {
+        self.write(move |tx, _| registry::purge(tx, cutoff))
+    }
+
     fn check(&self) -> Result<CheckReport> {
         self.read(check::check)
     }

@@ -130,6 +130,15 @@ pub fn sent(tx: &mut Transaction<'_>, id: i64, at: i64) -> Result<()> {
     found(n, id)
 }
 
+/// Deletes the events made before `cutoff`; returns how many. Ids come from a sequence,
+/// so a client's cursor stays valid across a purge.
+pub fn purge(tx: &mut Transaction<'_>, cutoff: i64) -> Result<u64> {
+    Ok(tx.execute(
+        "DELETE FROM registry_events WHERE created_at < $1",
+        &[&cutoff],
+    )?)
+}
+
 /// Records a failed attempt.
 pub fn retry(tx: &mut Transaction<'_>, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
     let n = tx.execute(

@@ -326,6 +326,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (login, name)
     );
     "#,
+    // 10: the index registry events are purged by, as the embedded store's version 14.
+    r#"
+    CREATE INDEX registry_events_created ON registry_events(created_at);
+    "#,
 ];
 
 /// The schema version this program writes.
