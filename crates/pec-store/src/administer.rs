@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::accounts::{self, unique};
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db};
-use crate::model::{Admin, AdminAction, AdminChange, ApiToken, SUSPENDED_MARK};
-use crate::{archive, cached, enti, legal_log};
+use crate::model::{Admin, AdminAction, AdminChange, ApiToken, FlagOp, SUSPENDED_MARK};
+use crate::{archive, cached, enti, legal_log, messages, registry};
 
 /// Applies `change`; `false` if there was nothing to change (then nothing is recorded).
 pub fn administer(conn: &Connection, change: &AdminChange) -> Result<bool> {
@@ -59,6 +59,27 @@ pub fn administer(conn: &Connection, change: &AdminChange) -> Result<bool> {
         }
         AdminAction::ArchiveOptions { address, options } => {
             archive::set_options(conn, address, options)?
+        }
+        AdminAction::SetProtocolNumber {
+            id,
+            number,
+            keyword,
+        } => {
+            let event = registry::set_protocol(conn, *id, number)?;
+            if let Some((folder, uid)) = &event.message {
+                let keyword = std::slice::from_ref(keyword);
+                match messages::store_flags(
+                    conn,
+                    &event.address,
+                    folder,
+                    &[*uid],
+                    FlagOp::Add,
+                    keyword,
+                ) {
+                    Ok(_) | Err(Error::NoSuchFolder(_) | Error::NoSuchMessage(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
         AdminAction::CreateToken(token) => {
             cached::execute(

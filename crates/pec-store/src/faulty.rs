@@ -21,8 +21,8 @@ use crate::model::{
     Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
     LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
     MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
-    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
-    Uptime, Usage, VirusEntry,
+    Outcome, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance, Store};
 

@@ -93,7 +93,6 @@ macro_rules! with_store_methods {
                 fn registry_events_due(&self, now: i64, claim_until: i64, limit: usize) -> Result<Vec<RegistryEvent>>;
                 fn registry_event_sent(&self, id: i64, at: i64) -> Result<()>;
                 fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()>;
-                fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent>;
             }
             impl Maintenance {
                 fn purge_archive(&self, cutoff: i64) -> Result<u64>;

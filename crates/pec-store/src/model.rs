@@ -134,6 +134,17 @@ pub enum AdminAction {
         /// The options.
         options: ArchiveOptions,
     },
+    /// Keeps the protocol number a registry gave the message of registry event `id`, and
+    /// adds `keyword` to that message while it is still where it was delivered (moved or
+    /// deleted since, the number is kept with the event all the same).
+    SetProtocolNumber {
+        /// The registry event.
+        id: i64,
+        /// What the registry wrote back.
+        number: ProtocolNumber,
+        /// The keyword the message gets.
+        keyword: String,
+    },
     /// Stores an administrator's API token (its hash).
     CreateToken(ApiToken),
     /// Deletes an administrator's API token.

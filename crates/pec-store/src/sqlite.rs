@@ -17,8 +17,8 @@ use crate::model::{
     Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
     LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
     MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
-    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
-    Uptime, Usage, VirusEntry,
+    Outcome, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, Changes, Directory, Ledger, Mailboxes, Maintenance};
 use crate::writer::Writer;
@@ -389,11 +389,6 @@ impl Ledger for SqliteStore {
     fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
         let error = error.to_string();
         self.write(move |c| registry::retry(c, id, next_attempt_at, &error))
-    }
-
-    fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent> {
-        let number = number.clone();
-        self.write(move |c| registry::set_protocol(c, id, &number))
     }
 
     fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<LogRecord>> {

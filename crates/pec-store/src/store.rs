@@ -22,8 +22,8 @@ use crate::model::{
     Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
     LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
     MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
-    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
-    Uptime, Usage, VirusEntry,
+    Outcome, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 
 /// Domains and accounts: who is hosted, with which password and quota. Every method that
@@ -217,9 +217,6 @@ pub trait Ledger: Send + Sync {
     fn registry_event_sent(&self, id: i64, at: i64) -> Result<()>;
     /// Records a failed webhook attempt and when to try again.
     fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()>;
-    /// Keeps the registry's protocol number for the message of an event (replacing one
-    /// written before) and returns the event.
-    fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent>;
     /// Whether each of `keys` is stored (in order): which effects already happened.
     fn effects_done(&self, keys: &[EffectKey]) -> Result<Vec<bool>>;
     /// Appends entries to the legal log in one transaction, in order; returns

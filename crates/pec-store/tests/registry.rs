@@ -4,8 +4,8 @@
 
 use pec_store::test_util::{Backend, TestStore};
 use pec_store::{
-    Batch, Error, EventQuery, NewAccount, NewDelivery, NewRegistryEvent, ProtocolNumber, Store,
-    backend_tests,
+    AdminAction, AdminChange, Batch, Error, EventQuery, LogEntry, LogQuery, NewAccount,
+    NewDelivery, NewRegistryEvent, ProtocolNumber, Store, backend_tests,
 };
 
 const T0: i64 = 1_700_000_000;
@@ -158,6 +158,50 @@ fn the_outbox_claims_retries_and_acknowledges(backend: Backend) {
     ));
 }
 
+fn number(n: &str, at: i64) -> ProtocolNumber {
+    ProtocolNumber {
+        number: n.into(),
+        date: Some("2026-11-30".into()),
+        at,
+    }
+}
+
+/// The write-back of protocol number `n` for event `id`, as the administration makes it.
+fn protocol(id: i64, n: &str, at: i64) -> AdminChange {
+    AdminChange {
+        action: AdminAction::SetProtocolNumber {
+            id,
+            number: number(n, at),
+            keyword: KEYWORD.into(),
+        },
+        event: None,
+        log: LogEntry {
+            at,
+            event: "amministrazione".into(),
+            sender: "segreteria@comune-a.test".into(),
+            recipients: vec![OFFICE.into()],
+            detail: format!("protocollo {n}"),
+            ..LogEntry::default()
+        },
+    }
+}
+
+const KEYWORD: &str = "$Protocollo";
+
+/// The details of the legal log's records, in order.
+fn log_details(store: &dyn Store) -> Vec<String> {
+    store
+        .search_log(&LogQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.detail)
+        .collect()
+}
+
+fn office_flags(store: &dyn Store) -> Vec<String> {
+    store.messages(OFFICE, "INBOX").unwrap()[0].flags.clone()
+}
+
 fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
     let t = store(backend);
     let store = t.open();
@@ -165,27 +209,58 @@ fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
         .commit_batch(delivery_with_event(OFFICE, "opec.1", true))
         .unwrap();
     let id = all(&*store, 0, None)[0].0;
-    let number = |n: &str, at| ProtocolNumber {
-        number: n.into(),
-        date: Some("2026-11-30".into()),
-        at,
-    };
-    let e = store.set_protocol_number(id, &number("0001", T0)).unwrap();
-    assert_eq!(e.protocol, Some(number("0001", T0)));
-    store
-        .set_protocol_number(id, &number("0002", T0 + 5))
-        .unwrap();
-    // Kept across reopening the store.
+    assert!(store.administer(&protocol(id, "0001", T0)).unwrap());
+    assert_eq!(
+        store.registry_event(id).unwrap().protocol,
+        Some(number("0001", T0))
+    );
+    assert!(office_flags(&*store).contains(&KEYWORD.to_string()));
+    assert!(store.administer(&protocol(id, "0002", T0 + 5)).unwrap());
+    // Kept across reopening the store, each write-back with its log record.
     drop(store);
     let store = t.open();
     assert_eq!(
         store.registry_event(id).unwrap().protocol,
         Some(number("0002", T0 + 5))
     );
+    let details = log_details(&*store);
+    assert!(details.ends_with(&["protocollo 0001".into(), "protocollo 0002".into()]));
     assert!(matches!(
-        store.set_protocol_number(id + 1, &number("1", T0)),
+        store.administer(&protocol(id + 1, "1", T0)),
         Err(Error::NoSuchEvent(_))
     ));
+    assert_eq!(
+        log_details(&*store),
+        details,
+        "no record for a refused change"
+    );
+}
+
+fn a_protocol_number_without_its_log_record_is_not_kept(backend: Backend) {
+    let t = store(backend);
+    let store = t.open();
+    store
+        .commit_batch(delivery_with_event(OFFICE, "opec.1", true))
+        .unwrap();
+    let id = all(&*store, 0, None)[0].0;
+    let details = log_details(&*store);
+    // The legal log refuses every record from now on.
+    t.tamper(match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER refuse BEFORE INSERT ON legal_log
+             BEGIN SELECT RAISE(ABORT, 'log down'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'log down'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON legal_log
+                 FOR EACH ROW EXECUTE FUNCTION refuse();"
+        }
+    });
+    assert!(store.administer(&protocol(id, "0001", T0)).is_err());
+    assert_eq!(store.registry_event(id).unwrap().protocol, None);
+    assert!(!office_flags(&*store).contains(&KEYWORD.to_string()));
+    assert_eq!(log_details(&*store), details);
 }
 
 fn events_are_purged_by_age_and_the_cursor_survives(backend: Backend) {
@@ -225,4 +300,5 @@ backend_tests!(
     events_are_written_once_with_their_message_and_read_by_cursor,
     the_outbox_claims_retries_and_acknowledges,
     the_protocol_number_is_kept_and_replaced,
+    a_protocol_number_without_its_log_record_is_not_kept,
 );

@@ -2,7 +2,7 @@
 //! number a registry writes back: the province sees every domain's, an ente's
 //! administrator their own domains' only (403 for another's).
 
-use pec_store::{EventQuery, FlagOp, ProtocolNumber, RegistryEvent};
+use pec_store::{AdminAction, EventQuery, ProtocolNumber, RegistryEvent};
 
 use super::{Actor, Administration};
 use crate::error::{Refusal, Result};
@@ -90,37 +90,23 @@ impl Administration {
         // Checked on the domain, so that another ente's administrator learns nothing
         // but the refusal.
         super::scope(actor, &self.store.list_enti()?, &event.address)?;
-        let event = self.store.set_protocol_number(
+        // The number, the keyword on the message and the legal log record naming who
+        // wrote it back: one transaction.
+        let what = format!(
+            "protocollo {number}{} per l'evento {id} ({})",
+            date.map(|d| format!(" del {d}")).unwrap_or_default(),
+            domain_of(&event.address)
+        );
+        let action = AdminAction::SetProtocolNumber {
             id,
-            &ProtocolNumber {
+            number: ProtocolNumber {
                 number: number.to_string(),
                 date: date.map(str::to_string),
                 at: self.clock.now().timestamp(),
             },
-        )?;
-        if let Some((folder, uid)) = &event.message {
-            match self.store.store_flags(
-                &event.address,
-                folder,
-                &[*uid],
-                FlagOp::Add,
-                &[PROTOCOLLO.to_string()],
-            ) {
-                // Moved or deleted since: the number is kept with the event all the same.
-                Ok(_)
-                | Err(pec_store::Error::NoSuchFolder(_) | pec_store::Error::NoSuchMessage(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.log(
-            actor,
-            &event.address,
-            &format!(
-                "protocollo {number}{} per l'evento {id} ({})",
-                date.map(|d| format!(" del {d}")).unwrap_or_default(),
-                domain_of(&event.address)
-            ),
-        )?;
-        Ok(event)
+            keyword: PROTOCOLLO.to_string(),
+        };
+        self.apply(actor, &event.address, &what, action, None)?;
+        Ok(self.store.registry_event(id)?)
     }
 }

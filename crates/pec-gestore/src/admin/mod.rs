@@ -238,14 +238,6 @@ impl Administration {
         }
     }
 
-    /// Appends the legal log record of a change `what` to `target` made by `actor`, for
-    /// changes that are not an [`AdminAction`] (a protocol number, [`events`]).
-    fn log(&self, actor: &Actor, target: &str, what: &str) -> Result<()> {
-        let entry = self.log_entry(actor, target, what, self.clock.now());
-        self.store.append_log(&[entry])?;
-        Ok(())
-    }
-
     /// Refuses anyone but the province.
     fn province_only(actor: &Actor) -> Result<()> {
         match actor.ente {

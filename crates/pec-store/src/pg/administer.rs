@@ -5,14 +5,15 @@
 
 use postgres::Transaction;
 
+use super::changes::Node;
 use super::directory::{self, unique};
-use super::{enti, log, mailboxes};
+use super::{enti, log, mailboxes, registry};
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db};
-use crate::model::{Admin, AdminAction, AdminChange, ApiToken, SUSPENDED_MARK};
+use crate::model::{Admin, AdminAction, AdminChange, ApiToken, FlagOp, SUSPENDED_MARK};
 
 /// Applies `change`; `false` if there was nothing to change (then nothing is recorded).
-pub fn administer(tx: &mut Transaction<'_>, change: &AdminChange) -> Result<bool> {
+pub fn administer(tx: &mut Transaction<'_>, node: &Node, change: &AdminChange) -> Result<bool> {
     let mark = SUSPENDED_MARK.to_string();
     match &change.action {
         AdminAction::AddEnte(ente) => enti::add_ente(tx, ente)?,
@@ -58,6 +59,21 @@ pub fn administer(tx: &mut Transaction<'_>, change: &AdminChange) -> Result<bool
         }
         AdminAction::ArchiveOptions { address, options } => {
             mailboxes::set_archive_options(tx, address, options)?
+        }
+        AdminAction::SetProtocolNumber {
+            id,
+            number,
+            keyword,
+        } => {
+            let event = registry::set_protocol(tx, *id, number)?;
+            if let Some((folder, uid)) = &event.message {
+                let keyword = std::slice::from_ref(keyword);
+                let at = (event.address.as_str(), folder.as_str());
+                match mailboxes::store_flags(tx, node, at, &[*uid], FlagOp::Add, keyword) {
+                    Ok(_) | Err(Error::NoSuchFolder(_) | Error::NoSuchMessage(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
         AdminAction::CreateToken(token) => {
             tx.execute(

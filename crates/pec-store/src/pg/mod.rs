@@ -47,8 +47,8 @@ use crate::model::{
     Committed, Copied, Delivered, Direction, Domain, DueNotice, Ente, EventQuery, FlagOp, Folder,
     LogEntry, LogHead, LogQuery, LogRecord, LogTimestamp, LogVerification, MailboxEvent,
     MessageMeta, NewAccount, NewLogTimestamp, NewQueueEntry, NewTimer, NewVirusEntry, NoticeKind,
-    Outcome, ProtocolNumber, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer,
-    Uptime, Usage, VirusEntry,
+    Outcome, QueueEntry, QueueSummary, RegistryEvent, SeenStored, Selected, Timer, Uptime, Usage,
+    VirusEntry,
 };
 use crate::store::{Blobs, ChangeHook, Changes, Directory, Ledger, Mailboxes, Maintenance};
 
@@ -234,7 +234,7 @@ impl Directory for PgStore {
 
     fn administer(&self, change: &AdminChange) -> Result<bool> {
         let change = change.clone();
-        self.write(move |tx, _| administer::administer(tx, &change))
+        self.write(move |tx, node| administer::administer(tx, node, &change))
     }
 
     fn find_token(&self, hash: &str) -> Result<Option<Admin>> {
@@ -462,11 +462,6 @@ impl Ledger for PgStore {
     fn registry_event_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
         let error = error.to_string();
         self.write(move |tx, _| registry::retry(tx, id, next_attempt_at, &error))
-    }
-
-    fn set_protocol_number(&self, id: i64, number: &ProtocolNumber) -> Result<RegistryEvent> {
-        let number = number.clone();
-        self.write(move |tx, _| registry::set_protocol(tx, id, &number))
     }
 
     fn commit_batch(&self, batch: Batch) -> Result<Committed> {
