@@ -1,8 +1,10 @@
 //! A protocol office's registry events, end to end on both stores: three PEC written by
 //! Python's email package (a PDF with the sender's `Segnatura.xml`, a `.docx`, a plain
 //! note) reach beta's `ufficio.protocollo`, whose webhook receiver is down. The events
-//! wait in the store through a restart of beta; a real HTTP receiver (Python's
-//! `http.server`) started afterwards gets each exactly once, signed with an HMAC Python's
+//! wait in the store through a restart of beta; a real receiver (Python's `http.server`,
+//! over HTTPS with the lab's certificate on the PostgreSQL run, `webhook_ca` the lab's
+//! root, plain HTTP on the SQLite run) started afterwards gets each exactly once, signed
+//! with an HMAC Python's
 //! `hmac` module checks, carrying the attachments' SHA-256 as Python's `hashlib` computes
 //! them and the segnatura's registration number. Then the events API (Python's urllib
 //! over HTTPS): pages by cursor for the province, 403 for another ente's administrator,
@@ -55,9 +57,10 @@ for subject, files in [
 
 /// The registry's side: an HTTP server on `argv[1]` that answers 200 and appends one
 /// JSON line per POST to `argv[3]`, with whether `X-Pecd-Signature` is the HMAC-SHA256
-/// of the body with `argv[2]`.
+/// of the body with `argv[2]`; HTTPS with the certificate chain and key `argv[4..6]`
+/// when given (Python's `ssl`).
 const RECEIVER: &str = r#"
-import hashlib, hmac, http.server, json, sys
+import hashlib, hmac, http.server, json, ssl, sys
 port, secret, out = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
 class Hook(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
@@ -77,7 +80,12 @@ class Hook(http.server.BaseHTTPRequestHandler):
         self.end_headers()
     def log_message(self, *args):
         pass
-http.server.HTTPServer(("127.0.0.1", port), Hook).serve_forever()
+server = http.server.HTTPServer(("127.0.0.1", port), Hook)
+if len(sys.argv) > 5:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
 "#;
 
 /// One API request: prints the status, then the body.
@@ -127,12 +135,22 @@ impl Drop for Receiver {
     }
 }
 
-/// Starts the receiver and waits until it listens.
-async fn start_receiver(port: u16, out: &std::path::Path) -> Receiver {
+/// Starts the receiver (over HTTPS with the certificate and key in `tls`) and waits
+/// until it listens.
+async fn start_receiver(
+    port: u16,
+    out: &std::path::Path,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> Receiver {
+    let tls: Vec<String> = tls
+        .iter()
+        .flat_map(|(cert, key)| [cert.display().to_string(), key.display().to_string()])
+        .collect();
     let child = Command::new("python3")
         .arg("-c")
         .arg(RECEIVER)
         .args([&port.to_string(), SECRET, &out.display().to_string()])
+        .args(&tls)
         .stdin(Stdio::null())
         .spawn()
         .expect("python3");
@@ -189,12 +207,22 @@ fn call(
 
 async fn events_reach_the_registry_once_and_the_api_by_cursor(backend: Backend) {
     let hook_port = free_port();
+    // Both transports of the webhook, one per store: HTTPS, the registry's certificate
+    // (the lab's, for 127.0.0.1) checked against `webhook_ca`, and plain HTTP.
+    let https = backend == Backend::Postgres;
+    let transport = if https {
+        format!("https://127.0.0.1:{hook_port}/hook\"\nwebhook_ca = \"pki/ca.pem")
+    } else {
+        format!("http://127.0.0.1:{hook_port}/hook")
+    };
     let mut specs = standard();
     specs[1].extra = format!(
         "[[protocol_office]]\nmailbox = \"{PROTOCOLLO}\"\n\
-         webhook = \"http://127.0.0.1:{hook_port}/hook\"\nwebhook_secret = \"{SECRET}\"\n"
+         webhook = \"{transport}\"\nwebhook_secret = \"{SECRET}\"\n"
     );
     let mut lab = Lab::start_on(backend, specs, &[]).await;
+    let pki = lab.ca().parent().expect("the lab's PKI").to_path_buf();
+    let receiver_tls = https.then(|| (pki.join("alfa/tls.pem"), pki.join("alfa/tls.key")));
 
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().display().to_string();
@@ -232,7 +260,7 @@ async fn events_reach_the_registry_once_and_the_api_by_cursor(backend: Backend) 
     // Beta restarts; the receiver comes up; the retries are due an hour later.
     lab.restart("beta").await;
     let out = work.path().join("received.jsonl");
-    let _receiver = start_receiver(hook_port, &out).await;
+    let _receiver = start_receiver(hook_port, &out, receiver_tls).await;
     lab.advance(chrono::Duration::hours(1));
     let beta_store = lab.node("beta").store.clone();
     wait_some(|| {

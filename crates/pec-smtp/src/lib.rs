@@ -23,4 +23,4 @@ pub use reply::Reply;
 pub use server::{
     Envelope, Handler, Mode, ServerConfig, SessionInfo, Timeouts, serve, smtp_session,
 };
-pub use tls::client_tls_config;
+pub use tls::{client_tls_config, client_tls_config_with};

@@ -18,6 +18,12 @@ pub fn client_tls_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Err
     for cert in certs {
         roots.add(cert)?;
     }
+    client_tls_config_with(roots)
+}
+
+/// A client configuration trusting `roots` (the relay's CAs, or the system's for an
+/// HTTPS client that talks to servers outside the PEC network).
+pub fn client_tls_config_with(roots: RootCertStore) -> Result<Arc<rustls::ClientConfig>, Error> {
     let config =
         rustls::ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
             .with_safe_default_protocol_versions()?

@@ -91,9 +91,13 @@ pub struct ProtocolOfficeConfig {
     pub ripudio_text: Option<String>,
     /// A competent-office mailbox that gets a copy of each ripudio.
     pub copy_to: Option<String>,
-    /// Where the office's registry events are posted (`http://host:port/path`); they
-    /// wait in the store and are retried until the registry answers 2xx.
+    /// Where the office's registry events are posted (`https://host[:port]/path`, or
+    /// `http://` on the province's own network); they wait in the store and are retried
+    /// until the registry answers 2xx.
     pub webhook: Option<String>,
+    /// The CA certificates (PEM file) an `https://` registry's certificate must chain to;
+    /// the system's CA certificates without it.
+    pub webhook_ca: Option<PathBuf>,
     /// The key of the HMAC-SHA256 in each post's `X-Pecd-Signature` (needed with
     /// `webhook`).
     pub webhook_secret: Option<String>,
@@ -168,10 +172,20 @@ impl ProtocolOfficeConfig {
                 .unwrap_or_else(|| DEFAULT_TEXT.to_string()),
             copy_to,
         });
+        let ca = match &self.webhook_ca {
+            None => None,
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| ("webhook_ca", format!("{}: {e}", path.display())))?,
+            ),
+        };
         let webhook = match (&self.webhook, &self.webhook_secret) {
+            (None, None) if ca.is_some() => {
+                return Err(("webhook_ca", "webhook_ca needs a webhook".into()));
+            }
             (None, None) => None,
             (Some(url), Some(secret)) => Some(
-                pec_gestore::protocol::webhook::Webhook::new(url, secret)
+                pec_gestore::protocol::webhook::Webhook::new(url, secret, ca.as_deref())
                     .map_err(|e| ("webhook", e))?,
             ),
             _ => {
@@ -681,6 +695,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.gestore.data_dir = base.join(&config.gestore.data_dir);
         config.certificates.dir = base.join(&config.certificates.dir);
+        for office in &mut config.protocol_office {
+            if let Some(ca) = &mut office.webhook_ca {
+                *ca = base.join(&*ca);
+            }
+        }
         config
     }
 
@@ -830,7 +849,7 @@ mod tests {
     }
 
     #[test]
-    fn a_webhook_needs_an_http_url_and_a_secret() {
+    fn a_webhook_needs_an_http_or_https_url_and_a_secret() {
         let office = |extra: &str| {
             let text = format!("mailbox = \"protocollo@pec.comune.test\"\n{extra}");
             toml::from_str::<ProtocolOfficeConfig>(&text)
@@ -850,6 +869,13 @@ mod tests {
         ] {
             let (key, _) = office(bad).unwrap_err();
             assert_eq!(key, "webhook", "{bad}");
+        }
+        for bad in [
+            "webhook_ca = \"/nonexistent/ca.pem\"\nwebhook = \"https://r.test/\"\nwebhook_secret = \"s\"",
+            "webhook_ca = \"/nonexistent/ca.pem\"",
+        ] {
+            let (key, _) = office(bad).unwrap_err();
+            assert_eq!(key, "webhook_ca", "{bad}");
         }
     }
 }

@@ -7,22 +7,25 @@
 //! `Idempotency-Key` (the event id) and checks `X-Pecd-Signature` (HMAC-SHA256 of the
 //! body with the office's secret).
 //!
-//! Plain `http://` only: the registry is expected on the province's own network (or
-//! behind a local TLS proxy).
+//! `https://` (the registry's certificate checked against `webhook_ca`, or the system's
+//! CA certificates) or plain `http://` for a registry on the province's own network.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Request, Uri};
+use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use pec_store::RegistryEvent;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, RootCertStore, pki_types::ServerName};
 use tracing::{debug, info, warn};
 
 use super::{event, office_for};
@@ -55,13 +58,27 @@ const TICK: Duration = Duration::from_millis(500);
 const MAX_RESPONSE: usize = 64 * 1024;
 
 /// Where an office's events go and the secret that signs them.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Webhook {
-    /// The receiver, `http://host[:port]/path`.
+    /// The receiver, `https://host[:port]/path` or `http://…`.
     pub url: Uri,
     /// The HMAC-SHA256 key.
     pub secret: String,
+    /// The CA certificates (PEM) an `https://` receiver's certificate must chain to;
+    /// `None`: the system's.
+    ca: Option<Vec<u8>>,
+    /// The TLS client of an `https://` receiver.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
+
+impl PartialEq for Webhook {
+    fn eq(&self, other: &Webhook) -> bool {
+        (&self.url, &self.secret, &self.ca) == (&other.url, &other.secret, &other.ca)
+            && self.tls.is_some() == other.tls.is_some()
+    }
+}
+
+impl Eq for Webhook {}
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,25 +90,37 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    /// The webhook at `url` signed with `secret`; why not, when `url` is not an
-    /// `http://` URL with a host or the secret is empty.
-    pub fn new(url: &str, secret: &str) -> Result<Webhook, String> {
+    /// The webhook at `url` signed with `secret`, an `https://` one trusting the CA
+    /// certificates in `ca` (PEM) or, without, the system's; why not, when `url` is not
+    /// an `http(s)://` URL with a host, the secret is empty, or `ca` comes with `http://`
+    /// or holds no certificate.
+    pub fn new(url: &str, secret: &str, ca: Option<&[u8]>) -> Result<Webhook, String> {
         let uri: Uri = url
             .trim()
             .parse()
             .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!("{url:?}: only http:// webhooks are supported"));
-        }
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("{url:?}: only https:// and http:// webhooks")),
+        };
         if uri.host().is_none_or(str::is_empty) {
             return Err(format!("{url:?} has no host"));
         }
         if secret.is_empty() {
             return Err("webhook_secret must not be empty".into());
         }
+        let tls = match (https, ca) {
+            (false, Some(_)) => return Err("webhook_ca is for an https:// webhook".into()),
+            (false, None) => None,
+            (true, Some(pem)) => Some(pec_smtp::client_tls_config(pem).map_err(|e| e.to_string())?),
+            (true, None) => Some(system_tls()?),
+        };
         Ok(Webhook {
             url: uri,
             secret: secret.to_string(),
+            ca: ca.map(<[u8]>::to_vec),
+            tls,
         })
     }
 
@@ -109,7 +138,8 @@ impl Webhook {
     pub async fn post(&self, id: i64, body: Vec<u8>) -> Result<(), String> {
         let signature = self.signature(&body).map_err(|e| e.to_string())?;
         let host = self.url.host().unwrap_or_default().to_string();
-        let port = self.url.port_u16().unwrap_or(80);
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let port = self.url.port_u16().unwrap_or(default_port);
         let authority = self
             .url
             .authority()
@@ -132,20 +162,18 @@ impl Webhook {
             let stream = tokio::net::TcpStream::connect((host, port))
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            let conn = tokio::spawn(conn);
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| format!("request: {e}"))?;
-            let status = response.status();
-            // Read a bounded part of the body, so the receiver is not cut mid-answer.
-            let _ = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
-                .collect()
-                .await;
-            conn.abort();
+            let status = match &self.tls {
+                None => exchange(stream, request).await?,
+                Some(config) => {
+                    let name = ServerName::try_from(host.to_string())
+                        .map_err(|e| format!("{host:?}: {e}"))?;
+                    let stream = TlsConnector::from(config.clone())
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| format!("TLS: {e}"))?;
+                    exchange(stream, request).await?
+                }
+            };
             if status.is_success() {
                 Ok(())
             } else {
@@ -156,6 +184,40 @@ impl Webhook {
             .await
             .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
     }
+}
+
+/// Sends `request` over `io` (HTTP/1.1) and returns the status; reads a bounded part of
+/// the body, so the receiver is not cut mid-answer.
+async fn exchange<IO>(io: IO, request: Request<Full<Bytes>>) -> Result<StatusCode, String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = response.status();
+    let _ = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
+        .collect()
+        .await;
+    conn.abort();
+    Ok(status)
+}
+
+/// A TLS client trusting the system's CA certificates (for a registry with a certificate
+/// from a public CA); an error when the system has none.
+fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err("no CA certificate found on the system: give webhook_ca".into());
+    }
+    pec_smtp::client_tls_config_with(roots).map_err(|e| e.to_string())
 }
 
 /// The wait before the attempt after `failures` failed ones.
@@ -263,17 +325,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_http_urls_with_a_host_and_a_secret() {
-        assert!(Webhook::new("http://127.0.0.1:39080/hook", "s").is_ok());
-        assert!(Webhook::new("https://registro.test/hook", "s").is_err());
-        assert!(Webhook::new("registro.test/hook", "s").is_err());
-        assert!(Webhook::new("http://registro.test/hook", "").is_err());
+    fn http_or_https_urls_with_a_host_and_a_secret() {
+        assert!(Webhook::new("http://127.0.0.1:39080/hook", "s", None).is_ok());
+        assert!(Webhook::new("registro.test/hook", "s", None).is_err());
+        assert!(Webhook::new("ftp://registro.test/hook", "s", None).is_err());
+        assert!(Webhook::new("http://registro.test/hook", "", None).is_err());
+        // A CA is for https only, and must hold a certificate.
+        assert!(Webhook::new("http://registro.test/hook", "s", Some(b"x")).is_err());
+        assert!(Webhook::new("https://registro.test/hook", "s", Some(b"x")).is_err());
     }
 
     #[test]
     fn the_signature_is_rfc_4231_hmac_sha256() {
         // RFC 4231 test case 2.
-        let w = Webhook::new("http://h/", "Jefe").unwrap();
+        let w = Webhook::new("http://h/", "Jefe", None).unwrap();
         assert_eq!(
             w.signature(b"what do ya want for nothing?").unwrap(),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
