@@ -76,7 +76,10 @@ pub fn administer(conn: &Connection, change: &AdminChange) -> Result<bool> {
                     FlagOp::Add,
                     keyword,
                 ) {
-                    Ok(_) | Err(Error::NoSuchFolder(_) | Error::NoSuchMessage(_)) => {}
+                    Ok(_)
+                    | Err(
+                        Error::NoSuchAccount(_) | Error::NoSuchFolder(_) | Error::NoSuchMessage(_),
+                    ) => {}
                     Err(e) => return Err(e),
                 }
             }

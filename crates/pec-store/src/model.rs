@@ -135,8 +135,9 @@ pub enum AdminAction {
         options: ArchiveOptions,
     },
     /// Keeps the protocol number a registry gave the message of registry event `id`, and
-    /// adds `keyword` to that message while it is still where it was delivered (moved or
-    /// deleted since, the number is kept with the event all the same).
+    /// adds `keyword` to that message while it is still where it was delivered (moved,
+    /// deleted or its mailbox removed since, the number is kept with the event all the
+    /// same).
     SetProtocolNumber {
         /// The registry event.
         id: i64,

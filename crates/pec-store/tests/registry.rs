@@ -234,6 +234,14 @@ fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
         details,
         "no record for a refused change"
     );
+    // The office's mailbox removed since: the number is still kept, with its record.
+    store.remove_account(OFFICE).unwrap();
+    assert!(store.administer(&protocol(id, "0003", T0 + 9)).unwrap());
+    assert_eq!(
+        store.registry_event(id).unwrap().protocol,
+        Some(number("0003", T0 + 9))
+    );
+    assert!(log_details(&*store).ends_with(&["protocollo 0003".into()]));
 }
 
 fn a_protocol_number_without_its_log_record_is_not_kept(backend: Backend) {

@@ -861,7 +861,7 @@ mod tests {
             .unwrap()
             .webhook
             .unwrap();
-        assert_eq!(on.url.path(), "/hook");
+        assert_eq!(on.url().path(), "/hook");
         for bad in [
             "webhook = \"http://127.0.0.1:39080/hook\"",
             "webhook_secret = \"s\"",

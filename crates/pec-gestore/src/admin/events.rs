@@ -97,16 +97,22 @@ impl Administration {
             date.map(|d| format!(" del {d}")).unwrap_or_default(),
             domain_of(&event.address)
         );
+        let protocol = ProtocolNumber {
+            number: number.to_string(),
+            date: date.map(str::to_string),
+            at: self.clock.now().timestamp(),
+        };
         let action = AdminAction::SetProtocolNumber {
             id,
-            number: ProtocolNumber {
-                number: number.to_string(),
-                date: date.map(str::to_string),
-                at: self.clock.now().timestamp(),
-            },
+            number: protocol.clone(),
             keyword: PROTOCOLLO.to_string(),
         };
         self.apply(actor, &event.address, &what, action, None)?;
-        Ok(self.store.registry_event(id)?)
+        // What was committed, without a read after it that could fail and make a client
+        // write the number back (and log it) twice.
+        Ok(RegistryEvent {
+            protocol: Some(protocol),
+            ..event
+        })
     }
 }

@@ -60,10 +60,11 @@ const MAX_RESPONSE: usize = 64 * 1024;
 /// Where an office's events go and the secret that signs them.
 #[derive(Clone)]
 pub struct Webhook {
-    /// The receiver, `https://host[:port]/path` or `http://…`.
-    pub url: Uri,
+    /// The receiver, `https://host[:port]/path` or `http://…`; private, so that it
+    /// cannot become `https://` without [`Webhook::tls`].
+    url: Uri,
     /// The HMAC-SHA256 key.
-    pub secret: String,
+    secret: String,
     /// The CA certificates (PEM) an `https://` receiver's certificate must chain to;
     /// `None`: the system's.
     ca: Option<Vec<u8>>,
@@ -74,7 +75,6 @@ pub struct Webhook {
 impl PartialEq for Webhook {
     fn eq(&self, other: &Webhook) -> bool {
         (&self.url, &self.secret, &self.ca) == (&other.url, &other.secret, &other.ca)
-            && self.tls.is_some() == other.tls.is_some()
     }
 }
 
@@ -122,6 +122,11 @@ impl Webhook {
             ca: ca.map(<[u8]>::to_vec),
             tls,
         })
+    }
+
+    /// Where the events go.
+    pub fn url(&self) -> &Uri {
+        &self.url
     }
 
     /// `sha256=<hex HMAC-SHA256 of body with the secret>`, the `X-Pecd-Signature`.

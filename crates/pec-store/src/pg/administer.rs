@@ -70,7 +70,10 @@ pub fn administer(tx: &mut Transaction<'_>, node: &Node, change: &AdminChange) -
                 let keyword = std::slice::from_ref(keyword);
                 let at = (event.address.as_str(), folder.as_str());
                 match mailboxes::store_flags(tx, node, at, &[*uid], FlagOp::Add, keyword) {
-                    Ok(_) | Err(Error::NoSuchFolder(_) | Error::NoSuchMessage(_)) => {}
+                    Ok(_)
+                    | Err(
+                        Error::NoSuchAccount(_) | Error::NoSuchFolder(_) | Error::NoSuchMessage(_),
+                    ) => {}
                     Err(e) => return Err(e),
                 }
             }
