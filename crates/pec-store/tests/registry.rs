@@ -198,17 +198,23 @@ fn log_details(store: &dyn Store) -> Vec<String> {
         .collect()
 }
 
-fn office_flags(store: &dyn Store) -> Vec<String> {
-    store.messages(OFFICE, "INBOX").unwrap()[0].flags.clone()
-}
-
-fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
+/// A store with one event for the office, and its id.
+fn one_event(backend: Backend) -> (TestStore, std::sync::Arc<dyn Store>, i64) {
     let t = store(backend);
     let store = t.open();
     store
         .commit_batch(delivery_with_event(OFFICE, "opec.1", true))
         .unwrap();
     let id = all(&*store, 0, None)[0].0;
+    (t, store, id)
+}
+
+fn office_flags(store: &dyn Store) -> Vec<String> {
+    store.messages(OFFICE, "INBOX").unwrap()[0].flags.clone()
+}
+
+fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
+    let (t, store, id) = one_event(backend);
     assert!(store.administer(&protocol(id, "0001", T0)).unwrap());
     assert_eq!(
         store.registry_event(id).unwrap().protocol,
@@ -245,12 +251,7 @@ fn the_protocol_number_is_kept_and_replaced(backend: Backend) {
 }
 
 fn a_protocol_number_without_its_log_record_is_not_kept(backend: Backend) {
-    let t = store(backend);
-    let store = t.open();
-    store
-        .commit_batch(delivery_with_event(OFFICE, "opec.1", true))
-        .unwrap();
-    let id = all(&*store, 0, None)[0].0;
+    let (t, store, id) = one_event(backend);
     let details = log_details(&*store);
     // The legal log refuses every record from now on.
     t.tamper(match backend {
