@@ -15,6 +15,7 @@ pub mod emit;
 pub mod error;
 pub mod events;
 pub mod fetch;
+pub mod flow;
 pub mod handlers;
 pub mod identity;
 pub mod incoming;

@@ -65,6 +65,7 @@ pub struct Metrics {
     submissions: Family<SubmissionLabels, Counter>,
     signatures: Counter,
     verification_failures: Counter,
+    delayed_submissions: Counter,
     sessions_open: Family<ServiceLabels, Gauge>,
     sessions: Family<ServiceLabels, Counter>,
     store_seconds: Family<MethodLabels, Histogram, fn() -> Histogram>,
@@ -101,6 +102,7 @@ impl Metrics {
             submissions: Family::default(),
             signatures: Counter::default(),
             verification_failures: Counter::default(),
+            delayed_submissions: Counter::default(),
             sessions_open: Family::default(),
             sessions: Family::default(),
             store_seconds: Family::new_with_constructor(store_histogram),
@@ -133,6 +135,11 @@ impl Metrics {
             "signature_verification_failures",
             "Received PEC messages whose signature did not verify",
             m.verification_failures.clone(),
+        );
+        r.register(
+            "submissions_delayed",
+            "Submissions that waited for the outbound queue to catch up (in-flow control)",
+            m.delayed_submissions.clone(),
         );
         r.register(
             "sessions_open",
@@ -207,6 +214,11 @@ impl Metrics {
         self.submissions
             .get_or_create(&SubmissionLabels { outcome, reason })
             .inc();
+    }
+
+    /// Counts a submission that waited for the queue to catch up ([`crate::flow`]).
+    pub fn delayed_submission(&self) {
+        self.delayed_submissions.inc();
     }
 
     /// Counts a received message whose signature does not verify.

@@ -109,6 +109,8 @@ pub struct Gestore<S: Scanner> {
     pub router: crate::routing::Router,
     /// Wakes the queue worker when something was queued.
     pub queued: Notify,
+    /// Slows submission down while the queue is behind ([`crate::flow`]).
+    pub flow: crate::flow::InFlow,
     /// Told about every mailbox delivery and archive entry.
     pub on_delivery: Option<DeliveryHook>,
     /// Counts what it does.

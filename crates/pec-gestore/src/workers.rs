@@ -57,6 +57,8 @@ impl<S: Scanner> Gestore<S> {
             Ok(d) => d,
             Err(e) => {
                 warn!("cannot read the queue: {e}");
+                // Not behind as far as anyone can tell: submissions need not wait.
+                self.flow.pass(0, QUEUE_BATCH);
                 return 0;
             }
         };
@@ -86,6 +88,7 @@ impl<S: Scanner> Gestore<S> {
                 warn!("a queue task failed: {e}");
             }
         }
+        self.flow.pass(n, QUEUE_BATCH);
         n
     }
 

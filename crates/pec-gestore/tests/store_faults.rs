@@ -144,6 +144,7 @@ fn beta_accepting(ordinary: &[&str]) -> Beta {
         },
         router: Router::static_only(BTreeMap::new()),
         queued: tokio::sync::Notify::new(),
+        flow: Default::default(),
         on_delivery: None,
         metrics: Arc::new(pec_gestore::metrics::Metrics::new()),
     });
@@ -823,4 +824,33 @@ async fn writing_to_itself_a_mailbox_with_room_for_the_message_alone_gets_it() {
     assert_eq!(b.inbox(ANNA), ["accettazione", "posta-certificata"]);
     assert_eq!(b.queued(), ["avvenuta-consegna"]);
     assert_eq!((b.count("consegna"), b.count("errore-consegna")), (1, 0));
+}
+
+/// In-flow control: while the queue worker's last pass found a full batch, a submission
+/// waits, and is taken when the next pass ends (on tokio's paused clock, so the wait cannot
+/// run out by itself while the test looks).
+#[tokio::test(start_paused = true)]
+async fn a_submission_waits_while_the_queue_is_behind() {
+    let b = Arc::new(beta());
+    let batch = pec_gestore::workers::QUEUE_BATCH;
+    b.g.flow.pass(batch, batch);
+    let submitting = tokio::spawn({
+        let b = b.clone();
+        async move { b.submit(&[LUCA], "Con la coda indietro").await }
+    });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!submitting.is_finished(), "taken while the queue is behind");
+    assert!(b.inbox(ANNA).is_empty(), "nothing accepted yet");
+    // A pass that finds nothing due: the queue keeps up again, the submission goes on.
+    assert_eq!(b.run_queue().await, 0);
+    assert!(submitting.await.unwrap().is_positive());
+    assert_eq!(b.inbox(ANNA), ["accettazione"]);
+    assert!(!b.g.flow.behind());
+    let metrics = b.g.metrics.render(b.store.inner(), b.clock.now());
+    assert!(
+        metrics.contains("pecd_submissions_delayed_total 1"),
+        "{metrics}"
+    );
 }
