@@ -1,12 +1,10 @@
-//! Flow control between what comes in and the outbound queue, as Postfix's
-//! `in_flow_delay`: while the queue worker's last pass found a full batch of due entries
-//! the queue is behind, and each message submitted, or received at the MX from another
-//! gestore, waits for the end of the worker's next pass (at most [`IN_FLOW_DELAY`])
-//! before it is taken. Intake then runs at the rate the queue sustains, instead of
-//! growing the backlog for as long as a load lasts (the receipts of an accepted message
-//! coming later and later, up to the 12 h notices); a sending gestore kept waiting falls
-//! behind in turn and slows its own submissions. Entries deferred to a later attempt (a
-//! gestore that is down) are not due, so they slow nobody.
+//! Flow control between submission and the outbound queue, as Postfix's `in_flow_delay`:
+//! while the queue worker's last pass found a full batch of due entries the queue is
+//! behind, and each submission waits for the end of the worker's next pass (at most
+//! [`IN_FLOW_DELAY`]) before it is taken. Acceptance then runs at the rate the queue
+//! sustains, instead of growing the backlog for as long as a load lasts (the receipts of
+//! an accepted message coming later and later, up to the 12 h notices). Entries deferred
+//! to a later attempt (a gestore that is down) are not due, so they slow nobody.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -122,12 +122,6 @@ impl<S: Scanner> Handler for MxHandler<S> {
     }
 
     async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
-        // What arrives makes queue entries too (presa in carico, consegne): while the
-        // queue is behind, the sending gestore waits for our answer, and so its own queue
-        // slows its submissions ([`crate::flow`]).
-        if self.0.flow.admit().await {
-            self.0.metrics.delayed("mx");
-        }
         let message = self.0.received(session, &envelope.rcpt_to, &message);
         self.0
             .receive(&envelope.mail_from, &envelope.rcpt_to, &message)

@@ -39,11 +39,6 @@ struct SubmissionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct IntakeLabels {
-    point: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: &'static str,
 }
@@ -70,7 +65,7 @@ pub struct Metrics {
     submissions: Family<SubmissionLabels, Counter>,
     signatures: Counter,
     verification_failures: Counter,
-    delayed: Family<IntakeLabels, Counter>,
+    delayed_submissions: Counter,
     sessions_open: Family<ServiceLabels, Gauge>,
     sessions: Family<ServiceLabels, Counter>,
     store_seconds: Family<MethodLabels, Histogram, fn() -> Histogram>,
@@ -107,7 +102,7 @@ impl Metrics {
             submissions: Family::default(),
             signatures: Counter::default(),
             verification_failures: Counter::default(),
-            delayed: Family::default(),
+            delayed_submissions: Counter::default(),
             sessions_open: Family::default(),
             sessions: Family::default(),
             store_seconds: Family::new_with_constructor(store_histogram),
@@ -142,9 +137,9 @@ impl Metrics {
             m.verification_failures.clone(),
         );
         r.register(
-            "intake_delayed",
-            "Messages that waited for the outbound queue to catch up before being taken (in-flow control), by point (submission, mx)",
-            m.delayed.clone(),
+            "submissions_delayed",
+            "Submissions that waited for the outbound queue to catch up (in-flow control)",
+            m.delayed_submissions.clone(),
         );
         r.register(
             "sessions_open",
@@ -221,10 +216,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a message that waited for the queue to catch up ([`crate::flow`]) before
-    /// the access point (`submission`) or the incoming point (`mx`) took it.
-    pub fn delayed(&self, point: &'static str) {
-        self.delayed.get_or_create(&IntakeLabels { point }).inc();
+    /// Counts a submission that waited for the queue to catch up ([`crate::flow`]).
+    pub fn delayed_submission(&self) {
+        self.delayed_submissions.inc();
     }
 
     /// Counts a received message whose signature does not verify.

@@ -25,7 +25,7 @@ impl<S: Scanner> Gestore<S> {
         base: Batch,
     ) -> Reply {
         if self.flow.admit().await {
-            self.metrics.delayed("submission");
+            self.metrics.delayed_submission();
         }
         let virus = match self.scanner.scan(&message).await {
             Ok(Scan::Clean) => None,
