@@ -1,10 +1,13 @@
 //! Flow control between submission and the outbound queue, as Postfix's `in_flow_delay`:
 //! while the queue worker's last pass found a full batch of due entries the queue is
-//! behind, and each submission waits for the end of the worker's next pass (at most
-//! [`IN_FLOW_DELAY`]) before it is taken. Acceptance then runs at the rate the queue
+//! behind, and each user's submission (SMTP or JMAP, in
+//! [`crate::handlers::SubmissionHandler`]; not the queue's own, which would wait for its
+//! own pass) waits for the end of the worker's next pass (at most [`IN_FLOW_DELAY`])
+//! before it is taken. Acceptance then runs at the rate the queue
 //! sustains, instead of growing the backlog for as long as a load lasts (the receipts of
 //! an accepted message coming later and later, up to the 12 h notices). Entries deferred
-//! to a later attempt (a gestore that is down) are not due, so they slow nobody.
+//! to a later attempt (a gestore that is down) are not due until then, so they slow
+//! nobody in between.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -79,6 +79,11 @@ impl<S: Scanner> Handler for SubmissionHandler<S> {
         let Some(user) = session.authenticated.as_deref() else {
             return Reply::new(530, "5.7.0", "Autenticazione richiesta");
         };
+        // A user's message (SMTP or JMAP) waits while the queue is behind; the queue's
+        // own submissions (a ripudio) do not, or a pass would wait for itself.
+        if self.gestore.flow.admit().await {
+            self.gestore.metrics.delayed_submission();
+        }
         let message = self.gestore.received(session, &envelope.rcpt_to, &message);
         self.gestore
             .submit_message(

@@ -24,9 +24,6 @@ impl<S: Scanner> Gestore<S> {
         message: Vec<u8>,
         base: Batch,
     ) -> Reply {
-        if self.flow.admit().await {
-            self.metrics.delayed_submission();
-        }
         let virus = match self.scanner.scan(&message).await {
             Ok(Scan::Clean) => None,
             Ok(Scan::Infected(name)) => Some(name),

@@ -854,3 +854,30 @@ async fn a_submission_waits_while_the_queue_is_behind() {
         "{metrics}"
     );
 }
+
+/// The queue's own submissions (a ripudio goes through the access point as a queue entry)
+/// never wait for the queue: a pass would be waiting for itself to end.
+#[tokio::test(start_paused = true)]
+async fn the_queue_does_not_wait_for_itself() {
+    let b = beta();
+    let now = b.clock.now().timestamp();
+    b.store
+        .inner()
+        .enqueue(&pec_store::NewQueueEntry {
+            msgid: "ripudio-1".into(),
+            mail_from: ANNA.into(),
+            rcpt_to: strings(&[LUCA]),
+            domain: pec_gestore::protocol::ripudio::ACCESS_POINT.into(),
+            message: message(ANNA, &[LUCA], "Ripudio"),
+            created_at: now,
+            expires_at: now + 86_400,
+        })
+        .unwrap();
+    let batch = pec_gestore::workers::QUEUE_BATCH;
+    b.g.flow.pass(batch, batch);
+    let start = tokio::time::Instant::now();
+    assert_eq!(b.run_queue().await, 1);
+    // On the paused clock a wait would have moved time on by the whole delay.
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(b.inbox(ANNA), ["accettazione"]);
+}
