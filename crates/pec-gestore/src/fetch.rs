@@ -2,15 +2,17 @@
 //! time-stamping authority of the legal log (RFC 3161 over HTTP) and the published
 //! provider index and CRLs. Plain `http://` only — what those services publish their
 //! signed objects on; every answer is checked by its own signature, not by the channel.
-//! Bounded in time and size.
+//! Bounded in time and size. [`send`], the exchange itself, also serves the protocol
+//! offices' webhooks over their own (TLS) connections.
 
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST};
-use hyper::{Method, Request, Uri};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 
@@ -53,10 +55,6 @@ async fn exchange(
         let stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
             .map_err(|e| http_error(format!("cannot connect to {authority}: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http_error)?;
-        let driver = tokio::spawn(conn);
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -71,21 +69,42 @@ async fn exchange(
         let req = req
             .body(Full::new(Bytes::from(bytes)))
             .map_err(http_error)?;
-        let resp = sender.send_request(req).await.map_err(http_error)?;
-        let status = resp.status();
-        let collected = Limited::new(resp.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| http_error(format!("{url}: {e}")))?;
-        driver.abort();
-        if status != hyper::StatusCode::OK {
+        let (status, body) = send(stream, req, limit).await?;
+        let body = body.map_err(|e| http_error(format!("{url}: {e}")))?;
+        if status != StatusCode::OK {
             return Err(http_error(format!("{url} answered {status}")));
         }
-        Ok(collected.to_bytes().to_vec())
+        Ok(body)
     };
     tokio::time::timeout(TIMEOUT, work)
         .await
         .map_err(|_| http_error(format!("{url}: no answer within {TIMEOUT:?}")))?
+}
+
+/// One HTTP/1.1 exchange of `request` over `io` (a TCP stream, or TLS over one): the
+/// status, and the body when it is at most `limit` bytes (why not, otherwise), read in
+/// any case so that the server is not cut mid-answer.
+pub async fn send<IO>(
+    io: IO,
+    request: Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<(StatusCode, std::result::Result<Vec<u8>, String>)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(http_error)?;
+    let driver = tokio::spawn(conn);
+    let resp = sender.send_request(request).await.map_err(http_error)?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), limit)
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .map_err(|e| e.to_string());
+    driver.abort();
+    Ok((status, body))
 }
 
 /// POSTs `body` as `content_type` to `url`; the body of the `200` answer.

@@ -13,10 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
@@ -191,25 +190,15 @@ impl Webhook {
     }
 }
 
-/// Sends `request` over `io` (HTTP/1.1) and returns the status; reads a bounded part of
-/// the body, so the receiver is not cut mid-answer.
+/// The status of posting `request` over `io`; the answer's body is read (at most
+/// [`MAX_RESPONSE`] bytes) and thrown away.
 async fn exchange<IO>(io: IO, request: Request<Full<Bytes>>) -> Result<StatusCode, String>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (status, _body) = crate::fetch::send(io, request, MAX_RESPONSE)
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = response.status();
-    let _ = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
-        .collect()
-        .await;
-    conn.abort();
+        .map_err(|e| e.to_string())?;
     Ok(status)
 }
 
