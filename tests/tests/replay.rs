@@ -91,7 +91,7 @@ fn envelope_of(lab: &Lab, raw: &str) -> (Vec<u8>, String) {
         virus: None,
     };
     match access_submit(&alfa, &sub, &Limits::default(), lab.clock.now()).unwrap() {
-        Outcome::Accepted(a) => (a.envelope, a.transaction.identificativo),
+        Outcome::Accepted(a) => (a.envelope.bytes, a.transaction.identificativo),
         Outcome::Refused(r) => panic!("not accepted: {}", r.reason),
     }
 }

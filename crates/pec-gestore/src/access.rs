@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use pec_proto::bounded::{self, Exceeded, MimeLimits};
-use pec_proto::build::{Notice, Transaction};
+use pec_proto::build::{Envelope, Notice, Transaction};
 use pec_proto::daticert::{Destinatario, TipoDestinatario};
 use pec_proto::mime::bare_address;
 use pec_proto::original::{Completed, Original};
@@ -60,8 +60,9 @@ pub struct Accepted {
     pub receipt: Vec<u8>,
     /// The Message-ID of the receipt (no angle brackets).
     pub receipt_id: String,
-    /// The busta di trasporto, to send to every recipient domain.
-    pub envelope: Vec<u8>,
+    /// The busta di trasporto, to send to every recipient domain, with what its incoming
+    /// point reads back from it.
+    pub envelope: Box<Envelope>,
     /// Recipients in PEC domains: the 12 h / 24 h timers run for them.
     pub certified: Vec<String>,
 }
@@ -254,7 +255,7 @@ pub fn submit(
     // and every reader of the envelope parses it within the MIME limits: measuring the
     // envelope itself also catches the shapes that only go wrong once wrapped.
     let envelope = id.transport_envelope(&transaction, &original, now)?;
-    if let Some(exceeded) = bounded::measure(&envelope, &MimeLimits::DEFAULT).exceeded {
+    if let Some(exceeded) = bounded::measure(&envelope.bytes, &MimeLimits::DEFAULT).exceeded {
         return refuse(
             id,
             transaction,
@@ -276,7 +277,7 @@ pub fn submit(
         time: now,
         receipt: receipt.bytes,
         receipt_id: receipt.message_id,
-        envelope,
+        envelope: Box::new(envelope),
         certified,
     }))
 }
@@ -398,7 +399,7 @@ mod tests {
         let Outcome::Accepted(a) = submit_nested(96) else {
             panic!("refused at the limit")
         };
-        assert!(bounded::measure(&a.envelope, &MimeLimits::DEFAULT).within_limits());
+        assert!(bounded::measure(&a.envelope.bytes, &MimeLimits::DEFAULT).within_limits());
 
         for levels in [97, 20_000] {
             let r = refusal(submit_nested(levels));

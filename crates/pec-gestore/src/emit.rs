@@ -65,7 +65,7 @@ impl Identity {
         tx: &Transaction,
         original: &pec_proto::original::Original<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<build::Envelope> {
         let boundary = self.new_boundary();
         let e = self.emission(now, &tx.identificativo, &boundary);
         Ok(build::transport_envelope(&e, tx, original)?)

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use pec_proto::daticert::TipoDestinatario;
 use pec_proto::index::ProviderIndex;
 use pec_proto::smime::{Signer, TrustAnchors};
@@ -104,6 +104,7 @@ struct IdGenerator {
     domain: String,
     counter: AtomicU64,
     salt: u64,
+    pid: u32,
 }
 
 impl IdGenerator {
@@ -112,15 +113,22 @@ impl IdGenerator {
             domain,
             counter: AtomicU64::new(0),
             salt: random_u64(),
+            pid: std::process::id(),
         }
     }
 
     fn next(&self, now: DateTime<Utc>) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        // Written field by field: chrono's `format` parses its pattern at every call.
         format!(
-            "opec{}.{}.{}.{:x}.{:016x}@{}",
-            std::process::id(),
-            now.format("%Y%m%d%H%M%S"),
+            "opec{}.{:04}{:02}{:02}{:02}{:02}{:02}.{}.{:x}.{:016x}@{}",
+            self.pid,
+            now.year(),
+            now.month(),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
             n,
             self.salt,
             random_u64(),
@@ -141,4 +149,26 @@ fn random_u64() -> u64 {
         return u64::from(Utc::now().timestamp_subsec_nanos());
     }
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn identifiers_carry_the_time_and_differ() {
+        let ids = IdGenerator::new("pec.alfa.test".into());
+        let at = Utc.with_ymd_and_hms(2025, 3, 9, 7, 5, 4).unwrap();
+        let (a, b) = (ids.next(at), ids.next(at));
+        assert_ne!(a, b);
+        let expected = format!(
+            "opec{}.{}.0.",
+            std::process::id(),
+            at.format("%Y%m%d%H%M%S")
+        );
+        assert!(a.starts_with(&expected), "{a} vs {expected}");
+        assert!(a.ends_with("@pec.alfa.test"), "{a}");
+        assert!(b.contains(".20250309070504.1."), "{b}");
+    }
 }

@@ -17,6 +17,7 @@ pub mod events;
 pub mod fetch;
 pub mod flow;
 pub mod handlers;
+pub mod handoff;
 pub mod identity;
 pub mod incoming;
 pub mod jmap_submission;

@@ -10,7 +10,7 @@
 //! acknowledges. A store that cannot answer is never taken for an answer: the sender
 //! gets a `4xx` and tries again.
 
-use pec_proto::build::{Notice, Transaction};
+use pec_proto::build::{Envelope, Notice, Transaction};
 use pec_proto::classify::Kind;
 use pec_proto::daticert::{Daticert, Errore};
 use pec_smtp::Reply;
@@ -200,6 +200,34 @@ impl<S: Scanner> Gestore<S> {
                     .await
             }
         }
+    }
+
+    /// [`Gestore::receive_with`] for a transport envelope this gestore's access point has
+    /// just built (a queue entry handed off, [`crate::handoff`]): decided on the daticert
+    /// and postacert it was built with, as the incoming point would read them back, and
+    /// without verifying a signature the gestore made a moment ago with its own key.
+    /// While the index it trusts does not list the gestore, examined like any envelope
+    /// (then the queue and the hand-off judge it alike).
+    pub async fn receive_own_envelope(
+        &self,
+        mail_from: &str,
+        rcpt_to: &[String],
+        envelope: &Envelope,
+        base: Batch,
+    ) -> Reply {
+        let Some(mail_receipt) = self.own_mail_receipt() else {
+            return self
+                .receive_with(mail_from, rcpt_to, &envelope.bytes, base)
+                .await;
+        };
+        let arrival = Arrival {
+            mail_from,
+            rcpt_to,
+            raw: &envelope.bytes,
+        };
+        let certified = (&envelope.daticert, Some(envelope.postacert.as_slice()));
+        self.receive_envelope((&mail_receipt, &self.id.name), arrival, certified, base)
+            .await
     }
 
     /// `Ok` when the antivirus finds `raw` clean; otherwise the reply refusing it (a

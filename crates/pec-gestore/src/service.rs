@@ -111,6 +111,9 @@ pub struct Gestore<S: Scanner> {
     pub queued: Notify,
     /// Slows submission down while the queue is behind ([`crate::flow`]).
     pub flow: crate::flow::InFlow,
+    /// Envelopes between two of its mailboxes, on their way to delivery
+    /// ([`crate::handoff`]).
+    pub handoff: crate::handoff::HandOff,
     /// Told about every mailbox delivery and archive entry.
     pub on_delivery: Option<DeliveryHook>,
     /// Counts what it does.
@@ -171,6 +174,19 @@ impl<S: Scanner> Gestore<S> {
                 .iter()
                 .filter(|p| p.name == self.id.name)
                 .any(|p| p.mail_receipt.eq_ignore_ascii_case(address))
+    }
+
+    /// The `mailReceipt` of this gestore's own record in the index it trusts: where an
+    /// incoming point sends the presa in carico of an envelope it signed. `None` while
+    /// the index does not list the gestore.
+    pub fn own_mail_receipt(&self) -> Option<String> {
+        self.id
+            .trust()
+            .index
+            .providers
+            .iter()
+            .find(|p| p.name == self.id.name)
+            .map(|p| p.mail_receipt.clone())
     }
 
     /// Whether `address` accepts ordinary mail (as an anomaly envelope).
@@ -290,6 +306,7 @@ impl<S: Scanner> Gestore<S> {
                 domain,
                 message: bytes.to_vec(),
                 created_at: now,
+                due_at: now,
                 expires_at: now + self.settings.queue_lifetime_secs,
             })
             .collect()

@@ -2,14 +2,18 @@
 //! gestore sends on a mailbox's behalf (a protocol office's ripudio): one rule, one
 //! driver, whoever hands the message in.
 
+use std::sync::Arc;
+
+use pec_proto::build::Envelope;
 use pec_smtp::Reply;
-use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry};
+use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry, QueueEntry};
 use tracing::info;
 
 use crate::access::{Outcome, RefusalCause, Submission, complete, completion_note, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::events::Event;
 use crate::handlers::temporary;
+use crate::handoff::{HANDOFF_LEASE, Handed};
 use crate::service::{Gestore, blocking};
 
 impl<S: Scanner> Gestore<S> {
@@ -67,17 +71,24 @@ impl<S: Scanner> Gestore<S> {
                 );
                 b.archive.push(self.archive_copy(
                     &sender,
-                    &a.envelope,
+                    &a.envelope.bytes,
                     Direction::Sent,
                     "posta-certificata",
                 ));
-                b.queue.extend(self.queue_entries(
-                    &tx.identificativo,
-                    mail_from,
-                    rcpt_to,
-                    &a.envelope,
-                ));
-                let envelope_hash = pec_store::blobs::hash_hex(&a.envelope);
+                // The envelope for mailboxes of ours goes straight to delivery when the
+                // hand-off has room; its entry is the promise, due once the lease runs
+                // out.
+                let handing = self.handoff.has_room() && self.own_mail_receipt().is_some();
+                let mut entries =
+                    self.queue_entries(&tx.identificativo, mail_from, rcpt_to, &a.envelope.bytes);
+                for e in entries
+                    .iter_mut()
+                    .filter(|e| handing && hosted.contains(&e.domain))
+                {
+                    e.due_at += HANDOFF_LEASE;
+                }
+                b.queue.extend(entries);
+                let envelope_hash = pec_store::blobs::hash_hex(&a.envelope.bytes);
                 b.timers.extend(a.certified.iter().map(|r| NewTimer {
                     identificativo: tx.identificativo.clone(),
                     recipient: r.to_ascii_lowercase(),
@@ -99,7 +110,10 @@ impl<S: Scanner> Gestore<S> {
                     // An identificativo already issued (it cannot happen with random
                     // identifiers): nothing stored, the client submits again.
                     Ok(c) if c.already_done.is_some() => temporary("identificativo già usato"),
-                    Ok(_) => {
+                    Ok(c) => {
+                        if handing {
+                            self.hand_off(c.queued, a.envelope, &hosted);
+                        }
                         self.metrics.accepted();
                         info!(identificativo = %tx.identificativo, from = %sender, "accepted");
                         Reply::ok(format!(
@@ -168,5 +182,21 @@ impl<S: Scanner> Gestore<S> {
                 }
             }
         }
+    }
+
+    /// Hands the entries of `queued` for domains of ours (`hosted`), with `envelope`, to
+    /// the queue worker, and wakes it.
+    fn hand_off(&self, queued: Vec<QueueEntry>, envelope: Box<Envelope>, hosted: &[String]) {
+        let envelope: Arc<Envelope> = Arc::from(envelope);
+        self.handoff.push(
+            queued
+                .into_iter()
+                .filter(|e| hosted.contains(&e.domain))
+                .map(|entry| Handed {
+                    entry,
+                    envelope: envelope.clone(),
+                }),
+        );
+        self.queued.notify_one();
     }
 }

@@ -1,6 +1,7 @@
 //! The background work of a gestore: the outbound queue (relay with retries and the 24 h
 //! limit, local domains through the incoming point) and the 12 h / 24 h timers.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
 use crate::events::Event;
+use crate::handoff::Handed;
 use crate::protocol::ripudio::ACCESS_POINT;
 use crate::routing::RouteError;
 use crate::service::Gestore;
@@ -52,20 +54,36 @@ impl<S: Scanner> Gestore<S> {
     /// their durable steps share group commits); returns how many were handled. Entries
     /// for the same remote domain go in batches over relay sessions (see [`Self::plan`]).
     pub async fn run_queue_once(self: &Arc<Self>, relays: &Relays) -> usize {
+        // Taken first: what a failed read below leaves out is still delivered.
+        let handed = self.handoff.take();
         let now = self.now().timestamp();
-        let due = match crate::service::blocking(|| self.store.queue_due(now, QUEUE_BATCH)) {
+        let mut due = match crate::service::blocking(|| self.store.queue_due(now, QUEUE_BATCH)) {
             Ok(d) => d,
             Err(e) => {
-                warn!("cannot read the queue: {e}");
                 // Not behind as far as anyone can tell: submissions need not wait.
-                self.flow.pass(0, QUEUE_BATCH);
-                return 0;
+                warn!("cannot read the queue: {e}");
+                Vec::new()
             }
         };
         let n = due.len();
+        // An entry whose lease ran out while it was still handed off (a worker far
+        // behind) is delivered once here, from memory.
+        let ids: BTreeSet<i64> = handed.iter().map(|h| h.entry.id).collect();
+        due.retain(|e| !ids.contains(&e.id));
         let work = crate::service::blocking(|| self.plan(due, relays));
         let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
         let mut tasks = JoinSet::new();
+        let taken = handed.len();
+        for h in handed {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let g = self.clone();
+            tasks.spawn(async move {
+                g.deliver_handed(h).await;
+                drop(slot);
+            });
+        }
         for mut unit in work {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
@@ -89,7 +107,7 @@ impl<S: Scanner> Gestore<S> {
             }
         }
         self.flow.pass(n, QUEUE_BATCH);
-        n
+        n + taken
     }
 
     /// Splits the due entries into units of work: each entry for the access point or a
@@ -200,41 +218,53 @@ impl<S: Scanner> Gestore<S> {
                 return;
             }
         };
-        let results: Vec<(String, Result<(), Reply>)> = if local {
+        if local {
             // The entry is completed in the same durable step as the message's handling.
-            let done = Batch {
-                completed: vec![entry.id],
-                ..Batch::default()
-            };
+            let done = completion(&entry);
             let reply = self
                 .receive_with(&entry.mail_from, &entry.rcpt_to, &bytes, done)
                 .await;
-            if reply.is_positive() {
-                info!(id = entry.id, domain = %entry.domain, "delivered locally");
-                return;
-            }
-            entry
-                .rcpt_to
-                .iter()
-                .map(|t| (t.clone(), Err(reply.clone())))
-                .collect()
-        } else {
-            self.relay_remote(relays, &entry.domain, &[(&entry, &bytes)])
-                .await
-                .pop()
-                .unwrap_or_default()
-        };
+            self.settle_local(entry, &bytes, reply);
+            return;
+        }
+        let results = self
+            .relay_remote(relays, &entry.domain, &[(&entry, &bytes)])
+            .await
+            .pop()
+            .unwrap_or_default();
         crate::service::blocking(|| self.settle(entry, &bytes, results));
+    }
+
+    /// Delivers an envelope the access point handed off ([`crate::handoff`]), as
+    /// [`Self::relay_entry`] delivers a local entry read from the store.
+    async fn deliver_handed(&self, h: Handed) {
+        let done = completion(&h.entry);
+        let reply = self
+            .receive_own_envelope(&h.entry.mail_from, &h.entry.rcpt_to, &h.envelope, done)
+            .await;
+        self.settle_local(h.entry, &h.envelope.bytes, reply);
+    }
+
+    /// Records the incoming point's `reply` to a local entry: positive, the entry was
+    /// completed with the delivery; otherwise retried or refused as a relay's would be.
+    fn settle_local(&self, entry: QueueEntry, bytes: &[u8], reply: Reply) {
+        if reply.is_positive() {
+            info!(id = entry.id, domain = %entry.domain, "delivered locally");
+            return;
+        }
+        let results = entry
+            .rcpt_to
+            .iter()
+            .map(|t| (t.clone(), Err(reply.clone())))
+            .collect();
+        crate::service::blocking(|| self.settle(entry, bytes, results));
     }
 
     /// Submits a queued message through the access point from its `mail_from` mailbox
     /// (a ripudio): the entry is completed in the submission's durable step, and retried
     /// with the queue's backoff when that step fails for now.
     async fn submit_entry(&self, entry: QueueEntry, bytes: Vec<u8>) {
-        let done = Batch {
-            completed: vec![entry.id],
-            ..Batch::default()
-        };
+        let done = completion(&entry);
         let reply = self
             .submit_message(
                 &entry.mail_from,
@@ -542,6 +572,14 @@ impl<S: Scanner> Gestore<S> {
 }
 
 /// The outcome of a transaction per recipient: taken, or the reply that refused it.
+/// The batch that completes `entry`, for the durable step that handles it.
+fn completion(entry: &QueueEntry) -> Batch {
+    Batch {
+        completed: vec![entry.id],
+        ..Batch::default()
+    }
+}
+
 fn per_recipient(outcome: DeliveryOutcome) -> Vec<(String, Result<(), Reply>)> {
     outcome
         .recipients

@@ -119,7 +119,7 @@ fn a_good_submission_gets_receipt_and_envelope() {
             ("luca.verdi@pec.beta.test", TipoDestinatario::Certificato),
         ]
     );
-    let e = classify(&a.envelope);
+    let e = classify(&a.envelope.bytes);
     assert_eq!(e.kind, Kind::PostaCertificata);
     assert!(e.problems.is_empty(), "{:?}", e.problems);
     assert_eq!(
@@ -276,7 +276,7 @@ fn incoming_decision_table() {
         panic!()
     };
 
-    match examine(&beta, &a.envelope, now()) {
+    match examine(&beta, &a.envelope.bytes, now()) {
         Verdict::Envelope {
             daticert,
             postacert,
@@ -309,7 +309,7 @@ fn incoming_decision_table() {
         Verdict::Ordinary { .. }
     ));
     // Tampered signed content.
-    let tampered = String::from_utf8_lossy(&a.envelope).replacen("Testo\r\n", "Testa\r\n", 1);
+    let tampered = String::from_utf8_lossy(&a.envelope.bytes).replacen("Testo\r\n", "Testa\r\n", 1);
     assert!(matches!(
         examine(&beta, tampered.as_bytes(), now()),
         Verdict::Ordinary { .. }
@@ -343,7 +343,7 @@ fn incoming_decision_table() {
         panic!()
     };
     assert!(matches!(
-        examine(&beta, &x.envelope, now()),
+        examine(&beta, &x.envelope.bytes, now()),
         Verdict::Ordinary { .. }
     ));
     // Signed by a listed gestore but malformed: a notice whose daticert tipo contradicts its header.
@@ -372,7 +372,53 @@ fn incoming_decision_table() {
     // Expired signer certificate: intact but not trusted → ordinary.
     let later = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap();
     assert!(matches!(
-        examine(&beta, &a.envelope, later),
+        examine(&beta, &a.envelope.bytes, later),
         Verdict::Ordinary { .. }
     ));
+}
+
+/// What the access point hands to its own delivery instead of the envelope's examination
+/// (`Envelope::daticert` and `postacert`) is exactly what the incoming point reads back
+/// from the signed bytes, whatever the shape of the original.
+#[test]
+fn a_handed_off_envelope_says_what_its_examination_reads() {
+    let pki = lab();
+    let alfa = identity(&pki, 0);
+    let s = "mario.rossi@pec.alfa.test";
+    let originals = [
+        MSG.to_string(),
+        // LF line ends, no final line end, 8-bit body, a subject with spaces around it.
+        "From: mario.rossi@pec.alfa.test\nTo: anna.bianchi@pec.beta.test\nSubject:   Àccentata è più   \nMessage-ID: <m2@client>\n\nRiga uno\nRiga due senza fine".into(),
+        // No Subject, no Message-ID, no Date, a Reply-To, a breve receipt asked for.
+        "From: mario.rossi@pec.alfa.test\r\nTo: anna.bianchi@pec.beta.test\r\nReply-To: <protocollo@pec.alfa.test>\r\nX-TipoRicevuta: breve\r\n\r\nCorpo\r\n".into(),
+        // Encoded words and a folded subject; a multipart with an attachment.
+        format!(
+            "From: \"Rossi, Mario\" <mario.rossi@pec.alfa.test>\r\nTo: anna.bianchi@pec.beta.test,\r\n luca.verdi@pec.beta.test\r\nSubject: =?UTF-8?B?{}?=\r\n =?UTF-8?Q?_seconda_parte_=E2=82=AC?=\r\nMessage-ID: <m3@client>\r\nX-TipoRicevuta: sintetica\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"xx\"\r\n\r\n--xx\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCiao\r\n--xx\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--xx--\r\n",
+            "8J+TqCBEZXRlcm1pbmF6aW9uZSBuLiAxMg=="
+        ),
+    ];
+    for raw in &originals {
+        let original = pec_proto::original::Original::parse(raw.as_bytes());
+        let rcpt: Vec<String> = original.to().iter().chain(original.cc()).cloned().collect();
+        let Outcome::Accepted(a) = run(&alfa, raw, &rcpt, s, s, None) else {
+            panic!("refused: {raw}")
+        };
+        // Examined by the gestore that signed it, as its queue would.
+        match examine(&alfa, &a.envelope.bytes, now()) {
+            Verdict::Envelope {
+                daticert,
+                postacert,
+                mail_receipt,
+                provider,
+            } => {
+                assert_eq!(daticert, a.envelope.daticert, "{raw}");
+                assert_eq!(postacert.as_ref(), Some(&a.envelope.postacert), "{raw}");
+                assert_eq!(
+                    (mail_receipt.as_str(), provider.as_str()),
+                    ("ricevute@pec.alfa.test", "Alfa PEC (lab)")
+                );
+            }
+            v => panic!("{raw}: {v:?}"),
+        }
+    }
 }

@@ -19,6 +19,7 @@ use pec_gestore::access::{Limits, Outcome, Submission, submit};
 use pec_gestore::antivirus::{ScanError, Scanner, Verdict};
 use pec_gestore::clock::{Clock, ManualClock};
 use pec_gestore::handlers::{MxHandler, SubmissionHandler};
+use pec_gestore::handoff::HANDOFF_LEASE;
 use pec_gestore::identity::Identity;
 use pec_gestore::routing::Router;
 use pec_gestore::service::{Gestore, Settings};
@@ -145,6 +146,7 @@ fn beta_accepting(ordinary: &[&str]) -> Beta {
         router: Router::static_only(BTreeMap::new()),
         queued: tokio::sync::Notify::new(),
         flow: Default::default(),
+        handoff: Default::default(),
         on_delivery: None,
         metrics: Arc::new(pec_gestore::metrics::Metrics::new()),
     });
@@ -195,7 +197,7 @@ impl Beta {
             virus: None,
         };
         match submit(&identity(0), &sub, &Limits::default(), self.clock.now()).unwrap() {
-            Outcome::Accepted(a) => a.envelope,
+            Outcome::Accepted(a) => a.envelope.bytes,
             Outcome::Refused(r) => panic!("not accepted: {}", r.reason),
         }
     }
@@ -299,6 +301,13 @@ impl Beta {
     /// One pass of the queue worker.
     async fn run_queue(&self) -> usize {
         self.g.run_queue_once(&self.relays).await
+    }
+
+    /// Loses what the access point handed to the queue worker, as a restart would, and
+    /// lets those entries' lease run out: the queue alone delivers them now.
+    fn lose_hand_off(&self) {
+        assert!(!self.g.handoff.take().is_empty(), "nothing was handed off");
+        self.advance(HANDOFF_LEASE);
     }
 
     fn advance(&self, secs: i64) {
@@ -620,6 +629,7 @@ async fn queue_faults_leave_the_entry_to_a_later_pass() {
     for method in ["queue_due", "read_blob"] {
         let b = beta();
         assert!(b.submit(&[PROTOCOLLO], "Istanza").await.is_positive());
+        b.lose_hand_off();
         let before = b.store.inner().list_queue().unwrap();
         b.store.fail(method, Fault::Nth(1));
         b.run_queue().await;
@@ -686,6 +696,7 @@ async fn refusal_notice_fault_retries_instead_of_dropping_the_notice() {
 async fn a_queue_entry_handled_twice_delivers_once() {
     let b = beta();
     assert!(b.submit(&[PROTOCOLLO], "Doppio").await.is_positive());
+    b.lose_hand_off();
     // Two dispatchers read the same due entry (queue_due leases nothing).
     tokio::join!(b.run_queue(), b.run_queue());
     assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
@@ -694,6 +705,72 @@ async fn a_queue_entry_handled_twice_delivers_once() {
     tokio::join!(b.run_queue(), b.run_queue());
     assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
     assert_eq!(b.count("ricezione avvenuta-consegna"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_between_our_mailboxes_is_delivered_without_reading_the_queue() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Diretta").await.is_positive());
+    // Its entry is the promise, due only once the lease runs out.
+    let queue = b.store.inner().list_queue().unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(
+        queue[0].next_attempt_at,
+        queue[0].created_at + HANDOFF_LEASE
+    );
+    // The worker delivers it from memory: the store's queue and blobs cannot be read.
+    b.store.fail("queue_due", Fault::Always);
+    b.store.fail("read_blob", Fault::Always);
+    assert_eq!(b.run_queue().await, 1);
+    b.store.heal();
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
+    assert!(
+        b.store.inner().list_queue().unwrap().is_empty(),
+        "completed"
+    );
+    assert_eq!((b.count("presa-in-carico"), b.count("consegna")), (1, 1));
+    // Once the lease would have run out, there is nothing left to deliver again.
+    b.advance(HANDOFF_LEASE);
+    assert_eq!(b.run_queue().await, 0);
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_hand_off_is_delivered_by_the_queue_once_its_lease_runs_out() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Persa").await.is_positive());
+    assert!(!b.g.handoff.take().is_empty(), "handed off");
+    // Lost (a restart): nothing is due before the lease runs out.
+    assert_eq!(b.run_queue().await, 0);
+    assert!(b.inbox(PROTOCOLLO).is_empty());
+    b.advance(HANDOFF_LEASE);
+    assert_eq!(b.run_queue().await, 1);
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
+    assert_eq!((b.count("presa-in-carico"), b.count("consegna")), (1, 1));
+    assert!(b.store.inner().list_queue().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hand_off_leaves_the_envelope_to_the_queue_at_once() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Prima").await.is_positive());
+    let first = b.g.handoff.take().pop().expect("handed off");
+    b.g.handoff.push(std::iter::repeat_n(
+        first,
+        pec_gestore::workers::QUEUE_BATCH,
+    ));
+    assert!(b.submit(&[LUCA], "Seconda").await.is_positive());
+    let queue = b.store.inner().list_queue().unwrap();
+    let second = queue.iter().find(|q| q.rcpt_to == [LUCA]).expect("queued");
+    assert_eq!(second.next_attempt_at, second.created_at, "due at once");
+    assert_eq!(b.g.handoff.take().len(), pec_gestore::workers::QUEUE_BATCH);
+    // The queue delivers both: the first once its lease ran out.
+    b.advance(HANDOFF_LEASE);
+    assert_eq!(b.run_queue().await, 2);
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.inbox(LUCA), ["posta-certificata"]);
 }
 
 // --- Timer worker ---
@@ -870,6 +947,7 @@ async fn the_queue_does_not_wait_for_itself() {
             domain: pec_gestore::protocol::ripudio::ACCESS_POINT.into(),
             message: message(ANNA, &[LUCA], "Ripudio"),
             created_at: now,
+            due_at: now,
             expires_at: now + 86_400,
         })
         .unwrap();

@@ -427,6 +427,19 @@ fn check_address(what: &str, address: &str) -> Result<()> {
     }
 }
 
+/// A busta di trasporto as built, with the two things an incoming point reads back from
+/// it: the gestore hands an envelope between two of its own mailboxes straight to
+/// delivery with them, instead of parsing and verifying what it has just signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The whole signed message, as sent.
+    pub bytes: Vec<u8>,
+    /// Its `daticert.xml`.
+    pub daticert: Daticert,
+    /// Its `postacert.eml`, byte for byte as the part carries it.
+    pub postacert: Vec<u8>,
+}
+
 /// The busta di trasporto (spec §3.3): the signed envelope carrying `daticert.xml` and the
 /// original as `postacert.eml`. Its Message-ID is `tx.identificativo`
 /// (`e.message_id` is ignored).
@@ -434,7 +447,7 @@ pub fn transport_envelope(
     e: &Emission<'_>,
     tx: &Transaction,
     original: &Original<'_>,
-) -> Result<Vec<u8>> {
+) -> Result<Envelope> {
     check_address("the sender", &tx.mittente)?;
     let postacert = original.with_pec_msgid(&tx.identificativo);
     let mut d = tx.daticert(Tipo::PostaCertificata, Errore::Nessuno, e);
@@ -476,18 +489,19 @@ pub fn transport_envelope(
     }
     headers.push(("Message-ID", angle(&tx.identificativo)));
 
-    let signed = assemble(
-        e,
-        &headers,
-        &body,
-        &[daticert_part(&d), message_part(&postacert)],
-    )?;
-    let mut out = copied_fields(
+    let message = message_part(&postacert);
+    let postacert = message.content.clone();
+    let signed = assemble(e, &headers, &body, &[daticert_part(&d), message])?;
+    let mut bytes = copied_fields(
         original,
         &["Received", "Return-Path", "To", "Cc", "Reply-To"],
     );
-    out.extend_from_slice(&signed);
-    Ok(out)
+    bytes.extend_from_slice(&signed);
+    Ok(Envelope {
+        bytes,
+        daticert: d,
+        postacert,
+    })
 }
 
 /// The busta di anomalia (spec §3.4): the whole `received` message wrapped for delivery,

@@ -367,9 +367,11 @@ fn check_form(
         problems.push("not signed (no multipart/signed)".into());
     }
     let subject = headers.subject.as_deref().unwrap_or("");
+    // About an original without a Subject the field is the bare prefix, which parsers
+    // read without its trailing space.
     let prefix_kind = SUBJECT_PREFIXES
         .iter()
-        .find(|(p, _)| subject.starts_with(p))
+        .find(|(p, _)| subject.starts_with(p) || subject == p.trim_end())
         .map(|(_, k)| *k);
     if prefix_kind != Some(kind.as_str()) {
         problems.push(format!(

@@ -158,7 +158,7 @@ fn reply_to_never_becomes_a_receipt_destination() {
     let signer = FakeSigner::new();
     let e = common::emission(&signer, "id-1@pec.alfa.test");
     // The envelope keeps the user's Reply-To (copied) and adds none of its own.
-    let envelope = build::transport_envelope(&e, &tx, &original).unwrap();
+    let envelope = build::transport_envelope(&e, &tx, &original).unwrap().bytes;
     let c = classify(&envelope);
     assert_eq!(
         c.daticert.unwrap().risposte,

@@ -180,3 +180,28 @@ fn python_email_sees_every_prefix_under_compat32_and_default() {
         "every message checked"
     );
 }
+
+/// About an original without a Subject, every message still reads as its own kind: its
+/// Subject is the bare prefix, which a parser reads without the trailing space (an
+/// envelope or a receipt about such a message was once taken for an anomaly).
+#[test]
+fn messages_about_an_original_without_subject_are_of_their_own_kind() {
+    let mut tx = transaction();
+    tx.oggetto = None;
+    for (name, kind, bytes) in all_messages_about(&FakeSigner::new(), &tx, ORDINARY) {
+        if name == "busta-anomalia" {
+            continue; // About the ordinary message, which has a Subject.
+        }
+        let c = pec_proto::classify::classify(&bytes);
+        assert_eq!(c.kind.as_str(), kind, "{name}");
+        assert!(
+            c.headers
+                .subject
+                .as_deref()
+                .is_some_and(|s| !s.ends_with(' ')),
+            "{name}: {:?}",
+            c.headers.subject
+        );
+        assert!(c.is_well_formed(), "{name}: {:?}", c.problems);
+    }
+}

@@ -658,8 +658,11 @@ pub struct NewQueueEntry {
     pub domain: String,
     /// The bytes to send, stored unchanged.
     pub message: Vec<u8>,
-    /// When it was queued; it is due at once.
+    /// When it was queued.
     pub created_at: i64,
+    /// When it is first due: `created_at`, or later for an entry the gestore hands
+    /// straight to its own delivery (the queue takes it only if that did not happen).
+    pub due_at: i64,
     /// When to give up (spec §7.3: 24 h after `created_at`).
     pub expires_at: i64,
 }

@@ -71,7 +71,7 @@ pub fn exists(conn: &Connection, id: i64) -> Result<bool> {
 }
 
 /// Queues a message (its bytes hashed by the caller as `hash`): the blob is
-/// made durable first, then the row; the entry is due at `created_at`.
+/// made durable first, then the row; the entry is due at `due_at`.
 pub fn enqueue(
     conn: &Connection,
     blobs: &SqliteBlobs,
@@ -79,11 +79,13 @@ pub fn enqueue(
     e: &NewQueueEntry,
 ) -> Result<QueueEntry> {
     blobs.store(conn, hash, &e.message)?;
-    let id: i64 = cached::query_row(
+    collect(
         conn,
-        "INSERT INTO queue (msgid, mail_from, rcpt_to, domain, blob, size, created_at,
-             next_attempt_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) RETURNING id",
+        &format!(
+            "INSERT INTO queue (msgid, mail_from, rcpt_to, domain, blob, size, created_at,
+                 next_attempt_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {COLUMNS}"
+        ),
         params![
             e.msgid,
             e.mail_from,
@@ -92,11 +94,12 @@ pub fn enqueue(
             hash,
             to_db(e.message.len() as u64),
             e.created_at,
+            e.due_at,
             e.expires_at
         ],
-        |r| r.get(0),
-    )?;
-    get(conn, id)
+    )?
+    .pop()
+    .ok_or_else(|| Error::Corrupt("a queue entry inserted but not returned".into()))
 }
 
 /// Entries whose next attempt is due at `now`, earliest first, at most `limit`: held
@@ -220,6 +223,7 @@ mod tests {
             domain: "y.it".into(),
             message: b"msg".to_vec(),
             created_at: 100,
+            due_at: 100,
             expires_at: 1000,
         };
         let hash = crate::blobs::hash_hex(&e.message);

@@ -559,6 +559,7 @@ pub fn populate(store: &dyn Store) {
                 domain: "pec.beta.test".into(),
                 message: envelope.clone(),
                 created_at: T0 + 30,
+                due_at: T0 + 30,
                 expires_at: T0 + 30 + crate::TWENTY_FOUR_HOURS,
             }],
             timers: [

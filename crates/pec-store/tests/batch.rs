@@ -69,6 +69,7 @@ fn acceptance(receipt: &[u8]) -> Batch {
             domain: "pec.other.it".into(),
             message: envelope,
             created_at: T0,
+            due_at: T0,
             expires_at: T0 + 86_400,
         }],
         virus: vec![],

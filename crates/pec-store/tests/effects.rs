@@ -140,6 +140,7 @@ fn a_notice_and_its_mark_are_one_step(backend: Backend) {
                 domain: "pec.other.it".into(),
                 message: envelope.clone(),
                 created_at: T0,
+                due_at: T0,
                 expires_at: T0 + 86_400,
             }],
             timers: vec![NewTimer {

@@ -52,6 +52,7 @@ fn queued(n: usize) -> NewQueueEntry {
         domain: "pec.other.it".into(),
         message: format!("envelope {n}\r\n").into_bytes(),
         created_at: T0,
+        due_at: T0,
         expires_at: T0 + 86_400,
     }
 }

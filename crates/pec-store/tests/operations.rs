@@ -29,6 +29,7 @@ fn queued(created_at: i64) -> NewQueueEntry {
         domain: "pec.other.it".into(),
         message: b"envelope\r\n".to_vec(),
         created_at,
+        due_at: created_at,
         expires_at: created_at + TWENTY_FOUR_HOURS,
     }
 }

@@ -23,6 +23,7 @@ fn queued(n: u32, created_at: i64) -> NewQueueEntry {
         domain: "pec.other.it".into(),
         message: format!("envelope {n}\r\n").into_bytes(),
         created_at,
+        due_at: created_at,
         expires_at: created_at + TWENTY_FOUR_HOURS,
     }
 }

@@ -752,6 +752,7 @@ fn unreferenced_inline_blobs_are_deleted() {
             domain: "y.it".into(),
             message: b"queued".to_vec(),
             created_at: 0,
+            due_at: 0,
             expires_at: 10,
         })
         .unwrap();
@@ -857,6 +858,7 @@ fn blobs_go_with_their_last_reference(backend: Backend) {
             domain: "y.it".into(),
             message: b"queued".to_vec(),
             created_at: 0,
+            due_at: 0,
             expires_at: 10,
         })
         .unwrap();

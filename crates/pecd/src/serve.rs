@@ -247,6 +247,7 @@ pub fn assemble(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Parts<
         router: router(config)?,
         queued: tokio::sync::Notify::new(),
         flow: Default::default(),
+        handoff: Default::default(),
         on_delivery: Some(Arc::new(move |address: &str, folder: &str| {
             hook_notifier.changed(address, folder)
         })),

@@ -76,7 +76,7 @@ fn lab_messages(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     };
     let receipt =
         build::notice(&e, &tx, &Notice::Accettazione, "mario.rossi@pec.alfa.test").unwrap();
-    let envelope = build::transport_envelope(&e, &tx, &original).unwrap();
+    let envelope = build::transport_envelope(&e, &tx, &original).unwrap().bytes;
     (receipt, envelope)
 }
 

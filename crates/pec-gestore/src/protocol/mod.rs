@@ -145,6 +145,7 @@ impl<S: Scanner> Gestore<S> {
                 domain: ACCESS_POINT.to_string(),
                 message: ripudio.message(&what, &office.policy, &verdict),
                 created_at: now.timestamp(),
+                due_at: now.timestamp(),
                 expires_at: now.timestamp() + self.settings.queue_lifetime_secs,
             });
         }

@@ -231,7 +231,7 @@ pub fn all_messages_about(
         (
             "busta-trasporto",
             "posta-certificata",
-            build::transport_envelope(&e, tx, &original).unwrap(),
+            build::transport_envelope(&e, tx, &original).unwrap().bytes,
         ),
         (
             "busta-anomalia",

@@ -63,7 +63,7 @@ pub fn enqueue(
         &format!(
             "INSERT INTO queue (msgid, mail_from, rcpt_to, domain, blob, size, created_at,
                  next_attempt_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING {QUEUE_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {QUEUE_COLUMNS}"
         ),
         &[
             &e.msgid,
@@ -73,6 +73,7 @@ pub fn enqueue(
             &hash,
             &to_db(e.message.len() as u64),
             &e.created_at,
+            &e.due_at,
             &e.expires_at,
         ],
     )?;
