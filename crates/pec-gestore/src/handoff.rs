@@ -6,18 +6,57 @@
 //! from the store and without parsing and verifying what the gestore signed a moment ago
 //! (as it already files its own receipts, see [`crate::reception`]); the delivery step
 //! completes the entry. If the process stops first, the entry falls due when the lease
-//! runs out and the queue delivers it the usual way; the delivery's keys make a second
-//! delivery of the same envelope a no-op in any case.
+//! runs out and the queue delivers it the usual way; whichever of the two commits second
+//! finds the entry completed (and the recipients' keys stored) and stores nothing.
+//!
+//! Only while the gestore's own signature passes the checks a receiver makes
+//! ([`own_route`]: certificate in the index, valid now, chained to a trusted CA, not
+//! revoked) is an envelope handed off, so both ways decide alike: otherwise the incoming
+//! point's examination finds the signer untrusted, and the queue path delivers nothing
+//! as PEC.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use pec_proto::build::Envelope;
+use pec_proto::smime::{sha1_hex, trust};
 use pec_store::QueueEntry;
 
+use crate::identity::{Identity, TrustMaterial};
 use crate::workers::QUEUE_BATCH;
 
 /// Seconds a handed-off entry waits in the store before the queue takes it up itself.
 pub const HANDOFF_LEASE: i64 = 30;
+
+/// Bytes of envelopes the hand-off holds at most (with [`QUEUE_BATCH`] entries at most):
+/// beyond, an envelope is queued due at once and read back from the store.
+pub const HANDOFF_BYTES: usize = 64 * 1024 * 1024;
+
+/// Who took the gestore's own envelope in charge, as its incoming point would read it
+/// from the signature: the provider record holding the signing certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnRoute {
+    /// The record's `mailReceipt`: where the presa in carico goes.
+    pub mail_receipt: String,
+    /// The record's `providerName`.
+    pub provider: String,
+}
+
+/// The gestore's own signature judged by `material` at `now`, as the incoming point judges
+/// any signer ([`crate::incoming::examine`]); `None` when a receiver would not trust it,
+/// or when the signer cannot show its certificates.
+pub fn own_route(id: &Identity, material: &TrustMaterial, now: DateTime<Utc>) -> Option<OwnRoute> {
+    let (der, chain) = id.signer.certificates()?;
+    let t = trust(der, chain, &material.index, material.anchors.as_ref(), now);
+    if !t.trusted {
+        return None;
+    }
+    let record = material.index.by_certificate_hash(&sha1_hex(der))?;
+    Some(OwnRoute {
+        mail_receipt: record.mail_receipt.clone(),
+        provider: t.provider?,
+    })
+}
 
 /// A queue entry and the envelope it carries, ready for delivery.
 #[derive(Debug, Clone)]
@@ -26,43 +65,88 @@ pub struct Handed {
     pub entry: QueueEntry,
     /// The envelope, with its daticert and postacert as built.
     pub envelope: Arc<Envelope>,
+    /// Its signer, as judged when it was handed off.
+    pub route: OwnRoute,
 }
 
-/// The entries handed to the queue worker and not yet taken: at most [`QUEUE_BATCH`],
-/// so that memory stays bounded while the worker is behind (a submission that finds no
-/// room queues its envelope due at once, as any other).
+/// [`own_route`] as last judged: the same trust material in the same second gives the
+/// same answer.
+#[derive(Debug)]
+struct Judged {
+    material: Arc<TrustMaterial>,
+    second: i64,
+    route: Option<OwnRoute>,
+}
+
+/// The entries handed to the queue worker and not yet taken: at most [`QUEUE_BATCH`] and
+/// [`HANDOFF_BYTES`] (give or take the submissions committing at the same moment), so
+/// that memory stays bounded while the worker is behind.
 #[derive(Debug, Default)]
 pub struct HandOff {
     ready: Mutex<Vec<Handed>>,
+    judged: Mutex<Option<Judged>>,
 }
 
 impl HandOff {
-    /// Whether one more submission may hand its envelopes off.
-    pub fn has_room(&self) -> bool {
-        self.lock().len() < QUEUE_BATCH
+    /// The route of an envelope of `size` bytes that may be handed off now, `None` when
+    /// it must be queued due at once: the hand-off is full, or a receiver would not trust
+    /// the gestore's signature now.
+    pub fn admit(&self, id: &Identity, size: usize, now: DateTime<Utc>) -> Option<OwnRoute> {
+        {
+            let ready = lock(&self.ready);
+            let held: usize = ready.iter().map(|h| held_bytes(&h.envelope)).sum();
+            if ready.len() >= QUEUE_BATCH || held.saturating_add(size) > HANDOFF_BYTES {
+                return None;
+            }
+        }
+        let material = id.trust();
+        let mut judged = lock(&self.judged);
+        match &*judged {
+            Some(j) if Arc::ptr_eq(&j.material, &material) && j.second == now.timestamp() => {
+                j.route.clone()
+            }
+            _ => {
+                let route = own_route(id, &material, now);
+                *judged = Some(Judged {
+                    material,
+                    second: now.timestamp(),
+                    route: route.clone(),
+                });
+                route
+            }
+        }
     }
 
     /// Hands `items` to the queue worker (its caller wakes it).
     pub fn push(&self, items: impl IntoIterator<Item = Handed>) {
-        self.lock().extend(items);
+        lock(&self.ready).extend(items);
     }
 
     /// Takes every entry handed off so far. What is taken and then lost (a crash) is
     /// delivered by the queue once its lease runs out.
     pub fn take(&self) -> Vec<Handed> {
-        std::mem::take(&mut *self.lock())
+        std::mem::take(&mut *lock(&self.ready))
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Handed>> {
-        // A panic while pushing or taking cannot leave the Vec half-changed.
-        self.ready.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// The memory an envelope holds in the hand-off.
+pub fn held_bytes(envelope: &Envelope) -> usize {
+    envelope.bytes.len() + envelope.postacert.len()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while pushing, taking or judging cannot leave the value half-changed.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use pec_proto::daticert::Daticert;
+    use pec_proto::index::ProviderIndex;
+    use pec_proto::labpki::{self, GestoreSpec};
+    use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
 
     const SAMPLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <postacert tipo="posta-certificata" errore="nessuno">
@@ -81,10 +165,37 @@ mod tests {
 </postacert>
 "#;
 
-    fn handed(id: i64) -> Handed {
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 10, 9, 30, 15).unwrap()
+    }
+
+    fn identity() -> Identity {
+        let spec = GestoreSpec {
+            id: "alfa".into(),
+            provider_name: "Alfa PEC (lab)".into(),
+            domains: vec!["pec.alfa.test".into()],
+        };
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let pki = labpki::generate(&[spec], at, 365).unwrap();
+        let g = &pki.gestori[0];
+        let signer = OpensslSigner::from_pem(
+            g.sign_cert_pem.as_bytes(),
+            g.sign_key_pem.as_bytes(),
+            Digest::Sha256,
+        )
+        .unwrap();
+        Identity::new(
+            g.spec.provider_name.clone(),
+            Arc::new(signer),
+            ProviderIndex::parse_ldif(pki.index_ldif.as_bytes()).unwrap(),
+            Some(TrustAnchors::from_pem(pki.ca_cert_pem.as_bytes()).unwrap()),
+        )
+    }
+
+    fn handed(id: i64, bytes: usize, route: &OwnRoute) -> Handed {
         let envelope = Envelope {
-            bytes: b"x".to_vec(),
-            daticert: Daticert::parse(SAMPLE.as_bytes()).unwrap_or_else(|e| panic!("sample: {e}")),
+            bytes: vec![b'x'; bytes],
+            daticert: Daticert::parse(SAMPLE.as_bytes()).unwrap(),
             postacert: Vec::new(),
         };
         Handed {
@@ -95,7 +206,7 @@ mod tests {
                 rcpt_to: Vec::new(),
                 domain: String::new(),
                 hash: String::new(),
-                size: 1,
+                size: bytes as u64,
                 created_at: 0,
                 next_attempt_at: HANDOFF_LEASE,
                 attempts: 0,
@@ -104,20 +215,40 @@ mod tests {
                 held: false,
             },
             envelope: Arc::new(envelope),
+            route: route.clone(),
         }
     }
 
     #[test]
-    fn the_hand_off_is_bounded_and_taken_whole() {
+    fn envelopes_are_handed_off_while_trusted_and_within_bounds() {
+        let id = identity();
         let h = HandOff::default();
-        h.push((0..QUEUE_BATCH as i64 - 1).map(handed));
-        assert!(h.has_room());
-        h.push([handed(-1)]);
-        assert!(!h.has_room(), "full at {QUEUE_BATCH}");
+        let route = h
+            .admit(&id, 10, now())
+            .expect("its own signature is trusted");
+        assert_eq!(
+            route,
+            OwnRoute {
+                mail_receipt: "ricevute@pec.alfa.test".into(),
+                provider: "Alfa PEC (lab)".into(),
+            }
+        );
+        // At most QUEUE_BATCH entries...
+        h.push((1..QUEUE_BATCH as i64).map(|i| handed(i, 10, &route)));
+        assert!(h.admit(&id, 10, now()).is_some());
+        h.push([handed(0, 10, &route)]);
+        assert!(h.admit(&id, 10, now()).is_none(), "full at {QUEUE_BATCH}");
         let taken = h.take();
         assert_eq!(taken.len(), QUEUE_BATCH);
-        assert_eq!(taken.last().map(|t| t.entry.id), Some(-1));
         assert!(h.take().is_empty());
-        assert!(h.has_room());
+        // ... and HANDOFF_BYTES of envelopes.
+        h.push([handed(1, HANDOFF_BYTES - 100, &route)]);
+        assert!(h.admit(&id, 100, now()).is_some());
+        assert!(h.admit(&id, 101, now()).is_none());
+        h.take();
+        // Once its certificate has expired a receiver would not trust it: not handed off.
+        let later = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        assert!(h.admit(&id, 10, later).is_none());
+        assert!(h.admit(&id, 10, now()).is_some());
     }
 }

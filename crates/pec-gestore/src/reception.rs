@@ -24,6 +24,7 @@ use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::delivery::variant_for;
 use crate::emit::Generated;
 use crate::events::Event;
+use crate::handoff::OwnRoute;
 use crate::incoming::{Verdict, envelope_addressees, examine, receipt_addressees, stray_reason};
 use crate::service::{Gestore, blocking, domain_of};
 
@@ -204,30 +205,24 @@ impl<S: Scanner> Gestore<S> {
 
     /// [`Gestore::receive_with`] for a transport envelope this gestore's access point has
     /// just built (a queue entry handed off, [`crate::handoff`]): decided on the daticert
-    /// and postacert it was built with, as the incoming point would read them back, and
-    /// without verifying a signature the gestore made a moment ago with its own key.
-    /// While the index it trusts does not list the gestore, examined like any envelope
-    /// (then the queue and the hand-off judge it alike).
+    /// and postacert it was built with, as the incoming point reads them back, and on its
+    /// signer's `route` as the incoming point judges the signature, without parsing and
+    /// verifying what the gestore signed a moment ago with its own key.
     pub async fn receive_own_envelope(
         &self,
-        mail_from: &str,
-        rcpt_to: &[String],
+        (mail_from, rcpt_to): (&str, &[String]),
         envelope: &Envelope,
+        route: &OwnRoute,
         base: Batch,
     ) -> Reply {
-        let Some(mail_receipt) = self.own_mail_receipt() else {
-            return self
-                .receive_with(mail_from, rcpt_to, &envelope.bytes, base)
-                .await;
-        };
         let arrival = Arrival {
             mail_from,
             rcpt_to,
             raw: &envelope.bytes,
         };
         let certified = (&envelope.daticert, Some(envelope.postacert.as_slice()));
-        self.receive_envelope((&mail_receipt, &self.id.name), arrival, certified, base)
-            .await
+        let from = (route.mail_receipt.as_str(), route.provider.as_str());
+        self.receive_envelope(from, arrival, certified, base).await
     }
 
     /// `Ok` when the antivirus finds `raw` clean; otherwise the reply refusing it (a

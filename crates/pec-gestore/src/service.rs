@@ -176,19 +176,6 @@ impl<S: Scanner> Gestore<S> {
                 .any(|p| p.mail_receipt.eq_ignore_ascii_case(address))
     }
 
-    /// The `mailReceipt` of this gestore's own record in the index it trusts: where an
-    /// incoming point sends the presa in carico of an envelope it signed. `None` while
-    /// the index does not list the gestore.
-    pub fn own_mail_receipt(&self) -> Option<String> {
-        self.id
-            .trust()
-            .index
-            .providers
-            .iter()
-            .find(|p| p.name == self.id.name)
-            .map(|p| p.mail_receipt.clone())
-    }
-
     /// Whether `address` accepts ordinary mail (as an anomaly envelope).
     pub fn accepts_ordinary(&self, address: &str) -> bool {
         let domain = domain_of(address);

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use pec_proto::build::Envelope;
 use pec_smtp::Reply;
-use pec_store::{Batch, Direction, EffectKey, NewTimer, NewVirusEntry, QueueEntry};
+use pec_store::{Batch, Direction, EffectKey, NewQueueEntry, NewTimer, NewVirusEntry, QueueEntry};
 use tracing::info;
 
 use crate::access::{Outcome, RefusalCause, Submission, complete, completion_note, submit};
 use crate::antivirus::{Scanner, Verdict as Scan};
 use crate::events::Event;
 use crate::handlers::temporary;
-use crate::handoff::{HANDOFF_LEASE, Handed};
+use crate::handoff::{HANDOFF_LEASE, Handed, OwnRoute, held_bytes};
 use crate::service::{Gestore, blocking};
 
 impl<S: Scanner> Gestore<S> {
@@ -76,15 +76,17 @@ impl<S: Scanner> Gestore<S> {
                     "posta-certificata",
                 ));
                 // The envelope for mailboxes of ours goes straight to delivery when the
-                // hand-off has room; its entry is the promise, due once the lease runs
+                // hand-off admits it; its entry is the promise, due once the lease runs
                 // out.
-                let handing = self.handoff.has_room() && self.own_mail_receipt().is_some();
                 let mut entries =
                     self.queue_entries(&tx.identificativo, mail_from, rcpt_to, &a.envelope.bytes);
-                for e in entries
-                    .iter_mut()
-                    .filter(|e| handing && hosted.contains(&e.domain))
-                {
+                let local = |e: &NewQueueEntry| hosted.contains(&e.domain);
+                let route = entries
+                    .iter()
+                    .any(local)
+                    .then(|| self.handoff.admit(&self.id, held_bytes(&a.envelope), now))
+                    .flatten();
+                for e in entries.iter_mut().filter(|e| route.is_some() && local(e)) {
                     e.due_at += HANDOFF_LEASE;
                 }
                 b.queue.extend(entries);
@@ -111,8 +113,8 @@ impl<S: Scanner> Gestore<S> {
                     // identifiers): nothing stored, the client submits again.
                     Ok(c) if c.already_done.is_some() => temporary("identificativo già usato"),
                     Ok(c) => {
-                        if handing {
-                            self.hand_off(c.queued, a.envelope, &hosted);
+                        if let Some(route) = route {
+                            self.hand_off(c.queued, a.envelope, &hosted, route);
                         }
                         self.metrics.accepted();
                         info!(identificativo = %tx.identificativo, from = %sender, "accepted");
@@ -184,9 +186,15 @@ impl<S: Scanner> Gestore<S> {
         }
     }
 
-    /// Hands the entries of `queued` for domains of ours (`hosted`), with `envelope`, to
-    /// the queue worker, and wakes it.
-    fn hand_off(&self, queued: Vec<QueueEntry>, envelope: Box<Envelope>, hosted: &[String]) {
+    /// Hands the entries of `queued` for domains of ours (`hosted`), with `envelope` and
+    /// its signer's `route`, to the queue worker, and wakes it.
+    fn hand_off(
+        &self,
+        queued: Vec<QueueEntry>,
+        envelope: Box<Envelope>,
+        hosted: &[String],
+        route: OwnRoute,
+    ) {
         let envelope: Arc<Envelope> = Arc::from(envelope);
         self.handoff.push(
             queued
@@ -195,6 +203,7 @@ impl<S: Scanner> Gestore<S> {
                 .map(|entry| Handed {
                     entry,
                     envelope: envelope.clone(),
+                    route: route.clone(),
                 }),
         );
         self.queued.notify_one();

@@ -209,11 +209,7 @@ impl<S: Scanner> Gestore<S> {
                     "cannot tell whether {} is local: {e}", entry.domain
                 );
                 let reply = Reply::new(451, "4.3.0", e.to_string());
-                let results = entry
-                    .rcpt_to
-                    .iter()
-                    .map(|t| (t.clone(), Err(reply.clone())))
-                    .collect();
+                let results = every_recipient(&entry, &reply);
                 crate::service::blocking(|| self.settle(entry, &bytes, results));
                 return;
             }
@@ -239,8 +235,9 @@ impl<S: Scanner> Gestore<S> {
     /// [`Self::relay_entry`] delivers a local entry read from the store.
     async fn deliver_handed(&self, h: Handed) {
         let done = completion(&h.entry);
+        let envelope = (h.entry.mail_from.as_str(), h.entry.rcpt_to.as_slice());
         let reply = self
-            .receive_own_envelope(&h.entry.mail_from, &h.entry.rcpt_to, &h.envelope, done)
+            .receive_own_envelope(envelope, &h.envelope, &h.route, done)
             .await;
         self.settle_local(h.entry, &h.envelope.bytes, reply);
     }
@@ -252,11 +249,7 @@ impl<S: Scanner> Gestore<S> {
             info!(id = entry.id, domain = %entry.domain, "delivered locally");
             return;
         }
-        let results = entry
-            .rcpt_to
-            .iter()
-            .map(|t| (t.clone(), Err(reply.clone())))
-            .collect();
+        let results = every_recipient(&entry, &reply);
         crate::service::blocking(|| self.settle(entry, bytes, results));
     }
 
@@ -278,11 +271,7 @@ impl<S: Scanner> Gestore<S> {
             info!(id = entry.id, from = %entry.mail_from, reply = %reply, "submitted through the access point");
             return;
         }
-        let results = entry
-            .rcpt_to
-            .iter()
-            .map(|t| (t.clone(), Err(reply.clone())))
-            .collect();
+        let results = every_recipient(&entry, &reply);
         crate::service::blocking(|| self.settle(entry, &bytes, results));
     }
 
@@ -295,14 +284,12 @@ impl<S: Scanner> Gestore<S> {
         domain: &str,
         items: &[(&QueueEntry, &[u8])],
     ) -> Vec<Vec<(String, Result<(), Reply>)>> {
-        let all = |entry: &QueueEntry, reply: &Reply| -> Vec<(String, Result<(), Reply>)> {
-            entry
-                .rcpt_to
+        let every = |reply: Reply| {
+            items
                 .iter()
-                .map(|t| (t.clone(), Err(reply.clone())))
+                .map(|(e, _)| every_recipient(e, &reply))
                 .collect()
         };
-        let every = |reply: Reply| items.iter().map(|(e, _)| all(e, &reply)).collect();
         let targets = match self.router.targets(domain).await {
             Ok(t) => t,
             Err(RouteError::NoDomain(d)) => {
@@ -341,8 +328,10 @@ impl<S: Scanner> Gestore<S> {
                     Ok(outcome) => results[i] = Some(per_recipient(outcome)),
                     // A server that refuses the whole transaction permanently decides for all.
                     Err(e) if !e.is_temporary() => {
-                        results[i] =
-                            Some(all(items[i].0, &Reply::new(554, "5.4.0", e.to_string())));
+                        results[i] = Some(every_recipient(
+                            items[i].0,
+                            &Reply::new(554, "5.4.0", e.to_string()),
+                        ));
                     }
                     Err(e) => {
                         last[i] = Reply::new(451, "4.4.1", e.to_string());
@@ -359,7 +348,7 @@ impl<S: Scanner> Gestore<S> {
             .into_iter()
             .zip(last)
             .zip(items)
-            .map(|((r, last), (entry, _))| r.unwrap_or_else(|| all(entry, &last)))
+            .map(|((r, last), (entry, _))| r.unwrap_or_else(|| every_recipient(entry, &last)))
             .collect()
     }
 
@@ -571,7 +560,15 @@ impl<S: Scanner> Gestore<S> {
     }
 }
 
-/// The outcome of a transaction per recipient: taken, or the reply that refused it.
+/// `reply`, failing every recipient of `entry`: the outcome of a step that took none.
+fn every_recipient(entry: &QueueEntry, reply: &Reply) -> Vec<(String, Result<(), Reply>)> {
+    entry
+        .rcpt_to
+        .iter()
+        .map(|t| (t.clone(), Err(reply.clone())))
+        .collect()
+}
+
 /// The batch that completes `entry`, for the durable step that handles it.
 fn completion(entry: &QueueEntry) -> Batch {
     Batch {
@@ -580,6 +577,7 @@ fn completion(entry: &QueueEntry) -> Batch {
     }
 }
 
+/// The outcome of a transaction per recipient: taken, or the reply that refused it.
 fn per_recipient(outcome: DeliveryOutcome) -> Vec<(String, Result<(), Reply>)> {
     outcome
         .recipients

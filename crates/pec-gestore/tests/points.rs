@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use pec_gestore::access::{Limits, Outcome, RefusalCause, Submission, submit};
+use pec_gestore::handoff::{OwnRoute, own_route};
 use pec_gestore::identity::Identity;
 use pec_gestore::incoming::{Verdict, examine};
 use pec_proto::build::{self, Emission, Notice, Transaction};
 use pec_proto::classify::{Kind, classify};
-use pec_proto::daticert::TipoDestinatario;
+use pec_proto::daticert::{Daticert, TipoDestinatario};
 use pec_proto::index::ProviderIndex;
 use pec_proto::labpki::{self, GestoreSpec, LabPki};
 use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
@@ -84,6 +85,19 @@ fn run(
         virus,
     };
     submit(id, &sub, &Limits::default(), now()).unwrap()
+}
+
+/// The fields of a [`Verdict::Envelope`]; any other verdict fails the test.
+fn envelope_verdict(v: Verdict) -> (Daticert, Option<Vec<u8>>, String, String) {
+    match v {
+        Verdict::Envelope {
+            daticert,
+            postacert,
+            mail_receipt,
+            provider,
+        } => (daticert, postacert, mail_receipt, provider),
+        v => panic!("not a valid envelope: {v:?}"),
+    }
 }
 
 fn refused(o: Outcome) -> pec_gestore::access::Refused {
@@ -276,26 +290,18 @@ fn incoming_decision_table() {
         panic!()
     };
 
-    match examine(&beta, &a.envelope.bytes, now()) {
-        Verdict::Envelope {
-            daticert,
-            postacert,
-            mail_receipt,
-            provider,
-        } => {
-            // The original it carries, as the sender submitted it.
-            let original = String::from_utf8(postacert.expect("postacert.eml")).unwrap();
-            assert!(
-                original.contains("Message-ID: <m1@client>\r\n"),
-                "{original}"
-            );
-            assert!(original.ends_with("\r\nTesto\r\n"), "{original}");
-            assert_eq!(mail_receipt, "ricevute@pec.alfa.test");
-            assert_eq!(provider, "Alfa PEC (lab)");
-            assert_eq!(daticert.identificativo, a.transaction.identificativo);
-        }
-        v => panic!("{v:?}"),
-    }
+    let (daticert, postacert, mail_receipt, provider) =
+        envelope_verdict(examine(&beta, &a.envelope.bytes, now()));
+    // The original it carries, as the sender submitted it.
+    let original = String::from_utf8(postacert.expect("postacert.eml")).unwrap();
+    assert!(
+        original.contains("Message-ID: <m1@client>\r\n"),
+        "{original}"
+    );
+    assert!(original.ends_with("\r\nTesto\r\n"), "{original}");
+    assert_eq!(mail_receipt, "ricevute@pec.alfa.test");
+    assert_eq!(provider, "Alfa PEC (lab)");
+    assert_eq!(daticert.identificativo, a.transaction.identificativo);
     assert!(matches!(
         examine(&beta, &a.receipt, now()),
         Verdict::Receipt {
@@ -391,6 +397,8 @@ fn a_handed_off_envelope_says_what_its_examination_reads() {
         "From: mario.rossi@pec.alfa.test\nTo: anna.bianchi@pec.beta.test\nSubject:   Àccentata è più   \nMessage-ID: <m2@client>\n\nRiga uno\nRiga due senza fine".into(),
         // No Subject, no Message-ID, no Date, a Reply-To, a breve receipt asked for.
         "From: mario.rossi@pec.alfa.test\r\nTo: anna.bianchi@pec.beta.test\r\nReply-To: <protocollo@pec.alfa.test>\r\nX-TipoRicevuta: breve\r\n\r\nCorpo\r\n".into(),
+        // Control characters in the subject, which the XML cannot carry as they are.
+        "From: mario.rossi@pec.alfa.test\r\nTo: anna.bianchi@pec.beta.test\r\nSubject: Ciao\x01mondo\x1b[0m fine \r\n\r\nCorpo\r\n".into(),
         // Encoded words and a folded subject; a multipart with an attachment.
         format!(
             "From: \"Rossi, Mario\" <mario.rossi@pec.alfa.test>\r\nTo: anna.bianchi@pec.beta.test,\r\n luca.verdi@pec.beta.test\r\nSubject: =?UTF-8?B?{}?=\r\n =?UTF-8?Q?_seconda_parte_=E2=82=AC?=\r\nMessage-ID: <m3@client>\r\nX-TipoRicevuta: sintetica\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"xx\"\r\n\r\n--xx\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCiao\r\n--xx\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--xx--\r\n",
@@ -404,21 +412,21 @@ fn a_handed_off_envelope_says_what_its_examination_reads() {
             panic!("refused: {raw}")
         };
         // Examined by the gestore that signed it, as its queue would.
-        match examine(&alfa, &a.envelope.bytes, now()) {
-            Verdict::Envelope {
-                daticert,
-                postacert,
+        let (daticert, postacert, mail_receipt, provider) =
+            envelope_verdict(examine(&alfa, &a.envelope.bytes, now()));
+        assert_eq!(daticert, a.envelope.daticert, "{raw}");
+        assert_eq!(postacert.as_ref(), Some(&a.envelope.postacert), "{raw}");
+        // The signer as the hand-off judges it, and as the examination does.
+        assert_eq!(
+            own_route(&alfa, &alfa.trust(), now()),
+            Some(OwnRoute {
                 mail_receipt,
-                provider,
-            } => {
-                assert_eq!(daticert, a.envelope.daticert, "{raw}");
-                assert_eq!(postacert.as_ref(), Some(&a.envelope.postacert), "{raw}");
-                assert_eq!(
-                    (mail_receipt.as_str(), provider.as_str()),
-                    ("ricevute@pec.alfa.test", "Alfa PEC (lab)")
-                );
-            }
-            v => panic!("{raw}: {v:?}"),
-        }
+                provider
+            })
+        );
     }
+    // Where the examination no longer trusts the gestore's own signature (its
+    // certificate expired), nothing is handed off either.
+    let later = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap();
+    assert_eq!(own_route(&alfa, &alfa.trust(), later), None);
 }

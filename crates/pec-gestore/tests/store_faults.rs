@@ -645,9 +645,18 @@ async fn queue_faults_leave_the_entry_to_a_later_pass() {
 async fn local_delivery_faults_are_retried_never_a_mancata_consegna() {
     // Whether the domain is local (list_domains), then the mailbox lookup of the local
     // reception (account): each failure is a retry of the entry.
-    for method in ["list_domains", "account"] {
+    // Both for an envelope handed off and for one the queue reads back.
+    for (method, handed) in [
+        ("list_domains", true),
+        ("account", true),
+        ("list_domains", false),
+        ("account", false),
+    ] {
         let b = beta();
         assert!(b.submit(&[PROTOCOLLO], "Istanza").await.is_positive());
+        if !handed {
+            b.lose_hand_off();
+        }
         b.store.fail(method, Fault::Always);
         b.run_queue().await;
         let queue = b.store.inner().list_queue().unwrap();
@@ -746,6 +755,20 @@ async fn a_lost_hand_off_is_delivered_by_the_queue_once_its_lease_runs_out() {
     assert!(b.inbox(PROTOCOLLO).is_empty());
     b.advance(HANDOFF_LEASE);
     assert_eq!(b.run_queue().await, 1);
+    assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
+    assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
+    assert_eq!((b.count("presa-in-carico"), b.count("consegna")), (1, 1));
+    assert!(b.store.inner().list_queue().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_off_racing_the_queue_delivers_once() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Contesa").await.is_positive());
+    // The lease ran out before the worker took the hand-off: one pass delivers it from
+    // memory while another reads it from the queue.
+    b.advance(HANDOFF_LEASE);
+    tokio::join!(b.run_queue(), b.run_queue());
     assert_eq!(b.inbox(PROTOCOLLO), ["posta-certificata"]);
     assert_eq!(b.inbox(ANNA), ["accettazione", "avvenuta-consegna"]);
     assert_eq!((b.count("presa-in-carico"), b.count("consegna")), (1, 1));

@@ -261,7 +261,12 @@ struct Part {
 }
 
 fn daticert_part(d: &Daticert) -> Part {
-    let b64 = base64_lines(d.to_xml().as_bytes());
+    xml_part(&d.to_xml())
+}
+
+/// The `daticert.xml` part carrying `xml`.
+fn xml_part(xml: &str) -> Part {
+    let b64 = base64_lines(xml.as_bytes());
     Part {
         headers: "Content-Type: application/xml; name=\"daticert.xml\"\r\n\
                   Content-Disposition: inline; filename=\"daticert.xml\"\r\n\
@@ -489,18 +494,20 @@ pub fn transport_envelope(
     }
     headers.push(("Message-ID", angle(&tx.identificativo)));
 
-    let message = message_part(&postacert);
-    let postacert = message.content.clone();
-    let signed = assemble(e, &headers, &body, &[daticert_part(&d), message])?;
+    let xml = d.to_xml();
+    let parts = [xml_part(&xml), message_part(&postacert)];
+    let signed = assemble(e, &headers, &body, &parts)?;
     let mut bytes = copied_fields(
         original,
         &["Received", "Return-Path", "To", "Cc", "Reply-To"],
     );
     bytes.extend_from_slice(&signed);
+    let [_, message] = parts;
     Ok(Envelope {
         bytes,
-        daticert: d,
-        postacert,
+        // As a receiver reads it back (the XML escapes and trims some characters).
+        daticert: Daticert::parse(xml.as_bytes())?,
+        postacert: message.content,
     })
 }
 

@@ -75,6 +75,13 @@ pub trait Signer: Send + Sync {
     /// certificate and the CA certificates of its chain but the root, with `signingTime`
     /// set to `signing_time`.
     fn sign_detached(&self, content: &[u8], signing_time: DateTime<Utc>) -> Result<Vec<u8>>;
+    /// The certificates every signature carries, DER-encoded: the signer's and its CAs'
+    /// but the root. With them the gestore judges its own signature as a receiver would
+    /// (the hand-off of its own envelopes); `None` (the default) when the signer cannot
+    /// tell, and then its envelopes are examined like any other.
+    fn certificates(&self) -> Option<(&[u8], &[Vec<u8>])> {
+        None
+    }
 }
 
 /// A [`Signer`] that calls `on_signed` after each signature it makes: how metrics and the
@@ -104,6 +111,10 @@ impl<F: Fn() + Send + Sync> Signer for CountedSigner<F> {
         let signed = self.inner.sign_detached(content, signing_time)?;
         (self.on_signed)();
         Ok(signed)
+    }
+
+    fn certificates(&self) -> Option<(&[u8], &[Vec<u8>])> {
+        self.inner.certificates()
     }
 }
 
@@ -233,6 +244,8 @@ pub struct OpensslSigner {
     chain: Vec<X509>,
     digest: Digest,
     address: String,
+    /// `cert` and `chain`, DER-encoded once ([`Signer::certificates`]).
+    der: (Vec<u8>, Vec<Vec<u8>>),
 }
 
 impl fmt::Debug for OpensslSigner {
@@ -267,22 +280,30 @@ impl OpensslSigner {
                 "the signing key does not match the signing certificate".into(),
             ));
         }
-        let chain = certs.filter(|c| !self_signed(c)).collect();
+        let chain: Vec<X509> = certs.filter(|c| !self_signed(c)).collect();
         let address = first_san_email(&cert).ok_or_else(|| {
             Error::Smime("the signing certificate has no rfc822Name in its subjectAltName".into())
         })?;
+        let der = (
+            cert.to_der()?,
+            chain
+                .iter()
+                .map(|c| c.to_der())
+                .collect::<std::result::Result<_, _>>()?,
+        );
         Ok(OpensslSigner {
             cert,
             key,
             chain,
             digest,
             address,
+            der,
         })
     }
 
     /// The signing certificate, DER-encoded (what the provider index lists).
     pub fn certificate_der(&self) -> Result<Vec<u8>> {
-        Ok(self.cert.to_der()?)
+        Ok(self.der.0.clone())
     }
 
     /// `content` inside a CMS SignedData that carries it, DER-encoded (a `.p7m`), signed
@@ -306,6 +327,10 @@ impl OpensslSigner {
 impl Signer for OpensslSigner {
     fn address(&self) -> &str {
         &self.address
+    }
+
+    fn certificates(&self) -> Option<(&[u8], &[Vec<u8>])> {
+        Some((&self.der.0, &self.der.1))
     }
 
     fn digest(&self) -> Digest {

@@ -50,8 +50,8 @@ fn to_entry(r: &postgres::Row) -> Result<QueueEntry> {
     })
 }
 
-/// Queues a message (hashed by the caller as `hash`), due at once, and wakes the other
-/// nodes' queue workers.
+/// Queues a message (hashed by the caller as `hash`), due at its `due_at`, and wakes the
+/// other nodes' queue workers.
 pub fn enqueue(
     tx: &mut Transaction<'_>,
     node: &Node,
