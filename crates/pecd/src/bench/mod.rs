@@ -753,17 +753,13 @@ fn collect_receipts(
     expected: u32,
     ledger: &Ledger,
 ) -> usize {
-    // UIDs are given in order and never expunged here: read only the new ones, so the
-    // watcher's cost does not grow with the mailbox.
-    let Ok(selected) = store.select(sender, "INBOX") else {
-        return 0;
-    };
+    // UIDs are given in order, each by a committed delivery, and never expunged here: read
+    // the next ones until there is none, so that the watcher's cost does not grow with the
+    // mailbox (a SELECT counts the folder's messages). One that cannot be read now is read
+    // at the next call.
     let mut n = 0;
-    while *last_uid + 1 < selected.uidnext {
+    while let Ok(bytes) = store.fetch(sender, "INBOX", *last_uid + 1) {
         *last_uid += 1;
-        let Ok(bytes) = store.fetch(sender, "INBOX", *last_uid) else {
-            continue;
-        };
         let Some((kind, reference)) = receipt_header(&bytes) else {
             continue;
         };
