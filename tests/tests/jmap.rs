@@ -255,7 +255,9 @@ host, ca, user, password, imaps = sys.argv[1:6]
 os.environ["REQUESTS_CA_BUNDLE"] = ca
 signal.alarm(120)
 from jmapc import Client, EmailQueryFilterCondition
+from jmapc.errors import CannotCalculateChanges
 from jmapc.methods import EmailChanges, EmailGet, EmailQuery, EmailQueryChanges, EmailSet, MailboxGet
+from jmapc.methods import MailboxQuery, MailboxQueryChanges, ThreadChanges
 
 def call(method):
     return client.request(method, raise_errors=True, single_response=True)
@@ -275,8 +277,12 @@ inbox = next(m.id for m in mailboxes if m.role == "inbox")
 trash = next(m.id for m in mailboxes if m.role == "trash")
 in_inbox = EmailQueryFilterCondition(in_mailbox=inbox)
 query_state = call(EmailQuery(filter=in_inbox)).query_state
+mailbox_query_state = call(MailboxQuery()).query_state
+unchanged = call(MailboxQueryChanges(since_query_state=mailbox_query_state))
+mailbox_unchanged = unchanged.added == [] and unchanged.removed == [] and unchanged.new_query_state == mailbox_query_state
 events = client.events
 since = next(events).data.changed[account].email
+thread_since = since
 print("ready", flush=True)
 accettazione, delivered = None, False
 for event in events:
@@ -298,6 +304,11 @@ for event in events:
 print("delivery", delivered, flush=True)
 added = call(EmailQueryChanges(filter=in_inbox, since_query_state=query_state)).added
 print("query added", accettazione in [a.id for a in added])
+print("mailbox query unchanged", mailbox_unchanged)
+thread = call(EmailGet(ids=[accettazione], properties=["threadId"])).data[0].thread_id
+print("thread created", thread in call(ThreadChanges(since_state=thread_since)).created)
+stale = client.request(MailboxQueryChanges(since_query_state=mailbox_query_state), single_response=True)
+print("mailbox query stale", isinstance(stale, CannotCalculateChanges))
 print("imap before", imap_count("INBOX"), imap_count("Trash"))
 moved = call(EmailSet(update={accettazione: {"mailboxIds": {trash: True}}})).updated[accettazione].id
 print("imap moved", imap_count("INBOX"), imap_count("Trash"))
@@ -315,8 +326,8 @@ async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> 
         .expect("the client answers within 120 s")
 }
 
-/// jmapc's event source, then Email/changes, Email/queryChanges and Email/set moves and
-/// destroys, judged by imaplib.
+/// jmapc's event source, then Email/changes, Email/queryChanges, Thread/changes,
+/// Mailbox/queryChanges and Email/set moves and destroys, judged by imaplib.
 async fn jmapc_is_pushed_a_delivery(backend: Backend) {
     let lab = Lab::start_on(backend, standard(), &[]).await;
     let alfa = lab.node("alfa");
@@ -376,7 +387,10 @@ async fn jmapc_is_pushed_a_delivery(backend: Backend) {
     );
     for line in [
         "delivery True",
+        "mailbox query unchanged True",
         "query added True",
+        "thread created True",
+        "mailbox query stale True",
         "imap before 1 0",
         "imap moved 0 1",
         "changes moved True True",

@@ -68,9 +68,20 @@ pub fn parse_request(body: &[u8], limits: &Limits) -> std::result::Result<Reques
 fn capability(method: &str) -> Option<&'static str> {
     match method {
         "Core/echo" => Some(session::CORE),
-        "Mailbox/get" | "Mailbox/changes" | "Mailbox/query" | "Mailbox/set" | "Email/get"
-        | "Email/query" | "Email/changes" | "Email/set" | "Email/import" | "Email/queryChanges"
-        | "SearchSnippet/get" | "Thread/get" => Some(session::MAIL),
+        "Mailbox/get"
+        | "Mailbox/changes"
+        | "Mailbox/query"
+        | "Mailbox/queryChanges"
+        | "Mailbox/set"
+        | "Email/get"
+        | "Email/query"
+        | "Email/changes"
+        | "Email/set"
+        | "Email/import"
+        | "Email/queryChanges"
+        | "SearchSnippet/get"
+        | "Thread/get"
+        | "Thread/changes" => Some(session::MAIL),
         "Identity/get" | "EmailSubmission/set" => Some(session::SUBMISSION),
         _ => None,
     }
@@ -91,6 +102,7 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "Mailbox/get" => mailbox::get(ctx, arguments),
         "Mailbox/changes" => mailbox::changes(ctx, arguments),
         "Mailbox/query" => mailbox::query(ctx, arguments),
+        "Mailbox/queryChanges" => mailbox::query_changes(ctx, arguments),
         "Mailbox/set" => mailbox_set::set(ctx, arguments),
         "Email/get" => email::get(ctx, arguments),
         "Email/query" => query::query(ctx, arguments),
@@ -100,6 +112,7 @@ fn call(ctx: &Ctx<'_>, using: &[String], name: &str, arguments: &Arguments) -> R
         "SearchSnippet/get" => snippet::get(ctx, arguments),
         "Email/queryChanges" => query::query_changes(ctx, arguments),
         "Thread/get" => thread::get(ctx, arguments),
+        "Thread/changes" => thread::changes(ctx, arguments),
         "Identity/get" => identity::get(ctx, arguments),
         "EmailSubmission/set" => submission::set(ctx, arguments),
         _ => Err(unknown()),

@@ -1,5 +1,6 @@
 //! The account's folders and security archive as JMAP Mailboxes (RFC 8621 §2): what
-//! exists now ([`snapshot`]), Mailbox/get, Mailbox/changes and Mailbox/query.
+//! exists now ([`snapshot`]), Mailbox/get, Mailbox/changes, Mailbox/query and
+//! Mailbox/queryChanges.
 //!
 //! Folders are flat (no `parentId`): the store's folder names are shown whole. The
 //! security archive ("Archivio di sicurezza") is a read-only mailbox whose only
@@ -273,6 +274,32 @@ pub fn query(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
     r.insert("ids".into(), json!(page));
     if args::boolean(args, "calculateTotal", false)? {
         r.insert("total".into(), ids.len().into());
+    }
+    Ok(r)
+}
+
+/// Mailbox/queryChanges (RFC 8621 §2.4, RFC 8620 §5.6). Mailbox/query says
+/// `canCalculateChanges: false`: a mailbox list is short and a client asks for it again
+/// whole. So the answer is "nothing changed" while the mailboxes are as they were at
+/// `sinceQueryState`, and `cannotCalculateChanges` once they are not.
+pub fn query_changes(ctx: &Ctx<'_>, args: &Arguments) -> Result<Arguments> {
+    let since = args::required_string(args, "sinceQueryState")?;
+    let answer = query(ctx, args)?;
+    let now = answer
+        .get("queryState")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default();
+    if now != since {
+        return Err(Error::CannotCalculateChanges(since.into()));
+    }
+    let mut r = Map::new();
+    r.insert("accountId".into(), ctx.account_id.clone().into());
+    r.insert("oldQueryState".into(), since.into());
+    r.insert("newQueryState".into(), now.into());
+    r.insert("removed".into(), json!([]));
+    r.insert("added".into(), json!([]));
+    if let Some(total) = answer.get("total") {
+        r.insert("total".into(), total.clone());
     }
     Ok(r)
 }
