@@ -121,17 +121,16 @@ pub fn archive(
         ],
         |r| r.get(0),
     )?;
-    get(conn, id)
-}
-
-/// One archive entry by id.
-pub fn get(conn: &Connection, id: i64) -> Result<ArchiveEntry> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM archive WHERE id = ?1"))?;
-    let mut rows = stmt.query([id])?;
-    match rows.next()? {
-        Some(r) => to_entry(r),
-        None => Err(Error::Corrupt(format!("archive entry {id} vanished"))),
-    }
+    Ok(ArchiveEntry {
+        id,
+        address: addr,
+        uid: uid_from_db(uid, "archive uid")?,
+        hash: hash.to_string(),
+        size: bytes.len() as u64,
+        direction,
+        kind: kind.to_string(),
+        stored_at: at,
+    })
 }
 
 /// Blob hash of an archive entry.
@@ -362,17 +361,22 @@ pub fn set_options(conn: &Connection, addr: &str, o: &ArchiveOptions) -> Result<
 /// Bytes held by `addr`'s archive and its quota.
 pub fn usage(conn: &Connection, addr: &str) -> Result<Usage> {
     let (addr, _) = lookup::address(addr)?;
+    Ok(Usage {
+        used: used(conn, &addr)?,
+        quota: options(conn, &addr)?.quota,
+    })
+}
+
+/// Bytes held by the archive of `addr` (an address already checked and lower-cased).
+fn used(conn: &Connection, addr: &str) -> Result<u64> {
     let used: Option<i64> = cached::query_row(
         conn,
         "SELECT used FROM archive_folders WHERE address = ?1",
-        [&addr],
+        [addr],
         |r| r.get(0),
     )
     .optional()?;
-    Ok(Usage {
-        used: from_db(used.unwrap_or(0), "archive usage")?,
-        quota: options(conn, &addr)?.quota,
-    })
+    from_db(used.unwrap_or(0), "archive usage")
 }
 
 /// What becomes of a copy of `size` bytes for `addr`'s archive (see
@@ -384,6 +388,7 @@ pub fn admit(
     kind: &str,
     size: u64,
 ) -> Result<Admission> {
-    let u = usage(conn, addr)?;
-    Ok(options(conn, addr)?.admit(direction, kind, u.used, size))
+    let (addr, _) = lookup::address(addr)?;
+    let used = used(conn, &addr)?;
+    Ok(options(conn, &addr)?.admit(direction, kind, used, size))
 }
