@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use pec_gestore::access::{Limits, Outcome, RefusalCause, Submission, submit};
-use pec_gestore::handoff::{OwnRoute, own_route};
+use pec_gestore::handoff::{HANDOFF_BYTES, HANDOFF_LEASE, HandOff, Handed, OwnRoute, own_route};
 use pec_gestore::identity::Identity;
 use pec_gestore::incoming::{Verdict, examine};
+use pec_gestore::workers::QUEUE_BATCH;
 use pec_proto::build::{self, Emission, Notice, Transaction};
 use pec_proto::classify::{Kind, classify};
 use pec_proto::daticert::{Daticert, TipoDestinatario};
 use pec_proto::index::ProviderIndex;
 use pec_proto::labpki::{self, GestoreSpec, LabPki};
 use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
+use pec_store::QueueEntry;
 
 fn lab() -> LabPki {
     let specs = [
@@ -429,4 +431,82 @@ fn a_handed_off_envelope_says_what_its_examination_reads() {
     // certificate expired), nothing is handed off either.
     let later = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap();
     assert_eq!(own_route(&alfa, &alfa.trust(), later), None);
+}
+
+const SAMPLE_DATICERT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<postacert tipo="posta-certificata" errore="nessuno">
+  <intestazione>
+    <mittente>mario.rossi@pec.alfa.test</mittente>
+    <destinatari tipo="certificato">anna.bianchi@pec.alfa.test</destinatari>
+    <risposte>mario.rossi@pec.alfa.test</risposte>
+    <oggetto>Prova</oggetto>
+  </intestazione>
+  <dati>
+    <gestore-emittente>Alfa</gestore-emittente>
+    <data zona="+0100"><giorno>10/03/2025</giorno><ora>10:30:15</ora></data>
+    <identificativo>opec1@pec.alfa.test</identificativo>
+    <ricevuta tipo="completa" />
+  </dati>
+</postacert>
+"#;
+
+/// A handed-off entry `id` whose envelope holds `bytes` bytes.
+fn handed(id: i64, bytes: usize, route: &OwnRoute) -> Handed {
+    let envelope = build::Envelope {
+        bytes: vec![b'x'; bytes],
+        daticert: Daticert::parse(SAMPLE_DATICERT.as_bytes()).unwrap(),
+        postacert: Vec::new(),
+    };
+    Handed {
+        entry: QueueEntry {
+            id,
+            msgid: String::new(),
+            mail_from: String::new(),
+            rcpt_to: Vec::new(),
+            domain: String::new(),
+            hash: String::new(),
+            size: bytes as u64,
+            created_at: 0,
+            next_attempt_at: HANDOFF_LEASE,
+            attempts: 0,
+            last_error: None,
+            expires_at: 0,
+            held: false,
+        },
+        envelope: Arc::new(envelope),
+        route: route.clone(),
+    }
+}
+
+#[test]
+fn envelopes_are_handed_off_while_trusted_and_within_bounds() {
+    let pki = lab();
+    let alfa = identity(&pki, 0);
+    let h = HandOff::default();
+    let route = h
+        .admit(&alfa, 10, now())
+        .expect("its own signature is trusted");
+    assert_eq!(
+        route,
+        OwnRoute {
+            mail_receipt: "ricevute@pec.alfa.test".into(),
+            provider: "Alfa PEC (lab)".into(),
+        }
+    );
+    // At most QUEUE_BATCH entries...
+    h.push((1..QUEUE_BATCH as i64).map(|i| handed(i, 10, &route)));
+    assert!(h.admit(&alfa, 10, now()).is_some());
+    h.push([handed(0, 10, &route)]);
+    assert!(h.admit(&alfa, 10, now()).is_none(), "full at {QUEUE_BATCH}");
+    assert_eq!(h.take().len(), QUEUE_BATCH);
+    assert!(h.take().is_empty());
+    // ... and HANDOFF_BYTES of envelopes.
+    h.push([handed(1, HANDOFF_BYTES - 100, &route)]);
+    assert!(h.admit(&alfa, 100, now()).is_some());
+    assert!(h.admit(&alfa, 101, now()).is_none());
+    h.take();
+    // Once its certificate has expired a receiver would not trust it: not handed off.
+    let later = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap();
+    assert!(h.admit(&alfa, 10, later).is_none());
+    assert!(h.admit(&alfa, 10, now()).is_some());
 }
