@@ -99,6 +99,14 @@ impl HandOff {
                 return None;
             }
         }
+        self.judge(id, now)
+    }
+
+    /// [`own_route`] by the trust material in force at `now`, judged at most once a second
+    /// for the same material. The worker asks again before it delivers an envelope handed
+    /// off earlier: a CRL or an index loaded meanwhile, or the certificate's expiry, then
+    /// counts as it would for the queue's examination.
+    pub fn judge(&self, id: &Identity, now: DateTime<Utc>) -> Option<OwnRoute> {
         let material = id.trust();
         let mut judged = lock(&self.judged);
         match &*judged {

@@ -84,7 +84,9 @@ impl<S: Scanner> Gestore<S> {
                 let route = entries
                     .iter()
                     .any(local)
-                    .then(|| self.handoff.admit(&self.id, held_bytes(&a.envelope), now))
+                    .then(|| {
+                        blocking(|| self.handoff.admit(&self.id, held_bytes(&a.envelope), now))
+                    })
                     .flatten();
                 for e in entries.iter_mut().filter(|e| route.is_some() && local(e)) {
                     e.due_at += HANDOFF_LEASE;

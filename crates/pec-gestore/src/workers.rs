@@ -70,10 +70,10 @@ impl<S: Scanner> Gestore<S> {
         // behind) is delivered once here, from memory.
         let ids: BTreeSet<i64> = handed.iter().map(|h| h.entry.id).collect();
         due.retain(|e| !ids.contains(&e.id));
+        let handled = due.len() + handed.len();
         let work = crate::service::blocking(|| self.plan(due, relays));
         let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
         let mut tasks = JoinSet::new();
-        let taken = handed.len();
         for h in handed {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
@@ -107,7 +107,7 @@ impl<S: Scanner> Gestore<S> {
             }
         }
         self.flow.pass(n, QUEUE_BATCH);
-        n + taken
+        handled
     }
 
     /// Splits the due entries into units of work: each entry for the access point or a
@@ -232,13 +232,24 @@ impl<S: Scanner> Gestore<S> {
     }
 
     /// Delivers an envelope the access point handed off ([`crate::handoff`]), as
-    /// [`Self::relay_entry`] delivers a local entry read from the store.
+    /// [`Self::relay_entry`] delivers a local entry read from the store. Its signer is
+    /// judged again now: when a receiver would no longer trust it as it was judged at
+    /// submission, the envelope is examined like any other.
     async fn deliver_handed(&self, h: Handed) {
         let done = completion(&h.entry);
-        let envelope = (h.entry.mail_from.as_str(), h.entry.rcpt_to.as_slice());
-        let reply = self
-            .receive_own_envelope(envelope, &h.envelope, &h.route, done)
-            .await;
+        let (mail_from, rcpt_to) = (h.entry.mail_from.as_str(), h.entry.rcpt_to.as_slice());
+        let now = crate::service::blocking(|| self.handoff.judge(&self.id, self.now()));
+        let reply = if now.as_ref() == Some(&h.route) {
+            self.receive_own_envelope((mail_from, rcpt_to), &h.envelope, &h.route, done)
+                .await
+        } else {
+            info!(
+                id = h.entry.id,
+                "own signature judged anew: the envelope is examined"
+            );
+            self.receive_with(mail_from, rcpt_to, &h.envelope.bytes, done)
+                .await
+        };
         self.settle_local(h.entry, &h.envelope.bytes, reply);
     }
 

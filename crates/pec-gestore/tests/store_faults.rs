@@ -776,6 +776,19 @@ async fn a_hand_off_racing_the_queue_delivers_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_whose_signer_is_no_longer_trusted_is_examined() {
+    let b = beta();
+    assert!(b.submit(&[PROTOCOLLO], "Scaduta").await.is_positive());
+    // Before the worker takes it, beta's certificate expires (lab PKI: ten years from
+    // 2025): the queue's examination would find the signer untrusted, and so does the
+    // hand-off now. Nothing is certified about the envelope.
+    b.advance(11 * 365 * 24 * 3600);
+    assert_eq!(b.run_queue().await, 1);
+    assert!(b.inbox(PROTOCOLLO).is_empty(), "{:?}", b.inbox(PROTOCOLLO));
+    assert_eq!((b.count("presa-in-carico"), b.count("consegna")), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_hand_off_leaves_the_envelope_to_the_queue_at_once() {
     let b = beta();
     assert!(b.submit(&[PROTOCOLLO], "Prima").await.is_positive());

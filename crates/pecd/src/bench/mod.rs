@@ -756,7 +756,9 @@ fn collect_receipts(
     // UIDs are given in order, each by a committed delivery, and never expunged here: read
     // the next ones until there is none, so that the watcher's cost does not grow with the
     // mailbox (a SELECT counts the folder's messages). One that cannot be read now is read
-    // at the next call.
+    // at the next call; one that can never be read stops the count, and the drain then
+    // reports the rest lost. (Skipping a UID that fails is not safe: it may be a delivery
+    // committing at that moment.)
     let mut n = 0;
     while let Ok(bytes) = store.fetch(sender, "INBOX", *last_uid + 1) {
         *last_uid += 1;
