@@ -39,6 +39,13 @@ pub const RELAY_BATCH: usize = 16;
 /// How often the workers look for due work when nothing wakes them.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// One task of a queue pass: an envelope handed off by the access point, or entries read
+/// from the store as [`Gestore::plan`] grouped them.
+enum Unit {
+    Handed(Box<Handed>),
+    Planned(Vec<QueueEntry>),
+}
+
 /// The relay clients: PEC traffic to other gestori must use TLS (spec §8.3), ordinary
 /// Internet mail uses it when offered.
 #[derive(Clone)]
@@ -74,29 +81,21 @@ impl<S: Scanner> Gestore<S> {
         let work = crate::service::blocking(|| self.plan(due, relays));
         let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
         let mut tasks = JoinSet::new();
-        for h in handed {
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                break;
-            };
-            let g = self.clone();
-            tasks.spawn(async move {
-                g.deliver_handed(h).await;
-                drop(slot);
-            });
-        }
-        for mut unit in work {
+        let units = handed.into_iter().map(|h| Unit::Handed(Box::new(h)));
+        for unit in units.chain(work.into_iter().map(Unit::Planned)) {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
             };
             let (g, relays) = (self.clone(), relays.clone());
             tasks.spawn(async move {
-                match unit.len() {
-                    1 => {
-                        if let Some(entry) = unit.pop() {
+                match unit {
+                    Unit::Handed(h) => g.deliver_handed(*h).await,
+                    Unit::Planned(mut entries) if entries.len() == 1 => {
+                        if let Some(entry) = entries.pop() {
                             g.relay_entry(&relays, entry).await;
                         }
                     }
-                    _ => g.relay_batch(&relays, unit).await,
+                    Unit::Planned(entries) => g.relay_batch(&relays, entries).await,
                 }
                 drop(slot);
             });
