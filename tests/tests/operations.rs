@@ -3,7 +3,8 @@
 //! tokens verified by `openssl ts -verify` against the head hash; `pecd report` counting
 //! what happened; `pecd queue` listing, showing, holding, retrying and dropping an entry
 //! that cannot be relayed — the drop recorded in the legal log and the sender still
-//! told by the 12 h / 24 h notices.
+//! told by the 12 h / 24 h notices. A clean stop delivers what the last sessions handed
+//! off, rather than leaving it to its lease.
 //!
 //! The authority is `openssl ts -reply` behind a small HTTP endpoint of the test.
 
@@ -18,6 +19,7 @@ use pec_gestore::clock::Clock;
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
 const ANNA: &str = "anna.bianchi@pec.beta.test";
+const LUCA: &str = "luca.verdi@pec.beta.test";
 const GAMMA: &str = "utente@pec.gamma.test";
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -427,7 +429,87 @@ async fn queue_entries_are_shown_held_retried_and_dropped_with_evidence(backend:
     lab.shutdown().await;
 }
 
+/// Sends a message to `rcpt` from `user` over implicit TLS up to the end of its data,
+/// then waits for a line on standard input before the final dot; prints the reply.
+const HELD_DATA: &str = r#"
+import smtplib, ssl, sys
+port, ca, user, password, rcpt = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+s = smtplib.SMTP_SSL("127.0.0.1", port, context=ctx, timeout=30)
+s.login(user, password)
+s.mail(user)
+s.rcpt(rcpt)
+code, _ = s.docmd("DATA")
+assert code == 354, code
+s.send(("From: %s\r\nTo: %s\r\nSubject: fermata\r\n\r\ntesto\r\n" % (user, rcpt)).encode())
+print("READY", flush=True)
+sys.stdin.readline()
+s.send(b".\r\n")
+code, _ = s.getreply()
+print(code, flush=True)
+s.close()
+"#;
+
+async fn a_clean_stop_delivers_what_its_last_sessions_handed_off(backend: Backend) {
+    use std::process::Stdio;
+    let mut lab = Lab::start_on(backend, standard(), &[]).await;
+    let beta = lab.node("beta");
+    let (port, store) = (beta.submission_port, beta.store.clone());
+    let mut client = Command::new("python3")
+        .args(["-c", HELD_DATA, &port.to_string()])
+        .arg(lab.ca())
+        .args([ANNA, "secret-anna.bianchi", LUCA])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut stdin = client.stdin.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        (out, line)
+    });
+    let (mut out, ready) = line.await.unwrap();
+    assert_eq!(ready.trim(), "READY");
+    // The message is completed while the gestore stops: its session is in its grace
+    // period, the queue worker already told to stop.
+    let finish = async move {
+        poll("the listener to close", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
+        })
+        .await;
+        tokio::task::spawn_blocking(move || {
+            stdin.write_all(b"\n").unwrap();
+            let mut reply = String::new();
+            out.read_line(&mut reply).unwrap();
+            reply
+        })
+        .await
+        .unwrap()
+    };
+    let ((), reply) = tokio::join!(lab.stop("beta"), finish);
+    assert_eq!(reply.trim(), "250", "accepted during the grace period");
+    assert!(client.wait().unwrap().success());
+    // Delivered before the stop ended, with its receipts: nothing waits for the lease
+    // (the lab's clock has not moved).
+    let kinds = |address: &str| -> Vec<String> {
+        pec_e2e::mailbox(store.as_ref(), address, "INBOX")
+            .iter()
+            .map(|m| pec_proto::classify::classify(m).kind.as_str().to_string())
+            .collect()
+    };
+    assert_eq!(kinds(LUCA), ["posta-certificata"]);
+    assert_eq!(kinds(ANNA), ["accettazione", "avvenuta-consegna"]);
+    assert!(store.list_queue().unwrap().is_empty(), "entry completed");
+    lab.shutdown().await;
+}
+
 pec_e2e::e2e_tests!(
+    a_clean_stop_delivers_what_its_last_sessions_handed_off,
     log_is_time_stamped_and_openssl_verifies,
     report_counts_what_happened,
     queue_entries_are_shown_held_retried_and_dropped_with_evidence,

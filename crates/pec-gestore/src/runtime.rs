@@ -10,7 +10,7 @@ use pec_net::ListenerLimits;
 use pec_smtp::{Mode, ServerConfig};
 use pec_store::{Change, ChangeHook};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
@@ -77,6 +77,8 @@ pub struct Running {
     /// Told when the listeners stop (readiness).
     metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
+    /// Told when every session has ended, for the workers' last step.
+    sessions_over: oneshot::Sender<()>,
     tasks: JoinSet<&'static str>,
     workers: JoinHandle<()>,
 }
@@ -291,12 +293,24 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         .subscribe(&changes)
         .map_err(std::io::Error::other)?;
     let (g, tsa_url) = (parts.gestore.clone(), parts.tsa_url);
+    let (sessions_over, sessions_ended) = oneshot::channel();
     let workers = tokio::spawn(async move {
         tokio::join!(
-            run_workers(g.clone(), parts.relays, stopped()),
+            run_workers(g.clone(), parts.relays.clone(), stopped()),
             crate::protocol::webhook::run(g.clone(), stopped()),
-            crate::proof::run(g, tsa_url, stopped()),
+            crate::proof::run(g.clone(), tsa_url, stopped()),
         );
+        // Sessions in their grace period may still hand envelopes off: once none is left
+        // (or nobody will say so), what they handed off is delivered now rather than when
+        // its lease runs out after a restart.
+        let _ = sessions_ended.await;
+        let n = g.run_handed_once(&parts.relays).await;
+        if n > 0 {
+            info!(
+                delivered = n,
+                "handed-off envelopes delivered before stopping"
+            );
+        }
     });
     info!(gestore = %parts.gestore.id.name, "gestore running");
     parts.gestore.metrics.listeners(true);
@@ -305,6 +319,7 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
         metrics: parts.gestore.metrics.clone(),
         _changes: changes,
         stop,
+        sessions_over,
         tasks,
         workers,
     })
@@ -322,11 +337,13 @@ impl Running {
         name
     }
 
-    /// Stops accepting, lets sessions finish their grace period, stops the workers.
+    /// Stops accepting, lets sessions finish their grace period, stops the workers, then
+    /// delivers what the sessions handed off ([`Gestore::run_handed_once`]).
     pub async fn stop(mut self) {
         self.metrics.listeners(false);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let _ = self.sessions_over.send(());
         let _ = self.workers.await;
         info!("gestore stopped");
     }

@@ -79,10 +79,29 @@ impl<S: Scanner> Gestore<S> {
         due.retain(|e| !ids.contains(&e.id));
         let handled = due.len() + handed.len();
         let work = crate::service::blocking(|| self.plan(due, relays));
+        let units = handed.into_iter().map(|h| Unit::Handed(Box::new(h)));
+        self.run_units(units.chain(work.into_iter().map(Unit::Planned)), relays)
+            .await;
+        self.flow.pass(n, QUEUE_BATCH);
+        handled
+    }
+
+    /// Delivers what the access point has handed off so far, reading nothing from the
+    /// queue; returns how many. The last step of a clean stop, once no session is left to
+    /// hand off more: what is delivered here does not wait for its lease after a restart.
+    pub async fn run_handed_once(self: &Arc<Self>, relays: &Relays) -> usize {
+        let handed = self.handoff.take();
+        let n = handed.len();
+        let units = handed.into_iter().map(|h| Unit::Handed(Box::new(h)));
+        self.run_units(units, relays).await;
+        n
+    }
+
+    /// Runs `units`, [`QUEUE_CONCURRENCY`] at a time, until every one has ended.
+    async fn run_units(self: &Arc<Self>, units: impl IntoIterator<Item = Unit>, relays: &Relays) {
         let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
         let mut tasks = JoinSet::new();
-        let units = handed.into_iter().map(|h| Unit::Handed(Box::new(h)));
-        for unit in units.chain(work.into_iter().map(Unit::Planned)) {
+        for unit in units {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
             };
@@ -105,8 +124,6 @@ impl<S: Scanner> Gestore<S> {
                 warn!("a queue task failed: {e}");
             }
         }
-        self.flow.pass(n, QUEUE_BATCH);
-        handled
     }
 
     /// Splits the due entries into units of work: each entry for the access point or a
