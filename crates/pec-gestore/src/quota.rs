@@ -5,12 +5,13 @@
 //! no longer kept in it (the messages are still delivered).
 //!
 //! The notice is sent once per crossing: a delivery warns only when the mailbox was
-//! below the threshold without it and is at or above it with it (usage is read after the
-//! commit, so two deliveries to one mailbox committed in the same instant may both see the
-//! crossing: at worst two notices). A plain message from the gestore's service address,
+//! below the threshold without it and is at or above it with it, by the usage its own
+//! durable step saw. The archive's usage is read after the commit, so two copies committed
+//! in the same instant may both see the crossing: at worst two notices. A plain message from the gestore's service address,
 //! not signed: it is not a PEC receipt.
 
 use chrono::{DateTime, Utc};
+use pec_store::Usage;
 use tracing::{info, warn};
 
 use crate::antivirus::Scanner;
@@ -133,21 +134,19 @@ pub fn notice(
 }
 
 impl<S: Scanner> Gestore<S> {
-    /// After `added` bytes were stored in `address`'s `space`, puts the quota notice in
-    /// its INBOX if they took that space past [`WARNING_PERCENT`]. Best effort: a failure
-    /// is logged.
-    pub fn warn_if_nearly_full(&self, space: Space, address: &str, added: u64) {
-        let usage = match space {
-            Space::Mailbox => self.store.usage(address),
-            Space::Archive => self.store.archive_usage(address),
-        };
-        let usage = match usage {
-            Ok(u) => u,
-            Err(e) => {
-                warn!(mailbox = address, ?space, "cannot read the usage: {e}");
-                return;
-            }
-        };
+    /// After `added` bytes of copies were kept in `address`'s security archive, puts the
+    /// quota notice in its INBOX if they took the archive past [`WARNING_PERCENT`]. Best
+    /// effort: a failure is logged.
+    pub fn warn_if_archive_nearly_full(&self, address: &str, added: u64) {
+        match self.store.archive_usage(address) {
+            Ok(usage) => self.warn_if_crossed(Space::Archive, address, usage, added),
+            Err(e) => warn!(mailbox = address, "cannot read the archive's usage: {e}"),
+        }
+    }
+
+    /// Puts the quota notice in `address`'s INBOX if the last `added` bytes of `usage`
+    /// took its `space` past [`WARNING_PERCENT`]. Best effort: a failure is logged.
+    pub fn warn_if_crossed(&self, space: Space, address: &str, usage: Usage, added: u64) {
         if !crosses(usage.used.saturating_sub(added), usage.used, usage.quota) {
             return;
         }

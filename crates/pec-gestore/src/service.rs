@@ -349,24 +349,22 @@ impl<S: Scanner> Gestore<S> {
             .map(|d| (d.address.clone(), d.folder.clone()))
             .collect();
         let events: Vec<String> = batch.log.iter().map(|e| e.event.clone()).collect();
-        let mut added: BTreeMap<String, u64> = BTreeMap::new();
-        for d in &batch.deliveries {
-            *added.entry(d.address.clone()).or_default() += d.bytes.len() as u64;
-        }
         let committed = blocking(|| self.store.commit_batch(batch))?;
         if committed.already_done.is_some() {
             return Ok(committed);
         }
         self.metrics.committed(events.iter().map(String::as_str));
-        for (address, bytes) in &added {
-            self.warn_if_nearly_full(Space::Mailbox, address, *bytes);
+        // In the batch's order, each with the usage its own step saw: the one delivery that
+        // takes a mailbox past the threshold warns, however many commit together.
+        for ((address, _), d) in delivered.iter().zip(&committed.delivered) {
+            self.warn_if_crossed(Space::Mailbox, address, d.usage, d.size);
         }
         let mut archived: BTreeMap<&str, u64> = BTreeMap::new();
         for e in &committed.archived {
             *archived.entry(e.address.as_str()).or_default() += e.size;
         }
         for (address, bytes) in archived {
-            self.warn_if_nearly_full(Space::Archive, address, bytes);
+            self.warn_if_archive_nearly_full(address, bytes);
         }
         for address in committed.archive_full.iter().collect::<BTreeSet<_>>() {
             warn!(mailbox = %address, "security archive full: a copy was not kept");

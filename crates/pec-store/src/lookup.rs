@@ -116,14 +116,15 @@ pub fn usage(conn: &Connection, account_id: i64) -> Result<u64> {
     from_db(used, "usage")
 }
 
-/// Refuses adding `size` bytes to an account if that would pass its quota.
+/// Refuses adding `size` bytes to an account if that would pass its quota; otherwise the
+/// bytes it uses before them.
 pub fn check_quota(
     conn: &Connection,
     addr: &str,
     account_id: i64,
     quota: u64,
     size: u64,
-) -> Result<()> {
+) -> Result<u64> {
     let used = usage(conn, account_id)?;
     if used.saturating_add(size) > quota {
         return Err(Error::QuotaExceeded {
@@ -133,7 +134,7 @@ pub fn check_quota(
             quota,
         });
     }
-    Ok(())
+    Ok(used)
 }
 
 #[cfg(test)]

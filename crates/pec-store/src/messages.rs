@@ -12,7 +12,7 @@ use crate::blobs::{self, SqliteBlobs};
 use crate::cached;
 use crate::error::{Error, Result};
 use crate::lookup::{self, from_db, to_db, uid_from_db};
-use crate::model::{Copied, Delivered, FlagOp, MessageMeta};
+use crate::model::{Copied, Delivered, FlagOp, MessageMeta, Usage};
 
 /// The flag whose messages EXPUNGE removes.
 pub(crate) const DELETED: &str = "\\Deleted";
@@ -165,7 +165,7 @@ pub fn deliver(conn: &Connection, blobs: &SqliteBlobs, d: &Delivery) -> Result<D
     let folder_id = lookup::folder(conn, account_id, &d.folder)?;
     let flags = flag_set(d.flags.iter().map(String::as_str))?;
     let size = d.bytes.len() as u64;
-    lookup::check_quota(conn, &d.address, account_id, quota, size)?;
+    let used = lookup::check_quota(conn, &d.address, account_id, quota, size)?;
     blobs.store(conn, &d.hash, &d.bytes)?;
     let (uidvalidity, uid, modseq) = insert_message(
         conn,
@@ -182,6 +182,10 @@ pub fn deliver(conn: &Connection, blobs: &SqliteBlobs, d: &Delivery) -> Result<D
         hash: d.hash.clone(),
         size,
         modseq,
+        usage: Usage {
+            used: used.saturating_add(size),
+            quota,
+        },
     })
 }
 

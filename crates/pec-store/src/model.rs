@@ -267,6 +267,9 @@ pub struct Delivered {
     pub size: u64,
     /// Its modification sequence.
     pub modseq: u64,
+    /// The mailbox's usage with the message in, as the delivery's own transaction saw it:
+    /// what the quota warning compares, exact even when deliveries commit together.
+    pub usage: Usage,
 }
 
 /// How [`crate::Mailboxes::store_flags`] combines the given flags with the present ones.

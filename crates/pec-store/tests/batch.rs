@@ -5,7 +5,7 @@ use pec_store::test_util::{Backend, TestStore};
 use pec_store::{
     AlreadyDone, Batch, BatchItem, Direction, Error, LogEntry, LogQuery, NewAccount,
     NewArchiveCopy, NewDelivery, NewQueueEntry, NewTimer, NewVirusEntry, Outcome, OutcomeUpdate,
-    PresaInCaricoUpdate, SqliteStore, Store, backend_tests, blobs,
+    PresaInCaricoUpdate, SqliteStore, Store, Usage, backend_tests, blobs,
 };
 use pec_store::{Blobs as _, Ledger as _, Maintenance as _};
 
@@ -238,6 +238,36 @@ fn quota_refusal_inside_a_batch_stores_nothing(backend: Backend) {
     assert_eq!(store.usage(SENDER).unwrap().used, 0);
 }
 
+fn each_delivery_says_the_usage_its_step_saw(backend: Backend) {
+    let t = store(backend, 10_000);
+    let store = &t.store;
+    let first = store
+        .commit_batch(Batch {
+            deliveries: acceptance(&[b'a'; 300]).deliveries,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(
+        first.delivered[0].usage,
+        Usage {
+            used: 300,
+            quota: 10_000
+        }
+    );
+    // Two more in one step: each sees what the step stored before it.
+    let mut two = acceptance(&[b'b'; 500]).deliveries;
+    two.extend(acceptance(&[b'c'; 700]).deliveries);
+    let both = store
+        .commit_batch(Batch {
+            deliveries: two,
+            ..Batch::default()
+        })
+        .unwrap();
+    let used: Vec<u64> = both.delivered.iter().map(|d| d.usage.used).collect();
+    assert_eq!(used, [800, 1500]);
+    assert_eq!(store.usage(SENDER).unwrap(), both.delivered[1].usage);
+}
+
 fn failure_of_the_last_item_rolls_back_the_earlier_ones(backend: Backend) {
     let t = store(backend, 1_000_000);
     let store = &t.store;
@@ -374,6 +404,7 @@ backend_tests!(
     batch_stores_everything_together,
     timer_updates_and_queue_completion_go_with_the_batch,
     quota_refusal_inside_a_batch_stores_nothing,
+    each_delivery_says_the_usage_its_step_saw,
     failure_of_the_last_item_rolls_back_the_earlier_ones,
     unknown_mailbox_or_missing_envelope_fails_the_batch,
     virus_store_list_get_purge,

@@ -246,14 +246,15 @@ fn insert_message(
     Ok((uidvalidity, uid, modseq))
 }
 
-/// Refuses adding `size` bytes to a locked account if that would pass its quota.
+/// Refuses adding `size` bytes to a locked account if that would pass its quota;
+/// otherwise the bytes it uses before them.
 fn check_quota(
     tx: &mut Transaction<'_>,
     addr: &str,
     account: i64,
     quota: u64,
     size: u64,
-) -> Result<()> {
+) -> Result<u64> {
     let used = from_db(
         tx.query_one("SELECT used FROM accounts WHERE id = $1", &[&account])?
             .get(0),
@@ -267,7 +268,7 @@ fn check_quota(
             quota,
         });
     }
-    Ok(())
+    Ok(used)
 }
 
 /// Stores a message in a folder: quota checked under the account's lock (a refusal
@@ -277,7 +278,7 @@ pub fn deliver(tx: &mut Transaction<'_>, node: &Node, d: &Delivery) -> Result<De
     let folder = folder_id(tx, account, &d.folder)?;
     let flags = flag_set(d.flags.iter().map(String::as_str))?;
     let size = d.bytes.len() as u64;
-    check_quota(tx, &d.address, account, quota, size)?;
+    let used = check_quota(tx, &d.address, account, quota, size)?;
     blobs::hold(tx, &d.hash, &d.bytes)?;
     let meta = MessageMeta {
         uid: 0,
@@ -296,6 +297,10 @@ pub fn deliver(tx: &mut Transaction<'_>, node: &Node, d: &Delivery) -> Result<De
         hash: d.hash.clone(),
         size,
         modseq,
+        usage: Usage {
+            used: used.saturating_add(size),
+            quota,
+        },
     })
 }
 
