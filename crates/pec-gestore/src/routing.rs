@@ -4,10 +4,13 @@
 //! be reached: the sender then gets a mancata consegna with `no-dominio`.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::{ResolveError, TokioResolver};
 
 /// Why no target could be found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,21 +121,43 @@ impl Router {
                 Ok(targets)
             }
             Err(e) if e.is_nx_domain() => Err(RouteError::NoDomain(domain)),
-            Err(e) if e.is_no_records_found() => match resolver.lookup_ip(fqdn.as_str()).await {
-                Ok(ips) if ips.iter().next().is_some() => Ok(ips
-                    .iter()
-                    .map(|ip| Target {
-                        name: domain.clone(),
-                        connect: std::net::SocketAddr::new(ip, self.port).to_string(),
-                    })
-                    .collect()),
-                Ok(_) => Err(RouteError::NoDomain(domain)),
-                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
-                    Err(RouteError::NoDomain(domain))
-                }
-                Err(e) => Err(RouteError::Temporary(domain, e.to_string())),
-            },
+            Err(e) if empty_answer(&e) => self.implicit_mx(resolver, &fqdn, domain).await,
             Err(e) => Err(RouteError::Temporary(domain, e.to_string())),
+        }
+    }
+
+    /// The domain itself as its only MX (RFC 5321 §5.1), by its IPv4 then IPv6 addresses:
+    /// a domain without any only when both questions are answered without one, a
+    /// temporary failure when either could not be asked and the other found none.
+    async fn implicit_mx(
+        &self,
+        resolver: &TokioResolver,
+        fqdn: &str,
+        domain: String,
+    ) -> Result<Vec<Target>, RouteError> {
+        let (v4, v6) = tokio::join!(resolver.ipv4_lookup(fqdn), resolver.ipv6_lookup(fqdn));
+        let mut ips: Vec<IpAddr> = Vec::new();
+        let mut failed = None;
+        match v4 {
+            Ok(found) => ips.extend(found.iter().map(|a| IpAddr::V4(a.0))),
+            Err(e) if e.is_nx_domain() || empty_answer(&e) => {}
+            Err(e) => failed = Some(e),
+        }
+        match v6 {
+            Ok(found) => ips.extend(found.iter().map(|a| IpAddr::V6(a.0))),
+            Err(e) if e.is_nx_domain() || empty_answer(&e) => {}
+            Err(e) => failed = failed.or(Some(e)),
+        }
+        match (ips.is_empty(), failed) {
+            (false, _) => Ok(ips
+                .into_iter()
+                .map(|ip| Target {
+                    name: domain.clone(),
+                    connect: SocketAddr::new(ip, self.port).to_string(),
+                })
+                .collect()),
+            (true, Some(e)) => Err(RouteError::Temporary(domain, e.to_string())),
+            (true, None) => Err(RouteError::NoDomain(domain)),
         }
     }
 
@@ -149,4 +174,18 @@ impl Router {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// Whether `e` is a name server's answer without records of the type asked (`NOERROR`
+/// with an empty answer). hickory reports a `SERVFAIL`, `REFUSED` or other failed exchange
+/// as "no records found" too: those say nothing of the domain and are retried, never
+/// turned into a mancata consegna for a domain that does not exist.
+fn empty_answer(e: &ResolveError) -> bool {
+    matches!(
+        e.proto().map(|p| p.kind()),
+        Some(ProtoErrorKind::NoRecordsFound {
+            response_code: ResponseCode::NoError,
+            ..
+        })
+    )
 }

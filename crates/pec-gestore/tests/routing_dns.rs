@@ -1,6 +1,6 @@
 //! MX routing against a real DNS exchange: a small name server on loopback (answers built
 //! with hickory-proto, not by our router) serving MX records with preferences, a null MX,
-//! an address-only domain and NXDOMAIN.
+//! an address-only domain and NXDOMAIN; name servers failing (SERVFAIL, REFUSED).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -40,7 +40,14 @@ fn answer(query: &Message) -> Message {
         ("plain.test.", RecordType::A) => {
             m.add_answer(rec(RData::A(A(Ipv4Addr::new(127, 0, 0, 13)))));
         }
+        ("servfail.test.", _) | ("mxless.test.", RecordType::A) => {
+            m.set_response_code(ResponseCode::ServFail);
+        }
+        ("refused.test.", _) => {
+            m.set_response_code(ResponseCode::Refused);
+        }
         ("plain.test.", _)
+        | ("mxless.test.", _)
         | ("pec.multi.test.", _)
         | ("mx1.multi.test.", _)
         | ("mx2.multi.test.", _)
@@ -114,4 +121,18 @@ async fn mx_preference_null_mx_implicit_mx_and_nxdomain() {
             .await,
         Err(RouteError::NoDomain(_))
     ));
+}
+
+#[tokio::test]
+async fn a_failing_name_server_is_a_temporary_error_not_a_missing_domain() {
+    let router = Router::with_dns_server(BTreeMap::new(), name_server().await, 2525);
+    // SERVFAIL or REFUSED for the MX, or for the address of a domain without MX: nothing
+    // is known of the domain, so it is retried rather than refused as "no-dominio".
+    for domain in ["servfail.test", "refused.test", "mxless.test"] {
+        let r = router.targets(domain).await;
+        assert!(
+            matches!(r, Err(RouteError::Temporary(..))),
+            "{domain}: {r:?}"
+        );
+    }
 }
