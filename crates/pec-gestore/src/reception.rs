@@ -525,6 +525,18 @@ impl<S: Scanner> Gestore<S> {
             };
             b.log
                 .push(self.log(event, tx, &[&notice.message_id], provider, r));
+            // The sender's timer for `r`, when the sender is ours, ends with this step
+            // even when the receipt cannot be filed in it (the sender's mailbox full):
+            // its 12 h / 24 h notices would deny what this step stores.
+            let outcome = match event {
+                Event::Consegna => TimerOutcome::Delivered,
+                _ => TimerOutcome::Error,
+            };
+            b.outcomes.push(pec_store::OutcomeUpdate {
+                identificativo: tx.identificativo.clone(),
+                recipient: r.clone(),
+                outcome,
+            });
             self.send_from_step(&mut b, step, &notice, receipts)?;
         }
         let reason = stray_reason(Kind::PostaCertificata);

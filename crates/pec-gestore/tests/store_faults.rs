@@ -923,6 +923,26 @@ async fn a_full_sender_mailbox_holds_back_its_receipt_not_the_delivery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receipt_held_back_by_a_full_mailbox_leaves_no_timer_to_deny_the_delivery() {
+    let b = beta();
+    assert!(
+        b.submit(&[PROTOCOLLO], "Oltre il giorno")
+            .await
+            .is_positive()
+    );
+    let used = b.store.inner().usage(ANNA).unwrap().used;
+    b.store.inner().set_quota(ANNA, used).unwrap();
+    assert_eq!(b.run_queue().await, 1);
+    assert_eq!(b.queued(), ["avvenuta-consegna"]);
+    // A day later, with room again: the delivery was stored, so no notice says otherwise.
+    b.advance(25 * 3600);
+    b.store.inner().set_quota(ANNA, used * 10).unwrap();
+    assert_eq!(b.g.run_timers_once(), 0);
+    assert_eq!(b.inbox(ANNA), ["accettazione"]);
+    assert_eq!(b.count("preavviso-errore-consegna"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writing_to_itself_a_mailbox_with_room_for_the_message_alone_gets_it() {
     let b = beta();
     assert!(b.submit(&[ANNA], "A me stessa").await.is_positive());
