@@ -243,6 +243,12 @@ where
         .await
 }
 
+/// Bytes of replies held back at most while pipelined commands wait (RFC 2920 lets a
+/// server send them whenever): a client that keeps its input from ever running dry, and
+/// does not read, gets them written (and meets the write timeout) instead of piling them
+/// up in the server's memory.
+const HELD_REPLIES: usize = 16 * 1024;
+
 /// Why a session stops reading commands.
 enum Flow {
     Continue,
@@ -251,7 +257,8 @@ enum Flow {
 
 struct Session<H> {
     stream: Stream,
-    /// Replies not yet written: flushed only when no pipelined command is waiting.
+    /// Replies not yet written: flushed when no pipelined command is waiting, or when
+    /// [`HELD_REPLIES`] are held.
     out: Vec<u8>,
     info: SessionInfo,
     config: Arc<ServerConfig>,
@@ -407,7 +414,7 @@ impl<H: Handler> Session<H> {
             text: greeting,
         });
         loop {
-            if self.stream.buffer().is_empty() {
+            if self.stream.buffer().is_empty() || self.out.len() >= HELD_REPLIES {
                 self.flush().await?;
             }
             let line = tokio::select! {

@@ -339,3 +339,24 @@ async fn credentials_that_cannot_be_checked_are_a_temporary_error() {
             .starts_with("235 2.7.0")
     );
 }
+
+#[tokio::test]
+async fn replies_to_a_pipeline_that_never_runs_dry_are_written_not_held() {
+    let server = start(Mode::Mx, |_| {}).await;
+    let mut raw = Raw::connect(server.addr).await;
+    assert!(raw.reply().await.starts_with("220 "));
+    // The input ends mid-command: the server never finds it empty, yet the replies to
+    // the 4000 commands before come back without the client sending more.
+    let mut pipeline = "NOOP\r\n".repeat(4000).into_bytes();
+    pipeline.extend_from_slice(b"NOO");
+    raw.send(&pipeline).await;
+    let first = raw.reply().await;
+    assert!(first.starts_with("250 "), "{first}");
+    // Nothing lost: every command gets its reply once the last one is complete.
+    raw.send(b"P\r\n").await;
+    for n in 1..4001 {
+        let r = raw.reply().await;
+        assert!(r.starts_with("250 "), "reply {n}: {r}");
+    }
+    server.shutdown().await;
+}
