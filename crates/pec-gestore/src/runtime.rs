@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pec_net::ListenerLimits;
 use pec_smtp::{Mode, ServerConfig};
@@ -19,6 +20,7 @@ use crate::admin::api::AdminApi;
 use crate::antivirus::Scanner;
 use crate::autoconfig::{ClientSetup, Http, Operations, serve_http};
 use crate::handlers::{MxHandler, SubmissionHandler};
+use crate::handoff::HANDOFF_LEASE;
 use crate::metrics::Metrics;
 use crate::service::Gestore;
 use crate::workers::{Relays, run_workers};
@@ -300,16 +302,19 @@ pub async fn start<S: Scanner>(parts: Parts<S>) -> std::io::Result<Running> {
             crate::protocol::webhook::run(g.clone(), stopped()),
             crate::proof::run(g.clone(), tsa_url, stopped()),
         );
-        // Sessions in their grace period may still hand envelopes off: once none is left
-        // (or nobody will say so), what they handed off is delivered now rather than when
-        // its lease runs out after a restart.
+        // Sessions that ended within their grace period may have handed envelopes off:
+        // once none is left (or nobody will say so), what they handed off is delivered now
+        // rather than when its lease runs out after a restart. For no longer than the lease
+        // itself (a store that does not answer): what is left is the queue's then.
         let _ = sessions_ended.await;
-        let n = g.run_handed_once(&parts.relays).await;
-        if n > 0 {
-            info!(
+        let lease = Duration::from_secs(HANDOFF_LEASE.unsigned_abs());
+        match tokio::time::timeout(lease, g.run_handed_once(&parts.relays)).await {
+            Ok(0) => {}
+            Ok(n) => info!(
                 delivered = n,
                 "handed-off envelopes delivered before stopping"
-            );
+            ),
+            Err(_) => warn!("handed-off envelopes left to their lease: the store is slow"),
         }
     });
     info!(gestore = %parts.gestore.id.name, "gestore running");
