@@ -64,3 +64,32 @@ async fn one_address_cannot_hold_more_than_its_share_of_any_listener() {
     }
     lab.shutdown().await;
 }
+
+/// Sends a request whose head is `pad` bytes of one header, then prints the status line.
+const LARGE_HEAD: &str = r#"
+import socket, sys
+port, pad = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+head = b"GET /nothing HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * pad + b"\r\nConnection: close\r\n\r\n"
+try:
+    s.sendall(head)
+except (BrokenPipeError, ConnectionResetError):
+    pass
+print(s.recv(200).split(b"\r\n")[0].decode())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_beyond_a_few_kilobytes_is_refused_before_login() {
+    let mut specs = standard();
+    specs.truncate(1);
+    let lab = Lab::start(specs, &[]).await;
+    let port = lab.node("alfa").http_port.to_string();
+    let status = |pad: &str| run_python(LARGE_HEAD, &[&port, pad], &[], b"").unwrap();
+    assert!(
+        status("8000").starts_with("HTTP/1.1 404"),
+        "a head of 8 KB is read"
+    );
+    let big = status("65536");
+    assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+    lab.shutdown().await;
+}

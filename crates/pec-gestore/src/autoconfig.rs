@@ -400,6 +400,9 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     response(status, "text/plain; charset=utf-8", format!("{text}\n"))
 }
 
+/// Bytes an HTTP connection buffers at most: the whole request head must fit.
+const HTTP_BUFFER: usize = 16 * 1024;
+
 /// Serves autoconfig and Autodiscover on `listener` until `stopped` resolves, within
 /// `limits` (connections per client and in all: more are closed at once; the TLS
 /// handshake); open connections then finish their request and close. With `tls` every
@@ -449,9 +452,12 @@ where
             async move { Ok::<_, Infallible>(http.respond(req, peer, &streaming).await) }
         }
     });
+    // The request head is read before anyone has logged in: a few KB (hyper's default
+    // buffer, about 400 KB, is refused with 431 here), bodies stream through it.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(HTTP_BUFFER)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let time_up = async {
