@@ -693,25 +693,40 @@ impl<S: Scanner> Gestore<S> {
                 None
             }
             Kind::RilevazioneVirus => {
-                let virus = d.errore_esteso.clone().unwrap_or_default();
-                let g = self.id.notice(
-                    &tx,
-                    &Notice::ErroreConsegnaVirus {
-                        recipient: &recipient,
-                        virus: &virus,
-                    },
-                    &tx.mittente,
-                    now,
-                )?;
-                self.send(b, &tx.identificativo, &g);
-                b.log.push(self.log(
-                    Event::ErroreConsegnaVirus,
-                    &tx,
-                    &[&g.message_id],
-                    emitter,
-                    &recipient,
-                ));
-                Some(TimerOutcome::Virus)
+                // The mancata consegna per virus goes only to the sender of a message of
+                // ours to that recipient (its timer says so): another gestore's word alone
+                // does not make the gestore sign an outcome of a message it never sent.
+                let timers = self.store.timers(&tx.identificativo)?;
+                let ours = timers
+                    .iter()
+                    .find(|t| t.recipient.eq_ignore_ascii_case(recipient.trim()));
+                match ours {
+                    Some(timer) => {
+                        let virus = d.errore_esteso.clone().unwrap_or_default();
+                        let g = self.id.notice(
+                            &tx,
+                            &Notice::ErroreConsegnaVirus {
+                                recipient: &recipient,
+                                virus: &virus,
+                            },
+                            &timer.sender,
+                            now,
+                        )?;
+                        self.send(b, &tx.identificativo, &g);
+                        b.log.push(self.log(
+                            Event::ErroreConsegnaVirus,
+                            &tx,
+                            &[&g.message_id],
+                            emitter,
+                            &recipient,
+                        ));
+                        Some(TimerOutcome::Virus)
+                    }
+                    None => {
+                        warn!(identificativo = %tx.identificativo, %recipient, "rilevazione virus about no message of ours: filed, nobody told");
+                        None
+                    }
+                }
             }
             _ => outcome_of(kind, d),
         };

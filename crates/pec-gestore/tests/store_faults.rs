@@ -442,6 +442,58 @@ async fn beta_with_a_receipt_for_anna() -> (Beta, Vec<u8>) {
     (b, receipt)
 }
 
+/// The avviso di rilevazione virus alfa signs about `tx` for `recipient`, to beta's
+/// service address.
+fn rilevazione_virus(b: &Beta, tx: &Transaction, recipient: &str) -> Vec<u8> {
+    identity(0)
+        .notice(
+            tx,
+            &Notice::RilevazioneVirus {
+                recipient,
+                virus: "Eicar-Signature",
+            },
+            b.g.id.address(),
+            b.clock.now(),
+        )
+        .unwrap()
+        .bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rilevazione_virus_tells_only_the_sender_of_a_message_of_ours() {
+    // About Anna's message to Mario: Anna gets the mancata consegna per virus.
+    let b = beta();
+    assert!(b.submit(&[MARIO], "Allegato").await.is_positive());
+    let tx = Transaction::from_daticert(&b.queued_envelope("pec.alfa.test"));
+    let service = [b.g.id.address().to_string()];
+    let reply =
+        b.g.receive(
+            "posta-certificata@pec.alfa.test",
+            &service,
+            &rilevazione_virus(&b, &tx, MARIO),
+        )
+        .await;
+    assert!(reply.is_positive(), "{reply:?}");
+    assert_eq!(b.count("errore-consegna-virus"), 1);
+    assert!(b.queued().contains(&"errore-consegna".to_string()));
+
+    // About a message beta never sent (one of alfa's own): filed, but nobody is told.
+    let b = beta();
+    let envelope = b.envelope_from_alfa(&[ANNA], "Mai spedito da beta");
+    let tx = Transaction::from_daticert(&classify(&envelope).daticert.unwrap());
+    let reply =
+        b.g.receive(
+            "posta-certificata@pec.alfa.test",
+            &service,
+            &rilevazione_virus(&b, &tx, ANNA),
+        )
+        .await;
+    assert!(reply.is_positive(), "{reply:?}");
+    assert_eq!(b.count("ricezione rilevazione-virus"), 1);
+    assert_eq!(b.count("errore-consegna-virus"), 0);
+    assert!(b.queued().is_empty(), "{:?}", b.queued());
+}
+
 /// Whether the timer of Mario for Anna's message says delivered.
 fn delivered(b: &Beta) -> bool {
     let id = b.queued_envelope("pec.alfa.test").identificativo;
