@@ -102,9 +102,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if self.buf.len() > MAX_LINE {
                 return Err(Error::Protocol("POP3 line too long".into()));
             }
-            let read =
-                tokio::time::timeout(self.config.limits.idle_timeout, self.conn.read(&mut chunk))
-                    .await;
+            let limits = &self.config.limits;
+            let silence = match self.user {
+                Some(_) => limits.idle_timeout,
+                None => limits.login_timeout,
+            };
+            let read = tokio::time::timeout(silence, self.conn.read(&mut chunk)).await;
             match read {
                 Err(_) | Ok(Ok(0)) => return Ok(None),
                 Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),

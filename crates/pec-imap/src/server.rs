@@ -37,6 +37,10 @@ pub struct Limits {
     pub auth_failure_delay: Duration,
     /// A connection silent this long is closed (IMAP autologout is 30 minutes).
     pub idle_timeout: Duration,
+    /// Before login, a connection silent this long is closed: RFC 9051 lets the
+    /// unauthenticated state's autologout be shorter, and a connection slot held by a
+    /// client that never logs in is a slot the rightful users lack.
+    pub login_timeout: Duration,
     /// Connection limits of each listener (per client and in all), the TLS handshake
     /// limit (implicit and STARTTLS/STLS), blocked writes, shutdown grace.
     pub connections: ListenerLimits,
@@ -55,6 +59,7 @@ impl Default for Limits {
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30 * 60),
+            login_timeout: Duration::from_secs(60),
             connections: ListenerLimits::default(),
             auth: Arc::default(),
         }

@@ -321,3 +321,46 @@ async fn idle_accepts_only_done() {
     let out = session(config, &input).await;
     assert!(out.contains("+ idling") && out.contains("* BYE"), "{out}");
 }
+
+/// On tokio's paused clock: a client that never logs in holds its connection slot one
+/// minute, not the thirty of the logged-in autologout.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_does_not_log_in_is_let_go_after_a_minute() {
+    let (_dir, config) = common::config(None);
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let start = tokio::time::Instant::now();
+    let session = tokio::spawn(imap_session(server, true, config.clone()));
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    let silent = start.elapsed().as_secs();
+    assert!((60..62).contains(&silent), "closed after {silent} s");
+    assert!(String::from_utf8_lossy(&out).starts_with("* OK"));
+    let _ = session.await.unwrap();
+
+    // POP3 alike.
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let start = tokio::time::Instant::now();
+    let session = tokio::spawn(pec_imap::pop3_session(server, true, config.clone()));
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    let silent = start.elapsed().as_secs();
+    assert!((60..62).contains(&silent), "POP3 closed after {silent} s");
+    assert!(String::from_utf8_lossy(&out).starts_with("+OK"));
+    let _ = session.await.unwrap();
+
+    // Logged in, the same silence is nothing.
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(imap_session(server, true, config));
+    client.write_all(LOGIN).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("a0 OK") {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let quiet =
+        tokio::time::timeout(std::time::Duration::from_secs(600), client.read(&mut buf)).await;
+    assert!(quiet.is_err(), "still open after ten silent minutes");
+    session.abort();
+}

@@ -142,7 +142,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// `false` when the session must end (the client left, or idled too long). Meanwhile,
     /// once NOTIFY asked for it, what changes is told as it happens (RFC 5465 3).
     pub(super) async fn read_more(&mut self, buf: &mut [u8]) -> Result<bool> {
-        let deadline = tokio::time::Instant::now() + self.config.limits.idle_timeout;
+        let limits = &self.config.limits;
+        let silence = match self.user {
+            Some(_) => limits.idle_timeout,
+            None => limits.login_timeout,
+        };
+        let deadline = tokio::time::Instant::now() + silence;
         let read = loop {
             let pushing = self.notify.is_some();
             let conn = &mut self.conn;
