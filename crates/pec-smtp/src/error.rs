@@ -71,9 +71,15 @@ impl Error {
     }
 
     /// True when a later attempt may succeed (connection problems, timeouts, `4xx`), false
-    /// when retrying is pointless (`5xx`, configuration, unsupported content).
+    /// when retrying is pointless (`5xx`, configuration, unsupported content). A `5xx`
+    /// greeting is temporary: that host refuses service, which says nothing of the
+    /// message or its recipients, so the next host of the domain is tried and, if none
+    /// takes it, the message later (as Postfix's `smtp_skip_5xx_greeting`).
     pub fn is_temporary(&self) -> bool {
         match self {
+            Error::Rejected {
+                stage: "greeting", ..
+            } => true,
             Error::Io(_)
             | Error::Tls(_)
             | Error::Timeout(_)

@@ -182,6 +182,29 @@ async fn relay_errors_are_classified() {
     }
     assert!(!err.is_temporary());
     server.shutdown().await;
+
+    // A host that greets with 554 refuses service, not this message: temporary, so the
+    // domain's next host is tried.
+    let refusing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = refusing.local_addr().unwrap().to_string();
+    let host = tokio::spawn(async move {
+        let (mut conn, _) = refusing.accept().await.unwrap();
+        conn.write_all(b"554 5.7.1 no service here\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest).await;
+    });
+    let err = relay(ClientTls::None)
+        .deliver(&addr, "a@x.test", &["b@y.test".into()], b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Rejected { stage: "greeting", reply } if reply.code == 554),
+        "{err}"
+    );
+    assert!(err.is_temporary());
+    host.await.unwrap();
 }
 
 /// A TCP relay in front of a test server that counts the connections it accepted and
