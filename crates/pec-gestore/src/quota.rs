@@ -6,9 +6,10 @@
 //!
 //! The notice is sent once per crossing: a delivery warns only when the mailbox was
 //! below the threshold without it and is at or above it with it, by the usage its own
-//! durable step saw. The archive's usage is read after the commit, so two copies committed
-//! in the same instant may both see the crossing: at worst two notices. A plain message from the gestore's service address,
-//! not signed: it is not a PEC receipt.
+//! durable step saw. The archive's usage is read after the commit, so two copies
+//! committed in the same instant may both see the crossing: at worst two notices. A
+//! plain message from the gestore's service address, not signed: it is not a PEC
+//! receipt.
 
 use chrono::{DateTime, Utc};
 use pec_store::Usage;

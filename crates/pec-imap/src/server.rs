@@ -38,8 +38,8 @@ pub struct Limits {
     /// A connection silent this long is closed (IMAP autologout is 30 minutes).
     pub idle_timeout: Duration,
     /// Before login, a connection silent this long is closed: RFC 9051 lets the
-    /// unauthenticated state's autologout be shorter, and a connection slot held by a
-    /// client that never logs in is a slot the rightful users lack.
+    /// unauthenticated state's autologout be shorter, so an idle socket that never logs
+    /// in gives its connection slot back within a minute rather than thirty.
     pub login_timeout: Duration,
     /// Connection limits of each listener (per client and in all), the TLS handshake
     /// limit (implicit and STARTTLS/STLS), blocked writes, shutdown grace.

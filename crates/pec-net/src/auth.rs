@@ -10,9 +10,7 @@
 //!   whether an account exists.
 //! - **Growing per-client penalty.** After failures from a client its next attempts wait
 //!   2 s, 4 s, 8 s, then 15 s (by default), before any verification. Only that
-//!   client waits: the rightful user logging in from elsewhere is never slowed down. A
-//!   success lifts the penalty only when the failures were against the same account (a
-//!   typo): logging into one's own account between guesses at another's lifts nothing.
+//!   client waits: the rightful user logging in from elsewhere is never slowed down.
 //!
 //! - **New passwords too.** Hashing a new password ([`Authenticator::hash`], the
 //!   administration API) costs what a verification costs, so it runs in the same pool.
@@ -30,7 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::password::{dummy_hash, hash_password, verify_in};
-use crate::penalty::{Penalties, Policy, Target};
+use crate::penalty::{Penalties, Policy};
 use crate::work_memory::WorkMemory;
 use crate::{Error, Result};
 
@@ -145,12 +143,11 @@ impl Authenticator {
         let turn = self.penalties().admit(client, Instant::now());
         tokio::time::sleep_until(turn).await;
         let hash: Arc<str> = stored.map_or_else(|| self.dummy.clone(), Arc::from);
-        let target = fingerprint(&hash);
         let matched = self.run(password, hash).await && stored.is_some();
         if matched {
-            self.penalties().succeeded(client, target);
+            self.penalties().succeeded(client);
         } else {
-            self.penalties().failed(client, target, Instant::now());
+            self.penalties().failed(client, Instant::now());
         }
         matched
     }
@@ -168,10 +165,9 @@ impl Authenticator {
         tokio::time::sleep_until(turn).await;
         let found = check.await;
         if found.is_some() {
-            self.penalties().succeeded(client, NOT_A_PASSWORD);
+            self.penalties().succeeded(client);
         } else {
-            self.penalties()
-                .failed(client, NOT_A_PASSWORD, Instant::now());
+            self.penalties().failed(client, Instant::now());
         }
         found
     }
@@ -251,15 +247,4 @@ async fn release_when_idle(memory: Weak<WorkMemory>, mut due: Instant) {
             None => return,
         }
     }
-}
-
-/// What [`Authenticator::penalised`] checks fail against: not a password.
-const NOT_A_PASSWORD: Target = 0;
-
-/// The account a password check was against, as the penalty tells accounts apart: a
-/// fingerprint of its stored PHC string (unique by its random salt).
-fn fingerprint(stored: &str) -> Target {
-    let mut h = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(stored, &mut h);
-    std::hash::Hasher::finish(&h).max(1)
 }

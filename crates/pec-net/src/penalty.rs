@@ -2,11 +2,8 @@
 //! failure in a row, the next attempt from that client waits `first × 2^(n-1)`, at most
 //! `max` (2 s, 4 s, 8 s, 15 s by default). Attempts are also spaced by that delay one after
 //! the other, so opening many connections at once does not multiply the guesses. A
-//! success forgets the client when every failure it had was against the same secret (a
-//! typo, then the right password); a success against another (the client's own account,
-//! while it guesses someone else's) forgets nothing, or it would reset the delays at will.
-//! `forget` without failures forgets the client too. At most `capacity` clients are
-//! remembered: when full, the longest quiet one is dropped.
+//! success forgets the client; so do `forget` without failures. At most `capacity` clients
+//! are remembered: when full, the longest quiet one is dropped.
 //!
 //! Pure bookkeeping over an [`Instant`] passed in; the waiting is the caller's.
 
@@ -36,21 +33,11 @@ impl Policy {
     }
 }
 
-/// The secrets a client's failures were against, told apart by [`Target`]s: at most
-/// [`TARGETS`], beyond which it failed against "many".
-const TARGETS: usize = 8;
-
-/// What a failure was against: a fingerprint of the stored secret (its PHC string, or a
-/// fixed value for checks that are not passwords).
-pub(crate) type Target = u64;
-
 struct Entry {
     failures: u32,
     last_failure: Instant,
     /// The earliest moment the next attempt may be verified.
     next: Instant,
-    /// What the failures were against (`None`: more than [`TARGETS`] secrets).
-    against: Option<Vec<Target>>,
 }
 
 /// Remembered clients and their failures.
@@ -83,8 +70,8 @@ impl Penalties {
         at
     }
 
-    /// Records a failed attempt from `client` against `target` at `now`.
-    pub(crate) fn failed(&mut self, client: IpAddr, target: Target, now: Instant) {
+    /// Records a failed attempt from `client` at `now`.
+    pub(crate) fn failed(&mut self, client: IpAddr, now: Instant) {
         if !self.clients.contains_key(&client) && self.clients.len() >= self.policy.capacity {
             self.make_room(now);
         }
@@ -93,37 +80,18 @@ impl Penalties {
             failures: 0,
             last_failure: now,
             next: now,
-            against: Some(Vec::new()),
         });
         if now.saturating_duration_since(entry.last_failure) >= policy.forget {
             entry.failures = 0;
-            entry.against = Some(Vec::new());
-        }
-        if let Some(against) = &mut entry.against
-            && !against.contains(&target)
-        {
-            if against.len() < TARGETS {
-                against.push(target);
-            } else {
-                entry.against = None;
-            }
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last_failure = now;
         entry.next = entry.next.max(now + policy.delay(entry.failures));
     }
 
-    /// Forgets `client` after a successful check against `target`, when every failure it
-    /// had was against that same target.
-    pub(crate) fn succeeded(&mut self, client: IpAddr, target: Target) {
-        let only_this = self.clients.get(&client).is_some_and(|e| {
-            e.against
-                .as_ref()
-                .is_some_and(|a| a.iter().all(|t| *t == target))
-        });
-        if only_this {
-            self.clients.remove(&client);
-        }
+    /// Forgets `client` after a successful login.
+    pub(crate) fn succeeded(&mut self, client: IpAddr) {
+        self.clients.remove(&client);
     }
 
     /// Drops the clients whose penalty has lapsed, and if none has, the quietest one.
@@ -179,7 +147,7 @@ mod tests {
     fn attempts_in_parallel_are_spaced_by_the_delay() {
         let mut t = Penalties::new(policy(10));
         let t0 = Instant::now();
-        t.failed(ip(1), 0, t0);
+        t.failed(ip(1), t0);
         let s = Duration::from_secs;
         assert_eq!(t.admit(ip(1), t0), t0 + s(2));
         assert_eq!(t.admit(ip(1), t0), t0 + s(4));
@@ -188,37 +156,20 @@ mod tests {
     }
 
     #[test]
-    fn a_success_lifts_only_failures_against_the_same_secret() {
-        let mut t = Penalties::new(policy(10));
-        let t0 = Instant::now();
-        t.failed(ip(1), 7, t0);
-        t.succeeded(ip(1), 8);
-        assert!(t.admit(ip(1), t0) > t0, "another secret lifts nothing");
-        t.succeeded(ip(1), 7);
-        assert_eq!(t.admit(ip(1), t0), t0, "the same one does");
-        // Failures against more secrets than are told apart: nothing lifts them.
-        for target in 0..=TARGETS as u64 {
-            t.failed(ip(2), target, t0);
-        }
-        t.succeeded(ip(2), 0);
-        assert!(t.admit(ip(2), t0) > t0);
-    }
-
-    #[test]
     fn a_long_quiet_client_is_forgotten_and_the_table_stays_bounded() {
         let mut t = Penalties::new(policy(3));
         let t0 = Instant::now();
         for n in 1..=3 {
-            t.failed(ip(n), 0, t0 + Duration::from_secs(u64::from(n)));
+            t.failed(ip(n), t0 + Duration::from_secs(u64::from(n)));
         }
-        t.failed(ip(4), 0, t0 + Duration::from_secs(10));
+        t.failed(ip(4), t0 + Duration::from_secs(10));
         assert_eq!(t.remembered(), 3);
         let later = t0 + Duration::from_secs(10);
         assert_eq!(t.admit(ip(1), later), later, "the quietest was dropped");
         assert!(t.admit(ip(4), later) > later);
         let much_later = t0 + Duration::from_secs(700);
         assert_eq!(t.admit(ip(4), much_later), much_later);
-        t.failed(ip(5), 0, much_later);
+        t.failed(ip(5), much_later);
         assert!(t.remembered() <= 3);
     }
 }
