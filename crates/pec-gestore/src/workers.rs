@@ -677,7 +677,12 @@ pub async fn run_workers<S: Scanner>(
             last_purge = Some(now);
         }
         if worked >= QUEUE_BATCH {
-            continue;
+            // Behind: the next pass at once, unless told to stop.
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = std::future::ready(()) => continue,
+            }
         }
         tokio::select! {
             _ = &mut shutdown => break,

@@ -33,7 +33,8 @@ use pec_proto::smime::{Digest, OpensslSigner, TrustAnchors};
 use pec_smtp::{ClientTls, Envelope, Handler, Mode, Relay, Reply, SessionInfo};
 use pec_store::faulty::{Fault, Faulty};
 use pec_store::{
-    Blobs, Directory, Ledger, LogQuery, Mailboxes, NewAccount, Outcome as TimerOutcome, SqliteStore,
+    Batch, Blobs, Directory, Ledger, LogQuery, Mailboxes, NewAccount, NewQueueEntry,
+    Outcome as TimerOutcome, SqliteStore,
 };
 
 const MARIO: &str = "mario.rossi@pec.alfa.test";
@@ -115,6 +116,15 @@ fn beta() -> Beta {
 
 /// Beta, with `ordinary` the addresses that take ordinary mail as anomalies.
 fn beta_accepting(ordinary: &[&str]) -> Beta {
+    let settings = Settings {
+        accept_ordinary: ordinary.iter().map(|a| a.to_string()).collect(),
+        ..Settings::default()
+    };
+    beta_with(settings, Router::static_only(BTreeMap::new()))
+}
+
+/// Beta with these settings and routes to other gestori.
+fn beta_with(settings: Settings, router: Router) -> Beta {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Faulty::new(SqliteStore::open(dir.path()).unwrap()));
     for d in ["pec.beta.test", "pec.comune.beta.test"] {
@@ -139,11 +149,8 @@ fn beta_accepting(ordinary: &[&str]) -> Beta {
         store: store.clone(),
         clock: clock.clone(),
         scanner: antivirus.clone(),
-        settings: Settings {
-            accept_ordinary: ordinary.iter().map(|a| a.to_string()).collect(),
-            ..Settings::default()
-        },
-        router: Router::static_only(BTreeMap::new()),
+        settings,
+        router,
         queued: tokio::sync::Notify::new(),
         flow: Default::default(),
         handoff: Default::default(),
@@ -1009,6 +1016,52 @@ async fn writing_to_itself_a_mailbox_with_room_for_the_message_alone_gets_it() {
     assert_eq!(b.inbox(ANNA), ["accettazione", "posta-certificata"]);
     assert_eq!(b.queued(), ["avvenuta-consegna"]);
     assert_eq!((b.count("consegna"), b.count("errore-consegna")), (1, 0));
+}
+
+/// A stop while every pass finds a full batch of due entries (a peer refusing
+/// connections, retried at once): the workers stop after the pass under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_stop_under_a_backlog_that_never_shrinks() {
+    let settings = Settings {
+        retry_base_secs: 0,
+        retry_max_secs: 0,
+        ..Settings::default()
+    };
+    // Port 1 of the loopback: nothing listens there, every connection is refused.
+    let routes = BTreeMap::from([("pec.alfa.test".to_string(), "127.0.0.1:1".to_string())]);
+    let b = beta_with(settings, Router::static_only(routes));
+    let now = b.clock.now().timestamp();
+    let queue = (0..pec_gestore::workers::QUEUE_BATCH + 44)
+        .map(|n| NewQueueEntry {
+            msgid: format!("<arretrato.{n}@pec.beta.test>"),
+            mail_from: ANNA.into(),
+            rcpt_to: vec![MARIO.into()],
+            domain: "pec.alfa.test".into(),
+            message: format!("messaggio {n}\r\n").into_bytes(),
+            created_at: now,
+            due_at: now,
+            expires_at: now + 86_400,
+        })
+        .collect();
+    b.store
+        .inner()
+        .commit_batch(Batch {
+            queue,
+            ..Batch::default()
+        })
+        .unwrap();
+    let workers = pec_gestore::workers::run_workers(b.g.clone(), b.relays.clone(), async {});
+    assert!(
+        tokio::time::timeout(Duration::from_secs(120), workers)
+            .await
+            .is_ok(),
+        "the workers went on past the stop"
+    );
+    // Nothing was given up meanwhile: every entry is still there, to be retried.
+    assert_eq!(
+        b.store.inner().list_queue().unwrap().len(),
+        pec_gestore::workers::QUEUE_BATCH + 44
+    );
 }
 
 /// In-flow control: while the queue worker's last pass found a full batch, a submission
