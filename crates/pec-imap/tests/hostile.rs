@@ -322,31 +322,40 @@ async fn idle_accepts_only_done() {
     assert!(out.contains("+ idling") && out.contains("* BYE"), "{out}");
 }
 
+/// Seconds of tokio's clock until `session` (served over a pipe no byte is sent to)
+/// hangs up, and what it said meanwhile.
+async fn silence_until_hung_up<F>(
+    session: impl FnOnce(tokio::io::DuplexStream) -> F,
+) -> (u64, String)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let start = tokio::time::Instant::now();
+    let running = tokio::spawn(session(server));
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    let silent = start.elapsed().as_secs();
+    let _ = running.await.unwrap();
+    (silent, String::from_utf8_lossy(&out).into_owned())
+}
+
 /// On tokio's paused clock: a client that never logs in holds its connection slot one
 /// minute, not the thirty of the logged-in autologout.
 #[tokio::test(start_paused = true)]
 async fn a_client_that_does_not_log_in_is_let_go_after_a_minute() {
     let (_dir, config) = common::config(None);
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let start = tokio::time::Instant::now();
-    let session = tokio::spawn(imap_session(server, true, config.clone()));
-    let mut out = Vec::new();
-    client.read_to_end(&mut out).await.unwrap();
-    let silent = start.elapsed().as_secs();
+    let c = config.clone();
+    let (silent, out) = silence_until_hung_up(|s| imap_session(s, true, c)).await;
     assert!((60..62).contains(&silent), "closed after {silent} s");
-    assert!(String::from_utf8_lossy(&out).starts_with("* OK"));
-    let _ = session.await.unwrap();
+    assert!(out.starts_with("* OK"));
 
     // POP3 alike.
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let start = tokio::time::Instant::now();
-    let session = tokio::spawn(pec_imap::pop3_session(server, true, config.clone()));
-    let mut out = Vec::new();
-    client.read_to_end(&mut out).await.unwrap();
-    let silent = start.elapsed().as_secs();
+    let c = config.clone();
+    let (silent, out) = silence_until_hung_up(|s| pec_imap::pop3_session(s, true, c)).await;
     assert!((60..62).contains(&silent), "POP3 closed after {silent} s");
-    assert!(String::from_utf8_lossy(&out).starts_with("+OK"));
-    let _ = session.await.unwrap();
+    assert!(out.starts_with("+OK"));
 
     // Logged in, the same silence is nothing.
     let (mut client, server) = tokio::io::duplex(64 * 1024);
